@@ -1,0 +1,393 @@
+//! `http` capability: outbound HTTP for connectors, deny-by-default.
+//!
+//! Every request (and every redirect hop) is checked against the installation's
+//! [`EgressPolicy`] before connecting; the address actually connected to is checked against the
+//! operator's [`NetworkPolicy`] by the client's resolver. `{{secret:NAME}}` placeholders in header
+//! values are filled in by the host after the destination check, so secrets only travel to allowed
+//! destinations and never enter the guest; placeholders or secret values in a URL are refused.
+//! Requests have timeouts (bounded by the call's own deadline), a per-call count limit and a
+//! response-size cap, and each is recorded in the operation log as method, host, path (no query),
+//! status, bytes and milliseconds.
+
+pub mod network;
+pub mod policy;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+use url::{Host, Url};
+
+pub use network::{BlockedAddress, Cidr, NetworkPolicy};
+pub use policy::{EgressPolicy, PatternError};
+
+use super::credentials::Secrets;
+use super::log::{Level, LogBuffer, Source};
+use crate::bindings::connector::patchbay::connector::http as wit;
+use wit::{HttpError, Method, Request, Response};
+
+/// Per-call HTTP bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_requests_per_call: u32,
+    pub default_timeout: Duration,
+    pub max_timeout: Duration,
+    pub max_request_bytes: usize,
+    pub max_response_bytes: usize,
+    pub max_redirects: u8,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_requests_per_call: 50,
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(60),
+            max_request_bytes: 8 * 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// Builds the host's outbound client: no proxies, no automatic redirects, resolver guarded by the
+/// network policy.
+pub fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(network::GuardedResolver { policy: network }))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Per-call HTTP context.
+pub struct HttpCtx {
+    pub client: reqwest::Client,
+    pub egress: Arc<EgressPolicy>,
+    pub network: Arc<NetworkPolicy>,
+    pub secrets: Arc<Secrets>,
+    pub limits: HttpLimits,
+    /// The call's wall-clock deadline; no request outlives it.
+    pub deadline: Instant,
+    pub requests: u32,
+}
+
+/// What the `http` host functions see: the HTTP context plus the call's log buffer.
+pub struct HttpView<'a> {
+    pub http: &'a mut HttpCtx,
+    pub log: &'a mut LogBuffer,
+}
+
+const PLACEHOLDER: &str = "{{secret:";
+
+fn method_of(m: Method) -> reqwest::Method {
+    match m {
+        Method::Get => reqwest::Method::GET,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Options => reqwest::Method::OPTIONS,
+    }
+}
+
+/// Substitutes `{{secret:NAME}}` placeholders in a header value.
+fn fill_secrets(value: &str, secrets: &Secrets) -> Result<(String, bool), String> {
+    if !value.contains(PLACEHOLDER) {
+        return Ok((value.to_string(), false));
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find(PLACEHOLDER) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + PLACEHOLDER.len()..];
+        let end = after.find("}}").ok_or("unterminated {{secret:...}} placeholder")?;
+        let name = after[..end].trim();
+        let secret = secrets.get(name).ok_or_else(|| format!("no secret named {name:?} is set for this installation"))?;
+        out.push_str(secret.expose());
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok((out, true))
+}
+
+/// Headers a connector may not set: the host owns framing and the destination.
+fn is_forbidden_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host" | "content-length" | "transfer-encoding" | "connection" | "upgrade" | "te" | "trailer" | "keep-alive" | "proxy-authorization" | "proxy-connection"
+    )
+}
+
+struct Prepared {
+    /// (name, value after substitution, carried a secret)
+    headers: Vec<(HeaderName, HeaderValue, bool)>,
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host() == b.host() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn log_target(url: &Url) -> (String, String) {
+    let host = match url.host() {
+        Some(Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    };
+    let host = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    (host, url.path().to_string())
+}
+
+fn error_name(e: &HttpError) -> &'static str {
+    match e {
+        HttpError::DestinationNotAllowed(_) => "destination-not-allowed",
+        HttpError::AddressBlocked(_) => "address-blocked",
+        HttpError::InvalidRequest(_) => "invalid-request",
+        HttpError::Timeout => "timeout",
+        HttpError::ResponseTooLarge(_) => "response-too-large",
+        HttpError::ConnectionFailed(_) => "connection-failed",
+        HttpError::TooManyRequests(_) => "too-many-requests",
+    }
+}
+
+fn map_reqwest_error(e: &reqwest::Error) -> HttpError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(b) = s.downcast_ref::<BlockedAddress>() {
+            return HttpError::AddressBlocked(b.to_string());
+        }
+        src = s.source();
+    }
+    if e.is_timeout() {
+        return HttpError::Timeout;
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    HttpError::ConnectionFailed(msg)
+}
+
+impl HttpView<'_> {
+    fn record(&mut self, method: &str, url: &Url, outcome: Result<(u16, usize), &HttpError>, started: Instant) {
+        let (host, path) = log_target(url);
+        let ms = started.elapsed().as_millis().to_string();
+        let mut fields = vec![("method".to_string(), method.to_string()), ("host".into(), host.clone()), ("path".into(), path.clone())];
+        match outcome {
+            Ok((status, bytes)) => {
+                fields.push(("status".into(), status.to_string()));
+                fields.push(("bytes".into(), bytes.to_string()));
+                fields.push(("ms".into(), ms));
+                let level = if status >= 500 { Level::Warn } else { Level::Info };
+                self.log.push(level, Source::Http, &format!("{method} {host}{path} -> {status}"), fields);
+            }
+            Err(e) => {
+                fields.push(("error".into(), error_name(e).to_string()));
+                fields.push(("ms".into(), ms));
+                let detail = match e {
+                    HttpError::DestinationNotAllowed(m)
+                    | HttpError::AddressBlocked(m)
+                    | HttpError::InvalidRequest(m)
+                    | HttpError::ConnectionFailed(m) => m.clone(),
+                    HttpError::Timeout => "timed out".into(),
+                    HttpError::ResponseTooLarge(n) => format!("response larger than {n} bytes"),
+                    HttpError::TooManyRequests(n) => format!("more than {n} requests in one call"),
+                };
+                self.log.push(Level::Warn, Source::Http, &format!("{method} {host}{path} failed: {detail}"), fields);
+            }
+        }
+    }
+
+    /// Validates the URL and destination of one hop.
+    fn check_url(&self, url: &Url) -> Result<(), HttpError> {
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(HttpError::InvalidRequest(format!("unsupported scheme {:?}", url.scheme())));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(HttpError::InvalidRequest("URLs may not carry user info; use headers".into()));
+        }
+        let raw = url.as_str();
+        let decoded = percent_decode(raw);
+        if raw.contains(PLACEHOLDER) || decoded.contains(PLACEHOLDER) {
+            return Err(HttpError::InvalidRequest("secret placeholders are only substituted in header values, not in URLs".into()));
+        }
+        if self.log.scrubber().contains_secret(raw) || self.log.scrubber().contains_secret(&decoded) {
+            return Err(HttpError::InvalidRequest("the URL contains a secret value of this installation; send secrets in headers".into()));
+        }
+        self.http.egress.check(url).map_err(HttpError::DestinationNotAllowed)?;
+        let literal = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            self.http.network.check(ip).map_err(|b| HttpError::AddressBlocked(b.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, req: &Request) -> Result<Prepared, HttpError> {
+        let mut headers = Vec::with_capacity(req.headers.len());
+        for (name, value) in &req.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HttpError::InvalidRequest(format!("invalid header name {name:?}")))?;
+            if is_forbidden_header(&name) {
+                return Err(HttpError::InvalidRequest(format!("header {name} is set by the host")));
+            }
+            let (filled, secret) = fill_secrets(value, &self.http.secrets).map_err(HttpError::InvalidRequest)?;
+            let value = HeaderValue::from_str(&filled).map_err(|_| HttpError::InvalidRequest(format!("invalid value for header {name}")))?;
+            headers.push((name, value, secret));
+        }
+        if req.body.as_ref().is_some_and(|b| b.len() > self.http.limits.max_request_bytes) {
+            return Err(HttpError::InvalidRequest(format!("request body larger than {} bytes", self.http.limits.max_request_bytes)));
+        }
+        Ok(Prepared { headers })
+    }
+
+    async fn exchange(&mut self, req: Request) -> Result<Response, HttpError> {
+        if self.http.requests >= self.http.limits.max_requests_per_call {
+            return Err(HttpError::TooManyRequests(self.http.limits.max_requests_per_call));
+        }
+        self.http.requests += 1;
+        let started = Instant::now();
+        let method = method_of(req.method);
+        let url = match Url::parse(&req.url) {
+            Ok(u) => u,
+            Err(e) => {
+                let err = HttpError::InvalidRequest(format!("invalid URL: {e}"));
+                self.log.push(Level::Warn, Source::Http, &format!("{method} (invalid URL) failed: {e}"), vec![]);
+                return Err(err);
+            }
+        };
+        let mut url = url;
+        url.set_fragment(None);
+        if let Err(e) = self.check_url(&url) {
+            self.record(method.as_str(), &url, Err(&e), started);
+            return Err(e);
+        }
+        let prepared = match self.prepare(&req) {
+            Ok(p) => p,
+            Err(e) => {
+                self.record(method.as_str(), &url, Err(&e), started);
+                return Err(e);
+            }
+        };
+        let requested = req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.http.limits.default_timeout);
+        let remaining = self.http.deadline.saturating_duration_since(Instant::now());
+        let timeout = requested.min(self.http.limits.max_timeout).min(remaining);
+
+        let origin = url.clone();
+        let mut method = method;
+        let mut body = req.body;
+        let mut hops = 0u8;
+        loop {
+            let hop_started = Instant::now();
+            let mut builder = self.http.client.request(method.clone(), url.clone());
+            let cross_origin = !same_origin(&origin, &url);
+            for (name, value, secret) in &prepared.headers {
+                // On a redirect to another origin, credentials stay behind (as browsers do).
+                if cross_origin && (*secret || matches!(name.as_str(), "authorization" | "cookie")) {
+                    continue;
+                }
+                builder = builder.header(name.clone(), value.clone());
+            }
+            if let Some(b) = &body {
+                builder = builder.body(b.clone());
+            }
+            let remaining = timeout.saturating_sub(started.elapsed());
+            let result = tokio::time::timeout(remaining, self.read(builder)).await.unwrap_or(Err(HttpError::Timeout));
+            let (status, headers, bytes) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.record(method.as_str(), &url, Err(&e), hop_started);
+                    return Err(e);
+                }
+            };
+            self.record(method.as_str(), &url, Ok((status, bytes.len())), hop_started);
+            let location = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.clone());
+            let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+            match (req.follow_redirects && is_redirect, location) {
+                (true, Some(loc)) => {
+                    hops += 1;
+                    if hops > self.http.limits.max_redirects {
+                        let e = HttpError::InvalidRequest(format!("more than {} redirects", self.http.limits.max_redirects));
+                        self.record(method.as_str(), &url, Err(&e), hop_started);
+                        return Err(e);
+                    }
+                    let next = url.join(&loc).map_err(|e| HttpError::InvalidRequest(format!("invalid redirect location: {e}")))?;
+                    if let Err(e) = self.check_url(&next) {
+                        self.record(method.as_str(), &next, Err(&e), Instant::now());
+                        return Err(e);
+                    }
+                    if status == 303 || ((status == 301 || status == 302) && method == reqwest::Method::POST) {
+                        method = reqwest::Method::GET;
+                        body = None;
+                    }
+                    url = next;
+                }
+                _ => return Ok(Response { status, headers, body: bytes }),
+            }
+        }
+    }
+
+    async fn read(&self, builder: reqwest::RequestBuilder) -> Result<(u16, Vec<(String, String)>, Vec<u8>), HttpError> {
+        let cap = self.http.limits.max_response_bytes;
+        let mut resp = builder.send().await.map_err(|e| map_reqwest_error(&e))?;
+        let status = resp.status().as_u16();
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(HttpError::ResponseTooLarge(cap as u64));
+        }
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| map_reqwest_error(&e))? {
+            if body.len() + chunk.len() > cap {
+                return Err(HttpError::ResponseTooLarge(cap as u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, body))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(s.as_bytes()).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+}
+
+impl wit::Host for HttpView<'_> {
+    async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HttpError>> {
+        Ok(self.exchange(req).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_from_secrets() {
+        let s: Secrets = [("api_key", "sk_123")].into_iter().collect();
+        assert_eq!(fill_secrets("Bearer {{secret:api_key}}", &s).unwrap(), ("Bearer sk_123".to_string(), true));
+        assert_eq!(fill_secrets("plain", &s).unwrap(), ("plain".to_string(), false));
+        assert!(fill_secrets("{{secret:nope}}", &s).unwrap_err().contains("nope"));
+        assert!(fill_secrets("{{secret:api_key", &s).is_err());
+    }
+
+    #[test]
+    fn percent_decoding_catches_encoded_placeholders() {
+        assert!(percent_decode("https://x/?a=%7B%7Bsecret:k%7D%7D").contains(PLACEHOLDER));
+    }
+}

@@ -1,0 +1,352 @@
+//! `log` capability: structured entries into the installation's operation log.
+//!
+//! Entries are buffered per call (bounded in count and bytes so a log flood cannot exhaust the host)
+//! and handed to an [`OperationLog`] backend when the call ends. Every message and field value passes
+//! through the installation's [`Scrubber`] before it is buffered, so secret values never reach storage
+//! or the console. Guest stdout/stderr and the host's own records (HTTP requests, call outcome) use
+//! the same buffer.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::{Scope, now_ms};
+use crate::bindings::connector::patchbay::connector::log as wit;
+
+/// Severity of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl From<wit::Level> for Level {
+    fn from(l: wit::Level) -> Self {
+        match l {
+            wit::Level::Trace => Level::Trace,
+            wit::Level::Debug => Level::Debug,
+            wit::Level::Info => Level::Info,
+            wit::Level::Warn => Level::Warn,
+            wit::Level::Error => Level::Error,
+        }
+    }
+}
+
+/// Who produced an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The connector, through the `log` import.
+    Guest,
+    /// The connector's stdout.
+    Stdout,
+    /// The connector's stderr.
+    Stderr,
+    /// An outbound HTTP request made for the connector.
+    Http,
+    /// The host: call outcome, limits hit, dropped entries.
+    Host,
+}
+
+/// One operation-log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    pub at_ms: u64,
+    pub level: Level,
+    pub source: Source,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// Replaces an installation's secret values (and their common encodings) with `[REDACTED]`.
+#[derive(Default, Clone)]
+pub struct Scrubber {
+    needles: Vec<String>,
+}
+
+/// Secrets shorter than this are not scrubbed: replacing every occurrence of a 1–3 character string
+/// would destroy the log while protecting nothing a brute force would not find.
+pub const MIN_SCRUB_LEN: usize = 4;
+
+const REDACTED: &str = "[REDACTED]";
+
+impl Scrubber {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut needles = Vec::new();
+        for s in secrets {
+            if s.len() < MIN_SCRUB_LEN {
+                continue;
+            }
+            needles.push(s.to_string());
+            let enc = url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            if enc != s {
+                needles.push(enc);
+            }
+            needles.push(base64::engine::general_purpose::STANDARD.encode(s));
+            needles.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s));
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Self { needles }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// Whether `text` contains any secret value or encoding of one.
+    pub fn contains_secret(&self, text: &str) -> bool {
+        self.needles.iter().any(|n| text.contains(n.as_str()))
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        if !self.contains_secret(text) {
+            return text.to_string();
+        }
+        let mut out = text.to_string();
+        for n in &self.needles {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// Per-call bounds on logging.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    pub max_message_bytes: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self { max_entries: 1_000, max_bytes: 512 * 1024, max_message_bytes: 8 * 1024 }
+    }
+}
+
+/// The per-call entry buffer.
+pub struct LogBuffer {
+    scrubber: Arc<Scrubber>,
+    limits: LogLimits,
+    entries: Vec<LogEntry>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl LogBuffer {
+    pub fn new(scrubber: Arc<Scrubber>, limits: LogLimits) -> Self {
+        Self { scrubber, limits, entries: Vec::new(), bytes: 0, dropped: 0 }
+    }
+
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
+    }
+
+    /// Adds an entry after scrubbing it; drops it (and counts the drop) past the call's limits.
+    pub fn push(&mut self, level: Level, source: Source, message: &str, fields: Vec<(String, String)>) {
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if self.entries.len() >= self.limits.max_entries || self.bytes + size > self.limits.max_bytes {
+            self.dropped += 1;
+            return;
+        }
+        let message = truncate(&self.scrubber.scrub(message), self.limits.max_message_bytes);
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    truncate(&self.scrubber.scrub(&k), 256),
+                    truncate(&self.scrubber.scrub(&v), self.limits.max_message_bytes),
+                )
+            })
+            .collect();
+        self.bytes += size;
+        self.entries.push(LogEntry { at_ms: now_ms(), level, source, message, fields });
+    }
+
+    /// Host record that bypasses the limits (call outcome, drop notices): at most a few per call.
+    pub fn push_host(&mut self, level: Level, message: &str, fields: Vec<(String, String)>) {
+        let message = self.scrubber.scrub(message);
+        let fields = fields.into_iter().map(|(k, v)| (k, self.scrubber.scrub(&v))).collect();
+        self.entries.push(LogEntry { at_ms: now_ms(), level, source: Source::Host, message, fields });
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Ends the call's logging: appends a notice for dropped entries and returns everything.
+    pub fn finish(mut self) -> Vec<LogEntry> {
+        if self.dropped > 0 {
+            let msg = format!(
+                "{} log entries dropped: per-call limit of {} entries / {} bytes reached",
+                self.dropped, self.limits.max_entries, self.limits.max_bytes
+            );
+            self.push_host(Level::Warn, &msg, vec![("dropped".into(), self.dropped.to_string())]);
+        }
+        self.entries
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated {} bytes]", &s[..end], s.len() - end)
+}
+
+/// Where finished calls' entries go.
+pub trait OperationLog: Send + Sync + 'static {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>);
+}
+
+/// In-memory operation log, newest last, bounded per installation.
+#[derive(Default)]
+pub struct MemoryOperationLog {
+    inner: Mutex<BTreeMap<Scope, Vec<LogEntry>>>,
+    cap_per_installation: usize,
+}
+
+impl MemoryOperationLog {
+    pub fn new(cap_per_installation: usize) -> Self {
+        Self { inner: Mutex::default(), cap_per_installation }
+    }
+
+    pub fn entries(&self, scope: &Scope) -> Vec<LogEntry> {
+        self.inner.lock().map(|m| m.get(scope).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl OperationLog for MemoryOperationLog {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Ok(mut m) = self.inner.lock() {
+            let v = m.entry(scope.clone()).or_default();
+            v.extend(entries);
+            let cap = if self.cap_per_installation == 0 { 10_000 } else { self.cap_per_installation };
+            if v.len() > cap {
+                let excess = v.len() - cap;
+                v.drain(..excess);
+            }
+        }
+    }
+}
+
+/// Prints entries through `tracing` (the console), already scrubbed.
+pub struct TracingOperationLog;
+
+impl OperationLog for TracingOperationLog {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
+        for e in entries {
+            let fields = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            let src = format!("{:?}", e.source).to_lowercase();
+            match e.level {
+                Level::Error => tracing::error!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
+                Level::Warn => tracing::warn!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
+                Level::Info => tracing::info!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
+                Level::Debug => tracing::debug!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
+                Level::Trace => tracing::trace!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
+            }
+        }
+    }
+}
+
+/// Fans entries out to several logs (e.g. memory + console).
+pub struct TeeOperationLog(pub Vec<Arc<dyn OperationLog>>);
+
+impl OperationLog for TeeOperationLog {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for l in rest {
+                l.append(scope, entries.clone());
+            }
+            last.append(scope, entries);
+        }
+    }
+}
+
+impl wit::Host for LogBuffer {
+    fn log(&mut self, level: wit::Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        self.push(level.into(), Source::Guest, &message, fields);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_raw_and_encoded_secret_values() {
+        let s = Scrubber::new(["sk_live_abc123", "p@ss word"]);
+        assert_eq!(s.scrub("key=sk_live_abc123!"), "key=[REDACTED]!");
+        assert_eq!(s.scrub("q=p%40ss+word"), "q=[REDACTED]");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("sk_live_abc123");
+        assert_eq!(s.scrub(&format!("Basic {b64}")), "Basic [REDACTED]");
+        assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn short_secrets_are_not_scrubbed() {
+        let s = Scrubber::new(["abc"]);
+        assert!(s.is_empty());
+        assert_eq!(s.scrub("abc"), "abc");
+    }
+
+    #[test]
+    fn buffer_scrubs_fields_and_bounds_entries() {
+        let s = Arc::new(Scrubber::new(["hunter22"]));
+        let mut b = LogBuffer::new(s, LogLimits { max_entries: 3, max_bytes: 1 << 20, max_message_bytes: 64 });
+        for i in 0..10 {
+            b.push(Level::Info, Source::Guest, &format!("m{i} hunter22"), vec![("token".into(), "hunter22".into())]);
+        }
+        assert_eq!(b.dropped(), 7);
+        let out = b.finish();
+        assert_eq!(out.len(), 4);
+        assert!(out.iter().all(|e| !e.message.contains("hunter22")));
+        assert!(out.iter().all(|e| e.fields.iter().all(|(_, v)| !v.contains("hunter22"))));
+        assert!(out[3].message.contains("7 log entries dropped"));
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_char_boundary() {
+        let t = truncate("ééééé", 3);
+        assert!(t.starts_with('é'));
+        assert!(t.contains("truncated"));
+    }
+}

@@ -1,0 +1,16 @@
+//! patchbay: a multi-tenant host for WebAssembly connector components.
+//!
+//! Connectors are components built against the WIT package `patchbay:connector` (see `wit/`).
+//! [`runtime::Runtime`] loads them (compiled once, cached by sha256 in memory and on disk) and runs
+//! every call in a fresh, limited sandbox that can only use the [`capability`] imports the host
+//! lends it: egress-checked HTTP, the installation's own credentials, structured logging, a small
+//! state store and event emission.
+
+pub mod api;
+pub mod bench;
+pub mod bindings;
+pub mod capability;
+pub mod runtime;
+
+pub use capability::Scope;
+pub use runtime::{CallError, CallReport, Installation, Limits, LoadedComponent, Runtime, RuntimeConfig, Services};

@@ -1,0 +1,188 @@
+//! Compiled-component cache: in memory by sha256 of the wasm, and on disk as precompiled artifacts
+//! so a restart does not recompile.
+//!
+//! `Component::deserialize` trusts its input, so an artifact is only loaded when it carries a valid
+//! HMAC-SHA256 tag made with this cache's key (a random key file, mode 0600, in the cache
+//! directory) over the wasm digest, the engine's compatibility hash and the artifact bytes. A
+//! missing, stale (other wasmtime version or configuration), corrupt or foreign file is ignored and
+//! rewritten.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+const MAGIC: &[u8; 8] = b"PBCWASM1";
+const TAG_LEN: usize = 32;
+
+/// A sha256 digest of component bytes, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub String);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.0)
+    }
+}
+
+/// Where a component came from on this load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheHit {
+    Memory,
+    Disk,
+    Compiled,
+}
+
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+    key: hmac::Key,
+    compat: String,
+}
+
+impl DiskCache {
+    pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let key_path = dir.join("cache.key");
+        let key = match std::fs::read(&key_path) {
+            Ok(k) if k.len() == 32 => k,
+            _ => {
+                let mut k = vec![0u8; 32];
+                SystemRandom::new().fill(&mut k).map_err(|_| std::io::Error::other("no system randomness"))?;
+                write_private(&key_path, &k)?;
+                k
+            }
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        Ok(Self { dir: dir.to_path_buf(), key: hmac::Key::new(hmac::HMAC_SHA256, &key), compat: format!("{:016x}", h.finish()) })
+    }
+
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(format!("{}-{}.cwasm", digest.0, self.compat))
+    }
+
+    fn tag(&self, digest: &Digest, artifact: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(digest.0.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(self.compat.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(artifact);
+        ctx.sign()
+    }
+
+    /// Loads an authenticated artifact, or `None`.
+    pub(crate) fn load(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
+        let path = self.path(digest);
+        let bytes = std::fs::read(&path).ok()?;
+        if bytes.len() < MAGIC.len() + TAG_LEN || &bytes[..MAGIC.len()] != MAGIC {
+            return None;
+        }
+        let (tag, artifact) = bytes[MAGIC.len()..].split_at(TAG_LEN);
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(digest.0.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(self.compat.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(artifact);
+        let expected = ctx.sign();
+        if !constant_time_eq(expected.as_ref(), tag) {
+            tracing::warn!(path = %path.display(), "ignoring precompiled artifact with an invalid tag");
+            return None;
+        }
+        // SAFETY: the bytes were produced by `Component::serialize` of an engine with the same
+        // compatibility hash and carry this cache's HMAC tag, so they are our own output unchanged.
+        match unsafe { Component::deserialize(engine, artifact) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable precompiled artifact: {e}");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn store(&self, digest: &Digest, component: &Component) {
+        let result = (|| -> std::io::Result<()> {
+            let artifact = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
+            let tag = self.tag(digest, &artifact);
+            let mut out = Vec::with_capacity(MAGIC.len() + TAG_LEN + artifact.len());
+            out.extend_from_slice(MAGIC);
+            out.extend_from_slice(tag.as_ref());
+            out.extend_from_slice(&artifact);
+            let final_path = self.path(digest);
+            let tmp = final_path.with_extension(format!("tmp{}", std::process::id()));
+            write_private(&tmp, &out)?;
+            std::fs::rename(&tmp, &final_path)
+        })();
+        if let Err(e) = result {
+            tracing::warn!("could not write precompiled artifact for {digest}: {e}");
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Writes a file readable by the owner only.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// In-memory map from digest to loaded entry, with single-flight compilation per digest.
+pub(crate) struct MemoryCache<V> {
+    entries: Mutex<HashMap<Digest, Arc<V>>>,
+    compiling: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+}
+
+impl<V> Default for MemoryCache<V> {
+    fn default() -> Self {
+        Self { entries: Mutex::default(), compiling: Mutex::default() }
+    }
+}
+
+impl<V> MemoryCache<V> {
+    pub(crate) fn get(&self, d: &Digest) -> Option<Arc<V>> {
+        self.entries.lock().ok()?.get(d).cloned()
+    }
+
+    pub(crate) fn insert(&self, d: Digest, v: Arc<V>) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.insert(d, v);
+        }
+    }
+
+    /// A lock held while one thread compiles `d`, so concurrent loads of the same bytes compile once.
+    pub(crate) fn compile_lock(&self, d: &Digest) -> Arc<Mutex<()>> {
+        let mut m = match self.compiling.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(d.clone()).or_default().clone()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}

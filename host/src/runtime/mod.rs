@@ -1,0 +1,664 @@
+//! The sandboxed runtime: one [`Engine`], a compiled-component cache, and a fresh [`Store`] per call.
+//!
+//! This is the only place that lists all capabilities: [`CallState`] holds each capability's
+//! per-call context and [`Runtime::new`] links their WIT imports (plus a locked-down WASI p2: no
+//! preopens, sockets, environment or stdin; stdout/stderr go to the operation log).
+//!
+//! Every call runs under [`Limits`]: a wall-clock deadline enforced by epoch interruption (the
+//! guest is preempted, yielding to the executor at every tick so other calls keep being served), a
+//! memory cap, instance/table caps, and optional fuel whose consumption is reported. A trap is a
+//! failed call with a [`CallError`] saying why, never a host crash.
+
+pub mod cache;
+pub mod engine;
+pub mod calls;
+pub mod hub;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::connector::{Connector, ConnectorIndices};
+use crate::capability::credentials::{CredentialsCtx, Secrets};
+use crate::capability::events::{EventLimits, EventSink, EventsCtx, MemoryEventSink};
+use crate::capability::http::{EgressPolicy, HttpCtx, HttpLimits, HttpView, NetworkPolicy, PatternError};
+use crate::capability::log::{Level, LogBuffer, LogLimits, MemoryOperationLog, OperationLog, Scrubber, Source};
+use crate::capability::state::{MemoryStateStore, StateCtx, StateLimits, StateStore};
+use crate::capability::stdio::CappedPipe;
+use crate::capability::{Scope, http as http_cap};
+pub use cache::{CacheHit, Digest};
+pub use hub::Hub;
+
+/// Host-wide runtime settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where precompiled artifacts are kept; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator when the platform allows it.
+    pub pooling: bool,
+    /// Calls running at once (pool slots); further calls wait for a slot.
+    pub max_concurrent_calls: u32,
+    /// Upper bound for any installation's memory cap (also the pool's slot size).
+    pub max_memory_bytes: usize,
+    /// Epoch tick: deadline precision and how often a running guest yields to the executor.
+    pub epoch_tick: Duration,
+    /// Count fuel on every call (reported per call; installations may also cap it).
+    pub fuel_metering: bool,
+    /// Blocked networks and the operator's exceptions.
+    pub network: NetworkPolicy,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            pooling: true,
+            max_concurrent_calls: 128,
+            max_memory_bytes: 256 * 1024 * 1024,
+            epoch_tick: Duration::from_millis(5),
+            fuel_metering: true,
+            network: NetworkPolicy::strict(),
+        }
+    }
+}
+
+/// Per-installation limits for one call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline for the whole call, host calls included.
+    pub timeout: Duration,
+    /// Linear-memory cap across the component's memories.
+    pub memory_bytes: usize,
+    pub max_instances: usize,
+    pub max_tables: usize,
+    pub max_memories: usize,
+    pub max_table_elements: usize,
+    /// Fuel budget; `None` = unlimited (still counted when metering is on).
+    pub fuel: Option<u64>,
+    pub http: HttpLimits,
+    pub log: LogLimits,
+    pub state: StateLimits,
+    pub events: EventLimits,
+    /// Bytes of stdout and of stderr kept per call.
+    pub stdio_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 64 * 1024 * 1024,
+            max_instances: 32,
+            max_tables: 32,
+            max_memories: 4,
+            max_table_elements: 100_000,
+            fuel: None,
+            http: HttpLimits::default(),
+            log: LogLimits::default(),
+            state: StateLimits::default(),
+            events: EventLimits::default(),
+            stdio_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Long-lived backends the capabilities write to.
+#[derive(Clone)]
+pub struct Services {
+    pub oplog: Arc<dyn OperationLog>,
+    pub state: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventSink>,
+}
+
+impl Services {
+    /// In-memory backends (until the durable store is configured).
+    pub fn in_memory() -> Self {
+        Self {
+            oplog: Arc::new(MemoryOperationLog::new(10_000)),
+            state: Arc::new(MemoryStateStore::default()),
+            events: Arc::new(MemoryEventSink::default()),
+        }
+    }
+}
+
+/// Everything the runtime needs to know about the installation a call runs for.
+pub struct Installation {
+    pub scope: Scope,
+    /// `id@version` of the connector, for logs and spans.
+    pub connector: String,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub secrets: Arc<Secrets>,
+    pub egress: Arc<EgressPolicy>,
+    pub scrubber: Arc<Scrubber>,
+    pub limits: Limits,
+}
+
+impl Installation {
+    /// Builds the installation context; `allowed_hosts` are the manifest's egress patterns, with
+    /// `{{config.KEY}}` templates filled from `config`.
+    pub fn new(
+        scope: Scope,
+        connector: impl Into<String>,
+        config: BTreeMap<String, String>,
+        secrets: Secrets,
+        allowed_hosts: &[String],
+        limits: Limits,
+    ) -> Result<Self, PatternError> {
+        let built = EgressPolicy::build(allowed_hosts, &config)?;
+        for u in &built.unresolved {
+            tracing::debug!(installation = ?scope, "allowed host pattern allows nothing: {u}");
+        }
+        let scrubber = Scrubber::new(secrets.values());
+        Ok(Self {
+            scope,
+            connector: connector.into(),
+            config: Arc::new(config),
+            secrets: Arc::new(secrets),
+            egress: Arc::new(built.policy),
+            scrubber: Arc::new(scrubber),
+            limits,
+        })
+    }
+}
+
+/// Resource caps for one store; records which cap was hit so the error can say so.
+pub struct CallLimiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+    memory_used: usize,
+    memory_exceeded: Option<usize>,
+    table_exceeded: Option<usize>,
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used - current.min(self.memory_used) + desired;
+        if total > self.memory_bytes {
+            self.memory_exceeded = Some(total);
+            wasmtime::bail!("memory limit exceeded: {} bytes requested, limit {} bytes", total, self.memory_bytes);
+        }
+        self.memory_used = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.table_exceeded = Some(desired);
+            wasmtime::bail!("table limit exceeded: {} elements requested, limit {}", desired, self.table_elements);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// WASI state, built on first use: calls that never touch WASI do not pay for it.
+struct LazyWasi {
+    ctx: WasiCtx,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+}
+
+/// The data of a per-call [`Store`]: one context per capability.
+pub struct CallState {
+    limiter: CallLimiter,
+    http: HttpCtx,
+    credentials: CredentialsCtx,
+    log: LogBuffer,
+    state: StateCtx,
+    events: EventsCtx,
+    wasi: Option<LazyWasi>,
+    table: ResourceTable,
+    stdio_bytes: usize,
+}
+
+impl CallState {
+    /// How many HTTP requests the call made.
+    pub fn http_requests(&self) -> u32 {
+        self.http.requests
+    }
+
+    /// How many events the call emitted.
+    pub fn events_emitted(&self) -> u32 {
+        self.events.emitted
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let stdio_bytes = self.stdio_bytes;
+        let wasi = self.wasi.get_or_insert_with(|| {
+            let stdout = CappedPipe::new(stdio_bytes);
+            let stderr = CappedPipe::new(stdio_bytes);
+            let ctx = WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .allow_blocking_current_thread(false)
+                .build();
+            LazyWasi { ctx, stdout, stderr }
+        });
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
+    }
+}
+
+impl crate::bindings::connector::patchbay::connector::types::Host for CallState {}
+
+struct HttpData;
+
+impl wasmtime::component::HasData for HttpData {
+    type Data<'a> = HttpView<'a>;
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("deadline exceeded: the call ran longer than {limit_ms} ms and was stopped")]
+    DeadlineExceeded { limit_ms: u64 },
+    #[error("memory limit exceeded: the guest asked for {requested} bytes, the limit is {limit} bytes")]
+    MemoryLimitExceeded { limit: usize, requested: usize },
+    #[error("table limit exceeded: the guest asked for {requested} elements, the limit is {limit}")]
+    TableLimitExceeded { limit: usize, requested: usize },
+    #[error("fuel exhausted: the call used its budget of {limit} units")]
+    OutOfFuel { limit: u64 },
+    #[error("stack overflow: the guest recursed deeper than the {limit} byte wasm stack")]
+    StackOverflow { limit: usize },
+    #[error("guest trapped: {message}")]
+    Trap { message: String },
+    #[error("instantiation failed: {message}")]
+    Instantiation { message: String },
+    #[error("host error: {message}")]
+    Host { message: String },
+}
+
+impl CallError {
+    /// A short machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::DeadlineExceeded { .. } => "deadline_exceeded",
+            CallError::MemoryLimitExceeded { .. } => "memory_limit_exceeded",
+            CallError::TableLimitExceeded { .. } => "table_limit_exceeded",
+            CallError::OutOfFuel { .. } => "out_of_fuel",
+            CallError::StackOverflow { .. } => "stack_overflow",
+            CallError::Trap { .. } => "trap",
+            CallError::Instantiation { .. } => "instantiation_failed",
+            CallError::Host { .. } => "host_error",
+        }
+    }
+}
+
+/// The outcome of one call plus what it consumed.
+#[derive(Debug)]
+pub struct CallReport<R> {
+    pub outcome: Result<R, CallError>,
+    /// Time from sandbox creation to teardown (excludes waiting for a slot).
+    pub duration: Duration,
+    /// Time spent waiting for a free slot.
+    pub queued: Duration,
+    /// Fuel consumed, when metering is on.
+    pub fuel_consumed: Option<u64>,
+    pub http_requests: u32,
+    pub events_emitted: u32,
+    /// Entries written to the operation log (host records included).
+    pub log_entries: usize,
+    /// Entries dropped because the call exceeded its log limits.
+    pub logs_dropped: u64,
+}
+
+impl<R> CallReport<R> {
+    /// The outcome, with the report's error converted for `?`.
+    pub fn into_result(self) -> Result<R, CallError> {
+        self.outcome
+    }
+}
+
+/// A component ready to run: compiled, type-checked against the host's imports, pre-instantiated.
+pub struct LoadedComponent {
+    pub digest: Digest,
+    /// The hub world it implements; `None` for a component exporting only `lifecycle`.
+    pub hub: Option<Hub>,
+    pub size: usize,
+    pub loaded_from: CacheHit,
+    component: Component,
+    pre: InstancePre<CallState>,
+    lifecycle: ConnectorIndices,
+}
+
+impl LoadedComponent {
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    pub fn instance_pre(&self) -> &InstancePre<CallState> {
+        &self.pre
+    }
+
+    /// Typed access to the `lifecycle` export of an instance of this component.
+    pub fn lifecycle(&self, store: &mut Store<CallState>, instance: &Instance) -> wasmtime::Result<Connector> {
+        self.lifecycle.load(store, instance)
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    #[error("component does not fit the host: {0}")]
+    Incompatible(String),
+}
+
+struct Inner {
+    engine: Engine,
+    pooling: bool,
+    linker: Linker<CallState>,
+    memory: cache::MemoryCache<LoadedComponent>,
+    disk: Option<cache::DiskCache>,
+    permits: Semaphore,
+    services: Services,
+    http_client: reqwest::Client,
+    network: Arc<NetworkPolicy>,
+    config: RuntimeConfig,
+}
+
+/// The connector runtime. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// Slack added to the outer timeout: the epoch deadline normally fires first.
+const OUTER_GRACE: Duration = Duration::from_secs(1);
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig, services: Services) -> anyhow::Result<Self> {
+        let (engine, pooling) = engine::build(&config).map_err(|e| anyhow::anyhow!("engine: {e}"))?;
+        engine::start_ticker(&engine, config.epoch_tick);
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e}"))?;
+        Self::link_capabilities(&mut linker).map_err(|e| anyhow::anyhow!("linking capabilities: {e}"))?;
+        let disk = match &config.cache_dir {
+            Some(dir) => Some(cache::DiskCache::open(dir, &engine)?),
+            None => None,
+        };
+        let network = Arc::new(config.network.clone());
+        let http_client = http_cap::build_client(network.clone())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                pooling,
+                linker,
+                memory: cache::MemoryCache::default(),
+                disk,
+                permits: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+                services,
+                http_client,
+                network,
+                config,
+            }),
+        })
+    }
+
+    /// Links every capability's WIT imports. The list of capabilities lives here only.
+    fn link_capabilities(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+        use crate::bindings::connector::patchbay::connector as wit;
+        wit::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+        wit::http::add_to_linker::<CallState, HttpData>(linker, |s| HttpView { http: &mut s.http, log: &mut s.log })?;
+        wit::credentials::add_to_linker::<CallState, HasSelf<CredentialsCtx>>(linker, |s| &mut s.credentials)?;
+        wit::log::add_to_linker::<CallState, HasSelf<LogBuffer>>(linker, |s| &mut s.log)?;
+        wit::state::add_to_linker::<CallState, HasSelf<StateCtx>>(linker, |s| &mut s.state)?;
+        wit::events::add_to_linker::<CallState, HasSelf<EventsCtx>>(linker, |s| &mut s.events)?;
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Components held in memory.
+    pub fn cached_components(&self) -> usize {
+        self.inner.memory.len()
+    }
+
+    /// Loads a component: from memory, from a precompiled artifact on disk, or by compiling it.
+    /// Compilation is CPU-heavy; call this from a blocking context (see [`Runtime::load_async`]).
+    pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
+        let digest = Digest::of(wasm);
+        if let Some(c) = self.inner.memory.get(&digest) {
+            return Ok(c);
+        }
+        let lock = self.inner.memory.compile_lock(&digest);
+        let _guard = match lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(c) = self.inner.memory.get(&digest) {
+            return Ok(c);
+        }
+        let engine = &self.inner.engine;
+        let (component, from) = match self.inner.disk.as_ref().and_then(|d| d.load(engine, &digest)) {
+            Some(c) => (c, CacheHit::Disk),
+            None => {
+                let c = Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                if let Some(d) = &self.inner.disk {
+                    d.store(&digest, &c);
+                }
+                (c, CacheHit::Compiled)
+            }
+        };
+        let hub = hub::detect(engine, &component).map_err(LoadError::Incompatible)?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let lifecycle = ConnectorIndices::new(&pre).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let loaded = Arc::new(LoadedComponent { digest: digest.clone(), hub, size: wasm.len(), loaded_from: from, component, pre, lifecycle });
+        self.inner.memory.insert(digest, loaded.clone());
+        // Later loads of the same bytes come from memory.
+        Ok(loaded)
+    }
+
+    /// [`Runtime::load`] on the blocking thread pool.
+    pub async fn load_async(&self, wasm: Vec<u8>) -> Result<Arc<LoadedComponent>, LoadError> {
+        let rt = self.clone();
+        tokio::task::spawn_blocking(move || rt.load(&wasm))
+            .await
+            .unwrap_or_else(|e| Err(LoadError::Invalid(format!("compilation task failed: {e}"))))
+    }
+
+    fn new_state(&self, inst: &Installation, limits: &Limits, deadline: Instant) -> CallState {
+        let services = &self.inner.services;
+        CallState {
+            limiter: CallLimiter {
+                memory_bytes: limits.memory_bytes,
+                table_elements: limits.max_table_elements,
+                instances: limits.max_instances,
+                tables: limits.max_tables,
+                memories: limits.max_memories,
+                memory_used: 0,
+                memory_exceeded: None,
+                table_exceeded: None,
+            },
+            http: HttpCtx {
+                client: self.inner.http_client.clone(),
+                egress: inst.egress.clone(),
+                network: self.inner.network.clone(),
+                secrets: inst.secrets.clone(),
+                limits: limits.http,
+                deadline,
+                requests: 0,
+            },
+            credentials: CredentialsCtx { config: inst.config.clone(), secrets: inst.secrets.clone() },
+            log: LogBuffer::new(inst.scrubber.clone(), limits.log),
+            state: StateCtx { scope: inst.scope.clone(), store: services.state.clone(), limits: limits.state },
+            events: EventsCtx { scope: inst.scope.clone(), sink: services.events.clone(), limits: limits.events, emitted: 0 },
+            wasi: None,
+            table: ResourceTable::new(),
+            stdio_bytes: limits.stdio_bytes,
+        }
+    }
+
+    /// Runs `f` against a fresh instance of `component` for `installation`, under its limits.
+    ///
+    /// `f` receives the store, the instance and the component, and typically calls one export through typed
+    /// bindings (see [`LoadedComponent::lifecycle`] and the hub helpers in `runtime::calls`).
+    pub async fn call<R, F>(&self, component: &LoadedComponent, installation: &Installation, operation: &str, f: F) -> CallReport<R>
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a LoadedComponent) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+    {
+        let span = tracing::debug_span!(
+            "call",
+            tenant = %installation.scope.tenant,
+            installation = %installation.scope.installation,
+            connector = %installation.connector,
+            operation,
+        );
+        self.call_inner(component, installation, operation, f).instrument(span).await
+    }
+
+    async fn call_inner<R, F>(&self, component: &LoadedComponent, inst: &Installation, operation: &str, f: F) -> CallReport<R>
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a LoadedComponent) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+    {
+        let queued_at = Instant::now();
+        let permit = self.inner.permits.acquire().await;
+        let started = Instant::now();
+        let queued = started - queued_at;
+        let mut limits = inst.limits.clone();
+        limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
+        let deadline = started + limits.timeout;
+        let mut store = Store::new(&self.inner.engine, self.new_state(inst, &limits, deadline));
+        store.limiter(|s| &mut s.limiter);
+        let metering = self.inner.config.fuel_metering;
+        let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
+        if metering {
+            // Cannot fail with metering on.
+            let _ = store.set_fuel(fuel_budget);
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+        });
+
+        let outcome: Result<R, CallError> = if permit.is_err() {
+            Err(CallError::Host { message: "runtime is shutting down".into() })
+        } else {
+            let pre = &component.pre;
+            let run = async {
+                let instance = match pre.instantiate_async(&mut store).await {
+                    Ok(i) => i,
+                    Err(e) => return Err((e, true)),
+                };
+                f(&mut store, instance, component).await.map_err(|e| (e, false))
+            };
+            match tokio::time::timeout(limits.timeout + OUTER_GRACE, run).await {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err((e, instantiating))) => Err(classify(&e, store.data(), &limits, instantiating)),
+                Err(_) => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
+            }
+        };
+        drop(permit);
+
+        let fuel_consumed = if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
+        let duration = started.elapsed();
+        let state = store.into_data();
+        let http_requests = state.http.requests;
+        let events_emitted = state.events.emitted;
+        let mut log = state.log;
+        let mut outcome = outcome;
+        if let Some(wasi) = state.wasi {
+            let (out, out_dropped) = wasi.stdout.take_lines();
+            let (err, err_dropped) = wasi.stderr.take_lines();
+            if let Err(CallError::Trap { message }) = &mut outcome {
+                // A Rust guest's panic message is the last thing it wrote to stderr.
+                if let Some(last) = err.iter().rev().find(|l| !l.starts_with("note:")) {
+                    message.push_str(&format!("; guest stderr: {}", log.scrubber().scrub(last)));
+                }
+            }
+            for l in out {
+                log.push(Level::Info, Source::Stdout, &l, vec![]);
+            }
+            for l in err {
+                log.push(Level::Warn, Source::Stderr, &l, vec![]);
+            }
+            if out_dropped + err_dropped > 0 {
+                log.push_host(Level::Warn, &format!("{} bytes of stdout/stderr discarded (limit {} each)", out_dropped + err_dropped, limits.stdio_bytes), vec![]);
+            }
+        }
+        let ms = format!("{:.3}", duration.as_secs_f64() * 1000.0);
+        let mut fields = vec![("operation".to_string(), operation.to_string()), ("ms".into(), ms)];
+        if let Some(f) = fuel_consumed {
+            fields.push(("fuel".into(), f.to_string()));
+        }
+        match &outcome {
+            Ok(_) => log.push_host(Level::Debug, &format!("call {operation} completed"), fields),
+            Err(e) => {
+                fields.push(("error".into(), e.kind().to_string()));
+                log.push_host(Level::Error, &format!("call {operation} failed: {e}"), fields);
+            }
+        }
+        let logs_dropped = log.dropped();
+        let entries = log.finish();
+        let log_entries = entries.len();
+        self.inner.services.oplog.append(&inst.scope, entries);
+        CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped }
+    }
+}
+
+fn classify(err: &wasmtime::Error, state: &CallState, limits: &Limits, instantiating: bool) -> CallError {
+    if let Some(requested) = state.limiter.memory_exceeded {
+        return CallError::MemoryLimitExceeded { limit: limits.memory_bytes, requested };
+    }
+    if let Some(requested) = state.limiter.table_exceeded {
+        return CallError::TableLimitExceeded { limit: limits.max_table_elements, requested };
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 },
+            Trap::OutOfFuel => CallError::OutOfFuel { limit: limits.fuel.unwrap_or(u64::MAX) },
+            Trap::StackOverflow => CallError::StackOverflow { limit: engine::MAX_WASM_STACK },
+            other => CallError::Trap { message: other.to_string() },
+        };
+    }
+    let message = format!("{err:#}");
+    if instantiating {
+        CallError::Instantiation { message }
+    } else {
+        CallError::Trap { message }
+    }
+}
