@@ -130,7 +130,11 @@ async fn bare_path(wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Re
     let mut config = Config::new();
     config.concurrency_support(false);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(64).total_core_instances(512).total_memories(128).total_tables(512).max_memory_size(256 << 20);
+    pool.total_component_instances(64)
+        .total_core_instances(512)
+        .total_memories(128)
+        .total_tables(512)
+        .max_memory_size(256 << 20);
     let mut pooled = config.clone();
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = match Engine::new(&pooled) {
@@ -140,7 +144,8 @@ async fn bare_path(wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Re
     let component = Component::new(&engine, wasm).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker = Linker::<()>::new(&engine);
     linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pre = ConnectorPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = ConnectorPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     async fn run_one(pre: &ConnectorPre<()>) -> anyhow::Result<()> {
         let mut store = Store::new(pre.engine(), ());
         let world = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -92,7 +92,10 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 fn resolve_secret(v: &str) -> anyhow::Result<String> {
     if let Some(path) = v.strip_prefix('@') {
-        return Ok(std::fs::read_to_string(path).with_context(|| format!("reading secret file {path}"))?.trim_end().to_string());
+        return Ok(std::fs::read_to_string(path)
+            .with_context(|| format!("reading secret file {path}"))?
+            .trim_end()
+            .to_string());
     }
     if let Some(var) = v.strip_prefix("env:") {
         return std::env::var(var).with_context(|| format!("secret environment variable {var} is not set"));
@@ -101,7 +104,8 @@ fn resolve_secret(v: &str) -> anyhow::Result<String> {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -151,7 +155,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let log = Arc::new(MemoryOperationLog::new(100_000));
     let oplog: Arc<dyn OperationLog> = Arc::new(TeeOperationLog(vec![log.clone()]));
-    let config = RuntimeConfig { network: NetworkPolicy::allowing(networks), max_concurrent_calls: 4, ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        network: NetworkPolicy::allowing(networks),
+        max_concurrent_calls: 4,
+        ..RuntimeConfig::default()
+    };
     let runtime = Runtime::new(config, Services { oplog, ..Services::in_memory() })?;
     let component = runtime.load_async(wasm).await?;
     let mut secrets = Secrets::new();
@@ -166,7 +174,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let config: BTreeMap<String, String> = args.config.into_iter().collect();
     let scope = Scope::new("local", "cli");
-    let inst = Installation::new(scope.clone(), args.component.display().to_string(), config, secrets, &args.allow_hosts, limits)?;
+    let inst = Installation::new(
+        scope.clone(),
+        args.component.display().to_string(),
+        config,
+        secrets,
+        &args.allow_hosts,
+        limits,
+    )?;
     let input: serde_json::Value = serde_json::from_str(&args.input).context("--input is not valid JSON")?;
     let report = calls::invoke_json(&runtime, &component, &inst, &args.operation, input).await?;
     for e in log.entries(&scope) {

@@ -124,7 +124,11 @@ impl wit::Host for CredentialsCtx {
         Ok(self.secret(&name).map(|s| s.expose().to_string()))
     }
 
-    fn hmac_sha256(&mut self, secret_name: String, message: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CredentialError>> {
+    fn hmac_sha256(
+        &mut self,
+        secret_name: String,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, CredentialError>> {
         Ok(self.hmac(&secret_name, &message))
     }
 

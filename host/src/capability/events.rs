@@ -84,7 +84,9 @@ pub fn validate_event_type(t: &str) -> Result<(), String> {
         return Err("event type must be 1 to 128 bytes".into());
     }
     for seg in t.split('.') {
-        if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+        if seg.is_empty()
+            || !seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
             return Err(format!("event type {t:?} must be dotted segments of [a-z0-9_-]"));
         }
     }
@@ -112,7 +114,9 @@ impl EventsCtx {
         if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(&e.payload) {
             return Err(EventError::Invalid(format!("payload is not valid JSON: {err}")));
         }
-        if e.subject.as_ref().is_some_and(|s| s.len() > 512) || e.idempotency_key.as_ref().is_some_and(|k| k.len() > 256) {
+        if e.subject.as_ref().is_some_and(|s| s.len() > 512)
+            || e.idempotency_key.as_ref().is_some_and(|k| k.len() > 256)
+        {
             return Err(EventError::Invalid("subject or idempotency key too long".into()));
         }
         self.emitted += 1;
@@ -140,7 +144,12 @@ mod tests {
     use super::*;
 
     fn ctx(sink: Arc<MemoryEventSink>) -> EventsCtx {
-        EventsCtx { scope: Scope::new("t", "i"), sink, limits: EventLimits { max_per_call: 2, max_payload_bytes: 64 }, emitted: 0 }
+        EventsCtx {
+            scope: Scope::new("t", "i"),
+            sink,
+            limits: EventLimits { max_per_call: 2, max_payload_bytes: 64 },
+            emitted: 0,
+        }
     }
 
     fn ev(t: &str, payload: &str, key: Option<&str>) -> Event {

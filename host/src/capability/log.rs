@@ -6,7 +6,7 @@
 //! or the console. Guest stdout/stderr and the host's own records (HTTP requests, call outcome) use
 //! the same buffer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -236,7 +236,7 @@ pub trait OperationLog: Send + Sync + 'static {
 /// In-memory operation log, newest last, bounded per installation.
 #[derive(Default)]
 pub struct MemoryOperationLog {
-    inner: Mutex<BTreeMap<Scope, Vec<LogEntry>>>,
+    inner: Mutex<BTreeMap<Scope, VecDeque<LogEntry>>>,
     cap_per_installation: usize,
 }
 
@@ -246,7 +246,10 @@ impl MemoryOperationLog {
     }
 
     pub fn entries(&self, scope: &Scope) -> Vec<LogEntry> {
-        self.inner.lock().map(|m| m.get(scope).cloned().unwrap_or_default()).unwrap_or_default()
+        self.inner
+            .lock()
+            .map(|m| m.get(scope).map(|v| v.iter().cloned().collect()).unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
@@ -256,12 +259,14 @@ impl OperationLog for MemoryOperationLog {
             return;
         }
         if let Ok(mut m) = self.inner.lock() {
-            let v = m.entry(scope.clone()).or_default();
-            v.extend(entries);
             let cap = if self.cap_per_installation == 0 { 10_000 } else { self.cap_per_installation };
-            if v.len() > cap {
-                let excess = v.len() - cap;
-                v.drain(..excess);
+            let v = match m.get_mut(scope) {
+                Some(v) => v,
+                None => m.entry(scope.clone()).or_default(),
+            };
+            v.extend(entries);
+            while v.len() > cap {
+                v.pop_front();
             }
         }
     }
@@ -276,11 +281,21 @@ impl OperationLog for TracingOperationLog {
             let fields = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
             let src = format!("{:?}", e.source).to_lowercase();
             match e.level {
-                Level::Error => tracing::error!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
-                Level::Warn => tracing::warn!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
-                Level::Info => tracing::info!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
-                Level::Debug => tracing::debug!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
-                Level::Trace => tracing::trace!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields),
+                Level::Error => {
+                    tracing::error!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Warn => {
+                    tracing::warn!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Info => {
+                    tracing::info!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Debug => {
+                    tracing::debug!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Trace => {
+                    tracing::trace!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
             }
         }
     }

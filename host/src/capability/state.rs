@@ -31,7 +31,11 @@ impl StateLimits {
             return Err(StateError::InvalidKey("key is empty".into()));
         }
         if key.len() > self.max_key_bytes {
-            return Err(StateError::TooLarge(format!("key is {} bytes; the limit is {}", key.len(), self.max_key_bytes)));
+            return Err(StateError::TooLarge(format!(
+                "key is {} bytes; the limit is {}",
+                key.len(),
+                self.max_key_bytes
+            )));
         }
         if key.chars().any(char::is_control) {
             return Err(StateError::InvalidKey("key contains control characters".into()));
@@ -75,7 +79,10 @@ impl StateStore for MemoryStateStore {
             return Err(StateError::TooLarge(format!("installation already holds {} keys", limits.max_keys)));
         }
         if total - old + key.len() + value.len() > limits.max_total_bytes {
-            return Err(StateError::TooLarge(format!("installation state would exceed {} bytes", limits.max_total_bytes)));
+            return Err(StateError::TooLarge(format!(
+                "installation state would exceed {} bytes",
+                limits.max_total_bytes
+            )));
         }
         kv.insert(key.to_string(), value.to_string());
         Ok(())
@@ -89,7 +96,12 @@ impl StateStore for MemoryStateStore {
     async fn list_keys(&self, scope: &Scope, prefix: &str) -> Result<Vec<String>, StateError> {
         let m = self.inner.lock().map_err(|_| poisoned())?;
         Ok(m.get(scope)
-            .map(|kv| kv.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect())
+            .map(|kv| {
+                kv.range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default())
     }
 }

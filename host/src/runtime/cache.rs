@@ -66,7 +66,11 @@ impl DiskCache {
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Ok(Self { dir: dir.to_path_buf(), key: hmac::Key::new(hmac::HMAC_SHA256, &key), compat: format!("{:016x}", h.finish()) })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            compat: format!("{:016x}", h.finish()),
+        })
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {

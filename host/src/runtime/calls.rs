@@ -12,7 +12,11 @@ use crate::bindings::connector::exports::patchbay::connector::lifecycle::{Creden
 use crate::bindings::{data_sync, notification_provider, webhook_endpoint};
 
 /// Calls `lifecycle.health-check`.
-pub async fn health_check(rt: &Runtime, c: &LoadedComponent, inst: &Installation) -> CallReport<Result<HealthReport, ConnectorError>> {
+pub async fn health_check(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+) -> CallReport<Result<HealthReport, ConnectorError>> {
     rt.call(c, inst, "health-check", |store, instance, c| {
         Box::pin(async move {
             let world = c.lifecycle(store, &instance)?;
@@ -23,7 +27,11 @@ pub async fn health_check(rt: &Runtime, c: &LoadedComponent, inst: &Installation
 }
 
 /// Calls `lifecycle.validate-credentials`.
-pub async fn validate_credentials(rt: &Runtime, c: &LoadedComponent, inst: &Installation) -> CallReport<Result<CredentialCheck, ConnectorError>> {
+pub async fn validate_credentials(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+) -> CallReport<Result<CredentialCheck, ConnectorError>> {
     rt.call(c, inst, "validate-credentials", |store, instance, c| {
         Box::pin(async move {
             let world = c.lifecycle(store, &instance)?;
@@ -46,7 +54,16 @@ fn arg<T: serde::de::DeserializeOwned>(input: &Value, op: &str) -> anyhow::Resul
 }
 
 fn to_json<T: serde::Serialize>(r: CallReport<T>) -> CallReport<Value> {
-    let CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped } = r;
+    let CallReport {
+        outcome,
+        duration,
+        queued,
+        fuel_consumed,
+        http_requests,
+        events_emitted,
+        log_entries,
+        logs_dropped,
+    } = r;
     let outcome = outcome.map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
     CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped }
 }
@@ -68,7 +85,13 @@ macro_rules! hub_call {
 
 /// Calls an operation by name with JSON input: `health-check`, `validate-credentials`, or
 /// `<interface>.<function>` for the hub operations the CLI supports.
-pub async fn invoke_json(rt: &Runtime, c: &LoadedComponent, inst: &Installation, op: &str, input: Value) -> anyhow::Result<CallReport<Value>> {
+pub async fn invoke_json(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+    op: &str,
+    input: Value,
+) -> anyhow::Result<CallReport<Value>> {
     use data_sync::DataSync;
     use notification_provider::NotificationProvider;
     use webhook_endpoint::WebhookEndpoint;
@@ -79,15 +102,18 @@ pub async fn invoke_json(rt: &Runtime, c: &LoadedComponent, inst: &Installation,
             require(c, Hub::WebhookEndpoint, op)?;
             let req: webhook_endpoint::exports::patchbay::connector::webhooks::IncomingRequest = arg(&input, op)?;
             if op == "webhooks.verify" {
-                hub_call!(rt, c, inst, op, WebhookEndpoint, patchbay_connector_webhooks, |w, store| w.call_verify(&mut *store, &req))
+                hub_call!(rt, c, inst, op, WebhookEndpoint, patchbay_connector_webhooks, |w, store| w
+                    .call_verify(&mut *store, &req))
             } else {
-                hub_call!(rt, c, inst, op, WebhookEndpoint, patchbay_connector_webhooks, |w, store| w.call_transform(&mut *store, &req))
+                hub_call!(rt, c, inst, op, WebhookEndpoint, patchbay_connector_webhooks, |w, store| w
+                    .call_transform(&mut *store, &req))
             }
         }
         "notifications.send" => {
             require(c, Hub::NotificationProvider, op)?;
             let n: notification_provider::exports::patchbay::connector::notifications::Notification = arg(&input, op)?;
-            hub_call!(rt, c, inst, op, NotificationProvider, patchbay_connector_notifications, |w, store| w.call_send(&mut *store, &n))
+            hub_call!(rt, c, inst, op, NotificationProvider, patchbay_connector_notifications, |w, store| w
+                .call_send(&mut *store, &n))
         }
         "sync.list-entities" => {
             require(c, Hub::DataSync, op)?;
@@ -96,7 +122,8 @@ pub async fn invoke_json(rt: &Runtime, c: &LoadedComponent, inst: &Installation,
         "sync.read-batch" => {
             require(c, Hub::DataSync, op)?;
             let req: data_sync::exports::patchbay::connector::sync::ReadRequest = arg(&input, op)?;
-            hub_call!(rt, c, inst, op, DataSync, patchbay_connector_sync, |w, store| w.call_read_batch(&mut *store, &req))
+            hub_call!(rt, c, inst, op, DataSync, patchbay_connector_sync, |w, store| w
+                .call_read_batch(&mut *store, &req))
         }
         other => bail!(
             "operation {other:?} is not callable from here; use health-check, validate-credentials, webhooks.verify, \

@@ -77,9 +77,10 @@ impl FromStr for Hub {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Hub::ALL.into_iter().find(|h| h.world() == s).ok_or_else(|| {
-            format!("unknown hub {s:?}; expected one of {}", Hub::ALL.map(Hub::world).join(", "))
-        })
+        Hub::ALL
+            .into_iter()
+            .find(|h| h.world() == s)
+            .ok_or_else(|| format!("unknown hub {s:?}; expected one of {}", Hub::ALL.map(Hub::world).join(", ")))
     }
 }
 

@@ -10,8 +10,8 @@
 //! failed call with a [`CallError`] saying why, never a host crash.
 
 pub mod cache;
-pub mod engine;
 pub mod calls;
+pub mod engine;
 pub mod hub;
 
 use std::collections::BTreeMap;
@@ -483,9 +483,18 @@ impl Runtime {
             }
         };
         let hub = hub::detect(engine, &component).map_err(LoadError::Incompatible)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
         let lifecycle = ConnectorIndices::new(&pre).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
-        let loaded = Arc::new(LoadedComponent { digest: digest.clone(), hub, size: wasm.len(), loaded_from: from, component, pre, lifecycle });
+        let loaded = Arc::new(LoadedComponent {
+            digest: digest.clone(),
+            hub,
+            size: wasm.len(),
+            loaded_from: from,
+            component,
+            pre,
+            lifecycle,
+        });
         self.inner.memory.insert(digest, loaded.clone());
         // Later loads of the same bytes come from memory.
         Ok(loaded)
@@ -524,7 +533,12 @@ impl Runtime {
             credentials: CredentialsCtx { config: inst.config.clone(), secrets: inst.secrets.clone() },
             log: LogBuffer::new(inst.scrubber.clone(), limits.log),
             state: StateCtx { scope: inst.scope.clone(), store: services.state.clone(), limits: limits.state },
-            events: EventsCtx { scope: inst.scope.clone(), sink: services.events.clone(), limits: limits.events, emitted: 0 },
+            events: EventsCtx {
+                scope: inst.scope.clone(),
+                sink: services.events.clone(),
+                limits: limits.events,
+                emitted: 0,
+            },
             wasi: None,
             table: ResourceTable::new(),
             stdio_bytes: limits.stdio_bytes,
@@ -535,10 +549,21 @@ impl Runtime {
     ///
     /// `f` receives the store, the instance and the component, and typically calls one export through typed
     /// bindings (see [`LoadedComponent::lifecycle`] and the hub helpers in `runtime::calls`).
-    pub async fn call<R, F>(&self, component: &LoadedComponent, installation: &Installation, operation: &str, f: F) -> CallReport<R>
+    pub async fn call<R, F>(
+        &self,
+        component: &LoadedComponent,
+        installation: &Installation,
+        operation: &str,
+        f: F,
+    ) -> CallReport<R>
     where
         R: Send,
-        F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a LoadedComponent) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+        F: for<'a> FnOnce(
+                &'a mut Store<CallState>,
+                Instance,
+                &'a LoadedComponent,
+            ) -> BoxFuture<'a, wasmtime::Result<R>>
+            + Send,
     {
         let span = tracing::debug_span!(
             "call",
@@ -550,10 +575,21 @@ impl Runtime {
         self.call_inner(component, installation, operation, f).instrument(span).await
     }
 
-    async fn call_inner<R, F>(&self, component: &LoadedComponent, inst: &Installation, operation: &str, f: F) -> CallReport<R>
+    async fn call_inner<R, F>(
+        &self,
+        component: &LoadedComponent,
+        inst: &Installation,
+        operation: &str,
+        f: F,
+    ) -> CallReport<R>
     where
         R: Send,
-        F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a LoadedComponent) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+        F: for<'a> FnOnce(
+                &'a mut Store<CallState>,
+                Instance,
+                &'a LoadedComponent,
+            ) -> BoxFuture<'a, wasmtime::Result<R>>
+            + Send,
     {
         let queued_at = Instant::now();
         let permit = self.inner.permits.acquire().await;
@@ -594,7 +630,8 @@ impl Runtime {
         };
         drop(permit);
 
-        let fuel_consumed = if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
+        let fuel_consumed =
+            if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
         let duration = started.elapsed();
         let state = store.into_data();
         let http_requests = state.http.requests;
@@ -617,7 +654,15 @@ impl Runtime {
                 log.push(Level::Warn, Source::Stderr, &l, vec![]);
             }
             if out_dropped + err_dropped > 0 {
-                log.push_host(Level::Warn, &format!("{} bytes of stdout/stderr discarded (limit {} each)", out_dropped + err_dropped, limits.stdio_bytes), vec![]);
+                log.push_host(
+                    Level::Warn,
+                    &format!(
+                        "{} bytes of stdout/stderr discarded (limit {} each)",
+                        out_dropped + err_dropped,
+                        limits.stdio_bytes
+                    ),
+                    vec![],
+                );
             }
         }
         let ms = format!("{:.3}", duration.as_secs_f64() * 1000.0);
@@ -636,7 +681,16 @@ impl Runtime {
         let entries = log.finish();
         let log_entries = entries.len();
         self.inner.services.oplog.append(&inst.scope, entries);
-        CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped }
+        CallReport {
+            outcome,
+            duration,
+            queued,
+            fuel_consumed,
+            http_requests,
+            events_emitted,
+            log_entries,
+            logs_dropped,
+        }
     }
 }
 
@@ -656,9 +710,5 @@ fn classify(err: &wasmtime::Error, state: &CallState, limits: &Limits, instantia
         };
     }
     let message = format!("{err:#}");
-    if instantiating {
-        CallError::Instantiation { message }
-    } else {
-        CallError::Trap { message }
-    }
+    if instantiating { CallError::Instantiation { message } } else { CallError::Trap { message } }
 }

@@ -108,7 +108,8 @@ fn fill_secrets(value: &str, secrets: &Secrets) -> Result<(String, bool), String
         let after = &rest[i + PLACEHOLDER.len()..];
         let end = after.find("}}").ok_or("unterminated {{secret:...}} placeholder")?;
         let name = after[..end].trim();
-        let secret = secrets.get(name).ok_or_else(|| format!("no secret named {name:?} is set for this installation"))?;
+        let secret =
+            secrets.get(name).ok_or_else(|| format!("no secret named {name:?} is set for this installation"))?;
         out.push_str(secret.expose());
         rest = &after[end + 2..];
     }
@@ -120,7 +121,16 @@ fn fill_secrets(value: &str, secrets: &Secrets) -> Result<(String, bool), String
 fn is_forbidden_header(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "host" | "content-length" | "transfer-encoding" | "connection" | "upgrade" | "te" | "trailer" | "keep-alive" | "proxy-authorization" | "proxy-connection"
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "keep-alive"
+            | "proxy-authorization"
+            | "proxy-connection"
     )
 }
 
@@ -183,7 +193,11 @@ impl HttpView<'_> {
     fn record(&mut self, method: &str, url: &Url, outcome: Result<(u16, usize), &HttpError>, started: Instant) {
         let (host, path) = log_target(url);
         let ms = started.elapsed().as_millis().to_string();
-        let mut fields = vec![("method".to_string(), method.to_string()), ("host".into(), host.clone()), ("path".into(), path.clone())];
+        let mut fields = vec![
+            ("method".to_string(), method.to_string()),
+            ("host".into(), host.clone()),
+            ("path".into(), path.clone()),
+        ];
         match outcome {
             Ok((status, bytes)) => {
                 fields.push(("status".into(), status.to_string()));
@@ -220,10 +234,14 @@ impl HttpView<'_> {
         let raw = url.as_str();
         let decoded = percent_decode(raw);
         if raw.contains(PLACEHOLDER) || decoded.contains(PLACEHOLDER) {
-            return Err(HttpError::InvalidRequest("secret placeholders are only substituted in header values, not in URLs".into()));
+            return Err(HttpError::InvalidRequest(
+                "secret placeholders are only substituted in header values, not in URLs".into(),
+            ));
         }
         if self.log.scrubber().contains_secret(raw) || self.log.scrubber().contains_secret(&decoded) {
-            return Err(HttpError::InvalidRequest("the URL contains a secret value of this installation; send secrets in headers".into()));
+            return Err(HttpError::InvalidRequest(
+                "the URL contains a secret value of this installation; send secrets in headers".into(),
+            ));
         }
         self.http.egress.check(url).map_err(HttpError::DestinationNotAllowed)?;
         let literal = match url.host() {
@@ -240,16 +258,21 @@ impl HttpView<'_> {
     fn prepare(&self, req: &Request) -> Result<Prepared, HttpError> {
         let mut headers = Vec::with_capacity(req.headers.len());
         for (name, value) in &req.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HttpError::InvalidRequest(format!("invalid header name {name:?}")))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("invalid header name {name:?}")))?;
             if is_forbidden_header(&name) {
                 return Err(HttpError::InvalidRequest(format!("header {name} is set by the host")));
             }
             let (filled, secret) = fill_secrets(value, &self.http.secrets).map_err(HttpError::InvalidRequest)?;
-            let value = HeaderValue::from_str(&filled).map_err(|_| HttpError::InvalidRequest(format!("invalid value for header {name}")))?;
+            let value = HeaderValue::from_str(&filled)
+                .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header {name}")))?;
             headers.push((name, value, secret));
         }
         if req.body.as_ref().is_some_and(|b| b.len() > self.http.limits.max_request_bytes) {
-            return Err(HttpError::InvalidRequest(format!("request body larger than {} bytes", self.http.limits.max_request_bytes)));
+            return Err(HttpError::InvalidRequest(format!(
+                "request body larger than {} bytes",
+                self.http.limits.max_request_bytes
+            )));
         }
         Ok(Prepared { headers })
     }
@@ -282,7 +305,8 @@ impl HttpView<'_> {
                 return Err(e);
             }
         };
-        let requested = req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.http.limits.default_timeout);
+        let requested =
+            req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.http.limits.default_timeout);
         let remaining = self.http.deadline.saturating_duration_since(Instant::now());
         let timeout = requested.min(self.http.limits.max_timeout).min(remaining);
 
@@ -320,11 +344,16 @@ impl HttpView<'_> {
                 (true, Some(loc)) => {
                     hops += 1;
                     if hops > self.http.limits.max_redirects {
-                        let e = HttpError::InvalidRequest(format!("more than {} redirects", self.http.limits.max_redirects));
+                        let e = HttpError::InvalidRequest(format!(
+                            "more than {} redirects",
+                            self.http.limits.max_redirects
+                        ));
                         self.record(method.as_str(), &url, Err(&e), hop_started);
                         return Err(e);
                     }
-                    let next = url.join(&loc).map_err(|e| HttpError::InvalidRequest(format!("invalid redirect location: {e}")))?;
+                    let next = url
+                        .join(&loc)
+                        .map_err(|e| HttpError::InvalidRequest(format!("invalid redirect location: {e}")))?;
                     if let Err(e) = self.check_url(&next) {
                         self.record(method.as_str(), &next, Err(&e), Instant::now());
                         return Err(e);

@@ -231,7 +231,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .collect();
             if ok.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> = match first_block {
-                    Some(b) => Box::new(BlockedAddress { addr: b.addr, reason: format!("{} resolves to {}", host, b.reason) }),
+                    Some(b) => {
+                        Box::new(BlockedAddress { addr: b.addr, reason: format!("{} resolves to {}", host, b.reason) })
+                    }
                     None => format!("{host} did not resolve to any address").into(),
                 };
                 return Err(err);
@@ -252,9 +254,29 @@ mod tests {
     #[test]
     fn blocks_non_public_networks() {
         for a in [
-            "127.0.0.1", "127.1.2.3", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "169.254.1.1",
-            "0.0.0.0", "100.64.0.1", "224.0.0.1", "255.255.255.255", "::1", "::", "fc00::1", "fd00:ec2::254", "fe80::1",
-            "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe", "::7f00:1", "ff02::1",
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "::7f00:1",
+            "ff02::1",
         ] {
             assert!(NetworkPolicy::strict().check(ip(a)).is_err(), "{a} should be blocked");
         }

@@ -184,7 +184,9 @@ impl Destination {
             Some(prefix) => {
                 let path = url.path();
                 // A prefix without a trailing slash matches whole segments only.
-                path == prefix || path.starts_with(prefix.as_str()) && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/'))
+                path == prefix
+                    || path.starts_with(prefix.as_str())
+                        && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/'))
             }
         }
     }
@@ -211,7 +213,10 @@ impl EgressPolicy {
     }
 
     /// Builds the policy from manifest patterns, filling `{{config.KEY}}` templates from `config`.
-    pub fn build<S: AsRef<str>>(patterns: &[S], config: &BTreeMap<String, String>) -> Result<BuiltPolicy, PatternError> {
+    pub fn build<S: AsRef<str>>(
+        patterns: &[S],
+        config: &BTreeMap<String, String>,
+    ) -> Result<BuiltPolicy, PatternError> {
         let mut allowed = Vec::new();
         let mut unresolved = Vec::new();
         for raw in patterns {
@@ -245,7 +250,11 @@ impl EgressPolicy {
             Err(format!("{}://{host}{port} is not allowed: this connector declares no allowed hosts", url.scheme()))
         } else {
             let list = self.allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            Err(format!("{}://{host}{port}{} is not an allowed destination (allowed: {list})", url.scheme(), url.path()))
+            Err(format!(
+                "{}://{host}{port}{} is not an allowed destination (allowed: {list})",
+                url.scheme(),
+                url.path()
+            ))
         }
     }
 }
@@ -268,7 +277,9 @@ fn fill_template(raw: &str, config: &BTreeMap<String, String>) -> Result<Templat
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or_else(|| err("unterminated `{{`".into()))?;
         let expr = after[..end].trim();
-        let key = expr.strip_prefix("config.").ok_or_else(|| err(format!("unknown template {expr:?}; use {{{{config.KEY}}}}")))?;
+        let key = expr
+            .strip_prefix("config.")
+            .ok_or_else(|| err(format!("unknown template {expr:?}; use {{{{config.KEY}}}}")))?;
         let Some(value) = config.get(key) else { return Ok(Template::Missing(key.to_string())) };
         if value.contains('*') || value.contains("{{") || value.trim().is_empty() {
             return Err(err(format!("config value for {key:?} may not be empty or contain wildcards or templates")));
@@ -362,7 +373,11 @@ mod tests {
             ("base_url".to_string(), "https://acme.example.com:8443/api/v2".to_string()),
             ("shop".to_string(), "acme".to_string()),
         ]);
-        let built = EgressPolicy::build(&["{{config.base_url}}", "https://{{config.shop}}.myshopify.com", "{{config.missing}}"], &cfg).unwrap();
+        let built = EgressPolicy::build(
+            &["{{config.base_url}}", "https://{{config.shop}}.myshopify.com", "{{config.missing}}"],
+            &cfg,
+        )
+        .unwrap();
         let p = built.policy;
         assert!(p.check(&url("https://acme.example.com:8443/other")).is_ok());
         assert!(p.check(&url("https://acme.example.com/other")).is_err());
@@ -381,7 +396,16 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected() {
-        for bad in ["ftp://x.com", "https://a.*.com", "https://*", "https://*.com", "https://u@x.com", "https://x.com:http", "https://x.com/a?b", "{{secret.x}}"] {
+        for bad in [
+            "ftp://x.com",
+            "https://a.*.com",
+            "https://*",
+            "https://*.com",
+            "https://u@x.com",
+            "https://x.com:http",
+            "https://x.com/a?b",
+            "{{secret.x}}",
+        ] {
             assert!(EgressPolicy::from_patterns(&[bad]).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,9 @@
+//! End-to-end tests: real components (built by `build.rs`) against real HTTP servers on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod connectors;
+mod egress;
+mod harness;
+mod runtime;
+mod sandbox;
+mod secrets;

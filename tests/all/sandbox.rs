@@ -1,0 +1,153 @@
+//! Hostile components are contained: each fails with a clear error, and the host keeps serving.
+
+use std::time::{Duration, Instant};
+
+use patchbay::CallError;
+use patchbay::capability::log::Source;
+use patchbay::runtime::calls::health_check;
+use patchbay_tests::components;
+
+use crate::harness::{Host, hostile, installation};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_is_preempted_while_other_calls_keep_being_served() {
+    let host = Host::new(&[]);
+    let bad = host.load(components::HOSTILE);
+    let good = host.load(components::TRIVIAL);
+    let looping = installation("loop").limits(|l| l.timeout = Duration::from_millis(1500)).build();
+    let normal = installation("ok").build();
+
+    let started = Instant::now();
+    let rt = host.runtime.clone();
+    let bad2 = bad.clone();
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let (host_rt, bad) = (rt.clone(), bad2.clone());
+            let inst = installation("loop").limits(|l| l.timeout = Duration::from_millis(1500)).build();
+            tokio::spawn(async move {
+                let input = serde_json::json!({"entity": "infinite-loop", "mode": "Full", "cursor": null, "limit": 1});
+                patchbay::runtime::calls::invoke_json(&host_rt, &bad, &inst, "sync.read-batch", input).await.unwrap()
+            })
+        })
+        .collect();
+    // While four loops spin on two worker threads, trivial calls still complete promptly.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut served = 0;
+    while started.elapsed() < Duration::from_millis(1000) {
+        let r = health_check(&host.runtime, &good, &normal).await;
+        assert!(r.outcome.unwrap().is_ok());
+        served += 1;
+    }
+    assert!(served > 10, "only {served} calls were served while loops ran");
+    for l in loops {
+        let r = l.await.unwrap();
+        match r.outcome {
+            Err(CallError::DeadlineExceeded { limit_ms }) => assert_eq!(limit_ms, 1500),
+            other => panic!("expected a deadline error, got {other:?}"),
+        }
+        assert!(r.duration < Duration::from_millis(1500 + 500), "stopped after {:?}", r.duration);
+        assert!(r.duration >= Duration::from_millis(1500));
+    }
+    // The error is in the operation log too.
+    let log = host.log_text(&looping);
+    assert!(log.contains("deadline exceeded"), "{log}");
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_cap() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("mem").limits(|l| l.memory_bytes = 32 << 20).build();
+    let r = hostile(&host, &c, &inst, "memory-bomb", "").await;
+    match r.outcome {
+        Err(CallError::MemoryLimitExceeded { limit, requested }) => {
+            assert_eq!(limit, 32 << 20);
+            assert!(requested > limit);
+        }
+        other => panic!("expected memory limit, got {other:?}"),
+    }
+    // The host is fine: the next call on the same component succeeds.
+    let ok = hostile(&host, &c, &inst, "ok", "").await;
+    assert!(ok.outcome.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_stack_overflow() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("rec").build();
+    let r = hostile(&host, &c, &inst, "deep-recursion", "").await;
+    assert!(matches!(r.outcome, Err(CallError::StackOverflow { .. })), "{:?}", r.outcome);
+}
+
+#[tokio::test]
+async fn log_flood_is_bounded() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("flood").build();
+    let r = hostile(&host, &c, &inst, "log-flood", "").await;
+    assert!(r.outcome.unwrap().is_ok());
+    assert!(r.logs_dropped > 900_000, "dropped {}", r.logs_dropped);
+    let logs = host.logs(&inst);
+    let guest = logs.iter().filter(|e| e.source == Source::Guest).count();
+    assert_eq!(guest, 1_000, "the per-call cap keeps 1000 guest entries");
+    assert!(logs.iter().any(|e| e.message.contains("log entries dropped")));
+}
+
+#[tokio::test]
+async fn huge_return_value_is_stopped_by_the_memory_cap() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("huge").limits(|l| l.memory_bytes = 64 << 20).build();
+    let r = hostile(&host, &c, &inst, "huge-return", &(512u64 << 20).to_string()).await;
+    assert!(matches!(r.outcome, Err(CallError::MemoryLimitExceeded { .. })), "{:?}", r.outcome);
+    // A large but permitted result comes back whole.
+    let r = hostile(&host, &c, &inst, "huge-return", &(4u64 << 20).to_string()).await;
+    assert!(r.outcome.is_ok(), "{:?}", r.outcome.err());
+}
+
+#[tokio::test]
+async fn fuel_budget_stops_a_loop() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("fuel").limits(|l| l.fuel = Some(5_000_000)).build();
+    let r = hostile(&host, &c, &inst, "infinite-loop", "").await;
+    assert!(matches!(r.outcome, Err(CallError::OutOfFuel { limit: 5_000_000 })), "{:?}", r.outcome);
+    assert!(r.fuel_consumed.unwrap() >= 5_000_000);
+}
+
+#[tokio::test]
+async fn guest_panic_is_a_trap_with_its_message() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("panic").build();
+    let r = hostile(&host, &c, &inst, "panic", "boom-42").await;
+    match r.outcome {
+        Err(CallError::Trap { message }) => assert!(message.contains("boom-42"), "{message}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_go_to_the_operation_log() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("stdio").build();
+    let r = hostile(&host, &c, &inst, "stdout", "hello-stdio").await;
+    assert!(r.outcome.unwrap().is_ok());
+    let logs = host.logs(&inst);
+    assert!(logs.iter().any(|e| e.source == Source::Stdout && e.message.contains("hello-stdio")), "{logs:?}");
+    assert!(logs.iter().any(|e| e.source == Source::Stderr && e.message.contains("hello-stdio")), "{logs:?}");
+}
+
+#[tokio::test]
+async fn wasi_is_locked_down() {
+    // The guest sees no environment, even though the host process has one.
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("env").config("region", "eu").build();
+    let r = hostile(&host, &c, &inst, "config", "").await;
+    let v = r.outcome.unwrap().unwrap();
+    assert!(v.to_string().contains("region"), "{v}");
+    assert!(!v.to_string().contains("PATH"), "{v}");
+}
