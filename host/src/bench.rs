@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::connector::ConnectorPre;
 use crate::capability::credentials::Secrets;
@@ -126,28 +126,23 @@ async fn patchbay_path(rt: &Runtime, wasm: &[u8], threads: usize, iterations: us
     Ok(figures("patchbay (capabilities + limits)", threads, all, wall.elapsed()))
 }
 
-async fn bare_path(wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Result<Figures> {
-    let mut config = Config::new();
-    config.concurrency_support(false);
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(64)
-        .total_core_instances(512)
-        .total_memories(128)
-        .total_tables(512)
-        .max_memory_size(256 << 20);
-    let mut pooled = config.clone();
-    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = match Engine::new(&pooled) {
-        Ok(e) => e,
-        Err(_) => Engine::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?,
-    };
+/// Bare wasmtime on an engine configured exactly like the runtime's (pool, epochs, fuel):
+/// `Store<()>`, no capabilities linked, no limits beyond what the engine requires.
+async fn bare_path(rc: &RuntimeConfig, wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Result<Figures> {
+    let (engine, _) = crate::runtime::engine::build(rc).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::runtime::engine::start_ticker(&engine, rc.epoch_tick);
+    let fuel = rc.fuel_metering;
     let component = Component::new(&engine, wasm).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker = Linker::<()>::new(&engine);
     linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
     let pre = ConnectorPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    async fn run_one(pre: &ConnectorPre<()>) -> anyhow::Result<()> {
+    async fn run_one(pre: &ConnectorPre<()>, fuel: bool) -> anyhow::Result<()> {
         let mut store = Store::new(pre.engine(), ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        if fuel {
+            store.set_fuel(u64::MAX).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         let world = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         world
             .patchbay_connector_lifecycle()
@@ -158,7 +153,7 @@ async fn bare_path(wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Re
         Ok(())
     }
     for _ in 0..500 {
-        run_one(&pre).await?;
+        run_one(&pre, fuel).await?;
     }
     let wall = Instant::now();
     let mut tasks = Vec::new();
@@ -168,7 +163,7 @@ async fn bare_path(wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Re
             let mut samples = Vec::with_capacity(iterations);
             for _ in 0..iterations {
                 let t = Instant::now();
-                run_one(&pre).await?;
+                run_one(&pre, fuel).await?;
                 samples.push(t.elapsed());
             }
             Ok::<_, anyhow::Error>(samples)
@@ -178,17 +173,18 @@ async fn bare_path(wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Re
     for t in tasks {
         all.extend(t.await??);
     }
-    Ok(figures("bare wasmtime (no host imports)", threads, all, wall.elapsed()))
+    Ok(figures("bare wasmtime (same engine config)", threads, all, wall.elapsed()))
 }
 
 /// Runs both paths on 1 and 2 threads. The component must export `lifecycle.health-check`
 /// (and, for the bare path, import nothing it calls).
 pub async fn run(wasm: &[u8], iterations: usize) -> anyhow::Result<Report> {
     let services = Services { oplog: Arc::new(MemoryOperationLog::new(1_000)), ..Services::in_memory() };
-    let rt = Runtime::new(RuntimeConfig { max_concurrent_calls: 64, ..RuntimeConfig::default() }, services)?;
+    let config = RuntimeConfig { max_concurrent_calls: 64, ..RuntimeConfig::default() };
+    let rt = Runtime::new(config.clone(), services)?;
     let mut rows = Vec::new();
     for threads in [1, 2] {
-        rows.push(bare_path(wasm, threads, iterations).await?);
+        rows.push(bare_path(&config, wasm, threads, iterations).await?);
         rows.push(patchbay_path(&rt, wasm, threads, iterations).await?);
     }
     Ok(Report { rows, pooling: rt.pooling() })

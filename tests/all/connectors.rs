@@ -34,7 +34,8 @@ async fn verify(host: &Host, secret: Option<&str>, headers: &[(&str, &str)], bod
 #[tokio::test]
 async fn github_passes_the_published_vector() {
     let host = Host::new(&[]);
-    let out = verify(&host, Some(GH_SECRET), &[("x-hub-signature-256", GH_SIG), ("x-github-delivery", "d-1")], GH_BODY).await;
+    let out =
+        verify(&host, Some(GH_SECRET), &[("x-hub-signature-256", GH_SIG), ("x-github-delivery", "d-1")], GH_BODY).await;
     assert_eq!(out, json!({"Ok": {"Valid": "d-1"}}), "{out}");
 }
 
@@ -93,11 +94,17 @@ async fn github_transforms_push_workflow_run_and_release() {
         "repository": {"full_name": "octo/repo"}
     })
     .to_string();
-    let out = invoke_json(&host.runtime, &c, &inst, "webhooks.transform", incoming(&[("x-github-event", "workflow_run"), ("x-github-delivery", "del-2")], &run))
-        .await
-        .unwrap()
-        .outcome
-        .unwrap();
+    let out = invoke_json(
+        &host.runtime,
+        &c,
+        &inst,
+        "webhooks.transform",
+        incoming(&[("x-github-event", "workflow_run"), ("x-github-delivery", "del-2")], &run),
+    )
+    .await
+    .unwrap()
+    .outcome
+    .unwrap();
     assert_eq!(out["Ok"][0]["event_type"], "github.workflow_run.completed", "{out}");
     let payload: Value = serde_json::from_str(out["Ok"][0]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload["conclusion"], "success");
@@ -109,18 +116,30 @@ async fn github_transforms_push_workflow_run_and_release() {
         "repository": {"full_name": "octo/repo"}
     })
     .to_string();
-    let out = invoke_json(&host.runtime, &c, &inst, "webhooks.transform", incoming(&[("x-github-event", "release"), ("x-github-delivery", "del-3")], &rel))
-        .await
-        .unwrap()
-        .outcome
-        .unwrap();
+    let out = invoke_json(
+        &host.runtime,
+        &c,
+        &inst,
+        "webhooks.transform",
+        incoming(&[("x-github-event", "release"), ("x-github-delivery", "del-3")], &rel),
+    )
+    .await
+    .unwrap()
+    .outcome
+    .unwrap();
     assert_eq!(out["Ok"][0]["event_type"], "github.release.published", "{out}");
 
-    let bad = invoke_json(&host.runtime, &c, &inst, "webhooks.transform", incoming(&[("x-github-event", "push")], "{not json"))
-        .await
-        .unwrap()
-        .outcome
-        .unwrap();
+    let bad = invoke_json(
+        &host.runtime,
+        &c,
+        &inst,
+        "webhooks.transform",
+        incoming(&[("x-github-event", "push")], "{not json"),
+    )
+    .await
+    .unwrap()
+    .outcome
+    .unwrap();
     assert!(bad["Err"]["Permanent"].is_object(), "{bad}");
 }
 
@@ -142,7 +161,9 @@ async fn notify_webhook_posts_slack_style_json_with_injected_token() {
         .secret("token", "xoxb-super-secret-token")
         .allow("{{config.webhook_url}}")
         .build();
-    let r = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("Deploy", "v1.2 is live")).await.unwrap();
+    let r = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("Deploy", "v1.2 is live"))
+        .await
+        .unwrap();
     let out = r.outcome.unwrap();
     assert!(out["Ok"].is_object(), "{out}");
     let got = server.received();
@@ -166,8 +187,13 @@ async fn notify_webhook_maps_provider_errors() {
     let host = Host::new(&["127.0.0.1/32"]);
     let c = host.load(components::NOTIFY_WEBHOOK);
     for (path, kind) in [("/status/429", "RateLimited"), ("/status/404", "Permanent"), ("/status/503", "Retryable")] {
-        let inst = installation("notify").config("webhook_url", &server.url(path)).allow("{{config.webhook_url}}").build();
-        let out = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("s", "t")).await.unwrap().outcome.unwrap();
+        let inst =
+            installation("notify").config("webhook_url", &server.url(path)).allow("{{config.webhook_url}}").build();
+        let out = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("s", "t"))
+            .await
+            .unwrap()
+            .outcome
+            .unwrap();
         assert!(out["Err"][kind].is_object(), "{path}: {out}");
         if kind == "RateLimited" {
             assert_eq!(out["Err"][kind]["retry_after_ms"], 7000, "{out}");
@@ -182,7 +208,11 @@ async fn notify_webhook_cannot_reach_an_undeclared_destination() {
     let c = host.load(components::NOTIFY_WEBHOOK);
     // The manifest pattern is filled from config; with no allowed hosts nothing is reachable.
     let inst = installation("notify").config("webhook_url", &server.url("/slack")).build();
-    let out = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("s", "t")).await.unwrap().outcome.unwrap();
+    let out = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("s", "t"))
+        .await
+        .unwrap()
+        .outcome
+        .unwrap();
     assert!(out["Err"].is_object(), "{out}");
     assert!(server.received().is_empty());
 }

@@ -83,16 +83,19 @@ async fn every_redirect_hop_is_checked() {
     let inst = installation("e5").allow("http://127.0.0.1:*").build();
     // To an undeclared host.
     let to = url::form_urlencoded::byte_serialize(b"https://evil.example.com/steal").collect::<String>();
-    let v = fetch(&host, &inst, json!({"url": server.url(&format!("/redirect?to={to}")), "follow_redirects": true})).await;
+    let v =
+        fetch(&host, &inst, json!({"url": server.url(&format!("/redirect?to={to}")), "follow_redirects": true})).await;
     assert_eq!(error_of(&v), "destination-not-allowed", "{v}");
     // To the metadata address.
     let to = url::form_urlencoded::byte_serialize(b"http://169.254.169.254/latest").collect::<String>();
     let inst2 = installation("e5b").allow("http://127.0.0.1:*").allow("http://169.254.169.254").build();
-    let v = fetch(&host, &inst2, json!({"url": server.url(&format!("/redirect?to={to}")), "follow_redirects": true})).await;
+    let v =
+        fetch(&host, &inst2, json!({"url": server.url(&format!("/redirect?to={to}")), "follow_redirects": true})).await;
     assert_eq!(error_of(&v), "address-blocked", "{v}");
     // Allowed hop is followed.
     let to = url::form_urlencoded::byte_serialize(server.url("/final").as_bytes()).collect::<String>();
-    let v = fetch(&host, &inst, json!({"url": server.url(&format!("/redirect?to={to}")), "follow_redirects": true})).await;
+    let v =
+        fetch(&host, &inst, json!({"url": server.url(&format!("/redirect?to={to}")), "follow_redirects": true})).await;
     assert_eq!(v["status"], 200, "{v}");
     assert_eq!(server.received().last().unwrap().path, "/final");
     // Without follow_redirects the 302 is returned as is.

@@ -134,8 +134,11 @@ impl Host {
         let events = Arc::new(MemoryEventSink::default());
         let services = Services { oplog: oplog.clone(), state: state.clone(), events: events.clone() };
         let nets: Vec<Cidr> = allow_networks.iter().map(|n| n.parse().unwrap()).collect();
-        let mut config =
-            RuntimeConfig { network: NetworkPolicy::allowing(nets), max_concurrent_calls: 16, ..RuntimeConfig::default() };
+        let mut config = RuntimeConfig {
+            network: NetworkPolicy::allowing(nets),
+            max_concurrent_calls: 16,
+            ..RuntimeConfig::default()
+        };
         tweak(&mut config);
         let runtime = Runtime::new(config, services).unwrap();
         Self { runtime, oplog, state, events }
@@ -206,18 +209,40 @@ impl InstallationBuilder {
         self
     }
     pub fn build(self) -> Installation {
-        Installation::new(Scope::new(self.tenant, self.id.clone()), "test@0.0.0", self.config, self.secrets, &self.allowed, self.limits)
-            .unwrap()
+        Installation::new(
+            Scope::new(self.tenant, self.id.clone()),
+            "test@0.0.0",
+            self.config,
+            self.secrets,
+            &self.allowed,
+            self.limits,
+        )
+        .unwrap()
     }
 }
 
 /// Calls the hostile component's `read-batch` with `entity = behaviour` and `cursor = arg`.
 /// Returns the report, with the outcome reduced to the `data` JSON of the batch's first record
 /// (`Err` strings for connector errors).
-pub async fn hostile(host: &Host, c: &LoadedComponent, inst: &Installation, behaviour: &str, arg: &str) -> CallReport<Result<Value, String>> {
+pub async fn hostile(
+    host: &Host,
+    c: &LoadedComponent,
+    inst: &Installation,
+    behaviour: &str,
+    arg: &str,
+) -> CallReport<Result<Value, String>> {
     let input = serde_json::json!({ "entity": behaviour, "mode": "Full", "cursor": arg, "limit": 1 });
     let r = patchbay::runtime::calls::invoke_json(&host.runtime, c, inst, "sync.read-batch", input).await.unwrap();
-    let CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped } = r;
+    let CallReport {
+        outcome,
+        duration,
+        queued,
+        fuel_consumed,
+        http_requests,
+        events_emitted,
+        log_entries,
+        logs_dropped,
+    } = r;
     let outcome = outcome.map(|v| {
         if let Some(ok) = v.get("Ok") {
             let data = ok["records"][0]["data"].as_str().unwrap_or("null");

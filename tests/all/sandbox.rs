@@ -142,12 +142,38 @@ async fn stdout_and_stderr_go_to_the_operation_log() {
 
 #[tokio::test]
 async fn wasi_is_locked_down() {
-    // The guest sees no environment, even though the host process has one.
+    // The host process has an environment and a filesystem; the guest sees neither.
+    assert!(std::env::vars().count() > 0);
     let host = Host::new(&[]);
     let c = host.load(components::HOSTILE);
     let inst = installation("env").config("region", "eu").build();
-    let r = hostile(&host, &c, &inst, "config", "").await;
-    let v = r.outcome.unwrap().unwrap();
-    assert!(v.to_string().contains("region"), "{v}");
-    assert!(!v.to_string().contains("PATH"), "{v}");
+    let v = hostile(&host, &c, &inst, "environment", "").await.outcome.unwrap().unwrap();
+    assert_eq!(v["env"], serde_json::json!([]), "{v}");
+    assert_eq!(v["args"], serde_json::json!([]), "{v}");
+    assert_eq!(v["stdin"]["bytes"], 0, "{v}");
+    for probe in ["read_etc_passwd", "read_relative", "list_root", "write_tmp"] {
+        assert_eq!(v[probe]["ok"], false, "{probe}: {v}");
+    }
+    assert!(!std::path::Path::new("/tmp/patchbay-escape").exists());
+    // Clocks are fine.
+    assert!(v["clock_secs"].as_u64().unwrap() > 1_600_000_000, "{v}");
+    // Configuration comes through the credentials capability instead.
+    let v = hostile(&host, &c, &inst, "config", "").await.outcome.unwrap().unwrap();
+    assert_eq!(v["config"], serde_json::json!([["region", "eu"]]), "{v}");
+}
+
+#[tokio::test]
+async fn instance_and_table_caps_apply() {
+    let host = Host::new(&[]);
+    let c = host.load(components::HOSTILE);
+    // A std component has several core instances; a cap of one refuses to instantiate it.
+    let inst = installation("caps").limits(|l| l.max_instances = 1).build();
+    let r = hostile(&host, &c, &inst, "ok", "").await;
+    match r.outcome {
+        Err(CallError::Instantiation { message }) => assert!(message.contains("instance"), "{message}"),
+        other => panic!("expected an instantiation error, got {other:?}"),
+    }
+    let inst = installation("caps2").limits(|l| l.max_table_elements = 1).build();
+    let r = hostile(&host, &c, &inst, "ok", "").await;
+    assert!(r.outcome.is_err(), "a one-element table cap cannot hold the component's tables");
 }

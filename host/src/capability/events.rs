@@ -29,15 +29,22 @@ pub trait EventSink: Send + Sync + 'static {
     async fn emit(&self, event: EmittedEvent) -> Result<String, String>;
 }
 
+#[derive(Default)]
+struct SinkInner {
+    events: Vec<EmittedEvent>,
+    /// (installation, idempotency key) → event id.
+    seen: HashMap<(Scope, String), String>,
+}
+
 /// In-memory sink that deduplicates by (installation, idempotency key).
 #[derive(Default)]
 pub struct MemoryEventSink {
-    inner: Mutex<(Vec<EmittedEvent>, HashMap<(Scope, String), String>)>,
+    inner: Mutex<SinkInner>,
 }
 
 impl MemoryEventSink {
     pub fn events(&self) -> Vec<EmittedEvent> {
-        self.inner.lock().map(|g| g.0.clone()).unwrap_or_default()
+        self.inner.lock().map(|g| g.events.clone()).unwrap_or_default()
     }
 }
 
@@ -46,13 +53,13 @@ impl EventSink for MemoryEventSink {
     async fn emit(&self, event: EmittedEvent) -> Result<String, String> {
         let mut g = self.inner.lock().map_err(|_| "event sink lock poisoned".to_string())?;
         if let Some(key) = &event.idempotency_key {
-            if let Some(id) = g.1.get(&(event.scope.clone(), key.clone())) {
+            if let Some(id) = g.seen.get(&(event.scope.clone(), key.clone())) {
                 return Ok(id.clone());
             }
-            g.1.insert((event.scope.clone(), key.clone()), event.id.clone());
+            g.seen.insert((event.scope.clone(), key.clone()), event.id.clone());
         }
         let id = event.id.clone();
-        g.0.push(event);
+        g.events.push(event);
         Ok(id)
     }
 }

@@ -40,7 +40,17 @@ fn pooling(rc: &RuntimeConfig) -> PoolingAllocationConfig {
         .max_tables_per_component(8)
         .max_memory_size(rc.max_memory_bytes)
         .max_unused_warm_slots(slots.min(64));
+    keep_warm(&mut p);
     p
+}
+
+/// Reuse tuning for pool slots: reset the low pages of a memory or table with `memset` (guided by
+/// `PAGEMAP_SCAN` where the kernel has it) instead of `madvise`, so a reused slot does not take a
+/// page fault per page touched. Connector instances are small and short-lived, which is exactly
+/// the case this helps; it also removes most contention on the kernel's memory-map lock when
+/// several threads instantiate at once.
+pub fn keep_warm(p: &mut PoolingAllocationConfig) {
+    p.linear_memory_keep_resident(1024 * 1024).table_keep_resident(64 * 1024).pagemap_scan(wasmtime::Enabled::Auto);
 }
 
 /// Builds the engine; falls back to on-demand allocation if the pool cannot be reserved.

@@ -161,10 +161,10 @@ impl Destination {
             return false;
         }
         let Some(port) = url.port_or_known_default() else { return false };
-        if let PortPattern::Exact(p) = self.port {
-            if p != port {
-                return false;
-            }
+        if let PortPattern::Exact(p) = self.port
+            && p != port
+        {
+            return false;
         }
         let host_ok = match (&self.host, url.host()) {
             (HostPattern::Exact(h), Some(Host::Domain(d))) => normalize_host(d) == *h,

@@ -58,6 +58,7 @@ impl DataSync for Hostile {
                 json!({ "ok": true })
             }
             "config" => json!({ "ok": true, "config": credentials::config_all() }),
+            "environment" => environment(),
             "panic" => panic!("guest panicked: {arg}"),
             "ok" => json!({ "ok": true }),
             other => {
@@ -343,4 +344,35 @@ fn failure(error: &str, message: &str) -> Value {
 
 fn bad_argument(reason: impl std::fmt::Display) -> Value {
     failure("bad-argument", &reason.to_string())
+}
+
+/// What the sandbox's WASI exposes: environment, arguments, stdin, the filesystem and the clock.
+fn environment() -> Value {
+    use std::io::Read;
+    let mut stdin = String::new();
+    let stdin_read = std::io::stdin().read_to_string(&mut stdin);
+    let fs = |path: &str| match std::fs::read(path) {
+        Ok(bytes) => json!({ "ok": true, "bytes": bytes.len() }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let listing = match std::fs::read_dir("/") {
+        Ok(entries) => json!({ "ok": true, "entries": entries.count() }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let write = match std::fs::write("/tmp/patchbay-escape", b"x") {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    json!({
+        "ok": true,
+        "env": std::env::vars().collect::<Vec<_>>(),
+        "args": std::env::args().collect::<Vec<_>>(),
+        "stdin": { "read_ok": stdin_read.is_ok(), "bytes": stdin.len() },
+        "read_etc_passwd": fs("/etc/passwd"),
+        "read_relative": fs("Cargo.toml"),
+        "list_root": listing,
+        "write_tmp": write,
+        "clock_secs": now,
+    })
 }
