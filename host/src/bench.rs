@@ -11,6 +11,7 @@ use wasmtime::component::{Component, Linker};
 use crate::bindings::connector::ConnectorPre;
 use crate::capability::credentials::Secrets;
 use crate::capability::log::MemoryOperationLog;
+use crate::runtime::LoadedComponent;
 use crate::runtime::calls;
 use crate::{Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
 
@@ -88,104 +89,117 @@ fn figures(label: &str, threads: usize, mut samples: Vec<Duration>, wall: Durati
     }
 }
 
-async fn patchbay_path(rt: &Runtime, wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Result<Figures> {
+/// One way of making a call: patchbay's path or the bare floor.
+#[derive(Clone)]
+enum Path {
+    Patchbay { rt: Runtime, component: Arc<LoadedComponent>, inst: Installation },
+    Bare { pre: ConnectorPre<()>, fuel: bool },
+}
+
+impl Path {
+    async fn call(&self) -> anyhow::Result<()> {
+        match self {
+            Path::Patchbay { rt, component, inst } => {
+                calls::health_check(rt, component, inst)
+                    .await
+                    .outcome
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            Path::Bare { pre, fuel } => {
+                let mut store = Store::new(pre.engine(), ());
+                store.set_epoch_deadline(u64::MAX / 2);
+                if *fuel {
+                    store.set_fuel(u64::MAX).map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                let world = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                world
+                    .patchbay_connector_lifecycle()
+                    .call_health_check(&mut store)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `iterations` calls on each of `threads` tasks; returns the latencies and the wall time.
+    async fn round(&self, threads: usize, iterations: usize) -> anyhow::Result<(Vec<Duration>, Duration)> {
+        let wall = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..threads {
+            let path = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(iterations);
+                for _ in 0..iterations {
+                    let t = Instant::now();
+                    path.call().await?;
+                    samples.push(t.elapsed());
+                }
+                Ok::<_, anyhow::Error>(samples)
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        Ok((all, wall.elapsed()))
+    }
+}
+
+/// Bare wasmtime on an engine configured exactly like the runtime's (pool, epochs, fuel):
+/// `Store<()>`, no capabilities linked, no limits beyond what the engine requires.
+fn bare(rc: &RuntimeConfig, wasm: &[u8]) -> anyhow::Result<Path> {
+    let (engine, _) = crate::runtime::engine::build(rc).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::runtime::engine::start_ticker(&engine, rc.epoch_tick);
+    let component = Component::new(&engine, wasm).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut linker = Linker::<()>::new(&engine);
+    linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = ConnectorPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Path::Bare { pre, fuel: rc.fuel_metering })
+}
+
+/// Runs both paths on 1 and 2 threads, `iterations` calls per thread each. Rounds of the two paths
+/// alternate so both see the same machine conditions. The component must export
+/// `lifecycle.health-check` (and, for the bare path, import nothing it calls).
+pub async fn run(wasm: &[u8], iterations: usize) -> anyhow::Result<Report> {
+    const ROUNDS: usize = 10;
+    let services = Services { oplog: Arc::new(MemoryOperationLog::new(1_000)), ..Services::in_memory() };
+    let config = RuntimeConfig { max_concurrent_calls: 64, ..RuntimeConfig::default() };
+    let rt = Runtime::new(config.clone(), services)?;
     let component = rt.load(wasm)?;
-    let inst = Arc::new(Installation::new(
+    let inst = Installation::new(
         Scope::new("bench", "bench"),
         "bench@0.0.0",
         Default::default(),
         Secrets::new(),
         &[],
         Limits::default(),
-    )?);
-    // Warm up (pool slots, caches).
-    for _ in 0..500 {
-        calls::health_check(rt, &component, &inst).await.outcome?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    )?;
+    let paths = [
+        ("bare wasmtime (same engine config)", bare(&config, wasm)?),
+        ("patchbay (capabilities + limits)", Path::Patchbay { rt: rt.clone(), component, inst }),
+    ];
+    for (_, p) in &paths {
+        p.round(1, 1_000).await?;
     }
-    let wall = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..threads {
-        let (rt, component, inst) = (rt.clone(), component.clone(), inst.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::with_capacity(iterations);
-            for _ in 0..iterations {
-                let t = Instant::now();
-                let r = calls::health_check(&rt, &component, &inst).await;
-                samples.push(t.elapsed());
-                if r.outcome.is_err() {
-                    return Err(anyhow::anyhow!("call failed: {:?}", r.outcome.err()));
-                }
-            }
-            Ok(samples)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(figures("patchbay (capabilities + limits)", threads, all, wall.elapsed()))
-}
-
-/// Bare wasmtime on an engine configured exactly like the runtime's (pool, epochs, fuel):
-/// `Store<()>`, no capabilities linked, no limits beyond what the engine requires.
-async fn bare_path(rc: &RuntimeConfig, wasm: &[u8], threads: usize, iterations: usize) -> anyhow::Result<Figures> {
-    let (engine, _) = crate::runtime::engine::build(rc).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::runtime::engine::start_ticker(&engine, rc.epoch_tick);
-    let fuel = rc.fuel_metering;
-    let component = Component::new(&engine, wasm).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut linker = Linker::<()>::new(&engine);
-    linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pre = ConnectorPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    async fn run_one(pre: &ConnectorPre<()>, fuel: bool) -> anyhow::Result<()> {
-        let mut store = Store::new(pre.engine(), ());
-        store.set_epoch_deadline(u64::MAX / 2);
-        if fuel {
-            store.set_fuel(u64::MAX).map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        let world = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        world
-            .patchbay_connector_lifecycle()
-            .call_health_check(&mut store)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        Ok(())
-    }
-    for _ in 0..500 {
-        run_one(&pre, fuel).await?;
-    }
-    let wall = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..threads {
-        let pre = pre.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::with_capacity(iterations);
-            for _ in 0..iterations {
-                let t = Instant::now();
-                run_one(&pre, fuel).await?;
-                samples.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(samples)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(figures("bare wasmtime (same engine config)", threads, all, wall.elapsed()))
-}
-
-/// Runs both paths on 1 and 2 threads. The component must export `lifecycle.health-check`
-/// (and, for the bare path, import nothing it calls).
-pub async fn run(wasm: &[u8], iterations: usize) -> anyhow::Result<Report> {
-    let services = Services { oplog: Arc::new(MemoryOperationLog::new(1_000)), ..Services::in_memory() };
-    let config = RuntimeConfig { max_concurrent_calls: 64, ..RuntimeConfig::default() };
-    let rt = Runtime::new(config.clone(), services)?;
     let mut rows = Vec::new();
     for threads in [1, 2] {
-        rows.push(bare_path(&config, wasm, threads, iterations).await?);
-        rows.push(patchbay_path(&rt, wasm, threads, iterations).await?);
+        let mut samples = [Vec::new(), Vec::new()];
+        let mut wall = [Duration::ZERO; 2];
+        let per_round = iterations.div_ceil(ROUNDS);
+        for _ in 0..ROUNDS {
+            for (i, (_, p)) in paths.iter().enumerate() {
+                let (s, w) = p.round(threads, per_round).await?;
+                samples[i].extend(s);
+                wall[i] += w;
+            }
+        }
+        for (i, (label, _)) in paths.iter().enumerate() {
+            rows.push(figures(label, threads, std::mem::take(&mut samples[i]), wall[i]));
+        }
     }
     Ok(Report { rows, pooling: rt.pooling() })
 }

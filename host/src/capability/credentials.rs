@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use ring::hmac;
 
@@ -77,13 +76,13 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Secrets {
 /// Largest message the host HMACs for a guest in one call.
 pub const MAX_HMAC_INPUT: usize = 16 * 1024 * 1024;
 
-/// Per-call view of the installation's configuration and secrets.
-pub struct CredentialsCtx {
-    pub config: Arc<BTreeMap<String, String>>,
-    pub secrets: Arc<Secrets>,
+/// What the `credentials` host functions see: the calling installation's own values.
+pub struct CredentialsView<'a> {
+    pub config: &'a BTreeMap<String, String>,
+    pub secrets: &'a Secrets,
 }
 
-impl CredentialsCtx {
+impl CredentialsView<'_> {
     fn secret(&self, name: &str) -> Result<&Secret, CredentialError> {
         self.secrets.get(name).ok_or_else(|| CredentialError::NotFound(name.to_string()))
     }
@@ -107,7 +106,7 @@ impl CredentialsCtx {
     }
 }
 
-impl wit::Host for CredentialsCtx {
+impl wit::Host for CredentialsView<'_> {
     fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.config.get(&key).cloned())
     }
@@ -146,22 +145,34 @@ impl wit::Host for CredentialsCtx {
 mod tests {
     use super::*;
 
-    fn ctx() -> CredentialsCtx {
-        CredentialsCtx {
-            config: Arc::new(BTreeMap::from([("region".to_string(), "eu".to_string())])),
-            secrets: Arc::new([("webhook_secret", "It's a Secret to Everybody")].into_iter().collect()),
+    struct Owned {
+        config: BTreeMap<String, String>,
+        secrets: Secrets,
+    }
+
+    impl Owned {
+        fn new() -> Self {
+            Self {
+                config: BTreeMap::from([("region".to_string(), "eu".to_string())]),
+                secrets: [("webhook_secret", "It's a Secret to Everybody")].into_iter().collect(),
+            }
+        }
+
+        fn view(&self) -> CredentialsView<'_> {
+            CredentialsView { config: &self.config, secrets: &self.secrets }
         }
     }
 
     #[test]
     fn hmac_matches_github_published_vector() {
-        let tag = ctx().hmac("webhook_secret", b"Hello, World!").unwrap();
+        let tag = Owned::new().view().hmac("webhook_secret", b"Hello, World!").unwrap();
         assert_eq!(hex::encode(tag), "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
     }
 
     #[test]
     fn verify_is_exact() {
-        let c = ctx();
+        let o = Owned::new();
+        let c = o.view();
         let tag = c.hmac("webhook_secret", b"Hello, World!").unwrap();
         assert!(c.verify_hmac("webhook_secret", b"Hello, World!", &tag).unwrap());
         assert!(!c.verify_hmac("webhook_secret", b"Hello, World?", &tag).unwrap());
@@ -170,7 +181,7 @@ mod tests {
 
     #[test]
     fn unknown_secret_is_not_found() {
-        assert!(matches!(ctx().hmac("other", b"x"), Err(CredentialError::NotFound(_))));
+        assert!(matches!(Owned::new().view().hmac("other", b"x"), Err(CredentialError::NotFound(_))));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! idempotency key from the same installation yields the same event id.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::{Scope, now_ms};
 use crate::bindings::connector::patchbay::connector::events as wit;
@@ -77,12 +77,12 @@ impl Default for EventLimits {
     }
 }
 
-/// Per-call emission context.
-pub struct EventsCtx {
-    pub scope: Scope,
-    pub sink: Arc<dyn EventSink>,
-    pub limits: EventLimits,
-    pub emitted: u32,
+/// What the `events` host functions see: the calling installation's scope, limits and count.
+pub struct EventsView<'a> {
+    pub scope: &'a Scope,
+    pub sink: &'a dyn EventSink,
+    pub limits: &'a EventLimits,
+    pub emitted: &'a mut u32,
 }
 
 /// Checks an event type: dotted lower-case segments of `[a-z0-9_-]`, at most 128 bytes.
@@ -109,9 +109,9 @@ fn new_event_id() -> String {
     format!("evt_{}", hex::encode(b))
 }
 
-impl EventsCtx {
+impl EventsView<'_> {
     pub async fn emit(&mut self, e: Event) -> Result<String, EventError> {
-        if self.emitted >= self.limits.max_per_call {
+        if *self.emitted >= self.limits.max_per_call {
             return Err(EventError::TooMany(self.limits.max_per_call));
         }
         validate_event_type(&e.event_type).map_err(EventError::Invalid)?;
@@ -126,7 +126,7 @@ impl EventsCtx {
         {
             return Err(EventError::Invalid("subject or idempotency key too long".into()));
         }
-        self.emitted += 1;
+        *self.emitted += 1;
         let ev = EmittedEvent {
             id: new_event_id(),
             scope: self.scope.clone(),
@@ -140,9 +140,9 @@ impl EventsCtx {
     }
 }
 
-impl wit::Host for EventsCtx {
+impl wit::Host for EventsView<'_> {
     async fn emit(&mut self, event: Event) -> wasmtime::Result<Result<String, EventError>> {
-        Ok(EventsCtx::emit(self, event).await)
+        Ok(EventsView::emit(self, event).await)
     }
 }
 
@@ -150,14 +150,7 @@ impl wit::Host for EventsCtx {
 mod tests {
     use super::*;
 
-    fn ctx(sink: Arc<MemoryEventSink>) -> EventsCtx {
-        EventsCtx {
-            scope: Scope::new("t", "i"),
-            sink,
-            limits: EventLimits { max_per_call: 2, max_payload_bytes: 64 },
-            emitted: 0,
-        }
-    }
+    const LIMITS: EventLimits = EventLimits { max_per_call: 2, max_payload_bytes: 64 };
 
     fn ev(t: &str, payload: &str, key: Option<&str>) -> Event {
         Event { event_type: t.into(), subject: None, payload: payload.into(), idempotency_key: key.map(Into::into) }
@@ -165,8 +158,10 @@ mod tests {
 
     #[tokio::test]
     async fn validates_and_dedupes() {
-        let sink = Arc::new(MemoryEventSink::default());
-        let mut c = ctx(sink.clone());
+        let sink = MemoryEventSink::default();
+        let scope = Scope::new("t", "i");
+        let mut emitted = 0;
+        let mut c = EventsView { scope: &scope, sink: &sink, limits: &LIMITS, emitted: &mut emitted };
         assert!(matches!(c.emit(ev("Bad Type", "{}", None)).await, Err(EventError::Invalid(_))));
         assert!(matches!(c.emit(ev("a.b", "{not json", None)).await, Err(EventError::Invalid(_))));
         let id1 = c.emit(ev("payment.succeeded", r#"{"id":1}"#, Some("k1"))).await.unwrap();

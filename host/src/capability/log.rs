@@ -146,9 +146,9 @@ impl Default for LogLimits {
     }
 }
 
-/// The per-call entry buffer.
+/// The per-call entry buffer. Scrubbing uses the installation's [`Scrubber`], passed in by the
+/// caller so the buffer holds no shared state.
 pub struct LogBuffer {
-    scrubber: Arc<Scrubber>,
     limits: LogLimits,
     entries: Vec<LogEntry>,
     bytes: usize,
@@ -156,29 +156,29 @@ pub struct LogBuffer {
 }
 
 impl LogBuffer {
-    pub fn new(scrubber: Arc<Scrubber>, limits: LogLimits) -> Self {
-        Self { scrubber, limits, entries: Vec::new(), bytes: 0, dropped: 0 }
-    }
-
-    pub fn scrubber(&self) -> &Scrubber {
-        &self.scrubber
+    pub fn new(limits: LogLimits) -> Self {
+        Self { limits, entries: Vec::new(), bytes: 0, dropped: 0 }
     }
 
     /// Adds an entry after scrubbing it; drops it (and counts the drop) past the call's limits.
-    pub fn push(&mut self, level: Level, source: Source, message: &str, fields: Vec<(String, String)>) {
+    pub fn push(
+        &mut self,
+        scrubber: &Scrubber,
+        level: Level,
+        source: Source,
+        message: &str,
+        fields: Vec<(String, String)>,
+    ) {
         let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if self.entries.len() >= self.limits.max_entries || self.bytes + size > self.limits.max_bytes {
             self.dropped += 1;
             return;
         }
-        let message = truncate(&self.scrubber.scrub(message), self.limits.max_message_bytes);
+        let message = truncate(&scrubber.scrub(message), self.limits.max_message_bytes);
         let fields = fields
             .into_iter()
             .map(|(k, v)| {
-                (
-                    truncate(&self.scrubber.scrub(&k), 256),
-                    truncate(&self.scrubber.scrub(&v), self.limits.max_message_bytes),
-                )
+                (truncate(&scrubber.scrub(&k), 256), truncate(&scrubber.scrub(&v), self.limits.max_message_bytes))
             })
             .collect();
         self.bytes += size;
@@ -186,9 +186,9 @@ impl LogBuffer {
     }
 
     /// Host record that bypasses the limits (call outcome, drop notices): at most a few per call.
-    pub fn push_host(&mut self, level: Level, message: &str, fields: Vec<(String, String)>) {
-        let message = self.scrubber.scrub(message);
-        let fields = fields.into_iter().map(|(k, v)| (k, self.scrubber.scrub(&v))).collect();
+    pub fn push_host(&mut self, scrubber: &Scrubber, level: Level, message: &str, fields: Vec<(String, String)>) {
+        let message = scrubber.scrub(message);
+        let fields = fields.into_iter().map(|(k, v)| (k, scrubber.scrub(&v))).collect();
         self.entries.push(LogEntry { at_ms: now_ms(), level, source: Source::Host, message, fields });
     }
 
@@ -205,13 +205,14 @@ impl LogBuffer {
     }
 
     /// Ends the call's logging: appends a notice for dropped entries and returns everything.
-    pub fn finish(mut self) -> Vec<LogEntry> {
+    pub fn finish(mut self, scrubber: &Scrubber) -> Vec<LogEntry> {
         if self.dropped > 0 {
             let msg = format!(
                 "{} log entries dropped: per-call limit of {} entries / {} bytes reached",
                 self.dropped, self.limits.max_entries, self.limits.max_bytes
             );
-            self.push_host(Level::Warn, &msg, vec![("dropped".into(), self.dropped.to_string())]);
+            let dropped = self.dropped.to_string();
+            self.push_host(scrubber, Level::Warn, &msg, vec![("dropped".into(), dropped)]);
         }
         self.entries
     }
@@ -315,9 +316,15 @@ impl OperationLog for TeeOperationLog {
     }
 }
 
-impl wit::Host for LogBuffer {
+/// What the `log` host function sees: the call's buffer and the installation's scrubber.
+pub struct LogView<'a> {
+    pub buf: &'a mut LogBuffer,
+    pub scrubber: &'a Scrubber,
+}
+
+impl wit::Host for LogView<'_> {
     fn log(&mut self, level: wit::Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
-        self.push(level.into(), Source::Guest, &message, fields);
+        self.buf.push(self.scrubber, level.into(), Source::Guest, &message, fields);
         Ok(())
     }
 }
@@ -345,13 +352,19 @@ mod tests {
 
     #[test]
     fn buffer_scrubs_fields_and_bounds_entries() {
-        let s = Arc::new(Scrubber::new(["hunter22"]));
-        let mut b = LogBuffer::new(s, LogLimits { max_entries: 3, max_bytes: 1 << 20, max_message_bytes: 64 });
+        let s = Scrubber::new(["hunter22"]);
+        let mut b = LogBuffer::new(LogLimits { max_entries: 3, max_bytes: 1 << 20, max_message_bytes: 64 });
         for i in 0..10 {
-            b.push(Level::Info, Source::Guest, &format!("m{i} hunter22"), vec![("token".into(), "hunter22".into())]);
+            b.push(
+                &s,
+                Level::Info,
+                Source::Guest,
+                &format!("m{i} hunter22"),
+                vec![("token".into(), "hunter22".into())],
+            );
         }
         assert_eq!(b.dropped(), 7);
-        let out = b.finish();
+        let out = b.finish(&s);
         assert_eq!(out.len(), 4);
         assert!(out.iter().all(|e| !e.message.contains("hunter22")));
         assert!(out.iter().all(|e| e.fields.iter().all(|(_, v)| !v.contains("hunter22"))));

@@ -4,7 +4,7 @@
 //! [`MemoryStateStore`] serves until a durable store is configured.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::Scope;
 use crate::bindings::connector::patchbay::connector::state as wit;
@@ -106,19 +106,19 @@ impl StateStore for MemoryStateStore {
     }
 }
 
-/// Per-call view of the installation's state.
-pub struct StateCtx {
-    pub scope: Scope,
-    pub store: Arc<dyn StateStore>,
-    pub limits: StateLimits,
+/// What the `state` host functions see: the calling installation's scope and limits.
+pub struct StateView<'a> {
+    pub scope: &'a Scope,
+    pub store: &'a dyn StateStore,
+    pub limits: &'a StateLimits,
 }
 
-impl wit::Host for StateCtx {
+impl wit::Host for StateView<'_> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, StateError>> {
         if let Err(e) = self.limits.check_key(&key) {
             return Ok(Err(e));
         }
-        Ok(self.store.get(&self.scope, &key).await)
+        Ok(self.store.get(self.scope, &key).await)
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), StateError>> {
@@ -132,18 +132,18 @@ impl wit::Host for StateCtx {
                 self.limits.max_value_bytes
             ))));
         }
-        Ok(self.store.set(&self.scope, &key, &value, &self.limits).await)
+        Ok(self.store.set(self.scope, &key, &value, self.limits).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, StateError>> {
         if let Err(e) = self.limits.check_key(&key) {
             return Ok(Err(e));
         }
-        Ok(self.store.delete(&self.scope, &key).await)
+        Ok(self.store.delete(self.scope, &key).await)
     }
 
     async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, StateError>> {
-        Ok(self.store.list_keys(&self.scope, &prefix).await)
+        Ok(self.store.list_keys(self.scope, &prefix).await)
     }
 }
 
@@ -152,19 +152,19 @@ mod tests {
     use super::*;
     use wit::Host as _;
 
-    fn ctx(store: Arc<dyn StateStore>, inst: &str) -> StateCtx {
-        StateCtx {
-            scope: Scope::new("t1", inst),
-            store,
-            limits: StateLimits { max_key_bytes: 16, max_value_bytes: 32, max_keys: 3, max_total_bytes: 64 },
-        }
+    const LIMITS: StateLimits =
+        StateLimits { max_key_bytes: 16, max_value_bytes: 32, max_keys: 3, max_total_bytes: 64 };
+
+    fn view<'a>(store: &'a dyn StateStore, scope: &'a Scope) -> StateView<'a> {
+        StateView { scope, store, limits: &LIMITS }
     }
 
     #[tokio::test]
     async fn installations_do_not_see_each_other() {
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
-        let mut a = ctx(store.clone(), "a");
-        let mut b = ctx(store, "b");
+        let store = MemoryStateStore::default();
+        let (sa, sb) = (Scope::new("t1", "a"), Scope::new("t1", "b"));
+        let mut a = view(&store, &sa);
+        let mut b = view(&store, &sb);
         a.set("cursor".into(), "42".into()).await.unwrap().unwrap();
         assert_eq!(a.get("cursor".into()).await.unwrap().unwrap().as_deref(), Some("42"));
         assert_eq!(b.get("cursor".into()).await.unwrap().unwrap(), None);
@@ -173,7 +173,9 @@ mod tests {
 
     #[tokio::test]
     async fn limits_are_enforced() {
-        let mut a = ctx(Arc::new(MemoryStateStore::default()), "a");
+        let store = MemoryStateStore::default();
+        let sa = Scope::new("t1", "a");
+        let mut a = view(&store, &sa);
         assert!(matches!(a.set(String::new(), "v".into()).await.unwrap(), Err(StateError::InvalidKey(_))));
         assert!(matches!(a.set("k".repeat(17), "v".into()).await.unwrap(), Err(StateError::TooLarge(_))));
         assert!(matches!(a.set("k".into(), "v".repeat(33)).await.unwrap(), Err(StateError::TooLarge(_))));
@@ -189,7 +191,9 @@ mod tests {
 
     #[tokio::test]
     async fn total_bytes_quota() {
-        let mut a = ctx(Arc::new(MemoryStateStore::default()), "a");
+        let store = MemoryStateStore::default();
+        let sa = Scope::new("t1", "a");
+        let mut a = view(&store, &sa);
         a.set("x".into(), "v".repeat(30)).await.unwrap().unwrap();
         a.set("y".into(), "v".repeat(30)).await.unwrap().unwrap();
         assert!(matches!(a.set("z".into(), "v".repeat(10)).await.unwrap(), Err(StateError::TooLarge(_))));

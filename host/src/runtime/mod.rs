@@ -9,6 +9,7 @@
 //! memory cap, instance/table caps, and optional fuel whose consumption is reported. A trap is a
 //! failed call with a [`CallError`] saying why, never a host crash.
 
+mod backstop;
 pub mod cache;
 pub mod calls;
 pub mod engine;
@@ -27,11 +28,13 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::connector::{Connector, ConnectorIndices};
-use crate::capability::credentials::{CredentialsCtx, Secrets};
-use crate::capability::events::{EventLimits, EventSink, EventsCtx, MemoryEventSink};
-use crate::capability::http::{EgressPolicy, HttpCtx, HttpLimits, HttpView, NetworkPolicy, PatternError};
-use crate::capability::log::{Level, LogBuffer, LogLimits, MemoryOperationLog, OperationLog, Scrubber, Source};
-use crate::capability::state::{MemoryStateStore, StateCtx, StateLimits, StateStore};
+use crate::capability::credentials::{CredentialsView, Secrets};
+use crate::capability::events::{EventLimits, EventSink, EventsView, MemoryEventSink};
+use crate::capability::http::{EgressPolicy, HttpLimits, HttpView, NetworkPolicy, PatternError};
+use crate::capability::log::{
+    Level, LogBuffer, LogLimits, LogView, MemoryOperationLog, OperationLog, Scrubber, Source,
+};
+use crate::capability::state::{MemoryStateStore, StateLimits, StateStore, StateView};
 use crate::capability::stdio::CappedPipe;
 use crate::capability::{Scope, http as http_cap};
 pub use cache::{CacheHit, Digest};
@@ -130,15 +133,27 @@ impl Services {
 }
 
 /// Everything the runtime needs to know about the installation a call runs for.
-pub struct Installation {
+pub struct InstallationData {
     pub scope: Scope,
     /// `id@version` of the connector, for logs and spans.
     pub connector: String,
-    pub config: Arc<BTreeMap<String, String>>,
-    pub secrets: Arc<Secrets>,
-    pub egress: Arc<EgressPolicy>,
-    pub scrubber: Arc<Scrubber>,
+    pub config: BTreeMap<String, String>,
+    pub secrets: Secrets,
+    pub egress: EgressPolicy,
+    pub scrubber: Scrubber,
     pub limits: Limits,
+}
+
+/// A cheap, cloneable handle to an installation's call context.
+#[derive(Clone)]
+pub struct Installation(Arc<InstallationData>);
+
+impl std::ops::Deref for Installation {
+    type Target = InstallationData;
+
+    fn deref(&self) -> &InstallationData {
+        &self.0
+    }
 }
 
 impl Installation {
@@ -157,15 +172,15 @@ impl Installation {
             tracing::debug!(installation = ?scope, "allowed host pattern allows nothing: {u}");
         }
         let scrubber = Scrubber::new(secrets.values());
-        Ok(Self {
+        Ok(Self(Arc::new(InstallationData {
             scope,
             connector: connector.into(),
-            config: Arc::new(config),
-            secrets: Arc::new(secrets),
-            egress: Arc::new(built.policy),
-            scrubber: Arc::new(scrubber),
+            config,
+            secrets,
+            egress: built.policy,
+            scrubber,
             limits,
-        })
+        })))
     }
 }
 
@@ -220,34 +235,78 @@ struct LazyWasi {
     stderr: CappedPipe,
 }
 
-/// The data of a per-call [`Store`]: one context per capability.
+/// Runtime-wide pieces every call's capabilities use, behind one `Arc` so creating a call's state
+/// touches one shared reference count rather than one per capability.
+struct CallShared {
+    client: reqwest::Client,
+    network: NetworkPolicy,
+    services: Services,
+}
+
+/// The data of a per-call [`Store`]. Capabilities see it through the views the linker getters
+/// build (`capability::*View`); this is the only place that knows them all.
 pub struct CallState {
+    inst: Installation,
+    shared: Arc<CallShared>,
     limiter: CallLimiter,
-    http: HttpCtx,
-    credentials: CredentialsCtx,
+    deadline: Instant,
+    http_requests: u32,
+    events_emitted: u32,
     log: LogBuffer,
-    state: StateCtx,
-    events: EventsCtx,
     wasi: Option<LazyWasi>,
     table: ResourceTable,
-    stdio_bytes: usize,
 }
 
 impl CallState {
     /// How many HTTP requests the call made.
     pub fn http_requests(&self) -> u32 {
-        self.http.requests
+        self.http_requests
     }
 
     /// How many events the call emitted.
     pub fn events_emitted(&self) -> u32 {
-        self.events.emitted
+        self.events_emitted
+    }
+
+    fn http_view(&mut self) -> HttpView<'_> {
+        HttpView {
+            client: &self.shared.client,
+            egress: &self.inst.egress,
+            network: &self.shared.network,
+            secrets: &self.inst.secrets,
+            scrubber: &self.inst.scrubber,
+            limits: &self.inst.limits.http,
+            deadline: self.deadline,
+            requests: &mut self.http_requests,
+            log: &mut self.log,
+        }
+    }
+
+    fn credentials_view(&mut self) -> CredentialsView<'_> {
+        CredentialsView { config: &self.inst.config, secrets: &self.inst.secrets }
+    }
+
+    fn log_view(&mut self) -> LogView<'_> {
+        LogView { buf: &mut self.log, scrubber: &self.inst.scrubber }
+    }
+
+    fn state_view(&mut self) -> StateView<'_> {
+        StateView { scope: &self.inst.scope, store: &*self.shared.services.state, limits: &self.inst.limits.state }
+    }
+
+    fn events_view(&mut self) -> EventsView<'_> {
+        EventsView {
+            scope: &self.inst.scope,
+            sink: &*self.shared.services.events,
+            limits: &self.inst.limits.events,
+            emitted: &mut self.events_emitted,
+        }
     }
 }
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let stdio_bytes = self.stdio_bytes;
+        let stdio_bytes = self.inst.limits.stdio_bytes;
         let wasi = self.wasi.get_or_insert_with(|| {
             let stdout = CappedPipe::new(stdio_bytes);
             let stderr = CappedPipe::new(stdio_bytes);
@@ -267,11 +326,19 @@ impl WasiView for CallState {
 
 impl crate::bindings::connector::patchbay::connector::types::Host for CallState {}
 
-struct HttpData;
+macro_rules! view_data {
+    ($($marker:ident => $view:ident),* $(,)?) => {
+        $(
+            struct $marker;
 
-impl wasmtime::component::HasData for HttpData {
-    type Data<'a> = HttpView<'a>;
+            impl wasmtime::component::HasData for $marker {
+                type Data<'a> = $view<'a>;
+            }
+        )*
+    };
 }
+
+view_data!(HttpData => HttpView, CredentialsData => CredentialsView, LogData => LogView, StateData => StateView, EventsData => EventsView);
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -378,9 +445,7 @@ struct Inner {
     memory: cache::MemoryCache<LoadedComponent>,
     disk: Option<cache::DiskCache>,
     permits: Semaphore,
-    services: Services,
-    http_client: reqwest::Client,
-    network: Arc<NetworkPolicy>,
+    shared: Arc<CallShared>,
     config: RuntimeConfig,
 }
 
@@ -404,8 +469,7 @@ impl Runtime {
             Some(dir) => Some(cache::DiskCache::open(dir, &engine)?),
             None => None,
         };
-        let network = Arc::new(config.network.clone());
-        let http_client = http_cap::build_client(network.clone())?;
+        let http_client = http_cap::build_client(Arc::new(config.network.clone()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -414,9 +478,7 @@ impl Runtime {
                 memory: cache::MemoryCache::default(),
                 disk,
                 permits: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
-                services,
-                http_client,
-                network,
+                shared: Arc::new(CallShared { client: http_client, network: config.network.clone(), services }),
                 config,
             }),
         })
@@ -426,11 +488,11 @@ impl Runtime {
     fn link_capabilities(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
         use crate::bindings::connector::patchbay::connector as wit;
         wit::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
-        wit::http::add_to_linker::<CallState, HttpData>(linker, |s| HttpView { http: &mut s.http, log: &mut s.log })?;
-        wit::credentials::add_to_linker::<CallState, HasSelf<CredentialsCtx>>(linker, |s| &mut s.credentials)?;
-        wit::log::add_to_linker::<CallState, HasSelf<LogBuffer>>(linker, |s| &mut s.log)?;
-        wit::state::add_to_linker::<CallState, HasSelf<StateCtx>>(linker, |s| &mut s.state)?;
-        wit::events::add_to_linker::<CallState, HasSelf<EventsCtx>>(linker, |s| &mut s.events)?;
+        wit::http::add_to_linker::<CallState, HttpData>(linker, CallState::http_view)?;
+        wit::credentials::add_to_linker::<CallState, CredentialsData>(linker, CallState::credentials_view)?;
+        wit::log::add_to_linker::<CallState, LogData>(linker, CallState::log_view)?;
+        wit::state::add_to_linker::<CallState, StateData>(linker, CallState::state_view)?;
+        wit::events::add_to_linker::<CallState, EventsData>(linker, CallState::events_view)?;
         Ok(())
     }
 
@@ -444,7 +506,7 @@ impl Runtime {
     }
 
     pub fn services(&self) -> &Services {
-        &self.inner.services
+        &self.inner.shared.services
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -508,11 +570,11 @@ impl Runtime {
             .unwrap_or_else(|e| Err(LoadError::Invalid(format!("compilation task failed: {e}"))))
     }
 
-    fn new_state(&self, inst: &Installation, limits: &Limits, deadline: Instant) -> CallState {
-        let services = &self.inner.services;
+    fn new_state(&self, inst: &Installation, memory_bytes: usize, deadline: Instant) -> CallState {
+        let limits = &inst.limits;
         CallState {
             limiter: CallLimiter {
-                memory_bytes: limits.memory_bytes,
+                memory_bytes,
                 table_elements: limits.max_table_elements,
                 instances: limits.max_instances,
                 tables: limits.max_tables,
@@ -521,27 +583,14 @@ impl Runtime {
                 memory_exceeded: None,
                 table_exceeded: None,
             },
-            http: HttpCtx {
-                client: self.inner.http_client.clone(),
-                egress: inst.egress.clone(),
-                network: self.inner.network.clone(),
-                secrets: inst.secrets.clone(),
-                limits: limits.http,
-                deadline,
-                requests: 0,
-            },
-            credentials: CredentialsCtx { config: inst.config.clone(), secrets: inst.secrets.clone() },
-            log: LogBuffer::new(inst.scrubber.clone(), limits.log),
-            state: StateCtx { scope: inst.scope.clone(), store: services.state.clone(), limits: limits.state },
-            events: EventsCtx {
-                scope: inst.scope.clone(),
-                sink: services.events.clone(),
-                limits: limits.events,
-                emitted: 0,
-            },
+            inst: inst.clone(),
+            shared: self.inner.shared.clone(),
+            deadline,
+            http_requests: 0,
+            events_emitted: 0,
+            log: LogBuffer::new(limits.log),
             wasi: None,
             table: ResourceTable::new(),
-            stdio_bytes: limits.stdio_bytes,
         }
     }
 
@@ -595,10 +644,10 @@ impl Runtime {
         let permit = self.inner.permits.acquire().await;
         let started = Instant::now();
         let queued = started - queued_at;
-        let mut limits = inst.limits.clone();
-        limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
+        let limits = &inst.limits;
+        let memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
         let deadline = started + limits.timeout;
-        let mut store = Store::new(&self.inner.engine, self.new_state(inst, &limits, deadline));
+        let mut store = Store::new(&self.inner.engine, self.new_state(inst, memory_bytes, deadline));
         store.limiter(|s| &mut s.limiter);
         let metering = self.inner.config.fuel_metering;
         let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
@@ -622,10 +671,11 @@ impl Runtime {
                 };
                 f(&mut store, instance, component).await.map_err(|e| (e, false))
             };
-            match tokio::time::timeout(limits.timeout + OUTER_GRACE, run).await {
-                Ok(Ok(r)) => Ok(r),
-                Ok(Err((e, instantiating))) => Err(classify(&e, store.data(), &limits, instantiating)),
-                Err(_) => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
+            let backstop = tokio::time::Instant::from_std(deadline + OUTER_GRACE);
+            match backstop::Backstop::new(run, backstop).await {
+                Some(Ok(r)) => Ok(r),
+                Some(Err((e, instantiating))) => Err(classify(&e, store.data(), limits, memory_bytes, instantiating)),
+                None => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
             }
         };
         drop(permit);
@@ -634,8 +684,9 @@ impl Runtime {
             if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
         let duration = started.elapsed();
         let state = store.into_data();
-        let http_requests = state.http.requests;
-        let events_emitted = state.events.emitted;
+        let http_requests = state.http_requests;
+        let events_emitted = state.events_emitted;
+        let scrubber = &inst.scrubber;
         let mut log = state.log;
         let mut outcome = outcome;
         if let Some(wasi) = state.wasi {
@@ -644,17 +695,18 @@ impl Runtime {
             if let Err(CallError::Trap { message }) = &mut outcome {
                 // A Rust guest's panic message is the last thing it wrote to stderr.
                 if let Some(last) = err.iter().rev().find(|l| !l.starts_with("note:")) {
-                    message.push_str(&format!("; guest stderr: {}", log.scrubber().scrub(last)));
+                    message.push_str(&format!("; guest stderr: {}", scrubber.scrub(last)));
                 }
             }
             for l in out {
-                log.push(Level::Info, Source::Stdout, &l, vec![]);
+                log.push(scrubber, Level::Info, Source::Stdout, &l, vec![]);
             }
             for l in err {
-                log.push(Level::Warn, Source::Stderr, &l, vec![]);
+                log.push(scrubber, Level::Warn, Source::Stderr, &l, vec![]);
             }
             if out_dropped + err_dropped > 0 {
                 log.push_host(
+                    scrubber,
                     Level::Warn,
                     &format!(
                         "{} bytes of stdout/stderr discarded (limit {} each)",
@@ -665,22 +717,22 @@ impl Runtime {
                 );
             }
         }
-        let ms = format!("{:.3}", duration.as_secs_f64() * 1000.0);
-        let mut fields = vec![("operation".to_string(), operation.to_string()), ("ms".into(), ms)];
+        let mut fields =
+            vec![("operation".to_string(), operation.to_string()), ("us".into(), duration.as_micros().to_string())];
         if let Some(f) = fuel_consumed {
             fields.push(("fuel".into(), f.to_string()));
         }
         match &outcome {
-            Ok(_) => log.push_host(Level::Debug, &format!("call {operation} completed"), fields),
+            Ok(_) => log.push_host(scrubber, Level::Debug, &format!("call {operation} completed"), fields),
             Err(e) => {
                 fields.push(("error".into(), e.kind().to_string()));
-                log.push_host(Level::Error, &format!("call {operation} failed: {e}"), fields);
+                log.push_host(scrubber, Level::Error, &format!("call {operation} failed: {e}"), fields);
             }
         }
         let logs_dropped = log.dropped();
-        let entries = log.finish();
+        let entries = log.finish(scrubber);
         let log_entries = entries.len();
-        self.inner.services.oplog.append(&inst.scope, entries);
+        self.inner.shared.services.oplog.append(&inst.scope, entries);
         CallReport {
             outcome,
             duration,
@@ -694,9 +746,15 @@ impl Runtime {
     }
 }
 
-fn classify(err: &wasmtime::Error, state: &CallState, limits: &Limits, instantiating: bool) -> CallError {
+fn classify(
+    err: &wasmtime::Error,
+    state: &CallState,
+    limits: &Limits,
+    memory_bytes: usize,
+    instantiating: bool,
+) -> CallError {
     if let Some(requested) = state.limiter.memory_exceeded {
-        return CallError::MemoryLimitExceeded { limit: limits.memory_bytes, requested };
+        return CallError::MemoryLimitExceeded { limit: memory_bytes, requested };
     }
     if let Some(requested) = state.limiter.table_exceeded {
         return CallError::TableLimitExceeded { limit: limits.max_table_elements, requested };

@@ -22,7 +22,7 @@ pub use network::{BlockedAddress, Cidr, NetworkPolicy};
 pub use policy::{EgressPolicy, PatternError};
 
 use super::credentials::Secrets;
-use super::log::{Level, LogBuffer, Source};
+use super::log::{Level, LogBuffer, Scrubber, Source};
 use crate::bindings::connector::patchbay::connector::http as wit;
 use wit::{HttpError, Method, Request, Response};
 
@@ -64,21 +64,19 @@ pub fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwest::Cli
         .build()
 }
 
-/// Per-call HTTP context.
-pub struct HttpCtx {
-    pub client: reqwest::Client,
-    pub egress: Arc<EgressPolicy>,
-    pub network: Arc<NetworkPolicy>,
-    pub secrets: Arc<Secrets>,
-    pub limits: HttpLimits,
+/// What the `http` host functions see: the installation's policy and secrets, the runtime's
+/// client and network policy, and the call's budget and log.
+pub struct HttpView<'a> {
+    pub client: &'a reqwest::Client,
+    pub egress: &'a EgressPolicy,
+    pub network: &'a NetworkPolicy,
+    pub secrets: &'a Secrets,
+    pub scrubber: &'a Scrubber,
+    pub limits: &'a HttpLimits,
     /// The call's wall-clock deadline; no request outlives it.
     pub deadline: Instant,
-    pub requests: u32,
-}
-
-/// What the `http` host functions see: the HTTP context plus the call's log buffer.
-pub struct HttpView<'a> {
-    pub http: &'a mut HttpCtx,
+    /// Requests made so far in this call.
+    pub requests: &'a mut u32,
     pub log: &'a mut LogBuffer,
 }
 
@@ -204,7 +202,13 @@ impl HttpView<'_> {
                 fields.push(("bytes".into(), bytes.to_string()));
                 fields.push(("ms".into(), ms));
                 let level = if status >= 500 { Level::Warn } else { Level::Info };
-                self.log.push(level, Source::Http, &format!("{method} {host}{path} -> {status}"), fields);
+                self.log.push(
+                    self.scrubber,
+                    level,
+                    Source::Http,
+                    &format!("{method} {host}{path} -> {status}"),
+                    fields,
+                );
             }
             Err(e) => {
                 fields.push(("error".into(), error_name(e).to_string()));
@@ -218,7 +222,13 @@ impl HttpView<'_> {
                     HttpError::ResponseTooLarge(n) => format!("response larger than {n} bytes"),
                     HttpError::TooManyRequests(n) => format!("more than {n} requests in one call"),
                 };
-                self.log.push(Level::Warn, Source::Http, &format!("{method} {host}{path} failed: {detail}"), fields);
+                self.log.push(
+                    self.scrubber,
+                    Level::Warn,
+                    Source::Http,
+                    &format!("{method} {host}{path} failed: {detail}"),
+                    fields,
+                );
             }
         }
     }
@@ -238,19 +248,19 @@ impl HttpView<'_> {
                 "secret placeholders are only substituted in header values, not in URLs".into(),
             ));
         }
-        if self.log.scrubber().contains_secret(raw) || self.log.scrubber().contains_secret(&decoded) {
+        if self.scrubber.contains_secret(raw) || self.scrubber.contains_secret(&decoded) {
             return Err(HttpError::InvalidRequest(
                 "the URL contains a secret value of this installation; send secrets in headers".into(),
             ));
         }
-        self.http.egress.check(url).map_err(HttpError::DestinationNotAllowed)?;
+        self.egress.check(url).map_err(HttpError::DestinationNotAllowed)?;
         let literal = match url.host() {
             Some(Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
             Some(Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
             _ => None,
         };
         if let Some(ip) = literal {
-            self.http.network.check(ip).map_err(|b| HttpError::AddressBlocked(b.to_string()))?;
+            self.network.check(ip).map_err(|b| HttpError::AddressBlocked(b.to_string()))?;
         }
         Ok(())
     }
@@ -263,32 +273,38 @@ impl HttpView<'_> {
             if is_forbidden_header(&name) {
                 return Err(HttpError::InvalidRequest(format!("header {name} is set by the host")));
             }
-            let (filled, secret) = fill_secrets(value, &self.http.secrets).map_err(HttpError::InvalidRequest)?;
+            let (filled, secret) = fill_secrets(value, self.secrets).map_err(HttpError::InvalidRequest)?;
             let value = HeaderValue::from_str(&filled)
                 .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header {name}")))?;
             headers.push((name, value, secret));
         }
-        if req.body.as_ref().is_some_and(|b| b.len() > self.http.limits.max_request_bytes) {
+        if req.body.as_ref().is_some_and(|b| b.len() > self.limits.max_request_bytes) {
             return Err(HttpError::InvalidRequest(format!(
                 "request body larger than {} bytes",
-                self.http.limits.max_request_bytes
+                self.limits.max_request_bytes
             )));
         }
         Ok(Prepared { headers })
     }
 
     async fn exchange(&mut self, req: Request) -> Result<Response, HttpError> {
-        if self.http.requests >= self.http.limits.max_requests_per_call {
-            return Err(HttpError::TooManyRequests(self.http.limits.max_requests_per_call));
+        if *self.requests >= self.limits.max_requests_per_call {
+            return Err(HttpError::TooManyRequests(self.limits.max_requests_per_call));
         }
-        self.http.requests += 1;
+        *self.requests += 1;
         let started = Instant::now();
         let method = method_of(req.method);
         let url = match Url::parse(&req.url) {
             Ok(u) => u,
             Err(e) => {
                 let err = HttpError::InvalidRequest(format!("invalid URL: {e}"));
-                self.log.push(Level::Warn, Source::Http, &format!("{method} (invalid URL) failed: {e}"), vec![]);
+                self.log.push(
+                    self.scrubber,
+                    Level::Warn,
+                    Source::Http,
+                    &format!("{method} (invalid URL) failed: {e}"),
+                    vec![],
+                );
                 return Err(err);
             }
         };
@@ -306,9 +322,9 @@ impl HttpView<'_> {
             }
         };
         let requested =
-            req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.http.limits.default_timeout);
-        let remaining = self.http.deadline.saturating_duration_since(Instant::now());
-        let timeout = requested.min(self.http.limits.max_timeout).min(remaining);
+            req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.limits.default_timeout);
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let timeout = requested.min(self.limits.max_timeout).min(remaining);
 
         let origin = url.clone();
         let mut method = method;
@@ -316,7 +332,7 @@ impl HttpView<'_> {
         let mut hops = 0u8;
         loop {
             let hop_started = Instant::now();
-            let mut builder = self.http.client.request(method.clone(), url.clone());
+            let mut builder = self.client.request(method.clone(), url.clone());
             let cross_origin = !same_origin(&origin, &url);
             for (name, value, secret) in &prepared.headers {
                 // On a redirect to another origin, credentials stay behind (as browsers do).
@@ -343,11 +359,8 @@ impl HttpView<'_> {
             match (req.follow_redirects && is_redirect, location) {
                 (true, Some(loc)) => {
                     hops += 1;
-                    if hops > self.http.limits.max_redirects {
-                        let e = HttpError::InvalidRequest(format!(
-                            "more than {} redirects",
-                            self.http.limits.max_redirects
-                        ));
+                    if hops > self.limits.max_redirects {
+                        let e = HttpError::InvalidRequest(format!("more than {} redirects", self.limits.max_redirects));
                         self.record(method.as_str(), &url, Err(&e), hop_started);
                         return Err(e);
                     }
@@ -370,7 +383,7 @@ impl HttpView<'_> {
     }
 
     async fn read(&self, builder: reqwest::RequestBuilder) -> Result<(u16, Vec<(String, String)>, Vec<u8>), HttpError> {
-        let cap = self.http.limits.max_response_bytes;
+        let cap = self.limits.max_response_bytes;
         let mut resp = builder.send().await.map_err(|e| map_reqwest_error(&e))?;
         let status = resp.status().as_u16();
         if resp.content_length().is_some_and(|n| n > cap as u64) {
