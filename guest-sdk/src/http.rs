@@ -16,7 +16,7 @@
 //!
 //! Secrets go into headers as `{{secret:NAME}}` placeholders ([`Request::bearer`],
 //! [`Request::secret_header`]); the host substitutes them, so the value never enters the guest.
-//! The host refuses placeholders in the URL or body.
+//! The host refuses a URL that contains a placeholder or a secret value; bodies are sent as given.
 
 use std::time::Duration;
 

@@ -114,18 +114,29 @@ fn init_tracing(json: bool) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    match real_main() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs the command; returns the process exit code.
+fn real_main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { listen, data_dir } => rt.block_on(serve(listen, data_dir)),
+        Command::Serve { listen, data_dir } => rt.block_on(serve(listen, data_dir)).map(|()| 0),
         Command::Run(args) => rt.block_on(run(args)),
         Command::Bench { component, iterations } => {
             let wasm = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
             let report = rt.block_on(patchbay::bench::run(&wasm, iterations))?;
             println!("{report}");
-            Ok(())
+            Ok(0)
         }
     }
 }
@@ -146,7 +157,8 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Exit code 0 when the connector returned `Ok`, 2 when it returned its own error.
+async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let wasm = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
     let networks = args
         .allow_networks
@@ -197,7 +209,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     match report.outcome {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v)?);
-            Ok(())
+            Ok(if v.get("Err").is_some() { 2 } else { 0 })
         }
         Err(e) => bail!("{e}"),
     }

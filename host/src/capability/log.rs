@@ -230,6 +230,10 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Where finished calls' entries go.
+///
+/// `append` is called once per call, after the sandbox is torn down, on the call's task; it must
+/// not block. A durable implementation hands the batch to a background writer that commits
+/// batches from many calls together.
 pub trait OperationLog: Send + Sync + 'static {
     fn append(&self, scope: &Scope, entries: Vec<LogEntry>);
 }

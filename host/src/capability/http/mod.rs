@@ -166,7 +166,11 @@ fn error_name(e: &HttpError) -> &'static str {
     }
 }
 
-fn map_reqwest_error(e: &reqwest::Error) -> HttpError {
+/// Maps a client error to the WIT error. The URL is dropped from the message: the request record
+/// already names host and path, and a query string may carry tokens.
+fn map_reqwest_error(e: reqwest::Error) -> HttpError {
+    let e = e.without_url();
+    let e = &e;
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
         if let Some(b) = s.downcast_ref::<BlockedAddress>() {
@@ -384,7 +388,7 @@ impl HttpView<'_> {
 
     async fn read(&self, builder: reqwest::RequestBuilder) -> Result<(u16, Vec<(String, String)>, Vec<u8>), HttpError> {
         let cap = self.limits.max_response_bytes;
-        let mut resp = builder.send().await.map_err(|e| map_reqwest_error(&e))?;
+        let mut resp = builder.send().await.map_err(map_reqwest_error)?;
         let status = resp.status().as_u16();
         if resp.content_length().is_some_and(|n| n > cap as u64) {
             return Err(HttpError::ResponseTooLarge(cap as u64));
@@ -395,7 +399,7 @@ impl HttpView<'_> {
             .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| map_reqwest_error(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(map_reqwest_error)? {
             if body.len() + chunk.len() > cap {
                 return Err(HttpError::ResponseTooLarge(cap as u64));
             }
