@@ -53,6 +53,16 @@ async fn github_rejects_bad_missing_and_unconfigured_signatures() {
     assert!(unconfigured["Ok"]["Invalid"].as_str().unwrap().contains("secret"), "{unconfigured}");
 }
 
+async fn transform(
+    host: &Host,
+    c: &patchbay::runtime::LoadedComponent,
+    inst: &patchbay::Installation,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Value {
+    invoke_json(&host.runtime, c, inst, "webhooks.transform", incoming(headers, body)).await.unwrap().outcome.unwrap()
+}
+
 #[tokio::test]
 async fn github_transforms_push_workflow_run_and_release() {
     let host = Host::new(&[]);
@@ -67,17 +77,7 @@ async fn github_transforms_push_workflow_run_and_release() {
         "head_commit": {"id": "b2", "message": "fix", "url": "https://github.com/o/r/commit/b2", "author": {"name": "Octo"}}
     })
     .to_string();
-    let out = invoke_json(
-        &host.runtime,
-        &c,
-        &inst,
-        "webhooks.transform",
-        incoming(&[("x-github-event", "push"), ("x-github-delivery", "del-1")], &push),
-    )
-    .await
-    .unwrap()
-    .outcome
-    .unwrap();
+    let out = transform(&host, &c, &inst, &[("x-github-event", "push"), ("x-github-delivery", "del-1")], &push).await;
     let events = out["Ok"].as_array().unwrap_or_else(|| panic!("{out}"));
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event_type"], "github.push");
@@ -94,17 +94,8 @@ async fn github_transforms_push_workflow_run_and_release() {
         "repository": {"full_name": "octo/repo"}
     })
     .to_string();
-    let out = invoke_json(
-        &host.runtime,
-        &c,
-        &inst,
-        "webhooks.transform",
-        incoming(&[("x-github-event", "workflow_run"), ("x-github-delivery", "del-2")], &run),
-    )
-    .await
-    .unwrap()
-    .outcome
-    .unwrap();
+    let out =
+        transform(&host, &c, &inst, &[("x-github-event", "workflow_run"), ("x-github-delivery", "del-2")], &run).await;
     assert_eq!(out["Ok"][0]["event_type"], "github.workflow_run.completed", "{out}");
     let payload: Value = serde_json::from_str(out["Ok"][0]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload["conclusion"], "success");
@@ -116,30 +107,10 @@ async fn github_transforms_push_workflow_run_and_release() {
         "repository": {"full_name": "octo/repo"}
     })
     .to_string();
-    let out = invoke_json(
-        &host.runtime,
-        &c,
-        &inst,
-        "webhooks.transform",
-        incoming(&[("x-github-event", "release"), ("x-github-delivery", "del-3")], &rel),
-    )
-    .await
-    .unwrap()
-    .outcome
-    .unwrap();
+    let out = transform(&host, &c, &inst, &[("x-github-event", "release"), ("x-github-delivery", "del-3")], &rel).await;
     assert_eq!(out["Ok"][0]["event_type"], "github.release.published", "{out}");
 
-    let bad = invoke_json(
-        &host.runtime,
-        &c,
-        &inst,
-        "webhooks.transform",
-        incoming(&[("x-github-event", "push")], "{not json"),
-    )
-    .await
-    .unwrap()
-    .outcome
-    .unwrap();
+    let bad = transform(&host, &c, &inst, &[("x-github-event", "push")], "{not json").await;
     assert!(bad["Err"]["Permanent"].is_object(), "{bad}");
 }
 

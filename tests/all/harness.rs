@@ -37,7 +37,7 @@ impl Recorded {
 
 /// A local HTTP server standing in for external services.
 ///
-/// Routes: `/slack` answers `ok` like a Slack incoming webhook; `/status/<code>` answers that status
+/// Routes: `/echo` reflects the request headers (body and `x-echo-authorization`); `/slack` answers `ok` like a Slack incoming webhook; `/status/<code>` answers that status
 /// (429 with `Retry-After: 7`); `/redirect?to=<url>` answers 302; `/big?n=<bytes>`; `/slow?ms=<ms>`;
 /// anything else answers `hello`.
 #[derive(Clone)]
@@ -84,6 +84,19 @@ async fn handle(State(requests): State<Arc<Mutex<Vec<Recorded>>>>, req: Request)
         body,
     });
     let reply = |status: u16, body: Body| Response::builder().status(status).body(body).unwrap();
+    if path == "/echo" {
+        // Reflects the request headers, as httpbin-style services do.
+        let headers: serde_json::Map<String, Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or("").to_string())))
+            .collect();
+        let mut r = reply(200, Body::from(Value::Object(headers).to_string()));
+        if let Some(auth) = parts.headers.get("authorization") {
+            r.headers_mut().insert("x-echo-authorization", auth.clone());
+        }
+        return r;
+    }
     if path == "/slack" {
         return reply(200, Body::from("ok"));
     }
@@ -233,23 +246,12 @@ pub async fn hostile(
 ) -> CallReport<Result<Value, String>> {
     let input = serde_json::json!({ "entity": behaviour, "mode": "Full", "cursor": arg, "limit": 1 });
     let r = patchbay::runtime::calls::invoke_json(&host.runtime, c, inst, "sync.read-batch", input).await.unwrap();
-    let CallReport {
-        outcome,
-        duration,
-        queued,
-        fuel_consumed,
-        http_requests,
-        events_emitted,
-        log_entries,
-        logs_dropped,
-    } = r;
-    let outcome = outcome.map(|v| {
+    r.map(|v| {
         if let Some(ok) = v.get("Ok") {
             let data = ok["records"][0]["data"].as_str().unwrap_or("null");
             Ok(serde_json::from_str(data).unwrap_or(Value::String(data.to_string())))
         } else {
             Err(v.get("Err").map(|e| e.to_string()).unwrap_or_else(|| v.to_string()))
         }
-    });
-    CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped }
+    })
 }

@@ -177,3 +177,31 @@ async fn instance_and_table_caps_apply() {
     let r = hostile(&host, &c, &inst, "ok", "").await;
     assert!(r.outcome.is_err(), "a one-element table cap cannot hold the component's tables");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
+    let server = crate::harness::TestServer::start().await;
+    let host = Host::with_config(&["127.0.0.1/32"], |c| c.max_concurrent_calls = 2);
+    let c = host.load(components::HOSTILE);
+    let inst = installation("busy").allow("http://127.0.0.1:*").build();
+    let req = serde_json::json!({"url": server.url("/slow?ms=50")}).to_string();
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let (rt, c, inst, req) = (host.runtime.clone(), c.clone(), inst.clone(), req.clone());
+            tokio::spawn(async move {
+                let input = serde_json::json!({"entity": "http", "mode": "Full", "cursor": req, "limit": 1});
+                patchbay::runtime::calls::invoke_json(&rt, &c, &inst, "sync.read-batch", input).await.unwrap()
+            })
+        })
+        .collect();
+    let mut queued = 0;
+    for call in calls {
+        let r = call.await.unwrap();
+        assert!(r.outcome.is_ok(), "{:?}", r.outcome);
+        if r.queued >= Duration::from_millis(40) {
+            queued += 1;
+        }
+    }
+    assert!(queued >= 8, "with 2 slots most of 12 calls wait: {queued}");
+    assert_eq!(server.received().len(), 12);
+}

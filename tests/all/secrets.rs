@@ -56,6 +56,24 @@ async fn injected_secret_reaches_the_server_but_not_the_guest_or_the_log() {
 }
 
 #[tokio::test]
+async fn a_destination_reflecting_the_injected_secret_cannot_hand_it_to_the_guest() {
+    let server = TestServer::start().await;
+    let host = Host::new(&["127.0.0.1/32"]);
+    let inst = installation("echo").secret("api_key", SECRET_A).allow("http://127.0.0.1:*").build();
+    let req = json!({"url": server.url("/echo"), "headers": [["authorization", "Bearer {{secret:api_key}}"]]});
+    let v = run(&host, &inst, "http", &req.to_string()).await;
+    assert_eq!(v["status"], 200, "{v}");
+    // The server did receive the secret ...
+    assert_eq!(server.received()[0].header("authorization").as_deref(), Some(format!("Bearer {SECRET_A}").as_str()));
+    // ... but what it echoed back reaches the guest redacted, in the body and in the headers.
+    assert!(!v.to_string().contains(SECRET_A), "{v}");
+    let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["authorization"], "Bearer [REDACTED]");
+    let echoed = v["headers"].as_array().unwrap().iter().find(|h| h[0] == "x-echo-authorization").unwrap();
+    assert_eq!(echoed[1], "Bearer [REDACTED]");
+}
+
+#[tokio::test]
 async fn unknown_placeholder_is_refused() {
     let server = TestServer::start().await;
     let host = Host::new(&["127.0.0.1/32"]);

@@ -118,6 +118,18 @@ impl Scrubber {
         self.needles.iter().any(|n| text.contains(n.as_str()))
     }
 
+    /// Byte-level scrubbing for bodies that need not be UTF-8; `None` when nothing matched.
+    pub fn scrub_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for n in &self.needles {
+            let current = out.as_deref().unwrap_or(data);
+            if let Some(replaced) = replace_bytes(current, n.as_bytes(), REDACTED.as_bytes()) {
+                out = Some(replaced);
+            }
+        }
+        out
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         if !self.contains_secret(text) {
             return text.to_string();
@@ -216,6 +228,31 @@ impl LogBuffer {
         }
         self.entries
     }
+}
+
+/// Replaces every occurrence of `needle`; `None` when there is none.
+fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut i, mut last, mut found) = (0, 0, false);
+    while i + needle.len() <= hay.len() {
+        if hay[i] == needle[0] && &hay[i..i + needle.len()] == needle {
+            out.extend_from_slice(&hay[last..i]);
+            out.extend_from_slice(with);
+            i += needle.len();
+            last = i;
+            found = true;
+        } else {
+            i += 1;
+        }
+    }
+    if !found {
+        return None;
+    }
+    out.extend_from_slice(&hay[last..]);
+    Some(out)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -345,6 +382,14 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("sk_live_abc123");
         assert_eq!(s.scrub(&format!("Basic {b64}")), "Basic [REDACTED]");
         assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn scrubs_bytes() {
+        let s = Scrubber::new(["tok_12345"]);
+        assert_eq!(s.scrub_bytes(b"a tok_12345 b tok_12345").unwrap(), b"a [REDACTED] b [REDACTED]".to_vec());
+        assert_eq!(s.scrub_bytes(b"\xff\x00 nothing"), None);
+        assert_eq!(s.scrub_bytes(b"tok_1234"), None);
     }
 
     #[test]

@@ -95,14 +95,7 @@ impl DiskCache {
             return None;
         }
         let (tag, artifact) = bytes[MAGIC.len()..].split_at(TAG_LEN);
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(digest.0.as_bytes());
-        ctx.update(b"\0");
-        ctx.update(self.compat.as_bytes());
-        ctx.update(b"\0");
-        ctx.update(artifact);
-        let expected = ctx.sign();
-        if !constant_time_eq(expected.as_ref(), tag) {
+        if !constant_time_eq(self.tag(digest, artifact).as_ref(), tag) {
             tracing::warn!(path = %path.display(), "ignoring precompiled artifact with an invalid tag");
             return None;
         }

@@ -54,18 +54,7 @@ fn arg<T: serde::de::DeserializeOwned>(input: &Value, op: &str) -> anyhow::Resul
 }
 
 fn to_json<T: serde::Serialize>(r: CallReport<T>) -> CallReport<Value> {
-    let CallReport {
-        outcome,
-        duration,
-        queued,
-        fuel_consumed,
-        http_requests,
-        events_emitted,
-        log_entries,
-        logs_dropped,
-    } = r;
-    let outcome = outcome.map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
-    CallReport { outcome, duration, queued, fuel_consumed, http_requests, events_emitted, log_entries, logs_dropped }
+    r.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
 }
 
 macro_rules! hub_call {

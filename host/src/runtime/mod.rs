@@ -400,6 +400,20 @@ impl<R> CallReport<R> {
     pub fn into_result(self) -> Result<R, CallError> {
         self.outcome
     }
+
+    /// The same report with the successful value transformed.
+    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> CallReport<S> {
+        CallReport {
+            outcome: self.outcome.map(f),
+            duration: self.duration,
+            queued: self.queued,
+            fuel_consumed: self.fuel_consumed,
+            http_requests: self.http_requests,
+            events_emitted: self.events_emitted,
+            log_entries: self.log_entries,
+            logs_dropped: self.logs_dropped,
+        }
+    }
 }
 
 /// A component ready to run: compiled, type-checked against the host's imports, pre-instantiated.
@@ -621,128 +635,116 @@ impl Runtime {
             connector = %installation.connector,
             operation,
         );
-        self.call_inner(component, installation, operation, f).instrument(span).await
-    }
-
-    async fn call_inner<R, F>(
-        &self,
-        component: &LoadedComponent,
-        inst: &Installation,
-        operation: &str,
-        f: F,
-    ) -> CallReport<R>
-    where
-        R: Send,
-        F: for<'a> FnOnce(
-                &'a mut Store<CallState>,
-                Instance,
-                &'a LoadedComponent,
-            ) -> BoxFuture<'a, wasmtime::Result<R>>
-            + Send,
-    {
-        let queued_at = Instant::now();
-        let permit = self.inner.permits.acquire().await;
-        let started = Instant::now();
-        let queued = started - queued_at;
-        let limits = &inst.limits;
-        let memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
-        let deadline = started + limits.timeout;
-        let mut store = Store::new(&self.inner.engine, self.new_state(inst, memory_bytes, deadline));
-        store.limiter(|s| &mut s.limiter);
-        let metering = self.inner.config.fuel_metering;
-        let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
-        if metering {
-            // Cannot fail with metering on.
-            let _ = store.set_fuel(fuel_budget);
-        }
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
-        });
-
-        let outcome: Result<R, CallError> = if permit.is_err() {
-            Err(CallError::Host { message: "runtime is shutting down".into() })
-        } else {
-            let pre = &component.pre;
-            let run = async {
-                let instance = match pre.instantiate_async(&mut store).await {
-                    Ok(i) => i,
-                    Err(e) => return Err((e, true)),
-                };
-                f(&mut store, instance, component).await.map_err(|e| (e, false))
-            };
-            let backstop = tokio::time::Instant::from_std(deadline + OUTER_GRACE);
-            match backstop::Backstop::new(run, backstop).await {
-                Some(Ok(r)) => Ok(r),
-                Some(Err((e, instantiating))) => Err(classify(&e, store.data(), limits, memory_bytes, instantiating)),
-                None => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
+        let inst = installation;
+        async move {
+            let queued_at = Instant::now();
+            let permit = self.inner.permits.acquire().await;
+            let started = Instant::now();
+            let queued = started - queued_at;
+            let limits = &inst.limits;
+            let memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
+            let deadline = started + limits.timeout;
+            let mut store = Store::new(&self.inner.engine, self.new_state(inst, memory_bytes, deadline));
+            store.limiter(|s| &mut s.limiter);
+            let metering = self.inner.config.fuel_metering;
+            let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
+            if metering {
+                // Cannot fail with metering on.
+                let _ = store.set_fuel(fuel_budget);
             }
-        };
-        drop(permit);
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+            });
 
-        let fuel_consumed =
-            if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
-        let duration = started.elapsed();
-        let state = store.into_data();
-        let http_requests = state.http_requests;
-        let events_emitted = state.events_emitted;
-        let scrubber = &inst.scrubber;
-        let mut log = state.log;
-        let mut outcome = outcome;
-        if let Some(wasi) = state.wasi {
-            let (out, out_dropped) = wasi.stdout.take_lines();
-            let (err, err_dropped) = wasi.stderr.take_lines();
-            if let Err(CallError::Trap { message }) = &mut outcome {
-                // A Rust guest's panic message is the last thing it wrote to stderr.
-                if let Some(last) = err.iter().rev().find(|l| !l.starts_with("note:")) {
-                    message.push_str(&format!("; guest stderr: {}", scrubber.scrub(last)));
+            let outcome: Result<R, CallError> = if permit.is_err() {
+                Err(CallError::Host { message: "runtime is shutting down".into() })
+            } else {
+                let pre = &component.pre;
+                let run = async {
+                    let instance = match pre.instantiate_async(&mut store).await {
+                        Ok(i) => i,
+                        Err(e) => return Err((e, true)),
+                    };
+                    f(&mut store, instance, component).await.map_err(|e| (e, false))
+                };
+                let backstop = tokio::time::Instant::from_std(deadline + OUTER_GRACE);
+                match backstop::Backstop::new(run, backstop).await {
+                    Some(Ok(r)) => Ok(r),
+                    Some(Err((e, instantiating))) => {
+                        Err(classify(&e, store.data(), limits, memory_bytes, instantiating))
+                    }
+                    None => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
+                }
+            };
+            drop(permit);
+
+            let fuel_consumed =
+                if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
+            let duration = started.elapsed();
+            let state = store.into_data();
+            let http_requests = state.http_requests;
+            let events_emitted = state.events_emitted;
+            let scrubber = &inst.scrubber;
+            let mut log = state.log;
+            let mut outcome = outcome;
+            if let Some(wasi) = state.wasi {
+                let (out, out_dropped) = wasi.stdout.take_lines();
+                let (err, err_dropped) = wasi.stderr.take_lines();
+                if let Err(CallError::Trap { message }) = &mut outcome {
+                    // A Rust guest's panic message is the last thing it wrote to stderr.
+                    if let Some(last) = err.iter().rev().find(|l| !l.starts_with("note:")) {
+                        message.push_str(&format!("; guest stderr: {}", scrubber.scrub(last)));
+                    }
+                }
+                for l in out {
+                    log.push(scrubber, Level::Info, Source::Stdout, &l, vec![]);
+                }
+                for l in err {
+                    log.push(scrubber, Level::Warn, Source::Stderr, &l, vec![]);
+                }
+                if out_dropped + err_dropped > 0 {
+                    log.push_host(
+                        scrubber,
+                        Level::Warn,
+                        &format!(
+                            "{} bytes of stdout/stderr discarded (limit {} each)",
+                            out_dropped + err_dropped,
+                            limits.stdio_bytes
+                        ),
+                        vec![],
+                    );
                 }
             }
-            for l in out {
-                log.push(scrubber, Level::Info, Source::Stdout, &l, vec![]);
+            let mut fields =
+                vec![("operation".to_string(), operation.to_string()), ("us".into(), duration.as_micros().to_string())];
+            if let Some(f) = fuel_consumed {
+                fields.push(("fuel".into(), f.to_string()));
             }
-            for l in err {
-                log.push(scrubber, Level::Warn, Source::Stderr, &l, vec![]);
+            match &outcome {
+                Ok(_) => log.push_host(scrubber, Level::Debug, &format!("call {operation} completed"), fields),
+                Err(e) => {
+                    fields.push(("error".into(), e.kind().to_string()));
+                    log.push_host(scrubber, Level::Error, &format!("call {operation} failed: {e}"), fields);
+                }
             }
-            if out_dropped + err_dropped > 0 {
-                log.push_host(
-                    scrubber,
-                    Level::Warn,
-                    &format!(
-                        "{} bytes of stdout/stderr discarded (limit {} each)",
-                        out_dropped + err_dropped,
-                        limits.stdio_bytes
-                    ),
-                    vec![],
-                );
-            }
-        }
-        let mut fields =
-            vec![("operation".to_string(), operation.to_string()), ("us".into(), duration.as_micros().to_string())];
-        if let Some(f) = fuel_consumed {
-            fields.push(("fuel".into(), f.to_string()));
-        }
-        match &outcome {
-            Ok(_) => log.push_host(scrubber, Level::Debug, &format!("call {operation} completed"), fields),
-            Err(e) => {
-                fields.push(("error".into(), e.kind().to_string()));
-                log.push_host(scrubber, Level::Error, &format!("call {operation} failed: {e}"), fields);
+            let logs_dropped = log.dropped();
+            let entries = log.finish(scrubber);
+            let log_entries = entries.len();
+            self.inner.shared.services.oplog.append(&inst.scope, entries);
+            CallReport {
+                outcome,
+                duration,
+                queued,
+                fuel_consumed,
+                http_requests,
+                events_emitted,
+                log_entries,
+                logs_dropped,
             }
         }
-        let logs_dropped = log.dropped();
-        let entries = log.finish(scrubber);
-        let log_entries = entries.len();
-        self.inner.shared.services.oplog.append(&inst.scope, entries);
-        CallReport {
-            outcome,
-            duration,
-            queued,
-            fuel_consumed,
-            http_requests,
-            events_emitted,
-            log_entries,
-            logs_dropped,
-        }
+        .instrument(span)
+        .await
     }
 }
 

@@ -94,11 +94,13 @@ fn method_of(m: Method) -> reqwest::Method {
     }
 }
 
-/// Substitutes `{{secret:NAME}}` placeholders in a header value.
-fn fill_secrets(value: &str, secrets: &Secrets) -> Result<(String, bool), String> {
+/// Substitutes `{{secret:NAME}}` placeholders in a header value; also returns the secret values
+/// it filled in.
+fn fill_secrets<'s>(value: &str, secrets: &'s Secrets) -> Result<(String, Vec<&'s str>), String> {
     if !value.contains(PLACEHOLDER) {
-        return Ok((value.to_string(), false));
+        return Ok((value.to_string(), Vec::new()));
     }
+    let mut used = Vec::new();
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(i) = rest.find(PLACEHOLDER) {
@@ -109,10 +111,11 @@ fn fill_secrets(value: &str, secrets: &Secrets) -> Result<(String, bool), String
         let secret =
             secrets.get(name).ok_or_else(|| format!("no secret named {name:?} is set for this installation"))?;
         out.push_str(secret.expose());
+        used.push(secret.expose());
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    Ok((out, true))
+    Ok((out, used))
 }
 
 /// Headers a connector may not set: the host owns framing and the destination.
@@ -135,6 +138,9 @@ fn is_forbidden_header(name: &HeaderName) -> bool {
 struct Prepared {
     /// (name, value after substitution, carried a secret)
     headers: Vec<(HeaderName, HeaderValue, bool)>,
+    /// Scrubs the secrets filled into this request from its response, so a destination that
+    /// reflects request headers cannot hand them to the guest.
+    reflected: Option<Scrubber>,
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -271,16 +277,18 @@ impl HttpView<'_> {
 
     fn prepare(&self, req: &Request) -> Result<Prepared, HttpError> {
         let mut headers = Vec::with_capacity(req.headers.len());
+        let mut injected = Vec::new();
         for (name, value) in &req.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest(format!("invalid header name {name:?}")))?;
             if is_forbidden_header(&name) {
                 return Err(HttpError::InvalidRequest(format!("header {name} is set by the host")));
             }
-            let (filled, secret) = fill_secrets(value, self.secrets).map_err(HttpError::InvalidRequest)?;
+            let (filled, used) = fill_secrets(value, self.secrets).map_err(HttpError::InvalidRequest)?;
             let value = HeaderValue::from_str(&filled)
                 .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header {name}")))?;
-            headers.push((name, value, secret));
+            headers.push((name, value, !used.is_empty()));
+            injected.extend(used);
         }
         if req.body.as_ref().is_some_and(|b| b.len() > self.limits.max_request_bytes) {
             return Err(HttpError::InvalidRequest(format!(
@@ -288,7 +296,8 @@ impl HttpView<'_> {
                 self.limits.max_request_bytes
             )));
         }
-        Ok(Prepared { headers })
+        let reflected = if injected.is_empty() { None } else { Some(Scrubber::new(injected)) };
+        Ok(Prepared { headers, reflected })
     }
 
     async fn exchange(&mut self, req: Request) -> Result<Response, HttpError> {
@@ -381,7 +390,16 @@ impl HttpView<'_> {
                     }
                     url = next;
                 }
-                _ => return Ok(Response { status, headers, body: bytes }),
+                _ => {
+                    let (headers, body) = match &prepared.reflected {
+                        Some(scrub) => (
+                            headers.into_iter().map(|(k, v)| (k, scrub.scrub(&v))).collect(),
+                            scrub.scrub_bytes(&bytes).unwrap_or(bytes),
+                        ),
+                        None => (headers, bytes),
+                    };
+                    return Ok(Response { status, headers, body });
+                }
             }
         }
     }
@@ -426,8 +444,11 @@ mod tests {
     #[test]
     fn placeholders_are_filled_from_secrets() {
         let s: Secrets = [("api_key", "sk_123")].into_iter().collect();
-        assert_eq!(fill_secrets("Bearer {{secret:api_key}}", &s).unwrap(), ("Bearer sk_123".to_string(), true));
-        assert_eq!(fill_secrets("plain", &s).unwrap(), ("plain".to_string(), false));
+        assert_eq!(
+            fill_secrets("Bearer {{secret:api_key}}", &s).unwrap(),
+            ("Bearer sk_123".to_string(), vec!["sk_123"])
+        );
+        assert_eq!(fill_secrets("plain", &s).unwrap(), ("plain".to_string(), vec![]));
         assert!(fill_secrets("{{secret:nope}}", &s).unwrap_err().contains("nope"));
         assert!(fill_secrets("{{secret:api_key", &s).is_err());
     }
