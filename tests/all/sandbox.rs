@@ -147,14 +147,18 @@ async fn wasi_is_locked_down() {
     let host = Host::new(&[]);
     let c = host.load(components::HOSTILE);
     let inst = installation("env").config("region", "eu").build();
-    let v = hostile(&host, &c, &inst, "environment", "").await.outcome.unwrap().unwrap();
+    // A real listener the guest tries to reach around the http capability.
+    let server = crate::harness::TestServer::start().await;
+    let v = hostile(&host, &c, &inst, "environment", &server.addr.to_string()).await.outcome.unwrap().unwrap();
     assert_eq!(v["env"], serde_json::json!([]), "{v}");
     assert_eq!(v["args"], serde_json::json!([]), "{v}");
     assert_eq!(v["stdin"]["bytes"], 0, "{v}");
-    for probe in ["read_etc_passwd", "read_relative", "list_root", "write_tmp"] {
+    for probe in ["read_etc_passwd", "read_relative", "list_root", "write_tmp", "tcp_connect", "udp_bind", "dns_lookup"]
+    {
         assert_eq!(v[probe]["ok"], false, "{probe}: {v}");
     }
     assert!(!std::path::Path::new("/tmp/patchbay-escape").exists());
+    assert!(server.received().is_empty(), "a raw socket reached the server");
     // Clocks are fine.
     assert!(v["clock_secs"].as_u64().unwrap() > 1_600_000_000, "{v}");
     // Configuration comes through the credentials capability instead.

@@ -58,7 +58,7 @@ impl DataSync for Hostile {
                 json!({ "ok": true })
             }
             "config" => json!({ "ok": true, "config": credentials::config_all() }),
-            "environment" => environment(),
+            "environment" => environment(&arg),
             "panic" => panic!("guest panicked: {arg}"),
             "ok" => json!({ "ok": true }),
             other => {
@@ -346,8 +346,9 @@ fn bad_argument(reason: impl std::fmt::Display) -> Value {
     failure("bad-argument", &reason.to_string())
 }
 
-/// What the sandbox's WASI exposes: environment, arguments, stdin, the filesystem and the clock.
-fn environment() -> Value {
+/// What the sandbox's WASI exposes: environment, arguments, stdin, the filesystem, sockets
+/// (`addr` is a `host:port` to try to reach directly) and the clock.
+fn environment(addr: &str) -> Value {
     use std::io::Read;
     let mut stdin = String::new();
     let stdin_read = std::io::stdin().read_to_string(&mut stdin);
@@ -363,6 +364,13 @@ fn environment() -> Value {
         Ok(()) => json!({ "ok": true }),
         Err(e) => json!({ "ok": false, "error": e.to_string() }),
     };
+    let outcome = |r: std::io::Result<()>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let tcp = outcome(std::net::TcpStream::connect(addr).map(|_| ()));
+    let udp = outcome(std::net::UdpSocket::bind("0.0.0.0:0").map(|_| ()));
+    let dns = outcome(std::net::ToSocketAddrs::to_socket_addrs("localhost:80").map(|_| ()));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     json!({
         "ok": true,
@@ -373,6 +381,9 @@ fn environment() -> Value {
         "read_relative": fs("Cargo.toml"),
         "list_root": listing,
         "write_tmp": write,
+        "tcp_connect": tcp,
+        "udp_bind": udp,
+        "dns_lookup": dns,
         "clock_secs": now,
     })
 }
