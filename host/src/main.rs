@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use patchbay::capability::credentials::Secrets;
 use patchbay::capability::http::{Cidr, NetworkPolicy};
-use patchbay::capability::log::{MemoryOperationLog, OperationLog, TeeOperationLog, TracingOperationLog};
+use patchbay::capability::log::{MemoryOperationLog, TracingOperationLog};
 use patchbay::runtime::calls;
 use patchbay::{Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
 use std::sync::Arc;
@@ -166,13 +166,13 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         .map(|n| n.parse::<Cidr>().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let log = Arc::new(MemoryOperationLog::new(100_000));
-    let oplog: Arc<dyn OperationLog> = Arc::new(TeeOperationLog(vec![log.clone()]));
+
     let config = RuntimeConfig {
         network: NetworkPolicy::allowing(networks),
         max_concurrent_calls: 4,
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(config, Services { oplog, ..Services::in_memory() })?;
+    let runtime = Runtime::new(config, Services { oplog: log.clone(), ..Services::in_memory() })?;
     let component = runtime.load_async(wasm).await?;
     let mut secrets = Secrets::new();
     for (k, v) in &args.secrets {

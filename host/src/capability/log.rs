@@ -7,7 +7,7 @@
 //! the same buffer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -339,20 +339,6 @@ impl OperationLog for TracingOperationLog {
                     tracing::trace!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
                 }
             }
-        }
-    }
-}
-
-/// Fans entries out to several logs (e.g. memory + console).
-pub struct TeeOperationLog(pub Vec<Arc<dyn OperationLog>>);
-
-impl OperationLog for TeeOperationLog {
-    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
-        if let Some((last, rest)) = self.0.split_last() {
-            for l in rest {
-                l.append(scope, entries.clone());
-            }
-            last.append(scope, entries);
         }
     }
 }

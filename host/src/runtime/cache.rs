@@ -164,7 +164,11 @@ impl<V> MemoryCache<V> {
         self.entries.lock().ok()?.get(d).cloned()
     }
 
+    /// Caches `v` and releases the digest's compile lock entry.
     pub(crate) fn insert(&self, d: Digest, v: Arc<V>) {
+        if let Ok(mut c) = self.compiling.lock() {
+            c.remove(&d);
+        }
         if let Ok(mut m) = self.entries.lock() {
             m.insert(d, v);
         }

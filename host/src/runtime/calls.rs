@@ -49,8 +49,8 @@ fn require(c: &LoadedComponent, hub: Hub, op: &str) -> anyhow::Result<()> {
     }
 }
 
-fn arg<T: serde::de::DeserializeOwned>(input: &Value, op: &str) -> anyhow::Result<T> {
-    serde_json::from_value(input.clone()).map_err(|e| anyhow!("invalid input for {op}: {e}"))
+fn arg<T: serde::de::DeserializeOwned>(input: Value, op: &str) -> anyhow::Result<T> {
+    serde_json::from_value(input).map_err(|e| anyhow!("invalid input for {op}: {e}"))
 }
 
 fn to_json<T: serde::Serialize>(r: CallReport<T>) -> CallReport<Value> {
@@ -89,7 +89,7 @@ pub async fn invoke_json(
         "validate-credentials" => to_json(validate_credentials(rt, c, inst).await),
         "webhooks.verify" | "webhooks.transform" => {
             require(c, Hub::WebhookEndpoint, op)?;
-            let req: webhook_endpoint::exports::patchbay::connector::webhooks::IncomingRequest = arg(&input, op)?;
+            let req: webhook_endpoint::exports::patchbay::connector::webhooks::IncomingRequest = arg(input, op)?;
             if op == "webhooks.verify" {
                 hub_call!(rt, c, inst, op, WebhookEndpoint, patchbay_connector_webhooks, |w, store| w
                     .call_verify(&mut *store, &req))
@@ -100,7 +100,7 @@ pub async fn invoke_json(
         }
         "notifications.send" => {
             require(c, Hub::NotificationProvider, op)?;
-            let n: notification_provider::exports::patchbay::connector::notifications::Notification = arg(&input, op)?;
+            let n: notification_provider::exports::patchbay::connector::notifications::Notification = arg(input, op)?;
             hub_call!(rt, c, inst, op, NotificationProvider, patchbay_connector_notifications, |w, store| w
                 .call_send(&mut *store, &n))
         }
@@ -110,7 +110,7 @@ pub async fn invoke_json(
         }
         "sync.read-batch" => {
             require(c, Hub::DataSync, op)?;
-            let req: data_sync::exports::patchbay::connector::sync::ReadRequest = arg(&input, op)?;
+            let req: data_sync::exports::patchbay::connector::sync::ReadRequest = arg(input, op)?;
             hub_call!(rt, c, inst, op, DataSync, patchbay_connector_sync, |w, store| w
                 .call_read_batch(&mut *store, &req))
         }

@@ -243,6 +243,12 @@ impl HttpView<'_> {
         }
     }
 
+    /// Records a failed request (or hop) and hands the error back.
+    fn fail(&mut self, method: &reqwest::Method, url: &Url, started: Instant, e: HttpError) -> HttpError {
+        self.record(method.as_str(), url, Err(&e), started);
+        e
+    }
+
     /// Validates the URL and destination of one hop.
     fn check_url(&self, url: &Url) -> Result<(), HttpError> {
         if url.scheme() != "http" && url.scheme() != "https" {
@@ -307,7 +313,7 @@ impl HttpView<'_> {
         *self.requests += 1;
         let started = Instant::now();
         let method = method_of(req.method);
-        let url = match Url::parse(&req.url) {
+        let mut url = match Url::parse(&req.url) {
             Ok(u) => u,
             Err(e) => {
                 let err = HttpError::InvalidRequest(format!("invalid URL: {e}"));
@@ -321,18 +327,13 @@ impl HttpView<'_> {
                 return Err(err);
             }
         };
-        let mut url = url;
         url.set_fragment(None);
         if let Err(e) = self.check_url(&url) {
-            self.record(method.as_str(), &url, Err(&e), started);
-            return Err(e);
+            return Err(self.fail(&method, &url, started, e));
         }
         let prepared = match self.prepare(&req) {
             Ok(p) => p,
-            Err(e) => {
-                self.record(method.as_str(), &url, Err(&e), started);
-                return Err(e);
-            }
+            Err(e) => return Err(self.fail(&method, &url, started, e)),
         };
         let requested =
             req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.limits.default_timeout);
@@ -361,10 +362,7 @@ impl HttpView<'_> {
             let result = tokio::time::timeout(remaining, self.read(builder)).await.unwrap_or(Err(HttpError::Timeout));
             let (status, headers, bytes) = match result {
                 Ok(r) => r,
-                Err(e) => {
-                    self.record(method.as_str(), &url, Err(&e), hop_started);
-                    return Err(e);
-                }
+                Err(e) => return Err(self.fail(&method, &url, hop_started, e)),
             };
             self.record(method.as_str(), &url, Ok((status, bytes.len())), hop_started);
             let location = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.clone());
@@ -374,15 +372,17 @@ impl HttpView<'_> {
                     hops += 1;
                     if hops > self.limits.max_redirects {
                         let e = HttpError::InvalidRequest(format!("more than {} redirects", self.limits.max_redirects));
-                        self.record(method.as_str(), &url, Err(&e), hop_started);
-                        return Err(e);
+                        return Err(self.fail(&method, &url, hop_started, e));
                     }
-                    let next = url
-                        .join(&loc)
-                        .map_err(|e| HttpError::InvalidRequest(format!("invalid redirect location: {e}")))?;
+                    let next = match url.join(&loc) {
+                        Ok(next) => next,
+                        Err(e) => {
+                            let e = HttpError::InvalidRequest(format!("invalid redirect location: {e}"));
+                            return Err(self.fail(&method, &url, hop_started, e));
+                        }
+                    };
                     if let Err(e) = self.check_url(&next) {
-                        self.record(method.as_str(), &next, Err(&e), Instant::now());
-                        return Err(e);
+                        return Err(self.fail(&method, &next, Instant::now(), e));
                     }
                     if status == 303 || ((status == 301 || status == 302) && method == reqwest::Method::POST) {
                         method = reqwest::Method::GET;
@@ -427,8 +427,9 @@ impl HttpView<'_> {
     }
 }
 
+/// The URL with `%XX` escapes and form-encoded `+` decoded, to find secrets hidden by encoding.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(s.as_bytes()).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
 }
 
 impl wit::Host for HttpView<'_> {
