@@ -96,11 +96,22 @@
 //! gives it a new digest.
 
 mod manifest;
+mod package;
+mod sections;
+mod signature;
 
 pub use manifest::{
     ApiStatus, ApiVersion, Bundle, Category, Date, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS,
     MAX_TITLE_CHARS, Manifest, ManifestError, SignatureEncoding, UnknownCategory, WebhookScheme, WebhookSpec,
 };
+pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};
+pub use signature::{
+    ALG_ED25519, GeneratedKey, KeyId, SignatureError, SignatureInfo, TrustedKeys, generate_keypair, keypair_from_pkcs8,
+    sign, verify, verify_required,
+};
+
+/// Re-exported so callers can name the key pair type [`sign`] takes without depending on ring.
+pub use ring::signature::Ed25519KeyPair;
 
 /// Name of the custom section holding the manifest (TOML text, UTF-8).
 pub const MANIFEST_SECTION: &str = "patchbay:manifest";
