@@ -8,8 +8,11 @@
 //!
 //! | section | where | contents |
 //! |---|---|---|
-//! | [`MANIFEST_SECTION`] `patchbay:manifest` | anywhere: top level or inside a nested core module (where the guest SDK's `patchbay_sdk::manifest!` puts it) | the manifest as UTF-8 TOML text; exactly one |
-//! | [`SIGNATURE_SECTION`] `patchbay:signature` | top level, last section | optional publisher signature (below) |
+//! | [`MANIFEST_SECTION`] `patchbay:manifest` | anywhere | the manifest as UTF-8 TOML text; exactly one |
+//! | [`SIGNATURE_SECTION`] `patchbay:signature` | top level, last | optional publisher signature (below) |
+//!
+//! The manifest section may sit at the top level or inside a nested core module; the guest SDK's
+//! `patchbay_sdk::manifest!("connector.toml")` puts it in the component's main core module.
 //!
 //! # Manifest format
 //!
