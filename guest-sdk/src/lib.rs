@@ -26,6 +26,35 @@
 //! The export macros expand to paths under `patchbay_sdk::`, so depend on this crate under its
 //! own name.
 //!
+//! # Manifest
+//!
+//! Every connector carries its manifest — id, title, category, version, credential and config
+//! fields, allowed hosts, ... — as a `connector.toml` next to its `Cargo.toml`. One line at the
+//! crate root embeds it into the component as the `patchbay:manifest` custom section
+//! ([`MANIFEST_SECTION`]), where the host reads and validates it on upload:
+//!
+//! ```ignore
+//! patchbay_sdk::manifest!("connector.toml");
+//! ```
+//!
+//! A minimal `connector.toml` (the `patchbay-registry` crate documents every field):
+//!
+//! ```toml
+//! id = "pager"
+//! title = "Pager"
+//! description = "Sends pages through the Pager API."
+//! category = "notification-provider"
+//! provider = "Example Inc."
+//! version = "0.1.0"
+//! allowed_hosts = ["https://api.pager.example"]
+//!
+//! [[credentials]]
+//! key = "api_key"
+//! label = "API key"
+//! type = "secret"
+//! required = true
+//! ```
+//!
 //! # Example
 //!
 //! A data-sync source that pages through a shop's products:
@@ -145,6 +174,7 @@ pub mod events;
 pub mod http;
 pub mod lifecycle;
 pub mod log;
+mod manifest;
 pub mod secrets;
 pub mod state;
 mod worlds;
@@ -153,6 +183,7 @@ pub use bindings::connector::patchbay::connector::types;
 pub use error::DEFAULT_RETRY_AFTER_MS;
 pub use events::{Event, emit};
 pub use lifecycle::{CredentialCheck, HealthReport, HealthStatus, Lifecycle};
+pub use manifest::SECTION as MANIFEST_SECTION;
 pub use types::{Address, ConnectorError, Failure, Fields, Json, Money, RateLimit, TimestampMs};
 pub use worlds::{
     communication_channel, data_sync, notification_provider, payment_gateway, shipping_carrier, storage_provider,
@@ -183,5 +214,6 @@ pub fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Connec
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::manifest::manifest_bytes;
     pub use wit_bindgen;
 }

@@ -1,3 +1,126 @@
-//! patchbay-registry: connector manifests, package validation and the content-addressed component
-//! store. The manifest schema and upload validation (world conformance, signatures) live here;
-//! the host's runtime only ever sees components this crate has accepted.
+//! patchbay-registry: connector manifests, package inspection and publisher signatures.
+//!
+//! A connector package is a WebAssembly component that carries its manifest in a custom section.
+//! The host calls [`inspect`] on every upload; only components accepted here (and then linked
+//! against the host's imports for their category's world) are stored and run.
+//!
+//! # Custom sections
+//!
+//! | section | where | contents |
+//! |---|---|---|
+//! | [`MANIFEST_SECTION`] `patchbay:manifest` | anywhere | the manifest as UTF-8 TOML text; exactly one |
+//! | [`SIGNATURE_SECTION`] `patchbay:signature` | top level, last | optional publisher signature (below) |
+//!
+//! The manifest section may sit at the top level or inside a nested core module; the guest SDK's
+//! `patchbay_sdk::manifest!("connector.toml")` puts it in the component's main core module.
+//!
+//! # Manifest format
+//!
+//! `connector.toml`, next to the connector crate's `Cargo.toml`. Unknown fields are errors.
+//!
+//! ```toml
+//! id = "acme-pay"                    # ^[a-z][a-z0-9-]{1,62}$, the catalog id
+//! title = "Acme Pay"                 # 1-100 characters
+//! description = "Card payments and refunds through Acme Pay."   # 1-2000 characters
+//! category = "payment-gateway"       # the hub = the WIT world the component implements:
+//!                                    # payment-gateway, shipping-carrier, communication-channel,
+//!                                    # notification-provider, storage-provider, data-sync,
+//!                                    # webhook-endpoint
+//! provider = "Acme Inc."             # 1-100 characters
+//! version = "1.4.0"                  # semver, no build metadata
+//! # Egress destinations; `{{config.KEY}}` names a declared text or url config field.
+//! allowed_hosts = ["https://api.acme-pay.example", "{{config.sandbox_url}}"]
+//!
+//! [[api_versions]]                   # optional; if any, exactly one has default = true
+//! id = "2024-06-01"                  # letters, digits, '.', '_', '-'; unique
+//! label = "June 2024"
+//! status = "stable"                  # stable | deprecated
+//! default = true                     # may not be deprecated
+//!
+//! [[api_versions]]
+//! id = "2023-01-01"
+//! label = "January 2023"
+//! status = "deprecated"
+//! sunset = 2025-12-31                # a TOML date or "YYYY-MM-DD"; deprecated versions only
+//!
+//! [[credentials]]                    # kept encrypted by the host
+//! key = "api_key"                    # ^[a-z][a-z0-9_]{0,63}$, unique within credentials
+//! label = "API key"                  # 1-100 characters
+//! type = "secret"                    # secret | text | url | oauth2
+//! required = true                    # default false
+//! help = "Dashboard → Developers → API keys."   # optional, up to 500 characters
+//!
+//! [[credentials]]
+//! key = "webhook_secret"
+//! label = "Webhook signing secret"
+//! type = "secret"
+//!
+//! [[config]]                         # stored in clear
+//! key = "sandbox_url"                # same rules as credential keys, unique within config
+//! label = "Sandbox URL"
+//! type = "url"                       # text | url | number | boolean
+//! default = "https://sandbox.acme-pay.example"   # optional; must fit the type
+//!
+//! [[config]]
+//! key = "capture_delay_hours"
+//! label = "Capture delay (hours)"
+//! type = "number"
+//! default = 0                        # numbers and booleans may be written bare
+//!
+//! [webhook]                          # optional: how incoming webhooks are authenticated
+//! scheme = "hmac-sha256"             # HMAC-SHA256 of the raw body
+//! header = "Acme-Signature"          # header carrying the signature
+//! secret = "webhook_secret"          # a credentials key of type secret
+//! prefix = "v1="                     # optional text before the encoded signature
+//! encoding = "hex"                   # hex | base64
+//! timestamp_header = "Acme-Timestamp"   # optional
+//! tolerance_secs = 300               # optional; requires timestamp_header
+//!
+//! [bundle]                           # optional: packages of one bundle share credentials
+//! id = "acme"                        # same rules as the manifest id
+//! title = "Acme"
+//! ```
+//!
+//! [`Manifest::parse_toml`] reports syntax errors, unknown fields, missing fields and wrong types
+//! with the enclosing table, line and column (`credentials[1]: unknown field `secret`, expected
+//! one of ... (line 14, column 1)`); [`Manifest::validate`] reports every rule violation at once,
+//! each with its path (`credentials[1].key: duplicate key "token" (also credentials[0].key)`).
+//! The JSON the host serves uses the same field names.
+//!
+//! # Signature format
+//!
+//! A signed package ends with a top-level custom section `patchbay:signature` holding the JSON
+//! `{"alg":"ed25519","key_id":"<16 hex>","signature":"<base64>"}`: the ed25519 signature of the
+//! 32-byte SHA-256 digest of every byte before the section. The section must be the last one
+//! and appear once. A key id is the first 16 hex characters of the SHA-256 of the 32-byte public
+//! key; trusted keys are listed as `key_id:base64(public key)` ([`TrustedKeys::parse`]).
+//! [`sign`] appends (or replaces) the section, [`verify`] checks it, [`generate_keypair`] makes
+//! a publisher key. The package digest covers the signature section too, so signing a package
+//! gives it a new digest.
+
+mod manifest;
+mod package;
+mod sections;
+mod signature;
+
+pub use manifest::{
+    ApiStatus, ApiVersion, Bundle, Category, Date, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS,
+    MAX_TITLE_CHARS, Manifest, ManifestError, SignatureEncoding, UnknownCategory, WebhookScheme, WebhookSpec,
+};
+pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};
+pub use signature::{
+    ALG_ED25519, GeneratedKey, KeyId, SignatureError, SignatureInfo, TrustedKeys, generate_keypair, keypair_from_pkcs8,
+    sign, verify, verify_required,
+};
+
+/// Re-exported so callers can name the key pair type [`sign`] takes without depending on ring.
+pub use ring::signature::Ed25519KeyPair;
+
+/// Name of the custom section holding the manifest (TOML text, UTF-8).
+pub const MANIFEST_SECTION: &str = "patchbay:manifest";
+
+/// Name of the top-level custom section holding the publisher signature.
+pub const SIGNATURE_SECTION: &str = "patchbay:signature";
+
+#[cfg(test)]
+mod testutil;

@@ -88,6 +88,7 @@ impl WebhookEndpoint for GitHub {
     }
 }
 
+patchbay_sdk::manifest!("connector.toml");
 patchbay_sdk::export_webhook_endpoint!(GitHub);
 
 /// `X-GitHub-Delivery`, GitHub's unique id for the delivery (kept across redeliveries).

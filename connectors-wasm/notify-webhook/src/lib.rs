@@ -77,6 +77,7 @@ impl NotificationProvider for NotifyWebhook {
     }
 }
 
+patchbay_sdk::manifest!("connector.toml");
 patchbay_sdk::export_notification_provider!(NotifyWebhook);
 
 /// The configured webhook URL, checked to be an absolute `http(s)` URL.

@@ -1,0 +1,307 @@
+//! The manifest rules that span fields: ids and keys, lengths, semver, api version defaults and
+//! sunsets, field types per list, defaults fitting their type, `allowed_hosts` templates and the
+//! webhook secret. Each violation becomes an [`Issue`] with its path.
+
+use std::collections::HashMap;
+
+use super::{
+    ApiStatus, ApiVersion, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS, MAX_TITLE_CHARS, Manifest,
+    WebhookSpec,
+};
+
+/// Every rule violation of `m`, in field order.
+pub(super) fn issues(m: &Manifest) -> Vec<Issue> {
+    let mut v = Validator::default();
+    v.slug("id", &m.id);
+    v.text("title", &m.title, MAX_TITLE_CHARS, false);
+    v.text("description", &m.description, MAX_DESCRIPTION_CHARS, true);
+    v.text("provider", &m.provider, MAX_TITLE_CHARS, false);
+    v.version(&m.version);
+    v.api_versions(&m.api_versions);
+    v.fields("credentials", &m.credentials, FieldList::Credentials);
+    v.fields("config", &m.config, FieldList::Config);
+    v.allowed_hosts(&m.allowed_hosts, &m.config);
+    if let Some(webhook) = &m.webhook {
+        v.webhook(webhook, &m.credentials);
+    }
+    if let Some(bundle) = &m.bundle {
+        v.slug("bundle.id", &bundle.id);
+        v.text("bundle.title", &bundle.title, MAX_TITLE_CHARS, false);
+    }
+    v.issues
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldList {
+    Credentials,
+    Config,
+}
+
+/// Collects [`Issue`]s while walking a manifest.
+#[derive(Default)]
+struct Validator {
+    issues: Vec<Issue>,
+}
+
+/// `^[a-z][a-z0-9-]{1,62}$`
+fn is_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// `^[a-z][a-z0-9_]{0,63}$`
+fn is_field_key(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=64).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// An HTTP header name (RFC 9110 token).
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+}
+
+impl Validator {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(Issue { path: path.into(), message: message.into() });
+    }
+
+    fn slug(&mut self, path: &str, value: &str) {
+        if !is_slug(value) {
+            self.push(
+                path,
+                format!(
+                    "{value:?} is not a valid id: use 2 to 63 lowercase letters, digits and '-', starting with a letter"
+                ),
+            );
+        }
+    }
+
+    /// Non-blank, at most `max` characters, no control characters (newlines and tabs allowed
+    /// when `multiline`).
+    fn text(&mut self, path: &str, value: &str, max: usize, multiline: bool) {
+        if value.trim().is_empty() {
+            self.push(path, "must not be empty");
+            return;
+        }
+        let len = value.chars().count();
+        if len > max {
+            self.push(path, format!("is {len} characters long; at most {max} are allowed"));
+        }
+        if value.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r'))) {
+            self.push(path, "must not contain control characters");
+        }
+    }
+
+    fn version(&mut self, version: &str) {
+        match semver::Version::parse(version) {
+            Ok(v) if !v.build.is_empty() => {
+                self.push("version", format!("{version:?} has build metadata (+{}); it is not allowed", v.build))
+            }
+            Ok(_) => {}
+            Err(e) => self.push("version", format!("{version:?} is not a semantic version (e.g. 1.2.3): {e}")),
+        }
+    }
+
+    fn api_versions(&mut self, versions: &[ApiVersion]) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut default: Option<usize> = None;
+        for (i, v) in versions.iter().enumerate() {
+            let path = format!("api_versions[{i}]");
+            let id_ok = !v.id.is_empty()
+                && v.id.len() <= 64
+                && v.id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+            if !id_ok {
+                self.push(
+                    format!("{path}.id"),
+                    format!("{:?} is not a valid api version id: use 1 to 64 letters, digits, '.', '_' and '-'", v.id),
+                );
+            } else if let Some(first) = seen.insert(&v.id, i) {
+                self.push(
+                    format!("{path}.id"),
+                    format!("duplicate api version {:?} (also api_versions[{first}])", v.id),
+                );
+            }
+            self.text(&format!("{path}.label"), &v.label, MAX_TITLE_CHARS, false);
+            if v.default {
+                match default {
+                    Some(first) => self.push(
+                        format!("{path}.default"),
+                        format!("more than one default api version (api_versions[{first}] is the default already)"),
+                    ),
+                    None => default = Some(i),
+                }
+                if v.status == ApiStatus::Deprecated {
+                    self.push(format!("{path}.default"), "the default api version may not be deprecated");
+                }
+            }
+            if let Some(sunset) = v.sunset
+                && v.status != ApiStatus::Deprecated
+            {
+                self.push(format!("{path}.sunset"), format!("sunset {sunset} requires status = \"deprecated\""));
+            }
+        }
+        if !versions.is_empty() && default.is_none() {
+            self.push("api_versions", "exactly one api version must have default = true; none has");
+        }
+    }
+
+    fn fields(&mut self, list: &str, fields: &[Field], which: FieldList) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, f) in fields.iter().enumerate() {
+            let path = format!("{list}[{i}]");
+            if !is_field_key(&f.key) {
+                self.push(
+                    format!("{path}.key"),
+                    format!(
+                        "{:?} is not a valid key: use 1 to 64 lowercase letters, digits and '_', starting with a letter",
+                        f.key
+                    ),
+                );
+            } else if let Some(first) = seen.insert(&f.key, i) {
+                self.push(format!("{path}.key"), format!("duplicate key {:?} (also {list}[{first}].key)", f.key));
+            }
+            self.text(&format!("{path}.label"), &f.label, MAX_TITLE_CHARS, false);
+            if let Some(help) = &f.help {
+                self.text(&format!("{path}.help"), help, MAX_HELP_CHARS, true);
+            }
+            match which {
+                FieldList::Credentials => {
+                    if matches!(f.kind, FieldType::Number | FieldType::Boolean) {
+                        self.push(
+                            format!("{path}.type"),
+                            format!(
+                                "type {:?} is not allowed in credentials; use secret, text, url or oauth2",
+                                f.kind.as_str()
+                            ),
+                        );
+                    }
+                    if f.default.is_some() {
+                        self.push(format!("{path}.default"), "credentials cannot have a default value");
+                    }
+                }
+                FieldList::Config => {
+                    if matches!(f.kind, FieldType::Secret | FieldType::Oauth2) {
+                        self.push(
+                            format!("{path}.type"),
+                            format!(
+                                "type {:?} is not allowed in config; declare it under [[credentials]], which the host keeps encrypted",
+                                f.kind.as_str()
+                            ),
+                        );
+                    }
+                    if let Some(default) = &f.default
+                        && let Err(reason) = check_value(f.kind, default)
+                    {
+                        self.push(format!("{path}.default"), reason);
+                    }
+                }
+            }
+        }
+    }
+
+    fn allowed_hosts(&mut self, hosts: &[String], config: &[Field]) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let path = format!("allowed_hosts[{i}]");
+            if host.trim().is_empty() {
+                self.push(path, "must not be empty");
+                continue;
+            }
+            if let Err(reason) = check_host(host, config) {
+                self.push(path, reason);
+            } else if let Some(first) = seen.insert(host, i) {
+                self.push(path, format!("duplicate entry {host:?} (also allowed_hosts[{first}])"));
+            }
+        }
+    }
+
+    fn webhook(&mut self, spec: &WebhookSpec, credentials: &[Field]) {
+        if !is_header_name(&spec.header) {
+            self.push("webhook.header", format!("{:?} is not a valid HTTP header name", spec.header));
+        }
+        match credentials.iter().find(|f| f.key == spec.secret) {
+            None => self.push(
+                "webhook.secret",
+                format!(
+                    "{:?} names no credentials field; declare it under [[credentials]] with type = \"secret\"",
+                    spec.secret
+                ),
+            ),
+            Some(f) if f.kind != FieldType::Secret => self.push(
+                "webhook.secret",
+                format!("credentials field {:?} has type {:?}; it must be \"secret\"", spec.secret, f.kind.as_str()),
+            ),
+            Some(_) => {}
+        }
+        if let Some(header) = &spec.timestamp_header
+            && !is_header_name(header)
+        {
+            self.push("webhook.timestamp_header", format!("{header:?} is not a valid HTTP header name"));
+        }
+        match (spec.tolerance_secs, &spec.timestamp_header) {
+            (Some(_), None) => self.push("webhook.tolerance_secs", "requires webhook.timestamp_header"),
+            (Some(0), Some(_)) => self.push("webhook.tolerance_secs", "must be greater than 0"),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `value` is acceptable for a field of type `kind`.
+fn check_value(kind: FieldType, value: &str) -> Result<(), String> {
+    match kind {
+        FieldType::Number => match value.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(()),
+            _ => Err(format!("{value:?} is not a number")),
+        },
+        FieldType::Boolean => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("{value:?} is not a boolean (true or false)")),
+        },
+        FieldType::Url => match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+            Ok(_) => Err(format!("{value:?} is not an http(s) URL")),
+            Err(e) => Err(format!("{value:?} is not a URL: {e}")),
+        },
+        FieldType::Text | FieldType::Secret | FieldType::Oauth2 => Ok(()),
+    }
+}
+
+/// Checks an `allowed_hosts` entry: no whitespace outside templates, and every template is a
+/// well-formed `{{config.KEY}}` naming a declared text or url config field.
+fn check_host(host: &str, config: &[Field]) -> Result<(), String> {
+    let literal = |text: &str| {
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Err(format!("{host:?} must not contain whitespace"))
+        } else if text.contains("}}") {
+            Err(format!("{host:?} has a \"}}}}\" without a matching \"{{{{\""))
+        } else {
+            Ok(())
+        }
+    };
+    let mut rest = host;
+    while let Some(start) = rest.find("{{") {
+        literal(&rest[..start])?;
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| format!("{host:?} has an unterminated \"{{{{\""))?;
+        let expr = after[..end].trim();
+        let key = expr.strip_prefix("config.").ok_or_else(|| {
+            format!("unknown template {{{{{expr}}}}} in {host:?}; only {{{{config.KEY}}}} is supported")
+        })?;
+        match config.iter().find(|f| f.key == key) {
+            None => return Err(format!("template {{{{config.{key}}}}} names no declared config field")),
+            Some(f) if !matches!(f.kind, FieldType::Text | FieldType::Url) => {
+                return Err(format!(
+                    "template {{{{config.{key}}}}} names a {} field; only text and url fields can name hosts",
+                    f.kind.as_str()
+                ));
+            }
+            Some(_) => {}
+        }
+        rest = &after[end + 2..];
+    }
+    literal(rest)
+}
