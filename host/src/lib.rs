@@ -11,6 +11,7 @@ pub mod bench;
 pub mod bindings;
 pub mod capability;
 pub mod runtime;
+pub mod store;
 
 pub use capability::Scope;
 pub use runtime::{CallError, CallReport, Installation, Limits, LoadedComponent, Runtime, RuntimeConfig, Services};
