@@ -10,6 +10,7 @@ pub mod api;
 pub mod bench;
 pub mod bindings;
 pub mod capability;
+pub mod crypto;
 pub mod runtime;
 pub mod store;
 
