@@ -872,3 +872,17 @@ async fn unsupported_database_urls_are_refused_clearly() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+/// `sqlite::memory:` gives a private database (one pooled connection), handy for handler tests.
+#[tokio::test]
+async fn in_memory_sqlite_is_one_private_database() {
+    let a = Store::connect("sqlite::memory:").await.unwrap();
+    let b = Store::connect("sqlite::memory:").await.unwrap();
+    a.create_tenant("t1", "One").await.unwrap();
+    let (listed, other) = tokio::join!(a.list_tenants(), b.list_tenants());
+    assert_eq!(listed.unwrap().len(), 1);
+    assert!(other.unwrap().is_empty());
+    // A transaction and a read on the single connection do not deadlock.
+    publish(&a, None, "notify", "1.0.0").await;
+    assert_eq!(a.list_connectors(Viewer::Operator, &ConnectorFilter::default()).await.unwrap().len(), 1);
+}

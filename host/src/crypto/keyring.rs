@@ -283,12 +283,22 @@ impl Keyring {
         Ok(())
     }
 
-    /// Reloads when the key file changed since it was read (another process rotated).
+    /// Reloads when the key file changed since it was read (another process rotated). A file
+    /// that became unreadable is reported and the keys in memory stay in use.
     fn refresh_if_changed(&self) -> Result<(), CryptoError> {
         let Source::File(path) = &self.source else { return Ok(()) };
         let mtime = fs::metadata(path).and_then(|m| m.modified()).ok();
         let stale = self.inner.read().map_err(|_| poisoned())?.file_mtime != mtime;
-        if stale { self.reload() } else { Ok(()) }
+        if stale {
+            self.reload_or_warn();
+        }
+        Ok(())
+    }
+
+    fn reload_or_warn(&self) {
+        if let Err(e) = self.reload() {
+            tracing::warn!(error = %e, "cannot re-read the master key file; keeping the keys in memory");
+        }
     }
 
     /// Seals `plaintext` as the value of `field` of `installation` of `tenant`, under the active
@@ -337,7 +347,7 @@ impl Keyring {
 
         if !self.has_key(id)? {
             // Maybe another process rotated the key file: look once more.
-            self.reload()?;
+            self.reload_or_warn();
             if !self.has_key(id)? {
                 return Err(CryptoError::UnknownKey(id.hex()));
             }
@@ -474,6 +484,21 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let key_line = text.lines().find(|l| !l.starts_with('#')).unwrap();
         assert!(!debug.contains(key_line));
+    }
+
+    #[test]
+    fn keys_in_memory_survive_a_vanished_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let k = Keyring::load(None, &path).unwrap();
+        let before = k.seal("t", "i", "f", b"v").unwrap();
+        fs::remove_file(&path).unwrap();
+        let after = k.seal("t", "i", "f", b"w").unwrap();
+        assert_eq!(after.key_id, before.key_id);
+        assert_eq!(k.open("t", "i", "f", &before.ciphertext).unwrap(), b"v");
+        let mut unknown = after.ciphertext.clone();
+        unknown[3] ^= 0xff;
+        assert!(matches!(k.open("t", "i", "f", &unknown), Err(CryptoError::UnknownKey(_))));
     }
 
     #[test]
