@@ -38,8 +38,8 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction}
 pub use api_keys::{ApiKey, NewApiKey};
 pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, Viewer};
 pub use credentials::{CredentialRef, SealedField};
-pub use installations::{InstallationPatch, InstallationRow, NewInstallation};
-pub use logs::{LogQuery, LogRecord, NewLogRecord};
+pub use installations::{INITIAL_STATUS, InstallationPatch, InstallationRow, NewInstallation};
+pub use logs::{LogQuery, LogRecord, MAX_LOG_PAGE, NewLogRecord, fields_json, source_name};
 pub use tenants::Tenant;
 pub use version_order::compare_versions;
 
