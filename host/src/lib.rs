@@ -10,7 +10,9 @@ pub mod api;
 pub mod bench;
 pub mod bindings;
 pub mod capability;
+pub mod crypto;
 pub mod runtime;
+pub mod store;
 
 pub use capability::Scope;
 pub use runtime::{CallError, CallReport, Installation, Limits, LoadedComponent, Runtime, RuntimeConfig, Services};

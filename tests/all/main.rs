@@ -7,3 +7,4 @@ mod harness;
 mod runtime;
 mod sandbox;
 mod secrets;
+mod store;

@@ -1,0 +1,298 @@
+//! Persistence: every SQL statement patchbay runs lives in this module.
+//!
+//! One [`Store`] serves both backends through sqlx's `Any` driver: SQLite (one WAL-mode file in the
+//! data dir, the zero-configuration default) and PostgreSQL (`DATABASE_URL=postgres://…`, shared by
+//! several hosts). Statements are written once in the common dialect with `$1`-style placeholders,
+//! which sqlx-sqlite binds by number, so both backends run the same code path. The few places that
+//! differ are explicit and small: the `BEGIN` flavour ([`Store::begin_write`]) and the advisory lock
+//! that serialises state writes on PostgreSQL.
+//!
+//! Schemas are numbered migration files per backend (`host/migrations/{sqlite,postgres}`), applied
+//! by [`Store::connect`]. On PostgreSQL sqlx's migrator holds an advisory lock while it runs, so two
+//! hosts starting together do not race; on SQLite the file's write lock does the same.
+//!
+//! Booleans are read through [`flag`]: SQLite stores them as INTEGER 0/1 (the `Any` driver cannot
+//! decode SQLite's BOOLEAN declared type), PostgreSQL as BOOLEAN.
+
+mod api_keys;
+mod connectors;
+mod credentials;
+mod installations;
+mod logs;
+pub mod oplog;
+mod settings;
+pub mod state;
+mod tenants;
+mod version_order;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
+
+pub use api_keys::{ApiKey, NewApiKey};
+pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, Viewer};
+pub use credentials::{CredentialRef, SealedField};
+pub use installations::{INITIAL_STATUS, InstallationPatch, InstallationRow, NewInstallation};
+pub use logs::{LogQuery, LogRecord, MAX_LOG_PAGE, NewLogRecord, fields_json, source_name};
+pub use tenants::Tenant;
+pub use version_order::compare_versions;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a store operation failed. The messages of `NotFound`, `Conflict` and `Invalid` are written
+/// for API clients (they become 404/409/422 bodies); `Db` and `Migrate` are internal.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed row does not exist (or belongs to another tenant).
+    #[error("{0}")]
+    NotFound(String),
+    /// The write conflicts with existing data (duplicate name, immutable version, …).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input was refused (bad URL, constraint violated, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Handle to the database: a connection pool, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// How long a SQLite connection waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects to `url` and applies pending migrations.
+    ///
+    /// `sqlite://PATH?mode=rwc`, `sqlite:PATH` (the file is created if missing, in WAL mode) or
+    /// `postgres://user@host:port/db` (any sqlx-postgres parameter works, e.g.
+    /// `?options=-c%20search_path%3Dmy_schema` to place the tables in a schema).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported database URL scheme in {}: use sqlite:PATH or postgres://…",
+                redact_url(url)
+            )));
+        };
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("invalid database URL {}: {e}", redact_url(url))))?;
+        let mut sqlite_file = None;
+        let pool = match backend {
+            Backend::Sqlite => {
+                sqlite_file = prepare_sqlite_file(url).await?;
+                // An in-memory database lives as long as its one connection: keep exactly one.
+                let pool = if sqlite_file.is_none() {
+                    AnyPoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+                } else {
+                    AnyPoolOptions::new().max_connections(8)
+                };
+                pool.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(
+                            format!(
+                                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {};",
+                                SQLITE_BUSY_TIMEOUT.as_millis()
+                            )
+                            .as_str(),
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await?
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(10).connect_with(options).await?,
+        };
+        let store = Store { pool, backend };
+        // sqlx's SQLite migrator does not lock: two processes opening a new file together would
+        // both try to create the tables. A lock file next to the database serialises them.
+        let _migration_lock = match &sqlite_file {
+            Some(file) => Some(lock_file(file.with_extension(MIGRATION_LOCK_SUFFIX)).await?),
+            None => None,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating it and its directory if missing) the SQLite database file at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Invalid(format!("cannot create directory {}: {e}", dir.display())))?;
+        }
+        let text = path
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("database path {} is not valid UTF-8", path.display())))?;
+        let encoded: String = percent_encoding::utf8_percent_encode(text, PATH_ESCAPES).collect();
+        Store::connect(&format!("sqlite://{encoded}?mode=rwc")).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
+    /// `SQLITE_BUSY` without waiting when another connection writes in between.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Characters escaped when a file path becomes a `sqlite://` URL (sqlx percent-decodes it back).
+const PATH_ESCAPES: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Creates the SQLite file if missing and switches it to WAL (a persistent property of the file).
+/// Returns the file's path, `None` for an in-memory database.
+async fn prepare_sqlite_file(url: &str) -> Result<Option<PathBuf>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("invalid SQLite URL {url}: {e}")))?;
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let file = options.get_filename().to_path_buf();
+    let options =
+        options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let conn = options.connect().await?;
+    conn.close().await?;
+    Ok(Some(file))
+}
+
+/// Extension of the lock file taken while migrating a SQLite database (`patchbay.db` →
+/// `patchbay.migrate-lock`).
+const MIGRATION_LOCK_SUFFIX: &str = "migrate-lock";
+
+/// Opens `path` (creating it) and waits for an exclusive lock on it; dropping the file unlocks.
+async fn lock_file(path: PathBuf) -> Result<std::fs::File, StoreError> {
+    let shown = path.display().to_string();
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Invalid(format!("cannot lock {shown}: {e}")))?;
+    locked.map_err(|e| StoreError::Invalid(format!("cannot lock {shown}: {e}")))
+}
+
+/// `url` with any password replaced, for error messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch, as stored in every timestamp column.
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(crate::capability::now_ms()).unwrap_or(i64::MAX)
+}
+
+/// Reads a boolean column written as BOOLEAN (PostgreSQL) or INTEGER 0/1 (SQLite).
+pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<bool, _>(column) {
+        Ok(b) => Ok(b),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
+/// The kind of constraint a database error reports, if it is one.
+pub(crate) fn violation(e: &sqlx::Error) -> Option<ErrorKind> {
+    match e {
+        sqlx::Error::Database(d) => Some(d.kind()).filter(|k| !matches!(k, ErrorKind::Other)),
+        _ => None,
+    }
+}
+
+/// The database's own message for a constraint violation (for `Invalid` errors).
+pub(crate) fn db_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `Some("")`/`None` ↔ the public catalog owner `''` used in the owner columns.
+pub(crate) fn owner_key(owner: Option<&str>) -> &str {
+    owner.unwrap_or("")
+}
+
+pub(crate) fn owner_from_key(owner: String) -> Option<String> {
+    if owner.is_empty() { None } else { Some(owner) }
+}
