@@ -5,14 +5,23 @@
 //! every call in a fresh, limited sandbox that can only use the [`capability`] imports the host
 //! lends it: egress-checked HTTP, the installation's own credentials, structured logging, a small
 //! state store and event emission.
+//!
+//! Around the runtime: [`store`] (SQLite or PostgreSQL), [`crypto`] (credential sealing, API
+//! tokens), [`app`] (publishing, installations, calls), [`api`] (the admin HTTP API) and
+//! [`client`] (the CLI's side of that API).
 
 pub mod api;
+pub mod app;
 pub mod bench;
 pub mod bindings;
 pub mod capability;
+pub mod client;
+pub mod config;
 pub mod crypto;
+pub mod metrics;
 pub mod runtime;
 pub mod store;
+pub mod timefmt;
 
 pub use capability::Scope;
 pub use runtime::{CallError, CallReport, Installation, Limits, LoadedComponent, Runtime, RuntimeConfig, Services};

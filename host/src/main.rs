@@ -1,8 +1,8 @@
-//! The `patchbay` binary: `serve` runs the host, `run` calls a connector component from a file,
-//! `bench` measures the fresh-sandbox call path.
+//! The `patchbay` binary: `serve` runs the host; `tenant`, `key`, `connector`, `install`, `invoke`
+//! and `logs` drive a running host over its admin API; `keys rotate` re-encrypts credentials;
+//! `run` calls a connector component from a file; `bench` measures the fresh-sandbox call path.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +12,10 @@ use patchbay::capability::credentials::Secrets;
 use patchbay::capability::http::{Cidr, NetworkPolicy};
 use patchbay::capability::log::{MemoryOperationLog, TracingOperationLog};
 use patchbay::runtime::calls;
+use patchbay::app::App;
+use patchbay::config::{Overrides, Settings};
 use patchbay::{Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -25,16 +28,96 @@ struct Cli {
     command: Command,
 }
 
+/// Where the API is and who is calling (commands that talk to a running host).
+#[derive(clap::Args, Clone)]
+struct Remote {
+    /// Base URL of the host.
+    #[arg(long, global = true, env = "PATCHBAY_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API token: the operator token or a tenant API key.
+    #[arg(long, global = true, env = "PATCHBAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the host.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "PATCHBAY_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Directory for the database, keys and compiled-component cache.
-        #[arg(long, env = "PATCHBAY_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
+    /// Run the host: admin API, catalog and runtime. Zero configuration needed.
+    Serve(ServeArgs),
+    /// Manage tenants (operator).
+    Tenant {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage a tenant's API keys (operator).
+    Key {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Upload, list, inspect and sign connectors.
+    Connector {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
+    /// Install a connector for the calling tenant.
+    Install {
+        #[command(flatten)]
+        remote: Remote,
+        /// Connector id.
+        connector: String,
+        /// Installation name (unique within the tenant).
+        #[arg(long)]
+        name: String,
+        /// Version to pin (default: latest).
+        #[arg(long)]
+        version: Option<String>,
+        /// API version (default: the connector's default).
+        #[arg(long)]
+        api_version: Option<String>,
+        /// Configuration value `KEY=VALUE` (repeatable).
+        #[arg(long = "config", value_parser = parse_kv)]
+        config: Vec<(String, String)>,
+        /// Credential `NAME=VALUE` (repeatable); `NAME=@file` and `NAME=env:VAR` keep values out of shell history.
+        #[arg(long = "credential", value_parser = parse_kv)]
+        credentials: Vec<(String, String)>,
+    },
+    /// Call an operation of an installation with JSON input.
+    Invoke {
+        #[command(flatten)]
+        remote: Remote,
+        /// Installation id.
+        installation: String,
+        /// Operation: a function the connector's world exports, e.g. `send`, `health-check`.
+        operation: String,
+        /// JSON input: text, `@file`, or `-` for stdin.
+        #[arg(long, default_value = "{}")]
+        input: String,
+    },
+    /// Print an installation's operation log.
+    Logs {
+        #[command(flatten)]
+        remote: Remote,
+        /// Installation id.
+        installation: String,
+        /// Keep printing new entries.
+        #[arg(long, short)]
+        follow: bool,
+        /// Minimum level: trace, debug, info, warn, error.
+        #[arg(long)]
+        level: Option<String>,
+        /// RFC 3339 time, unix ms, or an age like `15m`.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Credential master keys (runs against the data directory, while the host keeps serving).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Call one operation of a connector component from a file, print the result and its log.
     Run(RunArgs),
@@ -45,6 +128,94 @@ enum Command {
         /// Calls per thread count.
         #[arg(long, default_value_t = 20_000)]
         iterations: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [env: PATCHBAY_LISTEN; default 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for the database, keys and compiled-component cache [env: PATCHBAY_DATA_DIR; default ./patchbay-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Settings file [env: PATCHBAY_CONFIG; default ./patchbay.toml when present].
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Tenant id: lower-case letters, digits and `-`.
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    Ls,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key for a tenant; prints the token once.
+    Create {
+        /// Tenant id.
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated scopes: view, manage, credentials (default: all).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Upload a component (operator: public catalog; tenant key: private).
+    Push {
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+    /// List the catalog.
+    Ls {
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Show a connector, or one version with its operations.
+    Show { id: String, version: Option<String> },
+    /// Generate an ed25519 publisher key pair (local).
+    Keygen {
+        /// Where to write the private key (PKCS#8, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a component with a publisher key (local).
+    Sign {
+        file: PathBuf,
+        /// Private key written by `connector keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Output file (default: overwrite FILE).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every credential under the active master key. With a key file, a new key is
+    /// generated first; with PATCHBAY_MASTER_KEY, put the new key first in the list.
+    Rotate {
+        /// Data directory of the host [env: PATCHBAY_DATA_DIR].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -130,7 +301,7 @@ fn real_main() -> anyhow::Result<i32> {
     init_tracing(cli.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { listen, data_dir } => rt.block_on(serve(listen, data_dir)).map(|()| 0),
+        Command::Serve(args) => rt.block_on(serve(args)).map(|()| 0),
         Command::Run(args) => rt.block_on(run(args)),
         Command::Bench { component, iterations } => {
             let wasm = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
@@ -138,23 +309,186 @@ fn real_main() -> anyhow::Result<i32> {
             println!("{report}");
             Ok(0)
         }
+        Command::Keys { command: KeysCommand::Rotate { data_dir, config } } => rt.block_on(rotate(data_dir, config)),
+        Command::Connector { command: ConnectorCommand::Keygen { out }, .. } => keygen(&out),
+        Command::Connector { command: ConnectorCommand::Sign { file, key, out }, .. } => sign(&file, &key, out),
+        other => rt.block_on(remote(other)),
     }
 }
 
-async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let config = RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() };
-    let runtime = Runtime::new(config, Services { oplog: Arc::new(TracingOperationLog), ..Services::in_memory() })?;
-    tracing::info!(pooling = runtime.pooling(), data_dir = %data_dir.display(), "runtime ready");
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, patchbay::api::router())
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(
+        Overrides { config: args.config, listen: args.listen, data_dir: args.data_dir },
+        &patchbay::config::ProcessEnv,
+    )?;
+    let (app, startup) = App::open(&settings).await?;
+    tracing::info!(
+        pooling = app.runtime.pooling(),
+        data_dir = %settings.data_dir.display(),
+        database = %patchbay::config::redact_url(&startup.database),
+        "host ready"
+    );
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    println!("patchbay {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+    if let Some(token) = &startup.new_operator_token {
+        println!("operator token (shown once, stored hashed): {token}");
+    }
+    if let Some(k) = &startup.key_file {
+        println!("credential master key: {}", k.display());
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let shutdown_app = app.clone();
+    axum::serve(listener, patchbay::api::router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         })
         .await?;
+    shutdown_app.flush().await;
     Ok(())
+}
+
+async fn rotate(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<i32> {
+    let settings = Settings::load(Overrides { config, listen: None, data_dir }, &patchbay::config::ProcessEnv)?;
+    let store = patchbay::store::Store::connect(&settings.database()).await?;
+    let keyring = patchbay::crypto::Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
+    if settings.master_key.is_none() {
+        let id = keyring.rotate()?;
+        println!("new master key {id} is active");
+    }
+    let report = patchbay::crypto::reencrypt_all(&store, &keyring).await?;
+    println!("re-encrypted {} credential field(s) under key {}", report.reencrypted, keyring.active_key_id()?);
+    Ok(0)
+}
+
+fn keygen(out: &std::path::Path) -> anyhow::Result<i32> {
+    let generated = patchbay_registry::generate_keypair().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    use std::io::Write;
+    f.write_all(&generated.pkcs8)?;
+    println!("private key: {}", out.display());
+    println!("trusted key (for PATCHBAY_TRUSTED_KEYS): {}", generated.trusted_entry());
+    Ok(0)
+}
+
+fn sign(file: &std::path::Path, key: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<i32> {
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let pkcs8 = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+    let (pair, key_id) = patchbay_registry::keypair_from_pkcs8(&pkcs8)
+        .map_err(|e| anyhow::anyhow!("{} is not an ed25519 PKCS#8 key: {e}", key.display()))?;
+    let signed = patchbay_registry::sign(&wasm, &pair, &key_id);
+    let out = out.unwrap_or_else(|| file.to_path_buf());
+    std::fs::write(&out, signed).with_context(|| format!("writing {}", out.display()))?;
+    println!("signed {} with key {key_id}", out.display());
+    Ok(0)
+}
+
+/// Commands that talk to a running host.
+async fn remote(command: Command) -> anyhow::Result<i32> {
+    use patchbay::client::{self, Client, enc};
+    let connect = |r: &Remote| Client::new(&r.url, r.token.clone());
+    let result: anyhow::Result<i32> = async {
+        match command {
+            Command::Tenant { remote, command } => {
+                let c = connect(&remote)?;
+                match command {
+                    TenantCommand::Create { id, name } => {
+                        client::print_json(&c.post("/v1/tenants", serde_json::json!({ "id": id, "name": name })).await?)
+                    }
+                    TenantCommand::Ls => client::print_json(&c.get("/v1/tenants").await?),
+                }
+            }
+            Command::Key { remote, command: KeyCommand::Create { tenant, name, scopes } } => {
+                let c = connect(&remote)?;
+                let mut body = serde_json::json!({ "name": name });
+                if !scopes.is_empty() {
+                    body["scopes"] = serde_json::json!(scopes);
+                }
+                client::print_json(&c.post(&format!("/v1/tenants/{}/keys", enc(&tenant)), body).await?);
+            }
+            Command::Connector { remote, command } => {
+                let c = connect(&remote)?;
+                match command {
+                    ConnectorCommand::Push { file } => {
+                        let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                        let v = c.upload("/v1/connectors", wasm).await?;
+                        client::print_json(&serde_json::json!({
+                            "connector": v["connector"], "version": v["version"], "digest": v["digest"],
+                            "operations": v["operations"].as_array().map(|ops| ops.iter().map(|o| o["name"].clone()).collect::<Vec<_>>()),
+                        }));
+                    }
+                    ConnectorCommand::Ls { category, search } => {
+                        let mut q = Vec::new();
+                        if let Some(cat) = category {
+                            q.push(format!("category={}", enc(&cat)));
+                        }
+                        if let Some(s) = search {
+                            q.push(format!("search={}", enc(&s)));
+                        }
+                        client::print_connectors(&c.get(&format!("/v1/connectors?{}", q.join("&"))).await?);
+                    }
+                    ConnectorCommand::Show { id, version } => {
+                        let path = match version {
+                            Some(v) => format!("/v1/connectors/{}/versions/{}", enc(&id), enc(&v)),
+                            None => format!("/v1/connectors/{}", enc(&id)),
+                        };
+                        client::print_json(&c.get(&path).await?);
+                    }
+                    ConnectorCommand::Keygen { .. } | ConnectorCommand::Sign { .. } => bail!("keygen and sign run locally"),
+                }
+            }
+            Command::Install { remote, connector, name, version, api_version, config, credentials } => {
+                let c = connect(&remote)?;
+                let body = serde_json::json!({
+                    "connector": connector, "name": name, "version": version, "api_version": api_version,
+                    "config": client::pairs_object(&config)?,
+                });
+                let inst = c.post("/v1/installations", body).await?;
+                if !credentials.is_empty() {
+                    let mut resolved = Vec::new();
+                    for (k, v) in &credentials {
+                        resolved.push((k.clone(), resolve_secret(v)?));
+                    }
+                    let id = inst["id"].as_str().unwrap_or_default();
+                    c.put(&format!("/v1/installations/{}/credentials", enc(id)), client::pairs_object(&resolved)?).await?;
+                }
+                client::print_json(&inst);
+            }
+            Command::Invoke { remote, installation, operation, input } => {
+                let c = connect(&remote)?;
+                let input = client::read_input(&input)?;
+                let out = c
+                    .post(&format!("/v1/installations/{}/invoke/{}", enc(&installation), enc(&operation)), input)
+                    .await?;
+                client::print_json(&out);
+            }
+            Command::Logs { remote, installation, follow, level, since } => {
+                let c = connect(&remote)?;
+                client::logs(&c, &installation, level.as_deref(), since.as_deref(), follow).await?;
+            }
+            _ => bail!("local commands are handled before connecting"),
+        }
+        Ok(0)
+    }
+    .await;
+    match result {
+        Err(e) => match e.downcast_ref::<client::ApiFailure>() {
+            Some(f) => {
+                eprintln!("error: {f}");
+                Ok(if f.code == "connector_error" { 2 } else { 1 })
+            }
+            None => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 /// Exit code 0 when the connector returned `Ok`, 2 when it returned its own error.

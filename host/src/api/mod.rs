@@ -1,13 +1,89 @@
-//! HTTP surface of the host. For now: `/healthz`; the admin API grows here, one module per resource.
+//! The admin HTTP API (axum): tenants and keys, the connector catalog, installations with their
+//! credentials, calls and operation logs, plus `/healthz`, `/metrics` and `/openapi.json`.
+//!
+//! Every handler authenticates with [`auth::Principal`] (the tenant comes from the key, never from
+//! the body; another tenant's resource is a 404) and fails with [`ApiError`], which renders as
+//! `{"error": {"code", "message"}}`.
+
+pub mod auth;
+mod connectors;
+mod error;
+mod installations;
+pub mod openapi;
+mod tenants;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+pub use error::{ApiError, ApiResult, optional_json};
+
+use crate::app::App;
+
+/// Request bodies other than component uploads are small JSON documents.
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The host's HTTP routes.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
+pub fn router(app: App) -> Router {
+    let upload_limit = app.package_limits.max_bytes + 1;
+    let v1 = Router::new()
+        .route("/tenants", post(tenants::create).get(tenants::list))
+        .route("/tenants/{tenant}/keys", post(tenants::create_key).get(tenants::list_keys))
+        .route("/tenants/{tenant}/keys/{key}", axum::routing::delete(tenants::revoke_key))
+        .route(
+            "/connectors",
+            post(connectors::upload).get(connectors::list).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/connectors/{id}", get(connectors::get))
+        .route("/connectors/{id}/versions/{version}", get(connectors::version))
+        .route("/connectors/{id}/versions/{version}/deprecate", post(connectors::deprecate))
+        .route("/installations", post(installations::create).get(installations::list))
+        .route(
+            "/installations/{id}",
+            get(installations::get).patch(installations::update).delete(installations::delete),
+        )
+        .route(
+            "/installations/{id}/credentials",
+            get(installations::get_credentials)
+                .put(installations::put_credentials)
+                .delete(installations::delete_credentials),
+        )
+        .route("/installations/{id}/invoke/{operation}", post(installations::invoke))
+        .route("/installations/{id}/logs", get(installations::logs));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .with_state(app)
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+async fn healthz(State(app): State<App>) -> impl IntoResponse {
+    let db = app.store.ping().await.is_ok();
+    let status = if db { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        axum::Json(serde_json::json!({
+            "status": if db { "ok" } else { "degraded" },
+            "database": if db { "ok" } else { "unreachable" },
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+}
+
+async fn metrics(State(app): State<App>, p: auth::Principal) -> ApiResult<impl IntoResponse> {
+    p.operator()?;
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(app.runtime.cached_components())))
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(openapi::document())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
 }

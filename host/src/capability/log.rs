@@ -36,6 +36,13 @@ impl Level {
             Level::Error => "error",
         }
     }
+
+    /// `trace`, `debug`, `info`, `warn` or `error` (any case).
+    pub fn parse(s: &str) -> Option<Level> {
+        [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+    }
 }
 
 impl From<wit::Level> for Level {

@@ -532,6 +532,11 @@ impl Runtime {
         self.inner.memory.len()
     }
 
+    /// The loaded component with this sha256 (lower-case hex), if it is held in memory.
+    pub fn cached(&self, digest_hex: &str) -> Option<Arc<LoadedComponent>> {
+        self.inner.memory.get(&Digest(digest_hex.to_string()))
+    }
+
     /// Loads a component: from memory, from a precompiled artifact on disk, or by compiling it.
     /// Compilation is CPU-heavy; call this from a blocking context (see [`Runtime::load_async`]).
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {

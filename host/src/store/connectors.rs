@@ -444,6 +444,25 @@ impl Store {
         Ok(row.as_ref().map(version_from).transpose()?)
     }
 
+    /// One version of exactly this owner's connector (`None`: the public catalog), without
+    /// shadowing: how an installation finds the version it is pinned to.
+    pub async fn version_exact(
+        &self,
+        owner: Option<&str>,
+        id: &str,
+        version: &str,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE owner = $1 AND connector_id = $2 AND version = $3"
+        ))
+        .bind(super::owner_key(owner))
+        .bind(id)
+        .bind(version)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(version_from).transpose()?)
+    }
+
     /// Marks a version deprecated (keeping the first deprecation time) and sets its sunset date and
     /// message. `owner` is `None` for the public catalog. `NotFound` when there is no such version.
     pub async fn deprecate_version(

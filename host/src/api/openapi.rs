@@ -1,0 +1,292 @@
+//! The OpenAPI 3.1 description of the admin API, served at `/openapi.json`.
+//!
+//! Written by hand next to the router; a test checks that every route the router serves is
+//! described here and nothing else is.
+
+use serde_json::{Value, json};
+
+fn err_ref() -> Value {
+    json!({ "$ref": "#/components/responses/Error" })
+}
+
+/// Standard error responses plus the given success responses.
+fn responses(ok: &[(&str, &str, Value)], errors: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (code, desc, schema) in ok {
+        let mut r = json!({ "description": desc });
+        if !schema.is_null()
+            && let Some(o) = r.as_object_mut()
+        {
+            o.insert("content".into(), json!({ "application/json": { "schema": schema } }));
+        }
+        m.insert((*code).into(), r);
+    }
+    for code in errors {
+        m.insert((*code).into(), err_ref());
+    }
+    Value::Object(m)
+}
+
+fn path_param(name: &str, desc: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": desc, "schema": { "type": "string" } })
+}
+
+fn query_param(name: &str, desc: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": schema })
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn obj() -> Value {
+    json!({ "type": "object" })
+}
+
+/// Every (method, path) the router serves; the test in this module keeps the two in step.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("post", "/v1/tenants"),
+    ("get", "/v1/tenants"),
+    ("post", "/v1/tenants/{tenant}/keys"),
+    ("get", "/v1/tenants/{tenant}/keys"),
+    ("delete", "/v1/tenants/{tenant}/keys/{key}"),
+    ("post", "/v1/connectors"),
+    ("get", "/v1/connectors"),
+    ("get", "/v1/connectors/{id}"),
+    ("get", "/v1/connectors/{id}/versions/{version}"),
+    ("post", "/v1/connectors/{id}/versions/{version}/deprecate"),
+    ("post", "/v1/installations"),
+    ("get", "/v1/installations"),
+    ("get", "/v1/installations/{id}"),
+    ("patch", "/v1/installations/{id}"),
+    ("delete", "/v1/installations/{id}"),
+    ("put", "/v1/installations/{id}/credentials"),
+    ("get", "/v1/installations/{id}/credentials"),
+    ("delete", "/v1/installations/{id}/credentials"),
+    ("post", "/v1/installations/{id}/invoke/{operation}"),
+    ("get", "/v1/installations/{id}/logs"),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let installation_id = path_param("id", "Installation id (`ins_…`).");
+    let limits = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "timeout_ms": { "type": "integer", "minimum": 1, "maximum": 300000 },
+            "memory_mib": { "type": "integer", "minimum": 1, "maximum": 1024 },
+            "fuel": { "type": "integer", "minimum": 1 }
+        }
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "patchbay admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Upload WebAssembly connectors, install and configure them per tenant, set their \
+                encrypted credentials, invoke their operations with JSON and read their operation logs. \
+                Authenticate with `Authorization: Bearer <token>`: the operator token manages tenants and the \
+                public catalog; tenant API keys (scopes `view`, `manage`, `credentials`) manage that tenant's \
+                installations. Errors are `{\"error\": {\"code\", \"message\"}}`."
+        },
+        "security": [{ "bearer": [] }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object", "required": ["error"],
+                    "properties": { "error": {
+                        "type": "object", "required": ["code", "message"],
+                        "properties": {
+                            "code": { "type": "string", "examples": ["not_found", "invalid_manifest", "connector_error"] },
+                            "message": { "type": "string" },
+                            "kind": { "type": "string", "description": "Connector error kind (retryable, permanent, rate-limited, unauthorized) or call failure kind." },
+                            "details": {}
+                        }
+                    }}
+                },
+                "Tenant": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "name": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } },
+                "ApiKey": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "tenant": { "type": "string" }, "name": { "type": "string" },
+                    "scopes": { "type": "array", "items": { "enum": ["view", "manage", "credentials"] } },
+                    "token": { "type": "string", "description": "Only in the creation response." },
+                    "revoked": { "type": "boolean" } } },
+                "Connector": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "visibility": { "enum": ["public", "private"] },
+                    "title": { "type": "string" }, "description": { "type": "string" },
+                    "category": { "enum": ["payment-gateway", "shipping-carrier", "communication-channel",
+                        "notification-provider", "storage-provider", "data-sync", "webhook-endpoint"] },
+                    "provider": { "type": "string" }, "latest_version": { "type": "string" },
+                    "versions": { "type": "array" } } },
+                "Version": { "type": "object", "properties": {
+                    "connector": { "type": "string" }, "version": { "type": "string" },
+                    "digest": { "type": "string", "description": "sha256:<hex> of the component bytes" },
+                    "size": { "type": "integer" }, "signed_by": { "type": ["string", "null"] },
+                    "deprecation": { "type": ["object", "null"], "properties": {
+                        "deprecated_at": { "type": "string" }, "sunset": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] } } },
+                    "manifest": { "type": "object" },
+                    "operations": { "type": "array", "items": { "type": "object", "properties": {
+                        "name": { "type": "string" }, "interface": { "type": "string" },
+                        "input": { "description": "JSON Schema of the request body" },
+                        "output": { "description": "JSON Schema of the response body" } } } } } },
+                "Installation": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "name": { "type": "string" }, "connector": { "type": "string" },
+                    "version": { "type": "string" }, "api_version": { "type": ["string", "null"] },
+                    "enabled": { "type": "boolean" }, "status": { "type": "string" },
+                    "config": { "type": "object" }, "limits": limits.clone(),
+                    "credentials_from": { "type": ["string", "null"] }, "revision": { "type": "integer" },
+                    "deprecation": { "type": ["object", "null"] }, "api_version_deprecation": { "type": ["object", "null"] } } },
+                "LogEntry": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                    "level": { "enum": ["trace", "debug", "info", "warn", "error"] },
+                    "source": { "enum": ["guest", "stdout", "stderr", "http", "host"] },
+                    "message": { "type": "string" }, "fields": { "type": "object" } } }
+            },
+            "responses": {
+                "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+            }
+        },
+        "paths": {
+            "/healthz": { "get": { "summary": "Liveness and database reachability", "security": [],
+                "responses": responses(&[("200", "Healthy", obj())], &["503"]) } },
+            "/metrics": { "get": { "summary": "Prometheus metrics (operator)",
+                "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": {} } }, "401": err_ref(), "403": err_ref() } } },
+            "/openapi.json": { "get": { "summary": "This document", "security": [],
+                "responses": responses(&[("200", "OpenAPI 3.1", obj())], &[]) } },
+            "/v1/tenants": {
+                "post": { "summary": "Create a tenant (operator)", "tags": ["tenants"],
+                    "requestBody": json_body(json!({ "type": "object", "required": ["id"], "additionalProperties": false,
+                        "properties": { "id": { "type": "string", "pattern": "^[a-z][a-z0-9-]{1,62}$" }, "name": { "type": "string" } } })),
+                    "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/Tenant" }))], &["401", "403", "409", "422"]) },
+                "get": { "summary": "List tenants (operator)", "tags": ["tenants"],
+                    "responses": responses(&[("200", "Tenants", obj())], &["401", "403"]) }
+            },
+            "/v1/tenants/{tenant}/keys": {
+                "parameters": [path_param("tenant", "Tenant id")],
+                "post": { "summary": "Create a tenant API key (operator); the token is shown once", "tags": ["tenants"],
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
+                        "properties": { "name": { "type": "string" }, "scopes": { "type": "array", "items": { "enum": ["view", "manage", "credentials"] } } } } } } },
+                    "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/ApiKey" }))], &["401", "403", "404", "422"]) },
+                "get": { "summary": "List a tenant's API keys (operator)", "tags": ["tenants"],
+                    "responses": responses(&[("200", "Keys", obj())], &["401", "403", "404"]) }
+            },
+            "/v1/tenants/{tenant}/keys/{key}": {
+                "parameters": [path_param("tenant", "Tenant id"), path_param("key", "Key id")],
+                "delete": { "summary": "Revoke an API key (operator)", "tags": ["tenants"],
+                    "responses": responses(&[("204", "Revoked", Value::Null)], &["401", "403", "404"]) }
+            },
+            "/v1/connectors": {
+                "post": { "summary": "Upload a connector component", "tags": ["connectors"],
+                    "description": "The body is the `.wasm` component with its embedded manifest. The operator publishes to the public catalog; a tenant key (`manage`) uploads a private connector only that tenant sees. A published version is immutable.",
+                    "requestBody": { "required": true, "content": { "application/wasm": { "schema": { "type": "string", "contentEncoding": "binary" } } } },
+                    "responses": responses(&[("201", "Published", json!({ "$ref": "#/components/schemas/Version" })), ("200", "Already published with the same bytes", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "409", "413", "415", "422"]) },
+                "get": { "summary": "List the catalog", "tags": ["connectors"],
+                    "parameters": [
+                        query_param("category", "Hub category", json!({ "type": "string" })),
+                        query_param("search", "Case-insensitive text in id, title, description or provider", json!({ "type": "string" }))
+                    ],
+                    "responses": responses(&[("200", "Connectors", obj())], &["400", "401", "403"]) }
+            },
+            "/v1/connectors/{id}": {
+                "parameters": [path_param("id", "Connector id")],
+                "get": { "summary": "A connector and its versions", "tags": ["connectors"],
+                    "responses": responses(&[("200", "Connector", json!({ "$ref": "#/components/schemas/Connector" }))], &["401", "403", "404"]) }
+            },
+            "/v1/connectors/{id}/versions/{version}": {
+                "parameters": [path_param("id", "Connector id"), path_param("version", "Semver version")],
+                "get": { "summary": "Manifest, digest and operations (with JSON Schemas) of a version", "tags": ["connectors"],
+                    "responses": responses(&[("200", "Version", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "404"]) }
+            },
+            "/v1/connectors/{id}/versions/{version}/deprecate": {
+                "parameters": [path_param("id", "Connector id"), path_param("version", "Semver version")],
+                "post": { "summary": "Deprecate a version (operator for public, `manage` for private)", "tags": ["connectors"],
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
+                        "properties": { "sunset": { "type": "string", "format": "date" }, "message": { "type": "string" } } } } } },
+                    "responses": responses(&[("200", "Deprecated", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "404", "422"]) }
+            },
+            "/v1/installations": {
+                "post": { "summary": "Install a connector (`manage`)", "tags": ["installations"],
+                    "requestBody": json_body(json!({ "type": "object", "required": ["connector", "name"], "additionalProperties": false,
+                        "properties": {
+                            "connector": { "type": "string" }, "version": { "type": "string", "description": "Default: latest" },
+                            "api_version": { "type": "string", "description": "Default: the manifest's default" },
+                            "name": { "type": "string" }, "config": { "type": "object" }, "limits": limits.clone(),
+                            "enabled": { "type": "boolean" },
+                            "credentials_from": { "type": "string", "description": "Installation of the same bundle to share credentials with" } } })),
+                    "responses": responses(&[("201", "Installed", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "409", "422"]) },
+                "get": { "summary": "List the tenant's installations (`view`)", "tags": ["installations"],
+                    "responses": responses(&[("200", "Installations", obj())], &["401", "403"]) }
+            },
+            "/v1/installations/{id}": {
+                "parameters": [installation_id.clone()],
+                "get": { "summary": "An installation (`view`)", "tags": ["installations"],
+                    "responses": responses(&[("200", "Installation", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "404"]) },
+                "patch": { "summary": "Change version, API version, enabled, config, limits or name (`manage`); takes effect on the next call", "tags": ["installations"],
+                    "requestBody": json_body(json!({ "type": "object", "additionalProperties": false, "properties": {
+                        "version": { "type": "string" }, "api_version": { "type": ["string", "null"] }, "enabled": { "type": "boolean" },
+                        "config": { "type": "object" }, "limits": limits, "name": { "type": "string" } } })),
+                    "responses": responses(&[("200", "Updated", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "404", "422"]) },
+                "delete": { "summary": "Uninstall: removes credentials, state and logs (`manage`)", "tags": ["installations"],
+                    "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
+            },
+            "/v1/installations/{id}/credentials": {
+                "parameters": [installation_id.clone()],
+                "put": { "summary": "Replace the credentials (`credentials`); stored encrypted", "tags": ["credentials"],
+                    "requestBody": json_body(json!({ "type": "object", "additionalProperties": { "type": "string" } })),
+                    "responses": responses(&[("200", "Stored; secrets masked", obj())], &["401", "403", "404", "422"]) },
+                "get": { "summary": "The credentials, secrets masked (`credentials`)", "tags": ["credentials"],
+                    "responses": responses(&[("200", "Credentials", obj())], &["401", "403", "404"]) },
+                "delete": { "summary": "Delete the credentials for good (`credentials`)", "tags": ["credentials"],
+                    "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
+            },
+            "/v1/installations/{id}/invoke/{operation}": {
+                "parameters": [installation_id.clone(), path_param("operation", "An exported function of the connector's world, e.g. `send`, `health-check`")],
+                "post": { "summary": "Call an operation with JSON (`manage`)", "tags": ["installations"],
+                    "description": "The body is an object keyed by the function's parameter names; the response is the function's result. See docs/json-mapping.md for the JSON ↔ WIT mapping. A connector error answers 422 (permanent), 424 (unauthorized), 429 (rate-limited, with Retry-After) or 502 (retryable) with the connector's error kind.",
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": obj() } } },
+                    "responses": responses(&[("200", "The operation's result", json!({}))], &["400", "401", "403", "404", "409", "422", "424", "429", "502", "504"]) }
+            },
+            "/v1/installations/{id}/logs": {
+                "parameters": [installation_id],
+                "get": { "summary": "The operation-log timeline (`view`)", "tags": ["installations"],
+                    "parameters": [
+                        query_param("level", "Minimum level", json!({ "enum": ["trace", "debug", "info", "warn", "error"] })),
+                        query_param("since", "RFC 3339 time, unix ms, or an age like 15m", json!({ "type": "string" })),
+                        query_param("cursor", "next_cursor of the previous page", json!({ "type": "string" })),
+                        query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                    ],
+                    "responses": responses(&[("200", "Entries, oldest first", json!({ "type": "object", "properties": {
+                        "entries": { "type": "array", "items": { "$ref": "#/components/schemas/LogEntry" } },
+                        "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403", "404"]) }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented = Vec::new();
+        for (path, item) in paths {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if item.get(method).is_some() {
+                    documented.push((method.to_string(), path.clone()));
+                }
+            }
+        }
+        let mut routes: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        routes.sort();
+        documented.sort();
+        assert_eq!(routes, documented);
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

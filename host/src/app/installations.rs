@@ -1,0 +1,648 @@
+//! Installations: creating and changing them against their connector's manifest (config schema,
+//! API versions, limits), their encrypted credentials, and running calls for them.
+//!
+//! Every call resolves the installation afresh, so a changed version, API version, config or
+//! credentials takes effect on the next call, while calls already running keep the component they
+//! started with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use patchbay_registry::{ApiStatus, FieldType, Manifest};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::App;
+use super::catalog::{deprecation, manifest_of};
+use crate::api::ApiError;
+use crate::capability::Scope;
+use crate::capability::credentials::Secrets;
+use crate::capability::http::EgressPolicy;
+use crate::metrics::CallSample;
+use crate::runtime::dynamic::{self, DynamicOutcome, InvokeError};
+use crate::runtime::{CallError, CallReport, Installation, Limits, LoadedComponent};
+use crate::store::{InstallationPatch, InstallationRow, NewInstallation, SealedField, VersionRow, Viewer};
+use crate::timefmt::rfc3339;
+
+/// Shown instead of a secret value.
+pub const MASK: &str = "••••••••";
+
+/// Per-installation limits a tenant may set (within the host's maxima).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Call deadline, 1..=300000 ms (default 30000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Memory cap, 1..=1024 MiB (default 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Fuel budget per call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+}
+
+impl LimitsSpec {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(t) = self.timeout_ms
+            && !(1..=300_000).contains(&t)
+        {
+            return Err(ApiError::invalid("invalid_limits", format!("limits.timeout_ms must be 1..=300000, got {t}")));
+        }
+        if let Some(m) = self.memory_mib
+            && !(1..=1024).contains(&m)
+        {
+            return Err(ApiError::invalid("invalid_limits", format!("limits.memory_mib must be 1..=1024, got {m}")));
+        }
+        if self.fuel == Some(0) {
+            return Err(ApiError::invalid("invalid_limits", "limits.fuel must be positive"));
+        }
+        Ok(())
+    }
+
+    fn to_limits(&self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            timeout: self.timeout_ms.map(Duration::from_millis).unwrap_or(d.timeout),
+            memory_bytes: self.memory_mib.map(|m| (m as usize) * 1024 * 1024).unwrap_or(d.memory_bytes),
+            fuel: self.fuel.or(d.fuel),
+            ..d
+        }
+    }
+}
+
+/// `POST /v1/installations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstallation {
+    pub connector: String,
+    pub version: Option<String>,
+    pub api_version: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Another installation of the same bundle whose credentials this one falls back to.
+    pub credentials_from: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PATCH /v1/installations/{id}`: absent members are left unchanged.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstallation {
+    pub version: Option<String>,
+    /// `null` returns to the connector's default API version.
+    #[serde(default, deserialize_with = "double_option")]
+    pub api_version: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub config: Option<Map<String, Value>>,
+    pub limits: Option<LimitsSpec>,
+    pub name: Option<String>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// Everything a call needs, resolved from the store for one call.
+pub struct Resolved {
+    pub row: InstallationRow,
+    pub version: VersionRow,
+    pub manifest: Manifest,
+    pub component: Arc<LoadedComponent>,
+    pub installation: Installation,
+}
+
+impl App {
+    /// The version a tenant means: a given one (must exist and be visible) or the latest.
+    async fn pick_version(&self, tenant: &str, connector: &str, version: Option<&str>) -> Result<VersionRow, ApiError> {
+        let viewer = Viewer::Tenant(tenant.to_string());
+        let summary = self
+            .store
+            .connector(viewer.clone(), connector)
+            .await?
+            .ok_or_else(|| ApiError::invalid("unknown_connector", format!("no connector {connector:?} in the catalog")))?;
+        let wanted = match version {
+            Some(v) => v.to_string(),
+            None => summary.latest_version.clone(),
+        };
+        self.store.version_exact(summary.owner.as_deref(), connector, &wanted).await?.ok_or_else(|| {
+            ApiError::invalid(
+                "unknown_version",
+                format!("connector {connector:?} has no version {wanted:?} (versions: {})", summary.versions.join(", ")),
+            )
+        })
+    }
+
+    pub async fn create_installation(&self, tenant: &str, req: CreateInstallation) -> Result<Value, ApiError> {
+        check_name(&req.name)?;
+        req.limits.validate()?;
+        let version = self.pick_version(tenant, &req.connector, req.version.as_deref()).await?;
+        let manifest = manifest_of(&version)?;
+        let api_version = pick_api_version(&manifest, req.api_version.as_deref())?;
+        let config = validate_config(&manifest, &req.config)?;
+        if let Some(from) = &req.credentials_from {
+            self.check_credentials_source(tenant, &manifest, from).await?;
+        }
+        let row = self
+            .store
+            .create_installation(&NewInstallation {
+                id: new_id("ins"),
+                tenant: tenant.to_string(),
+                name: req.name,
+                connector_owner: version.owner.clone(),
+                connector_id: version.connector_id.clone(),
+                version: version.version.clone(),
+                api_version,
+                config_json: Value::Object(config).to_string(),
+                limits_json: json_string(&req.limits),
+                credentials_from: req.credentials_from,
+            })
+            .await?;
+        let row = if req.enabled {
+            row
+        } else {
+            self.store
+                .update_installation(tenant, &row.id, &InstallationPatch { enabled: Some(false), ..Default::default() })
+                .await?
+        };
+        Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
+    }
+
+    async fn check_credentials_source(&self, tenant: &str, manifest: &Manifest, from: &str) -> Result<(), ApiError> {
+        let Some(bundle) = &manifest.bundle else {
+            return Err(ApiError::invalid(
+                "invalid_credentials_from",
+                format!("connector {:?} is not part of a bundle, so it cannot share credentials", manifest.id),
+            ));
+        };
+        let source = self.store.installation(tenant, from).await?.ok_or_else(|| {
+            ApiError::invalid("invalid_credentials_from", format!("credentials_from: no installation {from:?}"))
+        })?;
+        let v = self
+            .store
+            .version_exact(source.connector_owner.as_deref(), &source.connector_id, &source.version)
+            .await?
+            .ok_or_else(|| ApiError::internal("installation's version is missing"))?;
+        let m = manifest_of(&v)?;
+        if m.bundle.as_ref().map(|b| &b.id) != Some(&bundle.id) {
+            return Err(ApiError::invalid(
+                "invalid_credentials_from",
+                format!("credentials_from: installation {from:?} is not in bundle {:?}", bundle.id),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn update_installation(&self, tenant: &str, id: &str, req: UpdateInstallation) -> Result<Value, ApiError> {
+        let row = self.store.installation(tenant, id).await?.ok_or_else(|| not_found(id))?;
+        if let Some(n) = &req.name {
+            check_name(n)?;
+        }
+        if let Some(l) = &req.limits {
+            l.validate()?;
+        }
+        // Validate the result against the (possibly new) version's manifest.
+        let version = match &req.version {
+            Some(v) => self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, v).await?.ok_or_else(
+                || ApiError::invalid("unknown_version", format!("connector {:?} has no version {v:?}", row.connector_id)),
+            )?,
+            None => self.installed_version(&row).await?,
+        };
+        let manifest = manifest_of(&version)?;
+        let api_version = match &req.api_version {
+            Some(requested) => pick_api_version(&manifest, requested.as_deref())?,
+            None => match &row.api_version {
+                Some(current) if !manifest.api_versions.iter().any(|a| &a.id == current) => {
+                    return Err(ApiError::invalid(
+                        "invalid_api_version",
+                        format!(
+                            "version {} does not offer API version {current:?}; choose one of {} with api_version",
+                            version.version,
+                            api_version_ids(&manifest)
+                        ),
+                    ));
+                }
+                Some(current) => Some(current.clone()),
+                None => pick_api_version(&manifest, None)?,
+            },
+        };
+        let config = match &req.config {
+            Some(c) => validate_config(&manifest, c)?,
+            None => validate_config(&manifest, &parse_object(&row.config_json))
+                .map_err(|e| ApiError { message: format!("the current config does not fit: {}", e.message), ..e })?,
+        };
+        let patch = InstallationPatch {
+            version: req.version.clone(),
+            api_version: Some(api_version),
+            enabled: req.enabled,
+            status: None,
+            config_json: Some(Value::Object(config).to_string()),
+            limits_json: req.limits.as_ref().map(json_string),
+            name: req.name.clone(),
+        };
+        let row = self.store.update_installation(tenant, id, &patch).await?;
+        Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
+    }
+
+    async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, ApiError> {
+        self.store
+            .version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version)
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)))
+    }
+
+    /// JSON view of an installation, with deprecation notices for its version and API version.
+    pub async fn installation_view(
+        &self,
+        row: &InstallationRow,
+        version: Option<&VersionRow>,
+        manifest: Option<&Manifest>,
+    ) -> Value {
+        let fetched;
+        let version = match version {
+            Some(v) => Some(v),
+            None => {
+                fetched = self.installed_version(row).await.ok();
+                fetched.as_ref()
+            }
+        };
+        let parsed;
+        let manifest = match manifest {
+            Some(m) => Some(m),
+            None => {
+                parsed = version.and_then(|v| manifest_of(v).ok());
+                parsed.as_ref()
+            }
+        };
+        let api_deprecation = manifest
+            .and_then(|m| m.api_versions.iter().find(|a| Some(&a.id) == row.api_version.as_ref()))
+            .filter(|a| a.status == ApiStatus::Deprecated)
+            .map(|a| json!({ "api_version": a.id, "sunset": a.sunset }));
+        json!({
+            "id": row.id,
+            "name": row.name,
+            "connector": row.connector_id,
+            "connector_owner": row.connector_owner,
+            "version": row.version,
+            "api_version": row.api_version,
+            "enabled": row.enabled,
+            "status": row.status,
+            "config": parse_object(&row.config_json),
+            "limits": serde_json::from_str::<Value>(&row.limits_json).unwrap_or_else(|_| json!({})),
+            "credentials_from": row.credentials_from,
+            "revision": row.revision,
+            "created_at": rfc3339(row.created_at_ms),
+            "updated_at": rfc3339(row.updated_at_ms),
+            "deprecation": version.map(deprecation).unwrap_or(Value::Null),
+            "api_version_deprecation": api_deprecation,
+        })
+    }
+
+    pub async fn get_installation(&self, tenant: &str, id: &str) -> Result<InstallationRow, ApiError> {
+        self.store.installation(tenant, id).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// Replaces an installation's credentials (validated against the manifest, sealed per field).
+    pub async fn put_credentials(&self, tenant: &str, id: &str, body: &Map<String, Value>) -> Result<Value, ApiError> {
+        let row = self.get_installation(tenant, id).await?;
+        let manifest = manifest_of(&self.installed_version(&row).await?)?;
+        let mut sealed = Vec::new();
+        for (key, value) in body {
+            let Some(field) = manifest.credentials.iter().find(|f| &f.key == key) else {
+                return Err(ApiError::invalid(
+                    "invalid_credentials",
+                    format!("unknown credential {key:?}; {} takes: {}", manifest.id, field_keys(&manifest.credentials)),
+                ));
+            };
+            let text = match value {
+                Value::String(s) if !s.is_empty() => s.clone(),
+                Value::String(_) => {
+                    return Err(ApiError::invalid("invalid_credentials", format!("credential {key:?} is empty")));
+                }
+                Value::Object(_) if field.kind == FieldType::Oauth2 => value.to_string(),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "invalid_credentials",
+                        format!("credential {key:?} must be a string"),
+                    ));
+                }
+            };
+            if field.kind == FieldType::Url {
+                check_url(&text).map_err(|m| ApiError::invalid("invalid_credentials", format!("credential {key:?}: {m}")))?;
+            }
+            let s = self
+                .keyring
+                .seal(tenant, id, key, text.as_bytes())
+                .map_err(|e| ApiError::internal(format!("sealing credentials: {e}")))?;
+            sealed.push(SealedField { field: key.clone(), key_id: s.key_id, ciphertext: s.ciphertext });
+        }
+        if row.credentials_from.is_none() {
+            let missing: Vec<&str> = manifest
+                .credentials
+                .iter()
+                .filter(|f| f.required && !body.contains_key(&f.key))
+                .map(|f| f.key.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(ApiError::invalid(
+                    "invalid_credentials",
+                    format!("missing required credential(s): {}", missing.join(", ")),
+                ));
+            }
+        }
+        self.store.put_credentials(tenant, id, &sealed).await?;
+        self.credentials_view(tenant, id).await
+    }
+
+    /// Credentials as stored: secrets masked, plain text fields shown.
+    pub async fn credentials_view(&self, tenant: &str, id: &str) -> Result<Value, ApiError> {
+        let row = self.get_installation(tenant, id).await?;
+        let manifest = manifest_of(&self.installed_version(&row).await?)?;
+        let stored = self.store.credentials(tenant, id).await?;
+        let mut fields = Map::new();
+        for f in &stored {
+            let kind = manifest.credentials.iter().find(|d| d.key == f.field).map(|d| d.kind);
+            let shown = match kind {
+                Some(FieldType::Text | FieldType::Url) => match self.keyring.open(tenant, id, &f.field, &f.ciphertext) {
+                    Ok(p) => Value::String(String::from_utf8_lossy(&p).into_owned()),
+                    Err(_) => Value::String(MASK.into()),
+                },
+                _ => Value::String(MASK.into()),
+            };
+            fields.insert(f.field.clone(), shown);
+        }
+        let missing: Vec<&str> = manifest
+            .credentials
+            .iter()
+            .filter(|d| d.required && !stored.iter().any(|s| s.field == d.key))
+            .map(|d| d.key.as_str())
+            .collect();
+        Ok(json!({ "installation": id, "credentials": fields, "missing": missing, "credentials_from": row.credentials_from }))
+    }
+
+    /// Opens an installation's credentials (falling back to its bundle source for unset fields).
+    async fn secrets(&self, row: &InstallationRow) -> Result<Secrets, ApiError> {
+        let mut secrets = Secrets::new();
+        let mut sources = vec![row.id.clone()];
+        if let Some(from) = &row.credentials_from {
+            sources.push(from.clone());
+        }
+        for source in sources {
+            for f in self.store.credentials(&row.tenant, &source).await? {
+                if secrets.get(&f.field).is_some() {
+                    continue;
+                }
+                let plain = self.keyring.open(&row.tenant, &source, &f.field, &f.ciphertext).map_err(|e| {
+                    ApiError::internal(format!("credential {:?} of installation {source} cannot be opened: {e}", f.field))
+                })?;
+                secrets.insert(f.field.clone(), String::from_utf8_lossy(&plain).into_owned());
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// Resolves an installation for one call. Disabled installations refuse calls.
+    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Resolved, ApiError> {
+        let row = self.get_installation(tenant, id).await?;
+        if !row.enabled {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "installation_disabled",
+                format!("installation {id} is disabled; enable it with PATCH {{\"enabled\": true}}"),
+            ));
+        }
+        let version = self.installed_version(&row).await?;
+        let manifest = manifest_of(&version)?;
+        let component = self.component(&version.digest).await?;
+        let mut config: BTreeMap<String, String> = BTreeMap::new();
+        for f in &manifest.config {
+            if let Some(d) = &f.default {
+                config.insert(f.key.clone(), d.clone());
+            }
+        }
+        for (k, v) in parse_object(&row.config_json) {
+            config.insert(k, value_text(&v));
+        }
+        if let Some(api) = &row.api_version {
+            config.entry("api_version".into()).or_insert_with(|| api.clone());
+        }
+        let secrets = self.secrets(&row).await?;
+        let limits: LimitsSpec = serde_json::from_str(&row.limits_json).unwrap_or_default();
+        let installation = Installation::new(
+            Scope::new(row.tenant.as_str(), row.id.as_str()),
+            format!("{}@{}", version.connector_id, version.version),
+            config,
+            secrets,
+            &manifest.allowed_hosts,
+            limits.to_limits(),
+        )
+        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
+        Ok(Resolved { row, version, manifest, component, installation })
+    }
+
+    /// Runs one operation with JSON in and out, and records it in the metrics.
+    pub async fn invoke(
+        &self,
+        tenant: &str,
+        id: &str,
+        operation: &str,
+        input: Value,
+    ) -> Result<(Resolved, CallReport<DynamicOutcome>), ApiError> {
+        let r = self.resolve(tenant, id).await?;
+        let report = dynamic::invoke(&self.runtime, &r.component, &r.installation, operation, input)
+            .await
+            .map_err(invoke_error)?;
+        let outcome = match &report.outcome {
+            Ok(DynamicOutcome::Ok(_)) => "ok",
+            Ok(DynamicOutcome::ConnectorError { kind, .. }) => kind.as_str(),
+            Err(e) => e.kind(),
+        };
+        self.metrics.record(&CallSample {
+            connector: &r.version.connector_id,
+            operation,
+            outcome,
+            duration: report.duration,
+            fuel: report.fuel_consumed,
+            http_requests: report.http_requests,
+        });
+        Ok((r, report))
+    }
+}
+
+fn invoke_error(e: InvokeError) -> ApiError {
+    match e {
+        InvokeError::UnknownOperation { .. } => ApiError::not_found(e.to_string()).with_code("unknown_operation"),
+        InvokeError::BadInput(m) => {
+            ApiError::invalid("invalid_input", m.to_string()).with_detail("path", Value::String(m.path.clone()))
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// A host-side call failure as an API error.
+pub fn call_error(e: &CallError) -> ApiError {
+    let status = match e {
+        CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Host { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    ApiError::new(status, "call_failed", e.to_string()).with_detail("kind", Value::String(e.kind().into()))
+}
+
+/// A connector's own error as an API error: the status follows the error kind.
+pub fn connector_error(kind: &str, error: &Value) -> ApiError {
+    let (status, retry_after) = match kind {
+        "permanent" => (StatusCode::UNPROCESSABLE_ENTITY, None),
+        "unauthorized" => (StatusCode::FAILED_DEPENDENCY, None),
+        "rate-limited" => {
+            let ms = error.get("retry-after-ms").and_then(Value::as_u64).unwrap_or(1000);
+            (StatusCode::TOO_MANY_REQUESTS, Some(ms.div_ceil(1000).max(1)))
+        }
+        _ => (StatusCode::BAD_GATEWAY, None),
+    };
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the connector failed ({kind})"));
+    let mut e = ApiError::new(status, "connector_error", message)
+        .with_detail("kind", Value::String(kind.into()))
+        .with_detail("details", error.clone());
+    if let Some(s) = retry_after {
+        e = e.with_retry_after(s);
+    }
+    e
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no installation {id:?}"))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("invalid_name", "name must be 1-100 printable characters"));
+    }
+    Ok(())
+}
+
+fn api_version_ids(m: &Manifest) -> String {
+    m.api_versions.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn pick_api_version(m: &Manifest, requested: Option<&str>) -> Result<Option<String>, ApiError> {
+    match requested {
+        Some(r) => {
+            if m.api_versions.iter().any(|a| a.id == r) {
+                Ok(Some(r.to_string()))
+            } else if m.api_versions.is_empty() {
+                Err(ApiError::invalid("invalid_api_version", format!("{} {} declares no API versions", m.id, m.version)))
+            } else {
+                Err(ApiError::invalid(
+                    "invalid_api_version",
+                    format!("unknown api_version {r:?}; {} {} offers: {}", m.id, m.version, api_version_ids(m)),
+                ))
+            }
+        }
+        None => Ok(m.api_versions.iter().find(|a| a.default).or(m.api_versions.first()).map(|a| a.id.clone())),
+    }
+}
+
+fn field_keys(fields: &[patchbay_registry::Field]) -> String {
+    if fields.is_empty() { "nothing".into() } else { fields.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ") }
+}
+
+/// Checks a config object against the manifest's config schema; returns it normalised to strings.
+pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for (key, value) in input {
+        let Some(field) = m.config.iter().find(|f| &f.key == key) else {
+            return Err(ApiError::invalid(
+                "invalid_config",
+                format!("unknown config key {key:?}; {} takes: {}", m.id, field_keys(&m.config)),
+            ));
+        };
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            _ => {
+                return Err(ApiError::invalid(
+                    "invalid_config",
+                    format!("config {key:?} must be a string, number or boolean"),
+                ));
+            }
+        };
+        let problem = match field.kind {
+            FieldType::Url => check_url(&text).err(),
+            FieldType::Number if text.parse::<f64>().is_err() => Some(format!("{text:?} is not a number")),
+            FieldType::Boolean if text != "true" && text != "false" => Some(format!("{text:?} is not true or false")),
+            _ => None,
+        };
+        if let Some(p) = problem {
+            return Err(ApiError::invalid("invalid_config", format!("config {key:?}: {p}")));
+        }
+        out.insert(key.clone(), Value::String(text));
+    }
+    let missing: Vec<String> = m
+        .config
+        .iter()
+        .filter(|f| f.required && f.default.is_none() && !out.contains_key(&f.key))
+        .map(|f| format!("{} ({})", f.key, f.label))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid("invalid_config", format!("missing required config: {}", missing.join(", "))));
+    }
+    // Templates in allowed hosts must produce valid destinations with this config.
+    let filled: BTreeMap<String, String> = out.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+    EgressPolicy::build(&m.allowed_hosts, &filled).map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
+    Ok(out)
+}
+
+fn check_url(text: &str) -> Result<(), String> {
+    let u = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if u.scheme() != "https" && u.scheme() != "http" {
+        return Err(format!("{text:?} must be an http or https URL"));
+    }
+    if u.host_str().is_none() {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok(())
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn json_string<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+}
+
+/// A random id with a type prefix, e.g. `ins_3f9a0c1b2d4e5f60`.
+pub fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 8];
+    // SystemRandom only fails if the OS has no entropy source at all.
+    let _ = SystemRandom::new().fill(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}

@@ -1,0 +1,154 @@
+//! The host's services behind the admin API: publishing connectors, installations, credentials and
+//! calls — everything that combines the store, the registry, the keyring and the runtime.
+//!
+//! Handlers in [`crate::api`] parse and authorize; the rules live here so the CLI's local commands
+//! and the startup path (publishing the reference connectors) share them.
+
+pub mod catalog;
+pub mod installations;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use patchbay_registry::{PackageLimits, TrustedKeys};
+
+use crate::capability::http::NetworkPolicy;
+use crate::config::Settings;
+use crate::crypto::{Keyring, TokenKind};
+use crate::metrics::Metrics;
+use crate::runtime::{LoadedComponent, Runtime, RuntimeConfig, Services};
+use crate::store::oplog::StoreOperationLog;
+use crate::store::state::StoreStateStore;
+use crate::store::{NewApiKey, Store};
+
+/// Setting key under which the generated operator key's id is remembered.
+const OPERATOR_KEY_SETTING: &str = "operator_key_id";
+
+/// Shared state of a running host. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+pub struct AppInner {
+    pub store: Store,
+    pub keyring: Keyring,
+    pub runtime: Runtime,
+    pub oplog: Arc<StoreOperationLog>,
+    pub metrics: Metrics,
+    pub package_limits: PackageLimits,
+    pub trusted_keys: TrustedKeys,
+    pub require_signatures: bool,
+    /// sha256 of `PATCHBAY_ADMIN_TOKEN`, when set.
+    pub env_operator_hash: Option<String>,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.inner
+    }
+}
+
+/// What [`App::open`] did on the way up, for the startup banner.
+pub struct Startup {
+    /// A freshly generated operator token: shown once, stored only as a hash.
+    pub new_operator_token: Option<String>,
+    pub database: String,
+    pub key_file: Option<PathBuf>,
+}
+
+impl App {
+    /// Opens (and on first start creates) the data directory, database, key file and runtime.
+    pub async fn open(settings: &Settings) -> anyhow::Result<(App, Startup)> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+        let database = settings.database();
+        let store = Store::connect(&database)
+            .await
+            .with_context(|| format!("opening database {}", crate::config::redact_url(&database)))?;
+        let key_file = settings.data_dir.join("master.key");
+        let keyring = Keyring::load(settings.master_key.as_deref(), &key_file)?;
+        let oplog = Arc::new(StoreOperationLog::new(store.clone()));
+        let services = Services {
+            oplog: oplog.clone(),
+            state: Arc::new(StoreStateStore::new(store.clone())),
+            ..Services::in_memory()
+        };
+        let config = RuntimeConfig {
+            cache_dir: Some(settings.data_dir.join("cache")),
+            network: NetworkPolicy::allowing(settings.allow_networks.clone()),
+            fuel_metering: settings.fuel_metering,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::new(config, services)?;
+        let trusted_keys = TrustedKeys::parse(&settings.trusted_publisher_keys.join(","))
+            .map_err(|e| anyhow::anyhow!("PATCHBAY_TRUSTED_KEYS: {e}"))?;
+        let env_operator_hash = settings.admin_token.as_deref().map(crate::crypto::hash_token);
+        let app = App {
+            inner: Arc::new(AppInner {
+                store,
+                keyring,
+                runtime,
+                oplog,
+                metrics: Metrics::default(),
+                package_limits: PackageLimits { max_bytes: settings.max_component_bytes },
+                trusted_keys,
+                require_signatures: settings.require_signatures,
+                env_operator_hash,
+            }),
+        };
+        let new_operator_token =
+            if settings.admin_token.is_none() { app.ensure_operator_key().await? } else { None };
+        if settings.reference_connectors {
+            app.publish_reference_connectors().await;
+        }
+        let key_file = settings.master_key.is_none().then_some(key_file);
+        Ok((app, Startup { new_operator_token, database, key_file }))
+    }
+
+    /// Creates the operator key on first start; returns its token (the only time it exists in clear).
+    async fn ensure_operator_key(&self) -> anyhow::Result<Option<String>> {
+        if self.store.setting(OPERATOR_KEY_SETTING).await?.is_some() {
+            return Ok(None);
+        }
+        let (id, token) = crate::crypto::new_token(TokenKind::Operator)?;
+        // Two hosts starting together on one database: only the first one's key is kept.
+        if !self.store.insert_setting_if_absent(OPERATOR_KEY_SETTING, &id).await? {
+            return Ok(None);
+        }
+        self.store
+            .create_api_key(&NewApiKey {
+                id,
+                tenant: None,
+                name: "operator (generated on first start)".into(),
+                secret_hash: crate::crypto::hash_token(&token),
+                scopes: vec!["operator".into()],
+            })
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// The compiled component with this digest: from the runtime's caches, else from the store.
+    pub async fn component(&self, digest: &str) -> Result<Arc<LoadedComponent>, crate::api::ApiError> {
+        if let Some(c) = self.runtime.cached(digest) {
+            return Ok(c);
+        }
+        let bytes = self
+            .store
+            .component_bytes(digest)
+            .await?
+            .ok_or_else(|| crate::api::ApiError::internal(format!("component sha256:{digest} is missing from the store")))?;
+        self.runtime
+            .load_async(bytes)
+            .await
+            .map_err(|e| crate::api::ApiError::internal(format!("loading component sha256:{digest}: {e}")))
+    }
+
+    /// Flushes buffered operation logs (shutdown, tests).
+    pub async fn flush(&self) {
+        self.oplog.flush().await;
+    }
+}

@@ -1,0 +1,269 @@
+//! Host settings: built-in defaults, then `patchbay.toml`, then environment variables, then
+//! command-line flags — each later source overrides the earlier ones.
+//!
+//! | setting                    | file key                  | environment                         | default            |
+//! |----------------------------|---------------------------|-------------------------------------|--------------------|
+//! | listen address             | `listen`                  | `PATCHBAY_LISTEN`                   | `127.0.0.1:8080`   |
+//! | data directory             | `data_dir`                | `PATCHBAY_DATA_DIR`                 | `./patchbay-data`  |
+//! | database                   | `database_url`            | `DATABASE_URL`                      | SQLite in data dir |
+//! | private networks allowed   | `egress_allow_networks`   | `PATCHBAY_EGRESS_ALLOW_NETWORKS`    | none               |
+//! | component size cap (MiB)   | `max_component_mib`       | `PATCHBAY_MAX_COMPONENT_MIB`        | 32                 |
+//! | require signed connectors  | `require_signatures`      | `PATCHBAY_REQUIRE_SIGNATURES`       | false              |
+//! | trusted publisher keys     | `trusted_publisher_keys`  | `PATCHBAY_TRUSTED_KEYS`             | none               |
+//! | publish reference connectors | `reference_connectors`  | `PATCHBAY_REFERENCE_CONNECTORS`     | true               |
+//! | fuel metering              | `fuel_metering`           | `PATCHBAY_FUEL_METERING`            | true               |
+//!
+//! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
+//! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::capability::http::Cidr;
+
+/// `patchbay.toml`. Unknown keys are an error so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub egress_allow_networks: Option<Vec<String>>,
+    pub max_component_mib: Option<usize>,
+    pub require_signatures: Option<bool>,
+    pub trusted_publisher_keys: Option<Vec<String>>,
+    pub reference_connectors: Option<bool>,
+    pub fuel_metering: Option<bool>,
+}
+
+/// Effective settings of a `serve` process.
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: SQLite file `patchbay.db` in the data directory.
+    pub database_url: Option<String>,
+    pub allow_networks: Vec<Cidr>,
+    pub max_component_bytes: usize,
+    pub require_signatures: bool,
+    pub trusted_publisher_keys: Vec<String>,
+    pub reference_connectors: bool,
+    pub fuel_metering: bool,
+    pub master_key: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_url.as_deref().map(redact_url))
+            .field("allow_networks", &self.allow_networks)
+            .field("max_component_bytes", &self.max_component_bytes)
+            .field("require_signatures", &self.require_signatures)
+            .field("master_key", &self.master_key.as_ref().map(|_| "[from environment]"))
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[from environment]"))
+            .finish()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable url>".into(),
+    }
+}
+
+/// Flags given on the command line (they win over everything).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where to read settings from; injectable so tests need not touch the process environment.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Settings {
+    /// Defaults ← file ← environment ← flags. The file is `--config`, else `PATCHBAY_CONFIG`, else
+    /// `./patchbay.toml` when it exists.
+    pub fn load(flags: Overrides, env: &dyn Env) -> anyhow::Result<Settings> {
+        let path = flags.config.clone().or_else(|| env.var("PATCHBAY_CONFIG").map(PathBuf::from));
+        let file = match path {
+            Some(p) => read_file(&p)?,
+            None if Path::new("patchbay.toml").exists() => read_file(Path::new("patchbay.toml"))?,
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, flags, env)
+    }
+
+    fn resolve(file: FileConfig, flags: Overrides, env: &dyn Env) -> anyhow::Result<Settings> {
+        let listen = flags
+            .listen
+            .or_else(|| env.var("PATCHBAY_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr =
+            listen.parse().with_context(|| format!("listen address {listen:?} is not HOST:PORT, e.g. 127.0.0.1:8080"))?;
+        let data_dir = flags
+            .data_dir
+            .or_else(|| env.var("PATCHBAY_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./patchbay-data"));
+        let database_url = env.var("DATABASE_URL").or(file.database_url);
+        let networks: Vec<String> = match env.var("PATCHBAY_EGRESS_ALLOW_NETWORKS") {
+            Some(v) => v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            None => file.egress_allow_networks.unwrap_or_default(),
+        };
+        let allow_networks = networks
+            .iter()
+            .map(|n| n.parse::<Cidr>().map_err(|e| anyhow::anyhow!("PATCHBAY_EGRESS_ALLOW_NETWORKS: {n:?}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let max_mib = match env.var("PATCHBAY_MAX_COMPONENT_MIB") {
+            Some(v) => v.parse::<usize>().with_context(|| format!("PATCHBAY_MAX_COMPONENT_MIB={v:?} is not a number"))?,
+            None => file.max_component_mib.unwrap_or(32),
+        };
+        if max_mib == 0 || max_mib > 1024 {
+            bail!("the component size cap must be between 1 and 1024 MiB, got {max_mib}");
+        }
+        let require_signatures =
+            bool_setting(env, "PATCHBAY_REQUIRE_SIGNATURES")?.or(file.require_signatures).unwrap_or(false);
+        let trusted_publisher_keys = match env.var("PATCHBAY_TRUSTED_KEYS") {
+            Some(v) => v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            None => file.trusted_publisher_keys.unwrap_or_default(),
+        };
+        if require_signatures && trusted_publisher_keys.is_empty() {
+            bail!("signatures are required but no trusted publisher keys are configured (PATCHBAY_TRUSTED_KEYS)");
+        }
+        let reference_connectors =
+            bool_setting(env, "PATCHBAY_REFERENCE_CONNECTORS")?.or(file.reference_connectors).unwrap_or(true);
+        let fuel_metering = bool_setting(env, "PATCHBAY_FUEL_METERING")?.or(file.fuel_metering).unwrap_or(true);
+        Ok(Settings {
+            listen,
+            data_dir,
+            database_url,
+            allow_networks,
+            max_component_bytes: max_mib * 1024 * 1024,
+            require_signatures,
+            trusted_publisher_keys,
+            reference_connectors,
+            fuel_metering,
+            master_key: env.var("PATCHBAY_MASTER_KEY"),
+            admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
+        })
+    }
+
+    /// The database URL actually used: the configured one or the SQLite file in the data dir.
+    pub fn database(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("patchbay.db").display()),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+}
+
+fn bool_setting(env: &dyn Env, name: &str) -> anyhow::Result<Option<bool>> {
+    match env.var(name).as_deref() {
+        None => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+        Some(other) => bail!("{name}={other:?}: expected true or false"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> MapEnv {
+        MapEnv(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::resolve(FileConfig::default(), Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./patchbay-data"));
+        assert!(s.database().starts_with("sqlite://./patchbay-data/patchbay.db"));
+        assert!(s.allow_networks.is_empty());
+        assert!(s.reference_connectors);
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/file\"\negress_allow_networks = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let e = env(&[("PATCHBAY_LISTEN", "127.0.0.1:9100"), ("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32")]);
+        let s = Settings::resolve(file, Overrides::default(), &e).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/file"));
+        assert_eq!(s.allow_networks.len(), 1);
+        let flags = Overrides { listen: Some("127.0.0.1:9200".into()), ..Default::default() };
+        let s = Settings::resolve(FileConfig::default(), flags, &e).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9200");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = toml::from_str::<FileConfig>("lisen = \"x\"").unwrap_err();
+        assert!(err.message().contains("unknown field `lisen`"), "{err}");
+        let e = env(&[("PATCHBAY_EGRESS_ALLOW_NETWORKS", "10.0.0.0/99")]);
+        let err = Settings::resolve(FileConfig::default(), Overrides::default(), &e).unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
+        let e = env(&[("PATCHBAY_REQUIRE_SIGNATURES", "maybe")]);
+        assert!(Settings::resolve(FileConfig::default(), Overrides::default(), &e).is_err());
+        let e = env(&[("PATCHBAY_REQUIRE_SIGNATURES", "true")]);
+        let err = Settings::resolve(FileConfig::default(), Overrides::default(), &e).unwrap_err();
+        assert!(err.to_string().contains("trusted publisher keys"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let e = env(&[
+            ("PATCHBAY_MASTER_KEY", "c2VjcmV0"),
+            ("PATCHBAY_ADMIN_TOKEN", "tok-123"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ]);
+        let s = Settings::resolve(FileConfig::default(), Overrides::default(), &e).unwrap();
+        let d = format!("{s:?}");
+        assert!(!d.contains("c2VjcmV0") && !d.contains("tok-123") && !d.contains("pw@"), "{d}");
+    }
+}

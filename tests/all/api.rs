@@ -1,0 +1,523 @@
+//! End-to-end tests of the admin API: the real binary over HTTP, on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use patchbay_tests::components;
+use patchbay::store::Backend;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+use crate::server::{Server, notification, with_custom_section};
+
+/// Runs each scenario once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(patchbay::store::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(patchbay::store::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    upload_install_invoke_and_read_logs,
+    other_tenants_resources_are_404,
+    upgrade_under_concurrent_calls_loses_none,
+    bad_uploads_are_refused_precisely,
+    bad_requests_get_precise_errors,
+    restart_and_online_key_rotation_keep_credentials,
+);
+
+const SECRET: &str = "tok-3b1f5e0c9a7d4411-notify";
+
+fn wasm(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn manifest(id: &str, version: &str, category: &str) -> String {
+    format!(
+        "id = \"{id}\"\ntitle = \"Test {id}\"\ndescription = \"A test connector\"\ncategory = \"{category}\"\n\
+         provider = \"tests\"\nversion = \"{version}\"\n"
+    )
+}
+
+/// Installs notify-webhook for `token`'s tenant pointing at the test server; returns its id.
+async fn install_notify(s: &Server, token: &str, web: &TestServer, name: &str) -> String {
+    let r = s
+        .post(
+            "/v1/installations",
+            token,
+            json!({ "connector": "notify-webhook", "name": name,
+                    "config": { "webhook_url": format!("http://{}/slack", web.addr) } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn upload_install_invoke_and_read_logs(backend: Backend) {
+    let s = Server::start(backend).await;
+    let web = TestServer::start().await;
+
+    let r = s.get("/healthz", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // The reference connectors are in the catalog from the first start.
+    let r = s.get("/v1/connectors", &s.operator).await;
+    let ids: Vec<&str> = r.body["connectors"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"notify-webhook") && ids.contains(&"github"), "{ids:?}");
+
+    let acme = s.tenant("acme").await;
+    // The operator re-publishing the same bytes changes nothing.
+    let r = s.upload(&s.operator, wasm(components::NOTIFY_WEBHOOK)).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // A tenant upload is a private connector.
+    let r = s.upload(&acme, wasm(components::NOTIFY_WEBHOOK)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["owner"], "acme");
+    let send = r.body["operations"].as_array().unwrap().iter().find(|o| o["name"] == "send").cloned();
+    let send = send.expect("send operation listed");
+    assert_eq!(send["input"]["type"], "object", "{send}");
+    assert!(r.body["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    let r = s.get("/v1/connectors?category=notification-provider&search=webhook", &acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["connectors"].as_array().unwrap().len(), 1, "{r:?}");
+
+    let id = install_notify(&s, &acme, &web, "alerts").await;
+    let r = s.call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "token": SECRET }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["credentials"]["token"], "••••••••");
+    let r = s.get(&format!("/v1/installations/{id}/credentials"), &acme).await;
+    assert_eq!(r.body["credentials"]["token"], "••••••••");
+    assert!(!r.body.to_string().contains(SECRET));
+
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("deploy finished", "k-1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["accepted"], json!(["webhook"]));
+    assert!(r.header("x-patchbay-connector").unwrap().starts_with("notify-webhook@"));
+    let got = web.requests.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "/slack");
+    assert_eq!(got[0].header("authorization").as_deref(), Some(format!("Bearer {SECRET}").as_str()));
+
+    let r = s.get(&format!("/v1/installations/{id}/logs"), &acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let entries = r.body["entries"].as_array().unwrap();
+    let http = entries.iter().find(|e| e["source"] == "http").unwrap_or_else(|| panic!("no http entry: {r:?}"));
+    let line = http.to_string();
+    assert!(line.contains("/slack") && line.contains("200"), "{line}");
+    assert!(!r.body.to_string().contains(SECRET), "a secret reached the log: {r:?}");
+
+    // Paging: one entry at a time follows the cursor to the end.
+    let mut cursor = String::new();
+    let mut seen = 0;
+    loop {
+        let r = s.get(&format!("/v1/installations/{id}/logs?limit=1&cursor={cursor}"), &acme).await;
+        let page = r.body["entries"].as_array().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen += 1;
+        cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    }
+    assert_eq!(seen, entries.len());
+    let r = s.get(&format!("/v1/installations/{id}/logs?level=error"), &acme).await;
+    assert!(r.body["entries"].as_array().unwrap().iter().all(|e| e["level"] == "error"), "{r:?}");
+    let r = s.get(&format!("/v1/installations/{id}/logs?since=2999-01-01T00:00:00Z"), &acme).await;
+    assert_eq!(r.body["entries"], json!([]));
+
+    let r = s.get("/metrics", &s.operator).await;
+    let text = r.body.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("patchbay_calls_total{connector=\"notify-webhook\",operation=\"send\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("patchbay_egress_requests_total{connector=\"notify-webhook\"} 1"), "{text}");
+    let r = s.get("/metrics", &acme).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // A connector error comes back with its kind.
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/installations/{id}"),
+            &acme,
+            Some(json!({ "config": { "webhook_url": format!("http://{}/status/429", web.addr) } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("again", "k-2")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    assert_eq!(r.body["error"]["kind"], "rate-limited");
+    assert_eq!(r.header("retry-after"), Some("7"));
+
+    let r = s.get("/openapi.json", "").await;
+    assert_eq!(r.body["openapi"], "3.1.0");
+}
+
+async fn other_tenants_resources_are_404(backend: Backend) {
+    let s = Server::start(backend).await;
+    let web = TestServer::start().await;
+    let acme = s.tenant("acme").await;
+    let globex = s.tenant("globex").await;
+    let id = install_notify(&s, &acme, &web, "alerts").await;
+    let r = s.upload(&acme, wasm(components::NOTIFY_WEBHOOK)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+
+    let inst = format!("/v1/installations/{id}");
+    let checks: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, inst.clone(), None),
+        (Method::PATCH, inst.clone(), Some(json!({ "enabled": false }))),
+        (Method::GET, format!("{inst}/credentials"), None),
+        (Method::PUT, format!("{inst}/credentials"), Some(json!({ "token": "x" }))),
+        (Method::DELETE, format!("{inst}/credentials"), None),
+        (Method::POST, format!("{inst}/invoke/send"), Some(notification("x", "k"))),
+        (Method::POST, format!("{inst}/invoke/health-check"), None),
+        (Method::GET, format!("{inst}/logs"), None),
+        (Method::DELETE, inst.clone(), None),
+    ];
+    for (method, path, body) in checks {
+        let r = s.call(method.clone(), &path, &globex, body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {r:?}");
+        assert_eq!(r.code(), "not_found");
+    }
+    // acme's private connector is invisible to globex.
+    let r = s.get("/v1/connectors", &globex).await;
+    assert!(r.body["connectors"].as_array().unwrap().iter().all(|c| c["owner"].is_null()), "{r:?}");
+    let r = s.get("/v1/installations", &globex).await;
+    assert_eq!(r.body["installations"], json!([]));
+    // A body naming another tenant changes nothing: the tenant comes from the key.
+    let r = s.post("/v1/installations", &globex, json!({ "connector": "notify-webhook", "name": "x", "tenant": "acme" })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert!(r.message().contains("tenant"), "{r:?}");
+    // Still there for its owner.
+    let r = s.get(&inst, &acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["enabled"], true);
+}
+
+async fn upgrade_under_concurrent_calls_loses_none(backend: Backend) {
+    let s = Arc::new(Server::start(backend).await);
+    let web = TestServer::start().await;
+    let acme = s.tenant("acme").await;
+    let r = s.upload(&s.operator, wasm(components::NOTIFY_WEBHOOK_V2)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["version"], "0.2.0");
+    let r = s
+        .post(
+            "/v1/installations",
+            &acme,
+            json!({ "connector": "notify-webhook", "version": "0.1.0", "name": "alerts",
+                    "config": { "webhook_url": format!("http://{}/slack", web.addr) } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_string();
+
+    const WORKERS: usize = 4;
+    const CALLS: usize = 15;
+    let ok = Arc::new(AtomicUsize::new(0));
+    let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let (s, acme, id, ok, versions) = (s.clone(), acme.clone(), id.clone(), ok.clone(), versions.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..CALLS {
+                let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", &format!("{w}-{i}"))).await;
+                assert_eq!(r.status, StatusCode::OK, "{r:?}");
+                versions.lock().unwrap().insert(r.header("x-patchbay-connector").unwrap().to_string());
+                ok.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    // Flip between the versions while the calls run, ending on 0.2.0.
+    let mut flips = 0;
+    while ok.load(Ordering::SeqCst) < WORKERS * CALLS {
+        let v = if flips % 2 == 0 { "0.2.0" } else { "0.1.0" };
+        let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "version": v }))).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        flips += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(ok.load(Ordering::SeqCst), WORKERS * CALLS);
+    assert_eq!(web.requests.lock().unwrap().len(), WORKERS * CALLS, "every call reached the webhook exactly once");
+    let seen = versions.lock().unwrap().clone();
+    assert!(seen.contains("notify-webhook@0.1.0") && seen.contains("notify-webhook@0.2.0"), "{seen:?} after {flips} flips");
+    // Rollback is a PATCH back, effective on the next call.
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "version": "0.1.0" }))).await;
+    assert_eq!(r.body["version"], "0.1.0");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", "last")).await;
+    assert_eq!(r.header("x-patchbay-connector"), Some("notify-webhook@0.1.0"));
+    // Disabled installations refuse calls.
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "enabled": false }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", "off")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    assert_eq!(r.code(), "installation_disabled");
+    // A deprecated version shows its sunset date.
+    let r = s
+        .post(
+            "/v1/connectors/notify-webhook/versions/0.1.0/deprecate",
+            &s.operator,
+            json!({ "sunset": "2027-06-30", "message": "use 0.2.0" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = s.get(&format!("/v1/installations/{id}"), &acme).await;
+    assert_eq!(r.body["deprecation"]["sunset"], "2027-06-30", "{r:?}");
+    let r = s.get("/v1/connectors/notify-webhook/versions/0.1.0", &acme).await;
+    assert_eq!(r.body["deprecation"]["sunset"], "2027-06-30", "{r:?}");
+}
+
+async fn bad_uploads_are_refused_precisely(backend: Backend) {
+    let s = Server::start_with(backend, &[("PATCHBAY_MAX_COMPONENT_MIB", "1")]).await;
+    let op = s.operator.clone();
+    let expect = |r: &crate::server::Resp, status: StatusCode, code: &str, text: &str| {
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.code(), code, "{r:?}");
+        assert!(r.message().contains(text), "message should mention {text:?}: {r:?}");
+    };
+    let r = s.upload(&op, b"not wasm at all".to_vec()).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "malformed_wasm", "");
+    let r = s.upload(&op, vec![0u8; 1536 * 1024]).await;
+    expect(&r, StatusCode::PAYLOAD_TOO_LARGE, "too_large", "1 MiB");
+    // A core module is not a component.
+    let r = s.upload(&op, b"\0asm\x01\0\0\0".to_vec()).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "not_a_component", "");
+    let r = s.upload(&op, wasm(components::TRIVIAL)).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "missing_manifest", "patchbay:manifest");
+    let bad = format!("{}colour = \"blue\"\n", manifest("x-sync", "1.0.0", "data-sync"));
+    let r = s.upload(&op, with_custom_section(wasm(components::HOSTILE), "patchbay:manifest", bad.as_bytes())).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", "colour");
+    let bad = manifest("x-sync", "one", "data-sync");
+    let r = s.upload(&op, with_custom_section(wasm(components::HOSTILE), "patchbay:manifest", bad.as_bytes())).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", "version");
+    // The manifest says payment gateway; the component exports the data-sync world.
+    let wrong = manifest("x-pay", "1.0.0", "payment-gateway");
+    let r = s.upload(&op, with_custom_section(wasm(components::HOSTILE), "patchbay:manifest", wrong.as_bytes())).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "world_mismatch", "payment-gateway");
+    // Published versions are immutable.
+    let good = manifest("x-sync", "1.0.0", "data-sync");
+    let first = with_custom_section(wasm(components::HOSTILE), "patchbay:manifest", good.as_bytes());
+    let r = s.upload(&op, first.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let r = s.upload(&op, first.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let other = with_custom_section(first, "build-info", b"rebuilt");
+    let r = s.upload(&op, other).await;
+    expect(&r, StatusCode::CONFLICT, "conflict", "1.0.0");
+    // Wrong content type, missing and bad tokens, missing scope.
+    let r = s.post("/v1/connectors", &op, json!({})).await;
+    expect(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/wasm");
+    let r = s.get("/v1/connectors", "").await;
+    expect(&r, StatusCode::UNAUTHORIZED, "unauthorized", "Authorization");
+    let r = s.get("/v1/connectors", "pbk_0123456789ab_nope").await;
+    expect(&r, StatusCode::UNAUTHORIZED, "unauthorized", "invalid");
+    s.post("/v1/tenants", &op, json!({ "id": "acme" })).await;
+    let viewer = s.key("acme", &["view"]).await;
+    let r = s.upload(&viewer, wasm(components::NOTIFY_WEBHOOK)).await;
+    expect(&r, StatusCode::FORBIDDEN, "forbidden", "manage");
+    // Nothing half-written: the catalog holds exactly what was accepted.
+    let r = s.get("/v1/connectors/x-sync", &op).await;
+    assert_eq!(r.body["versions"].as_array().unwrap().len(), 1, "{r:?}");
+    let r = s.get("/v1/connectors/x-pay", &op).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+}
+
+async fn bad_requests_get_precise_errors(backend: Backend) {
+    let s = Server::start(backend).await;
+    let web = TestServer::start().await;
+    let acme = s.tenant("acme").await;
+    let expect = |r: &crate::server::Resp, status: StatusCode, code: &str, text: &str| {
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.code(), code, "{r:?}");
+        assert!(r.message().contains(text), "message should mention {text:?}: {r:?}");
+    };
+    let r = s.post("/v1/tenants", &s.operator, json!({ "id": "acme" })).await;
+    expect(&r, StatusCode::CONFLICT, "conflict", "acme");
+    let r = s.post("/v1/tenants", &s.operator, json!({ "id": "Bad Id" })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", "Bad Id");
+    let r = s.post("/v1/tenants", &acme, json!({ "id": "evil" })).await;
+    expect(&r, StatusCode::FORBIDDEN, "forbidden", "operator");
+    let r = s.post("/v1/tenants/acme/keys", &s.operator, json!({ "scopes": ["admin"] })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes", "admin");
+
+    let install = |body: Value| {
+        let s = &s;
+        let acme = acme.clone();
+        async move { s.post("/v1/installations", &acme, body).await }
+    };
+    let r = install(json!({ "connector": "nope", "name": "a" })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_connector", "nope");
+    let r = install(json!({ "connector": "notify-webhook", "name": "a" })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", "webhook_url");
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "config": { "webhook_url": "ftp://x" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", "http");
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "config": { "webhook_url": "https://x.test", "colour": "red" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", "colour");
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "version": "9.9.9", "config": { "webhook_url": "https://x.test" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_version", "9.9.9");
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "limits": { "timeout_ms": 0 } , "config": { "webhook_url": "https://x.test" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", "timeout_ms");
+    let r = install(json!({ "connector": "notify-webhook", "nam": "a" })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "nam");
+    let r = s.call(Method::POST, "/v1/installations", &acme, None).await;
+    assert!(r.status.is_client_error(), "{r:?}");
+
+    let id = install_notify(&s, &acme, &web, "alerts").await;
+    let r = install(json!({ "connector": "notify-webhook", "name": "alerts", "config": { "webhook_url": "https://x.test" } })).await;
+    expect(&r, StatusCode::CONFLICT, "conflict", "alerts");
+    let r = s.call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "pasword": "x" }))).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials", "pasword");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/launch"), &acme, json!({})).await;
+    expect(&r, StatusCode::NOT_FOUND, "unknown_operation", "send");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, json!({ "notification": { "text": 5 } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "notification");
+    let r = s.get(&format!("/v1/installations/{id}/logs?level=loud"), &acme).await;
+    expect(&r, StatusCode::BAD_REQUEST, "bad_request", "loud");
+    let r = s.get(&format!("/v1/installations/{id}/logs?since=yesterday"), &acme).await;
+    expect(&r, StatusCode::BAD_REQUEST, "bad_request", "yesterday");
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "v9" }))).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_api_version", "v9");
+    // A failed PATCH changed nothing.
+    let r = s.get(&format!("/v1/installations/{id}"), &acme).await;
+    assert_eq!(r.body["revision"], 1, "{r:?}");
+    let r = s.get("/v1/nothing-here", &acme).await;
+    expect(&r, StatusCode::NOT_FOUND, "not_found", "openapi");
+}
+
+async fn restart_and_online_key_rotation_keep_credentials(backend: Backend) {
+    let s = Server::start(backend).await;
+    let web = TestServer::start().await;
+    let acme = s.tenant("acme").await;
+    let id = install_notify(&s, &acme, &web, "alerts").await;
+    let r = s.call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "token": SECRET }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let key_file = s.data_dir().join("master.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Rotate while the host keeps serving.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"));
+    cmd.args(["keys", "rotate", "--data-dir"]).arg(s.data_dir()).env_remove("PATCHBAY_MASTER_KEY");
+    match backend {
+        Backend::Sqlite => cmd.env_remove("DATABASE_URL"),
+        Backend::Postgres => cmd.env("DATABASE_URL", s.database_url()),
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("re-encrypted 1 credential"), "{text}");
+
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("after rotation", "k-1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let s = s.restart().await;
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("after restart", "k-2")).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let got = web.requests.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    for g in got {
+        assert_eq!(g.header("authorization").as_deref(), Some(format!("Bearer {SECRET}").as_str()));
+    }
+    // The restarted host kept its catalog without duplicating the reference connectors.
+    let r = s.get("/v1/connectors/notify-webhook", &acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = s.call(Method::DELETE, &format!("/v1/installations/{id}/credentials"), &acme, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    let r = s.get(&format!("/v1/installations/{id}/credentials"), &acme).await;
+    assert_eq!(r.body["credentials"], json!({}), "{r:?}");
+}
+
+/// The CLI drives the same API: tenant, key, connector push/ls, install, invoke, logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_covers_the_first_five_minutes() {
+    let s = Server::start(Backend::Sqlite).await;
+    let web = TestServer::start().await;
+    let cli = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+            .args(args)
+            .env("PATCHBAY_URL", &s.url)
+            .env("PATCHBAY_TOKEN", token)
+            .env("SLACK_TOKEN", SECRET)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let op = s.operator.clone();
+    let (code, out, err) = cli(&op, &["tenant", "create", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = cli(&op, &["key", "create", "acme", "--scopes", "view,manage,credentials"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let key: Value = serde_json::from_str(&out).unwrap();
+    let token = key["token"].as_str().unwrap().to_string();
+    let (code, out, err) = cli(&token, &["connector", "push", components::NOTIFY_WEBHOOK_V2]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\"0.2.0\"") && out.contains("send"), "{out}");
+    let (code, out, _) = cli(&token, &["connector", "ls"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("notify-webhook") && out.contains("private") && out.contains("public"), "{out}");
+    let url = format!("webhook_url=http://{}/slack", web.addr);
+    let (code, out, err) =
+        cli(&token, &["install", "notify-webhook", "--name", "alerts", "--config", &url, "--credential", "token=env:SLACK_TOKEN"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let inst: Value = serde_json::from_str(&out).unwrap();
+    let id = inst["id"].as_str().unwrap().to_string();
+    let input = notification("from the cli", "cli-1").to_string();
+    let (code, out, err) = cli(&token, &["invoke", &id, "send", "--input", &input]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("webhook"), "{out}");
+    let got = web.requests.lock().unwrap().clone();
+    assert_eq!(got[0].header("authorization").as_deref(), Some(format!("Bearer {SECRET}").as_str()));
+    let (code, out, err) = cli(&token, &["logs", &id]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("/slack") && !out.contains(SECRET), "{out}");
+    // Errors are one line with the API's code; a connector error exits 2.
+    let (code, _, err) = cli(&token, &["invoke", &id, "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("error: unknown_operation"), "{err}");
+    let bad = format!("webhook_url=http://{}/status/500", web.addr);
+    let (code, out, err) = cli(&token, &["install", "notify-webhook", "--name", "broken", "--config", &bad]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let broken: Value = serde_json::from_str(&out).unwrap();
+    let (code, _, err) = cli(&token, &["invoke", broken["id"].as_str().unwrap(), "send", "--input", &input]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("connector_error (retryable)"), "{err}");
+}
+
+/// With signatures required, only components signed by a trusted publisher key are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_signatures_are_enforced() {
+    let key = patchbay_registry::generate_keypair().unwrap();
+    let trusted = key.trusted_entry();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("PATCHBAY_REQUIRE_SIGNATURES", "true"), ("PATCHBAY_TRUSTED_KEYS", trusted.as_str())],
+    )
+    .await;
+    let wasm = wasm(components::NOTIFY_WEBHOOK_V2);
+    let r = s.upload(&s.operator, wasm.clone()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.code(), "signature_required");
+    let stranger = patchbay_registry::generate_keypair().unwrap();
+    let (pair, id) = patchbay_registry::keypair_from_pkcs8(&stranger.pkcs8).unwrap();
+    let r = s.upload(&s.operator, patchbay_registry::sign(&wasm, &pair, &id)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.code(), "bad_signature");
+    let (pair, id) = patchbay_registry::keypair_from_pkcs8(&key.pkcs8).unwrap();
+    let r = s.upload(&s.operator, patchbay_registry::sign(&wasm, &pair, &id)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["signed_by"], id.to_string());
+}

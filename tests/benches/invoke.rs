@@ -1,0 +1,106 @@
+//! API-path benchmark: an installation's operation invoked the way `POST
+//! /v1/installations/{id}/invoke/{operation}` does it — resolve the installation from the store,
+//! open its sealed credentials, convert JSON to WIT values, run a fresh sandbox, convert back —
+//! on the embedded SQLite store, measured directly and over HTTP.
+//!
+//! `cargo bench -p patchbay-tests --bench invoke` (`PATCHBAY_BENCH_ITERATIONS` sets the calls per row).
+
+use std::time::{Duration, Instant};
+
+use patchbay::app::App;
+use patchbay::app::installations::CreateInstallation;
+use patchbay::config::{Overrides, Settings};
+use serde_json::json;
+
+struct NoEnv;
+
+impl patchbay::config::Env for NoEnv {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
+    samples.sort();
+    println!(
+        "{label:<34} p50={:>8.1} µs  p99={:>8.1} µs  {:>7.0} calls/s",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.len() as f64 / wall.as_secs_f64()
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let iterations: usize =
+        std::env::var("PATCHBAY_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let dir = tempfile::tempdir()?;
+    let settings = Settings::load(
+        Overrides { config: None, listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.path().to_path_buf()) },
+        &NoEnv,
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let (app, _) = App::open(&settings).await?;
+        app.store.create_tenant("bench", "bench").await?;
+        let req: CreateInstallation = serde_json::from_value(json!({
+            "connector": "notify-webhook", "name": "bench",
+            "config": { "webhook_url": "https://hooks.example.com/x" }
+        }))?;
+        let view = app.create_installation("bench", req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let id = view["id"].as_str().unwrap_or_default().to_string();
+        app.put_credentials("bench", &id, json!({ "token": "bench-secret-value" }).as_object().unwrap_or(&Default::default()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        // Warm up: compile, caches, connections.
+        for _ in 0..200 {
+            app.invoke("bench", &id, "health-check", json!(null)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let mut samples = Vec::with_capacity(iterations);
+        let wall = Instant::now();
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let (_, r) = app.invoke("bench", &id, "health-check", json!(null)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+            samples.push(t.elapsed());
+        }
+        report("invoke health-check (in process)", samples, wall.elapsed());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = patchbay::api::router(app.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let key_token = {
+            let (kid, token) = patchbay::crypto::new_token(patchbay::crypto::TokenKind::Tenant)?;
+            app.store
+                .create_api_key(&patchbay::store::NewApiKey {
+                    id: kid,
+                    tenant: Some("bench".into()),
+                    name: "bench".into(),
+                    secret_hash: patchbay::crypto::hash_token(&token),
+                    scopes: vec!["view".into(), "manage".into(), "credentials".into()],
+                })
+                .await?;
+            token
+        };
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/v1/installations/{id}/invoke/health-check");
+        let mut samples = Vec::with_capacity(iterations);
+        let wall = Instant::now();
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let r = client.post(&url).bearer_auth(&key_token).send().await?;
+            anyhow::ensure!(r.status().is_success(), "HTTP {}", r.status());
+            r.bytes().await?;
+            samples.push(t.elapsed());
+        }
+        report("invoke health-check (HTTP API)", samples, wall.elapsed());
+        app.flush().await;
+        anyhow::Ok(())
+    })
+}
