@@ -134,7 +134,7 @@ fn watch(manifest_dir: &Path, root: &Path, workspaces: &[(&'static str, PathBuf,
     for (_, dir, members) in workspaces {
         paths.extend(["Cargo.toml", "Cargo.lock", ".cargo/config.toml"].iter().map(|f| dir.join(f)));
         for member in members {
-            paths.extend(["Cargo.toml", "src", "build.rs"].iter().map(|f| member.dir.join(f)));
+            paths.extend(["Cargo.toml", "src", "build.rs", "wit"].iter().map(|f| member.dir.join(f)));
         }
     }
     // A path that does not exist would make cargo rerun the script every time.
