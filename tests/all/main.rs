@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod connectors;
+mod dynamic;
 mod egress;
 mod harness;
 mod runtime;
