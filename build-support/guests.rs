@@ -127,7 +127,7 @@ pub fn watch(manifest_dir: &Path, root: &Path, workspaces: &[Workspace]) {
     for ws in workspaces {
         paths.extend(["Cargo.toml", "Cargo.lock", ".cargo/config.toml"].iter().map(|f| ws.dir.join(f)));
         for member in &ws.members {
-            paths.extend(["Cargo.toml", "src", "build.rs", "connector.toml"].iter().map(|f| member.dir.join(f)));
+            paths.extend(["Cargo.toml", "src", "build.rs", "wit", "connector.toml"].iter().map(|f| member.dir.join(f)));
         }
     }
     // A path that does not exist would make cargo rerun the script every time.

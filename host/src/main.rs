@@ -223,11 +223,13 @@ enum KeysCommand {
 struct RunArgs {
     /// Path to the component (`.wasm`).
     component: PathBuf,
-    /// Operation: `health-check`, `validate-credentials`, or a hub operation such as
-    /// `webhooks.verify`, `webhooks.transform`, `notifications.send`, `sync.read-batch`.
+    /// Any exported function: `health-check`, `send`, `read-batch`, ...; qualify it with its
+    /// interface (`notifications.send`) when two interfaces export the same name. An unknown
+    /// name lists the available ones.
     operation: String,
-    /// JSON input for hub operations.
-    #[arg(long, default_value = "null")]
+    /// JSON object of the function's parameters, keyed by parameter name (see docs/json-mapping.md),
+    /// e.g. `{"notification": {...}}`.
+    #[arg(long, default_value = "{}")]
     input: String,
     /// Configuration value `KEY=VALUE` (repeatable).
     #[arg(long = "config", value_parser = parse_kv)]
@@ -491,7 +493,8 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
     }
 }
 
-/// Exit code 0 when the connector returned `Ok`, 2 when it returned its own error.
+/// Prints the JSON of the function's result. Exit code 0 when the connector returned `ok`, 2 when
+/// it returned its own error (`err`).
 async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let wasm = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
     let networks = args
@@ -543,7 +546,7 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     match report.outcome {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v)?);
-            Ok(if v.get("Err").is_some() { 2 } else { 0 })
+            Ok(if v.get("err").is_some() { 2 } else { 0 })
         }
         Err(e) => bail!("{e}"),
     }

@@ -12,13 +12,13 @@ const GH_BODY: &str = "Hello, World!";
 const GH_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
 fn incoming(headers: &[(&str, &str)], body: &str) -> Value {
-    json!({
+    json!({"req": {
         "method": "POST",
         "path": "/hooks/x",
         "headers": headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
         "body": body.as_bytes(),
-        "received_at": 0,
-    })
+        "received-at": 0,
+    }})
 }
 
 async fn verify(host: &Host, secret: Option<&str>, headers: &[(&str, &str)], body: &str) -> Value {
@@ -36,21 +36,21 @@ async fn github_passes_the_published_vector() {
     let host = Host::new(&[]);
     let out =
         verify(&host, Some(GH_SECRET), &[("x-hub-signature-256", GH_SIG), ("x-github-delivery", "d-1")], GH_BODY).await;
-    assert_eq!(out, json!({"Ok": {"Valid": "d-1"}}), "{out}");
+    assert_eq!(out, json!({"ok": {"valid": "d-1"}}), "{out}");
 }
 
 #[tokio::test]
 async fn github_rejects_bad_missing_and_unconfigured_signatures() {
     let host = Host::new(&[]);
     let tampered = verify(&host, Some(GH_SECRET), &[("x-hub-signature-256", GH_SIG)], "Hello, World?").await;
-    assert!(tampered["Ok"]["Invalid"].is_string(), "{tampered}");
+    assert!(tampered["ok"]["invalid"].is_string(), "{tampered}");
     let missing = verify(&host, Some(GH_SECRET), &[], GH_BODY).await;
-    assert!(missing["Ok"]["Invalid"].is_string(), "{missing}");
+    assert!(missing["ok"]["invalid"].is_string(), "{missing}");
     let garbage = verify(&host, Some(GH_SECRET), &[("x-hub-signature-256", "sha256=zz")], GH_BODY).await;
-    assert!(garbage["Ok"]["Invalid"].is_string(), "{garbage}");
+    assert!(garbage["ok"]["invalid"].is_string(), "{garbage}");
     // Fail closed without a secret.
     let unconfigured = verify(&host, None, &[("x-hub-signature-256", GH_SIG)], GH_BODY).await;
-    assert!(unconfigured["Ok"]["Invalid"].as_str().unwrap().contains("secret"), "{unconfigured}");
+    assert!(unconfigured["ok"]["invalid"].as_str().unwrap().contains("secret"), "{unconfigured}");
 }
 
 async fn transform(
@@ -78,11 +78,11 @@ async fn github_transforms_push_workflow_run_and_release() {
     })
     .to_string();
     let out = transform(&host, &c, &inst, &[("x-github-event", "push"), ("x-github-delivery", "del-1")], &push).await;
-    let events = out["Ok"].as_array().unwrap_or_else(|| panic!("{out}"));
+    let events = out["ok"].as_array().unwrap_or_else(|| panic!("{out}"));
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["event_type"], "github.push");
+    assert_eq!(events[0]["event-type"], "github.push");
     assert_eq!(events[0]["subject"], "octo/repo");
-    assert_eq!(events[0]["idempotency_key"], "del-1");
+    assert_eq!(events[0]["idempotency-key"], "del-1");
     let payload: Value = serde_json::from_str(events[0]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload["ref"], "refs/heads/main");
     assert_eq!(payload["after"], "b2");
@@ -96,8 +96,8 @@ async fn github_transforms_push_workflow_run_and_release() {
     .to_string();
     let out =
         transform(&host, &c, &inst, &[("x-github-event", "workflow_run"), ("x-github-delivery", "del-2")], &run).await;
-    assert_eq!(out["Ok"][0]["event_type"], "github.workflow_run.completed", "{out}");
-    let payload: Value = serde_json::from_str(out["Ok"][0]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(out["ok"][0]["event-type"], "github.workflow_run.completed", "{out}");
+    let payload: Value = serde_json::from_str(out["ok"][0]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload["conclusion"], "success");
 
     let rel = json!({
@@ -108,18 +108,18 @@ async fn github_transforms_push_workflow_run_and_release() {
     })
     .to_string();
     let out = transform(&host, &c, &inst, &[("x-github-event", "release"), ("x-github-delivery", "del-3")], &rel).await;
-    assert_eq!(out["Ok"][0]["event_type"], "github.release.published", "{out}");
+    assert_eq!(out["ok"][0]["event-type"], "github.release.published", "{out}");
 
     let bad = transform(&host, &c, &inst, &[("x-github-event", "push")], "{not json").await;
-    assert!(bad["Err"]["Permanent"].is_object(), "{bad}");
+    assert!(bad["err"]["permanent"].is_object(), "{bad}");
 }
 
 fn notification(subject: &str, text: &str) -> Value {
-    json!({
+    json!({"notification": {
         "to": [{"address": "#deploys", "name": null}], "cc": [], "bcc": [], "from": null, "reply_to": null,
         "subject": subject, "text": text, "html": null, "template_id": null, "template_data": null,
         "attachments": [], "categories": [], "send_at": null, "metadata": [], "idempotency_key": "k-1"
-    })
+    }})
 }
 
 #[tokio::test]
@@ -136,7 +136,7 @@ async fn notify_webhook_posts_slack_style_json_with_injected_token() {
         .await
         .unwrap();
     let out = r.outcome.unwrap();
-    assert!(out["Ok"].is_object(), "{out}");
+    assert!(out["ok"].is_object(), "{out}");
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].method, "POST");
@@ -157,7 +157,7 @@ async fn notify_webhook_maps_provider_errors() {
     let server = TestServer::start().await;
     let host = Host::new(&["127.0.0.1/32"]);
     let c = host.load(components::NOTIFY_WEBHOOK);
-    for (path, kind) in [("/status/429", "RateLimited"), ("/status/404", "Permanent"), ("/status/503", "Retryable")] {
+    for (path, kind) in [("/status/429", "rate-limited"), ("/status/404", "permanent"), ("/status/503", "retryable")] {
         let inst =
             installation("notify").config("webhook_url", &server.url(path)).allow("{{config.webhook_url}}").build();
         let out = invoke_json(&host.runtime, &c, &inst, "notifications.send", notification("s", "t"))
@@ -165,9 +165,9 @@ async fn notify_webhook_maps_provider_errors() {
             .unwrap()
             .outcome
             .unwrap();
-        assert!(out["Err"][kind].is_object(), "{path}: {out}");
-        if kind == "RateLimited" {
-            assert_eq!(out["Err"][kind]["retry_after_ms"], 7000, "{out}");
+        assert!(out["err"][kind].is_object(), "{path}: {out}");
+        if kind == "rate-limited" {
+            assert_eq!(out["err"][kind]["retry-after-ms"], 7000, "{out}");
         }
     }
 }
@@ -184,6 +184,6 @@ async fn notify_webhook_cannot_reach_an_undeclared_destination() {
         .unwrap()
         .outcome
         .unwrap();
-    assert!(out["Err"].is_object(), "{out}");
+    assert!(out["err"].is_object(), "{out}");
     assert!(server.received().is_empty());
 }

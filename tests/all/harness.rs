@@ -244,14 +244,14 @@ pub async fn hostile(
     behaviour: &str,
     arg: &str,
 ) -> CallReport<Result<Value, String>> {
-    let input = serde_json::json!({ "entity": behaviour, "mode": "Full", "cursor": arg, "limit": 1 });
-    let r = patchbay::runtime::calls::invoke_json(&host.runtime, c, inst, "sync.read-batch", input).await.unwrap();
+    let input = serde_json::json!({"req": { "entity": behaviour, "mode": "full", "cursor": arg, "limit": 1 }});
+    let r = patchbay::runtime::calls::invoke_json(&host.runtime, c, inst, "read-batch", input).await.unwrap();
     r.map(|v| {
-        if let Some(ok) = v.get("Ok") {
+        if let Some(ok) = v.get("ok") {
             let data = ok["records"][0]["data"].as_str().unwrap_or("null");
             Ok(serde_json::from_str(data).unwrap_or(Value::String(data.to_string())))
         } else {
-            Err(v.get("Err").map(|e| e.to_string()).unwrap_or_else(|| v.to_string()))
+            Err(v.get("err").map(|e| e.to_string()).unwrap_or_else(|| v.to_string()))
         }
     })
 }

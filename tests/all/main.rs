@@ -3,6 +3,7 @@
 
 mod api;
 mod connectors;
+mod dynamic;
 mod egress;
 mod harness;
 mod registry;

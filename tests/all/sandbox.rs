@@ -25,7 +25,8 @@ async fn infinite_loop_is_preempted_while_other_calls_keep_being_served() {
             let (host_rt, bad) = (rt.clone(), bad2.clone());
             let inst = installation("loop").limits(|l| l.timeout = Duration::from_millis(1500)).build();
             tokio::spawn(async move {
-                let input = serde_json::json!({"entity": "infinite-loop", "mode": "Full", "cursor": null, "limit": 1});
+                let input =
+                    serde_json::json!({"req": {"entity": "infinite-loop", "mode": "full", "cursor": null, "limit": 1}});
                 patchbay::runtime::calls::invoke_json(&host_rt, &bad, &inst, "sync.read-batch", input).await.unwrap()
             })
         })
@@ -193,7 +194,7 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
         .map(|_| {
             let (rt, c, inst, req) = (host.runtime.clone(), c.clone(), inst.clone(), req.clone());
             tokio::spawn(async move {
-                let input = serde_json::json!({"entity": "http", "mode": "Full", "cursor": req, "limit": 1});
+                let input = serde_json::json!({"req": {"entity": "http", "mode": "full", "cursor": req, "limit": 1}});
                 patchbay::runtime::calls::invoke_json(&rt, &c, &inst, "sync.read-batch", input).await.unwrap()
             })
         })

@@ -12,6 +12,7 @@
 mod backstop;
 pub mod cache;
 pub mod calls;
+pub mod dynamic;
 pub mod engine;
 pub mod hub;
 
@@ -426,6 +427,7 @@ pub struct LoadedComponent {
     component: Component,
     pre: InstancePre<CallState>,
     lifecycle: ConnectorIndices,
+    operations: Vec<dynamic::OperationInfo>,
 }
 
 impl LoadedComponent {
@@ -435,6 +437,11 @@ impl LoadedComponent {
 
     pub fn instance_pre(&self) -> &InstancePre<CallState> {
         &self.pre
+    }
+
+    /// Every exported function, callable with JSON through [`dynamic::invoke`].
+    pub fn operations(&self) -> &[dynamic::OperationInfo] {
+        &self.operations
     }
 
     /// Typed access to the `lifecycle` export of an instance of this component.
@@ -567,6 +574,7 @@ impl Runtime {
         let pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
         let lifecycle = ConnectorIndices::new(&pre).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let operations = dynamic::operations(engine, &component);
         let loaded = Arc::new(LoadedComponent {
             digest: digest.clone(),
             hub,
@@ -575,6 +583,7 @@ impl Runtime {
             component,
             pre,
             lifecycle,
+            operations,
         });
         self.inner.memory.insert(digest, loaded.clone());
         // Later loads of the same bytes come from memory.
