@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use patchbay::capability::credentials::Secrets;
 use patchbay::capability::http::{Cidr, NetworkPolicy};
-use patchbay::capability::log::{MemoryOperationLog, TracingOperationLog};
+use patchbay::capability::log::MemoryOperationLog;
 use patchbay::runtime::calls;
 use patchbay::app::App;
 use patchbay::config::{Overrides, Settings};

@@ -256,6 +256,15 @@ async fn upgrade_under_concurrent_calls_loses_none(backend: Backend) {
     assert_eq!(web.requests.lock().unwrap().len(), WORKERS * CALLS, "every call reached the webhook exactly once");
     let seen = versions.lock().unwrap().clone();
     assert!(seen.contains("notify-webhook@0.1.0") && seen.contains("notify-webhook@0.2.0"), "{seen:?} after {flips} flips");
+    // 0.2.0 declares API versions: the default was chosen on upgrade; a deprecated one shows its sunset.
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "version": "0.2.0" }))).await;
+    assert_eq!(r.body["api_version"], "2025-06", "{r:?}");
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "2024-01" }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["api_version_deprecation"]["sunset"], "2027-01-31", "{r:?}");
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "2099-01" }))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert!(r.message().contains("2025-06"), "{r:?}");
     // Rollback is a PATCH back, effective on the next call.
     let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "version": "0.1.0" }))).await;
     assert_eq!(r.body["version"], "0.1.0");
@@ -411,7 +420,7 @@ async fn restart_and_online_key_rotation_keep_credentials(backend: Backend) {
     assert_eq!(mode & 0o777, 0o600);
 
     // Rotate while the host keeps serving.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"));
+    let mut cmd = std::process::Command::new(patchbay_tests::patchbay_bin());
     cmd.args(["keys", "rotate", "--data-dir"]).arg(s.data_dir()).env_remove("PATCHBAY_MASTER_KEY");
     match backend {
         Backend::Sqlite => cmd.env_remove("DATABASE_URL"),
@@ -447,7 +456,7 @@ async fn cli_covers_the_first_five_minutes() {
     let s = Server::start(Backend::Sqlite).await;
     let web = TestServer::start().await;
     let cli = |token: &str, args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+        let out = std::process::Command::new(patchbay_tests::patchbay_bin())
             .args(args)
             .env("PATCHBAY_URL", &s.url)
             .env("PATCHBAY_TOKEN", token)

@@ -79,7 +79,7 @@ impl Server {
     }
 
     fn spawn(backend: Backend, db: TestDb, data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchbay"));
+        let mut cmd = Command::new(patchbay_tests::patchbay_bin());
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")

@@ -99,3 +99,18 @@ pub mod db {
         }
     }
 }
+
+/// The `patchbay` binary of this build: `<target>/<profile>/patchbay`, next to the `deps/`
+/// directory the test executable runs from. `cargo test` at the workspace root builds it with the
+/// tests; run `cargo build -p patchbay` first when testing this package alone.
+pub fn patchbay_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("cannot locate the test executable: {e}"));
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap_or_else(|| panic!("unexpected test path {}", exe.display()));
+    let bin = profile_dir.join(format!("patchbay{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test` at the workspace root, or `cargo build -p patchbay` first",
+        bin.display()
+    );
+    bin
+}

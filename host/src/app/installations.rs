@@ -223,6 +223,8 @@ impl App {
         let api_version = match &req.api_version {
             Some(requested) => pick_api_version(&manifest, requested.as_deref())?,
             None => match &row.api_version {
+                // A version without API versions (e.g. a rollback) clears the choice.
+                Some(_) if manifest.api_versions.is_empty() => None,
                 Some(current) if !manifest.api_versions.iter().any(|a| &a.id == current) => {
                     return Err(ApiError::invalid(
                         "invalid_api_version",
@@ -546,7 +548,10 @@ fn pick_api_version(m: &Manifest, requested: Option<&str>) -> Result<Option<Stri
             if m.api_versions.iter().any(|a| a.id == r) {
                 Ok(Some(r.to_string()))
             } else if m.api_versions.is_empty() {
-                Err(ApiError::invalid("invalid_api_version", format!("{} {} declares no API versions", m.id, m.version)))
+                Err(ApiError::invalid(
+                    "invalid_api_version",
+                    format!("unknown api_version {r:?}: {} {} declares no API versions", m.id, m.version),
+                ))
             } else {
                 Err(ApiError::invalid(
                     "invalid_api_version",
