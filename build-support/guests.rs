@@ -255,4 +255,3 @@ fn is_outer_build_setting(key: &OsStr) -> bool {
     };
     EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
 }
-

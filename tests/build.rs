@@ -28,7 +28,8 @@ fn main() {
     let out_dir = PathBuf::from(guests::env_var("OUT_DIR"));
     let target_dir = guests::guests_target_dir(&root);
 
-    let workspaces: Vec<guests::Workspace> = GUEST_WORKSPACES.iter().map(|ws| guests::Workspace::open(&root, ws)).collect();
+    let workspaces: Vec<guests::Workspace> =
+        GUEST_WORKSPACES.iter().map(|ws| guests::Workspace::open(&root, ws)).collect();
     guests::watch(&manifest_dir, &root, &workspaces);
 
     guests::ensure_wasm_target();

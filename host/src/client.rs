@@ -54,10 +54,12 @@ impl Client {
             Some(Body::Wasm(b)) => req.header("content-type", "application/wasm").body(b),
             None => req,
         };
-        let resp = req.send().await.with_context(|| format!("cannot reach {} (is `patchbay serve` running?)", self.base))?;
+        let resp =
+            req.send().await.with_context(|| format!("cannot reach {} (is `patchbay serve` running?)", self.base))?;
         let status = resp.status();
         let text = resp.text().await?;
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if status.is_success() {
             return Ok(value);
         }

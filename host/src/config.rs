@@ -124,8 +124,9 @@ impl Settings {
             .or_else(|| env.var("PATCHBAY_LISTEN"))
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr =
-            listen.parse().with_context(|| format!("listen address {listen:?} is not HOST:PORT, e.g. 127.0.0.1:8080"))?;
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("listen address {listen:?} is not HOST:PORT, e.g. 127.0.0.1:8080"))?;
         let data_dir = flags
             .data_dir
             .or_else(|| env.var("PATCHBAY_DATA_DIR").map(PathBuf::from))
@@ -141,7 +142,9 @@ impl Settings {
             .map(|n| n.parse::<Cidr>().map_err(|e| anyhow::anyhow!("PATCHBAY_EGRESS_ALLOW_NETWORKS: {n:?}: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let max_mib = match env.var("PATCHBAY_MAX_COMPONENT_MIB") {
-            Some(v) => v.parse::<usize>().with_context(|| format!("PATCHBAY_MAX_COMPONENT_MIB={v:?} is not a number"))?,
+            Some(v) => {
+                v.parse::<usize>().with_context(|| format!("PATCHBAY_MAX_COMPONENT_MIB={v:?} is not a number"))?
+            }
             None => file.max_component_mib.unwrap_or(32),
         };
         if max_mib == 0 || max_mib > 1024 {

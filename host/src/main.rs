@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use patchbay::app::App;
 use patchbay::capability::credentials::Secrets;
 use patchbay::capability::http::{Cidr, NetworkPolicy};
 use patchbay::capability::log::MemoryOperationLog;
-use patchbay::runtime::calls;
-use patchbay::app::App;
 use patchbay::config::{Overrides, Settings};
+use patchbay::runtime::calls;
 use patchbay::{Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
@@ -356,7 +356,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn rotate(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<i32> {
     let settings = Settings::load(Overrides { config, listen: None, data_dir }, &patchbay::config::ProcessEnv)?;
     let store = patchbay::store::Store::connect(&settings.database()).await?;
-    let keyring = patchbay::crypto::Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
+    let keyring =
+        patchbay::crypto::Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
     if settings.master_key.is_none() {
         let id = keyring.rotate()?;
         println!("new master key {id} is active");

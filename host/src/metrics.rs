@@ -103,8 +103,11 @@ impl Metrics {
         for (c, h) in &m.durations {
             let c = esc(c);
             for (i, le) in BUCKETS.iter().enumerate() {
-                let _ =
-                    writeln!(out, "patchbay_call_duration_seconds_bucket{{connector=\"{c}\",le=\"{le}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "patchbay_call_duration_seconds_bucket{{connector=\"{c}\",le=\"{le}\"}} {}",
+                    h.counts[i]
+                );
             }
             let _ = writeln!(out, "patchbay_call_duration_seconds_bucket{{connector=\"{c}\",le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "patchbay_call_duration_seconds_sum{{connector=\"{c}\"}} {}", h.sum);
@@ -152,7 +155,9 @@ mod tests {
         m.record(&sample("ok", 2));
         m.record(&sample("retryable", 300));
         let text = m.render(3);
-        assert!(text.contains("patchbay_calls_total{connector=\"notify-webhook\",operation=\"send\",outcome=\"ok\"} 1"));
+        assert!(
+            text.contains("patchbay_calls_total{connector=\"notify-webhook\",operation=\"send\",outcome=\"ok\"} 1")
+        );
         assert!(text.contains("patchbay_call_errors_total{connector=\"notify-webhook\",kind=\"retryable\"} 1"));
         assert!(text.contains("patchbay_call_duration_seconds_bucket{connector=\"notify-webhook\",le=\"0.0025\"} 1"));
         assert!(text.contains("patchbay_call_duration_seconds_bucket{connector=\"notify-webhook\",le=\"+Inf\"} 2"));

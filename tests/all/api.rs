@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use patchbay_tests::components;
 use patchbay::store::Backend;
+use patchbay_tests::components;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -94,7 +94,9 @@ async fn upload_install_invoke_and_read_logs(backend: Backend) {
     assert_eq!(r.body["connectors"].as_array().unwrap().len(), 1, "{r:?}");
 
     let id = install_notify(&s, &acme, &web, "alerts").await;
-    let r = s.call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "token": SECRET }))).await;
+    let r = s
+        .call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "token": SECRET })))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["credentials"]["token"], "••••••••");
     let r = s.get(&format!("/v1/installations/{id}/credentials"), &acme).await;
@@ -197,7 +199,9 @@ async fn other_tenants_resources_are_404(backend: Backend) {
     let r = s.get("/v1/installations", &globex).await;
     assert_eq!(r.body["installations"], json!([]));
     // A body naming another tenant changes nothing: the tenant comes from the key.
-    let r = s.post("/v1/installations", &globex, json!({ "connector": "notify-webhook", "name": "x", "tenant": "acme" })).await;
+    let r = s
+        .post("/v1/installations", &globex, json!({ "connector": "notify-webhook", "name": "x", "tenant": "acme" }))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert!(r.message().contains("tenant"), "{r:?}");
     // Still there for its owner.
@@ -233,7 +237,9 @@ async fn upgrade_under_concurrent_calls_loses_none(backend: Backend) {
         let (s, acme, id, ok, versions) = (s.clone(), acme.clone(), id.clone(), ok.clone(), versions.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..CALLS {
-                let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", &format!("{w}-{i}"))).await;
+                let r = s
+                    .post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", &format!("{w}-{i}")))
+                    .await;
                 assert_eq!(r.status, StatusCode::OK, "{r:?}");
                 versions.lock().unwrap().insert(r.header("x-patchbay-connector").unwrap().to_string());
                 ok.fetch_add(1, Ordering::SeqCst);
@@ -255,14 +261,21 @@ async fn upgrade_under_concurrent_calls_loses_none(backend: Backend) {
     assert_eq!(ok.load(Ordering::SeqCst), WORKERS * CALLS);
     assert_eq!(web.requests.lock().unwrap().len(), WORKERS * CALLS, "every call reached the webhook exactly once");
     let seen = versions.lock().unwrap().clone();
-    assert!(seen.contains("notify-webhook@0.1.0") && seen.contains("notify-webhook@0.2.0"), "{seen:?} after {flips} flips");
+    assert!(
+        seen.contains("notify-webhook@0.1.0") && seen.contains("notify-webhook@0.2.0"),
+        "{seen:?} after {flips} flips"
+    );
     // 0.2.0 declares API versions: the default was chosen on upgrade; a deprecated one shows its sunset.
     let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "version": "0.2.0" }))).await;
     assert_eq!(r.body["api_version"], "2025-06", "{r:?}");
-    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "2024-01" }))).await;
+    let r = s
+        .call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "2024-01" })))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["api_version_deprecation"]["sunset"], "2027-01-31", "{r:?}");
-    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "2099-01" }))).await;
+    let r = s
+        .call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "2099-01" })))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert!(r.message().contains("2025-06"), "{r:?}");
     // Rollback is a PATCH back, effective on the next call.
@@ -373,7 +386,8 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_connector", "nope");
     let r = install(json!({ "connector": "notify-webhook", "name": "a" })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", "webhook_url");
-    let r = install(json!({ "connector": "notify-webhook", "name": "a", "config": { "webhook_url": "ftp://x" } })).await;
+    let r =
+        install(json!({ "connector": "notify-webhook", "name": "a", "config": { "webhook_url": "ftp://x" } })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", "http");
     let r = install(json!({ "connector": "notify-webhook", "name": "a", "config": { "webhook_url": "https://x.test", "colour": "red" } })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", "colour");
@@ -387,19 +401,26 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     assert!(r.status.is_client_error(), "{r:?}");
 
     let id = install_notify(&s, &acme, &web, "alerts").await;
-    let r = install(json!({ "connector": "notify-webhook", "name": "alerts", "config": { "webhook_url": "https://x.test" } })).await;
+    let r = install(
+        json!({ "connector": "notify-webhook", "name": "alerts", "config": { "webhook_url": "https://x.test" } }),
+    )
+    .await;
     expect(&r, StatusCode::CONFLICT, "conflict", "alerts");
-    let r = s.call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "pasword": "x" }))).await;
+    let r = s
+        .call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "pasword": "x" })))
+        .await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials", "pasword");
     let r = s.post(&format!("/v1/installations/{id}/invoke/launch"), &acme, json!({})).await;
     expect(&r, StatusCode::NOT_FOUND, "unknown_operation", "send");
-    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, json!({ "notification": { "text": 5 } })).await;
+    let r =
+        s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, json!({ "notification": { "text": 5 } })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "notification");
     let r = s.get(&format!("/v1/installations/{id}/logs?level=loud"), &acme).await;
     expect(&r, StatusCode::BAD_REQUEST, "bad_request", "loud");
     let r = s.get(&format!("/v1/installations/{id}/logs?since=yesterday"), &acme).await;
     expect(&r, StatusCode::BAD_REQUEST, "bad_request", "yesterday");
-    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "v9" }))).await;
+    let r =
+        s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "api_version": "v9" }))).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_api_version", "v9");
     // A failed PATCH changed nothing.
     let r = s.get(&format!("/v1/installations/{id}"), &acme).await;
@@ -413,7 +434,9 @@ async fn restart_and_online_key_rotation_keep_credentials(backend: Backend) {
     let web = TestServer::start().await;
     let acme = s.tenant("acme").await;
     let id = install_notify(&s, &acme, &web, "alerts").await;
-    let r = s.call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "token": SECRET }))).await;
+    let r = s
+        .call(Method::PUT, &format!("/v1/installations/{id}/credentials"), &acme, Some(json!({ "token": SECRET })))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let key_file = s.data_dir().join("master.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
@@ -463,7 +486,11 @@ async fn cli_covers_the_first_five_minutes() {
             .env("SLACK_TOKEN", SECRET)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let op = s.operator.clone();
     let (code, out, err) = cli(&op, &["tenant", "create", "acme"]);
@@ -479,8 +506,10 @@ async fn cli_covers_the_first_five_minutes() {
     assert_eq!(code, Some(0));
     assert!(out.contains("notify-webhook") && out.contains("private") && out.contains("public"), "{out}");
     let url = format!("webhook_url=http://{}/slack", web.addr);
-    let (code, out, err) =
-        cli(&token, &["install", "notify-webhook", "--name", "alerts", "--config", &url, "--credential", "token=env:SLACK_TOKEN"]);
+    let (code, out, err) = cli(
+        &token,
+        &["install", "notify-webhook", "--name", "alerts", "--config", &url, "--credential", "token=env:SLACK_TOKEN"],
+    );
     assert_eq!(code, Some(0), "{out}{err}");
     let inst: Value = serde_json::from_str(&out).unwrap();
     let id = inst["id"].as_str().unwrap().to_string();
@@ -529,4 +558,79 @@ async fn required_signatures_are_enforced() {
     let r = s.upload(&s.operator, patchbay_registry::sign(&wasm, &pair, &id)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(r.body["signed_by"], id.to_string());
+}
+
+/// `PATCHBAY_ADMIN_TOKEN` is the operator token (nothing is generated or printed); an installation
+/// created disabled refuses calls until enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_token_from_environment() {
+    let s = Server::start_with(Backend::Sqlite, &[("PATCHBAY_ADMIN_TOKEN", "operator-secret-from-env")]).await;
+    assert!(s.operator.is_empty(), "no token is generated when one is configured");
+    let r = s.post("/v1/tenants", "operator-secret-from-env", json!({ "id": "acme" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let r = s.post("/v1/tenants", "operator-secret-from-en", json!({ "id": "other" })).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    let r = s.post("/v1/tenants/acme/keys", "operator-secret-from-env", json!({ "scopes": ["view", "manage"] })).await;
+    let acme = r.body["token"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            "/v1/installations",
+            &acme,
+            json!({ "connector": "notify-webhook", "name": "off", "enabled": false,
+                    "config": { "webhook_url": "https://hooks.example.com/x" } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["enabled"], false);
+    assert_eq!(r.body["revision"], 1, "created disabled in one write");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let r = s.post(&format!("/v1/installations/{id}/invoke/health-check"), &acme, json!({})).await;
+    assert_eq!(r.code(), "installation_disabled", "{r:?}");
+    // Without the `credentials` scope the credentials are out of reach.
+    let r = s.get(&format!("/v1/installations/{id}/credentials"), &acme).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "enabled": true }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/health-check"), &acme, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["status"], "healthy", "{r:?}");
+}
+
+/// `patchbay logs --follow` keeps printing entries as calls happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams_new_entries() {
+    use std::io::BufRead;
+    let s = Server::start(Backend::Sqlite).await;
+    let web = TestServer::start().await;
+    let acme = s.tenant("acme").await;
+    let id = install_notify(&s, &acme, &web, "alerts").await;
+    let mut child = std::process::Command::new(patchbay_tests::patchbay_bin())
+        .args(["logs", &id, "--follow"])
+        .env("PATCHBAY_URL", &s.url)
+        .env("PATCHBAY_TOKEN", &acme)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for i in 0..2 {
+        let r =
+            s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", &format!("f-{i}"))).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let line =
+                rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).expect("a log line");
+            if line.contains("http") && line.contains("/slack") {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

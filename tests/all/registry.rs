@@ -1,7 +1,9 @@
 //! The registry on the real built components: manifests embedded by the guest SDK survive the
 //! wasm32-wasip2 build, and signatures round-trip.
 
-use patchbay_registry::{Category, PackageLimits, TrustedKeys, generate_keypair, inspect, keypair_from_pkcs8, sign, verify};
+use patchbay_registry::{
+    Category, PackageLimits, TrustedKeys, generate_keypair, inspect, keypair_from_pkcs8, sign, verify,
+};
 use patchbay_tests::components;
 
 fn read(path: &str) -> Vec<u8> {

@@ -113,6 +113,7 @@ fn new_installation(tenant: &str, id: &str, name: &str, connector: &str, v: &str
         config_json: r#"{"channel":"ops"}"#.into(),
         limits_json: "{}".into(),
         credentials_from: None,
+        enabled: true,
     }
 }
 

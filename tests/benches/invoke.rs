@@ -53,9 +53,13 @@ fn main() -> anyhow::Result<()> {
         }))?;
         let view = app.create_installation("bench", req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let id = view["id"].as_str().unwrap_or_default().to_string();
-        app.put_credentials("bench", &id, json!({ "token": "bench-secret-value" }).as_object().unwrap_or(&Default::default()))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        app.put_credentials(
+            "bench",
+            &id,
+            json!({ "token": "bench-secret-value" }).as_object().unwrap_or(&Default::default()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
         // Warm up: compile, caches, connections.
         for _ in 0..200 {
@@ -65,7 +69,8 @@ fn main() -> anyhow::Result<()> {
         let wall = Instant::now();
         for _ in 0..iterations {
             let t = Instant::now();
-            let (_, r) = app.invoke("bench", &id, "health-check", json!(null)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (_, r) =
+                app.invoke("bench", &id, "health-check", json!(null)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
             samples.push(t.elapsed());
         }

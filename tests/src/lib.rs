@@ -105,7 +105,8 @@ pub mod db {
 /// tests; run `cargo build -p patchbay` first when testing this package alone.
 pub fn patchbay_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("cannot locate the test executable: {e}"));
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap_or_else(|| panic!("unexpected test path {}", exe.display()));
+    let profile_dir =
+        exe.parent().and_then(|deps| deps.parent()).unwrap_or_else(|| panic!("unexpected test path {}", exe.display()));
     let bin = profile_dir.join(format!("patchbay{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),

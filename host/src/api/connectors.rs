@@ -2,10 +2,11 @@
 //! browsing the catalog, version details with their operations, and deprecation.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ pub async fn upload(
     State(app): State<App>,
     p: Principal,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let owner = match &p {
         Principal::Operator => None,
@@ -40,18 +41,7 @@ pub async fn upload(
             "upload the component as the request body with `Content-Type: application/wasm`",
         ));
     }
-    let max = app.package_limits.max_bytes;
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the component is larger than this host's cap of {} MiB", max / (1024 * 1024)),
-            )
-        } else {
-            ApiError::bad_request(format!("reading the upload: {}", e.body_text()))
-        }
-    })?;
+    let bytes = read_upload(&headers, body, app.package_limits.max_bytes).await?;
     if bytes.is_empty() {
         return Err(ApiError::invalid("malformed_wasm", "the request body is empty; send the .wasm component"));
     }
@@ -61,6 +51,41 @@ pub async fn upload(
         PublishOutcome::Unchanged => StatusCode::OK,
     };
     Ok((status, Json(app.version_view(&published.version).await?)))
+}
+
+/// Reads an upload of at most `max` bytes. A larger one is read on (up to a bound) and discarded
+/// before answering 413, so clients that send the whole body before reading the response see
+/// the error instead of a reset connection.
+async fn read_upload(headers: &HeaderMap, body: Body, max: usize) -> ApiResult<Vec<u8>> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the component is larger than this host's cap of {} MiB", max / (1024 * 1024)),
+        )
+    };
+    let drain_limit = max.saturating_mul(4).max(64 * 1024 * 1024);
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > drain_limit as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+        total = total.saturating_add(chunk.len());
+        if total <= max {
+            buf.extend_from_slice(&chunk);
+        } else if total > drain_limit {
+            break;
+        }
+    }
+    if total > max {
+        return Err(too_large());
+    }
+    Ok(buf)
 }
 
 #[derive(Deserialize)]

@@ -120,7 +120,8 @@ pub async fn invoke(
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?
     };
     let (resolved, report) = app.invoke(tenant, &id, &operation, input).await?;
     let mut resp = match report.outcome {
@@ -174,9 +175,7 @@ pub async fn logs(
     let since_ms = match q.since.as_deref() {
         None => None,
         Some(s) => Some(parse_since(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "since={s:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"
-            ))
+            ApiError::bad_request(format!("since={s:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
         })?),
     };
     let after_id = match q.cursor.as_deref() {

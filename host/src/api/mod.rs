@@ -27,15 +27,11 @@ const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The host's HTTP routes.
 pub fn router(app: App) -> Router {
-    let upload_limit = app.package_limits.max_bytes + 1;
     let v1 = Router::new()
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}/keys", post(tenants::create_key).get(tenants::list_keys))
         .route("/tenants/{tenant}/keys/{key}", axum::routing::delete(tenants::revoke_key))
-        .route(
-            "/connectors",
-            post(connectors::upload).get(connectors::list).layer(DefaultBodyLimit::max(upload_limit)),
-        )
+        .route("/connectors", post(connectors::upload).get(connectors::list).layer(DefaultBodyLimit::disable()))
         .route("/connectors/{id}", get(connectors::get))
         .route("/connectors/{id}/versions/{version}", get(connectors::version))
         .route("/connectors/{id}/versions/{version}/deprecate", post(connectors::deprecate))

@@ -130,8 +130,9 @@ impl App {
 
 /// The manifest stored with a version, parsed.
 pub fn manifest_of(v: &VersionRow) -> Result<Manifest, ApiError> {
-    serde_json::from_str(&v.manifest_json)
-        .map_err(|e| ApiError::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version)))
+    serde_json::from_str(&v.manifest_json).map_err(|e| {
+        ApiError::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version))
+    })
 }
 
 fn manifest_value(v: &VersionRow) -> Value {

@@ -127,11 +127,9 @@ impl App {
     /// The version a tenant means: a given one (must exist and be visible) or the latest.
     async fn pick_version(&self, tenant: &str, connector: &str, version: Option<&str>) -> Result<VersionRow, ApiError> {
         let viewer = Viewer::Tenant(tenant.to_string());
-        let summary = self
-            .store
-            .connector(viewer.clone(), connector)
-            .await?
-            .ok_or_else(|| ApiError::invalid("unknown_connector", format!("no connector {connector:?} in the catalog")))?;
+        let summary = self.store.connector(viewer.clone(), connector).await?.ok_or_else(|| {
+            ApiError::invalid("unknown_connector", format!("no connector {connector:?} in the catalog"))
+        })?;
         let wanted = match version {
             Some(v) => v.to_string(),
             None => summary.latest_version.clone(),
@@ -139,7 +137,10 @@ impl App {
         self.store.version_exact(summary.owner.as_deref(), connector, &wanted).await?.ok_or_else(|| {
             ApiError::invalid(
                 "unknown_version",
-                format!("connector {connector:?} has no version {wanted:?} (versions: {})", summary.versions.join(", ")),
+                format!(
+                    "connector {connector:?} has no version {wanted:?} (versions: {})",
+                    summary.versions.join(", ")
+                ),
             )
         })
     }
@@ -167,15 +168,9 @@ impl App {
                 config_json: Value::Object(config).to_string(),
                 limits_json: json_string(&req.limits),
                 credentials_from: req.credentials_from,
+                enabled: req.enabled,
             })
             .await?;
-        let row = if req.enabled {
-            row
-        } else {
-            self.store
-                .update_installation(tenant, &row.id, &InstallationPatch { enabled: Some(false), ..Default::default() })
-                .await?
-        };
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
@@ -204,7 +199,12 @@ impl App {
         Ok(())
     }
 
-    pub async fn update_installation(&self, tenant: &str, id: &str, req: UpdateInstallation) -> Result<Value, ApiError> {
+    pub async fn update_installation(
+        &self,
+        tenant: &str,
+        id: &str,
+        req: UpdateInstallation,
+    ) -> Result<Value, ApiError> {
         let row = self.store.installation(tenant, id).await?.ok_or_else(|| not_found(id))?;
         if let Some(n) = &req.name {
             check_name(n)?;
@@ -214,9 +214,16 @@ impl App {
         }
         // Validate the result against the (possibly new) version's manifest.
         let version = match &req.version {
-            Some(v) => self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, v).await?.ok_or_else(
-                || ApiError::invalid("unknown_version", format!("connector {:?} has no version {v:?}", row.connector_id)),
-            )?,
+            Some(v) => {
+                self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, v).await?.ok_or_else(
+                    || {
+                        ApiError::invalid(
+                            "unknown_version",
+                            format!("connector {:?} has no version {v:?}", row.connector_id),
+                        )
+                    },
+                )?
+            }
             None => self.installed_version(&row).await?,
         };
         let manifest = manifest_of(&version)?;
@@ -258,10 +265,9 @@ impl App {
     }
 
     async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, ApiError> {
-        self.store
-            .version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version)
-            .await?
-            .ok_or_else(|| ApiError::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)))
+        self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version).await?.ok_or_else(
+            || ApiError::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)),
+        )
     }
 
     /// JSON view of an installation, with deprecation notices for its version and API version.
@@ -341,7 +347,8 @@ impl App {
                 }
             };
             if field.kind == FieldType::Url {
-                check_url(&text).map_err(|m| ApiError::invalid("invalid_credentials", format!("credential {key:?}: {m}")))?;
+                check_url(&text)
+                    .map_err(|m| ApiError::invalid("invalid_credentials", format!("credential {key:?}: {m}")))?;
             }
             let s = self
                 .keyring
@@ -376,10 +383,12 @@ impl App {
         for f in &stored {
             let kind = manifest.credentials.iter().find(|d| d.key == f.field).map(|d| d.kind);
             let shown = match kind {
-                Some(FieldType::Text | FieldType::Url) => match self.keyring.open(tenant, id, &f.field, &f.ciphertext) {
-                    Ok(p) => Value::String(String::from_utf8_lossy(&p).into_owned()),
-                    Err(_) => Value::String(MASK.into()),
-                },
+                Some(FieldType::Text | FieldType::Url) => {
+                    match self.keyring.open(tenant, id, &f.field, &f.ciphertext) {
+                        Ok(p) => Value::String(String::from_utf8_lossy(&p).into_owned()),
+                        Err(_) => Value::String(MASK.into()),
+                    }
+                }
                 _ => Value::String(MASK.into()),
             };
             fields.insert(f.field.clone(), shown);
@@ -390,7 +399,9 @@ impl App {
             .filter(|d| d.required && !stored.iter().any(|s| s.field == d.key))
             .map(|d| d.key.as_str())
             .collect();
-        Ok(json!({ "installation": id, "credentials": fields, "missing": missing, "credentials_from": row.credentials_from }))
+        Ok(
+            json!({ "installation": id, "credentials": fields, "missing": missing, "credentials_from": row.credentials_from }),
+        )
     }
 
     /// Opens an installation's credentials (falling back to its bundle source for unset fields).
@@ -406,7 +417,10 @@ impl App {
                     continue;
                 }
                 let plain = self.keyring.open(&row.tenant, &source, &f.field, &f.ciphertext).map_err(|e| {
-                    ApiError::internal(format!("credential {:?} of installation {source} cannot be opened: {e}", f.field))
+                    ApiError::internal(format!(
+                        "credential {:?} of installation {source} cannot be opened: {e}",
+                        f.field
+                    ))
                 })?;
                 secrets.insert(f.field.clone(), String::from_utf8_lossy(&plain).into_owned());
             }
@@ -564,7 +578,11 @@ fn pick_api_version(m: &Manifest, requested: Option<&str>) -> Result<Option<Stri
 }
 
 fn field_keys(fields: &[patchbay_registry::Field]) -> String {
-    if fields.is_empty() { "nothing".into() } else { fields.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ") }
+    if fields.is_empty() {
+        "nothing".into()
+    } else {
+        fields.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// Checks a config object against the manifest's config schema; returns it normalised to strings.

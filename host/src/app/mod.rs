@@ -100,8 +100,7 @@ impl App {
                 env_operator_hash,
             }),
         };
-        let new_operator_token =
-            if settings.admin_token.is_none() { app.ensure_operator_key().await? } else { None };
+        let new_operator_token = if settings.admin_token.is_none() { app.ensure_operator_key().await? } else { None };
         if settings.reference_connectors {
             app.publish_reference_connectors().await;
         }
@@ -136,11 +135,9 @@ impl App {
         if let Some(c) = self.runtime.cached(digest) {
             return Ok(c);
         }
-        let bytes = self
-            .store
-            .component_bytes(digest)
-            .await?
-            .ok_or_else(|| crate::api::ApiError::internal(format!("component sha256:{digest} is missing from the store")))?;
+        let bytes = self.store.component_bytes(digest).await?.ok_or_else(|| {
+            crate::api::ApiError::internal(format!("component sha256:{digest} is missing from the store"))
+        })?;
         self.runtime
             .load_async(bytes)
             .await

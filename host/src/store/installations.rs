@@ -24,6 +24,8 @@ pub struct NewInstallation {
     pub limits_json: String,
     /// Installation whose credentials this one uses (bundle members).
     pub credentials_from: Option<String>,
+    /// Whether calls are accepted.
+    pub enabled: bool,
 }
 
 /// Changes to an installation; `None` leaves a field as it is.
@@ -158,7 +160,7 @@ impl Store {
         .bind(&new.connector_id)
         .bind(&new.version)
         .bind(new.api_version.as_deref())
-        .bind(true)
+        .bind(new.enabled)
         .bind(INITIAL_STATUS)
         .bind(&new.config_json)
         .bind(&new.limits_json)
