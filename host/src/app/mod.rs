@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod installations;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -63,8 +64,14 @@ pub struct Startup {
 impl App {
     /// Opens (and on first start creates) the data directory, database, key file and runtime.
     pub async fn open(settings: &Settings) -> anyhow::Result<(App, Startup)> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+        if !settings.data_dir.exists() {
+            // Database, key file and cache are for the host's eyes only.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&settings.data_dir)
+                .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+        }
         let database = settings.database();
         let store = Store::connect(&database)
             .await
