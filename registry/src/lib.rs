@@ -105,7 +105,8 @@ mod signature;
 
 pub use manifest::{
     ApiStatus, ApiVersion, Bundle, Category, Date, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS,
-    MAX_TITLE_CHARS, Manifest, ManifestError, SignatureEncoding, UnknownCategory, WebhookScheme, WebhookSpec,
+    MAX_TITLE_CHARS, Manifest, ManifestError, SignatureEncoding, UnknownCategory, WIT_PACKAGE, WIT_VERSION,
+    WebhookScheme, WebhookSpec,
 };
 pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};
 pub use signature::{

@@ -94,7 +94,35 @@ impl Category {
             Category::WebhookEndpoint => "webhook-endpoint",
         }
     }
+
+    /// The WIT world of this category (its kebab-case name).
+    pub fn world(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The hub interface the world exports.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Category::PaymentGateway => "payments",
+            Category::ShippingCarrier => "shipping",
+            Category::CommunicationChannel => "messaging",
+            Category::NotificationProvider => "notifications",
+            Category::StorageProvider => "storage",
+            Category::DataSync => "sync",
+            Category::WebhookEndpoint => "webhooks",
+        }
+    }
+
+    /// Fully qualified export name of the hub interface, e.g. `patchbay:connector/payments@0.1.0`.
+    pub fn export_name(self) -> String {
+        format!("{WIT_PACKAGE}/{}@{WIT_VERSION}", self.interface())
+    }
 }
+
+/// The WIT package every connector is built against.
+pub const WIT_PACKAGE: &str = "patchbay:connector";
+/// The version of that package this registry validates against.
+pub const WIT_VERSION: &str = "0.1.0";
 
 impl fmt::Display for Category {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -634,3 +634,64 @@ async fn logs_follow_streams_new_entries() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Bundle members share one set of credentials: an installation may name another installation of
+/// the same bundle (same tenant) as its credentials source, and falls through to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_members_share_credentials() {
+    let s = Server::start(Backend::Sqlite).await;
+    let acme = s.tenant("acme").await;
+    let globex = s.tenant("globex").await;
+    let bundle_manifest = |id: &str, with_bundle: bool| {
+        let mut m = manifest(id, "1.0.0", "data-sync");
+        m.push_str("\n[[credentials]]\nkey = \"api_key\"\nlabel = \"API key\"\ntype = \"secret\"\nrequired = true\n");
+        if with_bundle {
+            m.push_str("\n[bundle]\nid = \"suite\"\ntitle = \"Suite\"\n");
+        }
+        m
+    };
+    for (id, bundled) in [("suite-crm", true), ("suite-billing", true), ("loner", false)] {
+        let wasm = with_custom_section(
+            wasm(components::HOSTILE),
+            "patchbay:manifest",
+            bundle_manifest(id, bundled).as_bytes(),
+        );
+        let r = s.upload(&s.operator, wasm).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    }
+    let install = |token: String, connector: &'static str, from: Option<String>| {
+        let s = &s;
+        async move {
+            let mut body = json!({ "connector": connector, "name": connector });
+            if let Some(f) = from {
+                body["credentials_from"] = json!(f);
+            }
+            s.post("/v1/installations", &token, body).await
+        }
+    };
+    let crm = install(acme.clone(), "suite-crm", None).await;
+    assert_eq!(crm.status, StatusCode::CREATED, "{crm:?}");
+    let crm = crm.body["id"].as_str().unwrap().to_string();
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("/v1/installations/{crm}/credentials"),
+            &acme,
+            Some(json!({ "api_key": "shared-key-123456" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let billing = install(acme.clone(), "suite-billing", Some(crm.clone())).await;
+    assert_eq!(billing.status, StatusCode::CREATED, "{billing:?}");
+    let billing = billing.body["id"].as_str().unwrap().to_string();
+    let read = json!({ "req": { "entity": "read-secret", "mode": "full", "cursor": "api_key", "limit": 1 } });
+    let r = s.post(&format!("/v1/installations/{billing}/invoke/read-batch"), &acme, read.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let data: Value = serde_json::from_str(r.body["records"][0]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["value"], "shared-key-123456", "{r:?}");
+    // Only members of the same bundle, and only the tenant's own installations.
+    let r = install(acme.clone(), "loner", Some(crm.clone())).await;
+    assert_eq!(r.code(), "invalid_credentials_from", "{r:?}");
+    let r = install(globex.clone(), "suite-billing", Some(crm.clone())).await;
+    assert_eq!(r.code(), "invalid_credentials_from", "{r:?}");
+}

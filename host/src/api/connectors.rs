@@ -102,11 +102,8 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let viewer = viewer(&p)?;
     let Query(q) = query?;
-    if let Some(c) = &q.category
-        && crate::runtime::Hub::ALL.iter().all(|h| h.world() != c)
-    {
-        let all: Vec<&str> = crate::runtime::Hub::ALL.iter().map(|h| h.world()).collect();
-        return Err(ApiError::bad_request(format!("unknown category {c:?}; categories: {}", all.join(", "))));
+    if let Some(c) = &q.category {
+        c.parse::<patchbay_registry::Category>().map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let list = app.store.list_connectors(viewer, &ConnectorFilter { category: q.category, search: q.search }).await?;
     Ok(Json(json!({ "connectors": list.iter().map(connector_view).collect::<Vec<_>>() })))

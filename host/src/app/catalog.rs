@@ -53,7 +53,7 @@ impl App {
         })?;
         let category = manifest.category.as_str();
         match component.hub {
-            Some(h) if h.world() == category => {}
+            Some(h) if h == manifest.category => {}
             Some(h) => {
                 return Err(ApiError::invalid(
                     "world_mismatch",
