@@ -461,16 +461,33 @@ async fn restart_and_online_key_rotation_keep_credentials(backend: Backend) {
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let got = web.requests.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
-    for g in got {
+    for g in &got {
         assert_eq!(g.header("authorization").as_deref(), Some(format!("Bearer {SECRET}").as_str()));
     }
     // The restarted host kept its catalog without duplicating the reference connectors.
     let r = s.get("/v1/connectors/notify-webhook", &acme).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // New credentials, and deleted ones, apply to the very next call.
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("/v1/installations/{id}/credentials"),
+            &acme,
+            Some(json!({ "token": "second-token-8f2a" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("new token", "k-3")).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let r = s.call(Method::DELETE, &format!("/v1/installations/{id}/credentials"), &acme, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
     let r = s.get(&format!("/v1/installations/{id}/credentials"), &acme).await;
     assert_eq!(r.body["credentials"], json!({}), "{r:?}");
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("no token", "k-4")).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let got = web.requests.lock().unwrap().clone();
+    assert_eq!(got[2].header("authorization").as_deref(), Some("Bearer second-token-8f2a"));
+    assert_eq!(got[3].header("authorization"), None);
 }
 
 /// The CLI drives the same API: tenant, key, connector push/ls, install, invoke, logs.

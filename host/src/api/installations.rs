@@ -69,6 +69,7 @@ pub async fn delete(
     let tenant = p.tenant(KeyScope::Manage)?;
     let Path(id) = path?;
     if app.store.delete_installation(tenant, &id).await? {
+        app.forget(tenant, &id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no installation {id:?}")))
@@ -135,7 +136,8 @@ pub async fn invoke(
             h.insert(HeaderName::from_static(name), v);
         }
     };
-    set("x-patchbay-connector", format!("{}@{}", resolved.version.connector_id, resolved.version.version));
+    let v = &resolved.prepared.version;
+    set("x-patchbay-connector", format!("{}@{}", v.connector_id, v.version));
     set("x-patchbay-duration-ms", format!("{:.3}", report.duration.as_secs_f64() * 1000.0));
     if let Some(f) = report.fuel_consumed {
         set("x-patchbay-fuel", f.to_string());

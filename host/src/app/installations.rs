@@ -117,11 +117,22 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 /// Everything a call needs, resolved from the store for one call.
 pub struct Resolved {
     pub row: InstallationRow,
+    pub prepared: Arc<Prepared>,
+}
+
+/// The part of a resolution that only changes with the installation's revision (and that of its
+/// credentials source): cached between calls so a call costs one row lookup, not a decryption.
+pub struct Prepared {
+    revision: i64,
+    source_revision: Option<i64>,
     pub version: VersionRow,
     pub manifest: Manifest,
     pub component: Arc<LoadedComponent>,
     pub installation: Installation,
 }
+
+/// Most installations whose prepared call context is kept in memory.
+const PREPARED_CACHE_MAX: usize = 10_000;
 
 impl App {
     /// The version a tenant means: a given one (must exist and be visible) or the latest.
@@ -429,6 +440,9 @@ impl App {
     }
 
     /// Resolves an installation for one call. Disabled installations refuse calls.
+    ///
+    /// Reads the installation's row (and its credentials source's revision) every time; the rest
+    /// is rebuilt only when a revision changed, so a PATCH or new credentials apply to the next call.
     pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Resolved, ApiError> {
         let row = self.get_installation(tenant, id).await?;
         if !row.enabled {
@@ -438,7 +452,37 @@ impl App {
                 format!("installation {id} is disabled; enable it with PATCH {{\"enabled\": true}}"),
             ));
         }
-        let version = self.installed_version(&row).await?;
+        let source_revision = match &row.credentials_from {
+            Some(from) => self.store.installation(tenant, from).await?.map(|r| r.revision),
+            None => None,
+        };
+        let key = (row.tenant.clone(), row.id.clone());
+        let cached = self.prepared.lock().map(|m| m.get(&key).cloned()).unwrap_or_default();
+        if let Some(p) = cached
+            && p.revision == row.revision
+            && p.source_revision == source_revision
+        {
+            return Ok(Resolved { row, prepared: p });
+        }
+        let prepared = Arc::new(self.prepare(&row, source_revision).await?);
+        if let Ok(mut m) = self.prepared.lock() {
+            if m.len() >= PREPARED_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, prepared.clone());
+        }
+        Ok(Resolved { row, prepared })
+    }
+
+    /// Forgets the cached call context of an installation (after deleting it).
+    pub fn forget(&self, tenant: &str, id: &str) {
+        if let Ok(mut m) = self.prepared.lock() {
+            m.remove(&(tenant.to_string(), id.to_string()));
+        }
+    }
+
+    async fn prepare(&self, row: &InstallationRow, source_revision: Option<i64>) -> Result<Prepared, ApiError> {
+        let version = self.installed_version(row).await?;
         let manifest = manifest_of(&version)?;
         let component = self.component(&version.digest).await?;
         let mut config: BTreeMap<String, String> = BTreeMap::new();
@@ -453,7 +497,7 @@ impl App {
         if let Some(api) = &row.api_version {
             config.entry("api_version".into()).or_insert_with(|| api.clone());
         }
-        let secrets = self.secrets(&row).await?;
+        let secrets = self.secrets(row).await?;
         let limits: LimitsSpec = serde_json::from_str(&row.limits_json).unwrap_or_default();
         let installation = Installation::new(
             Scope::new(row.tenant.as_str(), row.id.as_str()),
@@ -464,7 +508,7 @@ impl App {
             limits.to_limits(),
         )
         .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
-        Ok(Resolved { row, version, manifest, component, installation })
+        Ok(Prepared { revision: row.revision, source_revision, version, manifest, component, installation })
     }
 
     /// Runs one operation with JSON in and out, and records it in the metrics.
@@ -476,7 +520,8 @@ impl App {
         input: Value,
     ) -> Result<(Resolved, CallReport<DynamicOutcome>), ApiError> {
         let r = self.resolve(tenant, id).await?;
-        let report = dynamic::invoke(&self.runtime, &r.component, &r.installation, operation, input)
+        let p = &r.prepared;
+        let report = dynamic::invoke(&self.runtime, &p.component, &p.installation, operation, input)
             .await
             .map_err(invoke_error)?;
         let outcome = match &report.outcome {
@@ -485,7 +530,7 @@ impl App {
             Err(e) => e.kind(),
         };
         self.metrics.record(&CallSample {
-            connector: &r.version.connector_id,
+            connector: &p.version.connector_id,
             operation,
             outcome,
             duration: report.duration,

@@ -43,6 +43,8 @@ pub struct AppInner {
     pub require_signatures: bool,
     /// sha256 of `PATCHBAY_ADMIN_TOKEN`, when set.
     pub env_operator_hash: Option<String>,
+    /// Prepared call contexts by (tenant, installation), checked against the row's revision.
+    prepared: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<installations::Prepared>>>,
 }
 
 impl std::ops::Deref for App {
@@ -105,6 +107,7 @@ impl App {
                 trusted_keys,
                 require_signatures: settings.require_signatures,
                 env_operator_hash,
+                prepared: Default::default(),
             }),
         };
         let new_operator_token = if settings.admin_token.is_none() { app.ensure_operator_key().await? } else { None };

@@ -61,6 +61,23 @@ fn sealed_from(row: &AnyRow) -> Result<SealedField, sqlx::Error> {
     })
 }
 
+/// Bumps the installation's revision; `false` when the tenant has no such installation.
+async fn bump_revision(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &str,
+    installation: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE installations SET revision = revision + 1, updated_at = $3 WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(installation)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 impl Store {
     /// Replaces the installation's whole credential set with `fields` in one transaction.
     /// `NotFound` when the installation is not the tenant's; `Invalid` when a field repeats.
@@ -75,12 +92,10 @@ impl Store {
             return Err(StoreError::Invalid(format!("credential field {:?} is given more than once", dup.field)));
         }
         let mut tx = self.begin_write().await?;
-        let found: Option<String> = sqlx::query_scalar("SELECT id FROM installations WHERE tenant = $1 AND id = $2")
-            .bind(tenant)
-            .bind(installation)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if found.is_none() {
+        let now = now_ms();
+        // New credentials are a new revision of the installation (callers cache by revision).
+        let bumped = bump_revision(&mut tx, tenant, installation, now).await?;
+        if !bumped {
             return Err(StoreError::NotFound(format!("installation {installation} not found")));
         }
         sqlx::query("DELETE FROM credentials WHERE tenant = $1 AND installation = $2")
@@ -88,7 +103,6 @@ impl Store {
             .bind(installation)
             .execute(&mut *tx)
             .await?;
-        let now = now_ms();
         for f in fields {
             sqlx::query(
                 "INSERT INTO credentials (tenant, installation, field, key_id, ciphertext, updated_at) \
@@ -122,11 +136,16 @@ impl Store {
 
     /// Hard-deletes the installation's credentials; the number of fields removed.
     pub async fn delete_credentials(&self, tenant: &str, installation: &str) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM credentials WHERE tenant = $1 AND installation = $2")
             .bind(tenant)
             .bind(installation)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        if done.rows_affected() > 0 {
+            bump_revision(&mut tx, tenant, installation, now_ms()).await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
