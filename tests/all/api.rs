@@ -712,3 +712,18 @@ async fn bundle_members_share_credentials() {
     let r = install(globex.clone(), "suite-billing", Some(crm.clone())).await;
     assert_eq!(r.code(), "invalid_credentials_from", "{r:?}");
 }
+
+/// Without `PATCHBAY_EGRESS_ALLOW_NETWORKS`, connectors cannot reach private networks, even a
+/// destination their manifest allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_networks_stay_blocked_by_default() {
+    let s = Server::start_with(Backend::Sqlite, &[("PATCHBAY_EGRESS_ALLOW_NETWORKS", "")]).await;
+    let web = TestServer::start().await;
+    let acme = s.tenant("acme").await;
+    let id = install_notify(&s, &acme, &web, "alerts").await;
+    let r = s.post(&format!("/v1/installations/{id}/invoke/send"), &acme, notification("x", "k")).await;
+    assert_eq!(r.code(), "connector_error", "{r:?}");
+    assert!(web.requests.lock().unwrap().is_empty(), "nothing reached 127.0.0.1");
+    let r = s.get(&format!("/v1/installations/{id}/logs"), &acme).await;
+    assert!(r.body.to_string().contains("127.0.0.1"), "the refusal is in the log: {r:?}");
+}
