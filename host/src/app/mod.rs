@@ -84,7 +84,8 @@ impl App {
         let services = Services {
             oplog: oplog.clone(),
             state: Arc::new(StoreStateStore::new(store.clone())),
-            ..Services::in_memory()
+            // Emitted events are kept in memory, newest 10 000, until the durable event log exists.
+            events: Arc::new(crate::capability::events::MemoryEventSink::bounded(10_000)),
         };
         let config = RuntimeConfig {
             cache_dir: Some(settings.data_dir.join("cache")),

@@ -31,20 +31,27 @@ pub trait EventSink: Send + Sync + 'static {
 
 #[derive(Default)]
 struct SinkInner {
-    events: Vec<EmittedEvent>,
+    events: std::collections::VecDeque<EmittedEvent>,
     /// (installation, idempotency key) → event id.
     seen: HashMap<(Scope, String), String>,
 }
 
-/// In-memory sink that deduplicates by (installation, idempotency key).
+/// In-memory sink that deduplicates by (installation, idempotency key). Unbounded by default
+/// (tests); [`MemoryEventSink::bounded`] keeps only the newest events, for a long-running host.
 #[derive(Default)]
 pub struct MemoryEventSink {
     inner: Mutex<SinkInner>,
+    cap: Option<usize>,
 }
 
 impl MemoryEventSink {
+    /// Keeps at most `cap` events (and their idempotency keys), dropping the oldest.
+    pub fn bounded(cap: usize) -> Self {
+        Self { inner: Mutex::default(), cap: Some(cap.max(1)) }
+    }
+
     pub fn events(&self) -> Vec<EmittedEvent> {
-        self.inner.lock().map(|g| g.events.clone()).unwrap_or_default()
+        self.inner.lock().map(|g| g.events.iter().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -59,7 +66,16 @@ impl EventSink for MemoryEventSink {
             g.seen.insert((event.scope.clone(), key.clone()), event.id.clone());
         }
         let id = event.id.clone();
-        g.events.push(event);
+        g.events.push_back(event);
+        if let Some(cap) = self.cap {
+            while g.events.len() > cap {
+                if let Some(old) = g.events.pop_front()
+                    && let Some(key) = old.idempotency_key
+                {
+                    g.seen.remove(&(old.scope, key));
+                }
+            }
+        }
         Ok(id)
     }
 }
@@ -154,6 +170,26 @@ mod tests {
 
     fn ev(t: &str, payload: &str, key: Option<&str>) -> Event {
         Event { event_type: t.into(), subject: None, payload: payload.into(), idempotency_key: key.map(Into::into) }
+    }
+
+    #[tokio::test]
+    async fn bounded_sink_keeps_the_newest() {
+        let sink = MemoryEventSink::bounded(2);
+        for i in 0..5 {
+            let e = EmittedEvent {
+                id: format!("e{i}"),
+                scope: Scope::new("t", "i"),
+                event_type: "x.y".into(),
+                subject: None,
+                payload: "{}".into(),
+                idempotency_key: Some(format!("k{i}")),
+                at_ms: 0,
+            };
+            sink.emit(e).await.unwrap();
+        }
+        let ids: Vec<String> = sink.events().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["e3", "e4"]);
+        assert_eq!(sink.inner.lock().unwrap().seen.len(), 2);
     }
 
     #[tokio::test]
