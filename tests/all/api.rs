@@ -114,6 +114,7 @@ async fn upload_install_invoke_and_read_logs(backend: Backend) {
 
     let r = s.get(&format!("/v1/installations/{id}/logs"), &acme).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.body.to_string().contains("credentials replaced"), "{r:?}");
     let entries = r.body["entries"].as_array().unwrap();
     let http = entries.iter().find(|e| e["source"] == "http").unwrap_or_else(|| panic!("no http entry: {r:?}"));
     let line = http.to_string();
@@ -278,6 +279,10 @@ async fn upgrade_under_concurrent_calls_loses_none(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert!(r.message().contains("2025-06"), "{r:?}");
+    // The timeline records the changes (never values).
+    let r = s.get(&format!("/v1/installations/{id}/logs?limit=1000"), &acme).await;
+    let text = r.body.to_string();
+    assert!(text.contains("installed notify-webhook@0.1.0") && text.contains("0.1.0 -> 0.2.0"), "{text}");
     // Rollback is a PATCH back, effective on the next call.
     let r = s.call(Method::PATCH, &format!("/v1/installations/{id}"), &acme, Some(json!({ "version": "0.1.0" }))).await;
     assert_eq!(r.body["version"], "0.1.0");

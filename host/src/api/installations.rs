@@ -106,7 +106,8 @@ pub async fn delete_credentials(
     let tenant = p.tenant(KeyScope::Credentials)?;
     let Path(id) = path?;
     app.get_installation(tenant, &id).await?;
-    app.store.delete_credentials(tenant, &id).await?;
+    let removed = app.store.delete_credentials(tenant, &id).await?;
+    app.record_change(tenant, &id, "credentials deleted".into(), vec![("fields".into(), removed.to_string())]);
     Ok(StatusCode::NO_CONTENT)
 }
 

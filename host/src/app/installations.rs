@@ -182,6 +182,12 @@ impl App {
                 enabled: req.enabled,
             })
             .await?;
+        self.record_change(
+            tenant,
+            &row.id,
+            format!("installed {}@{}", row.connector_id, row.version),
+            vec![("enabled".into(), row.enabled.to_string())],
+        );
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
@@ -271,7 +277,32 @@ impl App {
             limits_json: req.limits.as_ref().map(json_string),
             name: req.name.clone(),
         };
+        let before = row;
         let row = self.store.update_installation(tenant, id, &patch).await?;
+        let mut changes = Vec::new();
+        if before.version != row.version {
+            changes.push(("version".to_string(), format!("{} -> {}", before.version, row.version)));
+        }
+        if before.api_version != row.api_version {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+            changes
+                .push(("api_version".into(), format!("{} -> {}", show(&before.api_version), show(&row.api_version))));
+        }
+        if before.enabled != row.enabled {
+            changes.push(("enabled".into(), row.enabled.to_string()));
+        }
+        if before.config_json != row.config_json {
+            changes.push(("config".into(), "changed".into()));
+        }
+        if before.limits_json != row.limits_json {
+            changes.push(("limits".into(), row.limits_json.clone()));
+        }
+        if before.name != row.name {
+            changes.push(("name".into(), row.name.clone()));
+        }
+        if !changes.is_empty() {
+            self.record_change(tenant, id, format!("installation updated (revision {})", row.revision), changes);
+        }
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
@@ -382,6 +413,8 @@ impl App {
             }
         }
         self.store.put_credentials(tenant, id, &sealed).await?;
+        let names: Vec<&str> = sealed.iter().map(|f| f.field.as_str()).collect();
+        self.record_change(tenant, id, "credentials replaced".into(), vec![("fields".into(), names.join(","))]);
         self.credentials_view(tenant, id).await
     }
 
@@ -538,6 +571,17 @@ impl App {
             http_requests: report.http_requests,
         });
         Ok((r, report))
+    }
+}
+
+impl App {
+    /// Adds a host entry to the installation's operation-log timeline (changes made through the
+    /// API: versions, config, enablement, credentials — names only, never values).
+    pub fn record_change(&self, tenant: &str, id: &str, message: String, fields: Vec<(String, String)>) {
+        use crate::capability::log::{Level, LogEntry, OperationLog, Source};
+        let entry =
+            LogEntry { at_ms: crate::capability::now_ms(), level: Level::Info, source: Source::Host, message, fields };
+        self.oplog.append(&Scope::new(tenant, id), vec![entry]);
     }
 }
 
