@@ -247,7 +247,10 @@ async fn upgrade_under_concurrent_calls_loses_none(backend: Backend) {
             }
         }));
     }
-    // Flip between the versions while the calls run, ending on 0.2.0.
+    // Once calls are flowing on 0.1.0, flip between the versions while the rest run.
+    while ok.load(Ordering::SeqCst) < 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let mut flips = 0;
     while ok.load(Ordering::SeqCst) < WORKERS * CALLS {
         let v = if flips % 2 == 0 { "0.2.0" } else { "0.1.0" };
