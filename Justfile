@@ -21,3 +21,7 @@ connectors:
 # Fresh-sandbox call benchmark.
 bench:
     cargo bench -p patchbay-tests --bench call
+
+# Admin API call-path benchmark (SQLite store, in process and over HTTP).
+bench-invoke:
+    cargo bench -p patchbay-tests --bench invoke
