@@ -18,6 +18,7 @@ pub mod capability;
 pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod dispatch;
 pub mod metrics;
 pub mod runtime;
 pub mod store;

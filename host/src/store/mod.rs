@@ -20,6 +20,7 @@ mod credentials;
 mod installations;
 mod logs;
 pub mod oplog;
+mod outbox;
 mod settings;
 pub mod state;
 mod tenants;
@@ -40,6 +41,11 @@ pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutco
 pub use credentials::{CredentialRef, SealedField};
 pub use installations::{INITIAL_STATUS, InstallationPatch, InstallationRow, NewInstallation};
 pub use logs::{LogQuery, LogRecord, MAX_LOG_PAGE, NewLogRecord, fields_json, source_name};
+pub use outbox::{
+    AttemptOutcome, AttemptRecord, AttemptRow, DEFAULT_EVENT_PAGE, Delivery, DeliveryRow, DeliveryStatus, EmittedEvent,
+    EventDetail, EventFilter, EventRow, IngressOutcome, MAX_EVENT_PAGE, NewDelivery, NewEvent, NewIngress, OutboxDepth,
+    Retry,
+};
 pub use tenants::Tenant;
 pub use version_order::compare_versions;
 
