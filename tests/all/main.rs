@@ -6,6 +6,7 @@ mod connectors;
 mod dynamic;
 mod egress;
 mod harness;
+mod outbox;
 mod registry;
 mod runtime;
 mod sandbox;
