@@ -485,7 +485,7 @@ async fn concurrent_claimers_never_share_a_lease(backend: Backend) {
         per_worker.push(n);
         total += n;
     }
-    let claims = claims.lock().unwrap();
+    let claims = claims.lock().unwrap().clone();
     let doubled: Vec<_> = claims.iter().filter(|(_, owners)| owners.len() > 1).collect();
     assert!(doubled.is_empty(), "claimed more than once: {doubled:?}");
     assert_eq!((claims.len(), total), (N, N), "per worker: {per_worker:?}");
@@ -515,8 +515,9 @@ async fn events_list_filters_and_pages(backend: Backend) {
     store.emit_events(&events, &deliveries).await.unwrap();
     for d in store.claim_deliveries("w", 0, 1_000, 100).await.unwrap() {
         let i: usize = d.id[3..].parse().unwrap();
-        let record = attempt(1, if i % 5 == 0 { AttemptOutcome::Permanent } else { AttemptOutcome::Ok }, None);
-        if i % 5 == 0 {
+        let dead = i.is_multiple_of(5);
+        let record = attempt(1, if dead { AttemptOutcome::Permanent } else { AttemptOutcome::Ok }, None);
+        if dead {
             assert!(store.fail_delivery(&d.id, "w", &record, Retry::Dead).await.unwrap());
         } else {
             assert!(store.ack_delivery(&d.id, "w", &record).await.unwrap());
