@@ -674,7 +674,8 @@ impl Store {
 
     /// Marks a delivery delivered and records the attempt, if it is still leased by `owner` for
     /// `attempt.attempt`; `false` (nothing written) otherwise: the lease was lost to another
-    /// claimer, or the delivery was already settled.
+    /// claimer, or the delivery was already settled. A lease that expired but was not claimed
+    /// again still accepts its owner's answer: the attempt did happen.
     pub async fn ack_delivery(&self, id: &str, owner: &str, attempt: &AttemptRecord) -> Result<bool, StoreError> {
         if attempt.outcome != AttemptOutcome::Ok {
             return Err(StoreError::Invalid(format!(
