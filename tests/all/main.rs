@@ -12,3 +12,4 @@ mod sandbox;
 mod secrets;
 mod server;
 mod store;
+mod webhook_vectors;
