@@ -68,13 +68,18 @@
 //! default = 0                        # numbers and booleans may be written bare
 //!
 //! [webhook]                          # optional: how incoming webhooks are authenticated
-//! scheme = "hmac-sha256"             # HMAC-SHA256 of the raw body
-//! header = "Acme-Signature"          # header carrying the signature
+//! scheme = "hmac"                    # standard-webhooks | github | stripe | slack: fixed formats,
+//!                                    #   only secret and tolerance_secs; hmac: generic HMAC-SHA256
+//!                                    #   described below (hmac-sha256: its original name)
 //! secret = "webhook_secret"          # a credentials key of type secret
-//! prefix = "v1="                     # optional text before the encoded signature
+//! header = "Acme-Signature"          # header carrying the signature
+//! prefix = "v1="                     # optional text before each encoded signature
 //! encoding = "hex"                   # hex | base64
+//! separator = " "                    # optional: several signatures in one header (rotation)
+//! key_encoding = "utf8"              # optional: utf8 (default) | base64 | hex
 //! timestamp_header = "Acme-Timestamp"   # optional
-//! tolerance_secs = 300               # optional; requires timestamp_header
+//! signed_content = "{timestamp}.{body}" # default "{body}"; also {header:NAME}
+//! tolerance_secs = 300               # optional replay window (default 300), both ways
 //!
 //! [bundle]                           # optional: packages of one bundle share credentials
 //! id = "acme"                        # same rules as the manifest id
@@ -108,6 +113,7 @@ pub use manifest::{
     MAX_TITLE_CHARS, Manifest, ManifestError, SignatureEncoding, UnknownCategory, WIT_PACKAGE, WIT_VERSION,
     WebhookScheme, WebhookSpec,
 };
+pub use manifest::{DEFAULT_TOLERANCE_SECS, KeyEncoding, SignedContent, TemplatePart};
 pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};
 pub use signature::{
     ALG_ED25519, GeneratedKey, KeyId, SignatureError, SignatureInfo, TrustedKeys, generate_keypair, keypair_from_pkcs8,

@@ -358,45 +358,6 @@ fn scalar_as_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
     deserializer.deserialize_any(ScalarVisitor)
 }
 
-/// How the host authenticates an incoming webhook request before the connector sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSpec {
-    pub scheme: WebhookScheme,
-    /// Request header carrying the signature, e.g. `X-Hub-Signature-256`.
-    pub header: String,
-    /// Key of the `credentials` field (type `secret`) holding the shared secret.
-    pub secret: String,
-    /// Text before the encoded signature in the header value, e.g. `sha256=`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    pub encoding: SignatureEncoding,
-    /// Request header carrying the signing timestamp (Unix seconds), when the provider sends one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp_header: Option<String>,
-    /// Largest accepted age of that timestamp, in seconds; requires `timestamp_header`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerance_secs: Option<u64>,
-}
-
-/// Signature algorithm of a [`WebhookSpec`]. More schemes (e.g. Stripe's `t=…,v1=…`) can be
-/// added without breaking existing manifests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum WebhookScheme {
-    /// HMAC-SHA256 of the raw request body, keyed with the shared secret.
-    HmacSha256,
-}
-
-/// How the signature bytes are written in the header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignatureEncoding {
-    Hex,
-    Base64,
-}
-
 /// The bundle a package belongs to: several integrations installed with one set of credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -534,6 +495,11 @@ impl Manifest {
 }
 
 mod validate;
+mod webhook;
+
+pub use webhook::{
+    DEFAULT_TOLERANCE_SECS, KeyEncoding, SignatureEncoding, SignedContent, TemplatePart, WebhookScheme, WebhookSpec,
+};
 
 #[cfg(test)]
 mod tests;

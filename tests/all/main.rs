@@ -13,3 +13,4 @@ mod sandbox;
 mod secrets;
 mod server;
 mod store;
+mod webhook_vectors;

@@ -1,5 +1,5 @@
-//! Cryptography for data at rest and admin access: credential sealing with master-key rotation,
-//! and API tokens.
+//! Cryptography for data at rest, admin access and webhooks: credential sealing with master-key
+//! rotation, API tokens, and webhook signature schemes.
 //!
 //! - [`Keyring`] seals credential values with AES-256-GCM under a per-tenant key derived by
 //!   HKDF-SHA256 from the active master key. Every ciphertext names its master key, and its
@@ -8,6 +8,8 @@
 //! - [`reencrypt_all`] moves every stored credential to the active key, online.
 //! - [`new_token`] / [`hash_token`] / [`verify_token`]: bearer tokens for the admin API, stored
 //!   only as hashes.
+//! - [`webhook`]: verifying (and signing) webhook requests as Standard Webhooks, GitHub, Stripe,
+//!   Slack or a generic HMAC format describe them, with secret rotation and a replay window.
 //!
 //! Nothing here prints key material, plaintext or token secrets: the types that hold them
 //! implement `Debug` by hand.
@@ -15,6 +17,7 @@
 pub mod keyring;
 mod rotation;
 mod token;
+pub mod webhook;
 
 use std::path::PathBuf;
 

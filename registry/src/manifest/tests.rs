@@ -68,7 +68,7 @@ fn full_manifest_parses() {
     assert_eq!(m.credential("token").unwrap().kind, FieldType::Secret);
     assert_eq!(m.config_field("base_url").unwrap().default.as_deref(), Some("https://eu.acme.example"));
     let webhook = m.webhook.unwrap();
-    assert_eq!((webhook.scheme, webhook.encoding), (WebhookScheme::HmacSha256, SignatureEncoding::Hex));
+    assert_eq!((webhook.scheme, webhook.encoding), (WebhookScheme::HmacSha256, Some(SignatureEncoding::Hex)));
 }
 
 /// The first ```toml block of a file's `//!` documentation.
@@ -115,7 +115,7 @@ fn reference_connector_manifests_parse() {
     let github = Manifest::parse_toml(include_str!("../../../connectors-wasm/github/connector.toml")).unwrap();
     assert_eq!((github.id.as_str(), github.category), ("github", Category::WebhookEndpoint));
     let webhook = github.webhook.unwrap();
-    assert_eq!(webhook.header, "X-Hub-Signature-256");
+    assert_eq!(webhook.header.as_deref(), Some("X-Hub-Signature-256"));
     assert_eq!(webhook.prefix.as_deref(), Some("sha256="));
     assert_eq!(webhook.secret, "webhook_secret");
 }
@@ -451,6 +451,132 @@ fn unknown_webhook_scheme_or_encoding_is_a_parse_error() {
     assert!(parse_error(&scheme).1.contains("unknown variant `md5`"));
     let encoding = with(&(secret + &webhook("")).replace("base64", "base32"));
     assert!(parse_error(&encoding).1.contains("unknown variant `base32`"));
+}
+
+/// A `[webhook]` table of `scheme` with the `signing` secret and `extra` lines.
+fn webhook_of(scheme: &str, extra: &str) -> String {
+    let secret = field("credentials", "signing", "secret", "");
+    with(&format!("{secret}[webhook]\nscheme = \"{scheme}\"\nsecret = \"signing\"\n{extra}"))
+}
+
+#[test]
+fn builtin_webhook_schemes_need_only_the_secret() {
+    for scheme in ["standard-webhooks", "github", "stripe", "slack"] {
+        let text = webhook_of(scheme, "");
+        assert_eq!(issues(&text), Vec::<String>::new(), "{scheme}");
+        let spec = Manifest::parse_toml(&text).unwrap().webhook.unwrap();
+        assert_eq!(spec.scheme.as_str(), scheme);
+        assert_eq!(spec.tolerance(), DEFAULT_TOLERANCE_SECS);
+    }
+    for scheme in ["standard-webhooks", "stripe", "slack"] {
+        let spec = Manifest::parse_toml(&webhook_of(scheme, "tolerance_secs = 60\n")).unwrap().webhook.unwrap();
+        assert_eq!(spec.tolerance(), 60);
+    }
+}
+
+#[test]
+fn builtin_webhook_schemes_reject_generic_fields() {
+    for (line, path) in [
+        ("header = \"X-Sig\"", "webhook.header"),
+        ("prefix = \"v1=\"", "webhook.prefix"),
+        ("encoding = \"hex\"", "webhook.encoding"),
+        ("timestamp_header = \"X-Ts\"", "webhook.timestamp_header"),
+        ("signed_content = \"{body}\"", "webhook.signed_content"),
+        ("key_encoding = \"base64\"", "webhook.key_encoding"),
+        ("separator = \",\"", "webhook.separator"),
+    ] {
+        assert_issue(&webhook_of("stripe", &format!("{line}\n")), path, "is fixed by scheme \"stripe\"");
+    }
+}
+
+#[test]
+fn github_scheme_has_no_replay_window() {
+    let text = webhook_of("github", "tolerance_secs = 300\n");
+    assert_issue(&text, "webhook.tolerance_secs", "signs no timestamp");
+    assert_issue(&webhook_of("slack", "tolerance_secs = 0\n"), "webhook.tolerance_secs", "greater than 0");
+}
+
+#[test]
+fn generic_hmac_requires_header_and_encoding() {
+    let found = issues(&webhook_of("hmac", ""));
+    assert_eq!(
+        found,
+        [
+            "webhook.header: is required by scheme \"hmac\"",
+            "webhook.encoding: is required by scheme \"hmac\" (hex or base64)"
+        ]
+    );
+    let full = webhook_of(
+        "hmac",
+        "header = \"X-Sig\"\nencoding = \"base64\"\nkey_encoding = \"hex\"\nseparator = \" \"\n\
+         timestamp_header = \"X-Ts\"\nsigned_content = \"{timestamp}.{header:X-Id}.{body}\"\ntolerance_secs = 60\n",
+    );
+    assert_eq!(issues(&full), Vec::<String>::new());
+    let spec = Manifest::parse_toml(&full).unwrap().webhook.unwrap();
+    assert_eq!(spec.key_encoding, Some(KeyEncoding::Hex));
+    let content = SignedContent::parse(spec.signed_content.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        content.parts(),
+        [
+            TemplatePart::Timestamp,
+            TemplatePart::Literal(".".into()),
+            TemplatePart::Header("X-Id".into()),
+            TemplatePart::Literal(".".into()),
+            TemplatePart::Body
+        ]
+    );
+}
+
+#[test]
+fn generic_hmac_signed_content_is_checked() {
+    let base = "header = \"X-Sig\"\nencoding = \"hex\"\n";
+    let bad =
+        |template: &str, extra: &str| webhook_of("hmac", &format!("{base}{extra}signed_content = \"{template}\"\n"));
+    assert_issue(
+        &bad("{timestamp}", "timestamp_header = \"X-Ts\"\n"),
+        "webhook.signed_content",
+        "does not contain {body}",
+    );
+    assert_issue(&bad("{bdy}", ""), "webhook.signed_content", "unknown placeholder {bdy}");
+    assert_issue(&bad("{body", ""), "webhook.signed_content", "unterminated");
+    assert_issue(&bad("body}", ""), "webhook.signed_content", "without a matching");
+    assert_issue(&bad("{header:X Id}{body}", ""), "webhook.signed_content", "not name a valid HTTP header");
+    assert_issue(&bad("{timestamp}.{body}", ""), "webhook.signed_content", "requires webhook.timestamp_header");
+    // A timestamp header whose value is not signed protects nothing.
+    assert_issue(&bad("{body}", "timestamp_header = \"X-Ts\"\n"), "webhook.signed_content", "must contain {timestamp}");
+    assert_issue(
+        &webhook_of("hmac", &format!("{base}timestamp_header = \"X-Ts\"\n")),
+        "webhook.signed_content",
+        "not authenticated",
+    );
+}
+
+#[test]
+fn generic_hmac_separator_is_checked() {
+    let base = "header = \"X-Sig\"\nencoding = \"hex\"\n";
+    assert_issue(&webhook_of("hmac", &format!("{base}separator = \"\"\n")), "webhook.separator", "must not be empty");
+    assert_issue(
+        &webhook_of("hmac", &format!("{base}prefix = \"v1,\"\nseparator = \",\"\n")),
+        "webhook.separator",
+        "also occurs in webhook.prefix",
+    );
+}
+
+#[test]
+fn unknown_key_encoding_is_a_parse_error() {
+    let text = webhook_of("hmac", "header = \"X-Sig\"\nencoding = \"hex\"\nkey_encoding = \"base32\"\n");
+    assert!(parse_error(&text).1.contains("unknown variant `base32`"));
+}
+
+#[test]
+fn builtin_webhook_spec_round_trips_without_generic_fields() {
+    let m = Manifest::parse_toml(&webhook_of("standard-webhooks", "tolerance_secs = 120\n")).unwrap();
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(
+        json["webhook"],
+        serde_json::json!({"scheme": "standard-webhooks", "secret": "signing", "tolerance_secs": 120})
+    );
+    assert_eq!(serde_json::from_value::<Manifest>(json).unwrap(), m);
 }
 
 // ---- bundle ----

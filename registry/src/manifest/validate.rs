@@ -1,12 +1,12 @@
 //! The manifest rules that span fields: ids and keys, lengths, semver, api version defaults and
 //! sunsets, field types per list, defaults fitting their type, `allowed_hosts` templates and the
-//! webhook secret. Each violation becomes an [`Issue`] with its path.
+//! webhook table (its secret, and which fields its scheme takes). Each violation becomes an [`Issue`] with its path.
 
 use std::collections::HashMap;
 
 use super::{
     ApiStatus, ApiVersion, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS, MAX_TITLE_CHARS, Manifest,
-    WebhookSpec,
+    SignedContent, WebhookScheme, WebhookSpec, webhook::is_header_name,
 };
 
 /// Every rule violation of `m`, in field order.
@@ -57,11 +57,6 @@ fn is_field_key(s: &str) -> bool {
     (1..=64).contains(&b.len())
         && b[0].is_ascii_lowercase()
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-}
-
-/// An HTTP header name (RFC 9110 token).
-fn is_header_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
 impl Validator {
@@ -220,9 +215,6 @@ impl Validator {
     }
 
     fn webhook(&mut self, spec: &WebhookSpec, credentials: &[Field]) {
-        if !is_header_name(&spec.header) {
-            self.push("webhook.header", format!("{:?} is not a valid HTTP header name", spec.header));
-        }
         match credentials.iter().find(|f| f.key == spec.secret) {
             None => self.push(
                 "webhook.secret",
@@ -237,15 +229,91 @@ impl Validator {
             ),
             Some(_) => {}
         }
+        if spec.scheme.is_generic() {
+            self.generic_webhook(spec);
+        } else {
+            self.builtin_webhook(spec);
+        }
+        if spec.tolerance_secs == Some(0) {
+            self.push("webhook.tolerance_secs", "must be greater than 0");
+        }
+    }
+
+    /// `hmac` / `hmac-sha256`: the manifest describes the format.
+    fn generic_webhook(&mut self, spec: &WebhookSpec) {
+        let scheme = spec.scheme;
+        match &spec.header {
+            None => self.push("webhook.header", format!("is required by scheme \"{scheme}\"")),
+            Some(h) if !is_header_name(h) => {
+                self.push("webhook.header", format!("{h:?} is not a valid HTTP header name"))
+            }
+            Some(_) => {}
+        }
+        if spec.encoding.is_none() {
+            self.push("webhook.encoding", format!("is required by scheme \"{scheme}\" (hex or base64)"));
+        }
         if let Some(header) = &spec.timestamp_header
             && !is_header_name(header)
         {
             self.push("webhook.timestamp_header", format!("{header:?} is not a valid HTTP header name"));
         }
-        match (spec.tolerance_secs, &spec.timestamp_header) {
-            (Some(_), None) => self.push("webhook.tolerance_secs", "requires webhook.timestamp_header"),
-            (Some(0), Some(_)) => self.push("webhook.tolerance_secs", "must be greater than 0"),
+        if spec.tolerance_secs.is_some() && spec.timestamp_header.is_none() {
+            self.push("webhook.tolerance_secs", "requires webhook.timestamp_header");
+        }
+        if let Some(sep) = &spec.separator {
+            if sep.is_empty() {
+                self.push("webhook.separator", "must not be empty");
+            } else if spec.prefix.as_deref().is_some_and(|p| p.contains(sep.as_str())) {
+                self.push("webhook.separator", format!("{sep:?} also occurs in webhook.prefix"));
+            }
+        }
+        let content = match spec.signed_content.as_deref().map(SignedContent::parse) {
+            None => SignedContent::body_only(),
+            Some(Ok(content)) => content,
+            Some(Err(reason)) => {
+                self.push("webhook.signed_content", reason);
+                return;
+            }
+        };
+        match (content.uses_timestamp(), &spec.timestamp_header) {
+            (true, None) => {
+                self.push("webhook.signed_content", "uses {timestamp}, which requires webhook.timestamp_header")
+            }
+            // A timestamp that is not signed gives no replay protection. `hmac-sha256` manifests
+            // predate templates and keep validating as they did.
+            (false, Some(_)) if scheme == WebhookScheme::Hmac => self.push(
+                "webhook.signed_content",
+                "must contain {timestamp} when webhook.timestamp_header is set, or the timestamp is not authenticated",
+            ),
             _ => {}
+        }
+    }
+
+    /// Built-in schemes fix their headers and formats; only `secret` and `tolerance_secs` apply.
+    fn builtin_webhook(&mut self, spec: &WebhookSpec) {
+        let scheme = spec.scheme;
+        let fixed = [
+            ("header", spec.header.is_some()),
+            ("prefix", spec.prefix.is_some()),
+            ("encoding", spec.encoding.is_some()),
+            ("timestamp_header", spec.timestamp_header.is_some()),
+            ("signed_content", spec.signed_content.is_some()),
+            ("key_encoding", spec.key_encoding.is_some()),
+            ("separator", spec.separator.is_some()),
+        ];
+        for (name, set) in fixed {
+            if set {
+                self.push(
+                    format!("webhook.{name}"),
+                    format!("is fixed by scheme \"{scheme}\"; remove it (only the generic \"hmac\" scheme takes it)"),
+                );
+            }
+        }
+        if spec.tolerance_secs.is_some() && !scheme.has_builtin_timestamp() {
+            self.push(
+                "webhook.tolerance_secs",
+                format!("scheme \"{scheme}\" signs no timestamp, so it has no replay window"),
+            );
         }
     }
 }

@@ -206,7 +206,7 @@ fn reference_connectors_pass_inspection() {
     let package = inspect(&github, &limits()).unwrap();
     assert_eq!(package.manifest.id, "github");
     assert_eq!(package.manifest.category, crate::Category::WebhookEndpoint);
-    assert_eq!(package.manifest.webhook.map(|w| w.header), Some("X-Hub-Signature-256".to_string()));
+    assert_eq!(package.manifest.webhook.and_then(|w| w.header), Some("X-Hub-Signature-256".to_string()));
 
     // Both keep the manifest inside a nested core module, not at the top level.
     for bytes in [&notify, &github] {
