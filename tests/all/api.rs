@@ -36,6 +36,7 @@ on_both_backends!(
     bad_uploads_are_refused_precisely,
     bad_requests_get_precise_errors,
     restart_and_online_key_rotation_keep_credentials,
+    emitted_events_are_durable_and_tenant_scoped,
 );
 
 const SECRET: &str = "tok-3b1f5e0c9a7d4411-notify";
@@ -734,4 +735,58 @@ async fn private_networks_stay_blocked_by_default() {
     assert!(web.requests.lock().unwrap().is_empty(), "nothing reached 127.0.0.1");
     let r = s.get(&format!("/v1/installations/{id}/logs"), &acme).await;
     assert!(r.body.to_string().contains("127.0.0.1"), "the refusal is in the log: {r:?}");
+}
+
+/// Events a connector emits land in the durable event log, once per idempotency key, visible to
+/// its tenant only.
+async fn emitted_events_are_durable_and_tenant_scoped(backend: Backend) {
+    let s = Server::start(backend).await;
+    let acme = s.tenant("acme").await;
+    let globex = s.tenant("globex").await;
+    let wasm = with_custom_section(
+        wasm(components::HOSTILE),
+        "patchbay:manifest",
+        manifest("emitter", "1.0.0", "data-sync").as_bytes(),
+    );
+    let r = s.upload(&s.operator, wasm).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let r = s.post("/v1/installations", &acme, json!({ "connector": "emitter", "name": "emitter" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let emit = |key: &str| {
+        let arg = json!({ "event_type": "expense.created", "subject": "exp-1", "payload": { "amount": 42 }, "idempotency_key": key });
+        json!({ "req": { "entity": "emit", "mode": "full", "cursor": arg.to_string(), "limit": 1 } })
+    };
+    let mut ids = Vec::new();
+    for key in ["k-1", "k-1", "k-2"] {
+        let r = s.post(&format!("/v1/installations/{id}/invoke/read-batch"), &acme, emit(key)).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let data: Value = serde_json::from_str(r.body["records"][0]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data["ok"], true, "{data}");
+        ids.push(data["ids"][0].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1], "a repeated idempotency key returns the first event");
+    assert_ne!(ids[0], ids[2]);
+
+    let r = s.get("/v1/events?type=expense.created", &acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let events = r.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{r:?}");
+    assert_eq!(events[0]["payload"]["amount"], 42);
+    assert_eq!(events[0]["source_installation"], id);
+    let r = s.get(&format!("/v1/events/{}", ids[0]), &acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["idempotency_key"], "k-1");
+    assert_eq!(r.body["deliveries"], json!([]));
+    let r = s.get("/v1/events?limit=1", &acme).await;
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    let r = s.get(&format!("/v1/events?limit=1&cursor={cursor}"), &acme).await;
+    assert_eq!(r.body["events"].as_array().unwrap().len(), 1, "{r:?}");
+    // Another tenant sees nothing.
+    let r = s.get("/v1/events", &globex).await;
+    assert_eq!(r.body["events"], json!([]), "{r:?}");
+    let r = s.get(&format!("/v1/events/{}", ids[0]), &globex).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+    let r = s.get("/v1/events?status=lost", &acme).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
 }

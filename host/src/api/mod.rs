@@ -8,6 +8,7 @@
 pub mod auth;
 mod connectors;
 mod error;
+mod events;
 mod installations;
 pub mod openapi;
 mod tenants;
@@ -47,7 +48,9 @@ pub fn router(app: App) -> Router {
                 .delete(installations::delete_credentials),
         )
         .route("/installations/{id}/invoke/{operation}", post(installations::invoke))
-        .route("/installations/{id}/logs", get(installations::logs));
+        .route("/installations/{id}/logs", get(installations::logs))
+        .route("/events", get(events::list))
+        .route("/events/{id}", get(events::get));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -68,6 +68,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/installations/{id}/credentials"),
     ("post", "/v1/installations/{id}/invoke/{operation}"),
     ("get", "/v1/installations/{id}/logs"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/{id}"),
 ];
 
 /// The document.
@@ -140,6 +142,11 @@ pub fn document() -> Value {
                     "config": { "type": "object" }, "limits": limits.clone(),
                     "credentials_from": { "type": ["string", "null"] }, "revision": { "type": "integer" },
                     "deprecation": { "type": ["object", "null"] }, "api_version_deprecation": { "type": ["object", "null"] } } },
+                "Event": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "type": { "type": "string" }, "subject": { "type": ["string", "null"] },
+                    "source_installation": { "type": "string" }, "payload": {}, "idempotency_key": { "type": "string" },
+                    "created_at": { "type": "string", "format": "date-time" },
+                    "deliveries": { "type": "array", "description": "Only on GET /v1/events/{id}", "items": { "type": "object" } } } },
                 "LogEntry": { "type": "object", "properties": {
                     "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
                     "level": { "enum": ["trace", "debug", "info", "warn", "error"] },
@@ -249,6 +256,26 @@ pub fn document() -> Value {
                     "description": "The body is an object keyed by the function's parameter names; the response is the function's result. See docs/json-mapping.md for the JSON ↔ WIT mapping. A connector error answers 422 (permanent), 424 (unauthorized), 429 (rate-limited, with Retry-After) or 502 (retryable) with the connector's error kind.",
                     "requestBody": { "required": false, "content": { "application/json": { "schema": obj() } } },
                     "responses": responses(&[("200", "The operation's result", json!({}))], &["400", "401", "403", "404", "409", "422", "424", "429", "502", "504"]) }
+            },
+            "/v1/events": {
+                "get": { "summary": "The tenant's events, newest first (`view`)", "tags": ["events"],
+                    "parameters": [
+                        query_param("type", "Exact event type", json!({ "type": "string" })),
+                        query_param("status", "Events with a delivery in this status", json!({ "enum": ["pending", "leased", "delivered", "dead"] })),
+                        query_param("installation", "Source or destination installation", json!({ "type": "string" })),
+                        query_param("since", "RFC 3339 time, unix ms, or an age like 15m", json!({ "type": "string" })),
+                        query_param("until", "RFC 3339 time or unix ms (exclusive)", json!({ "type": "string" })),
+                        query_param("cursor", "next_cursor of the previous page", json!({ "type": "string" })),
+                        query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                    ],
+                    "responses": responses(&[("200", "Events", json!({ "type": "object", "properties": {
+                        "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
+                        "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403"]) }
+            },
+            "/v1/events/{id}": {
+                "parameters": [path_param("id", "Event id (`evt_…`)")],
+                "get": { "summary": "An event with its deliveries and every attempt (`view`)", "tags": ["events"],
+                    "responses": responses(&[("200", "Event", json!({ "$ref": "#/components/schemas/Event" }))], &["401", "403", "404"]) }
             },
             "/v1/installations/{id}/logs": {
                 "parameters": [installation_id],

@@ -84,8 +84,7 @@ impl App {
         let services = Services {
             oplog: oplog.clone(),
             state: Arc::new(StoreStateStore::new(store.clone())),
-            // Emitted events are kept in memory, newest 10 000, until the durable event log exists.
-            events: Arc::new(crate::capability::events::MemoryEventSink::bounded(10_000)),
+            events: Arc::new(crate::store::event_sink::StoreEventSink::new(store.clone())),
         };
         let config = RuntimeConfig {
             cache_dir: Some(settings.data_dir.join("cache")),

@@ -17,6 +17,7 @@
 mod api_keys;
 mod connectors;
 mod credentials;
+pub mod event_sink;
 mod installations;
 mod logs;
 pub mod oplog;

@@ -1,0 +1,125 @@
+//! `/v1/events`: the tenant's event log — events emitted by its connectors (and, later, received
+//! by its webhooks) with each delivery and every attempt.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{KeyScope, Principal};
+use super::{ApiError, ApiResult};
+use crate::app::App;
+use crate::store::{AttemptRow, DeliveryRow, DeliveryStatus, EventFilter, EventRow};
+use crate::timefmt::{parse_relative, parse_rfc3339, rfc3339};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Exact event type.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// Events with a delivery in this status: pending, leased, delivered, dead.
+    status: Option<String>,
+    /// Events from this installation or delivered to it.
+    installation: Option<String>,
+    /// RFC 3339 time, unix milliseconds, or an age like `15m`.
+    since: Option<String>,
+    until: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1..=1000, default 100.
+    limit: Option<u32>,
+}
+
+fn time_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(v) = value else { return Ok(None) };
+    let parsed = v
+        .parse::<i64>()
+        .ok()
+        .or_else(|| parse_relative(v).map(|age| crate::capability::now_ms() as i64 - age))
+        .or_else(|| parse_rfc3339(v));
+    parsed.map(Some).ok_or_else(|| {
+        ApiError::bad_request(format!("{name}={v:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
+    })
+}
+
+fn event_view(e: &EventRow) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "subject": e.subject,
+        "source_installation": e.source_installation,
+        "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or_else(|_| Value::String(e.payload.clone())),
+        "idempotency_key": e.idempotency_key,
+        "ingress_id": e.ingress_id,
+        "created_at": rfc3339(e.created_at_ms),
+    })
+}
+
+fn delivery_view(d: &DeliveryRow, attempts: &[AttemptRow]) -> Value {
+    json!({
+        "id": d.id,
+        "route_id": d.route_id,
+        "destination_installation": d.destination_installation,
+        "operation": d.operation,
+        "idempotency_key": d.idempotency_key,
+        "status": d.status.as_str(),
+        "attempts": attempts.iter().map(|a| json!({
+            "attempt": a.attempt,
+            "started_at": rfc3339(a.started_at_ms),
+            "duration_ms": a.duration_ms,
+            "outcome": a.outcome.as_str(),
+            "error": a.error,
+        })).collect::<Vec<_>>(),
+        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at_ms)),
+        "last_error": d.last_error,
+    })
+}
+
+pub async fn list(
+    State(app): State<App>,
+    p: Principal,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::View)?;
+    let Query(q) = query?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|_| {
+            ApiError::bad_request(format!("unknown status {s:?}; statuses: pending, leased, delivered, dead"))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1..=1000, got {limit}")));
+    }
+    let filter = EventFilter {
+        event_type: q.event_type,
+        status,
+        installation: q.installation,
+        since_ms: time_param("since", q.since.as_deref())?,
+        until_ms: time_param("until", q.until.as_deref())?,
+        after_id: q.cursor.filter(|c| !c.is_empty()),
+        limit,
+    };
+    let events = app.store.list_events(tenant, &filter).await?;
+    let next = if events.len() as u32 == limit { events.last().map(|e| e.id.clone()) } else { None };
+    Ok(Json(json!({ "events": events.iter().map(event_view).collect::<Vec<_>>(), "next_cursor": next })))
+}
+
+pub async fn get(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::View)?;
+    let Path(id) = path?;
+    let (event, deliveries) =
+        app.store.event(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))?;
+    let mut view = event_view(&event);
+    if let Some(o) = view.as_object_mut() {
+        o.insert("deliveries".into(), Value::Array(deliveries.iter().map(|(d, a)| delivery_view(d, a)).collect()));
+    }
+    Ok(Json(view))
+}

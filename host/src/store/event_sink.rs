@@ -1,0 +1,40 @@
+//! Connectors' emitted events (the `events` capability) go to the durable event log, where the
+//! outbox picks them up. Idempotent per (installation, idempotency key): a repeat returns the id
+//! of the first event, as the capability promises.
+
+use crate::capability::events::{EmittedEvent, EventSink};
+
+use super::Store;
+use super::outbox::NewEvent;
+
+/// [`EventSink`] over the store's event log.
+pub struct StoreEventSink {
+    store: Store,
+}
+
+impl StoreEventSink {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for StoreEventSink {
+    async fn emit(&self, event: EmittedEvent) -> Result<String, String> {
+        let new = NewEvent {
+            idempotency_key: event.idempotency_key.clone().unwrap_or_else(|| event.id.clone()),
+            id: event.id,
+            tenant: event.scope.tenant.to_string(),
+            source_installation: event.scope.installation.to_string(),
+            event_type: event.event_type,
+            subject: event.subject,
+            payload: event.payload,
+            created_at_ms: i64::try_from(event.at_ms).unwrap_or(i64::MAX),
+        };
+        let stored = self.store.emit_events(std::slice::from_ref(&new), &[]).await.map_err(|e| {
+            tracing::warn!("storing an emitted event failed: {e}");
+            "the event log is unavailable".to_string()
+        })?;
+        stored.into_iter().next().map(|e| e.id).ok_or_else(|| "the event log stored nothing".to_string())
+    }
+}
