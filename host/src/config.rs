@@ -71,17 +71,7 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// A database URL without its password, for logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable url>".into(),
-    }
-}
+pub use crate::store::redact_url;
 
 /// Flags given on the command line (they win over everything).
 #[derive(Debug, Default)]

@@ -54,6 +54,18 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs) * 1000 + millis)
 }
 
+/// A time as an API query accepts it: unix milliseconds, an age like `15m` (before `now_ms`),
+/// or RFC 3339.
+pub fn parse_time_param(s: &str, now_ms: i64) -> Option<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    if let Some(age) = parse_relative(s) {
+        return Some(now_ms - age);
+    }
+    parse_rfc3339(s)
+}
+
 /// Parses `YYYY-MM-DD` (a sunset date) and checks it exists.
 pub fn valid_date(s: &str) -> bool {
     let b = s.as_bytes();
@@ -127,5 +139,9 @@ mod tests {
         assert_eq!(parse_relative("15m"), Some(900_000));
         assert_eq!(parse_relative("m"), None);
         assert_eq!(parse_relative("5y"), None);
+        assert_eq!(parse_time_param("1000", 5_000), Some(1000));
+        assert_eq!(parse_time_param("2s", 5_000), Some(3000));
+        assert_eq!(parse_time_param("1970-01-01T00:00:01Z", 5_000), Some(1000));
+        assert_eq!(parse_time_param("soon", 5_000), None);
     }
 }

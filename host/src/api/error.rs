@@ -164,5 +164,22 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     })
 }
 
+/// A `?since=`-style query parameter: unix ms, an age like `15m`, or RFC 3339.
+pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = value else { return Ok(None) };
+    crate::timefmt::parse_time_param(v, crate::capability::now_ms() as i64).map(Some).ok_or_else(|| {
+        ApiError::bad_request(format!("{name}={v:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
+    })
+}
+
+/// A page size: 1..=1000, default 100.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1..=1000, got {limit}")));
+    }
+    Ok(limit)
+}
+
 /// `Result` for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult};
+use super::{ApiError, ApiResult, page_limit, time_param};
 use crate::app::App;
 use crate::store::{AttemptRow, DeliveryRow, DeliveryStatus, EventFilter, EventRow};
-use crate::timefmt::{parse_relative, parse_rfc3339, rfc3339};
+use crate::timefmt::rfc3339;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,18 +30,6 @@ pub struct EventsQuery {
     cursor: Option<String>,
     /// 1..=1000, default 100.
     limit: Option<u32>,
-}
-
-fn time_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
-    let Some(v) = value else { return Ok(None) };
-    let parsed = v
-        .parse::<i64>()
-        .ok()
-        .or_else(|| parse_relative(v).map(|age| crate::capability::now_ms() as i64 - age))
-        .or_else(|| parse_rfc3339(v));
-    parsed.map(Some).ok_or_else(|| {
-        ApiError::bad_request(format!("{name}={v:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
-    })
 }
 
 fn event_view(e: &EventRow) -> Value {
@@ -90,10 +78,7 @@ pub async fn list(
             ApiError::bad_request(format!("unknown status {s:?}; statuses: pending, leased, delivered, dead"))
         })?),
     };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1..=1000, got {limit}")));
-    }
+    let limit = page_limit(q.limit)?;
     let filter = EventFilter {
         event_type: q.event_type,
         status,

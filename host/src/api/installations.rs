@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult};
+use super::{ApiError, ApiResult, page_limit, time_param};
 use crate::app::App;
 use crate::app::installations::{CreateInstallation, UpdateInstallation, call_error, connector_error};
 use crate::capability::log::Level;
 use crate::runtime::dynamic::DynamicOutcome;
 use crate::store::LogQuery;
-use crate::timefmt::{parse_relative, parse_rfc3339, rfc3339};
+use crate::timefmt::rfc3339;
 
 pub async fn create(
     State(app): State<App>,
@@ -175,20 +175,12 @@ pub async fn logs(
             ApiError::bad_request(format!("unknown level {l:?}; levels: trace, debug, info, warn, error"))
         })?),
     };
-    let since_ms = match q.since.as_deref() {
-        None => None,
-        Some(s) => Some(parse_since(s).ok_or_else(|| {
-            ApiError::bad_request(format!("since={s:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
-        })?),
-    };
+    let since_ms = time_param("since", q.since.as_deref())?;
     let after_id = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}")))?),
     };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1..=1000, got {limit}")));
-    }
+    let limit = page_limit(q.limit)?;
     app.flush().await;
     let records = app.store.logs(tenant, &id, &LogQuery { min_level, since_ms, after_id, limit }).await?;
     let next = records.last().map(|r| r.id).or(after_id);
@@ -208,14 +200,4 @@ pub async fn logs(
         })
         .collect();
     Ok(Json(json!({ "entries": entries, "next_cursor": next.map(|n| n.to_string()) })))
-}
-
-fn parse_since(s: &str) -> Option<i64> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Some(ms);
-    }
-    if let Some(age) = parse_relative(s) {
-        return Some(crate::capability::now_ms() as i64 - age);
-    }
-    parse_rfc3339(s)
 }

@@ -19,7 +19,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-pub use error::{ApiError, ApiResult, optional_json};
+pub use error::{ApiError, ApiResult, optional_json, page_limit, time_param};
 
 use crate::app::App;
 

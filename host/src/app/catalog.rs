@@ -101,6 +101,13 @@ impl App {
     /// Publishes the built-in reference connectors to the public catalog (idempotent).
     pub async fn publish_reference_connectors(&self) {
         for (name, bytes) in REFERENCE_CONNECTORS {
+            // Already in the catalog with these bytes: nothing to check or compile at start-up.
+            if let Ok(p) = patchbay_registry::inspect(bytes, &self.package_limits)
+                && let Ok(Some(v)) = self.store.version_exact(None, &p.manifest.id, &p.manifest.version).await
+                && v.digest == p.digest
+            {
+                continue;
+            }
             match self.publish(None, bytes.to_vec()).await {
                 Ok(p) => tracing::info!(
                     connector = %p.version.connector_id,

@@ -260,8 +260,8 @@ async fn lock_file(path: PathBuf) -> Result<std::fs::File, StoreError> {
     locked.map_err(|e| StoreError::Invalid(format!("cannot lock {shown}: {e}")))
 }
 
-/// `url` with any password replaced, for error messages.
-fn redact_url(url: &str) -> String {
+/// `url` with any password replaced, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
