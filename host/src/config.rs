@@ -12,6 +12,10 @@
 //! | trusted publisher keys     | `trusted_publisher_keys`  | `PATCHBAY_TRUSTED_KEYS`             | none               |
 //! | publish reference connectors | `reference_connectors`  | `PATCHBAY_REFERENCE_CONNECTORS`     | true               |
 //! | fuel metering              | `fuel_metering`           | `PATCHBAY_FUEL_METERING`            | true               |
+//! | public base URL (webhooks) | `public_url`              | `PATCHBAY_PUBLIC_URL`               | `http://` + listen |
+//! | webhook body cap (KiB)     | `webhook_max_kib`         | `PATCHBAY_WEBHOOK_MAX_KIB`          | 1024               |
+//! | webhook dedupe window (h)  | `webhook_dedupe_hours`    | `PATCHBAY_WEBHOOK_DEDUPE_HOURS`     | 72                 |
+//! | deliveries in flight       | `dispatch_concurrency`    | `PATCHBAY_DISPATCH_CONCURRENCY`     | 64 (0 = no dispatcher) |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -37,6 +41,10 @@ pub struct FileConfig {
     pub trusted_publisher_keys: Option<Vec<String>>,
     pub reference_connectors: Option<bool>,
     pub fuel_metering: Option<bool>,
+    pub public_url: Option<String>,
+    pub webhook_max_kib: Option<usize>,
+    pub webhook_dedupe_hours: Option<u64>,
+    pub dispatch_concurrency: Option<usize>,
 }
 
 /// Effective settings of a `serve` process.
@@ -52,6 +60,13 @@ pub struct Settings {
     pub trusted_publisher_keys: Vec<String>,
     pub reference_connectors: bool,
     pub fuel_metering: bool,
+    /// Base of the webhook URLs handed out (`{public_url}/hooks/{hook_id}`); `None`: the
+    /// address the server is bound to.
+    pub public_url: Option<String>,
+    pub webhook_max_bytes: usize,
+    pub webhook_dedupe_hours: u64,
+    /// Deliveries in flight on this host; 0 runs no dispatcher.
+    pub dispatch_concurrency: usize,
     pub master_key: Option<String>,
     pub admin_token: Option<String>,
 }
@@ -152,6 +167,29 @@ impl Settings {
         let reference_connectors =
             bool_setting(env, "PATCHBAY_REFERENCE_CONNECTORS")?.or(file.reference_connectors).unwrap_or(true);
         let fuel_metering = bool_setting(env, "PATCHBAY_FUEL_METERING")?.or(file.fuel_metering).unwrap_or(true);
+        let public_url =
+            env.var("PATCHBAY_PUBLIC_URL").or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("the public URL {u:?} must start with http:// or https://");
+        }
+        let webhook_max_kib = number_setting(env, "PATCHBAY_WEBHOOK_MAX_KIB")?.or(file.webhook_max_kib).unwrap_or(1024);
+        if webhook_max_kib == 0 || webhook_max_kib > 64 * 1024 {
+            bail!("the webhook body cap must be between 1 and 65536 KiB, got {webhook_max_kib}");
+        }
+        let webhook_dedupe_hours =
+            number_setting(env, "PATCHBAY_WEBHOOK_DEDUPE_HOURS")?.or(file.webhook_dedupe_hours).unwrap_or(72);
+        if webhook_dedupe_hours < 72 {
+            bail!(
+                "the webhook dedupe window must be at least 72 hours (senders retry for up to three days), got {webhook_dedupe_hours}"
+            );
+        }
+        let dispatch_concurrency =
+            number_setting(env, "PATCHBAY_DISPATCH_CONCURRENCY")?.or(file.dispatch_concurrency).unwrap_or(64);
+        if dispatch_concurrency > 10_000 {
+            bail!("dispatch concurrency must be at most 10000, got {dispatch_concurrency}");
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -162,6 +200,10 @@ impl Settings {
             trusted_publisher_keys,
             reference_connectors,
             fuel_metering,
+            public_url,
+            webhook_max_bytes: webhook_max_kib * 1024,
+            webhook_dedupe_hours,
+            dispatch_concurrency,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })
@@ -179,6 +221,13 @@ impl Settings {
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+}
+
+fn number_setting<T: std::str::FromStr>(env: &dyn Env, name: &str) -> anyhow::Result<Option<T>> {
+    match env.var(name) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| anyhow::anyhow!("{name}={v:?} is not a whole number")),
+    }
 }
 
 fn bool_setting(env: &dyn Env, name: &str) -> anyhow::Result<Option<bool>> {
@@ -216,6 +265,16 @@ mod tests {
         assert!(s.database().starts_with("sqlite://./patchbay-data/patchbay.db"));
         assert!(s.allow_networks.is_empty());
         assert!(s.reference_connectors);
+        assert_eq!(s.public_url, None);
+        assert_eq!(s.webhook_max_bytes, 1024 * 1024);
+        assert_eq!(s.webhook_dedupe_hours, 72);
+        assert_eq!(s.dispatch_concurrency, 64);
+        let e = env(&[("PATCHBAY_WEBHOOK_DEDUPE_HOURS", "24")]);
+        let err = Settings::resolve(FileConfig::default(), Overrides::default(), &e).unwrap_err();
+        assert!(err.to_string().contains("at least 72 hours"), "{err}");
+        let e = env(&[("PATCHBAY_DISPATCH_CONCURRENCY", "many")]);
+        let err = Settings::resolve(FileConfig::default(), Overrides::default(), &e).unwrap_err();
+        assert!(err.to_string().contains("PATCHBAY_DISPATCH_CONCURRENCY"), "{err}");
     }
 
     #[test]

@@ -323,16 +323,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Overrides { config: args.config, listen: args.listen, data_dir: args.data_dir },
         &patchbay::config::ProcessEnv,
     )?;
+    let mut settings = settings;
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    settings.listen = addr;
     let (app, startup) = App::open(&settings).await?;
+    let dispatch = patchbay::dispatch::worker::DispatchConfig {
+        concurrency: settings.dispatch_concurrency,
+        enabled: settings.dispatch_concurrency > 0,
+        ..Default::default()
+    };
+    patchbay::dispatch::worker::spawn(app.clone(), dispatch, Some(startup.database.clone()));
+    patchbay::dispatch::spawn_housekeeping(app.clone());
     tracing::info!(
         pooling = app.runtime.pooling(),
         data_dir = %settings.data_dir.display(),
         database = %patchbay::config::redact_url(&startup.database),
         "host ready"
     );
-    let listener =
-        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-    let addr = listener.local_addr()?;
     println!("patchbay {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
     if let Some(token) = &startup.new_operator_token {
         println!("operator token (shown once, stored hashed): {token}");

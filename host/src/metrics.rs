@@ -10,6 +10,13 @@
 //! - `patchbay_call_fuel_total{connector}` — fuel consumed (when metering is on).
 //! - `patchbay_egress_requests_total{connector}` — outbound HTTP requests made by connectors.
 //! - `patchbay_components_cached` — compiled components held in memory (gauge, set on render).
+//! - `patchbay_webhooks_total{result}` — webhook requests recorded (`stored`) or answered as a
+//!   repeat (`duplicate`); rejected ones count under `rejected_<status>`.
+//! - `patchbay_deliveries_total{outcome}` — delivery attempts by outcome (`ok`, `retryable`,
+//!   `permanent`, `rate-limited`, `unauthorized`, `error`), and `dead` for deliveries dead-lettered.
+//! - `patchbay_delivery_latency_seconds` — histogram of event creation to successful delivery.
+//! - `patchbay_outbox_deliveries{status}` — outbox depth by status (`pending`, `leased`, `dead`;
+//!   gauge, read from the database on render).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -33,6 +40,40 @@ struct Inner {
     durations: BTreeMap<String, Histogram>,
     fuel: BTreeMap<String, u64>,
     egress: BTreeMap<String, u64>,
+    webhooks: BTreeMap<String, u64>,
+    deliveries: BTreeMap<String, u64>,
+    delivery_latency: Histogram,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+/// Outbox depth by status, read at render time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxGauge {
+    pub pending: u64,
+    pub leased: u64,
+    pub dead: u64,
 }
 
 /// One finished call, as the metrics see it.
@@ -52,24 +93,35 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, s: &CallSample<'_>) {
-        let mut m = match self.inner.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
-        };
+        }
+    }
+
+    /// Counts a webhook request by result (`stored`, `duplicate`, `rejected_401`, ...).
+    pub fn webhook_received(&self, result: &str) {
+        *self.lock().webhooks.entry(result.into()).or_default() += 1;
+    }
+
+    /// Counts a delivery attempt by outcome; `latency` (event creation to success) for
+    /// successful ones.
+    pub fn delivery(&self, outcome: &str, latency: Option<Duration>) {
+        let mut m = self.lock();
+        *m.deliveries.entry(outcome.into()).or_default() += 1;
+        if let Some(l) = latency {
+            m.delivery_latency.observe(l.as_secs_f64());
+        }
+    }
+
+    pub fn record(&self, s: &CallSample<'_>) {
+        let mut m = self.lock();
         *m.calls.entry((s.connector.into(), s.operation.into(), s.outcome.into())).or_default() += 1;
         if s.outcome != "ok" {
             *m.errors.entry((s.connector.into(), s.outcome.into())).or_default() += 1;
         }
-        let secs = s.duration.as_secs_f64();
-        let h = m.durations.entry(s.connector.into()).or_default();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        m.durations.entry(s.connector.into()).or_default().observe(s.duration.as_secs_f64());
         if let Some(f) = s.fuel {
             *m.fuel.entry(s.connector.into()).or_default() += f;
         }
@@ -79,11 +131,8 @@ impl Metrics {
     }
 
     /// The text exposition format (version 0.0.4).
-    pub fn render(&self, components_cached: usize) -> String {
-        let m = match self.inner.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+    pub fn render(&self, components_cached: usize, outbox: Option<OutboxGauge>) -> String {
+        let m = self.lock();
         let mut out = String::new();
         header(&mut out, "patchbay_calls_total", "counter", "Connector calls by outcome.");
         for ((c, op, outcome), n) in &m.calls {
@@ -101,17 +150,7 @@ impl Metrics {
         }
         header(&mut out, "patchbay_call_duration_seconds", "histogram", "Sandbox time per connector call.");
         for (c, h) in &m.durations {
-            let c = esc(c);
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "patchbay_call_duration_seconds_bucket{{connector=\"{c}\",le=\"{le}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(out, "patchbay_call_duration_seconds_bucket{{connector=\"{c}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "patchbay_call_duration_seconds_sum{{connector=\"{c}\"}} {}", h.sum);
-            let _ = writeln!(out, "patchbay_call_duration_seconds_count{{connector=\"{c}\"}} {}", h.count);
+            h.render(&mut out, "patchbay_call_duration_seconds", &format!("connector=\"{}\"", esc(c)));
         }
         header(&mut out, "patchbay_call_fuel_total", "counter", "Fuel consumed by connector calls.");
         for (c, n) in &m.fuel {
@@ -123,6 +162,22 @@ impl Metrics {
         }
         header(&mut out, "patchbay_components_cached", "gauge", "Compiled components held in memory.");
         let _ = writeln!(out, "patchbay_components_cached {components_cached}");
+        header(&mut out, "patchbay_webhooks_total", "counter", "Webhook requests by result.");
+        for (r, n) in &m.webhooks {
+            let _ = writeln!(out, "patchbay_webhooks_total{{result=\"{}\"}} {n}", esc(r));
+        }
+        header(&mut out, "patchbay_deliveries_total", "counter", "Delivery attempts by outcome.");
+        for (o, n) in &m.deliveries {
+            let _ = writeln!(out, "patchbay_deliveries_total{{outcome=\"{}\"}} {n}", esc(o));
+        }
+        header(&mut out, "patchbay_delivery_latency_seconds", "histogram", "Event creation to successful delivery.");
+        m.delivery_latency.render(&mut out, "patchbay_delivery_latency_seconds", "");
+        if let Some(o) = outbox {
+            header(&mut out, "patchbay_outbox_deliveries", "gauge", "Outbox deliveries by status.");
+            for (status, n) in [("pending", o.pending), ("leased", o.leased), ("dead", o.dead)] {
+                let _ = writeln!(out, "patchbay_outbox_deliveries{{status=\"{status}\"}} {n}");
+            }
+        }
         out
     }
 }
@@ -154,7 +209,9 @@ mod tests {
         };
         m.record(&sample("ok", 2));
         m.record(&sample("retryable", 300));
-        let text = m.render(3);
+        m.webhook_received("stored");
+        m.delivery("ok", Some(Duration::from_micros(700)));
+        let text = m.render(3, Some(OutboxGauge { pending: 4, leased: 1, dead: 2 }));
         assert!(
             text.contains("patchbay_calls_total{connector=\"notify-webhook\",operation=\"send\",outcome=\"ok\"} 1")
         );
@@ -164,6 +221,11 @@ mod tests {
         assert!(text.contains("patchbay_call_fuel_total{connector=\"notify-webhook\"} 200"));
         assert!(text.contains("patchbay_egress_requests_total{connector=\"notify-webhook\"} 2"));
         assert!(text.contains("patchbay_components_cached 3"));
+        assert!(text.contains("patchbay_webhooks_total{result=\"stored\"} 1"));
+        assert!(text.contains("patchbay_deliveries_total{outcome=\"ok\"} 1"));
+        assert!(text.contains("patchbay_delivery_latency_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("patchbay_delivery_latency_seconds_count 1"));
+        assert!(text.contains("patchbay_outbox_deliveries{status=\"dead\"} 2"));
     }
 
     #[test]

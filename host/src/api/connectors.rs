@@ -6,7 +6,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -53,39 +52,12 @@ pub async fn upload(
     Ok((status, Json(app.version_view(&published.version).await?)))
 }
 
-/// Reads an upload of at most `max` bytes. A larger one is read on (up to a bound) and discarded
-/// before answering 413, so clients that send the whole body before reading the response see
-/// the error instead of a reset connection.
+/// Reads an upload of at most `max` bytes (see [`super::body::read_capped`]).
 async fn read_upload(headers: &HeaderMap, body: Body, max: usize) -> ApiResult<Vec<u8>> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the component is larger than this host's cap of {} MiB", max / (1024 * 1024)),
-        )
-    };
-    let drain_limit = max.saturating_mul(4).max(64 * 1024 * 1024);
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > drain_limit as u64) {
-        return Err(too_large());
-    }
-    let mut stream = body.into_data_stream();
-    let mut buf = Vec::new();
-    let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
-        total = total.saturating_add(chunk.len());
-        if total <= max {
-            buf.extend_from_slice(&chunk);
-        } else if total > drain_limit {
-            break;
-        }
-    }
-    if total > max {
-        return Err(too_large());
-    }
-    Ok(buf)
+    super::body::read_capped(headers, body, max, || {
+        format!("the component is larger than this host's cap of {} MiB", max / (1024 * 1024))
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -108,3 +108,63 @@ pub async fn get(
     }
     Ok(Json(view))
 }
+
+/// `POST /v1/deliveries/{id}/redrive`: a dead delivery goes back to pending, due now, with a
+/// fresh retry schedule (its attempts stay in its history).
+pub async fn redrive_one(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::Manage)?;
+    let Path(id) = path?;
+    if !app.store.redrive(tenant, &id, crate::store::now_ms()).await? {
+        let d = app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
+        return Err(ApiError::conflict(format!(
+            "delivery {id} is {}; only dead deliveries can be redriven",
+            d.status.as_str()
+        ))
+        .with_code("not_dead"));
+    }
+    app.store.wake_dispatchers();
+    let d = app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
+    let attempts = app.store.delivery_attempts(tenant, &id).await?;
+    Ok(Json(json!({ "redriven": true, "delivery": delivery_view(&d, &attempts) })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveAll {
+    installation: Option<String>,
+    route: Option<String>,
+}
+
+/// `POST /v1/deliveries/redrive` with `{"installation": …}` and/or `{"route": …}`: every dead
+/// delivery to that installation / of that route goes back to pending.
+pub async fn redrive_all(State(app): State<App>, p: Principal, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::Manage)?;
+    let req: RedriveAll = super::optional_json(&body)?;
+    if req.installation.is_none() && req.route.is_none() {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "name the dead letters to redrive: {\"installation\": ID} and/or {\"route\": ID}",
+        ));
+    }
+    if let Some(i) = &req.installation {
+        app.get_installation(tenant, i).await?;
+    }
+    if let Some(r) = &req.route
+        && app.store.route(tenant, r).await?.is_none()
+        && !app.store.route_has_deliveries(tenant, r).await?
+    {
+        return Err(ApiError::not_found(format!("no route {r:?}")));
+    }
+    let n = app
+        .store
+        .redrive_dead(tenant, req.installation.as_deref(), req.route.as_deref(), crate::store::now_ms())
+        .await?;
+    if n > 0 {
+        app.store.wake_dispatchers();
+    }
+    Ok(Json(json!({ "redriven": n })))
+}

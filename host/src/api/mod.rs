@@ -6,11 +6,14 @@
 //! `{"error": {"code", "message"}}`.
 
 pub mod auth;
+mod body;
 mod connectors;
 mod error;
 mod events;
+mod hooks;
 mod installations;
 pub mod openapi;
+mod routes;
 mod tenants;
 
 use axum::Router;
@@ -49,9 +52,15 @@ pub fn router(app: App) -> Router {
         )
         .route("/installations/{id}/invoke/{operation}", post(installations::invoke))
         .route("/installations/{id}/logs", get(installations::logs))
+        .route("/installations/{id}/webhook/rotate", post(hooks::rotate))
         .route("/events", get(events::list))
-        .route("/events/{id}", get(events::get));
+        .route("/events/{id}", get(events::get))
+        .route("/deliveries/redrive", post(events::redrive_all))
+        .route("/deliveries/{id}/redrive", post(events::redrive_one))
+        .route("/routes", post(routes::create).get(routes::list))
+        .route("/routes/{id}", get(routes::get).patch(routes::update).delete(routes::delete));
     Router::new()
+        .route("/hooks/{hook_id}", post(hooks::receive).layer(DefaultBodyLimit::disable()))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_json))
@@ -76,7 +85,14 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<App>, p: auth::Principal) -> ApiResult<impl IntoResponse> {
     p.operator()?;
-    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(app.runtime.cached_components())))
+    let outbox = match app.store.outbox_depth().await {
+        Ok(d) => Some(crate::metrics::OutboxGauge { pending: d.pending, leased: d.leased, dead: d.dead }),
+        Err(e) => {
+            tracing::warn!("reading the outbox depth for /metrics failed: {e}");
+            None
+        }
+    };
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(app.runtime.cached_components(), outbox)))
 }
 
 async fn openapi_json() -> impl IntoResponse {

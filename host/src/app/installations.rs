@@ -306,7 +306,7 @@ impl App {
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
-    async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, ApiError> {
+    pub(crate) async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, ApiError> {
         self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version).await?.ok_or_else(
             || ApiError::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)),
         )
@@ -339,6 +339,19 @@ impl App {
             .and_then(|m| m.api_versions.iter().find(|a| Some(&a.id) == row.api_version.as_ref()))
             .filter(|a| a.status == ApiStatus::Deprecated)
             .map(|a| json!({ "api_version": a.id, "sunset": a.sunset }));
+        // Webhook-endpoint installations receive webhooks at a per-installation address.
+        let webhook_url = match manifest.map(|m| m.category) {
+            Some(patchbay_registry::Category::WebhookEndpoint) => {
+                match self.webhook_url(&row.tenant, &row.id).await {
+                    Ok(u) => Value::String(u),
+                    Err(e) => {
+                        tracing::warn!(installation = %row.id, "cannot give the installation a webhook address: {}", e.message);
+                        Value::Null
+                    }
+                }
+            }
+            _ => Value::Null,
+        };
         json!({
             "id": row.id,
             "name": row.name,
@@ -356,6 +369,7 @@ impl App {
             "updated_at": rfc3339(row.updated_at_ms),
             "deprecation": version.map(deprecation).unwrap_or(Value::Null),
             "api_version_deprecation": api_deprecation,
+            "webhook_url": webhook_url,
         })
     }
 

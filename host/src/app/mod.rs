@@ -5,7 +5,11 @@
 //! and the startup path (publishing the reference connectors) share them.
 
 pub mod catalog;
+pub mod ingress;
 pub mod installations;
+pub mod routes;
+
+pub use installations::new_id;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -43,6 +47,16 @@ pub struct AppInner {
     pub require_signatures: bool,
     /// sha256 of `PATCHBAY_ADMIN_TOKEN`, when set.
     pub env_operator_hash: Option<String>,
+    /// The tenants' routing rules.
+    pub router: Arc<crate::routing::Router>,
+    /// Where webhook requests are recorded.
+    pub ingress_writer: Arc<dyn ingress::IngressWriter>,
+    /// Base of webhook URLs (`{public_url}/hooks/{hook_id}`).
+    pub public_url: String,
+    /// Largest webhook body accepted.
+    pub webhook_max_bytes: usize,
+    /// How long webhook ids are remembered for deduplication.
+    pub webhook_dedupe: std::time::Duration,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
     prepared: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<installations::Prepared>>>,
 }
@@ -81,10 +95,11 @@ impl App {
         let key_file = settings.data_dir.join("master.key");
         let keyring = Keyring::load(settings.master_key.as_deref(), &key_file)?;
         let oplog = Arc::new(StoreOperationLog::new(store.clone()));
+        let router = Arc::new(crate::routing::Router::new(store.clone()));
         let services = Services {
             oplog: oplog.clone(),
             state: Arc::new(StoreStateStore::new(store.clone())),
-            events: Arc::new(crate::store::event_sink::StoreEventSink::new(store.clone())),
+            events: Arc::new(crate::store::event_sink::StoreEventSink::new(store.clone(), router.clone())),
         };
         let config = RuntimeConfig {
             cache_dir: Some(settings.data_dir.join("cache")),
@@ -98,7 +113,7 @@ impl App {
         let env_operator_hash = settings.admin_token.as_deref().map(crate::crypto::hash_token);
         let app = App {
             inner: Arc::new(AppInner {
-                store,
+                store: store.clone(),
                 keyring,
                 runtime,
                 oplog,
@@ -107,6 +122,11 @@ impl App {
                 trusted_keys,
                 require_signatures: settings.require_signatures,
                 env_operator_hash,
+                router,
+                ingress_writer: Arc::new(ingress::DirectWriter(store.clone())),
+                public_url: settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen)),
+                webhook_max_bytes: settings.webhook_max_bytes,
+                webhook_dedupe: std::time::Duration::from_secs(settings.webhook_dedupe_hours * 3600),
                 prepared: Default::default(),
             }),
         };

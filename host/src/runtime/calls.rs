@@ -5,6 +5,9 @@ use serde_json::Value;
 
 use super::{CallReport, Installation, LoadedComponent, Runtime, dynamic};
 use crate::bindings::ConnectorError;
+pub use crate::bindings::webhook_endpoint::exports::patchbay::connector::webhooks::{
+    IncomingRequest, NormalizedEvent, Verification,
+};
 use crate::bindings::connector::exports::patchbay::connector::lifecycle::{CredentialCheck, HealthReport};
 
 /// Calls `lifecycle.health-check`.
@@ -48,4 +51,42 @@ pub async fn invoke_json(
     input: Value,
 ) -> anyhow::Result<CallReport<Value>> {
     Ok(dynamic::invoke_raw(rt, c, inst, op, input).await?)
+}
+
+/// What the `webhooks` export made of an inbound request: the verdict of `verify` (when it was
+/// asked) and, for an authentic request, the events of `transform`.
+#[derive(Debug)]
+pub struct WebhookIngress {
+    /// `None` when verification was not delegated to the connector.
+    pub verification: Option<Result<Verification, ConnectorError>>,
+    /// `None` when the request was not verified; otherwise `transform`'s result.
+    pub events: Option<Result<Vec<NormalizedEvent>, ConnectorError>>,
+}
+
+/// Runs `webhooks.verify` (when `delegate_verify`) and then, for an authentic request,
+/// `webhooks.transform`, in one sandbox: one call of the connector for one inbound request.
+pub async fn webhook_ingress(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+    req: IncomingRequest,
+    delegate_verify: bool,
+) -> CallReport<WebhookIngress> {
+    rt.call(c, inst, "webhooks.transform", move |store, instance, c| {
+        Box::pin(async move {
+            let world = c
+                .webhooks(store, &instance)
+                .ok_or_else(|| wasmtime::Error::msg("the component does not implement the webhook-endpoint hub"))??;
+            let hooks = world.patchbay_connector_webhooks();
+            let verification = if delegate_verify { Some(hooks.call_verify(&mut *store, &req).await?) } else { None };
+            let authentic = match &verification {
+                None => true,
+                Some(Ok(Verification::Valid(_))) => true,
+                Some(_) => false,
+            };
+            let events = if authentic { Some(hooks.call_transform(&mut *store, &req).await?) } else { None };
+            Ok(WebhookIngress { verification, events })
+        })
+    })
+    .await
 }

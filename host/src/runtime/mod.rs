@@ -427,6 +427,8 @@ pub struct LoadedComponent {
     component: Component,
     pre: InstancePre<CallState>,
     lifecycle: ConnectorIndices,
+    /// Typed access to the `webhooks` export, for components of the webhook-endpoint hub.
+    webhooks: Option<crate::bindings::webhook_endpoint::WebhookEndpointIndices>,
     operations: Vec<dynamic::OperationInfo>,
 }
 
@@ -447,6 +449,16 @@ impl LoadedComponent {
     /// Typed access to the `lifecycle` export of an instance of this component.
     pub fn lifecycle(&self, store: &mut Store<CallState>, instance: &Instance) -> wasmtime::Result<Connector> {
         self.lifecycle.load(store, instance)
+    }
+
+    /// Typed access to the `webhooks` export of an instance; `None` unless the component
+    /// implements the webhook-endpoint hub.
+    pub fn webhooks(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Option<wasmtime::Result<crate::bindings::webhook_endpoint::WebhookEndpoint>> {
+        self.webhooks.as_ref().map(|w| w.load(store, instance))
     }
 }
 
@@ -574,6 +586,13 @@ impl Runtime {
         let pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
         let lifecycle = ConnectorIndices::new(&pre).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let webhooks = match hub {
+            Some(Hub::WebhookEndpoint) => Some(
+                crate::bindings::webhook_endpoint::WebhookEndpointIndices::new(&pre)
+                    .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?,
+            ),
+            _ => None,
+        };
         let operations = dynamic::operations(engine, &component);
         let loaded = Arc::new(LoadedComponent {
             digest: digest.clone(),
@@ -583,6 +602,7 @@ impl Runtime {
             component,
             pre,
             lifecycle,
+            webhooks,
             operations,
         });
         self.inner.memory.insert(digest, loaded.clone());

@@ -1,8 +1,12 @@
 //! Connectors' emitted events (the `events` capability) go to the durable event log, where the
 //! outbox picks them up. Idempotent per (installation, idempotency key): a repeat returns the id
-//! of the first event, as the capability promises.
+//! of the first event, as the capability promises. The tenant's routes turn each new event into
+//! deliveries in the same transaction.
+
+use std::sync::Arc;
 
 use crate::capability::events::{EmittedEvent, EventSink};
+use crate::routing::Router;
 
 use super::Store;
 use super::outbox::NewEvent;
@@ -10,11 +14,12 @@ use super::outbox::NewEvent;
 /// [`EventSink`] over the store's event log.
 pub struct StoreEventSink {
     store: Store,
+    router: Arc<Router>,
 }
 
 impl StoreEventSink {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, router: Arc<Router>) -> Self {
+        Self { store, router }
     }
 }
 
@@ -31,10 +36,16 @@ impl EventSink for StoreEventSink {
             payload: event.payload,
             created_at_ms: i64::try_from(event.at_ms).unwrap_or(i64::MAX),
         };
-        let stored = self.store.emit_events(std::slice::from_ref(&new), &[]).await.map_err(|e| {
+        let unavailable = |e: super::StoreError| {
             tracing::warn!("storing an emitted event failed: {e}");
             "the event log is unavailable".to_string()
-        })?;
+        };
+        let events = std::slice::from_ref(&new);
+        let deliveries = self.router.route_events(events, super::now_ms()).await.map_err(unavailable)?;
+        let stored = self.store.emit_events(events, &deliveries).await.map_err(unavailable)?;
+        if stored.iter().any(|e| !e.duplicate) && !deliveries.is_empty() {
+            self.store.wake_dispatchers();
+        }
         stored.into_iter().next().map(|e| e.id).ok_or_else(|| "the event log stored nothing".to_string())
     }
 }

@@ -64,10 +64,10 @@ pub struct InstallationRow {
 /// Status of a new installation.
 pub const INITIAL_STATUS: &str = "active";
 
-const COLUMNS: &str = "id, tenant, name, connector_owner, connector_id, version, api_version, enabled, status, \
+pub(super) const COLUMNS: &str = "id, tenant, name, connector_owner, connector_id, version, api_version, enabled, status, \
                        config_json, limits_json, credentials_from, revision, created_at, updated_at";
 
-fn installation_from(row: &AnyRow) -> Result<InstallationRow, sqlx::Error> {
+pub(super) fn installation_from(row: &AnyRow) -> Result<InstallationRow, sqlx::Error> {
     Ok(InstallationRow {
         id: row.try_get("id")?,
         tenant: row.try_get("tenant")?,

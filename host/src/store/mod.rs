@@ -22,6 +22,7 @@ mod installations;
 mod logs;
 pub mod oplog;
 mod outbox;
+mod routes;
 mod settings;
 pub mod state;
 mod tenants;
@@ -30,6 +31,8 @@ mod version_order;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -47,6 +50,7 @@ pub use outbox::{
     EventDetail, EventFilter, EventRow, IngressOutcome, MAX_EVENT_PAGE, NewDelivery, NewEvent, NewIngress, OutboxDepth,
     Retry,
 };
+pub use routes::RouteRow;
 pub use tenants::Tenant;
 pub use version_order::compare_versions;
 
@@ -98,6 +102,19 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    signal: Arc<DispatchSignal>,
+}
+
+/// Wake-ups of dispatchers after deliveries were stored (see [`Store::wake_dispatchers`]).
+#[derive(Default)]
+struct DispatchSignal {
+    /// This process's dispatcher.
+    local: Arc<tokio::sync::Notify>,
+    /// PostgreSQL: a `NOTIFY` is owed to other hosts.
+    remote_owed: AtomicBool,
+    /// Kicks the task that sends the owed `NOTIFY`.
+    remote_kick: tokio::sync::Notify,
+    remote_task: std::sync::OnceLock<()>,
 }
 
 impl fmt::Debug for Store {
@@ -160,7 +177,7 @@ impl Store {
             }
             Backend::Postgres => AnyPoolOptions::new().max_connections(10).connect_with(options).await?,
         };
-        let store = Store { pool, backend };
+        let store = Store { pool, backend, signal: Arc::default() };
         // sqlx's SQLite migrator does not lock: two processes opening a new file together would
         // both try to create the tables. A lock file next to the database serialises them.
         let _migration_lock = match &sqlite_file {
@@ -220,6 +237,52 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Tells dispatchers that deliveries were stored: this process's at once, and on PostgreSQL
+    /// every host's through `NOTIFY` (sent by a background task that coalesces bursts into one
+    /// notification per round trip). Call after the commit.
+    pub fn wake_dispatchers(&self) {
+        self.wake_local();
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        self.signal.remote_owed.store(true, Ordering::Release);
+        self.signal.remote_task.get_or_init(|| {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(send_notifications(self.pool.clone(), self.signal.clone()));
+            }
+        });
+        self.signal.remote_kick.notify_one();
+    }
+
+    /// Wakes this process's dispatcher only.
+    pub fn wake_local(&self) {
+        self.signal.local.notify_one();
+    }
+
+    /// What this process's dispatcher waits on between claims.
+    pub fn dispatch_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.signal.local.clone()
+    }
+}
+
+/// Sends owed `NOTIFY`s on the outbox channel until the pool closes.
+async fn send_notifications(pool: AnyPool, signal: Arc<DispatchSignal>) {
+    loop {
+        signal.remote_kick.notified().await;
+        while signal.remote_owed.swap(false, Ordering::AcqRel) {
+            if pool.is_closed() {
+                return;
+            }
+            let sent = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::dispatch::worker::NOTIFY_CHANNEL)
+                .execute(&pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!("NOTIFY {} failed: {e}", crate::dispatch::worker::NOTIFY_CHANNEL);
+            }
+        }
     }
 }
 

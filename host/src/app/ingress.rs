@@ -1,0 +1,308 @@
+//! Webhook ingress: `POST /hooks/{hook_id}` from verification to the durable 2xx.
+//!
+//! 1. The hook id (an unguessable token per installation, see [`App::rotate_hook`]) names the
+//!    installation; it must be enabled and its connector must implement the webhook-endpoint hub.
+//! 2. **Verification**, on the raw body as received: by the host when the manifest declares a
+//!    `[webhook]` spec (Standard Webhooks, GitHub, Stripe, Slack or generic HMAC, see
+//!    [`crate::crypto::webhook`]), else by the connector's `verify` export. Fail closed: no
+//!    secret configured means 401, never "accept unverified". A second secret under
+//!    `{secret}_previous` is also accepted while senders rotate.
+//! 3. **Transform**: the connector's `transform` turns the request into normalized events (the
+//!    connector's `verify`, when delegated, runs in the same sandbox first).
+//! 4. **Routing**: each event is matched against the tenant's routes ([`crate::routing`]); every
+//!    match becomes a delivery.
+//! 5. **Durable before acknowledged**: the raw request, the events and the deliveries are written
+//!    in one transaction ([`crate::store::Store::record_ingress`]) before the answer goes out.
+//!    The dedupe key (the verified webhook id, else the connector's idempotency key of a single
+//!    event) makes a repeat a no-op that gets the first request's answer back.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::App;
+use super::installations::{Resolved, new_id};
+use crate::api::ApiError;
+use crate::bindings::ConnectorError;
+use crate::crypto::webhook::{Verifier, WebhookError};
+use crate::routing::deliveries_for;
+use crate::runtime::Hub;
+use crate::runtime::calls::{IncomingRequest, Verification, webhook_ingress};
+use crate::store::{IngressOutcome, NewEvent, NewIngress};
+
+/// Default largest webhook body accepted (1 MiB); larger is a 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default time a webhook id is remembered for deduplication: senders retry for up to ~3 days.
+pub const DEFAULT_DEDUPE_HOURS: u64 = 72;
+/// Longest dedupe key kept; longer ids are hashed.
+const MAX_DEDUPE_KEY: usize = 200;
+/// Most events one request may turn into.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+
+/// A webhook request as received.
+pub struct InboundWebhook {
+    pub hook_id: String,
+    pub method: String,
+    pub path: String,
+    /// Names lower-cased, values as received (lossy UTF-8), in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
+/// The answer to a webhook sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAnswer {
+    pub status: u16,
+    /// JSON text.
+    pub body: String,
+    /// Whether this repeats the answer to an earlier delivery of the same webhook.
+    pub duplicate: bool,
+}
+
+fn unauthorized(reason: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "webhook_unverified", reason)
+}
+
+fn connector_failure(stage: &str, e: &ConnectorError) -> ApiError {
+    match e {
+        ConnectorError::Permanent(f) => ApiError::bad_request(format!("{stage}: {} ({})", f.message, f.code))
+            .with_code("webhook_rejected"),
+        ConnectorError::Unauthorized(f) => unauthorized(format!("{stage}: {}", f.message)),
+        ConnectorError::RateLimited(r) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("{stage}: {}", r.message))
+                .with_retry_after(r.retry_after_ms.div_ceil(1000))
+        }
+        ConnectorError::Retryable(f) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "webhook_unavailable", format!("{stage}: {}", f.message))
+        }
+    }
+}
+
+/// A dedupe key of bounded length.
+fn dedupe_key(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if raw.len() <= MAX_DEDUPE_KEY {
+        return Some(raw.to_string());
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, raw.as_bytes());
+    Some(format!("sha256:{}", hex::encode(digest.as_ref())))
+}
+
+impl App {
+    /// The installation a hook id addresses, resolved for a call.
+    async fn resolve_hook(&self, hook_id: &str) -> Result<Resolved, ApiError> {
+        let unknown = || ApiError::not_found("no webhook endpoint at this address").with_code("unknown_hook");
+        if hook_id.len() < 32 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(unknown());
+        }
+        let row = self.store.installation_by_hook(hook_id).await?.ok_or_else(unknown)?;
+        self.resolve(&row.tenant, &row.id).await
+    }
+
+    /// Verifies, transforms, routes and durably records one webhook request; see the module docs.
+    /// Errors are answers too (401 unverified, 400 malformed, 404 unknown hook, …).
+    pub async fn ingest_webhook(&self, req: InboundWebhook) -> Result<WebhookAnswer, ApiError> {
+        let resolved = self.resolve_hook(&req.hook_id).await?;
+        let p = &resolved.prepared;
+        let row = &resolved.row;
+        if p.component.hub != Some(Hub::WebhookEndpoint) {
+            return Err(ApiError::not_found(format!(
+                "installation {} runs connector {}, which does not receive webhooks",
+                row.id, p.version.connector_id
+            ))
+            .with_code("not_a_webhook_endpoint"));
+        }
+        let mut dedupe = None;
+        if let Some(spec) = &p.manifest.webhook {
+            let secrets = &p.installation.secrets;
+            let previous = format!("{}_previous", spec.secret);
+            let keys: Vec<&str> = [spec.secret.as_str(), previous.as_str()]
+                .iter()
+                .filter_map(|n| secrets.get(n).map(|s| s.expose()))
+                .filter(|s| !s.is_empty())
+                .collect();
+            if keys.is_empty() {
+                return Err(unauthorized(format!(
+                    "no webhook secret is configured for this endpoint (credential {:?}); requests are refused until it is set",
+                    spec.secret
+                )));
+            }
+            let verifier = Verifier::from_spec(spec, &keys).map_err(|e| {
+                tracing::warn!(installation = %row.id, "webhook verifier cannot be built: {e}");
+                unauthorized(format!("webhook verification is misconfigured: {e}"))
+            })?;
+            let now = req.received_at_ms.div_euclid(1000);
+            let verified = verifier.verify(req.headers.as_slice(), &req.body, now).map_err(|e| match e {
+                WebhookError::MissingHeader(_)
+                | WebhookError::MalformedSignature { .. }
+                | WebhookError::MalformedHeader { .. }
+                | WebhookError::OutsideWindow { .. }
+                | WebhookError::NoMatch => unauthorized(e.to_string()),
+                other => unauthorized(format!("webhook verification is misconfigured: {other}")),
+            })?;
+            dedupe = verified.webhook_id.as_deref().and_then(dedupe_key);
+        }
+        let delegate = p.manifest.webhook.is_none();
+        let incoming = IncomingRequest {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            received_at: u64::try_from(req.received_at_ms).unwrap_or(0),
+        };
+        let report = webhook_ingress(&self.runtime, &p.component, &p.installation, incoming, delegate).await;
+        self.metrics.record(&crate::metrics::CallSample {
+            connector: &p.version.connector_id,
+            operation: "webhooks.transform",
+            outcome: match &report.outcome {
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            },
+            duration: report.duration,
+            fuel: report.fuel_consumed,
+            http_requests: report.http_requests,
+        });
+        let outcome = report.outcome.map_err(|e| super::installations::call_error(&e))?;
+        match outcome.verification {
+            None => {}
+            Some(Ok(Verification::Valid(id))) => dedupe = id.as_deref().and_then(dedupe_key),
+            Some(Ok(Verification::Invalid(reason))) => return Err(unauthorized(reason)),
+            Some(Err(e)) => return Err(connector_failure("verification failed", &e)),
+        }
+        let normalized = match outcome.events {
+            Some(Ok(events)) => events,
+            Some(Err(e)) => return Err(connector_failure("the request could not be read", &e)),
+            None => return Err(unauthorized("the connector did not verify the request")),
+        };
+        if normalized.len() > MAX_EVENTS_PER_REQUEST {
+            return Err(ApiError::internal(format!(
+                "the connector made {} events of one request; at most {MAX_EVENTS_PER_REQUEST}",
+                normalized.len()
+            )));
+        }
+        if dedupe.is_none() && normalized.len() == 1 {
+            dedupe = normalized[0].idempotency_key.as_deref().and_then(dedupe_key);
+        }
+        let ingress_id = new_id("whr");
+        let rules = self.router.rules(&row.tenant).await?;
+        let mut events = Vec::with_capacity(normalized.len());
+        let mut deliveries = Vec::new();
+        let base_key = dedupe.clone().unwrap_or_else(|| ingress_id.clone());
+        for (i, ne) in normalized.into_iter().enumerate() {
+            let payload: Value = serde_json::from_str(&ne.payload).map_err(|e| {
+                ApiError::internal(format!("the connector's event #{i} has a payload that is not JSON: {e}"))
+            })?;
+            if ne.event_type.trim().is_empty() {
+                return Err(ApiError::internal(format!("the connector's event #{i} has an empty type")));
+            }
+            let event = NewEvent {
+                id: new_id("evt"),
+                tenant: row.tenant.clone(),
+                source_installation: row.id.clone(),
+                event_type: ne.event_type,
+                subject: ne.subject,
+                payload: ne.payload,
+                idempotency_key: ne
+                    .idempotency_key
+                    .as_deref()
+                    .and_then(dedupe_key)
+                    .unwrap_or_else(|| format!("{base_key}#{i}")),
+                created_at_ms: ne
+                    .occurred_at
+                    .and_then(|t| i64::try_from(t).ok())
+                    .filter(|t| *t > 0)
+                    .unwrap_or(req.received_at_ms),
+            };
+            deliveries.extend(deliveries_for(&rules, &event, &payload, req.received_at_ms));
+            events.push(event);
+        }
+        let body = json!({
+            "received": true,
+            "id": ingress_id,
+            "events": events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        })
+        .to_string();
+        let headers_json = serde_json::to_string(&req.headers).unwrap_or_else(|_| "[]".into());
+        let ingress = NewIngress {
+            id: ingress_id,
+            tenant: row.tenant.clone(),
+            installation: row.id.clone(),
+            received_at_ms: req.received_at_ms,
+            method: req.method,
+            path: req.path,
+            headers_json,
+            body: req.body,
+            dedupe_key: dedupe,
+            response_status: 200,
+            response_body: body.clone(),
+        };
+        let has_deliveries = !deliveries.is_empty();
+        let answer = match self.ingress_writer.record(ingress, events, deliveries).await? {
+            IngressOutcome::Recorded { .. } => WebhookAnswer { status: 200, body, duplicate: false },
+            IngressOutcome::Duplicate { response_status, response_body, .. } => {
+                WebhookAnswer { status: response_status, body: response_body, duplicate: true }
+            }
+        };
+        if has_deliveries && !answer.duplicate {
+            self.store.wake_dispatchers();
+        }
+        self.metrics.webhook_received(if answer.duplicate { "duplicate" } else { "stored" });
+        Ok(answer)
+    }
+
+    /// The public webhook URL of an installation (creating its hook id on first use), when its
+    /// connector receives webhooks.
+    pub async fn webhook_url(&self, tenant: &str, installation: &str) -> Result<String, ApiError> {
+        let hook = self.store.ensure_hook(tenant, installation, &new_hook_id()?).await?;
+        Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
+    }
+
+    /// Gives an installation a new hook id; the old address stops working at once.
+    pub async fn rotate_hook(&self, tenant: &str, installation: &str) -> Result<String, ApiError> {
+        let hook = self.store.rotate_hook(tenant, installation, &new_hook_id()?).await?;
+        self.record_change(tenant, installation, "webhook address rotated".into(), vec![]);
+        Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
+    }
+}
+
+/// A fresh hook id: `hk_` and 32 random bytes in hex (256 bits).
+pub fn new_hook_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| ApiError::internal("the system random generator failed"))?;
+    Ok(format!("hk_{}", hex::encode(bytes)))
+}
+
+/// Keeps `Arc` in scope for the writer type below.
+pub type SharedWriter = Arc<dyn IngressWriter>;
+
+/// Where [`App::ingest_webhook`] writes: one transaction per request, or a group committer.
+#[async_trait::async_trait]
+pub trait IngressWriter: Send + Sync {
+    async fn record(
+        &self,
+        ingress: NewIngress,
+        events: Vec<NewEvent>,
+        deliveries: Vec<crate::store::NewDelivery>,
+    ) -> Result<IngressOutcome, crate::store::StoreError>;
+}
+
+/// One transaction per request.
+pub struct DirectWriter(pub crate::store::Store);
+
+#[async_trait::async_trait]
+impl IngressWriter for DirectWriter {
+    async fn record(
+        &self,
+        ingress: NewIngress,
+        events: Vec<NewEvent>,
+        deliveries: Vec<crate::store::NewDelivery>,
+    ) -> Result<IngressOutcome, crate::store::StoreError> {
+        self.0.record_ingress(&ingress, &events, &deliveries).await
+    }
+}

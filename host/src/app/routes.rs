@@ -1,0 +1,201 @@
+//! Routing rules behind `/v1/routes`: validation of what a tenant asks for, and the JSON views.
+//! What a rule means is documented in [`crate::routing`].
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+use super::installations::new_id;
+use crate::api::ApiError;
+use crate::routing::{Filter, RuleError, check_glob, check_retry_schedule, check_template};
+use crate::runtime::dynamic::find_operation;
+use crate::store::RouteRow;
+use crate::timefmt::rfc3339;
+
+/// `POST /v1/routes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoute {
+    pub name: String,
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub source_installation: Option<String>,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    pub destination_installation: String,
+    pub operation: String,
+    #[serde(default)]
+    pub payload_template: Option<Value>,
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<u64>>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PATCH /v1/routes/{id}`: absent fields stay; `null` clears the optional ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoute {
+    pub name: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub source_installation: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub filter: Option<Option<Value>>,
+    pub destination_installation: Option<String>,
+    pub operation: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub payload_template: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub retry_schedule: Option<Option<Vec<u64>>>,
+    pub enabled: Option<bool>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
+fn nullable<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn invalid(e: RuleError) -> ApiError {
+    ApiError::invalid("invalid_route", e.to_string()).with_detail("path", Value::String(e.path))
+}
+
+/// The JSON view of a route.
+pub fn route_view(r: &RouteRow) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "event_types": r.event_types,
+        "source_installation": r.source_installation,
+        "filter": r.filter,
+        "destination_installation": r.destination_installation,
+        "operation": r.operation,
+        "payload_template": r.payload_template,
+        "retry_schedule": r.retry_schedule,
+        "enabled": r.enabled,
+        "revision": r.revision,
+        "created_at": rfc3339(r.created_at_ms),
+        "updated_at": rfc3339(r.updated_at_ms),
+    })
+}
+
+impl App {
+    /// Checks a whole rule: its parts, and that the destination's connector has the operation.
+    async fn check_route(&self, r: &RouteRow) -> Result<(), ApiError> {
+        let name = r.name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(invalid(RuleError { path: "name".into(), message: "must be 1 to 100 characters".into() }));
+        }
+        if r.event_types.is_empty() || r.event_types.len() > crate::routing::MAX_GLOBS {
+            return Err(invalid(RuleError {
+                path: "event_types".into(),
+                message: format!("must list 1 to {} event type globs, e.g. [\"expense.*\"]", crate::routing::MAX_GLOBS),
+            }));
+        }
+        for (i, g) in r.event_types.iter().enumerate() {
+            check_glob(g).map_err(|m| invalid(RuleError { path: format!("event_types[{i}]"), message: m }))?;
+        }
+        if let Some(f) = &r.filter {
+            Filter::parse("filter", f).map_err(invalid)?;
+        }
+        if let Some(t) = &r.payload_template {
+            check_template("payload_template", t).map_err(invalid)?;
+        }
+        if let Some(s) = &r.retry_schedule {
+            check_retry_schedule("retry_schedule", s).map_err(invalid)?;
+        }
+        for (field, id) in [
+            ("destination_installation", Some(&r.destination_installation)),
+            ("source_installation", r.source_installation.as_ref()),
+        ] {
+            if let Some(id) = id
+                && self.store.installation(&r.tenant, id).await?.is_none()
+            {
+                return Err(ApiError::invalid("invalid_route", format!("{field}: no installation {id:?}"))
+                    .with_detail("path", Value::String(field.into())));
+            }
+        }
+        let dest = self.get_installation(&r.tenant, &r.destination_installation).await?;
+        let version = self.installed_version(&dest).await?;
+        let component = self.component(&version.digest).await?;
+        find_operation(component.operations(), &r.operation).map_err(|e| {
+            ApiError::invalid("invalid_route", format!("operation: {e}"))
+                .with_detail("path", Value::String("operation".into()))
+        })?;
+        Ok(())
+    }
+
+    pub async fn create_route(&self, tenant: &str, req: CreateRoute) -> Result<Value, ApiError> {
+        let row = RouteRow {
+            id: new_id("rte"),
+            tenant: tenant.to_string(),
+            name: req.name.trim().to_string(),
+            event_types: req.event_types,
+            source_installation: req.source_installation,
+            filter: req.filter,
+            destination_installation: req.destination_installation,
+            operation: req.operation,
+            payload_template: req.payload_template,
+            retry_schedule: req.retry_schedule,
+            enabled: req.enabled,
+            revision: 1,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        self.check_route(&row).await?;
+        let stored = self.store.create_route(&row).await?;
+        self.router.invalidate(tenant);
+        Ok(route_view(&stored))
+    }
+
+    pub async fn update_route(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<Value, ApiError> {
+        let mut row = self
+            .store
+            .route(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no route {id:?}")))?;
+        if let Some(v) = req.name {
+            row.name = v.trim().to_string();
+        }
+        if let Some(v) = req.event_types {
+            row.event_types = v;
+        }
+        if let Some(v) = req.source_installation {
+            row.source_installation = v;
+        }
+        if let Some(v) = req.filter {
+            row.filter = v;
+        }
+        if let Some(v) = req.destination_installation {
+            row.destination_installation = v;
+        }
+        if let Some(v) = req.operation {
+            row.operation = v;
+        }
+        if let Some(v) = req.payload_template {
+            row.payload_template = v;
+        }
+        if let Some(v) = req.retry_schedule {
+            row.retry_schedule = v;
+        }
+        if let Some(v) = req.enabled {
+            row.enabled = v;
+        }
+        self.check_route(&row).await?;
+        let stored = self.store.update_route(&row).await?;
+        self.router.invalidate(tenant);
+        Ok(route_view(&stored))
+    }
+
+    pub async fn delete_route(&self, tenant: &str, id: &str) -> Result<(), ApiError> {
+        if !self.store.delete_route(tenant, id).await? {
+            return Err(ApiError::not_found(format!("no route {id:?}")));
+        }
+        self.router.invalidate(tenant);
+        Ok(())
+    }
+}

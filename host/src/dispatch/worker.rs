@@ -1,0 +1,269 @@
+//! The dispatcher: one loop per host that leases due deliveries and runs them.
+//!
+//! ```text
+//! loop:
+//!   claim up to <free slots> due deliveries (lease = now + lease time, attempts + 1)
+//!   run each on its own task: call destination.operation(args), then ack or fail with the
+//!   retry schedule of its route (dead letter when exhausted or permanent)
+//!   nothing claimed → sleep until the earliest next_attempt_at, or until woken
+//! ```
+//!
+//! **Wake-ups, not polling.** A host that stores deliveries wakes its own dispatcher at once
+//! ([`Store::wake_dispatchers`], a `tokio::sync::Notify`); on PostgreSQL the same call sends a
+//! `NOTIFY` that every host's dispatcher `LISTEN`s for, so a webhook received by one host can be
+//! delivered by another within a round trip. Otherwise the loop sleeps exactly until the next
+//! scheduled attempt or lease expiry ([`Store::next_due_at`]), capped by a safety interval
+//! that only matters if a notification is lost (a listener reconnecting).
+//!
+//! **At-least-once.** A delivery is acked only after the connector's call returned; a host that
+//! dies mid-call leaves a lease that expires, and the next claim (on any host) runs it again.
+//! The connector receives the delivery's idempotency key (see [`crate::routing::stamp_delivery`])
+//! so the effect happens once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::retry::{Jitter, SystemJitter};
+use crate::app::App;
+use crate::runtime::dynamic::DynamicOutcome;
+use crate::store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Store};
+
+/// How the dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Deliveries in flight at once on this host.
+    pub concurrency: usize,
+    /// How long a claimed delivery is reserved; must exceed the longest call.
+    pub lease: Duration,
+    /// Longest sleep without a wake-up (a backstop for lost notifications).
+    pub max_idle: Duration,
+    /// Whether to run at all (`false` for hosts that only serve the API).
+    pub enabled: bool,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            concurrency: 64,
+            lease: Duration::from_secs(120),
+            max_idle: Duration::from_secs(30),
+            enabled: true,
+        }
+    }
+}
+
+/// The PostgreSQL channel dispatchers listen on.
+pub const NOTIFY_CHANNEL: &str = "patchbay_outbox";
+
+/// A unique lease owner name for this process.
+pub fn owner_name() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
+    format!("{host}:{}:{}", std::process::id(), crate::app::new_id("d"))
+}
+
+/// Starts the dispatcher (and on PostgreSQL its listener) on the current runtime.
+pub fn spawn(app: App, config: DispatchConfig, database_url: Option<String>) -> Option<tokio::task::JoinHandle<()>> {
+    if !config.enabled {
+        return None;
+    }
+    if let Some(url) = database_url.filter(|_| app.store.backend() == crate::store::Backend::Postgres) {
+        tokio::spawn(listen(app.store.clone(), url));
+    }
+    Some(tokio::spawn(run(app, config)))
+}
+
+/// Forwards PostgreSQL notifications to the local wake-up, reconnecting on failure.
+async fn listen(store: Store, url: String) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut l) => {
+                if let Err(e) = l.listen(NOTIFY_CHANNEL).await {
+                    tracing::warn!("LISTEN {NOTIFY_CHANNEL} failed: {e}");
+                } else {
+                    // Anything stored while we were not listening is found by the next claim.
+                    store.wake_local();
+                    loop {
+                        match l.recv().await {
+                            Ok(_) => store.wake_local(),
+                            Err(e) => {
+                                tracing::warn!("outbox listener lost its connection: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("outbox listener cannot connect: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.wake_local();
+    }
+}
+
+async fn run(app: App, config: DispatchConfig) {
+    let owner: Arc<str> = owner_name().into();
+    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+    let signal = app.store.dispatch_signal();
+    tracing::info!(owner = %owner, "dispatcher started");
+    loop {
+        // Wait for a free slot before claiming, so claimed rows start at once.
+        match slots.clone().acquire_owned().await {
+            Ok(p) => drop(p),
+            Err(_) => return,
+        }
+        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX).max(1);
+        let now = crate::store::now_ms();
+        let claimed = match app.store.claim_deliveries(&owner, now, lease_ms, free).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("claiming deliveries failed: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let full = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= free;
+        for d in claimed {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Cannot happen (we claimed at most the free slots); the lease will expire.
+                tracing::error!(delivery = %d.id, "no free slot for a claimed delivery");
+                continue;
+            };
+            let app = app.clone();
+            let owner = owner.clone();
+            tokio::spawn(async move {
+                deliver(&app, &owner, d).await;
+                drop(permit);
+            });
+        }
+        if full {
+            continue;
+        }
+        let wait = match app.store.next_due_at().await {
+            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - crate::store::now_ms()).unwrap_or(0)),
+            Ok(None) => config.max_idle,
+            Err(e) => {
+                tracing::warn!("reading the next due delivery failed: {e}");
+                Duration::from_millis(500)
+            }
+        };
+        if wait.is_zero() {
+            // Due rows that we could not claim are other hosts' leases about to be settled, or
+            // a slot is busy: yield briefly rather than spin.
+            tokio::select! {
+                _ = signal.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = signal.notified() => {}
+            _ = tokio::time::sleep(wait.min(config.max_idle)) => {}
+        }
+    }
+}
+
+/// What one attempt came to.
+struct Attempt {
+    outcome: AttemptOutcome,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Attempt {
+    fn failed(outcome: AttemptOutcome, error: impl Into<String>) -> Attempt {
+        Attempt { outcome, error: Some(error.into()), retry_after: None }
+    }
+}
+
+/// Runs one claimed delivery and settles it.
+pub async fn deliver(app: &App, owner: &str, d: Delivery) {
+    let started_ms = crate::store::now_ms();
+    let started = Instant::now();
+    let attempt = call(app, &d).await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let record = AttemptRecord {
+        attempt: d.attempts,
+        started_at_ms: started_ms,
+        duration_ms,
+        outcome: attempt.outcome,
+        error: attempt.error.clone(),
+    };
+    let settled = if attempt.outcome == AttemptOutcome::Ok {
+        let latency = Duration::from_millis(u64::try_from(crate::store::now_ms() - d.created_at_ms).unwrap_or(0));
+        app.metrics.delivery("ok", Some(latency));
+        app.store.ack_delivery(&d.id, owner, &record).await
+    } else {
+        app.metrics.delivery(attempt.outcome.as_str(), None);
+        let schedule = match &d.route_id {
+            Some(r) => app.router.retry_schedule(&d.tenant, r).await,
+            None => crate::routing::retry_schedule(None),
+        };
+        let mut jitter = SystemJitter::default();
+        let next = schedule.next(
+            d.schedule_attempt(),
+            attempt.outcome,
+            attempt.retry_after,
+            crate::store::now_ms(),
+            &mut jitter as &mut dyn Jitter,
+        );
+        if next == Retry::Dead {
+            app.metrics.delivery("dead", None);
+        }
+        let settled = app.store.fail_delivery(&d.id, owner, &record, next).await;
+        if let Retry::At(_) = next {
+            // A retry due now (the schedule starts with "immediately") needs the loop awake.
+            app.store.wake_local();
+        }
+        settled
+    };
+    match settled {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(delivery = %d.id, attempt = d.attempts, "lease lost before settling; the delivery runs again")
+        }
+        Err(e) => tracing::warn!(delivery = %d.id, "settling a delivery failed (it will be retried): {e}"),
+    }
+}
+
+async fn call(app: &App, d: &Delivery) -> Attempt {
+    let mut args: Value = match serde_json::from_str(&d.payload) {
+        Ok(v) => v,
+        Err(e) => return Attempt::failed(AttemptOutcome::Permanent, format!("stored arguments are not JSON: {e}")),
+    };
+    crate::routing::stamp_delivery(&mut args, &d.idempotency_key, d.schedule_attempt().max(1), &d.operation);
+    match app.invoke(&d.tenant, &d.destination_installation, &d.operation, args).await {
+        Ok((_, report)) => match report.outcome {
+            Ok(DynamicOutcome::Ok(_)) => Attempt { outcome: AttemptOutcome::Ok, error: None, retry_after: None },
+            Ok(DynamicOutcome::ConnectorError { kind, error }) => {
+                let outcome = kind.parse().unwrap_or(AttemptOutcome::Error);
+                let retry_after = error
+                    .get("retry-after-ms")
+                    .and_then(Value::as_u64)
+                    .map(Duration::from_millis);
+                let message = error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| error.to_string());
+                let code = error.get("code").and_then(Value::as_str);
+                let text = match code {
+                    Some(c) => format!("{kind}: {message} ({c})"),
+                    None => format!("{kind}: {message}"),
+                };
+                Attempt { outcome, error: Some(text), retry_after }
+            }
+            Err(e) => Attempt::failed(AttemptOutcome::Error, format!("{}: {e}", e.kind())),
+        },
+        // The destination is gone or the arguments can never fit the operation: retrying the
+        // same delivery cannot help. A disabled destination or a host fault may pass.
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            Attempt::failed(AttemptOutcome::Permanent, format!("{}: {}", e.code, e.message))
+        }
+        Err(e) => Attempt::failed(AttemptOutcome::Error, format!("{}: {}", e.code, e.message)),
+    }
+}
