@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::dispatch::retry::RetrySchedule;
+use crate::runtime::dynamic::{OperationInfo, Type};
 use crate::store::{NewDelivery, NewEvent, RouteRow, Store, StoreError};
 
 /// Most globs a rule may list.
@@ -499,24 +500,48 @@ pub fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms:
     out
 }
 
-/// Writes `key` into every `idempotency-key` argument of `args`: top-level parameters and fields
-/// of top-level record parameters (objects), and sets `attempt` of the `webhooks.deliver` event.
-pub fn stamp_delivery(args: &mut Value, key: &str, attempt: u32, operation: &str) {
+/// The WIT name of idempotency keys in operation signatures.
+pub const IDEMPOTENCY_FIELD: &str = "idempotency-key";
+
+/// Writes the delivery's idempotency key into the arguments of `op`: every string parameter
+/// named `idempotency-key`, and the `idempotency-key` field of every record parameter that has
+/// one (added when the template left it out); and the attempt number into the `attempt` field of
+/// the webhooks hub's outbound event. Without the signature (`op` unknown) only keys already
+/// present are overwritten.
+pub fn stamp_delivery(args: &mut Value, key: &str, attempt: u32, op: Option<&OperationInfo>) {
     let Value::Object(m) = args else { return };
-    stamp(m, key);
-    let deliver = operation.rsplit(['.', '#', '/']).next() == Some(DELIVER_OPERATION);
-    for v in m.values_mut() {
-        if let Value::Object(inner) = v {
-            stamp(inner, key);
-            if deliver && inner.contains_key("event-type") {
-                inner.insert("attempt".into(), Value::from(attempt));
+    let Some(op) = op else {
+        stamp(m, key);
+        for v in m.values_mut() {
+            if let Value::Object(inner) = v {
+                stamp(inner, key);
             }
+        }
+        return;
+    };
+    for (name, ty) in &op.params {
+        match ty {
+            Type::String if name == IDEMPOTENCY_FIELD => {
+                m.insert(name.clone(), Value::String(key.to_string()));
+            }
+            Type::Record(r) => {
+                let fields: Vec<&str> = r.fields().map(|f| f.name).collect();
+                if !fields.contains(&IDEMPOTENCY_FIELD) {
+                    continue;
+                }
+                let Some(Value::Object(inner)) = m.get_mut(name.as_str()) else { continue };
+                inner.insert(IDEMPOTENCY_FIELD.into(), Value::String(key.to_string()));
+                if op.name == DELIVER_OPERATION && fields.contains(&"attempt") {
+                    inner.insert("attempt".into(), Value::from(attempt));
+                }
+            }
+            _ => {}
         }
     }
 }
 
 fn stamp(m: &mut Map<String, Value>, key: &str) {
-    if let Some(v) = m.get_mut("idempotency-key") {
+    if let Some(v) = m.get_mut(IDEMPOTENCY_FIELD) {
         *v = Value::String(key.to_string());
     }
 }
@@ -586,14 +611,15 @@ mod tests {
     }
 
     #[test]
-    fn stamping() {
+    fn stamping_without_a_signature_overwrites_present_keys() {
         let mut args = json!({"notification": {"to": [], "idempotency-key": "template"}, "idempotency-key": "x"});
-        stamp_delivery(&mut args, "evt.rt", 3, "notifications.send");
+        stamp_delivery(&mut args, "evt.rt", 3, None);
         assert_eq!(args["notification"]["idempotency-key"], "evt.rt");
         assert_eq!(args["idempotency-key"], "evt.rt");
-        let mut ev = render(&default_template("deliver"), &json!({"event": {"id": "e", "type": "t", "payload": {}, "created_at": 5}, "delivery": {"idempotency_key": "k"}}));
-        stamp_delivery(&mut ev, "k", 4, "webhooks.deliver");
-        assert_eq!(ev["event"]["attempt"], 4);
+        let ev = render(
+            &default_template("deliver"),
+            &json!({"event": {"id": "e", "type": "t", "payload": {}, "created_at": 5}, "delivery": {"idempotency_key": "k"}}),
+        );
         assert_eq!(ev["event"]["idempotency-key"], "k");
         assert_eq!(ev["event"]["timestamp"], 5);
     }

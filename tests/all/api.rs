@@ -11,24 +11,6 @@ use serde_json::{Value, json};
 use crate::harness::TestServer;
 use crate::server::{Server, notification, with_custom_section};
 
-/// Runs each scenario once per backend: `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(patchbay::store::Backend::Sqlite).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(patchbay::store::Backend::Postgres).await
-            })*
-        }
-    };
-}
-
 on_both_backends!(
     upload_install_invoke_and_read_logs,
     other_tenants_resources_are_404,

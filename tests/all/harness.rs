@@ -38,7 +38,8 @@ impl Recorded {
 /// A local HTTP server standing in for external services.
 ///
 /// Routes: `/echo` reflects the request headers (body and `x-echo-authorization`); `/slack` answers `ok` like a Slack incoming webhook; `/status/<code>` answers that status
-/// (429 with `Retry-After: 7`); `/redirect?to=<url>` answers 302; `/big?n=<bytes>`; `/slow?ms=<ms>`;
+/// (429 with `Retry-After: 7`); `/flaky/<n>/<name>` answers 503 n times, then `ok`;
+/// `/redirect?to=<url>` answers 302; `/big?n=<bytes>`; `/slow?ms=<ms>`;
 /// anything else answers `hello`.
 #[derive(Clone)]
 pub struct TestServer {
@@ -99,6 +100,12 @@ async fn handle(State(requests): State<Arc<Mutex<Vec<Recorded>>>>, req: Request)
     }
     if path == "/slack" {
         return reply(200, Body::from("ok"));
+    }
+    if let Some(rest) = path.strip_prefix("/flaky/") {
+        // `/flaky/<n>/<name>`: 503 for the first n requests to this path, then `ok`.
+        let n: usize = rest.split('/').next().and_then(|n| n.parse().ok()).unwrap_or(1);
+        let seen = requests.lock().unwrap().iter().filter(|r| r.path == path).count();
+        return if seen <= n { reply(503, Body::from("try later")) } else { reply(200, Body::from("ok")) };
     }
     if let Some(code) = path.strip_prefix("/status/") {
         let code: u16 = code.parse().unwrap_or(500);

@@ -38,7 +38,7 @@ pub struct Resp {
 }
 
 impl Resp {
-    async fn read(resp: reqwest::Response) -> Resp {
+    pub async fn read(resp: reqwest::Response) -> Resp {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();

@@ -567,6 +567,17 @@ impl App {
         input: Value,
     ) -> Result<(Resolved, CallReport<DynamicOutcome>), ApiError> {
         let r = self.resolve(tenant, id).await?;
+        let report = self.invoke_resolved(&r, operation, input).await?;
+        Ok((r, report))
+    }
+
+    /// [`App::invoke`] on an installation already resolved.
+    pub async fn invoke_resolved(
+        &self,
+        r: &Resolved,
+        operation: &str,
+        input: Value,
+    ) -> Result<CallReport<DynamicOutcome>, ApiError> {
         let p = &r.prepared;
         let report = dynamic::invoke(&self.runtime, &p.component, &p.installation, operation, input)
             .await
@@ -584,7 +595,7 @@ impl App {
             fuel: report.fuel_consumed,
             http_requests: report.http_requests,
         });
-        Ok((r, report))
+        Ok(report)
     }
 }
 

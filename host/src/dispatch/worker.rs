@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 
 use super::retry::{Jitter, SystemJitter};
 use crate::app::App;
-use crate::runtime::dynamic::DynamicOutcome;
+use crate::runtime::dynamic::{DynamicOutcome, find_operation};
 use crate::store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Store};
 
 /// How the dispatcher runs.
@@ -235,9 +235,16 @@ async fn call(app: &App, d: &Delivery) -> Attempt {
         Ok(v) => v,
         Err(e) => return Attempt::failed(AttemptOutcome::Permanent, format!("stored arguments are not JSON: {e}")),
     };
-    crate::routing::stamp_delivery(&mut args, &d.idempotency_key, d.schedule_attempt().max(1), &d.operation);
-    match app.invoke(&d.tenant, &d.destination_installation, &d.operation, args).await {
-        Ok((_, report)) => match report.outcome {
+    let invoked = match app.resolve(&d.tenant, &d.destination_installation).await {
+        Ok(r) => {
+            let op = find_operation(r.prepared.component.operations(), &d.operation).ok();
+            crate::routing::stamp_delivery(&mut args, &d.idempotency_key, d.schedule_attempt().max(1), op);
+            app.invoke_resolved(&r, &d.operation, args).await
+        }
+        Err(e) => Err(e),
+    };
+    match invoked {
+        Ok(report) => match report.outcome {
             Ok(DynamicOutcome::Ok(_)) => Attempt { outcome: AttemptOutcome::Ok, error: None, retry_after: None },
             Ok(DynamicOutcome::ConnectorError { kind, error }) => {
                 let outcome = kind.parse().unwrap_or(AttemptOutcome::Error);

@@ -307,7 +307,7 @@ pub type EventDetail = (EventRow, Vec<(DeliveryRow, Vec<AttemptRow>)>);
 /// Filters and paging for [`Store::list_events`]. Pages are newest first.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    /// Exact event type.
+    /// Event type, exact or a glob with `*` (`expense.*`).
     pub event_type: Option<String>,
     /// Events with at least one delivery in this status.
     pub status: Option<DeliveryStatus>,
@@ -864,9 +864,17 @@ impl Store {
     pub async fn list_events(&self, tenant: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         let mut args = vec![Arg::Text(tenant)];
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = $1");
+        let pattern;
         if let Some(t) = filter.event_type.as_deref() {
-            args.push(Arg::Text(t));
-            sql.push_str(&format!(" AND e.event_type = {}", placeholder(&args)));
+            if t.contains('*') {
+                // A glob (`expense.*`): LIKE with `*` as `%`, LIKE's own wildcards escaped.
+                pattern = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%");
+                args.push(Arg::Text(&pattern));
+                sql.push_str(&format!(" AND e.event_type LIKE {} ESCAPE '\\'", placeholder(&args)));
+            } else {
+                args.push(Arg::Text(t));
+                sql.push_str(&format!(" AND e.event_type = {}", placeholder(&args)));
+            }
         }
         if let Some(since) = filter.since_ms {
             args.push(Arg::Int(since));
