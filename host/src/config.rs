@@ -16,6 +16,7 @@
 //! | webhook body cap (KiB)     | `webhook_max_kib`         | `PATCHBAY_WEBHOOK_MAX_KIB`          | 1024               |
 //! | webhook dedupe window (h)  | `webhook_dedupe_hours`    | `PATCHBAY_WEBHOOK_DEDUPE_HOURS`     | 72                 |
 //! | deliveries in flight       | `dispatch_concurrency`    | `PATCHBAY_DISPATCH_CONCURRENCY`     | 64 (0 = no dispatcher) |
+//! | delivery lease (s)         | `dispatch_lease_secs`     | `PATCHBAY_DISPATCH_LEASE_SECS`      | 120                |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -45,6 +46,7 @@ pub struct FileConfig {
     pub webhook_max_kib: Option<usize>,
     pub webhook_dedupe_hours: Option<u64>,
     pub dispatch_concurrency: Option<usize>,
+    pub dispatch_lease_secs: Option<u64>,
 }
 
 /// Effective settings of a `serve` process.
@@ -67,6 +69,9 @@ pub struct Settings {
     pub webhook_dedupe_hours: u64,
     /// Deliveries in flight on this host; 0 runs no dispatcher.
     pub dispatch_concurrency: usize,
+    /// How long a claimed delivery stays reserved; a host that dies holding it delays the
+    /// delivery by at most this much.
+    pub dispatch_lease_secs: u64,
     pub master_key: Option<String>,
     pub admin_token: Option<String>,
 }
@@ -190,6 +195,11 @@ impl Settings {
         if dispatch_concurrency > 10_000 {
             bail!("dispatch concurrency must be at most 10000, got {dispatch_concurrency}");
         }
+        let dispatch_lease_secs =
+            number_setting(env, "PATCHBAY_DISPATCH_LEASE_SECS")?.or(file.dispatch_lease_secs).unwrap_or(120);
+        if !(2..=86_400).contains(&dispatch_lease_secs) {
+            bail!("the delivery lease must be 2 to 86400 seconds (longer than the call timeout), got {dispatch_lease_secs}");
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -204,6 +214,7 @@ impl Settings {
             webhook_max_bytes: webhook_max_kib * 1024,
             webhook_dedupe_hours,
             dispatch_concurrency,
+            dispatch_lease_secs,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })

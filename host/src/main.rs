@@ -332,6 +332,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let dispatch = patchbay::dispatch::worker::DispatchConfig {
         concurrency: settings.dispatch_concurrency,
         enabled: settings.dispatch_concurrency > 0,
+        lease: std::time::Duration::from_secs(settings.dispatch_lease_secs),
         ..Default::default()
     };
     patchbay::dispatch::worker::spawn(app.clone(), dispatch, Some(startup.database.clone()));
@@ -349,6 +350,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(k) = &startup.key_file {
         println!("credential master key: {}", k.display());
     }
+    println!("ready (Ctrl-C stops)");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let shutdown_app = app.clone();

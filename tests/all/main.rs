@@ -25,6 +25,7 @@ mod dynamic;
 mod egress;
 mod harness;
 mod hooks;
+mod multihost;
 mod outbox;
 mod registry;
 mod runtime;

@@ -20,6 +20,9 @@ pub struct Server {
     data_dir: Option<tempfile::TempDir>,
     pub backend: Backend,
     db: Option<TestDb>,
+    /// The database URL (also for servers sharing another one's database).
+    db_url: String,
+    env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -73,7 +76,7 @@ impl Server {
     }
 
     pub fn database_url(&self) -> &str {
-        &self.db.as_ref().unwrap().url
+        &self.db_url
     }
 
     /// Starts the binary with an empty data directory on `backend`.
@@ -84,10 +87,41 @@ impl Server {
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
         let db = fresh_database(backend).await;
         let data_dir = tempfile::tempdir().unwrap();
-        Self::spawn(backend, db, data_dir, env)
+        let url = db.url.clone();
+        Self::spawn(backend, Some(db), url, data_dir, &owned(env))
     }
 
-    fn spawn(backend: Backend, db: TestDb, data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
+    /// `n` hosts on one database (each with its own data dir), sharing the master key and the
+    /// operator token as a real deployment would. The first owns the database.
+    pub async fn cluster(backend: Backend, n: usize, env: &[(&str, &str)]) -> Vec<Server> {
+        let mut env = owned(env);
+        env.push(("PATCHBAY_MASTER_KEY".into(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()));
+        env.push(("PATCHBAY_ADMIN_TOKEN".into(), "cluster-operator-token-7f3a9c".into()));
+        let db = fresh_database(backend).await;
+        let url = db.url.clone();
+        let mut db = Some(db);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut s = Self::spawn(backend, db.take(), url.clone(), tempfile::tempdir().unwrap(), &env);
+            s.operator = "cluster-operator-token-7f3a9c".into();
+            out.push(s);
+        }
+        out
+    }
+
+    /// Kills the process at once (SIGKILL): no graceful shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(
+        backend: Backend,
+        db: Option<TestDb>,
+        db_url: String,
+        data_dir: tempfile::TempDir,
+        env: &[(String, String)],
+    ) -> Server {
         let mut cmd = Command::new(patchbay_tests::patchbay_bin());
         cmd.arg("serve")
             .arg("--listen")
@@ -105,7 +139,7 @@ impl Server {
             .stderr(Stdio::inherit());
         match backend {
             Backend::Sqlite => cmd.env_remove("DATABASE_URL"),
-            Backend::Postgres => cmd.env("DATABASE_URL", &db.url),
+            Backend::Postgres => cmd.env("DATABASE_URL", &db_url),
         };
         for (k, v) in env {
             cmd.env(k, v);
@@ -121,7 +155,7 @@ impl Server {
         });
         let mut url = None;
         let mut operator = String::new();
-        while url.is_none() || operator.is_empty() {
+        loop {
             let line = match rx.recv_timeout(Duration::from_secs(120)) {
                 Ok(l) => l,
                 Err(_) => panic!("patchbay serve did not start (url {url:?})"),
@@ -133,7 +167,7 @@ impl Server {
                 operator = rest.trim().to_string();
             }
             // A restarted host prints no token; the caller keeps the one it has.
-            if url.is_some() && line.contains("credential master key") {
+            if line.starts_with("ready") {
                 break;
             }
         }
@@ -144,7 +178,9 @@ impl Server {
             operator,
             data_dir: Some(data_dir),
             backend,
-            db: Some(db),
+            db,
+            db_url,
+            env: env.to_vec(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
         }
     }
@@ -156,8 +192,8 @@ impl Server {
         let operator = std::mem::take(&mut self.operator);
         // Move the directory and database out; `self` is dropped without them.
         let dir = self.data_dir.take().unwrap();
-        let db = self.db.take().unwrap();
-        let mut s = Self::spawn(self.backend, db, dir, &[]);
+        let db = self.db.take();
+        let mut s = Self::spawn(self.backend, db, self.db_url.clone(), dir, &self.env);
         s.operator = operator;
         s
     }
@@ -207,6 +243,10 @@ impl Server {
         assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
         r.body["token"].as_str().unwrap().to_string()
     }
+}
+
+fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// A minimal notification for `notifications.send`.
