@@ -68,8 +68,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/installations/{id}/credentials"),
     ("post", "/v1/installations/{id}/invoke/{operation}"),
     ("get", "/v1/installations/{id}/logs"),
+    ("post", "/v1/installations/{id}/webhook/rotate"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
+    ("post", "/v1/deliveries/{id}/redrive"),
+    ("post", "/v1/deliveries/redrive"),
+    ("post", "/v1/routes"),
+    ("get", "/v1/routes"),
+    ("get", "/v1/routes/{id}"),
+    ("patch", "/v1/routes/{id}"),
+    ("delete", "/v1/routes/{id}"),
+    ("post", "/hooks/{hook_id}"),
 ];
 
 /// The document.
@@ -83,7 +92,7 @@ pub fn document() -> Value {
             "fuel": { "type": "integer", "minimum": 1 }
         }
     });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "patchbay admin API",
@@ -142,6 +151,21 @@ pub fn document() -> Value {
                     "config": { "type": "object" }, "limits": limits.clone(),
                     "credentials_from": { "type": ["string", "null"] }, "revision": { "type": "integer" },
                     "deprecation": { "type": ["object", "null"] }, "api_version_deprecation": { "type": ["object", "null"] } } },
+                "RouteInput": { "type": "object", "additionalProperties": false,
+                    "required": ["name", "event_types", "destination_installation", "operation"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "event_types": { "type": "array", "items": { "type": "string" }, "description": "Globs: `*` is any run of characters" },
+                        "source_installation": { "type": ["string", "null"] },
+                        "filter": { "type": ["object", "null"], "description": "Payload path → value, or {eq|ne|in|nin|gt|gte|lt|lte|exists|prefix: …}" },
+                        "destination_installation": { "type": "string" },
+                        "operation": { "type": "string" },
+                        "payload_template": { "description": "JSON with {{event.…}}, {{delivery.…}}, {{route.…}} placeholders" },
+                        "retry_schedule": { "type": ["array", "null"], "items": { "type": "integer" }, "description": "Delays in seconds" },
+                        "enabled": { "type": "boolean", "default": true } } },
+                "Route": { "allOf": [{ "$ref": "#/components/schemas/RouteInput" }, { "type": "object", "properties": {
+                    "id": { "type": "string" }, "revision": { "type": "integer" },
+                    "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] },
                 "Event": { "type": "object", "properties": {
                     "id": { "type": "string" }, "type": { "type": "string" }, "subject": { "type": ["string", "null"] },
                     "source_installation": { "type": "string" }, "payload": {}, "idempotency_key": { "type": "string" },
@@ -260,7 +284,7 @@ pub fn document() -> Value {
             "/v1/events": {
                 "get": { "summary": "The tenant's events, newest first (`view`)", "tags": ["events"],
                     "parameters": [
-                        query_param("type", "Exact event type", json!({ "type": "string" })),
+                        query_param("type", "Event type, exact or a glob like `expense.*`", json!({ "type": "string" })),
                         query_param("status", "Events with a delivery in this status", json!({ "enum": ["pending", "leased", "delivered", "dead"] })),
                         query_param("installation", "Source or destination installation", json!({ "type": "string" })),
                         query_param("since", "RFC 3339 time, unix ms, or an age like 15m", json!({ "type": "string" })),
@@ -291,6 +315,64 @@ pub fn document() -> Value {
                         "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403", "404"]) }
             }
         }
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), routing_paths(&installation_id)) {
+        paths.extend(more);
+    }
+    doc
+}
+
+/// Webhook ingress, routes and redrive (a second `json!`: one literal this size exceeds the
+/// macro's recursion limit).
+fn routing_paths(installation_id: &Value) -> Value {
+    json!({
+            "/v1/installations/{id}/webhook/rotate": {
+                "parameters": [installation_id.clone()],
+                "post": { "summary": "Give a webhook-endpoint installation a new webhook URL; the old one stops working (`manage`)", "tags": ["webhooks"],
+                    "responses": responses(&[("200", "The new URL", json!({ "type": "object", "properties": {
+                        "installation": { "type": "string" }, "webhook_url": { "type": "string" } } }))], &["401", "403", "404", "409"]) }
+            },
+            "/hooks/{hook_id}": {
+                "parameters": [path_param("hook_id", "The installation's unguessable hook id (`hk_…`), from its `webhook_url`")],
+                "post": { "summary": "Webhook ingress (public; authenticated by the request's signature)", "tags": ["webhooks"],
+                    "security": [],
+                    "description": "The raw body is verified (by the host from the connector's webhook spec, or by the connector's `verify`), transformed into events by the connector, routed, and written durably in one transaction before the 2xx. A repeat of a webhook id answers what the first request was answered.",
+                    "requestBody": { "required": true, "content": { "*/*": { "schema": {} } } },
+                    "responses": responses(&[("200", "Recorded (or a repeat: header x-patchbay-duplicate)", json!({ "type": "object", "properties": {
+                        "received": { "type": "boolean" }, "id": { "type": "string" },
+                        "events": { "type": "array", "items": { "type": "string" } } } }))], &["400", "401", "404", "409", "413", "429", "502", "503"]) }
+            },
+            "/v1/deliveries/{id}/redrive": {
+                "parameters": [path_param("id", "Delivery id (`dlv_…`)")],
+                "post": { "summary": "Send a dead delivery again with a fresh retry schedule (`manage`)", "tags": ["events"],
+                    "responses": responses(&[("200", "Redriven", obj())], &["401", "403", "404", "409"]) }
+            },
+            "/v1/deliveries/redrive": {
+                "post": { "summary": "Redrive every dead delivery to an installation and/or of a route (`manage`)", "tags": ["events"],
+                    "requestBody": json_body(json!({ "type": "object", "additionalProperties": false, "properties": {
+                        "installation": { "type": "string" }, "route": { "type": "string" } } })),
+                    "responses": responses(&[("200", "How many were redriven", json!({ "type": "object", "properties": {
+                        "redriven": { "type": "integer" } } }))], &["401", "403", "404", "422"]) }
+            },
+            "/v1/routes": {
+                "post": { "summary": "Create a routing rule (`manage`)", "tags": ["routes"],
+                    "description": "Events whose type matches a glob (and the source installation and payload filter, when given) become deliveries to the destination's operation, with arguments rendered from the payload template. See host/src/routing.rs.",
+                    "requestBody": json_body(json!({ "$ref": "#/components/schemas/RouteInput" })),
+                    "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/Route" }))], &["400", "401", "403", "409", "422"]) },
+                "get": { "summary": "The tenant's routes (`view`)", "tags": ["routes"],
+                    "responses": responses(&[("200", "Routes", json!({ "type": "object", "properties": {
+                        "routes": { "type": "array", "items": { "$ref": "#/components/schemas/Route" } } } }))], &["401", "403"]) }
+            },
+            "/v1/routes/{id}": {
+                "parameters": [path_param("id", "Route id (`rte_…`)")],
+                "get": { "summary": "A route (`view`)", "tags": ["routes"],
+                    "responses": responses(&[("200", "Route", json!({ "$ref": "#/components/schemas/Route" }))], &["401", "403", "404"]) },
+                "patch": { "summary": "Change a route; absent fields stay, null clears optional ones (`manage`)", "tags": ["routes"],
+                    "requestBody": json_body(obj()),
+                    "responses": responses(&[("200", "Updated", json!({ "$ref": "#/components/schemas/Route" }))], &["400", "401", "403", "404", "409", "422"]) },
+                "delete": { "summary": "Delete a route; deliveries already made stay (`manage`)", "tags": ["routes"],
+                    "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
+            }
     })
 }
 
