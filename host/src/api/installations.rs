@@ -107,6 +107,7 @@ pub async fn delete_credentials(
     let Path(id) = path?;
     app.get_installation(tenant, &id).await?;
     let removed = app.store.delete_credentials(tenant, &id).await?;
+    app.forget_hooks(tenant, &id);
     app.record_change(tenant, &id, "credentials deleted".into(), vec![("fields".into(), removed.to_string())]);
     Ok(StatusCode::NO_CONTENT)
 }

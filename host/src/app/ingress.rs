@@ -17,6 +17,7 @@
 //!    event) makes a repeat a no-op that gets the first request's answer back.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -30,6 +31,11 @@ use crate::routing::deliveries_for;
 use crate::runtime::Hub;
 use crate::runtime::calls::{IncomingRequest, Verification, webhook_ingress};
 use crate::store::{IngressOutcome, NewEvent, NewIngress};
+
+/// How long a hook id's resolution (installation row, prepared context) is reused.
+pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most hook resolutions kept.
+const HOOK_CACHE_MAX: usize = 10_000;
 
 /// Default largest webhook body accepted (1 MiB); larger is a 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -94,14 +100,37 @@ fn dedupe_key(raw: &str) -> Option<String> {
 }
 
 impl App {
-    /// The installation a hook id addresses, resolved for a call.
-    async fn resolve_hook(&self, hook_id: &str) -> Result<Resolved, ApiError> {
+    /// The installation a hook id addresses, resolved for a call. Kept for [`HOOK_CACHE_TTL`]:
+    /// changes through this host apply at once ([`App::forget`]), through another host within
+    /// that time.
+    async fn resolve_hook(&self, hook_id: &str) -> Result<Arc<Resolved>, ApiError> {
         let unknown = || ApiError::not_found("no webhook endpoint at this address").with_code("unknown_hook");
         if hook_id.len() < 32 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(unknown());
         }
+        if let Ok(c) = self.hooks.lock()
+            && let Some((at, r)) = c.get(hook_id)
+            && at.elapsed() < HOOK_CACHE_TTL
+        {
+            return Ok(r.clone());
+        }
         let row = self.store.installation_by_hook(hook_id).await?.ok_or_else(unknown)?;
-        self.resolve(&row.tenant, &row.id).await
+        let resolved = Arc::new(self.resolve(&row.tenant, &row.id).await?);
+        if let Ok(mut c) = self.hooks.lock() {
+            if c.len() >= HOOK_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(hook_id.to_string(), (Instant::now(), resolved.clone()));
+        }
+        Ok(resolved)
+    }
+
+    /// Drops cached hook resolutions after a change to one of the tenant's installations (all of
+    /// the tenant's: a bundle source's credentials count for its members too).
+    pub(crate) fn forget_hooks(&self, tenant: &str, _id: &str) {
+        if let Ok(mut c) = self.hooks.lock() {
+            c.retain(|_, (_, r)| r.row.tenant != tenant);
+        }
     }
 
     /// Verifies, transforms, routes and durably records one webhook request; see the module docs.
@@ -265,6 +294,7 @@ impl App {
     /// Gives an installation a new hook id; the old address stops working at once.
     pub async fn rotate_hook(&self, tenant: &str, installation: &str) -> Result<String, ApiError> {
         let hook = self.store.rotate_hook(tenant, installation, &new_hook_id()?).await?;
+        self.forget_hooks(tenant, installation);
         self.record_change(tenant, installation, "webhook address rotated".into(), vec![]);
         Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
     }

@@ -303,6 +303,7 @@ impl App {
         if !changes.is_empty() {
             self.record_change(tenant, id, format!("installation updated (revision {})", row.revision), changes);
         }
+        self.forget_hooks(tenant, id);
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
@@ -427,6 +428,7 @@ impl App {
             }
         }
         self.store.put_credentials(tenant, id, &sealed).await?;
+        self.forget_hooks(tenant, id);
         let names: Vec<&str> = sealed.iter().map(|f| f.field.as_str()).collect();
         self.record_change(tenant, id, "credentials replaced".into(), vec![("fields".into(), names.join(","))]);
         self.credentials_view(tenant, id).await
@@ -521,11 +523,12 @@ impl App {
         Ok(Resolved { row, prepared })
     }
 
-    /// Forgets the cached call context of an installation (after deleting it).
+    /// Forgets the cached call context of an installation (after changing or deleting it).
     pub fn forget(&self, tenant: &str, id: &str) {
         if let Ok(mut m) = self.prepared.lock() {
             m.remove(&(tenant.to_string(), id.to_string()));
         }
+        self.forget_hooks(tenant, id);
     }
 
     async fn prepare(&self, row: &InstallationRow, source_revision: Option<i64>) -> Result<Prepared, ApiError> {

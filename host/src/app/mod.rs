@@ -57,6 +57,10 @@ pub struct AppInner {
     pub webhook_max_bytes: usize,
     /// How long webhook ids are remembered for deduplication.
     pub webhook_dedupe: std::time::Duration,
+    /// Hook ids resolved recently (see [`ingress::HOOK_CACHE_TTL`]).
+    hooks: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>,
+    >,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
     prepared: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<installations::Prepared>>>,
 }
@@ -127,6 +131,7 @@ impl App {
                 public_url: settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen)),
                 webhook_max_bytes: settings.webhook_max_bytes,
                 webhook_dedupe: std::time::Duration::from_secs(settings.webhook_dedupe_hours * 3600),
+                hooks: Default::default(),
                 prepared: Default::default(),
             }),
         };
