@@ -425,3 +425,56 @@ async fn routes_are_validated_and_scoped() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(s.get(&format!("/v1/routes/{id}"), &t).await.status, StatusCode::NOT_FOUND);
 }
+
+/// Events a connector emits through the `events` capability are routed like webhook events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_events_are_routed_once() {
+    let s = Server::start(Backend::Sqlite).await;
+    let web = TestServer::start().await;
+    let t = s.tenant("acme").await;
+    let manifest = "id = \"emitter\"\ntitle = \"Emitter\"\ndescription = \"Emits events\"\ncategory = \"data-sync\"\n\
+                    provider = \"tests\"\nversion = \"1.0.0\"\n";
+    let wasm = crate::server::with_custom_section(
+        std::fs::read(patchbay_tests::components::HOSTILE).unwrap(),
+        "patchbay:manifest",
+        manifest.as_bytes(),
+    );
+    assert_eq!(s.upload(&s.operator, wasm).await.status, StatusCode::CREATED);
+    let r = s.post("/v1/installations", &t, json!({ "connector": "emitter", "name": "emitter" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let emitter = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["webhook_url"], Value::Null, "only webhook endpoints get an address");
+    let chat = install_notify_at(&s, &t, &web, "chat", "/slack").await;
+    let r = s
+        .post(
+            "/v1/routes",
+            &t,
+            json!({
+                "name": "big-expenses", "event_types": ["expense.*"], "source_installation": emitter,
+                "filter": {"amount": {"gte": 40}},
+                "destination_installation": chat, "operation": "send",
+                "payload_template": {"notification": {"to": [], "cc": [], "bcc": [], "attachments": [],
+                    "categories": [], "metadata": [], "text": "{{event.subject}}: {{event.payload.amount}}"}},
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let emit = |key: &str, amount: u32| {
+        let arg = json!({ "event_type": "expense.created", "subject": format!("exp-{key}"), "payload": { "amount": amount }, "idempotency_key": key });
+        json!({ "req": { "entity": "emit", "mode": "full", "cursor": arg.to_string(), "limit": 1 } })
+    };
+    let mut ids = Vec::new();
+    for (key, amount) in [("k-1", 42), ("k-1", 42), ("k-2", 10)] {
+        let r = s.post(&format!("/v1/installations/{emitter}/invoke/read-batch"), &t, emit(key, amount)).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let data: Value = serde_json::from_str(r.body["records"][0]["data"].as_str().unwrap()).unwrap();
+        ids.push(data["ids"][0].as_str().unwrap().to_string());
+    }
+    let detail = wait_deliveries(&s, &t, &ids[0], "delivered").await;
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 1, "a repeated key adds no delivery: {detail}");
+    let r = s.get(&format!("/v1/events/{}", ids[2]), &t).await;
+    assert_eq!(r.body["deliveries"], json!([]), "filtered out: {r:?}");
+    let hits: Vec<_> = web.received().into_iter().filter(|r| r.path == "/slack").collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(String::from_utf8_lossy(&hits[0].body).contains("exp-k-1: 42"), "{hits:?}");
+}
