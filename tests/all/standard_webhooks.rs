@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use patchbay::crypto::webhook::{Scheme, Verifier, new_standard_webhooks_secret, unix_now};
 use patchbay::runtime::calls::invoke_json;
 use patchbay::store::Backend;
@@ -63,7 +65,7 @@ fn verify_with_npm(secret: &str, requests: &[Recorded]) -> NodeVerdict {
                 .iter()
                 .filter_map(|h| r.header(h).map(|v| (h.to_string(), Value::String(v))))
                 .collect();
-            json!({ "name": format!("request {i}"), "headers": headers, "body_base64": base64(&r.body) })
+            json!({ "name": format!("request {i}"), "headers": headers, "body_base64": STANDARD.encode(&r.body) })
         })
         .collect();
     let input = json!({ "secret": secret, "requests": requests }).to_string();
@@ -82,19 +84,6 @@ fn verify_with_npm(secret: &str, requests: &[Recorded]) -> NodeVerdict {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("verifier printed {l:?}: {e}")))
         .collect();
     NodeVerdict { code: out.status.code(), results, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    // The verifier decodes standard base64; avoid a dependency for this one use.
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]) } else { '=' });
-        }
-    }
-    out
 }
 
 /// The `deliver` input for one outbound event.
