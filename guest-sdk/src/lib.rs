@@ -17,9 +17,9 @@
 //!
 //! The host's capabilities are wrapped in small modules that work in every world:
 //! [`http`] (request builder, JSON, status → error mapping, `{{secret:NAME}}` header
-//! placeholders), [`config`], [`secrets`], [`state`], [`events`] and the logging macros
-//! [`trace!`], [`debug!`], [`info!`], [`warn!`], [`error!`]. Every operation fails with a
-//! [`ConnectorError`]; its constructors ([`ConnectorError::retryable`],
+//! placeholders), [`config`], [`secrets`], [`state`], [`events`], [`time`] (clock and RFC 3339)
+//! and the logging macros [`trace!`], [`debug!`], [`info!`], [`warn!`], [`error!`]. Every
+//! operation fails with a [`ConnectorError`]; its constructors ([`ConnectorError::retryable`],
 //! [`ConnectorError::permanent`], [`ConnectorError::from_status`], ...) and the `From` impls for
 //! each capability's error make `?` do the right thing.
 //!
@@ -177,6 +177,7 @@ pub mod log;
 mod manifest;
 pub mod secrets;
 pub mod state;
+pub mod time;
 mod worlds;
 
 pub use bindings::connector::patchbay::connector::types;

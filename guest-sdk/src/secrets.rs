@@ -2,10 +2,16 @@
 //!
 //! In order of preference: put a [`placeholder`] in a request header (see
 //! [`Request::bearer`](crate::http::Request::bearer)), let the host sign or verify with
-//! [`hmac_sha256`] / [`verify_hmac_sha256`], and only then read the value with [`get`].
+//! [`hmac_sha256`] / [`verify_hmac_sha256`] (or, for secrets that are hex, base64 or Standard
+//! Webhooks `whsec_…` keys rather than text, [`hmac_sha256_with`] / [`verify_hmac_sha256_with`]),
+//! and only then read the value with [`get`].
 
 use crate::bindings::connector::patchbay::connector::credentials;
 use crate::types::ConnectorError;
+
+/// How the host turns a secret's text into HMAC key bytes: `Utf8`, `Hex`, `Base64`, or
+/// `StandardWebhooks` (base64 after the `whsec_` prefix).
+pub use crate::bindings::connector::patchbay::connector::credentials::KeyEncoding;
 
 /// Whether secret `name` is set.
 pub fn has(name: &str) -> bool {
@@ -31,4 +37,28 @@ pub fn hmac_sha256(name: &str, message: &[u8]) -> Result<Vec<u8>, ConnectorError
 /// secret `name`.
 pub fn verify_hmac_sha256(name: &str, message: &[u8], signature: &[u8]) -> Result<bool, ConnectorError> {
     Ok(credentials::verify_hmac_sha256(name, message, signature)?)
+}
+
+/// HMAC-SHA256 of `message` keyed with secret `name` decoded as `encoding`, computed by the host.
+/// A secret that does not decode is a permanent `invalid_credential_request` error.
+///
+/// ```ignore
+/// use patchbay_sdk::secrets::{self, KeyEncoding};
+///
+/// // Standard Webhooks: sign `{id}.{timestamp}.{body}` with the `whsec_…` secret.
+/// let tag = secrets::hmac_sha256_with("signing_secret", KeyEncoding::StandardWebhooks, &content)?;
+/// ```
+pub fn hmac_sha256_with(name: &str, encoding: KeyEncoding, message: &[u8]) -> Result<Vec<u8>, ConnectorError> {
+    Ok(credentials::hmac_sha256_with(name, encoding, message)?)
+}
+
+/// Constant-time check, by the host, that `signature` is the HMAC-SHA256 of `message` under
+/// secret `name` decoded as `encoding`.
+pub fn verify_hmac_sha256_with(
+    name: &str,
+    encoding: KeyEncoding,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, ConnectorError> {
+    Ok(credentials::verify_hmac_sha256_with(name, encoding, message, signature)?)
 }

@@ -11,7 +11,7 @@ const GH_SECRET: &str = "It's a Secret to Everybody";
 const GH_BODY: &str = "Hello, World!";
 const GH_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
-fn incoming(headers: &[(&str, &str)], body: &str) -> Value {
+pub(crate) fn incoming(headers: &[(&str, &str)], body: &str) -> Value {
     json!({"req": {
         "method": "POST",
         "path": "/hooks/x",

@@ -32,5 +32,6 @@ mod runtime;
 mod sandbox;
 mod secrets;
 mod server;
+mod standard_webhooks;
 mod store;
 mod webhook_vectors;

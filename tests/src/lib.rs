@@ -2,7 +2,8 @@
 //! `build.rs` and listed in [`components`].
 
 /// Absolute paths of the guest components `build.rs` compiled for wasm32-wasip2: one constant per
-/// component (`GITHUB`, `NOTIFY_WEBHOOK`, `HOSTILE`, `TRIVIAL`) and `ALL` as `(crate name, path)`.
+/// component (`GITHUB`, `NOTIFY_WEBHOOK`, `STANDARD_WEBHOOKS`, `HOSTILE`, `TRIVIAL`, ...) and `ALL`
+/// as `(crate name, path)`.
 pub mod components {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }

@@ -12,7 +12,6 @@
 
 mod normalize;
 mod signature;
-mod time;
 
 use patchbay_sdk::webhook_endpoint::{
     DeliveryReceipt, IncomingRequest, NormalizedEvent, OutboundEvent, Verification, WebhookEndpoint,

@@ -5,9 +5,8 @@
 //! sinks usually need; any other event passes GitHub's payload through unchanged.
 
 use patchbay_sdk::ConnectorError;
+use patchbay_sdk::time::rfc3339_to_ms;
 use serde_json::{Value, json};
-
-use crate::time::rfc3339_to_ms;
 
 /// One event before the delivery id is attached.
 #[derive(Debug, Clone, PartialEq)]

@@ -82,23 +82,7 @@ patchbay_sdk::export_notification_provider!(NotifyWebhook);
 
 /// The configured webhook URL, checked to be an absolute `http(s)` URL.
 fn webhook_url() -> Result<String, ConnectorError> {
-    let url = config::require(WEBHOOK_URL)?;
-    let url = url.trim();
-    if is_http_url(url) {
-        Ok(url.to_owned())
-    } else {
-        Err(ConnectorError::permanent("invalid_config", format!("`{WEBHOOK_URL}` must be an absolute http(s) URL")))
-    }
-}
-
-/// Whether `url` is `http://` or `https://` followed by a non-empty authority without spaces.
-fn is_http_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    !authority.is_empty() && !url.chars().any(char::is_whitespace)
+    config::require_http_url(WEBHOOK_URL)
 }
 
 /// Maps the webhook's answer: 2xx is success; Slack's plain-text error codes on 400/403/404/410
@@ -140,16 +124,6 @@ mod tests {
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: body.as_bytes().to_vec(),
         }
-    }
-
-    #[test]
-    fn url_check() {
-        assert!(is_http_url("https://hooks.slack.com/services/T0/B0/XYZ"));
-        assert!(is_http_url("http://127.0.0.1:8080/hook"));
-        assert!(!is_http_url("hooks.slack.com/services/x"));
-        assert!(!is_http_url("https:///path"));
-        assert!(!is_http_url("ftp://example.com"));
-        assert!(!is_http_url("https://exa mple.com"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::timefmt::rfc3339;
 pub const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
     ("notify_webhook.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/notify_webhook.wasm"))),
     ("github.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/github.wasm"))),
+    ("standard_webhooks.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/standard_webhooks.wasm"))),
 ];
 
 /// A version that was just published (or was already there with the same bytes).

@@ -3,14 +3,22 @@
 //!
 //! The context is built per call from the installation's own values; there is no name a guest can
 //! pass that reaches another installation's data.
+//!
+//! `hmac-sha256-with` and `verify-hmac-sha256-with` decode the secret into key bytes first (UTF-8,
+//! hex, base64 or a Standard Webhooks `whsec_` secret), with the same decoding the webhook
+//! verifiers use ([`crate::crypto::webhook::hmac_key`]), so a connector can sign Standard Webhooks
+//! without ever holding the key. A secret that does not decode is `invalid`, with a message that
+//! names the secret and the expected form but never shows the value.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use patchbay_registry::KeyEncoding as RegistryKeyEncoding;
 use ring::hmac;
 
 use crate::bindings::connector::patchbay::connector::credentials as wit;
-use wit::CredentialError;
+use crate::crypto::webhook::{SecretFormat, WebhookError, hmac_key};
+use wit::{CredentialError, KeyEncoding};
 
 /// A secret value. Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,20 +97,65 @@ impl CredentialsView<'_> {
 
     /// HMAC-SHA256 of `message` keyed with the named secret's UTF-8 bytes.
     pub fn hmac(&self, name: &str, message: &[u8]) -> Result<Vec<u8>, CredentialError> {
-        if message.len() > MAX_HMAC_INPUT {
-            return Err(CredentialError::Invalid(format!("message larger than {MAX_HMAC_INPUT} bytes")));
-        }
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.secret(name)?.expose().as_bytes());
+        self.hmac_with(name, KeyEncoding::Utf8, message)
+    }
+
+    /// Constant-time verification of an HMAC-SHA256 tag keyed with the secret's UTF-8 bytes.
+    pub fn verify_hmac(&self, name: &str, message: &[u8], tag: &[u8]) -> Result<bool, CredentialError> {
+        self.verify_hmac_with(name, KeyEncoding::Utf8, message, tag)
+    }
+
+    /// HMAC-SHA256 of `message` keyed with the named secret decoded as `encoding`.
+    pub fn hmac_with(&self, name: &str, encoding: KeyEncoding, message: &[u8]) -> Result<Vec<u8>, CredentialError> {
+        let key = self.key(name, encoding, message)?;
         Ok(hmac::sign(&key, message).as_ref().to_vec())
     }
 
-    /// Constant-time verification of an HMAC-SHA256 tag.
-    pub fn verify_hmac(&self, name: &str, message: &[u8], tag: &[u8]) -> Result<bool, CredentialError> {
+    /// Constant-time verification of an HMAC-SHA256 tag keyed with the named secret decoded as
+    /// `encoding`.
+    pub fn verify_hmac_with(
+        &self,
+        name: &str,
+        encoding: KeyEncoding,
+        message: &[u8],
+        tag: &[u8],
+    ) -> Result<bool, CredentialError> {
+        let key = self.key(name, encoding, message)?;
+        Ok(hmac::verify(&key, message, tag).is_ok())
+    }
+
+    /// The HMAC key for secret `name`, after checking the message size.
+    fn key(&self, name: &str, encoding: KeyEncoding, message: &[u8]) -> Result<hmac::Key, CredentialError> {
         if message.len() > MAX_HMAC_INPUT {
             return Err(CredentialError::Invalid(format!("message larger than {MAX_HMAC_INPUT} bytes")));
         }
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.secret(name)?.expose().as_bytes());
-        Ok(hmac::verify(&key, message, tag).is_ok())
+        let format = match encoding {
+            KeyEncoding::Utf8 => SecretFormat::Encoded(RegistryKeyEncoding::Utf8),
+            KeyEncoding::Hex => SecretFormat::Encoded(RegistryKeyEncoding::Hex),
+            KeyEncoding::Base64 => SecretFormat::Encoded(RegistryKeyEncoding::Base64),
+            KeyEncoding::StandardWebhooks => SecretFormat::StandardWebhooks,
+        };
+        hmac_key(self.secret(name)?.expose(), format).map_err(|e| match e {
+            WebhookError::BadSecret { expected, .. } => CredentialError::Invalid(format!(
+                "secret `{name}` is not valid {expected} (key encoding {})",
+                encoding_name(encoding)
+            )),
+            // `NoSecret` (decodes to no bytes); the decoding has no other errors.
+            _ => CredentialError::Invalid(format!(
+                "secret `{name}` is empty as {} and cannot key an HMAC",
+                encoding_name(encoding)
+            )),
+        })
+    }
+}
+
+/// The WIT name of a key encoding, for messages.
+fn encoding_name(encoding: KeyEncoding) -> &'static str {
+    match encoding {
+        KeyEncoding::Utf8 => "utf8",
+        KeyEncoding::Hex => "hex",
+        KeyEncoding::Base64 => "base64",
+        KeyEncoding::StandardWebhooks => "standard-webhooks",
     }
 }
 
@@ -138,6 +191,25 @@ impl wit::Host for CredentialsView<'_> {
         signature: Vec<u8>,
     ) -> wasmtime::Result<Result<bool, CredentialError>> {
         Ok(self.verify_hmac(&secret_name, &message, &signature))
+    }
+
+    fn hmac_sha256_with(
+        &mut self,
+        secret_name: String,
+        encoding: KeyEncoding,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, CredentialError>> {
+        Ok(self.hmac_with(&secret_name, encoding, &message))
+    }
+
+    fn verify_hmac_sha256_with(
+        &mut self,
+        secret_name: String,
+        encoding: KeyEncoding,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, CredentialError>> {
+        Ok(self.verify_hmac_with(&secret_name, encoding, &message, &signature))
     }
 }
 
@@ -182,6 +254,89 @@ mod tests {
     #[test]
     fn unknown_secret_is_not_found() {
         assert!(matches!(Owned::new().view().hmac("other", b"x"), Err(CredentialError::NotFound(_))));
+        let with = Owned::new().view().hmac_with("other", KeyEncoding::StandardWebhooks, b"x");
+        assert!(matches!(with, Err(CredentialError::NotFound(name)) if name == "other"));
+    }
+
+    /// The Standard Webhooks vector from `tests/vectors/webhooks.json`
+    /// (standard-webhooks/standard-webhooks, libraries/rust `test_sign`).
+    const SW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    const SW_CONTENT: &[u8] =
+        br#"msg_27UH4WbU6Z5A5EzD8u03UvzRbpk.1649367553.{"email":"test@example.com","username":"test_user"}"#;
+    const SW_SIGNATURE: &str = "tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+
+    fn with_secret(value: &str) -> Owned {
+        Owned { config: BTreeMap::new(), secrets: [("key", value)].into_iter().collect() }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn standard_webhooks_encoding_matches_the_published_vector() {
+        let o = with_secret(SW_SECRET);
+        let c = o.view();
+        let tag = c.hmac_with("key", KeyEncoding::StandardWebhooks, SW_CONTENT).unwrap();
+        assert_eq!(b64(&tag), SW_SIGNATURE);
+        assert!(c.verify_hmac_with("key", KeyEncoding::StandardWebhooks, SW_CONTENT, &tag).unwrap());
+        assert!(!c.verify_hmac_with("key", KeyEncoding::StandardWebhooks, b"msg_x.1.{}", &tag).unwrap());
+        // The same key as plain base64 (the prefix removed) signs the same.
+        let bare = with_secret(SW_SECRET.trim_start_matches("whsec_"));
+        assert_eq!(bare.view().hmac_with("key", KeyEncoding::StandardWebhooks, SW_CONTENT).unwrap(), tag);
+        assert_eq!(bare.view().hmac_with("key", KeyEncoding::Base64, SW_CONTENT).unwrap(), tag);
+        // As UTF-8 text the secret is a different key.
+        assert_ne!(c.hmac_with("key", KeyEncoding::Utf8, SW_CONTENT).unwrap(), tag);
+    }
+
+    #[test]
+    fn hex_and_utf8_encodings() {
+        let text = Owned::new();
+        let utf8 = text.view().hmac_with("webhook_secret", KeyEncoding::Utf8, b"Hello, World!").unwrap();
+        assert_eq!(utf8, text.view().hmac("webhook_secret", b"Hello, World!").unwrap());
+        let hex_secret = hex::encode("It's a Secret to Everybody");
+        let o = with_secret(&hex_secret.to_uppercase());
+        assert_eq!(o.view().hmac_with("key", KeyEncoding::Hex, b"Hello, World!").unwrap(), utf8);
+        assert!(o.view().verify_hmac_with("key", KeyEncoding::Hex, b"Hello, World!", &utf8).unwrap());
+    }
+
+    #[test]
+    fn secrets_that_do_not_decode_are_invalid_without_showing_the_value() {
+        let cases = [
+            ("whsec_not*base64!", KeyEncoding::StandardWebhooks, "whsec_<base64>"),
+            ("whsec_", KeyEncoding::StandardWebhooks, "whsec_<base64>"),
+            ("zz-not-hex", KeyEncoding::Hex, "hex"),
+            ("abc", KeyEncoding::Hex, "hex"),
+            ("%%%not-base64", KeyEncoding::Base64, "base64"),
+        ];
+        for (value, encoding, expected) in cases {
+            let o = with_secret(value);
+            for result in [
+                o.view().hmac_with("key", encoding, b"m").map(|_| ()),
+                o.view().verify_hmac_with("key", encoding, b"m", &[0; 32]).map(|_| ()),
+            ] {
+                match result {
+                    Err(CredentialError::Invalid(m)) => {
+                        assert!(m.contains("`key`") && m.contains(expected), "{value}: {m}");
+                        assert!(m.contains(encoding_name(encoding)), "{value}: {m}");
+                        assert!(expected.contains(value) || !m.contains(value), "the value leaked: {m}");
+                    }
+                    other => panic!("{value} as {encoding:?}: {other:?}"),
+                }
+            }
+        }
+        // Decoding to no key bytes at all is refused too.
+        let empty = with_secret("");
+        let r = empty.view().hmac_with("key", KeyEncoding::Base64, b"m");
+        assert!(matches!(&r, Err(CredentialError::Invalid(m)) if m.contains("empty")), "{r:?}");
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_before_the_secret_is_read() {
+        let big = vec![0u8; MAX_HMAC_INPUT + 1];
+        let r = Owned::new().view().hmac_with("missing", KeyEncoding::Utf8, &big);
+        assert!(matches!(&r, Err(CredentialError::Invalid(m)) if m.contains("larger")), "{r:?}");
     }
 
     #[test]

@@ -33,7 +33,8 @@
 //!
 //! [`Verifier::from_spec`] builds a verifier from a manifest's [`WebhookSpec`] and the
 //! installation's secret values; the `sign_*` functions and [`GenericHmac::sign`] produce the
-//! header values a sender would (tests, and signed outbound webhooks).
+//! header values a sender would (tests, and signed outbound webhooks). [`hmac_key`] turns one
+//! secret into a key the same way, for the `credentials` capability's `hmac-sha256-with`.
 
 use std::fmt;
 
@@ -221,7 +222,7 @@ impl GenericHmac {
     /// those first).
     pub fn sign<H: Headers + ?Sized>(&self, secret: &str, headers: &H, body: &[u8]) -> Result<String, WebhookError> {
         self.check()?;
-        let key = decode_key(secret, self.key_encoding, 1)?;
+        let key = secret_key(secret, SecretFormat::Encoded(self.key_encoding), 1)?;
         let timestamp = match &self.timestamp_header {
             Some(name) => Some(single(headers, name)?),
             None => None,
@@ -318,13 +319,13 @@ impl Verifier {
     /// encoding). Empty secrets are skipped; none left is [`WebhookError::NoSecret`].
     /// The replay window is [`DEFAULT_TOLERANCE_SECS`]; see [`Verifier::with_tolerance`].
     pub fn new<S: AsRef<str>>(scheme: Scheme, secrets: &[S]) -> Result<Verifier, WebhookError> {
-        let key_encoding = match &scheme {
+        let format = match &scheme {
             Scheme::Hmac(g) => {
                 g.check()?;
-                Some(g.key_encoding)
+                SecretFormat::Encoded(g.key_encoding)
             }
-            Scheme::StandardWebhooks => None,
-            Scheme::Github | Scheme::Stripe | Scheme::Slack => Some(KeyEncoding::Utf8),
+            Scheme::StandardWebhooks => SecretFormat::StandardWebhooks,
+            Scheme::Github | Scheme::Stripe | Scheme::Slack => SecretFormat::Encoded(KeyEncoding::Utf8),
         };
         let mut keys = Vec::with_capacity(secrets.len());
         for (i, secret) in secrets.iter().enumerate() {
@@ -332,11 +333,7 @@ impl Verifier {
             if secret.trim().is_empty() {
                 continue;
             }
-            let key = match key_encoding {
-                Some(encoding) => decode_key(secret, encoding, i + 1)?,
-                None => standard_webhooks_key(secret, i + 1)?,
-            };
-            keys.push(key);
+            keys.push(secret_key(secret, format, i + 1)?);
         }
         if keys.is_empty() {
             return Err(WebhookError::NoSecret);
@@ -517,7 +514,7 @@ pub fn unix_now() -> i64 {
 
 /// The `webhook-signature` value for a Standard Webhooks message: `v1,<base64>`.
 pub fn sign_standard_webhooks(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, WebhookError> {
-    let key = standard_webhooks_key(secret, 1)?;
+    let key = secret_key(secret, SecretFormat::StandardWebhooks, 1)?;
     let tag = hmac::sign(&key, &concat(&[id.as_bytes(), b".", timestamp.to_string().as_bytes(), b".", body]));
     Ok(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag.as_ref())))
 }
@@ -611,20 +608,36 @@ fn decode_tag(text: &str, encoding: SignatureEncoding) -> Option<Vec<u8>> {
     (!bytes.is_empty()).then_some(bytes)
 }
 
-/// A Standard Webhooks key: base64 after the optional `whsec_` prefix.
-fn standard_webhooks_key(secret: &str, index: usize) -> Result<hmac::Key, WebhookError> {
-    let encoded = secret.trim().strip_prefix(STANDARD_WEBHOOKS_SECRET_PREFIX).unwrap_or(secret.trim());
-    match BASE64.decode(encoded) {
-        Ok(bytes) if !bytes.is_empty() => Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
-        _ => Err(WebhookError::BadSecret { index, expected: "whsec_<base64>" }),
-    }
+/// How a configured secret's text turns into HMAC key bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretFormat {
+    /// As a manifest's `key_encoding` says: UTF-8 text, base64 or hex.
+    Encoded(KeyEncoding),
+    /// Standard Webhooks: base64 after the (optional) `whsec_` prefix.
+    StandardWebhooks,
 }
 
-fn decode_key(secret: &str, encoding: KeyEncoding, index: usize) -> Result<hmac::Key, WebhookError> {
-    let bytes = match encoding {
-        KeyEncoding::Utf8 => Ok(secret.as_bytes().to_vec()),
-        KeyEncoding::Base64 => BASE64.decode(secret.trim()).map_err(|_| "base64"),
-        KeyEncoding::Hex => hex::decode(secret.trim()).map_err(|_| "hex"),
+/// The HMAC-SHA256 key `secret` stands for in `format`, for code that signs or verifies with a
+/// secret outside a [`Verifier`] (the `credentials` capability's `hmac-sha256-with`). A secret
+/// that does not decode is [`WebhookError::BadSecret`] (`index` 1); one that decodes to no bytes
+/// is [`WebhookError::NoSecret`] (or `BadSecret` for the Standard Webhooks form).
+pub fn hmac_key(secret: &str, format: SecretFormat) -> Result<hmac::Key, WebhookError> {
+    secret_key(secret, format, 1)
+}
+
+/// [`hmac_key`], naming the secret by its 1-based `index` in errors.
+fn secret_key(secret: &str, format: SecretFormat, index: usize) -> Result<hmac::Key, WebhookError> {
+    let bytes = match format {
+        SecretFormat::StandardWebhooks => {
+            let encoded = secret.trim().strip_prefix(STANDARD_WEBHOOKS_SECRET_PREFIX).unwrap_or(secret.trim());
+            match BASE64.decode(encoded) {
+                Ok(bytes) if !bytes.is_empty() => Ok(bytes),
+                _ => Err("whsec_<base64>"),
+            }
+        }
+        SecretFormat::Encoded(KeyEncoding::Utf8) => Ok(secret.as_bytes().to_vec()),
+        SecretFormat::Encoded(KeyEncoding::Base64) => BASE64.decode(secret.trim()).map_err(|_| "base64"),
+        SecretFormat::Encoded(KeyEncoding::Hex) => hex::decode(secret.trim()).map_err(|_| "hex"),
     };
     match bytes {
         Ok(bytes) if !bytes.is_empty() => Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
