@@ -14,7 +14,8 @@
 //! A matching rule yields one delivery whose arguments come from its **payload template**: any
 //! JSON value in which a string that is exactly `{{path}}` is replaced by the JSON value at that
 //! path, and `{{path}}` inside a longer string by its text. Paths start at `event` (`id`, `type`,
-//! `subject`, `source`, `payload…`, `created_at`, `idempotency_key`), `delivery` (`id`,
+//! `subject`, `source`, `payload…`, `payload_json` — the payload as JSON text, for WIT `json`
+//! parameters —, `created_at`, `idempotency_key`), `delivery` (`id`,
 //! `idempotency_key`) or `route` (`id`, `name`). Without a template the event's payload is the
 //! arguments object, except for the `webhooks.deliver` operation, whose default argument is the
 //! outbound event built from the event. Rendering happens when the event is stored, so a later
@@ -345,7 +346,7 @@ pub fn default_template(operation: &str) -> Value {
         json!({"event": {
             "id": "{{event.id}}",
             "event-type": "{{event.type}}",
-            "payload": "{{event.payload}}",
+            "payload": "{{event.payload_json}}",
             "timestamp": "{{event.created_at}}",
             "attempt": 1,
             "idempotency-key": "{{delivery.idempotency_key}}",
@@ -475,6 +476,7 @@ pub fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms:
                 "subject": event.subject,
                 "source": event.source_installation,
                 "payload": payload,
+                "payload_json": event.payload,
                 "created_at": event.created_at_ms,
                 "idempotency_key": event.idempotency_key,
             },
@@ -618,8 +620,10 @@ mod tests {
         assert_eq!(args["idempotency-key"], "evt.rt");
         let ev = render(
             &default_template("deliver"),
-            &json!({"event": {"id": "e", "type": "t", "payload": {}, "created_at": 5}, "delivery": {"idempotency_key": "k"}}),
+            &json!({"event": {"id": "e", "type": "t", "payload": {"a": 1}, "payload_json": "{\"a\":1}", "created_at": 5},
+                    "delivery": {"idempotency_key": "k"}}),
         );
+        assert_eq!(ev["event"]["payload"], "{\"a\":1}");
         assert_eq!(ev["event"]["idempotency-key"], "k");
         assert_eq!(ev["event"]["timestamp"], 5);
     }

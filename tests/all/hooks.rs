@@ -478,3 +478,95 @@ async fn emitted_events_are_routed_once() {
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert!(String::from_utf8_lossy(&hits[0].body).contains("exp-k-1: 42"), "{hits:?}");
 }
+
+/// Standard Webhooks in (verified by the host, ±300 s window), routed with the default template
+/// to another standard-webhooks installation's `deliver`, out as a signed Standard Webhook whose
+/// `webhook-id` is the event id and whose `idempotency-key` is the delivery's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_webhooks_in_and_out() {
+    use patchbay::crypto::webhook::{Verifier, Scheme, sign_standard_webhooks, unix_now};
+    let s = Server::start(Backend::Postgres).await;
+    let web = TestServer::start().await;
+    let t = s.tenant("acme").await;
+    let inbound_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let outbound_secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let r = s.post("/v1/installations", &t, json!({ "connector": "standard-webhooks", "name": "in" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let inbound = r.body["id"].as_str().unwrap().to_string();
+    let url = r.body["webhook_url"].as_str().unwrap().to_string();
+    let creds = |id: &str, body: Value| {
+        let path = format!("/v1/installations/{id}/credentials");
+        let t = t.clone();
+        let s = &s;
+        async move { s.call(reqwest::Method::PUT, &path, &t, Some(body)).await }
+    };
+    assert_eq!(creds(&inbound, json!({ "webhook_secret": inbound_secret })).await.status, StatusCode::OK);
+    let r = s
+        .post(
+            "/v1/installations",
+            &t,
+            json!({ "connector": "standard-webhooks", "name": "out", "config": { "url": web.url("/subscriber") } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let outbound = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(creds(&outbound, json!({ "signing_secret": outbound_secret })).await.status, StatusCode::OK);
+    let r = s
+        .post(
+            "/v1/routes",
+            &t,
+            json!({ "name": "fan-out", "event_types": ["invoice.*"], "source_installation": inbound,
+                    "destination_installation": outbound, "operation": "deliver" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+
+    let body = json!({"type": "invoice.paid", "timestamp": "2026-11-22T10:00:00Z", "data": {"invoice": "in_1", "amount": 990}}).to_string();
+    let send = |id: &'static str, ts: i64, body: String, secret: &'static str| {
+        let url = url.clone();
+        async move {
+            let sig = sign_standard_webhooks(secret, id, ts, body.as_bytes()).unwrap();
+            let req = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body);
+            Resp::read(req.send().await.unwrap()).await
+        }
+    };
+    // Outside the replay window (either way) and a wrong secret: 401 with the reason.
+    let r = send("msg_old", unix_now() - 400, body.clone(), inbound_secret).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    assert!(r.message().contains("300"), "{r:?}");
+    let r = send("msg_future", unix_now() + 400, body.clone(), inbound_secret).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    let r = send("msg_1", unix_now(), body.clone(), outbound_secret).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    // Authentic: recorded, and the same webhook-id again replays the answer.
+    let r = send("msg_1", unix_now(), body.clone(), inbound_secret).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let again = send("msg_1", unix_now(), body.clone(), inbound_secret).await;
+    assert_eq!(again.body, r.body);
+    let event = r.body["events"][0].as_str().unwrap().to_string();
+    let detail = wait_deliveries(&s, &t, &event, "delivered").await;
+    assert_eq!(detail["type"], "invoice.paid");
+    assert_eq!(detail["idempotency_key"], "msg_1");
+    let key = detail["deliveries"][0]["idempotency_key"].as_str().unwrap().to_string();
+
+    let got: Vec<_> = web.received().into_iter().filter(|r| r.path == "/subscriber").collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let req = &got[0];
+    assert_eq!(req.header("webhook-id").as_deref(), Some(event.as_str()));
+    assert_eq!(req.header("idempotency-key").as_deref(), Some(key.as_str()));
+    let sent: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(sent["type"], "invoice.paid");
+    assert_eq!(sent["data"], json!({"invoice": "in_1", "amount": 990}));
+    let headers: Vec<(String, String)> =
+        req.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
+    Verifier::new(Scheme::StandardWebhooks, &[outbound_secret])
+        .unwrap()
+        .verify(headers.as_slice(), &req.body, unix_now())
+        .expect("the delivery is signed with the subscriber's secret");
+}
