@@ -223,6 +223,76 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
+/// Where one request's time goes, sequentially in process (no HTTP, no contention): the whole
+/// ingest, the connector's `transform` alone, and the durable write alone.
+async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
+    let (app, _addr, _dir) = host(backend, false).await?;
+    let (_, sink_url) = sink().await?;
+    let path = setup(&app, &sink_url).await?;
+    let hook = path.trim_start_matches("/hooks/").to_string();
+    let shot = webhook_shot(&path);
+    let headers: Vec<(String, String)> = shot
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .chain([("x-github-event".to_string(), "push".to_string())])
+        .collect();
+    let mut whole = Vec::with_capacity(n);
+    for i in 0..n + 100 {
+        let mut h = headers.clone();
+        h.push(("x-github-delivery".into(), format!("b-{i}")));
+        let req = patchbay::app::ingress::InboundWebhook {
+            hook_id: hook.clone(),
+            method: "POST".into(),
+            path: path.clone(),
+            headers: h,
+            body: shot.body.to_vec(),
+            received_at_ms: patchbay::capability::now_ms() as i64,
+        };
+        let t = Instant::now();
+        app.ingest_webhook(req).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        if i >= 100 {
+            whole.push(t.elapsed());
+        }
+    }
+    whole.sort();
+    let r = app.resolve("bench", &app.store.installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default()).await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let mut wasm = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut h = headers.clone();
+        h.push(("x-github-delivery".into(), format!("w-{i}")));
+        let req = patchbay::runtime::calls::IncomingRequest {
+            method: "POST".into(),
+            path: path.clone(),
+            headers: h,
+            body: shot.body.to_vec(),
+            received_at: 0,
+        };
+        let t = Instant::now();
+        let report = patchbay::runtime::calls::webhook_ingress(
+            &app.runtime,
+            &r.prepared.component,
+            &r.prepared.installation,
+            req,
+            false,
+        )
+        .await;
+        report.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+        wasm.push(t.elapsed());
+    }
+    wasm.sort();
+    println!(
+        "{:<44} p50={:>7.1} µs  p99={:>7.1} µs   (transform in a fresh sandbox: p50={:.1} µs)",
+        format!("one ingest, sequential, {backend}"),
+        percentile(&whole, 0.5) * 1e3,
+        percentile(&whole, 0.99) * 1e3,
+        percentile(&wasm, 0.5) * 1e3,
+    );
+    app.flush().await;
+    Ok(())
+}
+
 async fn latency(backend: Backend, n: usize) -> anyhow::Result<()> {
     let (arrivals, sink_url) = sink().await?;
     let (app, addr, _dir) = host(backend, true).await?;
@@ -307,6 +377,9 @@ fn main() -> anyhow::Result<()> {
                 depth.pending
             );
             app.flush().await;
+        }
+        for backend in backends.iter().copied() {
+            breakdown(backend, 2000).await?;
         }
         for backend in backends {
             latency(backend, 500).await?;

@@ -235,6 +235,18 @@ impl Store {
         }
     }
 
+    /// A write transaction whose commit need not survive a crash (PostgreSQL: no wait for the
+    /// WAL flush; SQLite in WAL mode with `synchronous = NORMAL` does not wait anyway). Only for
+    /// writes whose loss is harmless, like delivery leases and settlements (the delivery is
+    /// then simply delivered again).
+    pub(crate) async fn begin_relaxed(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }

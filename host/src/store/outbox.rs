@@ -28,6 +28,11 @@
 //! and restarts the retry schedule: `schedule_base` records `attempts` at the redrive and
 //! [`DeliveryRow::schedule_attempt`] counts from it.
 //!
+//! **Durability.** Ingress and emitted events commit durably: they are acknowledged to their
+//! senders. Claims and settlements (ack, fail) commit without waiting for the disk on PostgreSQL
+//! ([`Store::begin_relaxed`]): losing one in a crash only means the delivery runs again, which
+//! at-least-once delivery with idempotency keys already allows.
+//!
 //! Timestamps are unix milliseconds chosen by the caller where they matter to the schedule
 //! (`now_ms` arguments, `received_at_ms`, `created_at_ms`, `next_attempt_at_ms`), so the
 //! dispatcher and tests control the clock; `updated_at` is the wall clock.
@@ -657,7 +662,7 @@ impl Store {
              ORDER BY next_attempt_at LIMIT $5{lock}) \
              RETURNING {DELIVERY_COLUMNS}"
         );
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_relaxed().await?;
         let rows = sqlx::query(&sql)
             .bind(owner)
             .bind(now_ms.saturating_add(lease_ms))
@@ -719,7 +724,7 @@ impl Store {
                 attempt.duration_ms
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_relaxed().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET status = $4, next_attempt_at = COALESCE($5, next_attempt_at), \
              lease_owner = NULL, lease_until = NULL, last_error = $6, updated_at = $7 \
