@@ -198,7 +198,9 @@ impl Settings {
         let dispatch_lease_secs =
             number_setting(env, "PATCHBAY_DISPATCH_LEASE_SECS")?.or(file.dispatch_lease_secs).unwrap_or(120);
         if !(2..=86_400).contains(&dispatch_lease_secs) {
-            bail!("the delivery lease must be 2 to 86400 seconds (longer than the call timeout), got {dispatch_lease_secs}");
+            bail!(
+                "the delivery lease must be 2 to 86400 seconds (longer than the call timeout), got {dispatch_lease_secs}"
+            );
         }
         Ok(Settings {
             listen,

@@ -141,7 +141,10 @@ fn parse_cond(path: &str, v: &Value) -> Result<Cond, RuleError> {
         other => {
             return Err(rule_error(
                 path,
-                format!("unknown operator {other:?}; use one of {} (or a plain value for equality)", OPERATORS.join(", ")),
+                format!(
+                    "unknown operator {other:?}; use one of {} (or a plain value for equality)",
+                    OPERATORS.join(", ")
+                ),
             ));
         }
     })
@@ -251,11 +254,7 @@ pub fn check_template(at: &str, t: &Value) -> Result<(), RuleError> {
     })
 }
 
-fn walk_strings(
-    v: &Value,
-    at: &str,
-    f: &mut dyn FnMut(&str, &str) -> Result<(), RuleError>,
-) -> Result<(), RuleError> {
+fn walk_strings(v: &Value, at: &str, f: &mut dyn FnMut(&str, &str) -> Result<(), RuleError>) -> Result<(), RuleError> {
     match v {
         Value::String(s) => f(s, at),
         Value::Array(a) => a.iter().enumerate().try_for_each(|(i, x)| walk_strings(x, &format!("{at}[{i}]"), f)),
@@ -367,10 +366,10 @@ impl Rule {
     /// Compiles a stored rule. Stored rules were validated on the way in; a filter that no longer
     /// parses matches nothing rather than everything.
     pub fn new(row: RouteRow) -> Rule {
-        let filter = row.filter.as_ref().map(|f| Filter::parse("filter", f).unwrap_or(Filter(vec![(
-            String::new(),
-            Cond::Exists(false),
-        )])));
+        let filter = row
+            .filter
+            .as_ref()
+            .map(|f| Filter::parse("filter", f).unwrap_or(Filter(vec![(String::new(), Cond::Exists(false))])));
         Rule { row, filter }
     }
 
@@ -409,7 +408,8 @@ impl Router {
         {
             return Ok(rules.clone());
         }
-        let rules: Arc<Vec<Rule>> = Arc::new(self.store.routes(tenant, true).await?.into_iter().map(Rule::new).collect());
+        let rules: Arc<Vec<Rule>> =
+            Arc::new(self.store.routes(tenant, true).await?.into_iter().map(Rule::new).collect());
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= RULES_CACHE_MAX {
                 c.clear();

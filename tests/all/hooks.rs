@@ -134,7 +134,8 @@ async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     // A second route with a payload filter: fan-out, each delivery on its own.
     let mut audit_route = notify_route("main-to-audit", &gh, &audit);
-    audit_route["filter"] = json!({"ref": "refs/heads/main", "repository": {"prefix": "acme/"}, "pusher.name": "octocat"});
+    audit_route["filter"] =
+        json!({"ref": "refs/heads/main", "repository": {"prefix": "acme/"}, "pusher.name": "octocat"});
     let r = s.post("/v1/routes", &t, audit_route).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let mut skipped = notify_route("tags-only", &gh, &audit);
@@ -258,7 +259,8 @@ async fn failed_deliveries_retry_dead_letter_and_redrive(backend: Backend) {
     };
     let d = by_dest(&flaky);
     assert_eq!(d["status"], "delivered", "{d}");
-    let outcomes: Vec<&str> = d["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        d["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["retryable", "retryable", "ok"], "{d}");
     assert!(d["attempts"][0]["error"].as_str().unwrap().contains("503"), "{d}");
     let d = by_dest(&dead);
@@ -301,7 +303,8 @@ async fn failed_deliveries_retry_dead_letter_and_redrive(backend: Backend) {
     assert_eq!(r.body["redriven"], 1);
     let detail = wait_deliveries(&s, &t, &event, "delivered").await;
     let d = detail["deliveries"].as_array().unwrap().iter().find(|d| d["destination_installation"] == dead).unwrap();
-    let outcomes: Vec<&str> = d["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        d["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["permanent", "ok"], "the history stays: {d}");
 }
 
@@ -369,7 +372,11 @@ async fn routes_are_validated_and_scoped() {
         (json!({"destination_installation": "ins_nope"}), StatusCode::UNPROCESSABLE_ENTITY, "destination_installation"),
         (json!({"source_installation": "ins_nope"}), StatusCode::UNPROCESSABLE_ENTITY, "source_installation"),
         (json!({"filter": {"amount": {"between": [1, 2]}}}), StatusCode::UNPROCESSABLE_ENTITY, "filter.amount"),
-        (json!({"payload_template": {"text": "{{secrets.token}}"}}), StatusCode::UNPROCESSABLE_ENTITY, "payload_template.text"),
+        (
+            json!({"payload_template": {"text": "{{secrets.token}}"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payload_template.text",
+        ),
         (json!({"retry_schedule": []}), StatusCode::UNPROCESSABLE_ENTITY, "retry_schedule"),
         (json!({"name": ""}), StatusCode::UNPROCESSABLE_ENTITY, "name"),
     ];
@@ -392,7 +399,12 @@ async fn routes_are_validated_and_scoped() {
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(s.post("/v1/routes", &t, good.clone()).await.status, StatusCode::CONFLICT);
     let r = s
-        .call(reqwest::Method::PATCH, &format!("/v1/routes/{id}"), &t, Some(json!({"enabled": false, "filter": {"a": 1}})))
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/routes/{id}"),
+            &t,
+            Some(json!({"enabled": false, "filter": {"a": 1}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["enabled"], false);
@@ -484,7 +496,7 @@ async fn emitted_events_are_routed_once() {
 /// `webhook-id` is the event id and whose `idempotency-key` is the delivery's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_webhooks_in_and_out() {
-    use patchbay::crypto::webhook::{Verifier, Scheme, sign_standard_webhooks, unix_now};
+    use patchbay::crypto::webhook::{Scheme, Verifier, sign_standard_webhooks, unix_now};
     let s = Server::start(Backend::Postgres).await;
     let web = TestServer::start().await;
     let t = s.tenant("acme").await;

@@ -235,9 +235,8 @@ async fn three_hosts_on_postgres_survive_a_sigkill() {
     let (sink, sink_url) = start_sink().await;
     let (path, token) = setup(&hosts[0], &sink_url).await;
     let route = route_id(&hosts[0], &token).await;
-    let targets: Arc<Vec<Target>> = Arc::new(
-        hosts.iter().map(|h| Target { base: Mutex::new(h.url.clone()), up: AtomicBool::new(true) }).collect(),
-    );
+    let targets: Arc<Vec<Target>> =
+        Arc::new(hosts.iter().map(|h| Target { base: Mutex::new(h.url.clone()), up: AtomicBool::new(true) }).collect());
     let sent = Arc::new(AtomicUsize::new(0));
     let sender = tokio::spawn(send_all(targets.clone(), path, sent.clone()));
     // Mid-flight: webhooks arriving at all three, deliveries leased by all three.
@@ -246,7 +245,11 @@ async fn three_hosts_on_postgres_survive_a_sigkill() {
     }
     hosts[1].kill();
     targets[1].up.store(false, Ordering::Relaxed);
-    eprintln!("killed host 2 after {} webhooks and {} effects", sent.load(Ordering::Relaxed), sink.effects.lock().unwrap().len());
+    eprintln!(
+        "killed host 2 after {} webhooks and {} effects",
+        sent.load(Ordering::Relaxed),
+        sink.effects.lock().unwrap().len()
+    );
     let event_ids = sender.await.unwrap();
     check_books(&hosts[0], &token, &sink, &event_ids, &route).await;
 }
@@ -265,7 +268,11 @@ async fn one_host_on_sqlite_survives_sigkill_and_restart() {
     }
     let mut s = s;
     s.kill();
-    eprintln!("killed the host after {} webhooks and {} effects", sent.load(Ordering::Relaxed), sink.effects.lock().unwrap().len());
+    eprintln!(
+        "killed the host after {} webhooks and {} effects",
+        sent.load(Ordering::Relaxed),
+        sink.effects.lock().unwrap().len()
+    );
     // Senders keep retrying against the dead address until the host is back.
     let s = s.restart().await;
     *targets[0].base.lock().unwrap() = s.url.clone();

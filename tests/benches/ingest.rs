@@ -146,9 +146,13 @@ async fn setup(app: &App, sink: &str) -> anyhow::Result<String> {
         serde_json::from_value(json!({ "connector": "github", "name": "src" }))?;
     let gh = app.create_installation("bench", gh).await.map_err(e)?;
     let gh_id = gh["id"].as_str().unwrap_or_default().to_string();
-    app.put_credentials("bench", &gh_id, json!({ "webhook_secret": SECRET }).as_object().unwrap_or(&Default::default()))
-        .await
-        .map_err(e)?;
+    app.put_credentials(
+        "bench",
+        &gh_id,
+        json!({ "webhook_secret": SECRET }).as_object().unwrap_or(&Default::default()),
+    )
+    .await
+    .map_err(e)?;
     let dest: patchbay::app::installations::CreateInstallation = serde_json::from_value(
         json!({ "connector": "notify-webhook", "name": "dest", "config": { "webhook_url": sink } }),
     )?;
@@ -256,7 +260,9 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
         }
     }
     whole.sort();
-    let r = app.resolve("bench", &app.store.installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default()).await
+    let r = app
+        .resolve("bench", &app.store.installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default())
+        .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let mut wasm = Vec::with_capacity(n);
     for i in 0..n {
@@ -316,7 +322,8 @@ async fn latency(backend: Backend, n: usize) -> anyhow::Result<()> {
         let prefix = format!("{event}.");
         let deadline = Instant::now() + Duration::from_secs(10);
         let arrived = loop {
-            let found = arrivals.lock().ok().and_then(|m| m.iter().find(|(k, _)| k.starts_with(&prefix)).map(|(_, t)| *t));
+            let found =
+                arrivals.lock().ok().and_then(|m| m.iter().find(|(k, _)| k.starts_with(&prefix)).map(|(_, t)| *t));
             if let Some(t) = found {
                 break t;
             }
@@ -355,7 +362,8 @@ fn main() -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, hello).await });
         let body = Bytes::from(push_body());
-        let shot = Shot { path: "/".into(), headers: vec![("content-type", "application/json".into())], vary: None, body };
+        let shot =
+            Shot { path: "/".into(), headers: vec![("content-type", "application/json".into())], vary: None, body };
         let (rps, failed) = load(addr, shot, connections, secs).await;
         println!("{:<44} {rps:>9.0} req/s  ({failed} failed)", "axum hello-world POST");
 

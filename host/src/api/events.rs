@@ -119,7 +119,8 @@ pub async fn redrive_one(
     let tenant = p.tenant(KeyScope::Manage)?;
     let Path(id) = path?;
     if !app.store.redrive(tenant, &id, crate::store::now_ms()).await? {
-        let d = app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
+        let d =
+            app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
         return Err(ApiError::conflict(format!(
             "delivery {id} is {}; only dead deliveries can be redriven",
             d.status.as_str()

@@ -73,8 +73,9 @@ fn unauthorized(reason: impl Into<String>) -> ApiError {
 
 fn connector_failure(stage: &str, e: &ConnectorError) -> ApiError {
     match e {
-        ConnectorError::Permanent(f) => ApiError::bad_request(format!("{stage}: {} ({})", f.message, f.code))
-            .with_code("webhook_rejected"),
+        ConnectorError::Permanent(f) => {
+            ApiError::bad_request(format!("{stage}: {} ({})", f.message, f.code)).with_code("webhook_rejected")
+        }
         ConnectorError::Unauthorized(f) => unauthorized(format!("{stage}: {}", f.message)),
         ConnectorError::RateLimited(r) => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("{stage}: {}", r.message))

@@ -342,15 +342,13 @@ impl App {
             .map(|a| json!({ "api_version": a.id, "sunset": a.sunset }));
         // Webhook-endpoint installations receive webhooks at a per-installation address.
         let webhook_url = match manifest.map(|m| m.category) {
-            Some(patchbay_registry::Category::WebhookEndpoint) => {
-                match self.webhook_url(&row.tenant, &row.id).await {
-                    Ok(u) => Value::String(u),
-                    Err(e) => {
-                        tracing::warn!(installation = %row.id, "cannot give the installation a webhook address: {}", e.message);
-                        Value::Null
-                    }
+            Some(patchbay_registry::Category::WebhookEndpoint) => match self.webhook_url(&row.tenant, &row.id).await {
+                Ok(u) => Value::String(u),
+                Err(e) => {
+                    tracing::warn!(installation = %row.id, "cannot give the installation a webhook address: {}", e.message);
+                    Value::Null
                 }
-            }
+            },
             _ => Value::Null,
         };
         json!({

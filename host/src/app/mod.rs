@@ -58,9 +58,7 @@ pub struct AppInner {
     /// How long webhook ids are remembered for deduplication.
     pub webhook_dedupe: std::time::Duration,
     /// Hook ids resolved recently (see [`ingress::HOOK_CACHE_TTL`]).
-    hooks: std::sync::Mutex<
-        std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>,
-    >,
+    hooks: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>>,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
     prepared: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<installations::Prepared>>>,
 }

@@ -153,11 +153,8 @@ impl App {
     }
 
     pub async fn update_route(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<Value, ApiError> {
-        let mut row = self
-            .store
-            .route(tenant, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no route {id:?}")))?;
+        let mut row =
+            self.store.route(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("no route {id:?}")))?;
         if let Some(v) = req.name {
             row.name = v.trim().to_string();
         }

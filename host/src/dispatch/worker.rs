@@ -248,10 +248,7 @@ async fn call(app: &App, d: &Delivery) -> Attempt {
             Ok(DynamicOutcome::Ok(_)) => Attempt { outcome: AttemptOutcome::Ok, error: None, retry_after: None },
             Ok(DynamicOutcome::ConnectorError { kind, error }) => {
                 let outcome = kind.parse().unwrap_or(AttemptOutcome::Error);
-                let retry_after = error
-                    .get("retry-after-ms")
-                    .and_then(Value::as_u64)
-                    .map(Duration::from_millis);
+                let retry_after = error.get("retry-after-ms").and_then(Value::as_u64).map(Duration::from_millis);
                 let message = error
                     .get("message")
                     .and_then(Value::as_str)

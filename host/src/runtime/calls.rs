@@ -5,10 +5,10 @@ use serde_json::Value;
 
 use super::{CallReport, Installation, LoadedComponent, Runtime, dynamic};
 use crate::bindings::ConnectorError;
+use crate::bindings::connector::exports::patchbay::connector::lifecycle::{CredentialCheck, HealthReport};
 pub use crate::bindings::webhook_endpoint::exports::patchbay::connector::webhooks::{
     IncomingRequest, NormalizedEvent, Verification,
 };
-use crate::bindings::connector::exports::patchbay::connector::lifecycle::{CredentialCheck, HealthReport};
 
 /// Calls `lifecycle.health-check`.
 pub async fn health_check(

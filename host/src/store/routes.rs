@@ -42,7 +42,8 @@ const ROUTE_COLUMNS: &str = "id, tenant, name, event_types, source_installation,
 fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<Option<T>, StoreError> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| StoreError::Invalid(format!("stored route column {column} is not valid: {e}")))
+        serde_json::from_str(&t)
+            .map_err(|e| StoreError::Invalid(format!("stored route column {column} is not valid: {e}")))
     })
     .transpose()
 }
@@ -278,11 +279,12 @@ fn hook_error(e: sqlx::Error, installation: &str) -> StoreError {
 impl Store {
     /// Whether any delivery was made by this route (it may have been deleted since).
     pub async fn route_has_deliveries(&self, tenant: &str, route: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE tenant = $1 AND route_id = $2 LIMIT 1")
-            .bind(tenant)
-            .bind(route)
-            .fetch_optional(self.pool())
-            .await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM deliveries WHERE tenant = $1 AND route_id = $2 LIMIT 1")
+                .bind(tenant)
+                .bind(route)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(found.is_some())
     }
 }
