@@ -392,8 +392,11 @@ const RULES_CACHE_MAX: usize = 10_000;
 /// The tenants' rules, read from the store and kept for [`RULES_TTL`].
 pub struct Router {
     store: Store,
-    cache: Mutex<HashMap<String, (Instant, Arc<Vec<Rule>>)>>,
+    cache: Mutex<HashMap<String, CachedRules>>,
 }
+
+/// A tenant's rules and when they were read.
+type CachedRules = (Instant, Arc<Vec<Rule>>);
 
 impl Router {
     pub fn new(store: Store) -> Router {

@@ -34,6 +34,9 @@ use crate::store::{IngressOutcome, NewEvent, NewIngress};
 
 /// How long a hook id's resolution (installation row, prepared context) is reused.
 pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
+/// A hook id's resolution and when it was made.
+pub type CachedHook = (Instant, Arc<Resolved>);
+
 /// Most hook resolutions kept.
 const HOOK_CACHE_MAX: usize = 10_000;
 
