@@ -5,6 +5,7 @@ mod api;
 mod connectors;
 mod dynamic;
 mod egress;
+mod group_commit;
 mod harness;
 mod outbox;
 mod registry;
