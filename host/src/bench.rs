@@ -1,5 +1,8 @@
 //! Fresh-sandbox call benchmark: patchbay's real call path (capabilities linked, limits, fuel,
-//! operation log) beside a bare wasmtime instantiate + call of the same component.
+//! operation log) beside a bare wasmtime instantiate + call of the same component. [`ingress`]
+//! measures webhook ingress: a transaction per request against group commit.
+
+pub mod ingress;
 
 use std::fmt;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ mod api;
 mod connectors;
 mod dynamic;
 mod egress;
+mod group_commit;
 mod harness;
 mod hooks;
 mod multihost;

@@ -12,29 +12,6 @@ use patchbay::store::{
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
-/// Generates `sqlite::<name>` and `postgres::<name>` tests calling `<name>(backend)` on a
-/// multi-threaded runtime (so concurrent claimers really run in parallel).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(patchbay::store::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(patchbay::store::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     ingress_duplicate_gets_the_first_answer_and_writes_nothing,
     ingress_is_one_transaction,
@@ -48,7 +25,7 @@ on_both_backends!(
     deleting_an_installation_removes_its_events,
 );
 
-async fn count(db: &TestDb, sql: &str) -> i64 {
+pub(crate) async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
     let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
@@ -56,7 +33,7 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
     n
 }
 
-async fn counts(db: &TestDb) -> [i64; 4] {
+pub(crate) async fn counts(db: &TestDb) -> [i64; 4] {
     [
         count(db, "SELECT COUNT(*) FROM ingress_requests").await,
         count(db, "SELECT COUNT(*) FROM events").await,
@@ -82,7 +59,7 @@ fn installation(tenant: &str, id: &str) -> NewInstallation {
 }
 
 /// Tenants `t1` (installations `src`, `dst`, `dst2`) and `t2` (installation `other`).
-async fn setup(backend: Backend) -> (TestDb, Store) {
+pub(crate) async fn setup(backend: Backend) -> (TestDb, Store) {
     let db = fresh_database(backend).await;
     let store = Store::connect(&db.url).await.unwrap();
     store.create_tenant("t1", "One").await.unwrap();
@@ -109,7 +86,7 @@ async fn setup(backend: Backend) -> (TestDb, Store) {
     (db, store)
 }
 
-fn event(id: &str, key: &str, event_type: &str, at: i64) -> NewEvent {
+pub(crate) fn event(id: &str, key: &str, event_type: &str, at: i64) -> NewEvent {
     NewEvent {
         id: id.into(),
         tenant: "t1".into(),
@@ -122,7 +99,7 @@ fn event(id: &str, key: &str, event_type: &str, at: i64) -> NewEvent {
     }
 }
 
-fn delivery(id: &str, event_id: &str, destination: &str, route: Option<&str>, due: i64) -> NewDelivery {
+pub(crate) fn delivery(id: &str, event_id: &str, destination: &str, route: Option<&str>, due: i64) -> NewDelivery {
     NewDelivery {
         id: id.into(),
         event_id: event_id.into(),
@@ -136,7 +113,7 @@ fn delivery(id: &str, event_id: &str, destination: &str, route: Option<&str>, du
     }
 }
 
-fn ingress(id: &str, installation: &str, key: Option<&str>, status: u16, answer: &str) -> NewIngress {
+pub(crate) fn ingress(id: &str, installation: &str, key: Option<&str>, status: u16, answer: &str) -> NewIngress {
     NewIngress {
         id: id.into(),
         tenant: "t1".into(),

@@ -326,6 +326,20 @@ pub trait IngressWriter: Send + Sync {
     ) -> Result<IngressOutcome, crate::store::StoreError>;
 }
 
+/// Many requests per transaction (see [`crate::store::GroupCommitter`]); each caller is answered
+/// after the commit that holds its request.
+#[async_trait::async_trait]
+impl IngressWriter for crate::store::GroupCommitter {
+    async fn record(
+        &self,
+        ingress: NewIngress,
+        events: Vec<NewEvent>,
+        deliveries: Vec<crate::store::NewDelivery>,
+    ) -> Result<IngressOutcome, crate::store::StoreError> {
+        crate::store::GroupCommitter::record(self, crate::store::IngressWrite { ingress, events, deliveries }).await
+    }
+}
+
 /// One transaction per request.
 pub struct DirectWriter(pub crate::store::Store);
 

@@ -125,7 +125,10 @@ impl App {
                 require_signatures: settings.require_signatures,
                 env_operator_hash,
                 router,
-                ingress_writer: Arc::new(ingress::DirectWriter(store.clone())),
+                // Many webhook requests per transaction; `ingest_webhook` wakes the dispatchers.
+                ingress_writer: Arc::new(
+                    crate::store::GroupCommitter::spawn(store.clone(), crate::store::GroupCommitConfig::default()).0,
+                ),
                 public_url: settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen)),
                 webhook_max_bytes: settings.webhook_max_bytes,
                 webhook_dedupe: std::time::Duration::from_secs(settings.webhook_dedupe_hours * 3600),

@@ -18,6 +18,8 @@ mod api_keys;
 mod connectors;
 mod credentials;
 pub mod event_sink;
+mod group;
+mod ingress;
 mod installations;
 mod logs;
 pub mod oplog;
@@ -43,6 +45,9 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction}
 pub use api_keys::{ApiKey, NewApiKey};
 pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, Viewer};
 pub use credentials::{CredentialRef, SealedField};
+pub use group::{CommitHook, GroupCommitConfig, GroupCommitter, GroupWriters};
+pub use ingress::IngressWrite;
+pub(crate) use ingress::Rows;
 pub use installations::{INITIAL_STATUS, InstallationPatch, InstallationRow, NewInstallation};
 pub use logs::{LogQuery, LogRecord, MAX_LOG_PAGE, NewLogRecord, fields_json, source_name};
 pub use outbox::{
@@ -123,6 +128,26 @@ impl fmt::Debug for Store {
     }
 }
 
+/// How SQLite makes a commit durable (`PRAGMA synchronous`, with the database in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum SqliteSynchronous {
+    /// The WAL is synced at checkpoints only: a committed transaction survives the process
+    /// crashing, not the machine losing power.
+    #[default]
+    Normal,
+    /// The WAL is synced at every commit: a committed transaction survives power loss.
+    Full,
+}
+
+impl SqliteSynchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+        }
+    }
+}
+
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -136,6 +161,12 @@ impl Store {
     /// `postgres://user@host:port/db` (any sqlx-postgres parameter works, e.g.
     /// `?options=-c%20search_path%3Dmy_schema` to place the tables in a schema).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, SqliteSynchronous::default()).await
+    }
+
+    /// [`Store::connect`] with SQLite commits made durable as `synchronous` says (ignored on
+    /// PostgreSQL).
+    pub(crate) async fn connect_with(url: &str, synchronous: SqliteSynchronous) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -159,11 +190,12 @@ impl Store {
                 } else {
                     AnyPoolOptions::new().max_connections(8)
                 };
-                pool.after_connect(|conn, _meta| {
+                pool.after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         conn.execute(
                             format!(
-                                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {};",
+                                "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA busy_timeout = {};",
+                                synchronous.pragma(),
                                 SQLITE_BUSY_TIMEOUT.as_millis()
                             )
                             .as_str(),

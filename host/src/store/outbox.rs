@@ -37,13 +37,13 @@
 //! (`now_ms` arguments, `received_at_ms`, `created_at_ms`, `next_attempt_at_ms`), so the
 //! dispatcher and tests control the clock; `updated_at` is the wall clock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, Store, StoreError, db_message, now_ms, violation};
 
@@ -398,7 +398,7 @@ fn attempt_from(row: &AnyRow) -> Result<AttemptRow, StoreError> {
 }
 
 /// Maps an insert's constraint violation to a client-facing error naming `what`.
-fn insert_error(e: sqlx::Error, what: &str) -> StoreError {
+pub(super) fn insert_error(e: sqlx::Error, what: &str) -> StoreError {
     match violation(&e) {
         Some(ErrorKind::UniqueViolation) => StoreError::Conflict(format!("{what} already exists: {}", db_message(&e))),
         Some(ErrorKind::ForeignKeyViolation) => {
@@ -407,118 +407,6 @@ fn insert_error(e: sqlx::Error, what: &str) -> StoreError {
         Some(_) => StoreError::Invalid(format!("cannot store {what}: {}", db_message(&e))),
         None => e.into(),
     }
-}
-
-/// Checks that every delivery belongs to an event of the batch, of the same tenant.
-fn check_batch(events: &[NewEvent], deliveries: &[NewDelivery]) -> Result<(), StoreError> {
-    let mut ids = HashMap::new();
-    for e in events {
-        if ids.insert(e.id.as_str(), e.tenant.as_str()).is_some() {
-            return Err(StoreError::Invalid(format!("event {} is given more than once", e.id)));
-        }
-    }
-    for d in deliveries {
-        match ids.get(d.event_id.as_str()) {
-            None => {
-                return Err(StoreError::Invalid(format!(
-                    "delivery {} refers to event {}, which is not in the batch",
-                    d.id, d.event_id
-                )));
-            }
-            Some(tenant) if *tenant != d.tenant => {
-                return Err(StoreError::Invalid(format!(
-                    "delivery {} is for tenant {} but its event {} belongs to tenant {tenant}",
-                    d.id, d.tenant, d.event_id
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// Inserts `events` (skipping those whose idempotency key is taken) and the deliveries of the new
-/// ones, inside `tx`.
-async fn insert_events(
-    tx: &mut Transaction<'static, Any>,
-    events: &[NewEvent],
-    deliveries: &[NewDelivery],
-    ingress_id: Option<&str>,
-) -> Result<Vec<EmittedEvent>, StoreError> {
-    let mut emitted = Vec::with_capacity(events.len());
-    let mut fresh = HashSet::new();
-    for e in events {
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO events (id, tenant, source_installation, event_type, subject, payload, idempotency_key, \
-             ingress_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (source_installation, idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(&e.id)
-        .bind(&e.tenant)
-        .bind(&e.source_installation)
-        .bind(&e.event_type)
-        .bind(e.subject.as_deref())
-        .bind(&e.payload)
-        .bind(&e.idempotency_key)
-        .bind(ingress_id)
-        .bind(e.created_at_ms)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|err| insert_error(err, &format!("event {}", e.id)))?;
-        match inserted {
-            Some(id) => {
-                fresh.insert(e.id.as_str());
-                emitted.push(EmittedEvent { id, duplicate: false });
-            }
-            None => {
-                let first: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM events WHERE source_installation = $1 AND idempotency_key = $2")
-                        .bind(&e.source_installation)
-                        .bind(&e.idempotency_key)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                let id = first.ok_or_else(|| {
-                    StoreError::Conflict(format!(
-                        "event idempotency key {:?} of installation {} conflicted but no event holds it",
-                        e.idempotency_key, e.source_installation
-                    ))
-                })?;
-                emitted.push(EmittedEvent { id, duplicate: true });
-            }
-        }
-    }
-    let now = now_ms();
-    for d in deliveries.iter().filter(|d| fresh.contains(d.event_id.as_str())) {
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, operation, payload, \
-             idempotency_key, status, attempts, schedule_base, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, 0, $9, $10, $10)",
-        )
-        .bind(&d.id)
-        .bind(&d.event_id)
-        .bind(&d.tenant)
-        .bind(d.route_id.as_deref())
-        .bind(&d.destination_installation)
-        .bind(&d.operation)
-        .bind(&d.payload)
-        .bind(&d.idempotency_key)
-        .bind(d.next_attempt_at_ms)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(|err| match violation(&err) {
-            Some(ErrorKind::UniqueViolation) => StoreError::Conflict(format!(
-                "delivery {} or its idempotency key {:?} already exists",
-                d.id, d.idempotency_key
-            )),
-            Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound(format!(
-                "cannot store delivery {}: destination installation {} not found",
-                d.id, d.destination_installation
-            )),
-            _ => insert_error(err, &format!("delivery {}", d.id)),
-        })?;
-    }
-    Ok(emitted)
 }
 
 /// A bind value of a dynamically built query.
@@ -533,103 +421,6 @@ fn placeholder(args: &[Arg<'_>]) -> String {
 }
 
 impl Store {
-    /// Records a webhook request with the events made of it and their deliveries, in one
-    /// transaction: all of it or nothing.
-    ///
-    /// When the installation already recorded `ingress.dedupe_key`, nothing is written and the
-    /// first request's answer comes back as [`IngressOutcome::Duplicate`]. Every event gets
-    /// `ingress_id = ingress.id`; deliveries must name an event of `events` (`Invalid`
-    /// otherwise). `NotFound` when an installation is not the tenant's; `Conflict` when an id or a
-    /// delivery idempotency key is taken.
-    pub async fn record_ingress(
-        &self,
-        ingress: &NewIngress,
-        events: &[NewEvent],
-        deliveries: &[NewDelivery],
-    ) -> Result<IngressOutcome, StoreError> {
-        check_batch(events, deliveries)?;
-        if let Some(e) = events.iter().find(|e| e.tenant != ingress.tenant) {
-            return Err(StoreError::Invalid(format!(
-                "event {} is for tenant {} but the request came to tenant {}",
-                e.id, e.tenant, ingress.tenant
-            )));
-        }
-        let mut tx = self.begin_write().await?;
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO ingress_requests (id, tenant, installation, received_at, method, path, headers_json, body, \
-             dedupe_key, response_status, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (installation, dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind(&ingress.id)
-        .bind(&ingress.tenant)
-        .bind(&ingress.installation)
-        .bind(ingress.received_at_ms)
-        .bind(&ingress.method)
-        .bind(&ingress.path)
-        .bind(&ingress.headers_json)
-        .bind(ingress.body.as_slice())
-        .bind(ingress.dedupe_key.as_deref())
-        .bind(i64::from(ingress.response_status))
-        .bind(&ingress.response_body)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| match violation(&e) {
-            Some(ErrorKind::ForeignKeyViolation) => {
-                StoreError::NotFound(format!("installation {} not found", ingress.installation))
-            }
-            _ => insert_error(e, &format!("ingress request {}", ingress.id)),
-        })?;
-        if inserted.is_none() {
-            // Only the dedupe constraint is a conflict target: the key is taken, by a committed
-            // request (PostgreSQL waits for a concurrent inserter to finish before deciding).
-            let first = sqlx::query(
-                "SELECT id, response_status, response_body FROM ingress_requests \
-                 WHERE installation = $1 AND dedupe_key = $2",
-            )
-            .bind(&ingress.installation)
-            .bind(ingress.dedupe_key.as_deref())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(first) = first else {
-                return Err(StoreError::Conflict(format!(
-                    "dedupe key {:?} of installation {} conflicted but no request holds it",
-                    ingress.dedupe_key, ingress.installation
-                )));
-            };
-            let status: i64 = first.try_get("response_status")?;
-            return Ok(IngressOutcome::Duplicate {
-                ingress_id: first.try_get("id")?,
-                response_status: u16::try_from(status).map_err(|_| {
-                    StoreError::Invalid(format!("stored response status {status} is not an HTTP status"))
-                })?,
-                response_body: first.try_get("response_body")?,
-            });
-        }
-        let events = insert_events(&mut tx, events, deliveries, Some(&ingress.id)).await?;
-        tx.commit().await?;
-        Ok(IngressOutcome::Recorded { events })
-    }
-
-    /// Stores events emitted by connectors with their deliveries, in one transaction.
-    ///
-    /// Idempotent per event on `(source_installation, idempotency_key)`: a repeated event is not
-    /// stored again, its deliveries are skipped, and its entry in the answer (one per event, in
-    /// order) names the first event. Errors as for [`Store::record_ingress`].
-    pub async fn emit_events(
-        &self,
-        events: &[NewEvent],
-        deliveries: &[NewDelivery],
-    ) -> Result<Vec<EmittedEvent>, StoreError> {
-        check_batch(events, deliveries)?;
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        let emitted = insert_events(&mut tx, events, deliveries, None).await?;
-        tx.commit().await?;
-        Ok(emitted)
-    }
-
     /// Leases up to `limit` claimable deliveries to `owner` until `now_ms + lease_ms`, oldest due
     /// first, adding one to their `attempts`. Claimable: pending with `next_attempt_at <= now_ms`,
     /// or leased with an expired lease. A delivery is never handed to two claimers while its
