@@ -5,7 +5,7 @@
 //! body, one event and one delivery; every row is verified against the tables afterwards.
 //!
 //! `cargo bench -p patchbay-tests --bench ingress`. `PATCHBAY_BENCH_REQUESTS` (default 200 000)
-//! and `PATCHBAY_BENCH_SECONDS` (default 5) bound each row; `PATCHBAY_BENCH_BACKENDS`
+//! and `PATCHBAY_BENCH_SECONDS` (default 3) bound each row; `PATCHBAY_BENCH_BACKENDS`
 //! (`sqlite,postgres`) picks the backends, `PATCHBAY_BENCH_ONLY` the rows whose mode contains it
 //! (`group commit`, `tx per request`, `batch`), `PATCHBAY_BENCH_PG_WRITERS` (default 4) and
 //! `PATCHBAY_BENCH_MAX_BATCH` (default 512) the group committer's writers on PostgreSQL and batch cap.
@@ -18,7 +18,7 @@ use patchbay::store::GroupCommitConfig;
 fn main() -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let requests = env("PATCHBAY_BENCH_REQUESTS").and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let seconds = env("PATCHBAY_BENCH_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(5.0);
+    let seconds = env("PATCHBAY_BENCH_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(3.0);
     let backends = env("PATCHBAY_BENCH_BACKENDS").unwrap_or_else(|| "sqlite,postgres".into());
     let dir = tempfile::tempdir()?;
     let plan = Plan {

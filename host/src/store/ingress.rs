@@ -18,7 +18,10 @@
 //! exceeds the bind-parameter limit: 32 766 in the bundled SQLite (3.46), 65 535 in PostgreSQL's
 //! protocol. The rows returned by `RETURNING id` tell which requests and events were new; that is
 //! unambiguous only when ids are distinct across the batch, which [`Store::record_ingress_batch`]
-//! checks before choosing this shape.
+//! checks before choosing this shape. Measured on a 2-core machine, one transaction of 512
+//! requests (request + event + delivery each): SQLite 21 000 requests/s with multi-row statements
+//! against 6 000 row by row, PostgreSQL 7 000 against 3 300 (`cargo bench -p patchbay-tests
+//! --bench ingress`).
 //!
 //! **Batches fail per item.** [`Store::record_ingress_batch`] first validates each item alone (a
 //! malformed one gets its `Invalid` and is left out), then writes the rest in one transaction with
@@ -201,8 +204,8 @@ impl InsertSql {
     /// The statement for `rows` rows. PostgreSQL numbers its parameters (`$1`, `$2`, …); SQLite
     /// gets anonymous `?`, bound by position. SQLite treats `$1` as a *named* parameter: every
     /// name is looked up in a list when the statement is parsed, and again when sqlx binds it
-    /// (`sqlite3_bind_parameter_name`), which is quadratic in the number of parameters — 100 ms
-    /// for a statement of 512 requests.
+    /// (`sqlite3_bind_parameter_name`), which is quadratic in the number of parameters: with `$n`
+    /// a batch of 512 requests took nine times as long.
     fn sql(&self, rows: usize, backend: Backend) -> String {
         let mut sql = String::with_capacity(self.head.len() + self.tail.len() + rows * (self.row.len() + 32));
         sql.push_str(self.head);
@@ -543,7 +546,8 @@ impl Store {
     /// the other — a write repeating an earlier one's dedupe key, in this batch or before, is a
     /// [`IngressOutcome::Duplicate`] replaying the first answer. A write that fails (`Invalid`,
     /// `NotFound`, `Conflict`) gets its error and the others are recorded all the same: the batch
-    /// is then written again one transaction per write. See the module documentation.
+    /// is then written again one transaction per write (`host/src/store/ingress.rs` explains how and
+    /// why).
     pub async fn record_ingress_batch(&self, writes: &[IngressWrite]) -> Vec<Result<IngressOutcome, StoreError>> {
         self.record_ingress_batch_shaped(writes, Rows::Many).await
     }

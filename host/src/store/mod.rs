@@ -129,6 +129,12 @@ impl fmt::Debug for Store {
 }
 
 /// How SQLite makes a commit durable (`PRAGMA synchronous`, with the database in WAL mode).
+///
+/// `Normal` stays the default for now. Measured with group commit (see
+/// [`GroupCommitter`]) on the 2-core development machine, `Full` cost 6 % of ingress throughput at
+/// 1 024 concurrent callers, 16 % at 256, 9 % at 64, and raised a lone write's p50 from 0.45 ms to
+/// 0.66 ms; every other writer (claims, acks, logs: one transaction each) would pay an fsync per
+/// commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum SqliteSynchronous {
     /// The WAL is synced at checkpoints only: a committed transaction survives the process
