@@ -467,25 +467,30 @@ pub fn delivery_key(event_id: &str, route_id: &str) -> String {
 /// The deliveries the rules make of one event (whose payload is `payload`, parsed), due at
 /// `due_ms`.
 pub fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms: i64) -> Vec<NewDelivery> {
+    let mut matching = rules.iter().filter(|r| r.matches(&event.event_type, &event.source_installation, payload));
+    let Some(first) = matching.next() else { return Vec::new() };
+    // The event's part of the template context, built once for all matching rules.
+    let mut ctx = json!({
+        "event": {
+            "id": event.id,
+            "type": event.event_type,
+            "subject": event.subject,
+            "source": event.source_installation,
+            "payload": payload,
+            "payload_json": event.payload,
+            "created_at": event.created_at_ms,
+            "idempotency_key": event.idempotency_key,
+        },
+    });
     let mut out = Vec::new();
-    for rule in rules.iter().filter(|r| r.matches(&event.event_type, &event.source_installation, payload)) {
+    for rule in std::iter::once(first).chain(matching) {
         let r = &rule.row;
         let key = delivery_key(&event.id, &r.id);
         let id = crate::app::new_id("dlv");
-        let ctx = json!({
-            "event": {
-                "id": event.id,
-                "type": event.event_type,
-                "subject": event.subject,
-                "source": event.source_installation,
-                "payload": payload,
-                "payload_json": event.payload,
-                "created_at": event.created_at_ms,
-                "idempotency_key": event.idempotency_key,
-            },
-            "delivery": {"id": id, "idempotency_key": key},
-            "route": {"id": r.id, "name": r.name},
-        });
+        if let Value::Object(m) = &mut ctx {
+            m.insert("delivery".into(), json!({"id": id, "idempotency_key": key}));
+            m.insert("route".into(), json!({"id": r.id, "name": r.name}));
+        }
         let args = match &r.payload_template {
             Some(t) => render(t, &ctx),
             None => render(&default_template(&r.operation), &ctx),

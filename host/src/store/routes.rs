@@ -71,6 +71,25 @@ fn json_text<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
 }
 
+/// A route's JSON columns as stored.
+struct RouteTexts {
+    event_types: Option<String>,
+    filter: Option<String>,
+    payload_template: Option<String>,
+    retry_schedule: Option<String>,
+}
+
+impl RouteTexts {
+    fn of(r: &RouteRow) -> RouteTexts {
+        RouteTexts {
+            event_types: json_text(&Some(&r.event_types)),
+            filter: json_text(&r.filter),
+            payload_template: json_text(&r.payload_template),
+            retry_schedule: json_text(&r.retry_schedule),
+        }
+    }
+}
+
 /// Maps a write's constraint violation to a client-facing error.
 fn route_write_error(e: sqlx::Error, route: &RouteRow) -> StoreError {
     match violation(&e) {
@@ -103,6 +122,7 @@ impl Store {
     pub async fn create_route(&self, route: &RouteRow) -> Result<RouteRow, StoreError> {
         self.check_route_installations(route).await?;
         let now = now_ms();
+        let texts = RouteTexts::of(route);
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO routes ({ROUTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
@@ -111,13 +131,13 @@ impl Store {
         .bind(&route.id)
         .bind(&route.tenant)
         .bind(&route.name)
-        .bind(json_text(&Some(&route.event_types)))
+        .bind(&texts.event_types)
         .bind(route.source_installation.as_deref())
-        .bind(json_text(&route.filter))
+        .bind(&texts.filter)
         .bind(&route.destination_installation)
         .bind(&route.operation)
-        .bind(json_text(&route.payload_template))
-        .bind(json_text(&route.retry_schedule))
+        .bind(&texts.payload_template)
+        .bind(&texts.retry_schedule)
         .bind(route.enabled)
         .bind(now)
         .fetch_one(&mut *tx)
@@ -133,6 +153,7 @@ impl Store {
     /// changed since it was read or the new name is taken.
     pub async fn update_route(&self, route: &RouteRow) -> Result<RouteRow, StoreError> {
         self.check_route_installations(route).await?;
+        let texts = RouteTexts::of(route);
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "UPDATE routes SET name = $3, event_types = $4, source_installation = $5, filter_json = $6, \
@@ -143,13 +164,13 @@ impl Store {
         .bind(&route.tenant)
         .bind(&route.id)
         .bind(&route.name)
-        .bind(json_text(&Some(&route.event_types)))
+        .bind(&texts.event_types)
         .bind(route.source_installation.as_deref())
-        .bind(json_text(&route.filter))
+        .bind(&texts.filter)
         .bind(&route.destination_installation)
         .bind(&route.operation)
-        .bind(json_text(&route.payload_template))
-        .bind(json_text(&route.retry_schedule))
+        .bind(&texts.payload_template)
+        .bind(&texts.retry_schedule)
         .bind(route.enabled)
         .bind(now_ms())
         .bind(route.revision)
