@@ -95,6 +95,19 @@ pub fn cdylib_members(workspace: &Path) -> Vec<Member> {
     members
 }
 
+/// The crates directly inside a guest workspace that are not components (shared libraries).
+fn library_dirs(workspace: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(workspace) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|dir| fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|m| !m.contains("cdylib")))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// `name` from the `[package]` table of a manifest (enough TOML for our own manifests).
 fn package_name(manifest: &str) -> Option<String> {
     let mut in_package = false;
@@ -128,6 +141,10 @@ pub fn watch(manifest_dir: &Path, root: &Path, workspaces: &[Workspace]) {
         paths.extend(["Cargo.toml", "Cargo.lock", ".cargo/config.toml"].iter().map(|f| ws.dir.join(f)));
         for member in &ws.members {
             paths.extend(["Cargo.toml", "src", "build.rs", "wit", "connector.toml"].iter().map(|f| member.dir.join(f)));
+        }
+        // Library crates the components share (e.g. `connectors-wasm/sync-support`).
+        for dir in library_dirs(&ws.dir) {
+            paths.extend(["Cargo.toml", "src"].iter().map(|f| dir.join(f)));
         }
     }
     // A path that does not exist would make cargo rerun the script every time.

@@ -397,9 +397,8 @@ fn parse_chunk(
                 consumed += 1;
                 match row(&columns, &key_columns, fields) {
                     Ok(record) => records.push(record),
-                    Err(message) => {
-                        item_errors.push(ItemError { id: None, message: where_(number, row_line, row_offset, &message) })
-                    }
+                    Err(message) => item_errors
+                        .push(ItemError { id: None, message: where_(number, row_line, row_offset, &message) }),
                 }
                 number += 1;
             }
@@ -512,7 +511,10 @@ mod tests {
     }
 
     /// Serves `file` like a Range-honouring server and records the requested ranges.
-    fn server<'a>(file: &'a [u8], seen: &'a RefCell<Vec<(u64, u64)>>) -> impl Fn(&str, u64, u64) -> Result<Chunk, ConnectorError> + 'a {
+    fn server<'a>(
+        file: &'a [u8],
+        seen: &'a RefCell<Vec<(u64, u64)>>,
+    ) -> impl Fn(&str, u64, u64) -> Result<Chunk, ConnectorError> + 'a {
         move |_, offset, len| {
             seen.borrow_mut().push((offset, len));
             let total = file.len() as u64;
@@ -601,7 +603,17 @@ mod tests {
 
     #[test]
     fn delimiters() {
-        let get = |d: &'static str| move |k: &str| if k == "url" { Some("https://x.test/f.csv".to_owned()) } else if k == "delimiter" { Some(d.to_owned()) } else { None };
+        let get = |d: &'static str| {
+            move |k: &str| {
+                if k == "url" {
+                    Some("https://x.test/f.csv".to_owned())
+                } else if k == "delimiter" {
+                    Some(d.to_owned())
+                } else {
+                    None
+                }
+            }
+        };
         assert_eq!(Settings::from_lookup(get("tab")).expect("ok").delimiter, b'\t');
         assert_eq!(Settings::from_lookup(get(";")).expect("ok").delimiter, b';');
         assert!(Settings::from_lookup(get("\"")).is_err());

@@ -77,9 +77,7 @@ impl Settings {
             Some("cursor") => Pagination::Cursor,
             Some("none") => Pagination::None,
             Some(other) => {
-                return Err(invalid(format!(
-                    "`pagination` must be page, offset, cursor, link or none, not `{other}`"
-                )));
+                return Err(invalid(format!("`pagination` must be page, offset, cursor, link or none, not `{other}`")));
             }
         };
         let page_size = match value("page_size") {

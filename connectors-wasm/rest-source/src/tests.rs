@@ -42,8 +42,7 @@ impl Fake {
             let from = param(url, "cursor").map_or(0, |c| c.trim_start_matches('c').parse().unwrap_or(0));
             let limit = num("limit", 100);
             let (items, total) = self.records(since, from, limit);
-            let next =
-                if from + limit < total { format!(r#""c{}""#, from + limit) } else { "null".to_owned() };
+            let next = if from + limit < total { format!(r#""c{}""#, from + limit) } else { "null".to_owned() };
             (format!(r#"{{"data":[{}],"meta":{{"next":{next}}}}}"#, items.join(",")), vec![])
         } else {
             // Link style with a server-chosen page size of 7, relative links.
@@ -51,7 +50,10 @@ impl Fake {
             let (items, total) = self.records(since, (page - 1) * 7, 7);
             let mut headers = vec![];
             if page * 7 < total {
-                headers.push(("Link".to_owned(), format!(r#"</link?page={}>; rel="next", </link?page=99>; rel="last""#, page + 1)));
+                headers.push((
+                    "Link".to_owned(),
+                    format!(r#"</link?page={}>; rel="next", </link?page=99>; rel="last""#, page + 1),
+                ));
             }
             (format!("[{}]", items.join(",")), headers)
         };
@@ -107,7 +109,12 @@ fn every_pagination_style_reads_everything_once() {
 
 #[test]
 fn a_batch_makes_several_requests_up_to_the_limit() {
-    let s = settings(&[("base_url", "http://h.test"), ("path", "/offset"), ("pagination", "offset"), ("record_path", "data")]);
+    let s = settings(&[
+        ("base_url", "http://h.test"),
+        ("path", "/offset"),
+        ("pagination", "offset"),
+        ("record_path", "data"),
+    ]);
     let fake = Fake::new(5000);
     let send = |url: &str| fake.respond(url);
     let batch = read(&s, false, &Cursor::default(), 1000, &send).expect("batch");
@@ -146,7 +153,8 @@ fn incremental_runs_filter_on_the_previous_watermark() {
 
 #[test]
 fn deleted_flags_and_item_errors() {
-    let s = settings(&[("base_url", "http://h.test"), ("path", "/x"), ("pagination", "none"), ("deleted_field", "gone")]);
+    let s =
+        settings(&[("base_url", "http://h.test"), ("path", "/x"), ("pagination", "none"), ("deleted_field", "gone")]);
     let body = r#"[{"id":1,"gone":true},{"name":"no id"},7,{"id":2,"gone":"true"},{"id":3,"gone":false}]"#;
     let send = |_: &str| Ok(Response { status: 200, headers: vec![], body: body.as_bytes().to_vec() });
     let batch = read(&s, false, &Cursor::default(), 100, &send).expect("batch");
@@ -218,9 +226,20 @@ fn page_sizes_keep_page_numbers_exact() {
 /// Throughput of the parse path on 1 KB records (run with `--release --nocapture` to read it).
 #[test]
 fn parses_big_pages_quickly() {
-    let record = |i: usize| format!(r#"{{"id":"r{i:07}","name":"Name {i}","updated_at":"2024-01-01T00:00:00.000Z","padding":"{}"}}"#, "x".repeat(900));
+    let record = |i: usize| {
+        format!(
+            r#"{{"id":"r{i:07}","name":"Name {i}","updated_at":"2024-01-01T00:00:00.000Z","padding":"{}"}}"#,
+            "x".repeat(900)
+        )
+    };
     let body = format!("{{\"data\":[{}]}}", (0..1000).map(record).collect::<Vec<_>>().join(","));
-    let s = settings(&[("base_url", "http://h.test"), ("path", "/x"), ("pagination", "none"), ("record_path", "data"), ("cursor_field", "updated_at")]);
+    let s = settings(&[
+        ("base_url", "http://h.test"),
+        ("path", "/x"),
+        ("pagination", "none"),
+        ("record_path", "data"),
+        ("cursor_field", "updated_at"),
+    ]);
     let send = |_: &str| Ok(Response { status: 200, headers: vec![], body: body.as_bytes().to_vec() });
     let started = std::time::Instant::now();
     let mut n = 0;

@@ -161,7 +161,10 @@ mod tests {
             Some("https://api.github.com/repositories/1/issues?page=5")
         );
         assert_eq!(link_target([github], "prev"), None);
-        assert_eq!(link_target(["</a?x=1>; rel=\"prev\"", "</b>; title=\"x\"; rel=\"start next\""], "next").as_deref(), Some("/b"));
+        assert_eq!(
+            link_target(["</a?x=1>; rel=\"prev\"", "</b>; title=\"x\"; rel=\"start next\""], "next").as_deref(),
+            Some("/b")
+        );
         assert_eq!(link_target(["</b>;rel=next"], "next").as_deref(), Some("/b"));
         assert_eq!(link_target(["garbage"], "next"), None);
     }

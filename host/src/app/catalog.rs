@@ -18,6 +18,9 @@ pub const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
     ("notify_webhook.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/notify_webhook.wasm"))),
     ("github.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/github.wasm"))),
     ("standard_webhooks.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/standard_webhooks.wasm"))),
+    ("csv_source.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/csv_source.wasm"))),
+    ("rest_source.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/rest_source.wasm"))),
+    ("airtable.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/airtable.wasm"))),
 ];
 
 /// A version that was just published (or was already there with the same bytes).
