@@ -206,3 +206,121 @@ pub fn pairs_object(pairs: &[(String, String)]) -> anyhow::Result<Value> {
     }
     Ok(Value::Object(m))
 }
+
+/// Prints runs as a table.
+pub fn print_sync_runs(v: &Value) {
+    let Some(runs) = v["runs"].as_array() else { return print_json(v) };
+    println!("{:<22} {:<22} {:<14} {:<7} {:<11} {:<10} {:>10} {:>8}", "RUN", "INSTALLATION", "ENTITY", "DIR", "MODE", "STATUS", "FETCHED", "FAILED");
+    for r in runs {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        println!(
+            "{:<22} {:<22} {:<14} {:<7} {:<11} {:<10} {:>10} {:>8}",
+            s("id"),
+            s("installation"),
+            s("entity"),
+            s("direction"),
+            s("mode"),
+            s("status"),
+            r["progress"]["fetched"].as_i64().unwrap_or(0),
+            r["progress"]["failed"].as_i64().unwrap_or(0)
+        );
+    }
+}
+
+/// `12345678` as `12 345 678`.
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(ch);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// `95` seconds as `1m35s`.
+fn duration_text(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// One line of progress for a run's view: a bar (when the total is known), counts, rate, ETA.
+pub fn progress_line(run: &Value, width: usize) -> String {
+    let p = &run["progress"];
+    let n = |k: &str| p[k].as_i64().unwrap_or(0);
+    let status = run["status"].as_str().unwrap_or("?");
+    let fetched = n("fetched");
+    let head = match (p["total"].as_i64(), p["percent"].as_f64()) {
+        (Some(total), Some(pct)) => {
+            let filled = ((pct / 100.0) * width as f64).round() as usize;
+            let filled = filled.min(width);
+            format!(
+                "[{}{}] {pct:5.1}%  {}/{} records",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                grouped(fetched),
+                grouped(total)
+            )
+        }
+        _ => format!("[{status}] {} records", grouped(fetched)),
+    };
+    let mut line = format!("{head}  {}/s", grouped(p["rate_per_sec"].as_f64().unwrap_or(0.0).round() as i64));
+    if let Some(eta) = p["eta_secs"].as_i64() {
+        line.push_str(&format!("  ETA {}", duration_text(eta)));
+    }
+    line.push_str(&format!(
+        "  created {} · updated {} · unchanged {} · deleted {} · failed {}",
+        grouped(n("created")),
+        grouped(n("updated")),
+        grouped(n("unchanged")),
+        grouped(n("deleted")),
+        grouped(n("failed"))
+    ));
+    line
+}
+
+/// Follows a run until it ends, drawing a progress bar on a terminal (one line per second
+/// otherwise); prints the outcome. Exit code 0 when it succeeded, 1 otherwise.
+pub async fn follow_sync(c: &Client, run_id: &str) -> anyhow::Result<i32> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let path = format!("/v1/syncs/{}", enc(run_id));
+    let mut last_print = std::time::Instant::now() - Duration::from_secs(10);
+    let mut last_line = String::new();
+    eprintln!("sync run {run_id}");
+    loop {
+        let run = c.get(&path).await?;
+        let status = run["status"].as_str().unwrap_or("?").to_string();
+        let line = progress_line(&run, 30);
+        let finished = matches!(status.as_str(), "succeeded" | "failed" | "cancelled");
+        if tty {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K{line}");
+            let _ = err.flush();
+        } else if finished || (line != last_line && last_print.elapsed() >= Duration::from_secs(1)) {
+            eprintln!("{line}");
+            last_print = std::time::Instant::now();
+        }
+        last_line = line;
+        if finished {
+            if tty {
+                eprintln!();
+            }
+            let secs = run["progress"]["running_ms"].as_i64().unwrap_or(0) as f64 / 1000.0;
+            match run["error"].as_str() {
+                Some(e) => eprintln!("{status} after {secs:.1}s: {e}"),
+                None => eprintln!("{status} in {secs:.1}s"),
+            }
+            if run["progress"]["failed"].as_i64().unwrap_or(0) > 0 {
+                eprintln!("item errors: GET /v1/syncs/{run_id}/errors");
+            }
+            return Ok(if status == "succeeded" { 0 } else { 1 });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -17,6 +17,9 @@
 //! | webhook dedupe window (h)  | `webhook_dedupe_hours`    | `PATCHBAY_WEBHOOK_DEDUPE_HOURS`     | 72                 |
 //! | deliveries in flight       | `dispatch_concurrency`    | `PATCHBAY_DISPATCH_CONCURRENCY`     | 64 (0 = no dispatcher) |
 //! | delivery lease (s)         | `dispatch_lease_secs`     | `PATCHBAY_DISPATCH_LEASE_SECS`      | 120                |
+//! | sync runs at once          | `sync_concurrency`        | `PATCHBAY_SYNC_CONCURRENCY`         | 4 (0 = no syncs)   |
+//! | sync run lease (s)         | `sync_lease_secs`         | `PATCHBAY_SYNC_LEASE_SECS`          | 60                 |
+//! | records per sync batch     | `sync_batch_size`         | `PATCHBAY_SYNC_BATCH_SIZE`          | 1000               |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -47,6 +50,9 @@ pub struct FileConfig {
     pub webhook_dedupe_hours: Option<u64>,
     pub dispatch_concurrency: Option<usize>,
     pub dispatch_lease_secs: Option<u64>,
+    pub sync_concurrency: Option<usize>,
+    pub sync_lease_secs: Option<u64>,
+    pub sync_batch_size: Option<u32>,
 }
 
 /// Effective settings of a `serve` process.
@@ -72,6 +78,12 @@ pub struct Settings {
     /// How long a claimed delivery stays reserved; a host that dies holding it delays the
     /// delivery by at most this much.
     pub dispatch_lease_secs: u64,
+    /// Sync runs executing at once on this host; 0 runs no sync worker or scheduler.
+    pub sync_concurrency: usize,
+    /// How long a sync run is reserved without progress before another host may resume it.
+    pub sync_lease_secs: u64,
+    /// Records per `read-batch` / `write-batch`.
+    pub sync_batch_size: u32,
     pub master_key: Option<String>,
     pub admin_token: Option<String>,
 }
@@ -202,6 +214,20 @@ impl Settings {
                 "the delivery lease must be 2 to 86400 seconds (longer than the call timeout), got {dispatch_lease_secs}"
             );
         }
+        let sync_concurrency =
+            number_setting(env, "PATCHBAY_SYNC_CONCURRENCY")?.or(file.sync_concurrency).unwrap_or(4);
+        if sync_concurrency > 1_000 {
+            bail!("sync concurrency must be at most 1000, got {sync_concurrency}");
+        }
+        let sync_lease_secs = number_setting(env, "PATCHBAY_SYNC_LEASE_SECS")?.or(file.sync_lease_secs).unwrap_or(60);
+        if !(2..=86_400).contains(&sync_lease_secs) {
+            bail!("the sync lease must be 2 to 86400 seconds, got {sync_lease_secs}");
+        }
+        let sync_batch_size =
+            number_setting(env, "PATCHBAY_SYNC_BATCH_SIZE")?.or(file.sync_batch_size).unwrap_or(1000);
+        if !(1..=10_000).contains(&sync_batch_size) {
+            bail!("the sync batch size must be 1 to 10000 records, got {sync_batch_size}");
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -217,6 +243,9 @@ impl Settings {
             webhook_dedupe_hours,
             dispatch_concurrency,
             dispatch_lease_secs,
+            sync_concurrency,
+            sync_lease_secs,
+            sync_batch_size,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })

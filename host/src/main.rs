@@ -114,6 +114,13 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Data sync: start runs and follow their progress, list runs, cancel and resume them.
+    Sync {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Credential master keys (runs against the data directory, while the host keeps serving).
     Keys {
         #[command(subcommand)]
@@ -142,6 +149,71 @@ struct ServeArgs {
     /// Settings file [env: PATCHBAY_CONFIG; default ./patchbay.toml when present].
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Start a sync run of an installation's entity.
+    Run {
+        /// Installation id.
+        installation: String,
+        /// Entity name (see `patchbay sync entities`).
+        entity: String,
+        /// `full` (from the beginning) or `incremental` (from the last successful run).
+        #[arg(long, default_value = "full")]
+        mode: String,
+        /// Export instead of import: write these records (`<installation>/<entity>`) to the installation.
+        #[arg(long, value_name = "INSTALLATION/ENTITY")]
+        export_from: Option<String>,
+        /// Show a progress bar until the run ends; exit 0 only if it succeeded.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Show a run and its progress.
+    Show {
+        /// Run id.
+        run: String,
+        /// Show a progress bar until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// List runs, newest first.
+    Ls {
+        /// Only this installation's runs.
+        #[arg(long)]
+        installation: Option<String>,
+    },
+    /// Cancel a queued or running run (a running one stops after its current batch).
+    Cancel {
+        /// Run id.
+        run: String,
+    },
+    /// Resume a failed or cancelled run from its last committed batch.
+    Resume {
+        /// Run id.
+        run: String,
+        /// Show a progress bar until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// List the entities an installation's connector offers.
+    Entities {
+        /// Installation id.
+        installation: String,
+    },
+    /// Page through an entity's records in change order.
+    Records {
+        /// Installation id.
+        installation: String,
+        /// Entity name.
+        entity: String,
+        /// Changes after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        /// Page size (1..=1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -337,6 +409,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     patchbay::dispatch::worker::spawn(app.clone(), dispatch, Some(startup.database.clone()));
     patchbay::dispatch::spawn_housekeeping(app.clone());
+    patchbay::sync::worker::spawn(
+        app.clone(),
+        patchbay::sync::SyncConfig {
+            concurrency: settings.sync_concurrency,
+            lease: std::time::Duration::from_secs(settings.sync_lease_secs),
+            batch_size: settings.sync_batch_size,
+            ..Default::default()
+        },
+    );
     tracing::info!(
         pooling = app.runtime.pooling(),
         data_dir = %settings.data_dir.display(),
@@ -403,6 +484,61 @@ fn sign(file: &std::path::Path, key: &std::path::Path, out: Option<PathBuf>) -> 
     std::fs::write(&out, signed).with_context(|| format!("writing {}", out.display()))?;
     println!("signed {} with key {key_id}", out.display());
     Ok(0)
+}
+
+/// `patchbay sync …`.
+async fn sync_command(c: &patchbay::client::Client, command: SyncCommand) -> anyhow::Result<i32> {
+    use patchbay::client::{self, enc};
+    let follow_or_print = |run: serde_json::Value, follow: bool| async move {
+        if follow {
+            let id = run["id"].as_str().unwrap_or_default().to_string();
+            client::follow_sync(c, &id).await
+        } else {
+            client::print_json(&run);
+            Ok(0)
+        }
+    };
+    match command {
+        SyncCommand::Run { installation, entity, mode, export_from, follow } => {
+            let mut body = serde_json::json!({ "installation": installation, "entity": entity, "mode": mode });
+            if let Some(from) = export_from {
+                let Some((i, e)) = from.split_once('/') else {
+                    bail!("--export-from takes <installation>/<entity>, got {from:?}");
+                };
+                body["direction"] = "export".into();
+                body["source"] = serde_json::json!({ "installation": i, "entity": e });
+            }
+            let run = c.post("/v1/syncs", body).await?;
+            follow_or_print(run, follow).await
+        }
+        SyncCommand::Show { run, follow } => {
+            let v = c.get(&format!("/v1/syncs/{}", enc(&run))).await?;
+            follow_or_print(v, follow).await
+        }
+        SyncCommand::Ls { installation } => {
+            let q = installation.map(|i| format!("?installation={}", enc(&i))).unwrap_or_default();
+            client::print_sync_runs(&c.get(&format!("/v1/syncs{q}")).await?);
+            Ok(0)
+        }
+        SyncCommand::Cancel { run } => {
+            client::print_json(&c.post(&format!("/v1/syncs/{}/cancel", enc(&run)), serde_json::json!({})).await?);
+            Ok(0)
+        }
+        SyncCommand::Resume { run, follow } => {
+            let v = c.post(&format!("/v1/syncs/{}/resume", enc(&run)), serde_json::json!({})).await?;
+            follow_or_print(v, follow).await
+        }
+        SyncCommand::Entities { installation } => {
+            client::print_json(&c.get(&format!("/v1/installations/{}/entities", enc(&installation))).await?);
+            Ok(0)
+        }
+        SyncCommand::Records { installation, entity, since, limit } => {
+            let path =
+                format!("/v1/installations/{}/records/{}?since={since}&limit={limit}", enc(&installation), enc(&entity));
+            client::print_json(&c.get(&path).await?);
+            Ok(0)
+        }
+    }
 }
 
 /// Commands that talk to a running host.
@@ -487,6 +623,10 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
             Command::Logs { remote, installation, follow, level, since } => {
                 let c = connect(&remote)?;
                 client::logs(&c, &installation, level.as_deref(), since.as_deref(), follow).await?;
+            }
+            Command::Sync { remote, command } => {
+                let c = connect(&remote)?;
+                return sync_command(&c, command).await;
             }
             _ => bail!("local commands are handled before connecting"),
         }

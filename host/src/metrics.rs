@@ -15,6 +15,8 @@
 //! - `patchbay_deliveries_total{outcome}` — delivery attempts by outcome (`ok`, `retryable`,
 //!   `permanent`, `rate-limited`, `unauthorized`, `error`), and `dead` for deliveries dead-lettered.
 //! - `patchbay_delivery_latency_seconds` — histogram of event creation to successful delivery.
+//! - `patchbay_sync_records_total{outcome}`, `patchbay_sync_batches_total`,
+//!   `patchbay_sync_runs_total{status}` — sync throughput and run outcomes on this host.
 //! - `patchbay_outbox_deliveries{status}` — outbox depth by status (`pending`, `leased`, `dead`;
 //!   gauge, read from the database on render).
 
@@ -43,6 +45,9 @@ struct Inner {
     webhooks: BTreeMap<String, u64>,
     deliveries: BTreeMap<String, u64>,
     delivery_latency: Histogram,
+    sync_records: BTreeMap<&'static str, u64>,
+    sync_batches: u64,
+    sync_runs: BTreeMap<String, u64>,
 }
 
 impl Histogram {
@@ -115,6 +120,27 @@ impl Metrics {
         }
     }
 
+    /// Counts a committed sync batch and its records by outcome.
+    pub fn sync_batch(&self, c: &crate::store::sync::Counts) {
+        let mut m = self.lock();
+        m.sync_batches += 1;
+        for (k, n) in [
+            ("fetched", c.fetched),
+            ("created", c.created),
+            ("updated", c.updated),
+            ("unchanged", c.unchanged),
+            ("deleted", c.deleted),
+            ("failed", c.failed),
+        ] {
+            *m.sync_records.entry(k).or_default() += u64::try_from(n).unwrap_or(0);
+        }
+    }
+
+    /// Counts a sync run that ended on this host (`succeeded`, `failed`, `cancelled`, `abandoned`).
+    pub fn sync_run_ended(&self, status: &str) {
+        *self.lock().sync_runs.entry(status.into()).or_default() += 1;
+    }
+
     pub fn record(&self, s: &CallSample<'_>) {
         let mut m = self.lock();
         *m.calls.entry((s.connector.into(), s.operation.into(), s.outcome.into())).or_default() += 1;
@@ -172,6 +198,16 @@ impl Metrics {
         }
         header(&mut out, "patchbay_delivery_latency_seconds", "histogram", "Event creation to successful delivery.");
         m.delivery_latency.render(&mut out, "patchbay_delivery_latency_seconds", "");
+        header(&mut out, "patchbay_sync_records_total", "counter", "Records of sync batches by outcome.");
+        for (o, n) in &m.sync_records {
+            let _ = writeln!(out, "patchbay_sync_records_total{{outcome=\"{o}\"}} {n}");
+        }
+        header(&mut out, "patchbay_sync_batches_total", "counter", "Sync batches committed.");
+        let _ = writeln!(out, "patchbay_sync_batches_total {}", m.sync_batches);
+        header(&mut out, "patchbay_sync_runs_total", "counter", "Sync runs ended on this host, by status.");
+        for (s, n) in &m.sync_runs {
+            let _ = writeln!(out, "patchbay_sync_runs_total{{status=\"{}\"}} {n}", esc(s));
+        }
         if let Some(o) = outbox {
             header(&mut out, "patchbay_outbox_deliveries", "gauge", "Outbox deliveries by status.");
             for (status, n) in [("pending", o.pending), ("leased", o.leased), ("dead", o.dead)] {

@@ -33,6 +33,8 @@ mod runtime;
 mod sandbox;
 mod secrets;
 mod server;
+mod sync;
+mod sync_store;
 mod standard_webhooks;
 mod store;
 mod webhook_vectors;

@@ -14,6 +14,7 @@ mod hooks;
 mod installations;
 pub mod openapi;
 mod routes;
+mod syncs;
 mod tenants;
 
 use axum::Router;
@@ -58,7 +59,24 @@ pub fn router(app: App) -> Router {
         .route("/deliveries/redrive", post(events::redrive_all))
         .route("/deliveries/{id}/redrive", post(events::redrive_one))
         .route("/routes", post(routes::create).get(routes::list))
-        .route("/routes/{id}", get(routes::get).patch(routes::update).delete(routes::delete));
+        .route("/routes/{id}", get(routes::get).patch(routes::update).delete(routes::delete))
+        .route("/syncs", post(syncs::start).get(syncs::list))
+        .route("/syncs/{id}", get(syncs::get))
+        .route("/syncs/{id}/cancel", post(syncs::cancel))
+        .route("/syncs/{id}/resume", post(syncs::resume))
+        .route("/syncs/{id}/errors", get(syncs::errors))
+        .route("/schedules", post(syncs::create_schedule).get(syncs::list_schedules))
+        .route(
+            "/schedules/{id}",
+            get(syncs::get_schedule).patch(syncs::update_schedule).delete(syncs::delete_schedule),
+        )
+        .route("/installations/{id}/entities", get(syncs::entities))
+        .route("/installations/{id}/records/{entity}", get(syncs::records))
+        .route("/installations/{id}/records/{entity}/{external_id}", get(syncs::record))
+        .route(
+            "/installations/{id}/mappings/{entity}",
+            get(syncs::get_mapping).put(syncs::put_mapping).delete(syncs::delete_mapping),
+        );
     Router::new()
         .route("/hooks/{hook_id}", post(hooks::receive).layer(DefaultBodyLimit::disable()))
         .route("/healthz", get(healthz))

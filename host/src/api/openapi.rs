@@ -78,6 +78,23 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/routes/{id}"),
     ("patch", "/v1/routes/{id}"),
     ("delete", "/v1/routes/{id}"),
+    ("post", "/v1/syncs"),
+    ("get", "/v1/syncs"),
+    ("get", "/v1/syncs/{id}"),
+    ("post", "/v1/syncs/{id}/cancel"),
+    ("post", "/v1/syncs/{id}/resume"),
+    ("get", "/v1/syncs/{id}/errors"),
+    ("post", "/v1/schedules"),
+    ("get", "/v1/schedules"),
+    ("get", "/v1/schedules/{id}"),
+    ("patch", "/v1/schedules/{id}"),
+    ("delete", "/v1/schedules/{id}"),
+    ("get", "/v1/installations/{id}/entities"),
+    ("get", "/v1/installations/{id}/records/{entity}"),
+    ("get", "/v1/installations/{id}/records/{entity}/{external_id}"),
+    ("get", "/v1/installations/{id}/mappings/{entity}"),
+    ("put", "/v1/installations/{id}/mappings/{entity}"),
+    ("delete", "/v1/installations/{id}/mappings/{entity}"),
     ("post", "/hooks/{hook_id}"),
 ];
 
@@ -319,6 +336,9 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), routing_paths(&installation_id)) {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), sync_paths(&installation_id)) {
+        paths.extend(more);
+    }
     doc
 }
 
@@ -373,6 +393,125 @@ fn routing_paths(installation_id: &Value) -> Value {
                 "delete": { "summary": "Delete a route; deliveries already made stay (`manage`)", "tags": ["routes"],
                     "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
             }
+    })
+}
+
+/// Data sync: runs, schedules, entities, records and mappings.
+fn sync_paths(installation_id: &Value) -> Value {
+    let run = json!({ "type": "object", "properties": {
+        "id": { "type": "string" }, "installation": { "type": "string" }, "entity": { "type": "string" },
+        "direction": { "enum": ["import", "export"] }, "mode": { "enum": ["full", "incremental"] },
+        "status": { "enum": ["queued", "running", "succeeded", "failed", "cancelled"] },
+        "progress": { "type": "object", "properties": {
+            "fetched": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" },
+            "unchanged": { "type": "integer" }, "deleted": { "type": "integer" }, "failed": { "type": "integer" },
+            "total": { "type": ["integer", "null"] }, "percent": { "type": ["number", "null"] },
+            "rate_per_sec": { "type": "number" }, "eta_secs": { "type": ["integer", "null"] } } },
+        "error": { "type": ["string", "null"] } } });
+    let run_id = path_param("id", "Sync run id (`run_…`)");
+    let schedule_id = path_param("id", "Schedule id (`sch_…`)");
+    let entity = path_param("entity", "Entity name, e.g. `products`");
+    let stream = json!({ "type": "object", "required": ["installation", "entity"], "additionalProperties": false,
+        "properties": {
+            "installation": { "type": "string" }, "entity": { "type": "string" },
+            "direction": { "enum": ["import", "export"], "default": "import" },
+            "mode": { "enum": ["full", "incremental"], "default": "full" },
+            "source": { "type": "object", "description": "Exports: the records written (installation + entity)",
+                "properties": { "installation": { "type": "string" }, "entity": { "type": "string" } } } } });
+    let mut schedule_input = stream.clone();
+    if let Some(p) = schedule_input["properties"].as_object_mut() {
+        p.insert("interval_secs".into(), json!({ "type": "integer", "minimum": 1 }));
+        p.insert("cron".into(), json!({ "type": "string", "description": "5-field cron expression, UTC" }));
+        p.insert("enabled".into(), json!({ "type": "boolean" }));
+    }
+    json!({
+        "/v1/syncs": {
+            "post": { "summary": "Queue a sync run of an installation's entity (`manage`)", "tags": ["sync"],
+                "description": "Imports read the connector's `read-batch` into the records store; exports write another installation's records through `write-batch`. Each batch commits with its cursor in one transaction; a run interrupted by a crash resumes from the last committed batch.",
+                "requestBody": json_body(stream),
+                "responses": responses(&[("202", "Queued", run.clone())], &["400", "401", "403", "404", "409", "415", "422", "502"]) },
+            "get": { "summary": "The tenant's runs, newest first (`view`)", "tags": ["sync"],
+                "parameters": [
+                    query_param("installation", "Only this installation's", json!({ "type": "string" })),
+                    query_param("entity", "Only this entity's", json!({ "type": "string" })),
+                    query_param("status", "Only runs in this status", json!({ "type": "string" })),
+                    query_param("before", "next_before of the previous page", json!({ "type": "string" })),
+                    query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                ],
+                "responses": responses(&[("200", "Runs", obj())], &["400", "401", "403"]) }
+        },
+        "/v1/syncs/{id}": {
+            "parameters": [run_id.clone()],
+            "get": { "summary": "A run with its progress: counters, rate, percent and ETA (`view`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Run", run.clone())], &["401", "403", "404"]) }
+        },
+        "/v1/syncs/{id}/cancel": {
+            "parameters": [run_id.clone()],
+            "post": { "summary": "Cancel a queued or running run; a running one stops after its current batch (`manage`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Run", run.clone())], &["401", "403", "404", "409"]) }
+        },
+        "/v1/syncs/{id}/resume": {
+            "parameters": [run_id.clone()],
+            "post": { "summary": "Queue a failed or cancelled run again; it continues from its last committed cursor (`manage`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Run", run)], &["401", "403", "404", "409"]) }
+        },
+        "/v1/syncs/{id}/errors": {
+            "parameters": [run_id],
+            "get": { "summary": "Item-level errors of a run (`view`)", "tags": ["sync"],
+                "parameters": [
+                    query_param("after", "next_after of the previous page", json!({ "type": "integer" })),
+                    query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                ],
+                "responses": responses(&[("200", "Errors", obj())], &["400", "401", "403", "404"]) }
+        },
+        "/v1/schedules": {
+            "post": { "summary": "Schedule a stream's runs: `interval_secs` or `cron` (`manage`)", "tags": ["sync"],
+                "description": "A due schedule queues a run unless the stream already has one queued or running; missed firings do not pile up. With several hosts exactly one fires each schedule.",
+                "requestBody": json_body(schedule_input),
+                "responses": responses(&[("201", "Created", obj())], &["400", "401", "403", "404", "409", "422", "502"]) },
+            "get": { "summary": "The tenant's schedules (`view`)", "tags": ["sync"],
+                "parameters": [query_param("installation", "Only this installation's", json!({ "type": "string" }))],
+                "responses": responses(&[("200", "Schedules", obj())], &["400", "401", "403"]) }
+        },
+        "/v1/schedules/{id}": {
+            "parameters": [schedule_id],
+            "get": { "summary": "A schedule (`view`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Schedule", obj())], &["401", "403", "404"]) },
+            "patch": { "summary": "Change a schedule's timing, mode or `enabled` (`manage`)", "tags": ["sync"],
+                "requestBody": json_body(obj()),
+                "responses": responses(&[("200", "Schedule", obj())], &["400", "401", "403", "404", "422"]) },
+            "delete": { "summary": "Delete a schedule (`manage`)", "tags": ["sync"],
+                "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
+        },
+        "/v1/installations/{id}/entities": {
+            "parameters": [installation_id.clone()],
+            "get": { "summary": "The entities a data-sync connector offers (`view`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Entities", obj())], &["401", "403", "404", "409", "422", "502"]) }
+        },
+        "/v1/installations/{id}/records/{entity}": {
+            "parameters": [installation_id.clone(), entity.clone()],
+            "get": { "summary": "The records store's change feed: records changed after `since`, in change order (`view`)", "tags": ["sync"],
+                "parameters": [
+                    query_param("since", "A change sequence number: next_since of the previous page (default 0)", json!({ "type": "integer" })),
+                    query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                ],
+                "responses": responses(&[("200", "Changes", obj())], &["400", "401", "403", "404"]) }
+        },
+        "/v1/installations/{id}/records/{entity}/{external_id}": {
+            "parameters": [installation_id.clone(), entity.clone(), path_param("external_id", "The source's id of the record")],
+            "get": { "summary": "One record by its external id (`view`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Record", obj())], &["401", "403", "404"]) }
+        },
+        "/v1/installations/{id}/mappings/{entity}": {
+            "parameters": [installation_id.clone(), entity],
+            "get": { "summary": "The field mapping of an entity (`view`)", "tags": ["sync"],
+                "responses": responses(&[("200", "Mapping", obj())], &["401", "403", "404"]) },
+            "put": { "summary": "Set the field mapping the host applies to the entity's records (`manage`); see docs/sync-mapping.md", "tags": ["sync"],
+                "requestBody": json_body(obj()),
+                "responses": responses(&[("200", "Mapping", obj())], &["400", "401", "403", "404", "415", "422"]) },
+            "delete": { "summary": "Remove the field mapping (`manage`)", "tags": ["sync"],
+                "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
+        }
     })
 }
 

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod ingress;
 pub mod installations;
 pub mod routes;
+pub mod sync;
 
 pub use installations::new_id;
 
@@ -59,6 +60,8 @@ pub struct AppInner {
     pub webhook_dedupe: std::time::Duration,
     /// Hook ids resolved recently (see [`ingress::HOOK_CACHE_TTL`]).
     hooks: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>>,
+    /// Wakes this host's sync worker (a run was queued here).
+    pub sync_wake: Arc<tokio::sync::Notify>,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
     prepared: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<installations::Prepared>>>,
 }
@@ -133,6 +136,7 @@ impl App {
                 webhook_max_bytes: settings.webhook_max_bytes,
                 webhook_dedupe: std::time::Duration::from_secs(settings.webhook_dedupe_hours * 3600),
                 hooks: Default::default(),
+                sync_wake: Default::default(),
                 prepared: Default::default(),
             }),
         };

@@ -6,6 +6,9 @@ use serde_json::Value;
 use super::{CallReport, Installation, LoadedComponent, Runtime, dynamic};
 use crate::bindings::ConnectorError;
 use crate::bindings::connector::exports::patchbay::connector::lifecycle::{CredentialCheck, HealthReport};
+pub use crate::bindings::data_sync::exports::patchbay::connector::sync::{
+    Batch, Entity, ReadRequest, SyncMode as ReadMode, WriteOp, WriteOutcome, WriteRecord, WriteRequest, WriteResult,
+};
 pub use crate::bindings::webhook_endpoint::exports::patchbay::connector::webhooks::{
     IncomingRequest, NormalizedEvent, Verification,
 };
@@ -86,6 +89,63 @@ pub async fn webhook_ingress(
             };
             let events = if authentic { Some(hooks.call_transform(&mut *store, &req).await?) } else { None };
             Ok(WebhookIngress { verification, events })
+        })
+    })
+    .await
+}
+
+/// The `sync` export of an instance, or the error for a component of another hub.
+fn sync_export(
+    c: &LoadedComponent,
+    store: &mut wasmtime::Store<super::CallState>,
+    instance: &wasmtime::component::Instance,
+) -> wasmtime::Result<crate::bindings::data_sync::DataSync> {
+    c.data_sync(store, instance)
+        .ok_or_else(|| wasmtime::Error::msg("the component does not implement the data-sync hub"))?
+}
+
+/// Calls `sync.list-entities`.
+pub async fn list_entities(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+) -> CallReport<Result<Vec<Entity>, ConnectorError>> {
+    rt.call(c, inst, "sync.list-entities", |store, instance, c| {
+        Box::pin(async move {
+            let world = sync_export(c, store, &instance)?;
+            world.patchbay_connector_sync().call_list_entities(&mut *store).await
+        })
+    })
+    .await
+}
+
+/// Calls `sync.read-batch`: one batch of a sync run, in a fresh sandbox.
+pub async fn read_batch(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+    req: ReadRequest,
+) -> CallReport<Result<Batch, ConnectorError>> {
+    rt.call(c, inst, "sync.read-batch", move |store, instance, c| {
+        Box::pin(async move {
+            let world = sync_export(c, store, &instance)?;
+            world.patchbay_connector_sync().call_read_batch(&mut *store, &req).await
+        })
+    })
+    .await
+}
+
+/// Calls `sync.write-batch`.
+pub async fn write_batch(
+    rt: &Runtime,
+    c: &LoadedComponent,
+    inst: &Installation,
+    req: WriteRequest,
+) -> CallReport<Result<Vec<WriteResult>, ConnectorError>> {
+    rt.call(c, inst, "sync.write-batch", move |store, instance, c| {
+        Box::pin(async move {
+            let world = sync_export(c, store, &instance)?;
+            world.patchbay_connector_sync().call_write_batch(&mut *store, &req).await
         })
     })
     .await

@@ -429,6 +429,8 @@ pub struct LoadedComponent {
     lifecycle: ConnectorIndices,
     /// Typed access to the `webhooks` export, for components of the webhook-endpoint hub.
     webhooks: Option<crate::bindings::webhook_endpoint::WebhookEndpointIndices>,
+    /// Typed access to the `sync` export, for components of the data-sync hub.
+    data_sync: Option<crate::bindings::data_sync::DataSyncIndices>,
     operations: Vec<dynamic::OperationInfo>,
 }
 
@@ -459,6 +461,16 @@ impl LoadedComponent {
         instance: &Instance,
     ) -> Option<wasmtime::Result<crate::bindings::webhook_endpoint::WebhookEndpoint>> {
         self.webhooks.as_ref().map(|w| w.load(store, instance))
+    }
+
+    /// Typed access to the `sync` export of an instance; `None` unless the component implements
+    /// the data-sync hub.
+    pub fn data_sync(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Option<wasmtime::Result<crate::bindings::data_sync::DataSync>> {
+        self.data_sync.as_ref().map(|w| w.load(store, instance))
     }
 }
 
@@ -593,6 +605,13 @@ impl Runtime {
             ),
             _ => None,
         };
+        let data_sync = match hub {
+            Some(Hub::DataSync) => Some(
+                crate::bindings::data_sync::DataSyncIndices::new(&pre)
+                    .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?,
+            ),
+            _ => None,
+        };
         let operations = dynamic::operations(engine, &component);
         let loaded = Arc::new(LoadedComponent {
             digest: digest.clone(),
@@ -603,6 +622,7 @@ impl Runtime {
             pre,
             lifecycle,
             webhooks,
+            data_sync,
             operations,
         });
         self.inner.memory.insert(digest, loaded.clone());

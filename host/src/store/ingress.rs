@@ -36,11 +36,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
-use sqlx::query::Query;
 use sqlx::{Any, Row, Transaction};
 
+pub(crate) use super::bulk::Rows;
+use super::bulk::{InsertSql, insert_rows};
 use super::outbox::{EmittedEvent, IngressOutcome, NewDelivery, NewEvent, NewIngress, insert_error};
 use super::{Backend, Store, StoreError, now_ms, violation};
 
@@ -147,123 +148,6 @@ fn check_batch(events: &[NewEvent], deliveries: &[NewDelivery]) -> Result<(), St
         }
     }
     Ok(())
-}
-
-/// How many rows one `INSERT` carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rows {
-    /// One statement per row: a failure names its row.
-    One,
-    /// As many as fit, in power-of-two statement sizes.
-    Many,
-}
-
-/// Most bind parameters one statement may carry: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32 766
-/// since 3.32; libsqlite3-sys bundles 3.46), PostgreSQL's 16-bit parameter count.
-fn max_params(backend: Backend) -> usize {
-    match backend {
-        Backend::Sqlite => 32_766,
-        Backend::Postgres => 65_535,
-    }
-}
-
-/// The largest power of two not above `n` (`n >= 1`).
-fn floor_pow2(n: usize) -> usize {
-    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
-}
-
-/// Rows per statement for `n` rows of `params` parameters each.
-fn statement_sizes(n: usize, params: usize, rows: Rows, backend: Backend) -> Vec<usize> {
-    let cap = match rows {
-        Rows::One => 1,
-        Rows::Many => floor_pow2(max_params(backend) / params.max(1)),
-    };
-    let mut sizes = Vec::new();
-    let mut left = n;
-    while left > 0 {
-        let size = cap.min(floor_pow2(left));
-        sizes.push(size);
-        left -= size;
-    }
-    sizes
-}
-
-/// A multi-row insert: `{head} VALUES {row}, {row}, …{tail}`, each `?` in `row` standing for the
-/// next parameter.
-struct InsertSql {
-    head: &'static str,
-    row: &'static str,
-    tail: &'static str,
-}
-
-impl InsertSql {
-    fn params(&self) -> usize {
-        self.row.matches('?').count()
-    }
-
-    /// The statement for `rows` rows. PostgreSQL numbers its parameters (`$1`, `$2`, …); SQLite
-    /// gets anonymous `?`, bound by position. SQLite treats `$1` as a *named* parameter: every
-    /// name is looked up in a list when the statement is parsed, and again when sqlx binds it
-    /// (`sqlite3_bind_parameter_name`), which is quadratic in the number of parameters: with `$n`
-    /// a batch of 512 requests took nine times as long.
-    fn sql(&self, rows: usize, backend: Backend) -> String {
-        let mut sql = String::with_capacity(self.head.len() + self.tail.len() + rows * (self.row.len() + 32));
-        sql.push_str(self.head);
-        sql.push_str(" VALUES ");
-        let mut n = 0;
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push_str(self.row),
-                Backend::Postgres => {
-                    for part in self.row.split_inclusive('?') {
-                        match part.strip_suffix('?') {
-                            Some(text) => {
-                                n += 1;
-                                sql.push_str(text);
-                                sql.push('$');
-                                sql.push_str(&n.to_string());
-                            }
-                            None => sql.push_str(part),
-                        }
-                    }
-                }
-            }
-        }
-        sql.push_str(self.tail);
-        sql
-    }
-}
-
-type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
-
-/// Inserts `rows` with `stmt` in statements shaped by `shape`, binding each row with `bind`;
-/// returns what the statements returned. A failing statement's error goes through `fail` with
-/// the rows it carried.
-async fn insert_rows<T>(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    shape: Rows,
-    stmt: &InsertSql,
-    rows: &[T],
-    bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
-    fail: impl Fn(sqlx::Error, &[T]) -> StoreError,
-) -> Result<Vec<AnyRow>, StoreError> {
-    let mut returned = Vec::new();
-    let mut rest = rows;
-    for size in statement_sizes(rows.len(), stmt.params(), shape, backend) {
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let sql = stmt.sql(size, backend);
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            query = bind(query, row);
-        }
-        returned.extend(query.fetch_all(&mut **tx).await.map_err(|e| fail(e, chunk))?);
-    }
-    Ok(returned)
 }
 
 const INSERT_INGRESS: InsertSql = InsertSql {
@@ -388,7 +272,7 @@ async fn first_answer(tx: &mut Transaction<'static, Any>, ingress: &NewIngress) 
 
 /// Inserts `events` (each with the request it came from; skipping those whose idempotency key is
 /// taken) and the deliveries of the new ones, inside `tx`. One entry per event, in order.
-async fn insert_events(
+pub(crate) async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     shape: Rows,
@@ -641,34 +525,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statement_sizes_are_powers_of_two_within_the_parameter_limit() {
-        assert_eq!(statement_sizes(300, 11, Rows::Many, Backend::Sqlite), [256, 32, 8, 4]);
-        assert_eq!(statement_sizes(3, 11, Rows::One, Backend::Sqlite), [1, 1, 1]);
-        assert!(statement_sizes(0, 11, Rows::Many, Backend::Sqlite).is_empty());
-        // 32 766 / 11 = 2978 rows fit: statements of 2048.
-        assert_eq!(statement_sizes(5000, 11, Rows::Many, Backend::Sqlite), [2048, 2048, 512, 256, 128, 8]);
-        assert_eq!(statement_sizes(5000, 11, Rows::Many, Backend::Postgres), [4096, 512, 256, 128, 8]);
-        for (n, params) in [(100_000, 11), (7, 9), (65_536, 1)] {
-            for backend in [Backend::Sqlite, Backend::Postgres] {
-                let sizes = statement_sizes(n, params, Rows::Many, backend);
-                assert_eq!(sizes.iter().sum::<usize>(), n);
-                assert!(sizes.iter().all(|s| s.is_power_of_two() && s * params <= max_params(backend)));
-            }
-        }
-    }
-
-    #[test]
-    fn insert_sql_numbers_placeholders_across_rows() {
-        let stmt = InsertSql { head: "INSERT INTO t (a, b, c)", row: "(?, 'x', ?, ?)", tail: " RETURNING a" };
-        assert_eq!(stmt.params(), 3);
-        assert_eq!(
-            stmt.sql(2, Backend::Postgres),
-            "INSERT INTO t (a, b, c) VALUES ($1, 'x', $2, $3), ($4, 'x', $5, $6) RETURNING a"
-        );
-        assert_eq!(
-            stmt.sql(2, Backend::Sqlite),
-            "INSERT INTO t (a, b, c) VALUES (?, 'x', ?, ?), (?, 'x', ?, ?) RETURNING a"
-        );
+    fn insert_statements_have_their_parameter_counts() {
         assert_eq!(INSERT_DELIVERY.params(), 11);
         assert_eq!(INSERT_INGRESS.params(), 11);
         assert_eq!(INSERT_EVENT.params(), 9);

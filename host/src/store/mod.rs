@@ -15,6 +15,7 @@
 //! decode SQLite's BOOLEAN declared type), PostgreSQL as BOOLEAN.
 
 mod api_keys;
+mod bulk;
 mod connectors;
 mod credentials;
 pub mod event_sink;
@@ -27,6 +28,7 @@ mod outbox;
 mod routes;
 mod settings;
 pub mod state;
+pub mod sync;
 mod tenants;
 mod version_order;
 
@@ -386,7 +388,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch, as stored in every timestamp column.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     i64::try_from(crate::capability::now_ms()).unwrap_or(i64::MAX)
 }
 

@@ -1,0 +1,439 @@
+//! Data sync behind `/v1/syncs`, `/v1/schedules` and the installations' `entities`, `records` and
+//! `mappings`: validation of what a tenant asks for (checked against the connector's own entity
+//! list), and the JSON views — a run's view carries its progress (counters, rate, percent, ETA).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+use super::installations::new_id;
+use crate::api::ApiError;
+use crate::runtime::Hub;
+use crate::runtime::calls::{self, Entity};
+use crate::store::now_ms;
+use crate::store::sync::{
+    Direction, ErrorRow, MappingRow, NewRun, NewSchedule, RecordRow, RunRow, RunStatus, ScheduleRow, SyncMode,
+};
+use crate::sync::cron::Schedule;
+use crate::sync::mapping::Mapping;
+use crate::timefmt::rfc3339;
+
+/// The records an export writes: another installation's entity in the records store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRef {
+    pub installation: String,
+    pub entity: String,
+}
+
+/// `POST /v1/syncs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSync {
+    pub installation: String,
+    pub entity: String,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Exports only.
+    #[serde(default)]
+    pub source: Option<SourceRef>,
+}
+
+/// `POST /v1/schedules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSchedule {
+    pub installation: String,
+    pub entity: String,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub source: Option<SourceRef>,
+    #[serde(default)]
+    pub interval_secs: Option<u64>,
+    #[serde(default)]
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /v1/schedules/{id}`: absent fields stay. Giving `interval_secs` or `cron` replaces the
+/// timing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSchedule {
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub interval_secs: Option<u64>,
+    #[serde(default)]
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+fn parse_direction(v: Option<&str>) -> Result<Direction, ApiError> {
+    match v {
+        None => Ok(Direction::Import),
+        Some(s) => Direction::parse(s).ok_or_else(|| {
+            ApiError::invalid("invalid_sync", format!("direction: {s:?} is not one of \"import\", \"export\""))
+        }),
+    }
+}
+
+fn parse_mode(v: Option<&str>) -> Result<SyncMode, ApiError> {
+    match v {
+        None => Ok(SyncMode::Full),
+        Some(s) => SyncMode::parse(s).ok_or_else(|| {
+            ApiError::invalid("invalid_sync", format!("mode: {s:?} is not one of \"full\", \"incremental\""))
+        }),
+    }
+}
+
+/// A stream to sync, checked: the installation is a data-sync connector with that entity, which
+/// supports what is asked.
+struct Stream {
+    direction: Direction,
+    mode: SyncMode,
+    source: Option<(String, String)>,
+}
+
+impl App {
+    /// The entities the installation's connector offers (one `list-entities` call).
+    pub async fn sync_entities(&self, tenant: &str, installation: &str) -> Result<Vec<Entity>, ApiError> {
+        let r = self.resolve(tenant, installation).await?;
+        let p = &r.prepared;
+        if p.component.hub != Some(Hub::DataSync) {
+            return Err(ApiError::invalid(
+                "not_a_sync_connector",
+                format!(
+                    "installation {installation} runs {}@{}, a {} connector; syncs need a data-sync connector",
+                    p.version.connector_id,
+                    p.version.version,
+                    p.component.hub.map_or("base", |h| h.world())
+                ),
+            ));
+        }
+        let report = calls::list_entities(&self.runtime, &p.component, &p.installation).await;
+        match report.outcome {
+            Ok(Ok(entities)) => Ok(entities),
+            Ok(Err(e)) => Err(ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "connector_error",
+                format!("the connector could not list its entities: {}", connector_message(&e)),
+            )),
+            Err(e) => Err(super::installations::call_error(&e)),
+        }
+    }
+
+    /// Checks a stream against the connector's entity list and the source installation.
+    async fn check_stream(
+        &self,
+        tenant: &str,
+        installation: &str,
+        entity: &str,
+        direction: Option<&str>,
+        mode: Option<&str>,
+        source: Option<&SourceRef>,
+    ) -> Result<Stream, ApiError> {
+        let direction = parse_direction(direction)?;
+        let mode = parse_mode(mode)?;
+        if entity.is_empty() {
+            return Err(ApiError::invalid("invalid_sync", "entity: must not be empty"));
+        }
+        let entities = self.sync_entities(tenant, installation).await?;
+        let Some(e) = entities.iter().find(|e| e.name == entity) else {
+            return Err(ApiError::invalid(
+                "unknown_entity",
+                format!(
+                    "entity: the connector has no entity {entity:?} (entities: {})",
+                    entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        let source = match (direction, source) {
+            (Direction::Import, None) => None,
+            (Direction::Import, Some(_)) => {
+                return Err(ApiError::invalid("invalid_sync", "source: only exports take a source"));
+            }
+            (Direction::Export, None) => {
+                return Err(ApiError::invalid(
+                    "invalid_sync",
+                    "source: an export needs {\"installation\", \"entity\"} naming the records to write",
+                ));
+            }
+            (Direction::Export, Some(s)) => {
+                if self.store.installation(tenant, &s.installation).await?.is_none() {
+                    return Err(ApiError::invalid(
+                        "invalid_sync",
+                        format!("source.installation: no installation {:?}", s.installation),
+                    ));
+                }
+                if s.entity.is_empty() {
+                    return Err(ApiError::invalid("invalid_sync", "source.entity: must not be empty"));
+                }
+                Some((s.installation.clone(), s.entity.clone()))
+            }
+        };
+        if direction == Direction::Export && !e.supports_write {
+            return Err(ApiError::invalid(
+                "unsupported_sync",
+                format!("direction: entity {entity:?} of this connector cannot be written (supports-write is false)"),
+            ));
+        }
+        if direction == Direction::Import && mode == SyncMode::Incremental && !e.supports_incremental {
+            return Err(ApiError::invalid(
+                "unsupported_sync",
+                format!("mode: entity {entity:?} of this connector has no incremental reads; use \"full\""),
+            ));
+        }
+        Ok(Stream { direction, mode, source })
+    }
+
+    /// Queues a run; the worker starts it at once.
+    pub async fn start_sync(&self, tenant: &str, req: StartSync) -> Result<Value, ApiError> {
+        let s = self
+            .check_stream(
+                tenant,
+                &req.installation,
+                &req.entity,
+                req.direction.as_deref(),
+                req.mode.as_deref(),
+                req.source.as_ref(),
+            )
+            .await?;
+        let run = self
+            .store
+            .create_sync_run(&NewRun {
+                id: new_id("run"),
+                tenant: tenant.to_string(),
+                installation: req.installation.clone(),
+                entity: req.entity.clone(),
+                direction: s.direction,
+                mode: s.mode,
+                source: s.source,
+                trigger: "api",
+                schedule_id: None,
+            })
+            .await?;
+        self.sync_wake.notify_one();
+        Ok(run_view(&run, now_ms()))
+    }
+
+    /// Checks and stores a field mapping; returns its view.
+    pub async fn put_mapping(&self, tenant: &str, installation: &str, entity: &str, body: &Value) -> Result<Value, ApiError> {
+        self.get_installation(tenant, installation).await?;
+        if entity.is_empty() {
+            return Err(ApiError::invalid("invalid_mapping", "entity: must not be empty"));
+        }
+        let mapping = Mapping::parse(body).map_err(|e| ApiError::invalid("invalid_mapping", e.to_string()))?;
+        let row = self.store.put_sync_mapping(tenant, installation, entity, &mapping.to_json().to_string()).await?;
+        Ok(mapping_view(installation, &row))
+    }
+
+    /// Checks and stores a schedule.
+    pub async fn create_schedule(&self, tenant: &str, req: CreateSchedule) -> Result<Value, ApiError> {
+        let schedule = Schedule::parse(req.interval_secs, req.cron.as_deref())
+            .map_err(|e| ApiError::invalid("invalid_schedule", e.to_string()))?;
+        let s = self
+            .check_stream(
+                tenant,
+                &req.installation,
+                &req.entity,
+                req.direction.as_deref(),
+                req.mode.as_deref(),
+                req.source.as_ref(),
+            )
+            .await?;
+        let now = now_ms();
+        let row = self
+            .store
+            .create_sync_schedule(&NewSchedule {
+                id: new_id("sch"),
+                tenant: tenant.to_string(),
+                installation: req.installation,
+                entity: req.entity,
+                direction: s.direction,
+                mode: s.mode,
+                source: s.source,
+                interval_secs: req.interval_secs.map(|i| i64::try_from(i).unwrap_or(i64::MAX)),
+                cron: schedule.cron().map(|c| c.as_str().to_string()),
+                enabled: req.enabled.unwrap_or(true),
+                next_run_at: schedule.next_after(now),
+            })
+            .await?;
+        Ok(schedule_view(&row))
+    }
+
+    /// Changes a schedule's timing, mode or switch.
+    pub async fn update_schedule(&self, tenant: &str, id: &str, req: UpdateSchedule) -> Result<Value, ApiError> {
+        let row =
+            self.store.sync_schedule(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
+        let mode = match req.mode.as_deref() {
+            Some(m) => parse_mode(Some(m))?,
+            None => row.mode,
+        };
+        let (interval, cron) = if req.interval_secs.is_some() || req.cron.is_some() {
+            (req.interval_secs, req.cron.clone())
+        } else {
+            (row.interval_secs.and_then(|i| u64::try_from(i).ok()), row.cron.clone())
+        };
+        let schedule = Schedule::parse(interval, cron.as_deref())
+            .map_err(|e| ApiError::invalid("invalid_schedule", e.to_string()))?;
+        if mode == SyncMode::Incremental && mode != row.mode && row.direction == Direction::Import {
+            self.check_stream(tenant, &row.installation, &row.entity, None, Some("incremental"), None).await?;
+        }
+        let enabled = req.enabled.unwrap_or(row.enabled);
+        let row = self
+            .store
+            .update_sync_schedule(
+                tenant,
+                id,
+                mode,
+                interval.map(|i| i64::try_from(i).unwrap_or(i64::MAX)),
+                schedule.cron().map(|c| c.as_str()),
+                enabled,
+                schedule.next_after(now_ms()),
+            )
+            .await?;
+        Ok(schedule_view(&row))
+    }
+}
+
+/// A connector error's message, for API errors.
+fn connector_message(e: &crate::bindings::ConnectorError) -> String {
+    use crate::bindings::ConnectorError as E;
+    match e {
+        E::Retryable(f) => format!("retryable: {}", f.message),
+        E::Permanent(f) => format!("permanent ({}): {}", f.code, f.message),
+        E::RateLimited(r) => format!("rate-limited (retry after {} ms): {}", r.retry_after_ms, r.message),
+        E::Unauthorized(f) => format!("unauthorized: {}", f.message),
+    }
+}
+
+/// The JSON view of an entity.
+pub fn entity_view(e: &Entity) -> Value {
+    json!({
+        "name": e.name,
+        "label": e.label,
+        "primary_key": e.primary_key,
+        "cursor_field": e.cursor_field,
+        "supports_incremental": e.supports_incremental,
+        "supports_write": e.supports_write,
+        "json_schema": e.json_schema.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
+    })
+}
+
+/// Progress figures of a run at `now`: records per second over its running time, percent and
+/// ETA when the connector gave a total.
+pub fn progress(r: &RunRow, now: i64) -> Value {
+    // Time spent running: committed leases plus the lease in progress.
+    let running_ms = match (r.status, r.started_at) {
+        (RunStatus::Running, Some(_)) => r.active_ms + (now - r.updated_at).clamp(0, 60_000),
+        _ => r.active_ms,
+    }
+    .max(0);
+    let rate = if running_ms > 0 { r.counts.fetched as f64 * 1000.0 / running_ms as f64 } else { 0.0 };
+    let percent = r.total.filter(|t| *t > 0).map(|t| ((r.counts.fetched as f64 / t as f64) * 100.0).min(100.0));
+    let eta_secs = match (r.total, r.status) {
+        (Some(t), RunStatus::Running | RunStatus::Queued) if rate > 0.0 => {
+            Some(((t - r.counts.fetched).max(0) as f64 / rate).ceil() as i64)
+        }
+        _ => None,
+    };
+    json!({
+        "fetched": r.counts.fetched,
+        "created": r.counts.created,
+        "updated": r.counts.updated,
+        "unchanged": r.counts.unchanged,
+        "deleted": r.counts.deleted,
+        "failed": r.counts.failed,
+        "batches": r.batches,
+        "total": r.total,
+        "percent": percent.map(|p| (p * 10.0).round() / 10.0),
+        "rate_per_sec": (rate * 10.0).round() / 10.0,
+        "eta_secs": eta_secs,
+        "running_ms": running_ms,
+    })
+}
+
+/// The JSON view of a run.
+pub fn run_view(r: &RunRow, now: i64) -> Value {
+    json!({
+        "id": r.id,
+        "installation": r.installation,
+        "entity": r.entity,
+        "direction": r.direction.as_str(),
+        "mode": r.mode.as_str(),
+        "source": r.source.as_ref().map(|(i, e)| json!({"installation": i, "entity": e})),
+        "status": r.status.as_str(),
+        "trigger": r.trigger,
+        "schedule": r.schedule_id,
+        "progress": progress(r, now),
+        "cursor": r.cursor,
+        "attempts": r.attempts,
+        "error": r.error,
+        "cancel_requested": r.cancel_requested,
+        "created_at": rfc3339(r.created_at),
+        "started_at": r.started_at.map(rfc3339),
+        "finished_at": r.finished_at.map(rfc3339),
+        "updated_at": rfc3339(r.updated_at),
+    })
+}
+
+/// The JSON view of an item error.
+pub fn error_view(e: &ErrorRow) -> Value {
+    json!({ "n": e.n, "external_id": e.external_id, "message": e.message, "at": rfc3339(e.created_at) })
+}
+
+/// The JSON view of a stored record (its last change).
+pub fn record_view(r: &RecordRow) -> Value {
+    let data: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
+    json!({
+        "seq": r.seq,
+        "id": r.local_id,
+        "external_id": r.external_id,
+        "op": r.op,
+        "deleted": r.op == "deleted",
+        "data": data,
+        "first_seen_at": rfc3339(r.first_seen_at),
+        "last_seen_at": rfc3339(r.last_seen_at),
+        "changed_at": rfc3339(r.changed_at),
+        "deleted_at": r.deleted_at.map(rfc3339),
+    })
+}
+
+/// The JSON view of a field mapping.
+pub fn mapping_view(installation: &str, m: &MappingRow) -> Value {
+    json!({
+        "installation": installation,
+        "entity": m.entity,
+        "mapping": serde_json::from_str::<Value>(&m.mapping).unwrap_or(Value::Null),
+        "revision": m.revision,
+        "updated_at": rfc3339(m.updated_at),
+    })
+}
+
+/// The JSON view of a schedule.
+pub fn schedule_view(s: &ScheduleRow) -> Value {
+    json!({
+        "id": s.id,
+        "installation": s.installation,
+        "entity": s.entity,
+        "direction": s.direction.as_str(),
+        "mode": s.mode.as_str(),
+        "source": s.source.as_ref().map(|(i, e)| json!({"installation": i, "entity": e})),
+        "interval_secs": s.interval_secs,
+        "cron": s.cron,
+        "enabled": s.enabled,
+        "next_run_at": rfc3339(s.next_run_at),
+        "last_run": s.last_run_id,
+        "last_fired_at": s.last_fired_at.map(rfc3339),
+        "created_at": rfc3339(s.created_at),
+        "updated_at": rfc3339(s.updated_at),
+    })
+}
