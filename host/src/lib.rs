@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod routing;
 pub mod runtime;
 pub mod store;
+pub mod sync;
 pub mod timefmt;
 
 pub use capability::Scope;
