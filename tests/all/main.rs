@@ -35,4 +35,5 @@ mod secrets;
 mod server;
 mod standard_webhooks;
 mod store;
+mod sync_connectors;
 mod webhook_vectors;
