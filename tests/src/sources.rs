@@ -303,7 +303,6 @@ impl Dataset {
 
     /// Appends record `i`'s JSON to `out`.
     fn write_record(&self, i: usize, meta: Change, out: &mut String) {
-        let start = out.len();
         let id = Dataset::id(i);
         let updated = rfc3339(meta.updated_ms);
         if meta.deleted {
@@ -311,15 +310,21 @@ impl Dataset {
                 write!(out, r#"{{"id":"{id}","version":{},"updated_at":"{updated}","deleted":true}}"#, meta.version);
             return;
         }
-        let name = serde_json::to_string(&self.name(i, meta.version)).unwrap_or_default();
-        let _ = write!(
-            out,
-            r#"{{"id":"{id}","name":{name},"version":{},"updated_at":"{updated}","padding":""#,
-            meta.version
-        );
-        let used = out.len() - start + 2;
-        out.push_str(&self.padding(i, self.inner.record_bytes.saturating_sub(used)));
+        let prefix = self.json_prefix(&id, &self.name(i, meta.version), meta.version, &updated);
+        out.push_str(&prefix);
+        out.push_str(&self.padding(i, self.padding_len(&prefix)));
         out.push_str("\"}");
+    }
+
+    /// A live record's JSON up to the padding's value.
+    fn json_prefix(&self, id: &str, name: &str, version: u32, updated: &str) -> String {
+        let name = serde_json::to_string(name).unwrap_or_default();
+        format!(r#"{{"id":"{id}","name":{name},"version":{version},"updated_at":"{updated}","padding":""#)
+    }
+
+    /// Padding that brings a record with this JSON prefix to `record_bytes`.
+    fn padding_len(&self, prefix: &str) -> usize {
+        self.inner.record_bytes.saturating_sub(prefix.len() + 2)
     }
 
     fn padding(&self, i: usize, len: usize) -> String {
@@ -336,26 +341,23 @@ impl Dataset {
 
     /// Appends record `i`'s CSV row (CRLF-terminated) to `out`.
     fn write_csv_row(&self, i: usize, meta: Change, out: &mut String) {
-        let json = {
-            let mut s = String::new();
-            self.write_record(i, meta, &mut s);
-            s
-        };
-        let record: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
-        for (n, column) in CSV_HEADER.split(',').enumerate() {
+        let id = Dataset::id(i);
+        let name = self.name(i, meta.version);
+        let updated = rfc3339(meta.updated_ms);
+        let padding = self.padding(i, self.padding_len(&self.json_prefix(&id, &name, meta.version, &updated)));
+        let version = meta.version.to_string();
+        for (n, text) in
+            [id.as_str(), name.as_str(), version.as_str(), updated.as_str(), padding.as_str()].into_iter().enumerate()
+        {
             if n > 0 {
                 out.push(',');
             }
-            let text = match &record[column] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
             if text.contains([',', '"', '\r', '\n']) {
                 out.push('"');
                 out.push_str(&text.replace('"', "\"\""));
                 out.push('"');
             } else {
-                out.push_str(&text);
+                out.push_str(text);
             }
         }
         out.push_str("\r\n");
@@ -1075,6 +1077,23 @@ fn at_error(status: u16, kind: &str, message: impl Into<String>) -> Response {
     json_reply(status, &json!({"error": {"type": kind, "message": message.into()}}))
 }
 
+/// An Airtable error answer not yet turned into a response.
+struct AtError {
+    status: u16,
+    kind: &'static str,
+    message: String,
+}
+
+impl AtError {
+    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> AtError {
+        AtError { status, kind, message: message.into() }
+    }
+
+    fn response(self) -> Response {
+        at_error(self.status, self.kind, self.message)
+    }
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -1095,14 +1114,14 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Checks fields a write sets: known names, `Status` among the choices, nothing computed.
-fn check_fields(fields: &Map<String, Value>) -> Result<(), Response> {
+fn check_fields(fields: &Map<String, Value>) -> Result<(), AtError> {
     for (name, value) in fields {
         match name.as_str() {
             "Name" | "Notes" | "Count" => {}
             "Status" => {
                 let ok = value.is_null() || value.as_str().is_some_and(|s| AIRTABLE_STATUSES.contains(&s));
                 if !ok {
-                    return Err(at_error(
+                    return Err(AtError::new(
                         422,
                         "INVALID_VALUE_FOR_COLUMN",
                         format!("Field \"Status\" cannot accept the provided value: {value}"),
@@ -1110,13 +1129,13 @@ fn check_fields(fields: &Map<String, Value>) -> Result<(), Response> {
                 }
             }
             AIRTABLE_MODIFIED => {
-                return Err(at_error(
+                return Err(AtError::new(
                     422,
                     "INVALID_VALUE_FOR_COLUMN",
                     format!("Field \"{AIRTABLE_MODIFIED}\" cannot accept a value because the field is computed"),
                 ));
             }
-            other => return Err(at_error(422, "UNKNOWN_FIELD_NAME", format!("Unknown field name: \"{other}\""))),
+            other => return Err(AtError::new(422, "UNKNOWN_FIELD_NAME", format!("Unknown field name: \"{other}\""))),
         }
     }
     Ok(())
@@ -1234,14 +1253,14 @@ impl AirtableState {
     }
 
     /// The request's `records` array (at most 10), or the error answer.
-    fn records_of(body: &[u8], action: &str) -> Result<Vec<Value>, Response> {
+    fn records_of(body: &[u8], action: &str) -> Result<Vec<Value>, AtError> {
         let value: Value = serde_json::from_slice(body)
-            .map_err(|_| at_error(422, "INVALID_REQUEST_BODY", "Could not parse request body"))?;
+            .map_err(|_| AtError::new(422, "INVALID_REQUEST_BODY", "Could not parse request body"))?;
         let records = match value.get("records") {
             Some(Value::Array(records)) => records.clone(),
             _ if value.get("fields").is_some() => vec![value.clone()],
             _ => {
-                return Err(at_error(
+                return Err(AtError::new(
                     422,
                     "INVALID_REQUEST_MISSING_FIELDS",
                     "Could not find field \"records\" in the request body",
@@ -1249,7 +1268,7 @@ impl AirtableState {
             }
         };
         if records.is_empty() || records.len() > 10 {
-            return Err(at_error(
+            return Err(AtError::new(
                 422,
                 "INVALID_RECORDS",
                 format!("You must provide an array of up to 10 record objects to {action}, got {}", records.len()),
@@ -1261,13 +1280,13 @@ impl AirtableState {
     fn create(&mut self, key: &(String, String), body: &[u8]) -> Response {
         let records = match Self::records_of(body, "create") {
             Ok(r) => r,
-            Err(e) => return e,
+            Err(e) => return e.response(),
         };
         let mut new = Vec::new();
         for r in &records {
             let fields = r.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
             if let Err(e) = check_fields(&fields) {
-                return e;
+                return e.response();
             }
             new.push(fields);
         }
@@ -1292,7 +1311,7 @@ impl AirtableState {
     fn update(&mut self, key: &(String, String), body: &[u8], replace: bool) -> Response {
         let records = match Self::records_of(body, "update") {
             Ok(r) => r,
-            Err(e) => return e,
+            Err(e) => return e.response(),
         };
         let mut changes = Vec::new();
         for r in &records {
@@ -1304,7 +1323,7 @@ impl AirtableState {
             }
             let fields = r.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
             if let Err(e) = check_fields(&fields) {
-                return e;
+                return e.response();
             }
             changes.push((id.to_owned(), fields));
         }
