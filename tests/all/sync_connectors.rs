@@ -86,6 +86,21 @@ fn err_kind(out: &Value) -> (&str, &Value) {
     (kind.as_str(), detail)
 }
 
+#[test]
+fn data_sync_connectors_carry_valid_manifests() {
+    let limits = patchbay_registry::PackageLimits::default();
+    for (path, id, hosts) in [
+        (components::CSV_SOURCE, "csv-source", vec!["{{config.url}}"]),
+        (components::REST_SOURCE, "rest-source", vec!["{{config.base_url}}"]),
+        (components::AIRTABLE, "airtable", vec!["https://api.airtable.com", "{{config.api_url}}"]),
+    ] {
+        let package = patchbay_registry::inspect(&std::fs::read(path).unwrap(), &limits).unwrap();
+        assert_eq!(package.manifest.id, id);
+        assert_eq!(package.manifest.category, patchbay_registry::Category::DataSync);
+        assert_eq!(package.manifest.allowed_hosts, hosts);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // csv-source
 
