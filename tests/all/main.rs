@@ -37,4 +37,5 @@ mod sync;
 mod sync_store;
 mod standard_webhooks;
 mod store;
+mod sync_connectors;
 mod webhook_vectors;

@@ -8,6 +8,8 @@ pub mod components {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }
 
+pub mod sources;
+
 /// Fresh, isolated databases for tests, one per test, on either backend.
 ///
 /// SQLite: a file in a new temporary directory. PostgreSQL: a new schema `t_<pid>_<n>_<random>`

@@ -322,13 +322,10 @@ fn parse_page(response: &Response) -> Result<Page<'_>, ConnectorError> {
     let bad =
         |what: String| ConnectorError::permanent("invalid_response", format!("unexpected Airtable response: {what}"));
     let text = std::str::from_utf8(&response.body).map_err(|_| bad("not UTF-8".to_owned()))?;
-    let root: &RawValue = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    let top = json::pick(root, &["records", "offset"]).map_err(|e| bad(e.to_string()))?;
-    let records = match top[0] {
-        Some(list) => serde_json::from_str::<Vec<&RawValue>>(list.get()).map_err(|e| bad(format!("records: {e}")))?,
-        None => return Err(bad("no `records`".to_owned())),
-    };
-    let offset = top[1].and_then(json::scalar_text).filter(|o| !o.is_empty());
+    let (records_path, offset_path) = (json::Path::parse("records"), json::Path::parse("offset"));
+    let mut found = json::capture(text, &[&offset_path], &[&records_path]).map_err(|e| bad(e.to_string()))?;
+    let records = found.lists[0].take().ok_or_else(|| bad("no `records`".to_owned()))?;
+    let offset = found.values[0].and_then(json::scalar_text).filter(|o| !o.is_empty());
     Ok(Page { records, offset })
 }
 

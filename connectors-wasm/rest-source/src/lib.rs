@@ -211,29 +211,33 @@ fn parse_page<'a>(settings: &Settings, response: &'a Response) -> Result<Page<'a
     }
     let text = std::str::from_utf8(&response.body)
         .map_err(|_| invalid_response(format!("the response (HTTP {}) is not UTF-8 text", response.status)))?;
-    let root: &RawValue = serde_json::from_str(text)
-        .map_err(|e| invalid_response(format!("the response (HTTP {}) is not JSON: {e}", response.status)))?;
-    let bad = |e: serde_json::Error| invalid_response(format!("the response is not valid JSON: {e}"));
-    let items = match json::lookup(root, &settings.record_path).map_err(bad)? {
-        Some(list) if json::is_null(list) => Vec::new(),
-        Some(list) => serde_json::from_str::<Vec<&RawValue>>(list.get()).map_err(|_| {
-            invalid_response(format!("`{}` in the response is not an array of records", path_name(settings)))
-        })?,
-        None => return Err(invalid_response(format!("the response has no `{}`", path_name(settings)))),
-    };
-    let next_cursor = match &settings.next_cursor_path {
-        Some(path) => json::lookup(root, path).map_err(bad)?.and_then(json::scalar_text).filter(|c| !c.is_empty()),
-        None => None,
-    };
-    let total = match &settings.total_path {
-        Some(path) => json::lookup(root, path)
-            .map_err(bad)?
-            .and_then(json::scalar_text)
-            .and_then(|t| t.parse::<f64>().ok())
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .map(|t| t as u64),
-        None => None,
-    };
+    // One pass over the body: the records array and the cursor and total fields.
+    let mut values: Vec<&json::Path> = Vec::with_capacity(2);
+    let cursor_at = settings.next_cursor_path.as_ref().map(|p| {
+        values.push(p);
+        values.len() - 1
+    });
+    let total_at = settings.total_path.as_ref().map(|p| {
+        values.push(p);
+        values.len() - 1
+    });
+    let mut found = json::capture(text, &values, &[&settings.record_path]).map_err(|e| {
+        invalid_response(format!(
+            "the response (HTTP {}) is not JSON with an array of records at `{}`: {e}",
+            response.status,
+            path_name(settings)
+        ))
+    })?;
+    let items = found.lists[0]
+        .take()
+        .ok_or_else(|| invalid_response(format!("the response has no `{}`", path_name(settings))))?;
+    let next_cursor = cursor_at.and_then(|i| found.values[i]).and_then(json::scalar_text).filter(|c| !c.is_empty());
+    let total = total_at
+        .and_then(|i| found.values[i])
+        .and_then(json::scalar_text)
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(|t| t as u64);
     Ok(Page { items, next_cursor, total })
 }
 

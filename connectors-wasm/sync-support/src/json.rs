@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -100,6 +101,126 @@ pub fn is_truthy(raw: &RawValue) -> bool {
 /// `raw` as a [`Value`] (for small values such as a cursor field).
 pub fn to_value(raw: &RawValue) -> Option<Value> {
     serde_json::from_str(raw.get()).ok()
+}
+
+/// What [`capture`] found: per requested path, the value (or the list's elements).
+#[derive(Debug, Default)]
+pub struct Captured<'a> {
+    /// For each path requested as a value: the raw value there.
+    pub values: Vec<Option<&'a RawValue>>,
+    /// For each path requested as a list: its elements (`Some(vec![])` for an explicit `null`).
+    pub lists: Vec<Option<Vec<&'a RawValue>>>,
+}
+
+/// One pass over a whole document (a response page), picking the raw value at each of `values`
+/// and the elements of the array at each of `lists`; everything else is skipped without being
+/// materialised. A list path that holds something other than an array (or `null`) is an error.
+pub fn capture<'a>(text: &'a str, values: &[&Path], lists: &[&Path]) -> Result<Captured<'a>, serde_json::Error> {
+    let mut out = Captured { values: vec![None; values.len()], lists: vec![None; lists.len()] };
+    let wanted: Vec<(&[String], Slot)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.segments(), Slot::Value(i)))
+        .chain(lists.iter().enumerate().map(|(i, p)| (p.segments(), Slot::List(i))))
+        .collect();
+    let mut de = serde_json::Deserializer::from_str(text);
+    Node { wanted, out: &mut out }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Value(usize),
+    List(usize),
+}
+
+/// A node of the document with the paths still wanted below it.
+struct Node<'w, 'o, 'a> {
+    wanted: Vec<(&'w [String], Slot)>,
+    out: &'o mut Captured<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let here = self.wanted.iter().find(|(rest, _)| rest.is_empty()).map(|(_, slot)| *slot);
+        match here {
+            Some(Slot::List(i)) => {
+                let list = Option::<Vec<&'de RawValue>>::deserialize(deserializer)?;
+                self.out.lists[i] = Some(list.unwrap_or_default());
+                Ok(())
+            }
+            Some(Slot::Value(i)) => {
+                self.out.values[i] = Some(<&'de RawValue>::deserialize(deserializer)?);
+                Ok(())
+            }
+            None if self.wanted.is_empty() => {
+                IgnoredAny::deserialize(deserializer)?;
+                Ok(())
+            }
+            None => deserializer.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let below: Vec<(&[String], Slot)> = self
+                .wanted
+                .iter()
+                .filter(|(rest, _)| rest.first().is_some_and(|head| *head == *key))
+                .map(|(rest, slot)| (&rest[1..], *slot))
+                .collect();
+            if below.is_empty() {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                map.next_value_seed(Node { wanted: below, out: &mut *self.out })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 /// A fixed set of dotted paths read from many records in one pass over each record's top-level
@@ -310,6 +431,28 @@ mod tests {
             assert_eq!(single.join(&fields.read(raw(text)).expect("object")), expected, "{text}");
         }
         assert!(fields.read(raw("3")).is_err());
+    }
+
+    #[test]
+    fn capture_reads_lists_and_values_in_one_pass() {
+        let text =
+            r#"{"meta": {"next": "c2", "total": 3}, "data": {"items": [{"id": 1}, 2, [3]]}, "x": [1, {"y": 2}]}"#;
+        let (items, next, total, missing) =
+            (Path::parse("data.items"), Path::parse("meta.next"), Path::parse("meta.total"), Path::parse("x.y"));
+        let got = capture(text, &[&next, &total, &missing], &[&items]).expect("valid");
+        assert_eq!(got.values[0].map(RawValue::get), Some(r#""c2""#));
+        assert_eq!(got.values[1].map(RawValue::get), Some("3"));
+        assert!(got.values[2].is_none());
+        let list: Vec<&str> = got.lists[0].as_ref().expect("list").iter().map(|r| r.get()).collect();
+        assert_eq!(list, [r#"{"id": 1}"#, "2", "[3]"]);
+        // The document itself as the list, a null list, a list that is not one, broken JSON.
+        let root = capture("[1, 2]", &[], &[&Path::parse("")]).expect("valid");
+        assert_eq!(root.lists[0].as_ref().map(Vec::len), Some(2));
+        let null = capture(r#"{"data": null}"#, &[], &[&Path::parse("data")]).expect("ok");
+        assert_eq!(null.lists[0].as_ref().map(Vec::len), Some(0));
+        assert!(capture(r#"{"data": 5}"#, &[], &[&Path::parse("data")]).is_err());
+        assert!(capture(r#"{"data": [1,"#, &[], &[&Path::parse("data")]).is_err());
+        assert!(capture(r#"{"a": "\u00e9"} x"#, &[], &[]).is_err());
     }
 
     #[test]
