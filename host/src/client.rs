@@ -210,7 +210,10 @@ pub fn pairs_object(pairs: &[(String, String)]) -> anyhow::Result<Value> {
 /// Prints runs as a table.
 pub fn print_sync_runs(v: &Value) {
     let Some(runs) = v["runs"].as_array() else { return print_json(v) };
-    println!("{:<22} {:<22} {:<14} {:<7} {:<11} {:<10} {:>10} {:>8}", "RUN", "INSTALLATION", "ENTITY", "DIR", "MODE", "STATUS", "FETCHED", "FAILED");
+    println!(
+        "{:<22} {:<22} {:<14} {:<7} {:<11} {:<10} {:>10} {:>8}",
+        "RUN", "INSTALLATION", "ENTITY", "DIR", "MODE", "STATUS", "FETCHED", "FAILED"
+    );
     for r in runs {
         let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
         println!(
@@ -322,5 +325,29 @@ pub async fn follow_sync(c: &Client, run_id: &str) -> anyhow::Result<i32> {
             return Ok(if status == "succeeded" { 0 } else { 1 });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_draws_a_bar_when_the_total_is_known() {
+        let run = json!({ "status": "running", "progress": {
+            "fetched": 58_000, "created": 58_000, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 2,
+            "total": 100_000, "percent": 58.0, "rate_per_sec": 41_250.4, "eta_secs": 2 } });
+        let line = progress_line(&run, 10);
+        assert!(line.starts_with("[######----]  58.0%  58 000/100 000 records  41 250/s  ETA 2s"), "{line}");
+        assert!(line.ends_with("created 58 000 · updated 0 · unchanged 0 · deleted 0 · failed 2"), "{line}");
+        let run = json!({ "status": "running", "progress": { "fetched": 1234, "rate_per_sec": 99.0 } });
+        assert!(
+            progress_line(&run, 10).starts_with("[running] 1 234 records  99/s  created 0"),
+            "{}",
+            progress_line(&run, 10)
+        );
+        assert_eq!(duration_text(95), "1m35s");
+        assert_eq!(duration_text(7260), "2h01m");
+        assert_eq!(grouped(-1234567), "-1 234 567");
     }
 }

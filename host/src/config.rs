@@ -214,8 +214,7 @@ impl Settings {
                 "the delivery lease must be 2 to 86400 seconds (longer than the call timeout), got {dispatch_lease_secs}"
             );
         }
-        let sync_concurrency =
-            number_setting(env, "PATCHBAY_SYNC_CONCURRENCY")?.or(file.sync_concurrency).unwrap_or(4);
+        let sync_concurrency = number_setting(env, "PATCHBAY_SYNC_CONCURRENCY")?.or(file.sync_concurrency).unwrap_or(4);
         if sync_concurrency > 1_000 {
             bail!("sync concurrency must be at most 1000, got {sync_concurrency}");
         }
@@ -223,8 +222,7 @@ impl Settings {
         if !(2..=86_400).contains(&sync_lease_secs) {
             bail!("the sync lease must be 2 to 86400 seconds, got {sync_lease_secs}");
         }
-        let sync_batch_size =
-            number_setting(env, "PATCHBAY_SYNC_BATCH_SIZE")?.or(file.sync_batch_size).unwrap_or(1000);
+        let sync_batch_size = number_setting(env, "PATCHBAY_SYNC_BATCH_SIZE")?.or(file.sync_batch_size).unwrap_or(1000);
         if !(1..=10_000).contains(&sync_batch_size) {
             bail!("the sync batch size must be 1 to 10000 records, got {sync_batch_size}");
         }

@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod metrics;
 pub mod routing;
 pub mod runtime;
+pub mod sample;
 pub mod store;
 pub mod sync;
 pub mod timefmt;

@@ -121,6 +121,19 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Serve a sample data source to try syncs with: generated records as paginated JSON (REST)
+    /// and as a CSV file.
+    SampleSource {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// Records to serve.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Approximate size of each record's JSON, in bytes.
+        #[arg(long, default_value_t = 1024)]
+        record_bytes: usize,
+    },
     /// Credential master keys (runs against the data directory, while the host keeps serving).
     Keys {
         #[command(subcommand)]
@@ -376,6 +389,9 @@ fn real_main() -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => rt.block_on(serve(args)).map(|()| 0),
+        Command::SampleSource { listen, records, record_bytes } => {
+            rt.block_on(sample_source(&listen, records, record_bytes))
+        }
         Command::Run(args) => rt.block_on(run(args)),
         Command::Bench { component, iterations } => {
             let wasm = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
@@ -486,6 +502,27 @@ fn sign(file: &std::path::Path, key: &std::path::Path, out: Option<PathBuf>) -> 
     Ok(0)
 }
 
+/// `patchbay sample-source`: serves generated records until Ctrl-C.
+async fn sample_source(listen: &str, records: usize, record_bytes: usize) -> anyhow::Result<i32> {
+    use patchbay::sample::{Dataset, SourceServer};
+    let server = SourceServer::start_on(listen, Dataset::new(records, record_bytes, 1)).map_err(anyhow::Error::msg)?;
+    let base = server.base_url();
+    println!("sample source: {records} records of ~{record_bytes} bytes at {base}");
+    println!("  JSON pages:  {base}/rest/cursor?limit=1000  (also /rest/page, /rest/offset, /rest/link)");
+    println!("  CSV file:    {base}/files/data.csv");
+    println!("install it (the host must allow loopback: PATCHBAY_EGRESS_ALLOW_NETWORKS=127.0.0.1/32):");
+    println!(
+        "  patchbay install rest-source --name sample --config base_url={base} --config path=/rest/cursor \\\n    \
+         --config entity=products --config record_path=data --config pagination=cursor \\\n    \
+         --config next_cursor_path=meta.next_cursor --config total_path=meta.total --config page_size=1000 \\\n    \
+         --config cursor_field=updated_at --config since_param=updated_since"
+    );
+    println!("ready (Ctrl-C stops)");
+    tokio::signal::ctrl_c().await?;
+    drop(server);
+    Ok(0)
+}
+
 /// `patchbay sync …`.
 async fn sync_command(c: &patchbay::client::Client, command: SyncCommand) -> anyhow::Result<i32> {
     use patchbay::client::{self, enc};
@@ -533,8 +570,11 @@ async fn sync_command(c: &patchbay::client::Client, command: SyncCommand) -> any
             Ok(0)
         }
         SyncCommand::Records { installation, entity, since, limit } => {
-            let path =
-                format!("/v1/installations/{}/records/{}?since={since}&limit={limit}", enc(&installation), enc(&entity));
+            let path = format!(
+                "/v1/installations/{}/records/{}?since={since}&limit={limit}",
+                enc(&installation),
+                enc(&entity)
+            );
             client::print_json(&c.get(&path).await?);
             Ok(0)
         }

@@ -109,6 +109,11 @@ impl Server {
         out
     }
 
+    /// The process id (lease owners carry it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process at once (SIGKILL): no graceful shutdown, no flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -204,8 +204,7 @@ async fn changes_are_routed_as_events_and_mappings_apply(backend: Backend) {
     let src = SourceServer::start(ds.clone());
     let web = TestServer::start().await;
     let shop = install(&s, &token, "rest-source", "shop", rest_config(&src, 100)).await;
-    let notify =
-        install(&s, &token, "notify-webhook", "chat", json!({ "webhook_url": web.url("/slack") })).await;
+    let notify = install(&s, &token, "notify-webhook", "chat", json!({ "webhook_url": web.url("/slack") })).await;
     let r = s
         .post(
             "/v1/routes",
@@ -253,8 +252,12 @@ async fn changes_are_routed_as_events_and_mappings_apply(backend: Backend) {
     let run = sync(&s, &token, json!({ "installation": shop, "entity": "items", "mode": "incremental" })).await;
     assert_eq!(progress(&run), [1, 0, 1, 0, 0, 0], "{run}");
     wait_for(|| web.received().iter().filter(|r| r.path == "/slack").count() >= 21, "21 deliveries").await;
-    let texts: Vec<String> =
-        web.received().iter().filter(|r| r.path == "/slack").map(|r| String::from_utf8_lossy(&r.body).to_string()).collect();
+    let texts: Vec<String> = web
+        .received()
+        .iter()
+        .filter(|r| r.path == "/slack")
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
     assert_eq!(texts.iter().filter(|t| t.contains("items.created")).count(), 20);
     assert!(texts.iter().any(|t| t.contains(&format!("items.updated {}", Dataset::id(3)))), "{texts:?}");
     let r = s.get("/v1/events?type=items.created&limit=100", &token).await;
@@ -387,7 +390,8 @@ async fn exports_write_records_to_airtable_and_keep_their_ids(backend: Backend) 
     .await;
     for inst in [&shop, &air] {
         let name = if inst == &shop { "api_key" } else { "token" };
-        let r = put(&s, &format!("/v1/installations/{inst}/credentials"), &token, json!({ name: "pat-secret-1" })).await;
+        let r =
+            put(&s, &format!("/v1/installations/{inst}/credentials"), &token, json!({ name: "pat-secret-1" })).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
     let mapping = json!({ "fields": [
@@ -441,10 +445,15 @@ async fn schedules_queue_runs_without_piling_up(backend: Backend) {
     let src = SourceServer::start(ds.clone());
     let shop = install(&s, &token, "rest-source", "shop", rest_config(&src, 10)).await;
     let r = s
-        .post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "interval_secs": 1, "cron": "* * * * *" }))
+        .post(
+            "/v1/schedules",
+            &token,
+            json!({ "installation": shop, "entity": "items", "interval_secs": 1, "cron": "* * * * *" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
-    let r = s.post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "cron": "61 * * * *" })).await;
+    let r =
+        s.post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "cron": "61 * * * *" })).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert!(r.message().contains("minute"), "{r:?}");
 
@@ -455,15 +464,17 @@ async fn schedules_queue_runs_without_piling_up(backend: Backend) {
         .post(
             "/v1/schedules",
             &token,
-            json!({ "installation": shop, "entity": "items", "mode": "incremental", "interval_secs": 1 }),
+            json!({ "installation": shop, "entity": "items", "mode": "full", "interval_secs": 1 }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let schedule = r.body["id"].as_str().unwrap().to_string();
-    let r = s.post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "interval_secs": 5 })).await;
+    let r =
+        s.post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "interval_secs": 5 })).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let r = s.call(Method::PATCH, &format!("/v1/schedules/{schedule}"), &token, Some(json!({ "enabled": false }))).await;
+    let r =
+        s.call(Method::PATCH, &format!("/v1/schedules/{schedule}"), &token, Some(json!({ "enabled": false }))).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["enabled"], false);
     let runs = s.get(&format!("/v1/syncs?installation={shop}"), &token).await.body["runs"].as_array().unwrap().clone();
@@ -567,7 +578,7 @@ async fn bad_sync_requests_are_refused_precisely(backend: Backend) {
 /// the source, every record stored once, every change event written once.
 async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Backend) {
     const N: usize = 200_000;
-    let env = [("PATCHBAY_SYNC_LEASE_SECS", "3"), ("PATCHBAY_DISPATCH_CONCURRENCY", "0")];
+    let env = [("PATCHBAY_SYNC_LEASE_SECS", "8"), ("PATCHBAY_DISPATCH_CONCURRENCY", "0")];
     let mut s = Server::start_with(backend, &env).await;
     let token = s.tenant("acme").await;
     let ds = Dataset::new(N, 256, 7);
@@ -610,7 +621,8 @@ async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Back
         let i = Dataset::index_of(id).unwrap();
         assert_eq!(payload, &ds.record_json(i), "record {id}");
     }
-    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT external_id) FROM records").fetch_one(&pool).await.unwrap();
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT external_id) FROM records").fetch_one(&pool).await.unwrap();
     assert_eq!(distinct, N as i64);
     // One event and one delivery per change.
     let events: (i64, i64) =
@@ -621,5 +633,73 @@ async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Back
     assert_eq!(events, (N as i64, N as i64));
     let deliveries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries").fetch_one(&pool).await.unwrap();
     assert_eq!(deliveries, N as i64);
+    pool.close().await;
+}
+
+/// Three hosts on one PostgreSQL database: a schedule fires once per slot whichever host sees it
+/// first, its runs never overlap, and a run whose host is killed is finished by another host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hosts_share_schedules_and_take_over_runs() {
+    let mut hosts = Server::cluster(Backend::Postgres, 3, &[("PATCHBAY_SYNC_LEASE_SECS", "3")]).await;
+    let token = hosts[0].tenant("acme").await;
+    let ds = Dataset::new(60, 200, 8);
+    let src = SourceServer::start(ds.clone());
+    let shop = install(&hosts[0], &token, "rest-source", "shop", rest_config(&src, 10)).await;
+
+    // Every second, each run ~2 s (6 pages at 0.3 s).
+    src.set_latency(Duration::from_millis(300));
+    let r = hosts[1]
+        .post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "interval_secs": 1 }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let schedule = r.body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let r = hosts[2]
+        .call(Method::PATCH, &format!("/v1/schedules/{schedule}"), &token, Some(json!({ "enabled": false })))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let runs =
+        hosts[0].get(&format!("/v1/syncs?installation={shop}"), &token).await.body["runs"].as_array().unwrap().clone();
+    assert!((2..=5).contains(&runs.len()), "{} runs for 7 s of firings every second: {runs:?}", runs.len());
+    let mut spans = Vec::new();
+    for r in &runs {
+        let done = finish(&hosts[0], &token, r["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        spans.push((
+            done["started_at"].as_str().unwrap().to_string(),
+            done["finished_at"].as_str().unwrap().to_string(),
+        ));
+    }
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "runs overlap: {spans:?}");
+    }
+
+    // A long run; the host holding it is killed; another one finishes it from its cursor.
+    ds.insert_more(2940);
+    src.set_latency(Duration::from_millis(100));
+    let big = rest_config(&src, 100);
+    let long = install(&hosts[0], &token, "rest-source", "long", big).await;
+    let run = start(&hosts[0], &token, json!({ "installation": long, "entity": "items" })).await;
+    wait_until_fetched(&hosts[0], &token, &run, 500).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(hosts[0].database_url()).await.unwrap();
+    let owner: String = sqlx::query_scalar(&format!("SELECT lease_owner FROM sync_runs WHERE id = '{run}'"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let holder = hosts.iter().position(|h| owner.contains(&format!(":{}:", h.pid()))).expect("a host holds the run");
+    hosts[holder].kill();
+    let survivor = &hosts[(holder + 1) % 3];
+    let done = finish(survivor, &token, &run, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(progress(&done)[0], 3000, "{done}");
+    assert_eq!(progress(&done)[1], 3000, "every record created once: {done}");
+    let owner: Option<String> = sqlx::query_scalar(&format!("SELECT lease_owner FROM sync_runs WHERE id = '{run}'"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(owner, None);
+    assert_eq!(live(&feed(survivor, &token, &long, "items", 0).await), expected(&ds));
     pool.close().await;
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use patchbay::store::sync::{
-    Counts, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease, NewRun,
-    NewSchedule, RunRow, RunStatus, SyncMode, is_lease_lost,
+    Counts, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease, NewRun, NewSchedule, RunRow,
+    RunStatus, SyncMode, is_lease_lost,
 };
 use patchbay::store::{Backend, Store, StoreError, now_ms};
 use patchbay::sync::engine::content_hash;
@@ -115,10 +115,8 @@ async fn runs_queue_once_per_stream_and_move_through_their_states(backend: Backe
     assert_eq!(r.status, RunStatus::Queued);
     assert!(!r.cancel_requested);
     assert!(matches!(store.resume_sync_run("t1", "run_1").await, Err(StoreError::Conflict(_))));
-    let listed = store
-        .sync_runs("t1", &patchbay::store::sync::RunFilter { limit: 10, ..Default::default() })
-        .await
-        .unwrap();
+    let listed =
+        store.sync_runs("t1", &patchbay::store::sync::RunFilter { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["run_3", "run_1"]);
 }
 
@@ -234,9 +232,8 @@ async fn item_errors_are_stored_and_capped(backend: Backend) {
     let (_db, store) = setup(backend).await;
     store.create_sync_run(&run("run_1", "items", SyncMode::Full)).await.unwrap();
     claim(&store, "w").await;
-    let errors: Vec<ItemError> = (0..700)
-        .map(|i| ItemError { external_id: Some(format!("e{i}")), message: format!("bad row {i}") })
-        .collect();
+    let errors: Vec<ItemError> =
+        (0..700).map(|i| ItemError { external_id: Some(format!("e{i}")), message: format!("bad row {i}") }).collect();
     let c = commit(&store, "run_1", "w", &[rec("ok", "{}")], &errors, "1").await.unwrap();
     assert_eq!((c.created, c.failed), (1, 700));
     commit(&store, "run_1", "w", &[], &errors, "2").await.unwrap();
@@ -360,7 +357,10 @@ async fn mappings_are_versioned_per_entity(backend: Backend) {
     assert_eq!(m.revision, 1);
     let m = store.put_sync_mapping("t1", "src", "items", r#"{"fields":[],"keep_unmapped":true}"#).await.unwrap();
     assert_eq!(m.revision, 2);
-    assert_eq!(store.sync_mapping("src", "items").await.unwrap().unwrap().mapping, r#"{"fields":[],"keep_unmapped":true}"#);
+    assert_eq!(
+        store.sync_mapping("src", "items").await.unwrap().unwrap().mapping,
+        r#"{"fields":[],"keep_unmapped":true}"#
+    );
     assert!(store.sync_mapping("src", "users").await.unwrap().is_none());
     assert_eq!(store.sync_mappings("src").await.unwrap().len(), 1);
     assert!(matches!(store.put_sync_mapping("t1", "nope", "items", "{}").await, Err(StoreError::NotFound(_))));

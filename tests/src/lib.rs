@@ -8,7 +8,11 @@ pub mod components {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }
 
-pub mod sources;
+/// The sample source server the data-sync tests and benchmarks read from (it lives in the host
+/// crate, where `patchbay sample-source` serves it too).
+pub mod sources {
+    pub use patchbay::sample::*;
+}
 
 /// Fresh, isolated databases for tests, one per test, on either backend.
 ///

@@ -66,10 +66,7 @@ pub fn router(app: App) -> Router {
         .route("/syncs/{id}/resume", post(syncs::resume))
         .route("/syncs/{id}/errors", get(syncs::errors))
         .route("/schedules", post(syncs::create_schedule).get(syncs::list_schedules))
-        .route(
-            "/schedules/{id}",
-            get(syncs::get_schedule).patch(syncs::update_schedule).delete(syncs::delete_schedule),
-        )
+        .route("/schedules/{id}", get(syncs::get_schedule).patch(syncs::update_schedule).delete(syncs::delete_schedule))
         .route("/installations/{id}/entities", get(syncs::entities))
         .route("/installations/{id}/records/{entity}", get(syncs::records))
         .route("/installations/{id}/records/{entity}/{external_id}", get(syncs::record))

@@ -49,9 +49,7 @@ pub async fn list(
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "status={s:?} is not one of queued, running, succeeded, failed, cancelled"
-            ))
+            ApiError::bad_request(format!("status={s:?} is not one of queued, running, succeeded, failed, cancelled"))
         })?),
     };
     let limit = page_limit(q.limit)?;
@@ -182,11 +180,10 @@ pub async fn record(
     let tenant = p.tenant(KeyScope::View)?;
     let Path((id, entity, external_id)) = path?;
     app.get_installation(tenant, &id).await?;
-    let row = app
-        .store
-        .record(&id, &entity, &external_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no record {external_id:?} in {entity} of installation {id}")))?;
+    let row =
+        app.store.record(&id, &entity, &external_id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no record {external_id:?} in {entity} of installation {id}"))
+        })?;
     Ok(Json(record_view(&row)))
 }
 
@@ -266,7 +263,11 @@ pub async fn get_schedule(
 ) -> ApiResult<Json<Value>> {
     let tenant = p.tenant(KeyScope::View)?;
     let Path(id) = path?;
-    let row = app.store.sync_schedule(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
+    let row = app
+        .store
+        .sync_schedule(tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
     Ok(Json(schedule_view(&row)))
 }
 

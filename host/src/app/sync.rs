@@ -225,7 +225,13 @@ impl App {
     }
 
     /// Checks and stores a field mapping; returns its view.
-    pub async fn put_mapping(&self, tenant: &str, installation: &str, entity: &str, body: &Value) -> Result<Value, ApiError> {
+    pub async fn put_mapping(
+        &self,
+        tenant: &str,
+        installation: &str,
+        entity: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
         self.get_installation(tenant, installation).await?;
         if entity.is_empty() {
             return Err(ApiError::invalid("invalid_mapping", "entity: must not be empty"));
@@ -271,8 +277,11 @@ impl App {
 
     /// Changes a schedule's timing, mode or switch.
     pub async fn update_schedule(&self, tenant: &str, id: &str, req: UpdateSchedule) -> Result<Value, ApiError> {
-        let row =
-            self.store.sync_schedule(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
+        let row = self
+            .store
+            .sync_schedule(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
         let mode = match req.mode.as_deref() {
             Some(m) => parse_mode(Some(m))?,
             None => row.mode,
@@ -436,4 +445,61 @@ pub fn schedule_view(s: &ScheduleRow) -> Value {
         "created_at": rfc3339(s.created_at),
         "updated_at": rfc3339(s.updated_at),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sync::Counts;
+
+    fn running(fetched: i64, total: Option<i64>, active_ms: i64, now: i64) -> RunRow {
+        RunRow {
+            id: "run_1".into(),
+            tenant: "t".into(),
+            installation: "ins_1".into(),
+            entity: "items".into(),
+            direction: Direction::Import,
+            mode: SyncMode::Full,
+            source: None,
+            status: RunStatus::Running,
+            trigger: "api".into(),
+            schedule_id: None,
+            start_cursor: None,
+            cursor: None,
+            batches: 1,
+            counts: Counts { fetched, created: fetched, ..Counts::default() },
+            total,
+            attempts: 0,
+            error: None,
+            cancel_requested: false,
+            lease_owner: Some("h".into()),
+            lease_until: Some(now + 60_000),
+            next_attempt_at: now + 60_000,
+            active_ms,
+            created_at: now - 5_000,
+            started_at: Some(now - 2_000),
+            finished_at: None,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn progress_has_rate_percent_and_eta_when_the_total_is_known() {
+        let now = 1_700_000_000_000;
+        let p = progress(&running(250, Some(1000), 1000, now), now);
+        assert_eq!(p["rate_per_sec"], 250.0);
+        assert_eq!(p["percent"], 25.0);
+        assert_eq!(p["eta_secs"], 3);
+        // Time since the last write counts as running time.
+        let p = progress(&running(250, Some(1000), 500, now - 500), now);
+        assert_eq!(p["running_ms"], 1000);
+        // Without a total: a rate, no percent or ETA.
+        let p = progress(&running(250, None, 1000, now), now);
+        assert_eq!((p["percent"].is_null(), p["eta_secs"].is_null()), (true, true));
+        // Finished runs have no ETA; more records than announced stay at 100 %.
+        let mut done = running(1200, Some(1000), 2000, now);
+        done.status = RunStatus::Succeeded;
+        let p = progress(&done, now);
+        assert_eq!((p["percent"].as_f64(), p["eta_secs"].is_null()), (Some(100.0), true));
+    }
 }

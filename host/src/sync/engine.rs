@@ -84,6 +84,49 @@ impl Held {
     }
 }
 
+/// Renews a run's lease in the background every third of the lease, so a slow batch (a long
+/// call, a big commit) never lets it expire while the run is alive; notices cancellation and a
+/// lost lease between batches.
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    lost: Arc<tokio::sync::Notify>,
+}
+
+impl Heartbeat {
+    fn start(app: &App, held: &Held) -> Heartbeat {
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lost = Arc::new(tokio::sync::Notify::new());
+        let (store, run_id, owner, lease_ms) =
+            (app.store.clone(), held.run_id.clone(), held.owner.clone(), held.lease_ms);
+        let period = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1000).max(100));
+        let (c, l) = (cancel.clone(), lost.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let lease = Lease { run_id: &run_id, owner: &owner, lease_ms, active_ms: 0 };
+                match store.renew_sync_lease(&lease, None).await {
+                    Ok(cancel) => c.store(cancel, std::sync::atomic::Ordering::Relaxed),
+                    Err(e) if is_lease_lost(&e) => {
+                        l.notify_one();
+                        return;
+                    }
+                    Err(e) => tracing::warn!("renewing the lease of sync run {run_id} failed: {e}"),
+                }
+            }
+        });
+        Heartbeat { task, cancel, lost }
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn stop(&self) {
+        self.task.abort();
+    }
+}
+
 /// Why a run stopped before finishing.
 enum Stop {
     /// It failed; the message is stored with the run.
@@ -114,14 +157,23 @@ async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) 
         mark: Instant::now(),
     };
     let started = Instant::now();
+    let heartbeat = Heartbeat::start(app, &held);
     let result = if run.cancel_requested {
         Err(Stop::Cancelled)
     } else {
-        match run.direction {
-            Direction::Import => import(app, &run, &mut held, cfg).await,
-            Direction::Export => export(app, &run, &mut held, cfg).await,
+        let work = async {
+            match run.direction {
+                Direction::Import => import(app, &run, &mut held, cfg, &heartbeat).await,
+                Direction::Export => export(app, &run, &mut held, cfg, &heartbeat).await,
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            // The lease is gone: stop at once, whatever the run was waiting for.
+            () = heartbeat.lost.notified() => Err(Stop::Abandoned("the lease was lost".into())),
         }
     };
+    heartbeat.stop();
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(Stop::Failed(m)) => (RunStatus::Failed, Some(m.as_str())),
@@ -140,7 +192,8 @@ async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) 
     }
     app.metrics.sync_run_ended(status.as_str());
     let summary = format!("sync {} of {} {}", run.direction.as_str(), run.entity, status.as_str());
-    let mut fields = vec![("run".to_string(), run.id.clone()), ("ms".into(), started.elapsed().as_millis().to_string())];
+    let mut fields =
+        vec![("run".to_string(), run.id.clone()), ("ms".into(), started.elapsed().as_millis().to_string())];
     if let Some(e) = error {
         fields.push(("error".into(), e.to_string()));
     }
@@ -171,7 +224,11 @@ async fn mapping(app: &App, installation: &str, entity: &str) -> Result<Option<A
 /// What to do after a failed call of a batch.
 enum Retry {
     /// Wait this long and call again; counts as an attempt when `counted`.
-    After { wait: Duration, counted: bool, message: String },
+    After {
+        wait: Duration,
+        counted: bool,
+        message: String,
+    },
     Fail(String),
 }
 
@@ -343,11 +400,8 @@ pub fn content_hash(payload: &str) -> i64 {
 /// A batch's records made ready to store: ids checked, data checked to be a JSON object and
 /// mapped, hashed, and deduplicated (the last occurrence of an id wins).
 pub fn prepare_records(batch: &Batch, mapping: Option<&Mapping>) -> (Vec<IncomingRecord>, Vec<ItemError>) {
-    let mut errors: Vec<ItemError> = batch
-        .errors
-        .iter()
-        .map(|e| ItemError { external_id: e.id.clone(), message: e.message.clone() })
-        .collect();
+    let mut errors: Vec<ItemError> =
+        batch.errors.iter().map(|e| ItemError { external_id: e.id.clone(), message: e.message.clone() }).collect();
     let mut out: Vec<IncomingRecord> = Vec::with_capacity(batch.records.len());
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(batch.records.len());
     for r in &batch.records {
@@ -367,7 +421,8 @@ pub fn prepare_records(batch: &Batch, mapping: Option<&Mapping>) -> (Vec<Incomin
                 }
             }
         };
-        let rec = IncomingRecord { external_id: r.id.clone(), hash: content_hash(&payload), payload, deleted: r.deleted };
+        let rec =
+            IncomingRecord { external_id: r.id.clone(), hash: content_hash(&payload), payload, deleted: r.deleted };
         match index.get(r.id.as_str()) {
             Some(&i) => out[i] = rec,
             None => {
@@ -410,7 +465,7 @@ struct Prepared {
     done: bool,
 }
 
-async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig) -> Result<(), Stop> {
+async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: &Heartbeat) -> Result<(), Stop> {
     let (component, inst) = resolve(app, &run.tenant, &run.installation).await?;
     let mapping = mapping(app, &run.installation, &run.entity).await?;
     let mode = match run.mode {
@@ -435,7 +490,7 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig) -> R
         if let Some(c) = committed {
             let outcome = c.map_err(|e| Stop::Abandoned(format!("batch commit panicked: {e}")))??;
             note_batch(app, &outcome);
-            if outcome.cancel_requested {
+            if outcome.cancel_requested || hb.cancel_requested() {
                 return Err(Stop::Cancelled);
             }
         }
@@ -452,9 +507,7 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig) -> R
         if !next.done {
             match &next.next_cursor {
                 None => {
-                    return Err(Stop::Failed(
-                        "read-batch returned no next-cursor for a batch that is not done".into(),
-                    ));
+                    return Err(Stop::Failed("read-batch returned no next-cursor for a batch that is not done".into()));
                 }
                 Some(c) if Some(c) == cursor.as_ref() && next.fetched == 0 => {
                     stalled += 1;
@@ -526,7 +579,7 @@ fn note_batch(app: &App, o: &BatchOutcome) {
     }
 }
 
-async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig) -> Result<(), Stop> {
+async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: &Heartbeat) -> Result<(), Stop> {
     let Some((source_installation, source_entity)) = run.source.clone() else {
         return Err(Stop::Failed("an export run needs a source".into()));
     };
@@ -614,7 +667,7 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig) -> R
             )
             .await?;
         note_batch(app, &outcome);
-        if outcome.cancel_requested {
+        if outcome.cancel_requested || hb.cancel_requested() {
             return Err(Stop::Cancelled);
         }
         since = last;
@@ -626,7 +679,11 @@ mod tests {
     use super::*;
     use crate::runtime::calls::Batch;
 
-    fn rec(id: &str, data: &str, deleted: bool) -> crate::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
+    fn rec(
+        id: &str,
+        data: &str,
+        deleted: bool,
+    ) -> crate::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
         crate::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
             id: id.into(),
             data: data.into(),
@@ -664,7 +721,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let cfg = SyncConfig { base_backoff: Duration::from_millis(100), max_wait: Duration::from_secs(1), ..Default::default() };
+        let cfg = SyncConfig {
+            base_backoff: Duration::from_millis(100),
+            max_wait: Duration::from_secs(1),
+            ..Default::default()
+        };
         let b0 = backoff(0, &cfg);
         assert!(b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100), "{b0:?}");
         let b3 = backoff(3, &cfg);

@@ -80,7 +80,10 @@ async fn run_loop(app: App, cfg: SyncConfig) {
             Err(_) => return,
         }
         let free = u32::try_from(slots.available_permits()).unwrap_or(1).max(1);
-        let claimed = match app.store.claim_sync_runs(&owner, now_ms(), lease_ms, free).await {
+        // Each claim gets an owner of its own: a run this host claims again (its lease ran out
+        // while it was still executing here) must not pass the old execution's fence.
+        let claim_owner: Arc<str> = format!("{owner}/{}", crate::app::new_id("c")).into();
+        let claimed = match app.store.claim_sync_runs(&claim_owner, now_ms(), lease_ms, free).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("claiming sync runs failed: {e}");
@@ -101,7 +104,7 @@ async fn run_loop(app: App, cfg: SyncConfig) {
         }
         for run in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else { return };
-            let (app, owner, cfg) = (app.clone(), owner.clone(), cfg.clone());
+            let (app, owner, cfg) = (app.clone(), claim_owner.clone(), cfg.clone());
             tokio::spawn(async move {
                 execute(&app, &owner, run, &cfg).await;
                 drop(permit);

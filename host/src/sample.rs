@@ -1,4 +1,6 @@
-//! A local, deterministic source server for data-sync tests and benchmarks.
+//! A local, deterministic sample source for data sync: `patchbay sample-source` serves it so a
+//! newcomer can sync something real in minutes, and the tests and benchmarks drive the reference
+//! data-sync connectors against it.
 //!
 //! [`SourceServer::start`] serves a [`Dataset`] on `127.0.0.1:<random port>` (axum, on the
 //! current Tokio runtime, or on a runtime thread of its own when called outside one) in every
@@ -62,12 +64,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
+use crate::timefmt::{parse_rfc3339, rfc3339};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use patchbay::timefmt::{parse_rfc3339, rfc3339};
 use serde_json::{Map, Value, json};
 
 /// `updated_at` of record 0 before any change: 2024-01-01T00:00:00Z; record `i` is `i` seconds later.
@@ -448,9 +450,17 @@ impl SourceServer {
     /// Serves `dataset` on `127.0.0.1:0`: as a task of the current Tokio runtime, or — called
     /// outside a runtime — on a runtime thread of its own.
     pub fn start(dataset: Dataset) -> SourceServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind 127.0.0.1:0: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local address: {e}"));
-        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("set_nonblocking: {e}"));
+        match Self::start_on("127.0.0.1:0", dataset) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`SourceServer::start`] on a given address.
+    pub fn start_on(listen: &str, dataset: Dataset) -> Result<SourceServer, String> {
+        let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| format!("local address: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| format!("set_nonblocking: {e}"))?;
         let shared = Arc::new(Shared {
             dataset,
             count: AtomicU64::new(0),
@@ -489,7 +499,7 @@ impl SourceServer {
                 runtime.block_on(serve);
             })),
         };
-        SourceServer { addr, shared, shutdown: Some(tx), thread }
+        Ok(SourceServer { addr, shared, shutdown: Some(tx), thread })
     }
 
     /// The address served.
