@@ -25,18 +25,12 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use patchbay::app::App;
-use patchbay::config::{Env, Overrides, Settings};
+use patchbay::config::{Overrides, Settings};
+use patchbay_tests::MapEnv;
 use patchbay::crypto::webhook::sign_github;
 use patchbay::store::Backend;
 use serde_json::{Value, json};
 
-struct MapEnv(HashMap<&'static str, String>);
-
-impl Env for MapEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-}
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use patchbay::app::App;
-use patchbay::config::{Env, Overrides, Settings};
+use patchbay::config::{Overrides, Settings};
+use patchbay_tests::MapEnv;
 use patchbay::runtime::calls::{self, ReadMode, ReadRequest};
 use patchbay::store::Backend;
 use patchbay::store::sync::{ImportBatch, Lease, NewRun, RunStatus, SyncMode};
@@ -27,13 +28,6 @@ use patchbay::sync::SyncConfig;
 use patchbay_tests::sources::{Dataset, SourceServer};
 use serde_json::json;
 
-struct MapEnv(HashMap<&'static str, String>);
-
-impl Env for MapEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-}
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

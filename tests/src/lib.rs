@@ -122,3 +122,12 @@ pub fn patchbay_bin() -> std::path::PathBuf {
     );
     bin
 }
+
+/// Settings from a map instead of the process environment (benchmarks build hosts in-process).
+pub struct MapEnv(pub std::collections::HashMap<&'static str, String>);
+
+impl patchbay::config::Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}

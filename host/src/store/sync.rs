@@ -731,53 +731,17 @@ impl Store {
     /// Queues a run. Incremental runs start from the stream's saved cursor. `Conflict` (naming the
     /// active run) when the stream already has a queued or running run.
     pub async fn create_sync_run(&self, run: &NewRun) -> Result<RunRow, StoreError> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let start_cursor: Option<String> = match run.mode {
-            SyncMode::Full => None,
-            SyncMode::Incremental => sqlx::query(
-                "SELECT cursor FROM sync_cursors WHERE installation = $1 AND entity = $2 AND direction = $3 \
-                 AND source = $4",
-            )
-            .bind(&run.installation)
-            .bind(&run.entity)
-            .bind(run.direction.as_str())
-            .bind(stream_source(run.source.as_ref()))
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<Option<String>, _>("cursor"))
-            .transpose()?
-            .flatten(),
-        };
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO sync_runs (id, tenant, installation, entity, direction, mode, source_installation, \
-             source_entity, status, trigger, schedule_id, start_cursor, cursor, next_attempt_at, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $11, $12, $12, $12) \
-             RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(&run.id)
-        .bind(&run.tenant)
-        .bind(&run.installation)
-        .bind(&run.entity)
-        .bind(run.direction.as_str())
-        .bind(run.mode.as_str())
-        .bind(run.source.as_ref().map(|s| s.0.as_str()))
-        .bind(run.source.as_ref().map(|s| s.1.as_str()))
-        .bind(run.trigger)
-        .bind(run.schedule_id.as_deref())
-        .bind(start_cursor.as_deref())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match inserted {
+        let row = match insert_run(&mut tx, run, now_ms()).await {
             Ok(r) => r,
-            Err(e) => {
+            Err(StoreError::Db(e)) => {
                 drop(tx);
                 return Err(self.run_insert_error(e, &run.installation, &run.entity, run.direction).await);
             }
+            Err(e) => return Err(e),
         };
         tx.commit().await?;
-        run_from(&row)
+        Ok(row)
     }
 
     /// The error for a run that could not be queued: `Conflict` naming the active run of the
@@ -1616,43 +1580,20 @@ impl Store {
             .await?;
             let mut last_run = s.last_run_id.clone();
             if active.is_none() {
-                let run_id = crate::app::new_id("run");
-                let start_cursor: Option<String> = match s.mode {
-                    SyncMode::Full => None,
-                    SyncMode::Incremental => sqlx::query(
-                        "SELECT cursor FROM sync_cursors WHERE installation = $1 AND entity = $2 \
-                         AND direction = $3 AND source = $4",
-                    )
-                    .bind(&s.installation)
-                    .bind(&s.entity)
-                    .bind(s.direction.as_str())
-                    .bind(stream_source(s.source.as_ref()))
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get::<Option<String>, _>("cursor"))
-                    .transpose()?
-                    .flatten(),
+                let run = NewRun {
+                    id: crate::app::new_id("run"),
+                    tenant: s.tenant.clone(),
+                    installation: s.installation.clone(),
+                    entity: s.entity.clone(),
+                    direction: s.direction,
+                    mode: s.mode,
+                    source: s.source.clone(),
+                    trigger: "schedule",
+                    schedule_id: Some(s.id.clone()),
                 };
-                let run = sqlx::query(&format!(
-                    "INSERT INTO sync_runs (id, tenant, installation, entity, direction, mode, source_installation, \
-                     source_entity, status, trigger, schedule_id, start_cursor, cursor, next_attempt_at, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 'schedule', $9, $10, $10, $11, \
-                     $11, $11) RETURNING {RUN_COLUMNS}"
-                ))
-                .bind(&run_id)
-                .bind(&s.tenant)
-                .bind(&s.installation)
-                .bind(&s.entity)
-                .bind(s.direction.as_str())
-                .bind(s.mode.as_str())
-                .bind(s.source.as_ref().map(|x| x.0.as_str()))
-                .bind(s.source.as_ref().map(|x| x.1.as_str()))
-                .bind(&s.id)
-                .bind(start_cursor.as_deref())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                queued.push(run_from(&run)?);
+                let run = insert_run(&mut tx, &run, now).await?;
+                let run_id = run.id.clone();
+                queued.push(run);
                 last_run = Some(run_id);
             }
             sqlx::query(
@@ -1690,6 +1631,60 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// The stream's saved cursor: where its next incremental run starts.
+async fn saved_cursor(
+    tx: &mut Transaction<'static, Any>,
+    installation: &str,
+    entity: &str,
+    direction: Direction,
+    source: Option<&(String, String)>,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT cursor FROM sync_cursors WHERE installation = $1 AND entity = $2 AND direction = $3 AND source = $4",
+    )
+    .bind(installation)
+    .bind(entity)
+    .bind(direction.as_str())
+    .bind(stream_source(source))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match row {
+        Some(r) => r.try_get("cursor")?,
+        None => None,
+    })
+}
+
+/// Inserts a queued run; an incremental one starts from the stream's saved cursor.
+async fn insert_run(tx: &mut Transaction<'static, Any>, run: &NewRun, now: i64) -> Result<RunRow, StoreError> {
+    let start_cursor = match run.mode {
+        SyncMode::Full => None,
+        SyncMode::Incremental => {
+            saved_cursor(tx, &run.installation, &run.entity, run.direction, run.source.as_ref()).await?
+        }
+    };
+    let row = sqlx::query(&format!(
+        "INSERT INTO sync_runs (id, tenant, installation, entity, direction, mode, source_installation, \
+         source_entity, status, trigger, schedule_id, start_cursor, cursor, next_attempt_at, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $11, $12, $12, $12) \
+         RETURNING {RUN_COLUMNS}"
+    ))
+    .bind(&run.id)
+    .bind(&run.tenant)
+    .bind(&run.installation)
+    .bind(&run.entity)
+    .bind(run.direction.as_str())
+    .bind(run.mode.as_str())
+    .bind(run.source.as_ref().map(|s| s.0.as_str()))
+    .bind(run.source.as_ref().map(|s| s.1.as_str()))
+    .bind(run.trigger)
+    .bind(run.schedule_id.as_deref())
+    .bind(start_cursor.as_deref())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    run_from(&row)
 }
 
 fn mapping_from(r: &AnyRow) -> Result<MappingRow, StoreError> {
