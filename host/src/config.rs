@@ -20,6 +20,7 @@
 //! | sync runs at once          | `sync_concurrency`        | `PATCHBAY_SYNC_CONCURRENCY`         | 4 (0 = no syncs)   |
 //! | sync run lease (s)         | `sync_lease_secs`         | `PATCHBAY_SYNC_LEASE_SECS`          | 60                 |
 //! | records per sync batch     | `sync_batch_size`         | `PATCHBAY_SYNC_BATCH_SIZE`          | 1000               |
+//! | sync changes as events     | `sync_change_events`      | `PATCHBAY_SYNC_CHANGE_EVENTS`       | `all` (or `routed`) |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -53,6 +54,7 @@ pub struct FileConfig {
     pub sync_concurrency: Option<usize>,
     pub sync_lease_secs: Option<u64>,
     pub sync_batch_size: Option<u32>,
+    pub sync_change_events: Option<String>,
 }
 
 /// Effective settings of a `serve` process.
@@ -84,6 +86,8 @@ pub struct Settings {
     pub sync_lease_secs: u64,
     /// Records per `read-batch` / `write-batch`.
     pub sync_batch_size: u32,
+    /// Every change of the records store becomes an event (`true`), or only changes a route takes.
+    pub sync_all_change_events: bool,
     pub master_key: Option<String>,
     pub admin_token: Option<String>,
 }
@@ -226,6 +230,12 @@ impl Settings {
         if !(1..=10_000).contains(&sync_batch_size) {
             bail!("the sync batch size must be 1 to 10000 records, got {sync_batch_size}");
         }
+        let sync_all_change_events =
+            match env.var("PATCHBAY_SYNC_CHANGE_EVENTS").or(file.sync_change_events).as_deref().map(str::trim) {
+                None | Some("all") => true,
+                Some("routed") => false,
+                Some(other) => bail!("PATCHBAY_SYNC_CHANGE_EVENTS={other:?} is not one of all, routed"),
+            };
         Ok(Settings {
             listen,
             data_dir,
@@ -244,6 +254,7 @@ impl Settings {
             sync_concurrency,
             sync_lease_secs,
             sync_batch_size,
+            sync_all_change_events,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })

@@ -431,6 +431,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             concurrency: settings.sync_concurrency,
             lease: std::time::Duration::from_secs(settings.sync_lease_secs),
             batch_size: settings.sync_batch_size,
+            all_change_events: settings.sync_all_change_events,
             ..Default::default()
         },
     );

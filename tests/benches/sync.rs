@@ -6,7 +6,9 @@
 //! fresh sandbox per batch (cursor pagination, pages of 1000 records), and the store committing
 //! each batch with its cursor. Printed per backend:
 //!
-//! - **first sync**: every record created (insert path).
+//! - **first sync**: every record created (insert path), with a change event per record (the
+//!   default) and with events only for routed changes (`PATCHBAY_SYNC_CHANGE_EVENTS=routed`; the
+//!   bench has no routes, so none).
 //! - **re-sync**: the same records again, all unchanged (hash comparison, no rewrite).
 //! - **connector only**: the `read-batch` calls alone, no store (the source + sandbox ceiling).
 //! - **store only**: the batch commits alone with prepared records (the database ceiling).
@@ -34,7 +36,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 /// A host in this process on `backend` with its sync worker (no API listener is needed).
-async fn host(backend: Backend, batch: u32) -> anyhow::Result<(App, tempfile::TempDir)> {
+async fn host(backend: Backend, batch: u32, all_change_events: bool) -> anyhow::Result<(App, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let mut env = HashMap::new();
     env.insert("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32".to_string());
@@ -49,7 +51,8 @@ async fn host(backend: Backend, batch: u32) -> anyhow::Result<(App, tempfile::Te
         &MapEnv(env),
     )?;
     let (app, _) = App::open(&settings).await?;
-    patchbay::sync::worker::spawn(app.clone(), SyncConfig { batch_size: batch, concurrency: 1, ..Default::default() });
+    let cfg = SyncConfig { batch_size: batch, concurrency: 1, all_change_events, ..Default::default() };
+    patchbay::sync::worker::spawn(app.clone(), cfg);
     Ok((app, dir))
 }
 
@@ -176,22 +179,25 @@ fn main() -> anyhow::Result<()> {
             backends.push(Backend::Postgres);
         }
         for backend in backends {
-            let (app, _dir) = host(backend, batch).await?;
-            let inst = setup(&app, &src).await?;
-            let (secs, fetched, created, _) = timed_sync(&app, &inst).await?;
-            anyhow::ensure!(created == n as i64 && fetched == n as i64, "created {created} of {n}");
-            println!("{:<40} {:>9.0} records/s  ({secs:.2} s)", format!("first sync, {backend}"), n as f64 / secs);
-            let (secs, _, _, unchanged) = timed_sync(&app, &inst).await?;
-            anyhow::ensure!(unchanged == n as i64, "unchanged {unchanged} of {n}");
-            println!(
-                "{:<40} {:>9.0} records/s  ({secs:.2} s)",
-                format!("re-sync, all unchanged, {backend}"),
-                n as f64 / secs
-            );
-            let rps = connector_only(&app, &inst, batch).await?;
-            println!("{:<40} {rps:>9.0} records/s", format!("connector only (read-batch), {backend}"));
-            let rps = store_only(&app, &inst, &ds, n.min(100_000), batch as usize).await?;
-            println!("{:<40} {rps:>9.0} records/s", format!("store only (batch commits), {backend}"));
+            // Change events for every change (the default), then only for routed changes.
+            for all_events in [true, false] {
+                let (app, _dir) = host(backend, batch, all_events).await?;
+                let inst = setup(&app, &src).await?;
+                let what = if all_events { "events for all" } else { "events routed only" };
+                let (secs, fetched, created, _) = timed_sync(&app, &inst).await?;
+                anyhow::ensure!(created == n as i64 && fetched == n as i64, "created {created} of {n}");
+                println!("{:<52} {:>9.0} records/s  ({secs:.2} s)", format!("first sync, {what}, {backend}"), n as f64 / secs);
+                let (secs, _, _, unchanged) = timed_sync(&app, &inst).await?;
+                anyhow::ensure!(unchanged == n as i64, "unchanged {unchanged} of {n}");
+                println!("{:<52} {:>9.0} records/s  ({secs:.2} s)", format!("re-sync, all unchanged, {backend}"), n as f64 / secs);
+                if all_events {
+                    continue;
+                }
+                let rps = connector_only(&app, &inst, batch).await?;
+                println!("{:<52} {rps:>9.0} records/s", format!("connector only (read-batch), {backend}"));
+                let rps = store_only(&app, &inst, &ds, n.min(100_000), batch as usize).await?;
+                println!("{:<52} {rps:>9.0} records/s", format!("store only (batch commits, no events), {backend}"));
+            }
         }
         Ok(())
     })

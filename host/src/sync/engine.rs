@@ -52,6 +52,8 @@ pub struct SyncConfig {
     pub base_backoff: Duration,
     /// Longest retry delay, and longest rate-limit wait honoured.
     pub max_wait: Duration,
+    /// Which changes become events: every one (`true`), or only those some route takes.
+    pub all_change_events: bool,
 }
 
 impl Default for SyncConfig {
@@ -63,6 +65,7 @@ impl Default for SyncConfig {
             max_attempts: 8,
             base_backoff: Duration::from_millis(500),
             max_wait: Duration::from_secs(300),
+            all_change_events: true,
         }
     }
 }
@@ -319,10 +322,11 @@ async fn wait_holding(app: &App, held: &mut Held, wait: Duration) -> Result<(), 
     }
 }
 
-/// Change events for the tenant's routes: `<entity>.created|updated|deleted`, only for changes
-/// some route takes (the records store's change feed is itself the complete log of changes).
+/// Change events `<entity>.created|updated|deleted` with the deliveries the tenant's routes make
+/// of them: for every change, or (`all` off) only for changes some route takes.
 struct RoutedChanges {
     rules: Arc<Vec<Rule>>,
+    all: bool,
     tenant: String,
     installation: String,
     now: i64,
@@ -346,7 +350,8 @@ fn quoted(s: &str) -> String {
 impl ChangeEvents for RoutedChanges {
     fn events_for(&self, c: &Change<'_>) -> Option<(NewEvent, Vec<NewDelivery>)> {
         let event_type = format!("{}.{}", c.entity, c.op);
-        if !self.wants(&event_type) {
+        let wanted = self.wants(&event_type);
+        if !wanted && !self.all {
             return None;
         }
         let payload = format!(
@@ -359,7 +364,6 @@ impl ChangeEvents for RoutedChanges {
             quoted(&self.installation),
             c.payload
         );
-        let value: Value = serde_json::from_str(&payload).ok()?;
         let event = NewEvent {
             id: crate::app::new_id("evt"),
             tenant: self.tenant.clone(),
@@ -370,19 +374,26 @@ impl ChangeEvents for RoutedChanges {
             payload,
             created_at_ms: self.now,
         };
-        let deliveries = deliveries_for(&self.rules, &event, &value, self.now);
-        if deliveries.is_empty() { None } else { Some((event, deliveries)) }
+        let deliveries = match wanted {
+            true => {
+                let value: Value = serde_json::from_str(&event.payload).ok()?;
+                deliveries_for(&self.rules, &event, &value, self.now)
+            }
+            false => Vec::new(),
+        };
+        if deliveries.is_empty() && !self.all { None } else { Some((event, deliveries)) }
     }
 }
 
-/// The change-event router for a batch of `installation`, or `None` when the tenant has no rules.
-async fn routed(app: &App, tenant: &str, installation: &str) -> Result<Option<Arc<RoutedChanges>>, Stop> {
+/// The change events of a batch of `installation`; `None` when there are none to write.
+async fn routed(app: &App, tenant: &str, installation: &str, all: bool) -> Result<Option<Arc<RoutedChanges>>, Stop> {
     let rules = app.router.rules(tenant).await?;
-    if rules.is_empty() {
+    if rules.is_empty() && !all {
         return Ok(None);
     }
     Ok(Some(Arc::new(RoutedChanges {
         rules,
+        all,
         tenant: tenant.to_string(),
         installation: installation.to_string(),
         now: now_ms(),
@@ -520,14 +531,14 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
         }
         let done = next.done;
         cursor = next.next_cursor.clone().or(cursor);
-        let commit = spawn_commit(app, run, held, next).await?;
+        let commit = spawn_commit(app, run, held, next, cfg).await?;
         if done {
             let outcome = commit.await.map_err(|e| Stop::Abandoned(format!("batch commit panicked: {e}")))??;
             note_batch(app, &outcome);
             if outcome.cancel_requested {
                 return Err(Stop::Cancelled);
             }
-            let events = routed(app, &run.tenant, &run.installation).await?;
+            let events = routed(app, &run.tenant, &run.installation, cfg.all_change_events).await?;
             let swept = app
                 .store
                 .finish_import_run(run, &held.lease(), events.as_deref().map(|e| e as &dyn ChangeEvents))
@@ -545,8 +556,9 @@ async fn spawn_commit(
     run: &RunRow,
     held: &mut Held,
     batch: Prepared,
+    cfg: &SyncConfig,
 ) -> Result<tokio::task::JoinHandle<Result<BatchOutcome, StoreError>>, Stop> {
-    let events = routed(app, &run.tenant, &run.installation).await?;
+    let events = routed(app, &run.tenant, &run.installation, cfg.all_change_events).await?;
     let store = app.store.clone();
     let lease = held.lease();
     let (run_id, owner, lease_ms, active_ms) =
