@@ -20,7 +20,7 @@
 //! | sync runs at once          | `sync_concurrency`        | `PATCHBAY_SYNC_CONCURRENCY`         | 4 (0 = no syncs)   |
 //! | sync run lease (s)         | `sync_lease_secs`         | `PATCHBAY_SYNC_LEASE_SECS`          | 60                 |
 //! | records per sync batch     | `sync_batch_size`         | `PATCHBAY_SYNC_BATCH_SIZE`          | 1000               |
-//! | sync changes as events     | `sync_change_events`      | `PATCHBAY_SYNC_CHANGE_EVENTS`       | `all` (or `routed`) |
+//! | sync changes as events     | `sync_change_events`      | `PATCHBAY_SYNC_CHANGE_EVENTS`       | `routed` (or `all`) |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -232,8 +232,8 @@ impl Settings {
         }
         let sync_all_change_events =
             match env.var("PATCHBAY_SYNC_CHANGE_EVENTS").or(file.sync_change_events).as_deref().map(str::trim) {
-                None | Some("all") => true,
-                Some("routed") => false,
+                Some("all") => true,
+                None | Some("routed") => false,
                 Some(other) => bail!("PATCHBAY_SYNC_CHANGE_EVENTS={other:?} is not one of all, routed"),
             };
         Ok(Settings {

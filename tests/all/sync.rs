@@ -136,6 +136,9 @@ async fn import_reports_progress_fills_the_records_store_and_resyncs_incremental
     let seqs: Vec<i64> = all.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=2500).collect::<Vec<_>>());
     assert_eq!(live(&all), expected(&ds));
+    // No route takes these changes, so by default they are not copied to the event log.
+    let r = s.get("/v1/events?type=items.created", &token).await;
+    assert_eq!(r.body["events"], json!([]), "{r:?}");
     let one = s.get(&format!("/v1/installations/{shop}/records/items/{}", Dataset::id(7)), &token).await;
     assert_eq!(one.status, StatusCode::OK, "{one:?}");
     assert_eq!(one.body["data"], ds.record(7));
@@ -702,4 +705,28 @@ async fn postgres_hosts_share_schedules_and_take_over_runs() {
     assert_eq!(owner, None);
     assert_eq!(live(&feed(survivor, &token, &long, "items", 0).await), expected(&ds));
     pool.close().await;
+}
+
+/// `PATCHBAY_SYNC_CHANGE_EVENTS=all`: every change is an event, with or without routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_becomes_an_event_when_configured() {
+    let s = Server::start_with(Backend::Sqlite, &[("PATCHBAY_SYNC_CHANGE_EVENTS", "all")]).await;
+    let token = s.tenant("acme").await;
+    let ds = Dataset::new(30, 200, 9);
+    let src = SourceServer::start(ds.clone());
+    let shop = install(&s, &token, "rest-source", "shop", rest_config(&src, 100)).await;
+    let run = sync(&s, &token, json!({ "installation": shop, "entity": "items" })).await;
+    assert_eq!(progress(&run)[1], 30, "{run}");
+    ds.delete(4);
+    let run = sync(&s, &token, json!({ "installation": shop, "entity": "items", "mode": "incremental" })).await;
+    assert_eq!(progress(&run)[4], 1, "{run}");
+    let r = s.get("/v1/events?type=items.created&limit=100", &token).await;
+    let events = r.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 30, "{r:?}");
+    let e = &events[0];
+    assert_eq!(e["source_installation"], shop.as_str(), "{e}");
+    assert_eq!(e["payload"]["entity"], "items", "{e}");
+    assert!(e["payload"]["data"]["name"].is_string(), "{e}");
+    let r = s.get("/v1/events?type=items.deleted", &token).await;
+    assert_eq!(r.body["events"][0]["subject"], Dataset::id(4), "{r:?}");
 }

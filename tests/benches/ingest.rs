@@ -26,11 +26,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use patchbay::app::App;
 use patchbay::config::{Overrides, Settings};
-use patchbay_tests::MapEnv;
 use patchbay::crypto::webhook::sign_github;
 use patchbay::store::Backend;
+use patchbay_tests::MapEnv;
 use serde_json::{Value, json};
-
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

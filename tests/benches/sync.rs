@@ -6,9 +6,9 @@
 //! fresh sandbox per batch (cursor pagination, pages of 1000 records), and the store committing
 //! each batch with its cursor. Printed per backend:
 //!
-//! - **first sync**: every record created (insert path), with a change event per record (the
-//!   default) and with events only for routed changes (`PATCHBAY_SYNC_CHANGE_EVENTS=routed`; the
-//!   bench has no routes, so none).
+//! - **first sync**: every record created (insert path), with a change event per record
+//!   (`PATCHBAY_SYNC_CHANGE_EVENTS=all`) and with events only for routed changes (the default;
+//!   the bench has no routes, so none).
 //! - **re-sync**: the same records again, all unchanged (hash comparison, no rewrite).
 //! - **connector only**: the `read-batch` calls alone, no store (the source + sandbox ceiling).
 //! - **store only**: the batch commits alone with prepared records (the database ceiling).
@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 
 use patchbay::app::App;
 use patchbay::config::{Overrides, Settings};
-use patchbay_tests::MapEnv;
 use patchbay::runtime::calls::{self, ReadMode, ReadRequest};
 use patchbay::store::Backend;
 use patchbay::store::sync::{ImportBatch, Lease, NewRun, RunStatus, SyncMode};
 use patchbay::sync::SyncConfig;
+use patchbay_tests::MapEnv;
 use patchbay_tests::sources::{Dataset, SourceServer};
 use serde_json::json;
-
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -179,17 +178,25 @@ fn main() -> anyhow::Result<()> {
             backends.push(Backend::Postgres);
         }
         for backend in backends {
-            // Change events for every change (the default), then only for routed changes.
+            // Change events for every change, then only for routed changes (the default).
             for all_events in [true, false] {
                 let (app, _dir) = host(backend, batch, all_events).await?;
                 let inst = setup(&app, &src).await?;
                 let what = if all_events { "events for all" } else { "events routed only" };
                 let (secs, fetched, created, _) = timed_sync(&app, &inst).await?;
                 anyhow::ensure!(created == n as i64 && fetched == n as i64, "created {created} of {n}");
-                println!("{:<52} {:>9.0} records/s  ({secs:.2} s)", format!("first sync, {what}, {backend}"), n as f64 / secs);
+                println!(
+                    "{:<52} {:>9.0} records/s  ({secs:.2} s)",
+                    format!("first sync, {what}, {backend}"),
+                    n as f64 / secs
+                );
                 let (secs, _, _, unchanged) = timed_sync(&app, &inst).await?;
                 anyhow::ensure!(unchanged == n as i64, "unchanged {unchanged} of {n}");
-                println!("{:<52} {:>9.0} records/s  ({secs:.2} s)", format!("re-sync, all unchanged, {backend}"), n as f64 / secs);
+                println!(
+                    "{:<52} {:>9.0} records/s  ({secs:.2} s)",
+                    format!("re-sync, all unchanged, {backend}"),
+                    n as f64 / secs
+                );
                 if all_events {
                     continue;
                 }

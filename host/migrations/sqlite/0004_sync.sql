@@ -82,7 +82,9 @@ CREATE TABLE sync_cursors (
 -- The records store: imported records by (installation, entity, external id). `seq` is the
 -- record's last change in the entity's change sequence (readers page with `since`); `op` is that
 -- change. A deleted record keeps its last payload. `seen_run` is the last run that read it (a
--- full run marks the records it did not see as deleted).
+-- full run marks the records it did not see as deleted). `local_id` (`rec_` + 64 random bits) is
+-- not indexed: nothing looks records up by it, and a random key costs every insert a random
+-- B-tree position.
 CREATE TABLE records (
     tenant TEXT NOT NULL,
     installation TEXT NOT NULL,
@@ -100,7 +102,6 @@ CREATE TABLE records (
     seen_run TEXT,
     PRIMARY KEY (installation, entity, external_id),
     UNIQUE (installation, entity, seq),
-    UNIQUE (local_id),
     FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id) ON DELETE CASCADE
 );
 

@@ -202,7 +202,8 @@ impl Store {
                     Box::pin(async move {
                         conn.execute(
                             format!(
-                                "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA busy_timeout = {};",
+                                "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA busy_timeout = {}; \
+                                 PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
                                 synchronous.pragma(),
                                 SQLITE_BUSY_TIMEOUT.as_millis()
                             )

@@ -1619,6 +1619,17 @@ impl Store {
         Ok(row.try_get("t")?)
     }
 
+    /// PostgreSQL: refreshes the planner's statistics of the records store. A stream that grew
+    /// from nothing to many thousands of records in one run still has the statistics of an empty
+    /// table, and the planner then answers a batch's id lookup from the wrong index (measured: 740
+    /// ms instead of 20 ms for 2 000 ids in a 200 000-record stream). SQLite plans without them.
+    pub async fn analyze_records(&self) -> Result<(), StoreError> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("ANALYZE records").execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     /// SQLite only (one host owns the file): hands every running run back to the claim queue at
     /// once, for a host starting after a crash. PostgreSQL hosts wait for leases to expire instead.
     pub async fn release_sync_leases_on_start(&self) -> Result<u64, StoreError> {

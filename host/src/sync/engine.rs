@@ -52,7 +52,9 @@ pub struct SyncConfig {
     pub base_backoff: Duration,
     /// Longest retry delay, and longest rate-limit wait honoured.
     pub max_wait: Duration,
-    /// Which changes become events: every one (`true`), or only those some route takes.
+    /// Which changes become events: every one (`true`), or only those some route takes (the
+    /// default: an event per record nobody consumes triples the cost of a first sync, see
+    /// `docs/sync.md`).
     pub all_change_events: bool,
 }
 
@@ -65,7 +67,7 @@ impl Default for SyncConfig {
             max_attempts: 8,
             base_backoff: Duration::from_millis(500),
             max_wait: Duration::from_secs(300),
-            all_change_events: true,
+            all_change_events: false,
         }
     }
 }
@@ -486,6 +488,7 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
     let mut cursor = run.cursor.clone();
     let mut pending: Option<tokio::task::JoinHandle<Result<BatchOutcome, StoreError>>> = None;
     let mut stalled = 0u32;
+    let mut written = 0i64;
     loop {
         let req = ReadRequest { entity: run.entity.clone(), mode, cursor: cursor.clone(), limit: cfg.batch_size };
         let (rt, c, i) = (&app.runtime, &component, &inst);
@@ -501,6 +504,7 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
         if let Some(c) = committed {
             let outcome = c.map_err(|e| Stop::Abandoned(format!("batch commit panicked: {e}")))??;
             note_batch(app, &outcome);
+            written = refresh_statistics(app, written, &outcome).await;
             if outcome.cancel_requested || hb.cancel_requested() {
                 return Err(Stop::Cancelled);
             }
@@ -581,6 +585,23 @@ async fn spawn_commit(
             })
             .await
     }))
+}
+
+/// Refreshes the store's planner statistics each time the records a run wrote pass a power of
+/// ten from 1 000 on (see [`crate::store::Store::analyze_records`]); returns the new count.
+async fn refresh_statistics(app: &App, before: i64, o: &BatchOutcome) -> i64 {
+    let after = before + o.counts.created + o.counts.updated + o.counts.deleted;
+    let mut threshold = 1_000;
+    while threshold <= after {
+        if before < threshold {
+            if let Err(e) = app.store.analyze_records().await {
+                tracing::warn!("refreshing the records store's statistics failed: {e}");
+            }
+            break;
+        }
+        threshold *= 10;
+    }
+    after
 }
 
 /// Counts a committed batch in the metrics and wakes the dispatchers for its deliveries.
