@@ -577,10 +577,15 @@ async fn bad_sync_requests_are_refused_precisely(backend: Backend) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "a refused mapping is not stored: {r:?}");
 }
 
+/// The heaviest tests (hundreds of thousands of rows, several hosts) take turns, so the rest of
+/// the suite running beside them on a small machine keeps its timeouts.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// 200 000 records; the host is SIGKILLed mid-run and restarted: the records store ends equal to
 /// the source, every record stored once, every change event written once.
 async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Backend) {
     const N: usize = 200_000;
+    let _turn = HEAVY.lock().await;
     let env = [("PATCHBAY_SYNC_LEASE_SECS", "8"), ("PATCHBAY_DISPATCH_CONCURRENCY", "0")];
     let mut s = Server::start_with(backend, &env).await;
     let token = s.tenant("acme").await;
@@ -643,6 +648,7 @@ async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Back
 /// first, its runs never overlap, and a run whose host is killed is finished by another host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_hosts_share_schedules_and_take_over_runs() {
+    let _turn = HEAVY.lock().await;
     let mut hosts = Server::cluster(Backend::Postgres, 3, &[("PATCHBAY_SYNC_LEASE_SECS", "3")]).await;
     let token = hosts[0].tenant("acme").await;
     let ds = Dataset::new(60, 200, 8);
