@@ -15,7 +15,7 @@
 //!
 //! `cargo bench -p patchbay-tests --bench sync`. `PATCHBAY_BENCH_RECORDS` (default 200 000),
 //! `PATCHBAY_BENCH_RECORD_BYTES` (default 1024), `PATCHBAY_BENCH_BATCH` (records per batch,
-//! default 2000).
+//! default 2000); `PATCHBAY_BENCH_STORE_ONLY=1` runs only the batch commits (for profiling).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -176,6 +176,16 @@ fn main() -> anyhow::Result<()> {
         let mut backends = vec![Backend::Sqlite];
         if std::env::var("DATABASE_URL").is_ok() {
             backends.push(Backend::Postgres);
+        }
+        if std::env::var("PATCHBAY_BENCH_STORE_ONLY").is_ok() {
+            // Only the batch commits (for profiling the store).
+            for backend in backends {
+                let (app, _dir) = host(backend, batch, false).await?;
+                let inst = setup(&app, &src).await?;
+                let rps = store_only(&app, &inst, &ds, n, batch as usize).await?;
+                println!("{:<52} {rps:>9.0} records/s", format!("store only (batch commits, no events), {backend}"));
+            }
+            return Ok(());
         }
         for backend in backends {
             // Change events for every change, then only for routed changes (the default).
