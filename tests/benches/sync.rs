@@ -35,7 +35,13 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 /// A host in this process on `backend` with its sync worker (no API listener is needed).
-async fn host(backend: Backend, batch: u32, all_change_events: bool) -> anyhow::Result<(App, tempfile::TempDir)> {
+/// The worker's task is returned so the store-only phase can stop it (it would claim that
+/// phase's run).
+async fn host(
+    backend: Backend,
+    batch: u32,
+    all_change_events: bool,
+) -> anyhow::Result<(App, tempfile::TempDir, Option<tokio::task::JoinHandle<()>>)> {
     let dir = tempfile::tempdir()?;
     let mut env = HashMap::new();
     env.insert("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32".to_string());
@@ -51,8 +57,8 @@ async fn host(backend: Backend, batch: u32, all_change_events: bool) -> anyhow::
     )?;
     let (app, _) = App::open(&settings).await?;
     let cfg = SyncConfig { batch_size: batch, concurrency: 1, all_change_events, ..Default::default() };
-    patchbay::sync::worker::spawn(app.clone(), cfg);
-    Ok((app, dir))
+    let worker = patchbay::sync::worker::spawn(app.clone(), cfg);
+    Ok((app, dir, worker))
 }
 
 fn api(e: patchbay::api::ApiError) -> anyhow::Error {
@@ -125,7 +131,7 @@ async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize)
         trigger: "api",
         schedule_id: None,
     };
-    // Park it out of the worker's reach: claimed here, with a long lease.
+    // Claimed here with a long lease (the worker was stopped, so it cannot take it).
     app.store.create_sync_run(&run).await?;
     let claimed = loop {
         let c = app.store.claim_sync_runs("bench-store", patchbay::store::now_ms(), 3_600_000, 8).await?;
@@ -180,7 +186,10 @@ fn main() -> anyhow::Result<()> {
         if std::env::var("PATCHBAY_BENCH_STORE_ONLY").is_ok() {
             // Only the batch commits (for profiling the store).
             for backend in backends {
-                let (app, _dir) = host(backend, batch, false).await?;
+                let (app, _dir, worker) = host(backend, batch, false).await?;
+                if let Some(w) = worker {
+                    w.abort();
+                }
                 let inst = setup(&app, &src).await?;
                 let rps = store_only(&app, &inst, &ds, n, batch as usize).await?;
                 println!("{:<52} {rps:>9.0} records/s", format!("store only (batch commits, no events), {backend}"));
@@ -190,7 +199,7 @@ fn main() -> anyhow::Result<()> {
         for backend in backends {
             // Change events for every change, then only for routed changes (the default).
             for all_events in [true, false] {
-                let (app, _dir) = host(backend, batch, all_events).await?;
+                let (app, _dir, worker) = host(backend, batch, all_events).await?;
                 let inst = setup(&app, &src).await?;
                 let what = if all_events { "events for all" } else { "events routed only" };
                 let (secs, fetched, created, _) = timed_sync(&app, &inst).await?;
@@ -212,6 +221,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 let rps = connector_only(&app, &inst, batch).await?;
                 println!("{:<52} {rps:>9.0} records/s", format!("connector only (read-batch), {backend}"));
+                if let Some(w) = worker {
+                    w.abort();
+                }
                 let rps = store_only(&app, &inst, &ds, n.min(100_000), batch as usize).await?;
                 println!("{:<52} {rps:>9.0} records/s", format!("store only (batch commits, no events), {backend}"));
             }
