@@ -189,22 +189,36 @@ const RUN_COLUMNS: &str = "id, tenant, installation, entity, direction, mode, so
      failed, total, attempts, error, cancel_requested, lease_owner, lease_until, next_attempt_at, active_ms, \
      created_at, started_at, finished_at, updated_at";
 
-fn run_from(r: &AnyRow) -> Result<RunRow, StoreError> {
+/// An export's source: installation and entity.
+type Source = Option<(String, String)>;
+
+/// The stream columns every run and schedule row has: direction, mode, and the export source.
+fn stream_of(r: &AnyRow, row: &str) -> Result<(Direction, SyncMode, Source), StoreError> {
     let direction: String = r.try_get("direction")?;
     let mode: String = r.try_get("mode")?;
-    let status: String = r.try_get("status")?;
-    let bad = |what: &str, v: &str| StoreError::Invalid(format!("stored run has an unknown {what} {v:?}"));
+    let bad = |what: &str, v: &str| StoreError::Invalid(format!("stored {row} has an unknown {what} {v:?}"));
     let source_installation: Option<String> = r.try_get("source_installation")?;
     let source_entity: Option<String> = r.try_get("source_entity")?;
+    Ok((
+        Direction::parse(&direction).ok_or_else(|| bad("direction", &direction))?,
+        SyncMode::parse(&mode).ok_or_else(|| bad("mode", &mode))?,
+        source_installation.zip(source_entity),
+    ))
+}
+
+fn run_from(r: &AnyRow) -> Result<RunRow, StoreError> {
+    let (direction, mode, source) = stream_of(r, "run")?;
+    let status: String = r.try_get("status")?;
     Ok(RunRow {
         id: r.try_get("id")?,
         tenant: r.try_get("tenant")?,
         installation: r.try_get("installation")?,
         entity: r.try_get("entity")?,
-        direction: Direction::parse(&direction).ok_or_else(|| bad("direction", &direction))?,
-        mode: SyncMode::parse(&mode).ok_or_else(|| bad("mode", &mode))?,
-        source: source_installation.zip(source_entity),
-        status: RunStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        direction,
+        mode,
+        source,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("stored run has an unknown status {status:?}")))?,
         trigger: r.try_get("trigger")?,
         schedule_id: r.try_get("schedule_id")?,
         start_cursor: r.try_get("start_cursor")?,
@@ -426,19 +440,15 @@ const SCHEDULE_COLUMNS: &str = "id, tenant, installation, entity, direction, mod
      source_entity, interval_secs, cron, enabled, next_run_at, last_run_id, last_fired_at, created_at, updated_at";
 
 fn schedule_from(r: &AnyRow) -> Result<ScheduleRow, StoreError> {
-    let direction: String = r.try_get("direction")?;
-    let mode: String = r.try_get("mode")?;
-    let bad = |what: &str, v: &str| StoreError::Invalid(format!("stored schedule has an unknown {what} {v:?}"));
-    let source_installation: Option<String> = r.try_get("source_installation")?;
-    let source_entity: Option<String> = r.try_get("source_entity")?;
+    let (direction, mode, source) = stream_of(r, "schedule")?;
     Ok(ScheduleRow {
         id: r.try_get("id")?,
         tenant: r.try_get("tenant")?,
         installation: r.try_get("installation")?,
         entity: r.try_get("entity")?,
-        direction: Direction::parse(&direction).ok_or_else(|| bad("direction", &direction))?,
-        mode: SyncMode::parse(&mode).ok_or_else(|| bad("mode", &mode))?,
-        source: source_installation.zip(source_entity),
+        direction,
+        mode,
+        source,
         interval_secs: r.try_get("interval_secs")?,
         cron: r.try_get("cron")?,
         enabled: flag(r, "enabled")?,
@@ -546,6 +556,13 @@ const INSERT_ERROR: InsertSql = InsertSql {
     head: "INSERT INTO sync_errors (run_id, n, external_id, message, created_at)",
     row: "(?, ?, ?, ?, ?)",
     tail: " ON CONFLICT (run_id, n) DO NOTHING",
+};
+
+const UPSERT_LINK: InsertSql = InsertSql {
+    head: "INSERT INTO record_links (tenant, installation, entity, local_id, external_id, updated_at)",
+    row: "(?, ?, ?, ?, ?, ?)",
+    tail: " ON CONFLICT (installation, entity, local_id) DO UPDATE SET external_id = excluded.external_id, \
+           updated_at = excluded.updated_at",
 };
 
 const UPSERT_RECORD: InsertSql = InsertSql {
@@ -1162,13 +1179,7 @@ impl Store {
             )
             .await?;
         }
-        let cursor: Option<String> = sqlx::query("SELECT cursor FROM sync_runs WHERE id = $1")
-            .bind(&run.id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("cursor")?;
-        save_stream_cursor(&mut tx, run, cursor.as_deref(), now).await?;
-        finish_run(&mut tx, lease, &counts, now).await?;
+        close_run(&mut tx, run, lease, &counts, now).await?;
         tx.commit().await?;
         Ok(BatchOutcome { counts, cancel_requested: false, deliveries })
     }
@@ -1274,6 +1285,8 @@ impl Store {
         let (failed_before, cancel_requested) = fence(&mut tx, lease).await?;
         let mut counts = Counts { fetched, ..Counts::default() };
         let mut errors = Vec::new();
+        let mut written: Vec<(&str, &str)> = Vec::new();
+        let mut removed: Vec<&str> = Vec::new();
         for o in outcomes {
             match o {
                 ExportOutcome::Written { local_id, external_id, created } => {
@@ -1282,28 +1295,11 @@ impl Store {
                     } else {
                         counts.updated += 1;
                     }
-                    sqlx::query(
-                        "INSERT INTO record_links (tenant, installation, entity, local_id, external_id, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (installation, entity, local_id) DO UPDATE \
-                         SET external_id = excluded.external_id, updated_at = excluded.updated_at",
-                    )
-                    .bind(tenant)
-                    .bind(installation)
-                    .bind(entity)
-                    .bind(local_id)
-                    .bind(external_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    written.push((local_id, external_id));
                 }
                 ExportOutcome::Deleted { local_id } => {
                     counts.deleted += 1;
-                    sqlx::query("DELETE FROM record_links WHERE installation = $1 AND entity = $2 AND local_id = $3")
-                        .bind(installation)
-                        .bind(entity)
-                        .bind(local_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    removed.push(local_id);
                 }
                 ExportOutcome::Skipped => counts.unchanged += 1,
                 ExportOutcome::Failed { local_id, message } => {
@@ -1311,6 +1307,31 @@ impl Store {
                     errors.push(ItemError { external_id: Some(local_id.clone()), message: message.clone() });
                 }
             }
+        }
+        insert_rows(
+            &mut tx,
+            backend,
+            Rows::Many,
+            &UPSERT_LINK,
+            &written,
+            |q, (local_id, external_id)| {
+                q.bind(tenant).bind(installation).bind(entity).bind(*local_id).bind(*external_id).bind(now)
+            },
+            |e, _| e.into(),
+        )
+        .await?;
+        for ids in removed.chunks(max_params(backend) - 2) {
+            let sql = format!(
+                "DELETE FROM record_links WHERE installation = {} AND entity = {} AND local_id IN ({})",
+                p(backend, 1),
+                p(backend, 2),
+                placeholders(backend, 2, ids.len())
+            );
+            let mut q = sqlx::query(&sql).persistent(false).bind(installation).bind(entity);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
         }
         insert_errors(&mut tx, backend, lease.run_id, failed_before, &errors).await?;
         advance_run(&mut tx, lease, Some(cursor), None, &counts, now).await?;
@@ -1323,13 +1344,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         fence(&mut tx, lease).await?;
-        let cursor: Option<String> = sqlx::query("SELECT cursor FROM sync_runs WHERE id = $1")
-            .bind(&run.id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("cursor")?;
-        save_stream_cursor(&mut tx, run, cursor.as_deref(), now).await?;
-        finish_run(&mut tx, lease, &Counts::default(), now).await?;
+        close_run(&mut tx, run, lease, &Counts::default(), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1740,6 +1755,24 @@ async fn advance_run(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Ends a held run as succeeded (adding `c`): its last committed cursor becomes the stream's
+/// starting point for incremental runs, and its lease is released.
+async fn close_run(
+    tx: &mut Transaction<'static, Any>,
+    run: &RunRow,
+    lease: &Lease<'_>,
+    c: &Counts,
+    now: i64,
+) -> Result<(), StoreError> {
+    let cursor: Option<String> = sqlx::query("SELECT cursor FROM sync_runs WHERE id = $1")
+        .bind(&run.id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("cursor")?;
+    save_stream_cursor(tx, run, cursor.as_deref(), now).await?;
+    finish_run(tx, lease, c, now).await
 }
 
 /// Marks a held run succeeded (adding `c`), releasing its lease.

@@ -27,8 +27,9 @@ use tracing::Instrument;
 use super::mapping::Mapping;
 use crate::app::App;
 use crate::bindings::ConnectorError;
+use crate::bindings::data_sync::exports::patchbay::connector::sync::{ItemError as SourceItemError, SourceRecord};
 use crate::routing::{Rule, deliveries_for, glob_matches};
-use crate::runtime::calls::{self, Batch, ReadMode, ReadRequest, WriteOp, WriteOutcome, WriteRecord, WriteRequest};
+use crate::runtime::calls::{self, ReadMode, ReadRequest, WriteOp, WriteOutcome, WriteRecord, WriteRequest};
 use crate::runtime::{CallError, CallReport, Hub, Installation, LoadedComponent};
 use crate::store::sync::{
     BatchOutcome, Change, ChangeEvents, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease,
@@ -411,13 +412,18 @@ pub fn content_hash(payload: &str) -> i64 {
 }
 
 /// A batch's records made ready to store: ids checked, data checked to be a JSON object and
-/// mapped, hashed, and deduplicated (the last occurrence of an id wins).
-pub fn prepare_records(batch: &Batch, mapping: Option<&Mapping>) -> (Vec<IncomingRecord>, Vec<ItemError>) {
+/// mapped, hashed, and deduplicated (the last occurrence of an id wins). Takes the records by value:
+/// the ids and (without a mapping) the data move into the store's rows without a copy.
+pub fn prepare_records(
+    records: Vec<SourceRecord>,
+    item_errors: Vec<SourceItemError>,
+    mapping: Option<&Mapping>,
+) -> (Vec<IncomingRecord>, Vec<ItemError>) {
     let mut errors: Vec<ItemError> =
-        batch.errors.iter().map(|e| ItemError { external_id: e.id.clone(), message: e.message.clone() }).collect();
-    let mut out: Vec<IncomingRecord> = Vec::with_capacity(batch.records.len());
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(batch.records.len());
-    for r in &batch.records {
+        item_errors.into_iter().map(|e| ItemError { external_id: e.id, message: e.message }).collect();
+    let mut out: Vec<IncomingRecord> = Vec::with_capacity(records.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(records.len());
+    for r in records {
         if r.id.is_empty() {
             errors.push(ItemError { external_id: None, message: "record without an id".into() });
             continue;
@@ -426,20 +432,19 @@ pub fn prepare_records(batch: &Batch, mapping: Option<&Mapping>) -> (Vec<Incomin
             // A deletion keeps the stored payload; the data sent along is not needed.
             String::from("{}")
         } else {
-            match checked_payload(&r.data, mapping) {
+            match checked_payload(r.data, mapping) {
                 Ok(p) => p,
                 Err(message) => {
-                    errors.push(ItemError { external_id: Some(r.id.clone()), message });
+                    errors.push(ItemError { external_id: Some(r.id), message });
                     continue;
                 }
             }
         };
-        let rec =
-            IncomingRecord { external_id: r.id.clone(), hash: content_hash(&payload), payload, deleted: r.deleted };
-        match index.get(r.id.as_str()) {
+        let rec = IncomingRecord { hash: content_hash(&payload), payload, deleted: r.deleted, external_id: r.id };
+        match index.get(&rec.external_id) {
             Some(&i) => out[i] = rec,
             None => {
-                index.insert(&r.id, out.len());
+                index.insert(rec.external_id.clone(), out.len());
                 out.push(rec);
             }
         }
@@ -449,17 +454,17 @@ pub fn prepare_records(batch: &Batch, mapping: Option<&Mapping>) -> (Vec<Incomin
 
 /// The payload to store for a record's data: the data itself when there is no mapping (checked
 /// to be a JSON object), the mapping's output otherwise.
-fn checked_payload(data: &str, mapping: Option<&Mapping>) -> Result<String, String> {
+fn checked_payload(data: String, mapping: Option<&Mapping>) -> Result<String, String> {
     match mapping {
         None => {
             if !data.trim_start().starts_with('{') {
                 return Err("data is not a JSON object".into());
             }
-            serde_json::from_str::<serde::de::IgnoredAny>(data).map_err(|e| format!("data is not valid JSON: {e}"))?;
-            Ok(data.to_string())
+            serde_json::from_str::<serde::de::IgnoredAny>(&data).map_err(|e| format!("data is not valid JSON: {e}"))?;
+            Ok(data)
         }
         Some(m) => {
-            let v: Value = serde_json::from_str(data).map_err(|e| format!("data is not valid JSON: {e}"))?;
+            let v: Value = serde_json::from_str(&data).map_err(|e| format!("data is not valid JSON: {e}"))?;
             if !v.is_object() {
                 return Err("data is not a JSON object".into());
             }
@@ -510,15 +515,11 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
             }
         }
         let batch = read?;
-        let (records, errors) = prepare_records(&batch, mapping.as_deref());
-        let next = Prepared {
-            fetched: batch.records.len() as i64,
-            next_cursor: batch.next_cursor.clone(),
-            total: batch.total.and_then(|t| i64::try_from(t).ok()),
-            done: batch.done,
-            records,
-            errors,
-        };
+        let fetched = batch.records.len() as i64;
+        let (next_cursor, total, done) =
+            (batch.next_cursor, batch.total.and_then(|t| i64::try_from(t).ok()), batch.done);
+        let (records, errors) = prepare_records(batch.records, batch.errors, mapping.as_deref());
+        let next = Prepared { fetched, next_cursor, total, done, records, errors };
         if !next.done {
             match &next.next_cursor {
                 None => {
@@ -642,7 +643,7 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
             let data = if deleted {
                 "{}".to_string()
             } else {
-                match checked_payload(&c.payload, mapping.as_deref()) {
+                match checked_payload(c.payload.clone(), mapping.as_deref()) {
                     Ok(d) => d,
                     Err(message) => {
                         outcomes.push(ExportOutcome::Failed { local_id: c.local_id.clone(), message });
@@ -740,7 +741,7 @@ mod tests {
             done: true,
             total: None,
         };
-        let (ok, errors) = prepare_records(&batch, None);
+        let (ok, errors) = prepare_records(batch.records, batch.errors, None);
         let ids: Vec<&str> = ok.iter().map(|r| r.external_id.as_str()).collect();
         assert_eq!(ids, ["a", "d"]);
         assert_eq!(ok[0].payload, r#"{"v":3}"#);
