@@ -188,12 +188,14 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("invalid database URL {}: {e}", redact_url(url))))?;
-        let mut sqlite_file = None;
+        let mut migration_lock = None;
         let pool = match backend {
             Backend::Sqlite => {
-                sqlite_file = prepare_sqlite_file(url).await?;
+                let prepared = prepare_sqlite_file(url).await?;
+                let in_memory = prepared.is_none();
+                migration_lock = prepared.map(|(_, lock)| lock);
                 // An in-memory database lives as long as its one connection: keep exactly one.
-                let pool = if sqlite_file.is_none() {
+                let pool = if in_memory {
                     AnyPoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
                 } else {
                     AnyPoolOptions::new().max_connections(8)
@@ -220,12 +222,10 @@ impl Store {
         };
         let store = Store { pool, backend, signal: Arc::default() };
         // sqlx's SQLite migrator does not lock: two processes opening a new file together would
-        // both try to create the tables. A lock file next to the database serialises them.
-        let _migration_lock = match &sqlite_file {
-            Some(file) => Some(lock_file(file.with_extension(MIGRATION_LOCK_SUFFIX)).await?),
-            None => None,
-        };
+        // both try to create the tables. A lock file next to the database, taken before the first
+        // connection, serialises them (see `prepare_sqlite_file`).
         store.migrate().await?;
+        drop(migration_lock);
         Ok(store)
     }
 
@@ -345,18 +345,24 @@ const PATH_ESCAPES: &percent_encoding::AsciiSet =
 
 /// Creates the SQLite file if missing and switches it to WAL (a persistent property of the file).
 /// Returns the file's path, `None` for an in-memory database.
-async fn prepare_sqlite_file(url: &str) -> Result<Option<PathBuf>, StoreError> {
+///
+/// Holds the migration lock (see [`MIGRATION_LOCK_SUFFIX`]) from before the first connection:
+/// the caller keeps the returned lock until its migrations ran, so a process starting beside
+/// another one connects only once the schema is complete, instead of racing the other's
+/// migration transactions for the file's write lock.
+async fn prepare_sqlite_file(url: &str) -> Result<Option<(PathBuf, std::fs::File)>, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Invalid(format!("invalid SQLite URL {url}: {e}")))?;
     if url.contains(":memory:") || url.contains("mode=memory") {
         return Ok(None);
     }
     let file = options.get_filename().to_path_buf();
+    let lock = lock_file(file.with_extension(MIGRATION_LOCK_SUFFIX)).await?;
     let options =
         options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(SQLITE_BUSY_TIMEOUT);
     let conn = options.connect().await?;
     conn.close().await?;
-    Ok(Some(file))
+    Ok(Some((file, lock)))
 }
 
 /// Extension of the lock file taken while migrating a SQLite database (`patchbay.db` →
