@@ -18,7 +18,10 @@
 //! previous cursor and reads the same records again; after the commit the cursor has moved past
 //! them. Either way every record is stored once and every change event is written once.
 //!
-//! **Change sequence.** `records.seq` is a record's last change in its `(installation, entity)`:
+//! **Records** belong to a stream, an `(installation, entity)` with a small integer id
+//! (`record_streams`, created by the stream's first batch) that keys them.
+//!
+//! **Change sequence.** `records.seq` is a record's last change in its stream:
 //! new numbers continue from the stream's highest (an index lookup), and since only one run writes
 //! a stream at a time and it holds the run row's lock, numbers are given out and committed in
 //! order: a reader paging with `since` never misses a change that commits later with a lower
@@ -566,10 +569,10 @@ const UPSERT_LINK: InsertSql = InsertSql {
 };
 
 const UPSERT_RECORD: InsertSql = InsertSql {
-    head: "INSERT INTO records (tenant, installation, entity, external_id, local_id, payload, hash, seq, op, \
-           first_seen_at, last_seen_at, changed_at, deleted_at, seen_run)",
-    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: " ON CONFLICT (installation, entity, external_id) DO UPDATE SET \
+    head: "INSERT INTO records (stream, external_id, local_id, payload, hash, seq, op, first_seen_at, last_seen_at, \
+           changed_at, deleted_at, seen_run)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: " ON CONFLICT (stream, external_id) DO UPDATE SET \
            payload = CASE WHEN excluded.op = 'deleted' THEN records.payload ELSE excluded.payload END, \
            hash = CASE WHEN excluded.op = 'deleted' THEN records.hash ELSE excluded.hash END, \
            seq = excluded.seq, op = excluded.op, last_seen_at = excluded.last_seen_at, \
@@ -595,34 +598,61 @@ struct Upsert<'a> {
 }
 
 /// The highest change sequence number of a stream.
-async fn max_seq(tx: &mut Transaction<'static, Any>, installation: &str, entity: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM records WHERE installation = $1 AND entity = $2")
-        .bind(installation)
-        .bind(entity)
+async fn max_seq(tx: &mut Transaction<'static, Any>, stream: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM records WHERE stream = $1")
+        .bind(stream)
         .fetch_one(&mut **tx)
         .await?;
     Ok(row.try_get("s")?)
 }
 
+/// The id of the records stream `(installation, entity)`, created on first use.
+async fn stream_id(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    installation: &str,
+    entity: &str,
+) -> Result<i64, StoreError> {
+    const FIND: &str = "SELECT id FROM record_streams WHERE installation = $1 AND entity = $2";
+    if let Some(row) = sqlx::query(FIND).bind(installation).bind(entity).fetch_optional(&mut **tx).await? {
+        return Ok(row.try_get("id")?);
+    }
+    sqlx::query(
+        "INSERT INTO record_streams (tenant, installation, entity) VALUES ($1, $2, $3) \
+         ON CONFLICT (installation, entity) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(installation)
+    .bind(entity)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match violation(&e) {
+        Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound(format!("installation {installation} not found")),
+        _ => e.into(),
+    })?;
+    let row = sqlx::query(FIND).bind(installation).bind(entity).fetch_one(&mut **tx).await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Selects a stream's records in the queries that name it by `(installation, entity)` as `$1, $2`.
+const BY_STREAM: &str = "stream = (SELECT id FROM record_streams WHERE installation = $1 AND entity = $2)";
+
 /// Stored state of the records with these external ids.
 async fn stored_records(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    installation: &str,
-    entity: &str,
+    stream: i64,
     ids: &[&str],
 ) -> Result<HashMap<String, Stored>, StoreError> {
     let mut out = HashMap::with_capacity(ids.len());
-    let chunk = max_params(backend) - 2;
+    let chunk = max_params(backend) - 1;
     for ids in ids.chunks(chunk) {
         let sql = format!(
-            "SELECT external_id, hash, op, local_id FROM records WHERE installation = {} AND entity = {} \
-             AND external_id IN ({})",
+            "SELECT external_id, hash, op, local_id FROM records WHERE stream = {} AND external_id IN ({})",
             p(backend, 1),
-            p(backend, 2),
-            placeholders(backend, 2, ids.len())
+            placeholders(backend, 1, ids.len())
         );
-        let mut q = sqlx::query(&sql).persistent(false).bind(installation).bind(entity);
+        let mut q = sqlx::query(&sql).persistent(false).bind(stream);
         for id in ids {
             q = q.bind(*id);
         }
@@ -641,24 +671,21 @@ async fn stored_records(
 async fn touch_records(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    installation: &str,
-    entity: &str,
+    stream: i64,
     run_id: &str,
     now: i64,
     ids: &[&str],
 ) -> Result<(), StoreError> {
-    let chunk = max_params(backend) - 4;
+    let chunk = max_params(backend) - 3;
     for ids in ids.chunks(chunk) {
         let sql = format!(
-            "UPDATE records SET last_seen_at = {}, seen_run = {} WHERE installation = {} AND entity = {} \
-             AND external_id IN ({})",
+            "UPDATE records SET last_seen_at = {}, seen_run = {} WHERE stream = {} AND external_id IN ({})",
             p(backend, 1),
             p(backend, 2),
             p(backend, 3),
-            p(backend, 4),
-            placeholders(backend, 4, ids.len())
+            placeholders(backend, 3, ids.len())
         );
-        let mut q = sqlx::query(&sql).persistent(false).bind(now).bind(run_id).bind(installation).bind(entity);
+        let mut q = sqlx::query(&sql).persistent(false).bind(now).bind(run_id).bind(stream);
         for id in ids {
             q = q.bind(*id);
         }
@@ -672,7 +699,7 @@ async fn touch_records(
 async fn write_changes(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    tenant: &str,
+    stream: i64,
     installation: &str,
     entity: &str,
     run_id: &str,
@@ -690,9 +717,7 @@ async fn write_changes(
         &UPSERT_RECORD,
         upserts,
         |q, u| {
-            q.bind(tenant)
-                .bind(installation)
-                .bind(entity)
+            q.bind(stream)
                 .bind(u.external_id)
                 .bind(u.local_id.as_str())
                 .bind(u.payload)
@@ -1050,14 +1075,12 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let (failed_before, cancel_requested) = fence(&mut tx, &batch.lease).await?;
+        let stream = stream_id(&mut tx, batch.tenant, batch.installation, batch.entity).await?;
         let ids: Vec<&str> = batch.records.iter().map(|r| r.external_id.as_str()).collect();
-        let stored = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            stored_records(&mut tx, backend, batch.installation, batch.entity, &ids).await?
-        };
+        let stored =
+            if ids.is_empty() { HashMap::new() } else { stored_records(&mut tx, backend, stream, &ids).await? };
         let mut counts = Counts { fetched: batch.fetched, failed: batch.errors.len() as i64, ..Counts::default() };
-        let mut seq = max_seq(&mut tx, batch.installation, batch.entity).await?;
+        let mut seq = max_seq(&mut tx, stream).await?;
         let mut upserts = Vec::new();
         let mut touched: Vec<&str> = Vec::new();
         for r in batch.records {
@@ -1101,11 +1124,11 @@ impl Store {
         }
         // A record that failed to read is not gone: keep it from a full run's deletion sweep.
         touched.extend(batch.errors.iter().filter_map(|e| e.external_id.as_deref()));
-        touch_records(&mut tx, backend, batch.installation, batch.entity, batch.lease.run_id, now, &touched).await?;
+        touch_records(&mut tx, backend, stream, batch.lease.run_id, now, &touched).await?;
         let deliveries = write_changes(
             &mut tx,
             backend,
-            batch.tenant,
+            stream,
             batch.installation,
             batch.entity,
             batch.lease.run_id,
@@ -1136,12 +1159,12 @@ impl Store {
         let mut counts = Counts::default();
         let mut deliveries = 0;
         if run.mode == SyncMode::Full && failed_before == 0 {
+            let stream = stream_id(&mut tx, &run.tenant, &run.installation, &run.entity).await?;
             let rows = sqlx::query(
-                "SELECT external_id, local_id, payload FROM records WHERE installation = $1 AND entity = $2 \
-                 AND op <> 'deleted' AND (seen_run IS NULL OR seen_run <> $3) ORDER BY seq",
+                "SELECT external_id, local_id, payload FROM records WHERE stream = $1 \
+                 AND op <> 'deleted' AND (seen_run IS NULL OR seen_run <> $2) ORDER BY seq",
             )
-            .bind(&run.installation)
-            .bind(&run.entity)
+            .bind(stream)
             .bind(&run.id)
             .fetch_all(&mut *tx)
             .await?;
@@ -1149,7 +1172,7 @@ impl Store {
                 .iter()
                 .map(|r| Ok((r.try_get("external_id")?, r.try_get("local_id")?, r.try_get("payload")?)))
                 .collect::<Result<_, sqlx::Error>>()?;
-            let mut seq = max_seq(&mut tx, &run.installation, &run.entity).await?;
+            let mut seq = max_seq(&mut tx, stream).await?;
             let upserts: Vec<Upsert<'_>> = gone
                 .iter()
                 .map(|(ext, local, payload)| {
@@ -1166,18 +1189,9 @@ impl Store {
                 })
                 .collect();
             counts.deleted = upserts.len() as i64;
-            deliveries = write_changes(
-                &mut tx,
-                backend,
-                &run.tenant,
-                &run.installation,
-                &run.entity,
-                &run.id,
-                now,
-                &upserts,
-                events,
-            )
-            .await?;
+            deliveries =
+                write_changes(&mut tx, backend, stream, &run.installation, &run.entity, &run.id, now, &upserts, events)
+                    .await?;
         }
         close_run(&mut tx, run, lease, &counts, now).await?;
         tx.commit().await?;
@@ -1194,8 +1208,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RecordRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE installation = $1 AND entity = $2 AND seq > $3 \
-             ORDER BY seq LIMIT $4"
+            "SELECT {RECORD_COLUMNS} FROM records WHERE {BY_STREAM} AND seq > $3 ORDER BY seq LIMIT $4"
         ))
         .bind(installation)
         .bind(entity)
@@ -1213,24 +1226,22 @@ impl Store {
         entity: &str,
         external_id: &str,
     ) -> Result<Option<RecordRow>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE installation = $1 AND entity = $2 AND external_id = $3"
-        ))
-        .bind(installation)
-        .bind(entity)
-        .bind(external_id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE {BY_STREAM} AND external_id = $3"))
+            .bind(installation)
+            .bind(entity)
+            .bind(external_id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(record_from).transpose()
     }
 
     /// How many live (not deleted) and deleted records a stream holds, and its last sequence number.
     pub async fn record_stats(&self, installation: &str, entity: &str) -> Result<(i64, i64, i64), StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "SELECT COALESCE(SUM(CASE WHEN op <> 'deleted' THEN 1 ELSE 0 END), 0) AS live, \
              COALESCE(SUM(CASE WHEN op = 'deleted' THEN 1 ELSE 0 END), 0) AS gone, COALESCE(MAX(seq), 0) AS seq \
-             FROM records WHERE installation = $1 AND entity = $2",
-        )
+             FROM records WHERE {BY_STREAM}"
+        ))
         .bind(installation)
         .bind(entity)
         .fetch_one(self.pool())
