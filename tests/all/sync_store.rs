@@ -367,3 +367,84 @@ async fn mappings_are_versioned_per_entity(backend: Backend) {
     assert!(store.delete_sync_mapping("src", "items").await.unwrap());
     assert!(!store.delete_sync_mapping("src", "items").await.unwrap());
 }
+
+/// Change events that never take a change: a batch committed with them goes through the pool's
+/// transaction (the path for batches whose changes routes may take).
+struct NoEvents;
+
+impl patchbay::store::sync::ChangeEvents for NoEvents {
+    fn events_for(
+        &self,
+        _: &patchbay::store::sync::Change<'_>,
+    ) -> Option<(patchbay::store::NewEvent, Vec<patchbay::store::NewDelivery>)> {
+        None
+    }
+}
+
+/// The records, counters and cursor one sequence of batches leaves behind, written through the
+/// SQLite batch writer (`pooled` false) or the pool's transaction.
+async fn batch_sequence(pooled: bool) -> (Vec<Counts>, Vec<(String, String, i64, String, bool)>, Vec<RunRow>) {
+    let (_db, store) = setup(Backend::Sqlite).await;
+    let events: Option<&dyn patchbay::store::sync::ChangeEvents> = if pooled { Some(&NoEvents) } else { None };
+    let mut counts = Vec::new();
+    let mut runs = Vec::new();
+    let batches: [(&str, Vec<IncomingRecord>, Vec<ItemError>); 4] = [
+        ("run_1", (0..10).map(|i| rec(&format!("r{i}"), &format!(r#"{{"n":{i}}}"#))).collect(), vec![]),
+        (
+            "run_1",
+            vec![rec("r0", r#"{"n":"changed"}"#), rec("r1", r#"{"n":1}"#), gone("r2"), gone("never-stored")],
+            vec![ItemError { external_id: Some("r3".into()), message: "unreadable".into() }],
+        ),
+        // Back after its deletion, changed, deleted (then already deleted in the next batch).
+        ("run_2", vec![rec("r2", r#"{"n":"back"}"#), rec("r5", r#"{"n":55}"#), gone("r6")], vec![]),
+        ("run_2", vec![rec("r7", r#"{"n":7}"#), gone("r6"), rec("new", r#"{"n":"new"}"#)], vec![]),
+    ];
+    for (i, (run_id, records, errors)) in batches.iter().enumerate() {
+        if i == 0 || i == 2 {
+            store.create_sync_run(&run(run_id, "items", SyncMode::Full)).await.unwrap();
+            claim(&store, "w").await;
+        }
+        let batch = ImportBatch {
+            lease: lease(run_id, "w"),
+            tenant: "t1",
+            installation: "src",
+            entity: "items",
+            records,
+            errors,
+            fetched: records.len() as i64,
+            next_cursor: Some("c"),
+            total: None,
+            events,
+        };
+        counts.push(store.commit_import_batch(&batch).await.unwrap().counts);
+        if i == 1 || i == 3 {
+            let r = store.sync_run("t1", run_id).await.unwrap().unwrap();
+            counts.push(store.finish_import_run(&r, &lease(run_id, "w"), events).await.unwrap().counts);
+            let mut r = store.sync_run("t1", run_id).await.unwrap().unwrap();
+            (r.created_at, r.updated_at, r.started_at, r.finished_at, r.next_attempt_at) = (0, 0, None, None, 0);
+            runs.push(r);
+        }
+    }
+    let records = store
+        .record_changes("src", "items", 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.external_id, r.payload, r.seq, r.op, r.deleted_at.is_some()))
+        .collect();
+    (counts, records, runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_batch_writer_stores_what_the_pool_stores() {
+    let direct = batch_sequence(false).await;
+    let pooled = batch_sequence(true).await;
+    assert_eq!(format!("{:?}", direct.0), format!("{:?}", pooled.0));
+    assert_eq!(direct.1, pooled.1);
+    assert_eq!(format!("{:?}", direct.2), format!("{:?}", pooled.2));
+    // The sequence did what it says: r2 came back, r6 and the unseen ones of run_2 are deleted.
+    let ops: Vec<(&str, &str)> = direct.1.iter().map(|r| (r.0.as_str(), r.3.as_str())).collect();
+    assert!(ops.contains(&("r2", "created")) && ops.contains(&("r6", "deleted")), "{ops:?}");
+    assert!(ops.contains(&("r9", "deleted")) && ops.contains(&("new", "created")), "{ops:?}");
+    assert!(direct.0.iter().map(|c| c.deleted).sum::<i64>() >= 8, "{:?}", direct.0);
+}

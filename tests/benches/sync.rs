@@ -15,7 +15,8 @@
 //!
 //! `cargo bench -p patchbay-tests --bench sync`. `PATCHBAY_BENCH_RECORDS` (default 200 000),
 //! `PATCHBAY_BENCH_RECORD_BYTES` (default 1024), `PATCHBAY_BENCH_BATCH` (records per batch,
-//! default 2000); `PATCHBAY_BENCH_STORE_ONLY=1` runs only the batch commits (for profiling).
+//! default 2000); `PATCHBAY_BENCH_STORE_ONLY=1` runs only the batch commits and
+//! `PATCHBAY_BENCH_FIRST_ONLY=1` only the first sync with routed events (for profiling).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -196,9 +197,12 @@ fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        // `PATCHBAY_BENCH_FIRST_ONLY=1`: only the first sync with routed events (for profiling).
+        let first_only = std::env::var("PATCHBAY_BENCH_FIRST_ONLY").is_ok();
+        let event_modes: &[bool] = if first_only { &[false] } else { &[true, false] };
         for backend in backends {
             // Change events for every change, then only for routed changes (the default).
-            for all_events in [true, false] {
+            for &all_events in event_modes {
                 let (app, _dir, worker) = host(backend, batch, all_events).await?;
                 let inst = setup(&app, &src).await?;
                 let what = if all_events { "events for all" } else { "events routed only" };
@@ -209,6 +213,9 @@ fn main() -> anyhow::Result<()> {
                     format!("first sync, {what}, {backend}"),
                     n as f64 / secs
                 );
+                if first_only {
+                    continue;
+                }
                 let (secs, _, _, unchanged) = timed_sync(&app, &inst).await?;
                 anyhow::ensure!(unchanged == n as i64, "unchanged {unchanged} of {n}");
                 println!(

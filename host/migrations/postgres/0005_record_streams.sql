@@ -52,3 +52,8 @@ ALTER TABLE records RENAME CONSTRAINT records_by_stream_external_id_check TO rec
 ALTER TABLE records RENAME CONSTRAINT records_by_stream_op_check TO records_op_check;
 ALTER TABLE records RENAME CONSTRAINT records_by_stream_seq_check TO records_seq_check;
 ALTER TABLE records RENAME CONSTRAINT records_by_stream_stream_fkey TO records_stream_fkey;
+
+-- The highest change sequence number of the stream when an import run wrote its first batch.
+-- Records above it were written by the run itself, so a full run's deletion sweep only looks at
+-- the records at or below it (none for a stream's first sync).
+ALTER TABLE sync_runs ADD COLUMN base_seq BIGINT;

@@ -46,3 +46,8 @@ FROM records r JOIN record_streams s ON s.installation = r.installation AND s.en
 
 DROP TABLE records;
 ALTER TABLE records_by_stream RENAME TO records;
+
+-- The highest change sequence number of the stream when an import run wrote its first batch.
+-- Records above it were written by the run itself, so a full run's deletion sweep only looks at
+-- the records at or below it (none for a stream's first sync).
+ALTER TABLE sync_runs ADD COLUMN base_seq INTEGER;

@@ -371,7 +371,7 @@ fn caused_by_data(e: &StoreError) -> bool {
     match e {
         StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Invalid(_) => true,
         StoreError::Db(sqlx::Error::Database(_)) => true,
-        StoreError::Db(_) | StoreError::Migrate(_) => false,
+        StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Sqlite(_) => false,
     }
 }
 
@@ -389,6 +389,7 @@ fn same_error(e: &StoreError) -> StoreError {
         }
         StoreError::Db(other) => StoreError::Db(sqlx::Error::Protocol(other.to_string())),
         StoreError::Migrate(other) => StoreError::Db(sqlx::Error::Protocol(other.to_string())),
+        StoreError::Sqlite(other) => StoreError::Db(sqlx::Error::Protocol(other.to_string())),
     }
 }
 

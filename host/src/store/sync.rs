@@ -307,6 +307,13 @@ pub struct Change<'a> {
 /// for a change no route takes.
 pub trait ChangeEvents: Send + Sync {
     fn events_for(&self, change: &Change<'_>) -> Option<(NewEvent, Vec<NewDelivery>)>;
+
+    /// Whether some change of `entity` may become an event (when not, a batch is written without
+    /// asking [`ChangeEvents::events_for`] about each change).
+    fn may_emit(&self, entity: &str) -> bool {
+        let _ = entity;
+        true
+    }
 }
 
 /// What committing a batch did.
@@ -325,6 +332,7 @@ pub struct ImportBatch<'a> {
     pub tenant: &'a str,
     pub installation: &'a str,
     pub entity: &'a str,
+    /// Distinct external ids ([`crate::sync::engine::prepare_records`] keeps the last of each).
     pub records: &'a [IncomingRecord],
     pub errors: &'a [ItemError],
     /// Records the connector returned (before deduplication).
@@ -502,7 +510,7 @@ fn stream_source(source: Option<&(String, String)>) -> String {
 }
 
 /// The lease was lost: another host took the run over (or it was finished meanwhile).
-fn lease_lost(run_id: &str) -> StoreError {
+pub(crate) fn lease_lost(run_id: &str) -> StoreError {
     StoreError::Conflict(format!("sync run {run_id} is no longer held by this worker"))
 }
 
@@ -764,9 +772,32 @@ async fn write_changes(
     Ok(deliveries.len())
 }
 
-/// A fresh local record id.
-pub fn new_local_id() -> String {
-    crate::app::new_id("rec")
+/// Fresh local record ids (`rec_` + 64 random bits), as many as asked for, from one call to the
+/// system's random source (one call per id cost a system call per stored record).
+pub struct LocalIds {
+    bytes: Vec<u8>,
+}
+
+impl LocalIds {
+    pub fn new(n: usize) -> LocalIds {
+        use ring::rand::SecureRandom;
+        let mut bytes = vec![0u8; n * 8];
+        // SystemRandom only fails if the OS has no entropy source at all.
+        let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+        LocalIds { bytes }
+    }
+
+    /// The next id; a fresh one from the system when the prepared ones are used up.
+    pub fn next_id(&mut self) -> String {
+        match self.bytes.len().checked_sub(8) {
+            Some(rest) => {
+                let id = format!("rec_{}", hex::encode(&self.bytes[rest..]));
+                self.bytes.truncate(rest);
+                id
+            }
+            None => crate::app::new_id("rec"),
+        }
+    }
 }
 
 impl Store {
@@ -1071,6 +1102,15 @@ impl Store {
     /// deliveries, counters and the batch's cursor, in one transaction (the module doc says how).
     /// The lease-lost `Conflict` when the run is no longer held by `batch.lease.owner`.
     pub async fn commit_import_batch(&self, batch: &ImportBatch<'_>) -> Result<BatchOutcome, StoreError> {
+        if let Some(writer) = &self.batch_writer
+            && batch.events.is_none_or(|e| !e.may_emit(batch.entity))
+        {
+            // Blocking work: off the async workers where the runtime has others.
+            return match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::CurrentThread => writer.commit_import_batch(batch),
+                _ => tokio::task::block_in_place(|| writer.commit_import_batch(batch)),
+            };
+        }
         let backend = self.backend();
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -1081,11 +1121,13 @@ impl Store {
             if ids.is_empty() { HashMap::new() } else { stored_records(&mut tx, backend, stream, &ids).await? };
         let mut counts = Counts { fetched: batch.fetched, failed: batch.errors.len() as i64, ..Counts::default() };
         let mut seq = max_seq(&mut tx, stream).await?;
+        let base_seq = seq;
+        let mut local_ids = LocalIds::new(batch.records.len());
         let mut upserts = Vec::new();
         let mut touched: Vec<&str> = Vec::new();
         for r in batch.records {
             let (op, local_id) = match (stored.get(&r.external_id), r.deleted) {
-                (None, false) => ("created", new_local_id()),
+                (None, false) => ("created", local_ids.next_id()),
                 // A deletion of a record never stored: nothing to record.
                 (None, true) => {
                     counts.unchanged += 1;
@@ -1138,7 +1180,7 @@ impl Store {
         )
         .await?;
         insert_errors(&mut tx, backend, batch.lease.run_id, failed_before, batch.errors).await?;
-        advance_run(&mut tx, &batch.lease, batch.next_cursor, batch.total, &counts, now).await?;
+        advance_run(&mut tx, &batch.lease, batch.next_cursor, batch.total, Some(base_seq), &counts, now).await?;
         tx.commit().await?;
         Ok(BatchOutcome { counts, cancel_requested, deliveries })
     }
@@ -1160,11 +1202,18 @@ impl Store {
         let mut deliveries = 0;
         if run.mode == SyncMode::Full && failed_before == 0 {
             let stream = stream_id(&mut tx, &run.tenant, &run.installation, &run.entity).await?;
+            // Records above the run's base were written by the run (see 0005_record_streams.sql).
+            let base: Option<i64> = sqlx::query("SELECT base_seq FROM sync_runs WHERE id = $1")
+                .bind(&run.id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("base_seq")?;
             let rows = sqlx::query(
-                "SELECT external_id, local_id, payload FROM records WHERE stream = $1 \
-                 AND op <> 'deleted' AND (seen_run IS NULL OR seen_run <> $2) ORDER BY seq",
+                "SELECT external_id, local_id, payload FROM records WHERE stream = $1 AND seq <= $2 \
+                 AND op <> 'deleted' AND (seen_run IS NULL OR seen_run <> $3) ORDER BY seq",
             )
             .bind(stream)
+            .bind(base.unwrap_or(i64::MAX))
             .bind(&run.id)
             .fetch_all(&mut *tx)
             .await?;
@@ -1345,7 +1394,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         insert_errors(&mut tx, backend, lease.run_id, failed_before, &errors).await?;
-        advance_run(&mut tx, lease, Some(cursor), None, &counts, now).await?;
+        advance_run(&mut tx, lease, Some(cursor), None, None, &counts, now).await?;
         tx.commit().await?;
         Ok(BatchOutcome { counts, cancel_requested, deliveries: 0 })
     }
@@ -1739,6 +1788,7 @@ async fn advance_run(
     lease: &Lease<'_>,
     cursor: Option<&str>,
     total: Option<i64>,
+    base_seq: Option<i64>,
     c: &Counts,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -1749,7 +1799,7 @@ async fn advance_run(
         "UPDATE sync_runs SET cursor = $1, batches = batches + 1, fetched = fetched + $2, created = created + $3, \
          updated = updated + $4, unchanged = unchanged + $5, deleted = deleted + $6, failed = failed + $7, \
          total = COALESCE($8, total), attempts = 0, error = NULL, lease_until = $9, next_attempt_at = $9, \
-         active_ms = active_ms + $10, updated_at = $11 WHERE id = $12",
+         active_ms = active_ms + $10, updated_at = $11, base_seq = COALESCE(base_seq, $13) WHERE id = $12",
     )
     .bind(cursor)
     .bind(c.fetched)
@@ -1763,6 +1813,7 @@ async fn advance_run(
     .bind(lease.active_ms)
     .bind(now)
     .bind(lease.run_id)
+    .bind(base_seq)
     .execute(&mut **tx)
     .await?;
     Ok(())

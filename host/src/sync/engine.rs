@@ -351,6 +351,10 @@ fn quoted(s: &str) -> String {
 }
 
 impl ChangeEvents for RoutedChanges {
+    fn may_emit(&self, entity: &str) -> bool {
+        self.all || ["created", "updated", "deleted"].iter().any(|op| self.wants(&format!("{entity}.{op}")))
+    }
+
     fn events_for(&self, c: &Change<'_>) -> Option<(NewEvent, Vec<NewDelivery>)> {
         let event_type = format!("{}.{}", c.entity, c.op);
         let wanted = self.wants(&event_type);
@@ -497,8 +501,16 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
     loop {
         let req = ReadRequest { entity: run.entity.clone(), mode, cursor: cursor.clone(), limit: cfg.batch_size };
         let (rt, c, i) = (&app.runtime, &component, &inst);
-        let read = with_retries(app, held, cfg, "read-batch", || calls::read_batch(rt, c, i, req.clone()));
-        // The previous batch commits while this one is read.
+        let m = mapping.as_deref();
+        // Read and prepared while the previous batch commits.
+        let read = async {
+            let batch = with_retries(app, held, cfg, "read-batch", || calls::read_batch(rt, c, i, req.clone())).await?;
+            let fetched = batch.records.len() as i64;
+            let (next_cursor, total, done) =
+                (batch.next_cursor, batch.total.and_then(|t| i64::try_from(t).ok()), batch.done);
+            let (records, errors) = prepare_records(batch.records, batch.errors, m);
+            Ok::<_, Stop>(Prepared { fetched, next_cursor, total, done, records, errors })
+        };
         let (committed, read) = match pending.take() {
             Some(commit) => {
                 let (c, r) = tokio::join!(commit, read);
@@ -514,12 +526,7 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
                 return Err(Stop::Cancelled);
             }
         }
-        let batch = read?;
-        let fetched = batch.records.len() as i64;
-        let (next_cursor, total, done) =
-            (batch.next_cursor, batch.total.and_then(|t| i64::try_from(t).ok()), batch.done);
-        let (records, errors) = prepare_records(batch.records, batch.errors, mapping.as_deref());
-        let next = Prepared { fetched, next_cursor, total, done, records, errors };
+        let next = read?;
         if !next.done {
             match &next.next_cursor {
                 None => {

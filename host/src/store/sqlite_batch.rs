@@ -1,0 +1,226 @@
+//! The SQLite writer of import batches: [`Store::commit_import_batch`]'s work for a SQLite file,
+//! done on one dedicated connection of the same SQLite library, with cached prepared statements
+//! and one row per statement, in one `BEGIN IMMEDIATE` transaction.
+//!
+//! Why a second way to the same tables: an import batch writes thousands of ~1 KiB rows, and
+//! through the pool every row's values are copied into the driver's argument lists twice and
+//! every statement makes a round trip between the async side and the connection's worker thread.
+//! Here a row costs one step of a statement prepared once. Measured on the 2-core development
+//! machine, 200 000 records of 1 KiB in batches of 2 000 into a new stream: the batch commits
+//! alone went from 113 500 records/s through the pool to 178 000–194 000 records/s here, and a
+//! whole first sync through a WASM connector from 84 000 to 125 000 records/s.
+//!
+//! The transaction does what the pool's does (see `store/sync.rs`): fence the run, classify
+//! every record against the stored one, write changes with new sequence numbers, mark unchanged
+//! ones as seen, store item errors, advance the run. Records are classified by inserting first:
+//! a new record (all of a first sync) costs one insert and no lookup. Only batches whose changes
+//! no route takes come here; a batch with change events to write uses the pool, where the outbox
+//! is written in the same transaction.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+
+use super::sync::{BatchOutcome, Counts, ImportBatch, LocalIds, MAX_STORED_ERRORS, lease_lost};
+use super::{SQLITE_BUSY_TIMEOUT, SqliteSynchronous, StoreError, now_ms};
+
+/// The dedicated connection, opened on first use.
+pub(crate) struct BatchWriter {
+    path: PathBuf,
+    synchronous: SqliteSynchronous,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl BatchWriter {
+    pub(crate) fn new(path: PathBuf, synchronous: SqliteSynchronous) -> BatchWriter {
+        BatchWriter { path, synchronous, conn: Mutex::new(None) }
+    }
+
+    /// Commits `batch` (blocking: call it where blocking is allowed).
+    pub(crate) fn commit_import_batch(&self, batch: &ImportBatch<'_>) -> Result<BatchOutcome, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match guard.as_mut() {
+            Some(c) => c,
+            None => guard.insert(self.open()?),
+        };
+        let result = commit(conn, batch);
+        if result.is_err() && !conn.is_autocommit() {
+            // A failed commit leaves nothing behind; a connection in an odd state is replaced.
+            *guard = None;
+        }
+        result
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA cache_size = -32768; \
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
+            self.synchronous.pragma()
+        ))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &ImportBatch<'_>) -> Result<BatchOutcome, StoreError> {
+    let now = now_ms();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let lease = &batch.lease;
+    let (failed_before, cancel_requested): (i64, bool) = tx
+        .prepare_cached(
+            "UPDATE sync_runs SET updated_at = ?1 WHERE id = ?2 AND lease_owner = ?3 AND status = 'running' \
+             RETURNING failed, cancel_requested",
+        )?
+        .query_row(params![now, lease.run_id, lease.owner], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))
+        .optional()?
+        .ok_or_else(|| lease_lost(lease.run_id))?;
+    let stream = stream_id(&tx, batch)?;
+    let mut seq: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1")?
+        .query_row([stream], |r| r.get(0))?;
+    let base_seq = seq;
+    let mut counts = Counts { fetched: batch.fetched, failed: batch.errors.len() as i64, ..Counts::default() };
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO records (stream, external_id, local_id, payload, hash, seq, op, first_seen_at, last_seen_at, \
+             changed_at, seen_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'created', ?7, ?7, ?7, ?8) \
+             ON CONFLICT (stream, external_id) DO NOTHING",
+        )?;
+        let mut lookup = tx.prepare_cached("SELECT hash, op FROM records WHERE stream = ?1 AND external_id = ?2")?;
+        let mut change = tx.prepare_cached(
+            "UPDATE records SET payload = ?3, hash = ?4, seq = ?5, op = ?6, last_seen_at = ?7, changed_at = ?7, \
+             deleted_at = NULL, seen_run = ?8 WHERE stream = ?1 AND external_id = ?2",
+        )?;
+        let mut delete = tx.prepare_cached(
+            "UPDATE records SET seq = ?3, op = 'deleted', last_seen_at = ?4, changed_at = ?4, deleted_at = ?4, \
+             seen_run = ?5 WHERE stream = ?1 AND external_id = ?2",
+        )?;
+        let mut touch = tx.prepare_cached(
+            "UPDATE records SET last_seen_at = ?3, seen_run = ?4 WHERE stream = ?1 AND external_id = ?2",
+        )?;
+        let run = lease.run_id;
+        let mut local_ids = LocalIds::new(batch.records.len());
+        for r in batch.records {
+            let id = r.external_id.as_str();
+            if !r.deleted {
+                let local_id = local_ids.next_id();
+                if insert.execute(params![stream, id, local_id, r.payload, r.hash, seq + 1, now, run])? == 1 {
+                    seq += 1;
+                    counts.created += 1;
+                    continue;
+                }
+            }
+            let stored: Option<(i64, String)> =
+                lookup.query_row(params![stream, id], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+            let Some((hash, op)) = stored else {
+                // A deletion of a record never stored: nothing to record.
+                counts.unchanged += 1;
+                continue;
+            };
+            let was_deleted = op == "deleted";
+            match (r.deleted, was_deleted) {
+                (true, true) => {
+                    counts.unchanged += 1;
+                    touch.execute(params![stream, id, now, run])?;
+                }
+                (true, false) => {
+                    seq += 1;
+                    counts.deleted += 1;
+                    delete.execute(params![stream, id, seq, now, run])?;
+                }
+                // Back after a deletion, or changed.
+                (false, _) if was_deleted || hash != r.hash => {
+                    seq += 1;
+                    let op = if was_deleted { "created" } else { "updated" };
+                    if was_deleted {
+                        counts.created += 1;
+                    } else {
+                        counts.updated += 1;
+                    }
+                    change.execute(params![stream, id, r.payload, r.hash, seq, op, now, run])?;
+                }
+                (false, _) => {
+                    counts.unchanged += 1;
+                    touch.execute(params![stream, id, now, run])?;
+                }
+            }
+        }
+        // A record that failed to read is not gone: keep it from a full run's deletion sweep.
+        for id in batch.errors.iter().filter_map(|e| e.external_id.as_deref()) {
+            touch.execute(params![stream, id, now, run])?;
+        }
+    }
+    insert_errors(&tx, lease.run_id, failed_before, batch, now)?;
+    // From the clock now, not from when the transaction began: a long batch must not commit an
+    // already expired lease.
+    let lease_until = now_ms().max(now).saturating_add(lease.lease_ms);
+    tx.prepare_cached(
+        "UPDATE sync_runs SET cursor = ?1, batches = batches + 1, fetched = fetched + ?2, created = created + ?3, \
+         updated = updated + ?4, unchanged = unchanged + ?5, deleted = deleted + ?6, failed = failed + ?7, \
+         total = COALESCE(?8, total), attempts = 0, error = NULL, lease_until = ?9, next_attempt_at = ?9, \
+         active_ms = active_ms + ?10, updated_at = ?11, base_seq = COALESCE(base_seq, ?13) WHERE id = ?12",
+    )?
+    .execute(params![
+        batch.next_cursor,
+        counts.fetched,
+        counts.created,
+        counts.updated,
+        counts.unchanged,
+        counts.deleted,
+        counts.failed,
+        batch.total,
+        lease_until,
+        lease.active_ms,
+        now,
+        lease.run_id,
+        base_seq
+    ])?;
+    tx.commit()?;
+    Ok(BatchOutcome { counts, cancel_requested, deliveries: 0 })
+}
+
+/// The id of the batch's records stream, created on first use.
+fn stream_id(tx: &rusqlite::Transaction<'_>, batch: &ImportBatch<'_>) -> Result<i64, StoreError> {
+    let find = |tx: &rusqlite::Transaction<'_>| {
+        tx.prepare_cached("SELECT id FROM record_streams WHERE installation = ?1 AND entity = ?2")?
+            .query_row([batch.installation, batch.entity], |r| r.get::<_, i64>(0))
+            .optional()
+    };
+    if let Some(id) = find(tx)? {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO record_streams (tenant, installation, entity) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (installation, entity) DO NOTHING",
+        [batch.tenant, batch.installation, batch.entity],
+    )
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => {
+            StoreError::NotFound(format!("installation {} not found", batch.installation))
+        }
+        _ => e.into(),
+    })?;
+    find(tx)?.ok_or_else(|| StoreError::NotFound(format!("installation {} not found", batch.installation)))
+}
+
+/// Stores item errors numbered from `failed_before`, up to [`MAX_STORED_ERRORS`] per run.
+fn insert_errors(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    failed_before: i64,
+    batch: &ImportBatch<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let room = usize::try_from(MAX_STORED_ERRORS.saturating_sub(failed_before)).unwrap_or(0);
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO sync_errors (run_id, n, external_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (run_id, n) DO NOTHING",
+    )?;
+    for (i, e) in batch.errors.iter().take(room).enumerate() {
+        insert.execute(params![run_id, failed_before + i as i64 + 1, e.external_id, e.message, now])?;
+    }
+    Ok(())
+}
