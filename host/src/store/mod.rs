@@ -216,7 +216,7 @@ impl Store {
                             format!(
                                 "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA busy_timeout = {}; \
                                  PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
-                                 PRAGMA wal_autocheckpoint = {};",
+                                 PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = 67108864;",
                                 synchronous.pragma(),
                                 SQLITE_BUSY_TIMEOUT.as_millis(),
                                 // A file's WAL is checkpointed by `checkpoint_wal`, not by commits.
@@ -339,20 +339,16 @@ impl Store {
 /// How often the WAL of a SQLite file is checkpointed.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// WAL frames left uncheckpointed after which a checkpoint waits for readers (about 512 MiB
-/// with 16 KiB pages).
-const WAL_RESTART_FRAMES: i64 = 32_768;
-
 /// Checkpoints a SQLite file's WAL in the background until the store is dropped or closed.
 ///
 /// A checkpoint copies committed pages from the WAL into the database file and syncs both. Left
 /// to SQLite (`wal_autocheckpoint`) it runs inside whichever commit pushes the WAL past 1 000
 /// pages, and that writer waits for the copy and the syncs: with 200 000 synced records of
 /// 1 KiB in batches of 2 000, the checkpoints took about half of the batches' commit time on the
-/// 2-core development machine. Here they overlap the next writes instead. `PASSIVE`
-/// checkpoints never block a writer or reader; should readers keep them from catching up while
-/// the WAL passes [`WAL_RESTART_FRAMES`], a `RESTART` checkpoint waits for them (the busy
-/// timeout), so the WAL cannot grow without bound.
+/// 2-core development machine. Here they overlap the next writes instead. They are `PASSIVE`,
+/// like SQLite's own: they never block a writer or reader (a checkpoint that waits for readers
+/// would hold every writer back while a long read runs). The next writer after a complete
+/// checkpoint starts the WAL over; `journal_size_limit` then truncates the file.
 async fn checkpoint_wal(pool: AnyPool, alive: std::sync::Weak<DispatchSignal>) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -361,19 +357,10 @@ async fn checkpoint_wal(pool: AnyPool, alive: std::sync::Weak<DispatchSignal>) {
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        let behind = match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
-            // Columns: busy, frames in the WAL, frames checkpointed.
-            Ok(row) => row.try_get::<i64, _>(1).unwrap_or(0) - row.try_get::<i64, _>(2).unwrap_or(0),
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            Ok(_) => {}
             Err(_) if pool.is_closed() => return,
-            Err(e) => {
-                tracing::warn!("checkpointing the SQLite WAL failed: {e}");
-                continue;
-            }
-        };
-        if behind > WAL_RESTART_FRAMES
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&pool).await
-        {
-            tracing::warn!("checkpointing the SQLite WAL failed: {e}");
+            Err(e) => tracing::warn!("checkpointing the SQLite WAL failed: {e}"),
         }
     }
 }
