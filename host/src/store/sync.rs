@@ -772,6 +772,17 @@ async fn write_changes(
     Ok(deliveries.len())
 }
 
+/// The condition selecting `n` local ids' links of one destination stream, with the
+/// installation and entity bound first.
+fn links_of(backend: Backend, n: usize) -> String {
+    format!(
+        "installation = {} AND entity = {} AND local_id IN ({})",
+        p(backend, 1),
+        p(backend, 2),
+        placeholders(backend, 2, n)
+    )
+}
+
 /// Fresh local record ids (`rec_` + 64 random bits), as many as asked for, from one call to the
 /// system's random source (one call per id cost a system call per stored record).
 pub struct LocalIds {
@@ -1308,13 +1319,7 @@ impl Store {
         let backend = self.backend();
         let mut out = HashMap::new();
         for ids in local_ids.chunks(max_params(backend) - 2) {
-            let sql = format!(
-                "SELECT local_id, external_id FROM record_links WHERE installation = {} AND entity = {} \
-                 AND local_id IN ({})",
-                p(backend, 1),
-                p(backend, 2),
-                placeholders(backend, 2, ids.len())
-            );
+            let sql = format!("SELECT local_id, external_id FROM record_links WHERE {}", links_of(backend, ids.len()));
             let mut q = sqlx::query(&sql).persistent(false).bind(installation).bind(entity);
             for id in ids {
                 q = q.bind(*id);
@@ -1381,12 +1386,7 @@ impl Store {
         )
         .await?;
         for ids in removed.chunks(max_params(backend) - 2) {
-            let sql = format!(
-                "DELETE FROM record_links WHERE installation = {} AND entity = {} AND local_id IN ({})",
-                p(backend, 1),
-                p(backend, 2),
-                placeholders(backend, 2, ids.len())
-            );
+            let sql = format!("DELETE FROM record_links WHERE {}", links_of(backend, ids.len()));
             let mut q = sqlx::query(&sql).persistent(false).bind(installation).bind(entity);
             for id in ids {
                 q = q.bind(*id);
