@@ -21,6 +21,9 @@
 //! | sync run lease (s)         | `sync_lease_secs`         | `PATCHBAY_SYNC_LEASE_SECS`          | 60                 |
 //! | records per sync batch     | `sync_batch_size`         | `PATCHBAY_SYNC_BATCH_SIZE`          | 1000               |
 //! | sync changes as events     | `sync_change_events`      | `PATCHBAY_SYNC_CHANGE_EVENTS`       | `routed` (or `all`) |
+//! | scheduler tick (ms)        | `scheduler_tick_ms`       | `PATCHBAY_SCHEDULER_TICK_MS`        | 5000               |
+//! | health check interval (s)  | `health_interval_secs`    | `PATCHBAY_HEALTH_INTERVAL_SECS`     | 300 (0 = never)    |
+//! | health check timeout (ms)  | `health_timeout_ms`       | `PATCHBAY_HEALTH_TIMEOUT_MS`        | 10000              |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -55,6 +58,9 @@ pub struct FileConfig {
     pub sync_lease_secs: Option<u64>,
     pub sync_batch_size: Option<u32>,
     pub sync_change_events: Option<String>,
+    pub scheduler_tick_ms: Option<u64>,
+    pub health_interval_secs: Option<u64>,
+    pub health_timeout_ms: Option<u64>,
 }
 
 /// Effective settings of a `serve` process.
@@ -86,6 +92,12 @@ pub struct Settings {
     pub sync_lease_secs: u64,
     /// Records per `read-batch` / `write-batch`.
     pub sync_batch_size: u32,
+    /// How often the OAuth refresher and the health scheduler look for due work.
+    pub scheduler_tick_ms: u64,
+    /// Time between scheduled health checks of an installation (0: only on demand).
+    pub health_interval_secs: u64,
+    /// Time a health check may take.
+    pub health_timeout_ms: u64,
     /// Every change of the records store becomes an event (`true`), or only changes a route takes.
     pub sync_all_change_events: bool,
     pub master_key: Option<String>,
@@ -236,6 +248,18 @@ impl Settings {
                 None | Some("routed") => false,
                 Some(other) => bail!("PATCHBAY_SYNC_CHANGE_EVENTS={other:?} is not one of all, routed"),
             };
+        let scheduler_tick_ms =
+            number_setting(env, "PATCHBAY_SCHEDULER_TICK_MS")?.or(file.scheduler_tick_ms).unwrap_or(5000);
+        if !(10..=600_000).contains(&scheduler_tick_ms) {
+            bail!("the scheduler tick must be 10 to 600000 ms, got {scheduler_tick_ms}");
+        }
+        let health_interval_secs =
+            number_setting(env, "PATCHBAY_HEALTH_INTERVAL_SECS")?.or(file.health_interval_secs).unwrap_or(300);
+        let health_timeout_ms =
+            number_setting(env, "PATCHBAY_HEALTH_TIMEOUT_MS")?.or(file.health_timeout_ms).unwrap_or(10_000);
+        if !(100..=300_000).contains(&health_timeout_ms) {
+            bail!("the health check timeout must be 100 to 300000 ms, got {health_timeout_ms}");
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -255,6 +279,9 @@ impl Settings {
             sync_lease_secs,
             sync_batch_size,
             sync_all_change_events,
+            scheduler_tick_ms,
+            health_interval_secs,
+            health_timeout_ms,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })

@@ -20,6 +20,7 @@ pub mod config;
 pub mod crypto;
 pub mod dispatch;
 pub mod metrics;
+pub mod oauth;
 pub mod routing;
 pub mod runtime;
 pub mod sample;

@@ -435,6 +435,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
+    patchbay::app::oauth::spawn_refresher(app.clone(), std::time::Duration::from_millis(settings.scheduler_tick_ms));
     tracing::info!(
         pooling = app.runtime.pooling(),
         data_dir = %settings.data_dir.display(),

@@ -17,6 +17,9 @@
 //! - `patchbay_delivery_latency_seconds` — histogram of event creation to successful delivery.
 //! - `patchbay_sync_records_total{outcome}`, `patchbay_sync_batches_total`,
 //!   `patchbay_sync_runs_total{status}` — sync throughput and run outcomes on this host.
+//! - `patchbay_oauth_refreshes_total{outcome}` — token refreshes by outcome (`ok`, `failed`,
+//!   `refused`).
+//! - `patchbay_health_checks_total{status}` — health checks by resulting status.
 //! - `patchbay_outbox_deliveries{status}` — outbox depth by status (`pending`, `leased`, `dead`;
 //!   gauge, read from the database on render).
 
@@ -48,6 +51,8 @@ struct Inner {
     sync_records: BTreeMap<&'static str, u64>,
     sync_batches: u64,
     sync_runs: BTreeMap<String, u64>,
+    oauth_refreshes: BTreeMap<String, u64>,
+    health_checks: BTreeMap<String, u64>,
 }
 
 impl Histogram {
@@ -141,6 +146,16 @@ impl Metrics {
         *self.lock().sync_runs.entry(status.into()).or_default() += 1;
     }
 
+    /// Counts an OAuth token refresh by outcome (`ok`, `failed`, `refused`).
+    pub fn oauth_refresh(&self, outcome: &str) {
+        *self.lock().oauth_refreshes.entry(outcome.into()).or_default() += 1;
+    }
+
+    /// Counts a health check by resulting status.
+    pub fn health_check(&self, status: &str) {
+        *self.lock().health_checks.entry(status.into()).or_default() += 1;
+    }
+
     pub fn record(&self, s: &CallSample<'_>) {
         let mut m = self.lock();
         *m.calls.entry((s.connector.into(), s.operation.into(), s.outcome.into())).or_default() += 1;
@@ -207,6 +222,24 @@ impl Metrics {
         header(&mut out, "patchbay_sync_runs_total", "counter", "Sync runs ended on this host, by status.");
         for (s, n) in &m.sync_runs {
             let _ = writeln!(out, "patchbay_sync_runs_total{{status=\"{}\"}} {n}", esc(s));
+        }
+        header(
+            &mut out,
+            "patchbay_oauth_refreshes_total",
+            "counter",
+            "OAuth token refreshes on this host, by outcome.",
+        );
+        for (s, n) in &m.oauth_refreshes {
+            let _ = writeln!(out, "patchbay_oauth_refreshes_total{{outcome=\"{}\"}} {n}", esc(s));
+        }
+        header(
+            &mut out,
+            "patchbay_health_checks_total",
+            "counter",
+            "Installation health checks on this host, by status.",
+        );
+        for (s, n) in &m.health_checks {
+            let _ = writeln!(out, "patchbay_health_checks_total{{status=\"{}\"}} {n}", esc(s));
         }
         if let Some(o) = outbox {
             header(&mut out, "patchbay_outbox_deliveries", "gauge", "Outbox deliveries by status.");

@@ -55,6 +55,21 @@
 //! label = "Webhook signing secret"
 //! type = "secret"
 //!
+//! [[credentials]]                    # the tenant's OAuth client (see [oauth2] below)
+//! key = "client_id"
+//! label = "OAuth client id"
+//! type = "text"
+//!
+//! [[credentials]]
+//! key = "client_secret"
+//! label = "OAuth client secret"
+//! type = "secret"
+//!
+//! [[credentials]]                    # set by the host: the connector reads the access token
+//! key = "oauth"                      #   here; the refresh token never reaches it
+//! label = "Acme account"
+//! type = "oauth2"
+//!
 //! [[config]]                         # stored in clear
 //! key = "sandbox_url"                # same rules as credential keys, unique within config
 //! label = "Sandbox URL"
@@ -84,6 +99,25 @@
 //! [bundle]                           # optional: packages of one bundle share credentials
 //! id = "acme"                        # same rules as the manifest id
 //! title = "Acme"
+//!
+//! [oauth2]                           # optional; needs exactly one credential of type oauth2,
+//!                                    #   where the connector reads the access token
+//! grant = "authorization_code"       # authorization_code (default) | client_credentials
+//! authorize_url = "https://auth.acme-pay.example/authorize"   # authorization_code only
+//! token_url = "https://auth.acme-pay.example/token"           # may use {{config.KEY}}
+//! revoke_url = "https://auth.acme-pay.example/revoke"         # optional (RFC 7009)
+//! scopes = ["payments:read", "payments:write"]
+//! scope_separator = " "              # default " "
+//! pkce = true                        # default true (S256)
+//! client_auth = "basic"              # basic (default) | post
+//! client_id = "client_id"            # credential keys; these are the defaults
+//! client_secret = "client_secret"    #   (a public client declares no secret)
+//! authorize_params = { prompt = "consent" }   # optional extras
+//!
+//! [[rate_limits]]                    # optional token buckets per (tenant, provider)
+//! requests = 100
+//! per_seconds = 1
+//! burst = 100                        # default: requests
 //! ```
 //!
 //! [`Manifest::parse_toml`] reports syntax errors, unknown fields, missing fields and wrong types
@@ -112,6 +146,10 @@ pub use manifest::{
     ApiStatus, ApiVersion, Bundle, Category, Date, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS,
     MAX_TITLE_CHARS, Manifest, ManifestError, SignatureEncoding, UnknownCategory, WIT_PACKAGE, WIT_VERSION,
     WebhookScheme, WebhookSpec,
+};
+pub use manifest::{
+    ClientAuth, DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, MAX_RATE_LIMITS, MAX_RATE_WINDOW_SECS, OAuth2Spec,
+    OAuthGrant, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS, RateLimit,
 };
 pub use manifest::{DEFAULT_TOLERANCE_SECS, KeyEncoding, SignedContent, TemplatePart};
 pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};

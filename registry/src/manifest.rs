@@ -55,6 +55,13 @@ pub struct Manifest {
     /// The bundle this package belongs to; packages of one bundle share one set of credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<Bundle>,
+    /// How the host obtains and refreshes the OAuth 2.0 token of the `oauth2` credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Spec>,
+    /// The provider's request budget, shared by every installation of the tenant for this
+    /// provider; each entry is one token bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
 }
 
 /// The seven hubs; each is a world of the `patchbay:connector` WIT package of the same name.
@@ -492,10 +499,21 @@ impl Manifest {
     pub fn config_field(&self, key: &str) -> Option<&Field> {
         self.config.iter().find(|f| f.key == key)
     }
+
+    /// The credential of type `oauth2` (where the connector finds the access token).
+    pub fn oauth2_field(&self) -> Option<&Field> {
+        self.credentials.iter().find(|f| f.kind == FieldType::Oauth2)
+    }
 }
 
+mod oauth;
 mod validate;
 mod webhook;
+
+pub use oauth::{
+    ClientAuth, DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, MAX_RATE_LIMITS, MAX_RATE_WINDOW_SECS, OAuth2Spec,
+    OAuthGrant, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS, RateLimit,
+};
 
 pub use webhook::{
     DEFAULT_TOLERANCE_SECS, KeyEncoding, SignatureEncoding, SignedContent, TemplatePart, WebhookScheme, WebhookSpec,

@@ -27,6 +27,7 @@ mod group_commit;
 mod harness;
 mod hooks;
 mod multihost;
+mod oauth;
 mod outbox;
 mod registry;
 mod runtime;

@@ -14,6 +14,9 @@ pub mod sources {
     pub use patchbay::sample::*;
 }
 
+/// A local OAuth 2.0 authorization server and protected API (RFC 6749, 7636, 7009).
+pub mod oauth;
+
 /// Fresh, isolated databases for tests, one per test, on either backend.
 ///
 /// SQLite: a file in a new temporary directory. PostgreSQL: a new schema `t_<pid>_<n>_<random>`

@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod hooks;
 mod installations;
+mod oauth;
 pub mod openapi;
 mod routes;
 mod syncs;
@@ -54,6 +55,9 @@ pub fn router(app: App) -> Router {
         .route("/installations/{id}/invoke/{operation}", post(installations::invoke))
         .route("/installations/{id}/logs", get(installations::logs))
         .route("/installations/{id}/webhook/rotate", post(hooks::rotate))
+        .route("/installations/{id}/oauth", get(oauth::status).delete(oauth::disconnect))
+        .route("/installations/{id}/oauth/start", post(oauth::start))
+        .route("/installations/{id}/oauth/refresh", post(oauth::refresh))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::get))
         .route("/deliveries/redrive", post(events::redrive_all))
@@ -76,6 +80,7 @@ pub fn router(app: App) -> Router {
         );
     Router::new()
         .route("/hooks/{hook_id}", post(hooks::receive).layer(DefaultBodyLimit::disable()))
+        .route("/oauth/callback", get(oauth::callback))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_json))

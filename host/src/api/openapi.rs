@@ -69,6 +69,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/installations/{id}/invoke/{operation}"),
     ("get", "/v1/installations/{id}/logs"),
     ("post", "/v1/installations/{id}/webhook/rotate"),
+    ("get", "/v1/installations/{id}/oauth"),
+    ("delete", "/v1/installations/{id}/oauth"),
+    ("post", "/v1/installations/{id}/oauth/start"),
+    ("post", "/v1/installations/{id}/oauth/refresh"),
+    ("get", "/oauth/callback"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
     ("post", "/v1/deliveries/{id}/redrive"),
@@ -351,6 +356,36 @@ fn routing_paths(installation_id: &Value) -> Value {
                 "post": { "summary": "Give a webhook-endpoint installation a new webhook URL; the old one stops working (`manage`)", "tags": ["webhooks"],
                     "responses": responses(&[("200", "The new URL", json!({ "type": "object", "properties": {
                         "installation": { "type": "string" }, "webhook_url": { "type": "string" } } }))], &["401", "403", "404", "409"]) }
+            },
+            "/v1/installations/{id}/oauth": {
+                "parameters": [installation_id.clone()],
+                "get": { "summary": "The installation's OAuth grant: status, version, expiry, scope — never a token (`view`)", "tags": ["oauth"],
+                    "responses": responses(&[("200", "The grant", obj())], &["401", "403", "404", "409"]) },
+                "delete": { "summary": "Disconnect: revoke the refresh token at the provider (RFC 7009) and forget the grant (`credentials`)", "tags": ["oauth"],
+                    "responses": responses(&[("200", "Disconnected; `revoked` says whether the provider confirmed", obj())], &["401", "403", "404", "409"]) }
+            },
+            "/v1/installations/{id}/oauth/start": {
+                "parameters": [installation_id.clone()],
+                "post": { "summary": "Start the authorization-code flow: returns the `authorize_url` (state + PKCE S256) to open in a browser (`credentials`)", "tags": ["oauth"],
+                    "responses": responses(&[("200", "The authorization request", json!({ "type": "object", "properties": {
+                        "authorize_url": { "type": "string" }, "redirect_uri": { "type": "string" }, "pkce": { "type": "boolean" },
+                        "expires_at": { "type": "string", "format": "date-time" } } }))], &["401", "403", "404", "409"]) }
+            },
+            "/v1/installations/{id}/oauth/refresh": {
+                "parameters": [installation_id.clone()],
+                "post": { "summary": "Refresh the access token now, unless the token of `version` was already replaced (single-flight across hosts) (`credentials`)", "tags": ["oauth"],
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "version": { "type": "integer" } } } } } },
+                    "responses": responses(&[("200", "The grant after the refresh", obj())], &["401", "403", "404", "409", "422", "502"]) }
+            },
+            "/oauth/callback": {
+                "get": { "summary": "Where the provider sends the user's browser back: exchanges the code and shows what happened (public; the state identifies the request)", "tags": ["oauth"],
+                    "security": [],
+                    "parameters": [
+                        { "name": "state", "in": "query", "required": true, "schema": { "type": "string" } },
+                        { "name": "code", "in": "query", "required": false, "schema": { "type": "string" } },
+                        { "name": "error", "in": "query", "required": false, "schema": { "type": "string" } }
+                    ],
+                    "responses": { "200": { "description": "Connected (HTML page)" }, "400": { "description": "Unknown, used or expired state, or refused (HTML page)" }, "502": { "description": "The code exchange failed (HTML page)" } } }
             },
             "/hooks/{hook_id}": {
                 "parameters": [path_param("hook_id", "The installation's unguessable hook id (`hk_…`), from its `webhook_url`")],

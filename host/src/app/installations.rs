@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::App;
 use super::catalog::{deprecation, manifest_of};
+use super::oauth::{CurrentToken, OAuthContext};
 use crate::api::ApiError;
 use crate::capability::Scope;
 use crate::capability::credentials::Secrets;
@@ -129,6 +130,42 @@ pub struct Prepared {
     pub manifest: Manifest,
     pub component: Arc<LoadedComponent>,
     pub installation: Installation,
+    /// The secrets the connector sees, before an OAuth access token is added.
+    secrets: Secrets,
+    /// For connectors declaring `[oauth2]`: how the host obtains the token.
+    pub oauth: Option<Arc<OAuthContext>>,
+    /// The version of the access token in `installation`'s secrets.
+    pub oauth_version: Option<i64>,
+}
+
+impl Prepared {
+    /// The same context with this access token under the connector's `oauth2` credential key.
+    fn with_token(&self, token: &CurrentToken) -> Result<Prepared, ApiError> {
+        let ctx = self.oauth.as_ref().ok_or_else(|| ApiError::internal("no OAuth context"))?;
+        let mut secrets = self.secrets.clone();
+        secrets.insert(ctx.token_key.clone(), token.access.expose());
+        let i = &self.installation;
+        let installation = Installation::new(
+            i.scope.clone(),
+            i.connector.clone(),
+            i.config.clone(),
+            secrets,
+            &self.manifest.allowed_hosts,
+            i.limits.clone(),
+        )
+        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
+        Ok(Prepared {
+            revision: self.revision,
+            source_revision: self.source_revision,
+            version: self.version.clone(),
+            manifest: self.manifest.clone(),
+            component: self.component.clone(),
+            installation,
+            secrets: self.secrets.clone(),
+            oauth: self.oauth.clone(),
+            oauth_version: Some(token.version),
+        })
+    }
 }
 
 /// Most installations whose prepared call context is kept in memory.
@@ -490,6 +527,8 @@ impl App {
     ///
     /// Reads the installation's row (and its credentials source's revision) every time; the rest
     /// is rebuilt only when a revision changed, so a PATCH or new credentials apply to the next call.
+    /// An OAuth installation gets its current access token (refreshed first when it is about to
+    /// expire).
     pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Resolved, ApiError> {
         let row = self.get_installation(tenant, id).await?;
         if !row.enabled {
@@ -499,8 +538,21 @@ impl App {
                 format!("installation {id} is disabled; enable it with PATCH {{\"enabled\": true}}"),
             ));
         }
+        let mut prepared = self.prepared_for(&row).await?;
+        if let Some(ctx) = &prepared.oauth {
+            let token = self.access_token(tenant, id, ctx).await?;
+            if prepared.oauth_version != Some(token.version) {
+                prepared = Arc::new(prepared.with_token(&token)?);
+                self.cache_prepared(&row, prepared.clone());
+            }
+        }
+        Ok(Resolved { row, prepared })
+    }
+
+    /// The installation's call context without an access token check: cached by revision.
+    pub(crate) async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, ApiError> {
         let source_revision = match &row.credentials_from {
-            Some(from) => self.store.installation(tenant, from).await?.map(|r| r.revision),
+            Some(from) => self.store.installation(&row.tenant, from).await?.map(|r| r.revision),
             None => None,
         };
         let key = (row.tenant.clone(), row.id.clone());
@@ -509,16 +561,20 @@ impl App {
             && p.revision == row.revision
             && p.source_revision == source_revision
         {
-            return Ok(Resolved { row, prepared: p });
+            return Ok(p);
         }
-        let prepared = Arc::new(self.prepare(&row, source_revision).await?);
+        let prepared = Arc::new(self.prepare(row, source_revision).await?);
+        self.cache_prepared(row, prepared.clone());
+        Ok(prepared)
+    }
+
+    fn cache_prepared(&self, row: &InstallationRow, prepared: Arc<Prepared>) {
         if let Ok(mut m) = self.prepared.lock() {
             if m.len() >= PREPARED_CACHE_MAX {
                 m.clear();
             }
-            m.insert(key, prepared.clone());
+            m.insert((row.tenant.clone(), row.id.clone()), prepared);
         }
-        Ok(Resolved { row, prepared })
     }
 
     /// Forgets the cached call context of an installation (after changing or deleting it).
@@ -545,18 +601,43 @@ impl App {
         if let Some(api) = &row.api_version {
             config.entry("api_version".into()).or_insert_with(|| api.clone());
         }
-        let secrets = self.secrets(row).await?;
+        let mut secrets = self.secrets(row).await?;
+        // The OAuth client's id and secret stay in the host; the token key is filled per call.
+        let oauth = match (&manifest.oauth2, manifest.oauth2_field()) {
+            (Some(spec), Some(field)) => {
+                let ctx = OAuthContext {
+                    spec: spec.clone(),
+                    token_key: field.key.clone(),
+                    config: config.clone(),
+                    client_id: secrets.remove(spec.client_id_key()),
+                    client_secret: secrets.remove(spec.client_secret_key()),
+                };
+                secrets.remove(&field.key);
+                Some(Arc::new(ctx))
+            }
+            _ => None,
+        };
         let limits: LimitsSpec = serde_json::from_str(&row.limits_json).unwrap_or_default();
         let installation = Installation::new(
             Scope::new(row.tenant.as_str(), row.id.as_str()),
             format!("{}@{}", version.connector_id, version.version),
             config,
-            secrets,
+            secrets.clone(),
             &manifest.allowed_hosts,
             limits.to_limits(),
         )
         .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
-        Ok(Prepared { revision: row.revision, source_revision, version, manifest, component, installation })
+        Ok(Prepared {
+            revision: row.revision,
+            source_revision,
+            version,
+            manifest,
+            component,
+            installation,
+            secrets,
+            oauth,
+            oauth_version: None,
+        })
     }
 
     /// Runs one operation with JSON in and out, and records it in the metrics.
@@ -572,8 +653,30 @@ impl App {
         Ok((r, report))
     }
 
-    /// [`App::invoke`] on an installation already resolved.
+    /// [`App::invoke`] on an installation already resolved. When an OAuth connector reports
+    /// `unauthorized`, the access token it used is refreshed (unless another call already did)
+    /// and the call runs once more.
     pub async fn invoke_resolved(
+        &self,
+        r: &Resolved,
+        operation: &str,
+        input: Value,
+    ) -> Result<CallReport<DynamicOutcome>, ApiError> {
+        let Some(ctx) = &r.prepared.oauth else {
+            return self.invoke_once(r, operation, input).await;
+        };
+        let report = self.invoke_once(r, operation, input.clone()).await?;
+        if !matches!(&report.outcome, Ok(DynamicOutcome::ConnectorError { kind, .. }) if kind == "unauthorized") {
+            return Ok(report);
+        }
+        let (tenant, id) = (r.row.tenant.as_str(), r.row.id.as_str());
+        self.record_change(tenant, id, "the connector reported 401; refreshing the access token".into(), vec![]);
+        self.refresh_token(tenant, id, ctx, r.prepared.oauth_version).await?;
+        let again = self.resolve(tenant, id).await?;
+        self.invoke_once(&again, operation, input).await
+    }
+
+    async fn invoke_once(
         &self,
         r: &Resolved,
         operation: &str,

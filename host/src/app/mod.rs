@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod ingress;
 pub mod installations;
+pub mod oauth;
 pub mod routes;
 pub mod sync;
 
@@ -62,6 +63,8 @@ pub struct AppInner {
     hooks: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>>,
     /// Wakes this host's sync worker (a run was queued here).
     pub sync_wake: Arc<tokio::sync::Notify>,
+    /// Current OAuth access tokens and refresh locks of this process.
+    pub oauth: oauth::OAuthTokens,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
     prepared: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<installations::Prepared>>>,
 }
@@ -137,6 +140,7 @@ impl App {
                 webhook_dedupe: std::time::Duration::from_secs(settings.webhook_dedupe_hours * 3600),
                 hooks: Default::default(),
                 sync_wake: Default::default(),
+                oauth: Default::default(),
                 prepared: Default::default(),
             }),
         };

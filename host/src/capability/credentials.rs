@@ -58,6 +58,10 @@ impl Secrets {
         self.0.get(name)
     }
 
+    pub fn remove(&mut self, name: &str) -> Option<Secret> {
+        self.0.remove(name)
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.0.values().map(Secret::expose)
     }

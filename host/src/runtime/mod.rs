@@ -554,6 +554,12 @@ impl Runtime {
         &self.inner.shared.services
     }
 
+    /// The outbound HTTP client connectors use (network policy in its resolver, no redirects);
+    /// the host's own requests to providers (OAuth token endpoints) go through it too.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.shared.client
+    }
+
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
     }

@@ -23,6 +23,7 @@ mod group;
 mod ingress;
 mod installations;
 mod logs;
+pub mod oauth;
 pub mod oplog;
 mod outbox;
 mod routes;

@@ -353,9 +353,122 @@ fn credentials_may_not_be_numbers_or_booleans_or_have_defaults() {
     assert_issue(&with(&field("credentials", "k", "boolean", "")), "credentials[0].type", "not allowed in credentials");
     let text = with(&field("credentials", "k", "text", "default = \"x\"\n"));
     assert_issue(&text, "credentials[0].default", "credentials cannot have a default value");
-    for kind in ["secret", "text", "url", "oauth2"] {
+    for kind in ["secret", "text", "url"] {
         assert_eq!(issues(&with(&field("credentials", "k", kind, ""))), Vec::<String>::new(), "{kind}");
     }
+    assert_issue(&with(&field("credentials", "k", "oauth2", "")), "credentials[0].type", "needs an [oauth2] table");
+}
+
+/// A client id, a client secret and the token credential, then `[oauth2]` with `table`.
+fn oauth(table: &str) -> String {
+    let mut text = String::new();
+    text.push_str(&field("credentials", "client_id", "text", ""));
+    text.push_str(&field("credentials", "client_secret", "secret", ""));
+    text.push_str(&field("credentials", "account", "oauth2", ""));
+    text.push_str(&field("config", "base_url", "url", ""));
+    with(&format!("{text}[oauth2]\n{table}"))
+}
+
+const CODE_FLOW: &str =
+    "authorize_url = \"https://auth.example/authorize\"\ntoken_url = \"https://auth.example/token\"\n";
+
+#[test]
+fn oauth2_code_flow_parses_with_defaults() {
+    let m = Manifest::parse_toml(&oauth(&format!("{CODE_FLOW}scopes = [\"read\", \"write:all\"]\n"))).unwrap();
+    let spec = m.oauth2.as_ref().unwrap();
+    assert_eq!(spec.grant, OAuthGrant::AuthorizationCode);
+    assert!(spec.uses_pkce());
+    assert_eq!(spec.client_auth, ClientAuth::Basic);
+    assert_eq!(spec.scope().as_deref(), Some("read write:all"));
+    assert_eq!((spec.client_id_key(), spec.client_secret_key()), ("client_id", "client_secret"));
+    assert_eq!(m.oauth2_field().map(|f| f.key.as_str()), Some("account"));
+    let templated =
+        "authorize_url = \"{{config.base_url}}/oauth/authorize\"\ntoken_url = \"{{config.base_url}}/oauth/token\"\n";
+    assert_eq!(issues(&oauth(templated)), Vec::<String>::new());
+    let cc =
+        oauth("grant = \"client_credentials\"\ntoken_url = \"https://auth.example/token\"\nclient_auth = \"post\"\n");
+    let m = Manifest::parse_toml(&cc).unwrap();
+    assert!(!m.oauth2.as_ref().unwrap().uses_pkce());
+}
+
+#[test]
+fn oauth2_rules_are_checked() {
+    assert_issue(
+        &oauth("token_url = \"https://auth.example/token\"\n"),
+        "oauth2.authorize_url",
+        "required by the authorization_code grant",
+    );
+    assert_issue(
+        &oauth(&format!("grant = \"client_credentials\"\n{CODE_FLOW}")),
+        "oauth2.authorize_url",
+        "has no authorization step",
+    );
+    assert_issue(
+        &oauth(&format!("{CODE_FLOW}revoke_url = \"ftp://auth.example\"\n")),
+        "oauth2.revoke_url",
+        "not an http(s) URL",
+    );
+    assert_issue(
+        &oauth(&format!("{CODE_FLOW}client_id = \"app_id\"\n")),
+        "oauth2.client_id",
+        "names no declared credential \"app_id\"",
+    );
+    assert_issue(
+        &oauth(&format!("{CODE_FLOW}client_secret = \"client_id\"\n")),
+        "oauth2.client_secret",
+        "must be a secret",
+    );
+    assert_issue(&oauth(&format!("{CODE_FLOW}scopes = [\"a b\"]\n")), "oauth2.scopes[0]", "not a scope token");
+    assert_issue(
+        &oauth(&format!("{CODE_FLOW}authorize_params = {{ state = \"x\" }}\n")),
+        "oauth2.authorize_params.state",
+        "set by the host",
+    );
+    assert_issue(
+        &oauth(&format!("{CODE_FLOW}token_params = {{ grant_type = \"x\" }}\n")),
+        "oauth2.token_params.grant_type",
+        "set by the host",
+    );
+    assert_issue(
+        &oauth("authorize_url = \"{{config.nope}}/a\"\ntoken_url = \"https://auth.example/token\"\n"),
+        "oauth2.authorize_url",
+        "names no declared config field",
+    );
+    // The table without the token credential, and two token credentials.
+    let bare = with(&format!("{}[oauth2]\n{CODE_FLOW}", field("credentials", "client_id", "text", "")));
+    assert_issue(&bare, "oauth2", "declare one credential of type \"oauth2\"");
+    let two = oauth(CODE_FLOW).replace("[oauth2]", &format!("{}[oauth2]", field("credentials", "other", "oauth2", "")));
+    assert_issue(&two, "credentials[3].type", "only one credential");
+    // A public client (no secret declared) is fine for the code flow, not for client credentials.
+    let public = with(&format!(
+        "{}{}[oauth2]\n{CODE_FLOW}",
+        field("credentials", "client_id", "text", ""),
+        field("credentials", "account", "oauth2", "")
+    ));
+    assert_eq!(issues(&public), Vec::<String>::new());
+    let cc = public.replace(CODE_FLOW, "grant = \"client_credentials\"\ntoken_url = \"https://auth.example/token\"\n");
+    assert_issue(&cc, "oauth2.client_secret", "names no declared credential");
+}
+
+#[test]
+fn rate_limits_are_checked() {
+    let ok = with(
+        "[[rate_limits]]\nrequests = 10\nper_seconds = 1\n[[rate_limits]]\nrequests = 1000\nper_seconds = 3600\nburst = 20\n",
+    );
+    let m = Manifest::parse_toml(&ok).unwrap();
+    assert_eq!(m.rate_limits.len(), 2);
+    assert_eq!((m.rate_limits[0].capacity(), m.rate_limits[1].capacity()), (10, 20));
+    assert_issue(&with("[[rate_limits]]\nrequests = 0\nper_seconds = 1\n"), "rate_limits[0].requests", "at least 1");
+    assert_issue(
+        &with("[[rate_limits]]\nrequests = 1\nper_seconds = 0\n"),
+        "rate_limits[0].per_seconds",
+        "between 1 and",
+    );
+    assert_issue(
+        &with("[[rate_limits]]\nrequests = 1\nper_seconds = 5\n[[rate_limits]]\nrequests = 2\nper_seconds = 5\n"),
+        "rate_limits[1].per_seconds",
+        "duplicate window",
+    );
 }
 
 #[test]

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use super::{
-    ApiStatus, ApiVersion, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS, MAX_TITLE_CHARS, Manifest,
-    SignedContent, WebhookScheme, WebhookSpec, webhook::is_header_name,
+    ApiStatus, ApiVersion, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS, MAX_RATE_LIMITS,
+    MAX_RATE_WINDOW_SECS, MAX_TITLE_CHARS, Manifest, OAuth2Spec, OAuthGrant, RESERVED_AUTHORIZE_PARAMS,
+    RESERVED_TOKEN_PARAMS, RateLimit, SignedContent, WebhookScheme, WebhookSpec, webhook::is_header_name,
 };
 
 /// Every rule violation of `m`, in field order.
@@ -28,6 +29,8 @@ pub(super) fn issues(m: &Manifest) -> Vec<Issue> {
         v.slug("bundle.id", &bundle.id);
         v.text("bundle.title", &bundle.title, MAX_TITLE_CHARS, false);
     }
+    v.oauth2(m.oauth2.as_ref(), &m.credentials, &m.config);
+    v.rate_limits(&m.rate_limits);
     v.issues
 }
 
@@ -214,6 +217,141 @@ impl Validator {
         }
     }
 
+    /// The `[oauth2]` table and the `oauth2` credential belong together: one implies the other.
+    fn oauth2(&mut self, spec: Option<&OAuth2Spec>, credentials: &[Field], config: &[Field]) {
+        let token_fields: Vec<usize> =
+            credentials.iter().enumerate().filter(|(_, f)| f.kind == FieldType::Oauth2).map(|(i, _)| i).collect();
+        let Some(spec) = spec else {
+            for i in token_fields {
+                self.push(
+                    format!("credentials[{i}].type"),
+                    "a credential of type \"oauth2\" needs an [oauth2] table saying how the host obtains its token",
+                );
+            }
+            return;
+        };
+        match token_fields.as_slice() {
+            [] => self.push(
+                "oauth2",
+                "declare one credential of type \"oauth2\": the connector reads the access token under its key",
+            ),
+            [_] => {}
+            [_, rest @ ..] => {
+                for i in rest {
+                    self.push(format!("credentials[{i}].type"), "only one credential may be of type \"oauth2\"");
+                }
+            }
+        }
+        match (spec.grant, &spec.authorize_url) {
+            (OAuthGrant::AuthorizationCode, None) => {
+                self.push("oauth2.authorize_url", "is required by the authorization_code grant")
+            }
+            (OAuthGrant::ClientCredentials, Some(_)) => {
+                self.push("oauth2.authorize_url", "the client_credentials grant has no authorization step; remove it")
+            }
+            _ => {}
+        }
+        if spec.grant == OAuthGrant::ClientCredentials && spec.pkce.is_some() {
+            self.push("oauth2.pkce", "PKCE belongs to the authorization_code grant; remove it");
+        }
+        let urls = [
+            ("authorize_url", spec.authorize_url.as_ref()),
+            ("token_url", Some(&spec.token_url)),
+            ("revoke_url", spec.revoke_url.as_ref()),
+        ];
+        for (name, url) in urls {
+            if let Some(url) = url
+                && let Err(reason) = check_endpoint(url, config)
+            {
+                self.push(format!("oauth2.{name}"), reason);
+            }
+        }
+        let id_key = spec.client_id_key();
+        match credentials.iter().find(|f| f.key == id_key) {
+            None => self.push(
+                "oauth2.client_id",
+                format!("names no declared credential {id_key:?}; declare it (type text or secret) for the tenant's client id"),
+            ),
+            Some(f) if !matches!(f.kind, FieldType::Text | FieldType::Secret) => self.push(
+                "oauth2.client_id",
+                format!("credential {id_key:?} is of type {}; the client id must be text or secret", f.kind.as_str()),
+            ),
+            Some(_) => {}
+        }
+        let secret_key = spec.client_secret_key();
+        match credentials.iter().find(|f| f.key == secret_key) {
+            None if spec.client_secret.is_some() || spec.grant == OAuthGrant::ClientCredentials => self.push(
+                "oauth2.client_secret",
+                format!("names no declared credential {secret_key:?}; declare it with type secret"),
+            ),
+            Some(f) if f.kind != FieldType::Secret => self.push(
+                "oauth2.client_secret",
+                format!("credential {secret_key:?} is of type {}; the client secret must be a secret", f.kind.as_str()),
+            ),
+            _ => {}
+        }
+        for (i, scope) in spec.scopes.iter().enumerate() {
+            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+            let ok = !scope.is_empty()
+                && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok {
+                self.push(
+                    format!("oauth2.scopes[{i}]"),
+                    format!("{scope:?} is not a scope token: printable ASCII without spaces, '\"' or '\\'"),
+                );
+            } else if spec.scope_separator.is_some() && scope.contains(spec.separator()) {
+                self.push(
+                    format!("oauth2.scopes[{i}]"),
+                    format!("{scope:?} contains the scope separator {:?}", spec.separator()),
+                );
+            }
+        }
+        if let Some(sep) = &spec.scope_separator
+            && (sep.is_empty() || sep.len() > 3 || sep.chars().any(|c| c.is_control()))
+        {
+            self.push(
+                "oauth2.scope_separator",
+                format!("{sep:?} is not a usable separator: 1 to 3 printable characters"),
+            );
+        }
+        for (table, params, reserved) in [
+            ("authorize_params", &spec.authorize_params, RESERVED_AUTHORIZE_PARAMS),
+            ("token_params", &spec.token_params, RESERVED_TOKEN_PARAMS),
+        ] {
+            for key in params.keys() {
+                if reserved.contains(&key.as_str()) {
+                    self.push(format!("oauth2.{table}.{key}"), "is set by the host; remove it");
+                } else if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    self.push(format!("oauth2.{table}"), format!("{key:?} is not a parameter name"));
+                }
+            }
+        }
+    }
+
+    fn rate_limits(&mut self, limits: &[RateLimit]) {
+        if limits.len() > MAX_RATE_LIMITS {
+            self.push(
+                "rate_limits",
+                format!("declares {} buckets; at most {MAX_RATE_LIMITS} are allowed", limits.len()),
+            );
+        }
+        let mut seen: HashMap<u32, usize> = HashMap::new();
+        for (i, l) in limits.iter().enumerate() {
+            let path = format!("rate_limits[{i}]");
+            if l.requests == 0 {
+                self.push(format!("{path}.requests"), "must be at least 1");
+            }
+            if l.per_seconds == 0 || l.per_seconds > MAX_RATE_WINDOW_SECS {
+                self.push(format!("{path}.per_seconds"), format!("must be between 1 and {MAX_RATE_WINDOW_SECS}"));
+            } else if let Some(first) = seen.insert(l.per_seconds, i) {
+                self.push(format!("{path}.per_seconds"), format!("duplicate window (also rate_limits[{first}])"));
+            }
+            if l.burst == Some(0) {
+                self.push(format!("{path}.burst"), "must be at least 1");
+            }
+        }
+    }
+
     fn webhook(&mut self, spec: &WebhookSpec, credentials: &[Field]) {
         match credentials.iter().find(|f| f.key == spec.secret) {
             None => self.push(
@@ -335,6 +473,22 @@ fn check_value(kind: FieldType, value: &str) -> Result<(), String> {
             Err(e) => Err(format!("{value:?} is not a URL: {e}")),
         },
         FieldType::Text | FieldType::Secret | FieldType::Oauth2 => Ok(()),
+    }
+}
+
+/// Checks an OAuth endpoint: an absolute http(s) URL without a fragment, or a template of
+/// declared config fields.
+fn check_endpoint(url: &str, config: &[Field]) -> Result<(), String> {
+    if url.contains("{{") {
+        return check_host(url, config);
+    }
+    match url::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") || !u.has_host() => {
+            Err(format!("{url:?} is not an http(s) URL"))
+        }
+        Ok(u) if u.fragment().is_some() => Err(format!("{url:?} must not have a fragment")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{url:?} is not a URL: {e}")),
     }
 }
 

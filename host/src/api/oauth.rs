@@ -1,0 +1,116 @@
+//! OAuth 2.0 endpoints: `/v1/installations/{id}/oauth` (status, start, refresh, disconnect) and
+//! the public `/oauth/callback` the provider redirects the user's browser to.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::{KeyScope, Principal};
+use super::{ApiResult, optional_json};
+use crate::app::App;
+
+pub async fn status(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::View)?;
+    let Path(id) = path?;
+    Ok(Json(app.oauth_status(tenant, &id).await?))
+}
+
+pub async fn start(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::Credentials)?;
+    let Path(id) = path?;
+    Ok(Json(app.oauth_start(tenant, &id).await?))
+}
+
+/// Body of `POST …/oauth/refresh`: the version to replace (default: the stored one).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub version: Option<i64>,
+}
+
+pub async fn refresh(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::Credentials)?;
+    let Path(id) = path?;
+    let req: RefreshRequest = optional_json(&body)?;
+    Ok(Json(app.oauth_refresh_now(tenant, &id, req.version).await?))
+}
+
+pub async fn disconnect(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::Credentials)?;
+    let Path(id) = path?;
+    Ok(Json(app.oauth_disconnect(tenant, &id).await?))
+}
+
+/// The provider's redirect (no API key: the state parameter identifies the request). Answers a
+/// small HTML page saying what happened; never cached.
+pub async fn callback(
+    State(app): State<App>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let (status, title, text) = match query {
+        Ok(Query(params)) => app.oauth_callback(&params).await,
+        Err(e) => (StatusCode::BAD_REQUEST, "Authorization failed".into(), format!("The request is malformed: {e}")),
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body><h1>{t}</h1><p>{m}</p></body></html>\n",
+        t = escape(&title),
+        m = escape(&text)
+    );
+    let mut resp = (status, page).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    resp
+}
+
+/// HTML-escapes text for the callback page.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn callback_text_is_escaped() {
+        assert_eq!(super::escape("<b a=\"x\">&'"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}
