@@ -435,7 +435,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
-    patchbay::app::oauth::spawn_refresher(app.clone(), std::time::Duration::from_millis(settings.scheduler_tick_ms));
+    let tick = std::time::Duration::from_millis(settings.scheduler_tick_ms);
+    patchbay::app::oauth::spawn_refresher(app.clone(), tick);
+    patchbay::app::health::spawn_scheduler(app.clone(), tick);
     tracing::info!(
         pooling = app.runtime.pooling(),
         data_dir = %settings.data_dir.display(),

@@ -25,6 +25,7 @@ mod dynamic;
 mod egress;
 mod group_commit;
 mod harness;
+mod health;
 mod hooks;
 mod multihost;
 mod oauth;

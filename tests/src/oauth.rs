@@ -78,6 +78,9 @@ struct Inner {
     rate_limited: u32,
     retry_after_secs: u64,
     api_calls: u32,
+    /// When set, `/api/*` answers this status (after authentication).
+    api_status: Option<u16>,
+    api_delay: Duration,
 }
 
 /// The running server.
@@ -145,6 +148,16 @@ impl OAuthServer {
         let mut s = lock(&self.inner);
         s.rate_limited = n;
         s.retry_after_secs = secs;
+    }
+
+    /// `/api/*` answers `status` to authenticated requests (`None`: normally).
+    pub fn set_api_status(&self, status: Option<u16>) {
+        lock(&self.inner).api_status = status;
+    }
+
+    /// How long `/api/*` takes to answer.
+    pub fn api_delay(&self, delay: Duration) {
+        lock(&self.inner).api_delay = delay;
     }
 
     /// Revokes every grant (as a user removing the app would): refresh and access tokens die.
@@ -427,16 +440,36 @@ fn bearer(inner: &Mutex<Inner>, headers: &HeaderMap) -> Result<u64, Box<Response
     }
 }
 
-async fn me(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
-    match bearer(&inner, &headers) {
-        Ok(grant) => format!("user-{grant}").into_response(),
-        Err(r) => *r,
+/// The configured API delay and forced status.
+async fn api_behaviour(inner: &Mutex<Inner>) -> Option<Response> {
+    let (delay, status) = {
+        let s = lock(inner);
+        (s.api_delay, s.api_status)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
+    let status = StatusCode::from_u16(status?).ok()?;
+    Some((status, "forced status").into_response())
+}
+
+async fn me(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
+    let grant = match bearer(&inner, &headers) {
+        Ok(grant) => grant,
+        Err(r) => return *r,
+    };
+    if let Some(r) = api_behaviour(&inner).await {
+        return r;
+    }
+    format!("user-{grant}").into_response()
 }
 
 async fn notify(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: String) -> Response {
     if let Err(r) = bearer(&inner, &headers) {
         return *r;
+    }
+    if let Some(r) = api_behaviour(&inner).await {
+        return r;
     }
     let text = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["text"].as_str().map(str::to_string));
     lock(&inner).notifications.push(text.unwrap_or_default());

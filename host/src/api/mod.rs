@@ -58,6 +58,8 @@ pub fn router(app: App) -> Router {
         .route("/installations/{id}/oauth", get(oauth::status).delete(oauth::disconnect))
         .route("/installations/{id}/oauth/start", post(oauth::start))
         .route("/installations/{id}/oauth/refresh", post(oauth::refresh))
+        .route("/installations/{id}/health", get(oauth::health).post(oauth::check_health))
+        .route("/health", get(oauth::health_summary))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::get))
         .route("/deliveries/redrive", post(events::redrive_all))

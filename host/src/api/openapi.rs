@@ -74,6 +74,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/installations/{id}/oauth/start"),
     ("post", "/v1/installations/{id}/oauth/refresh"),
     ("get", "/oauth/callback"),
+    ("get", "/v1/installations/{id}/health"),
+    ("post", "/v1/installations/{id}/health"),
+    ("get", "/v1/health"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
     ("post", "/v1/deliveries/{id}/redrive"),
@@ -376,6 +379,17 @@ fn routing_paths(installation_id: &Value) -> Value {
                 "post": { "summary": "Refresh the access token now, unless the token of `version` was already replaced (single-flight across hosts) (`credentials`)", "tags": ["oauth"],
                     "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "version": { "type": "integer" } } } } } },
                     "responses": responses(&[("200", "The grant after the refresh", obj())], &["401", "403", "404", "409", "422", "502"]) }
+            },
+            "/v1/installations/{id}/health": {
+                "parameters": [installation_id.clone()],
+                "get": { "summary": "The last health check: healthy / degraded / unhealthy / unconfigured, with its time (`view`)", "tags": ["health"],
+                    "responses": responses(&[("200", "The last check (`health` null before the first)", obj())], &["401", "403", "404"]) },
+                "post": { "summary": "Run the health check now (timeout 10 s by default) and store the result (`manage`)", "tags": ["health"],
+                    "responses": responses(&[("200", "The check", obj())], &["401", "403", "404"]) }
+            },
+            "/v1/health": {
+                "get": { "summary": "The tenant's installations by health, with counts and an overall status (`view`)", "tags": ["health"],
+                    "responses": responses(&[("200", "The summary", obj())], &["401", "403"]) }
             },
             "/oauth/callback": {
                 "get": { "summary": "Where the provider sends the user's browser back: exchanges the code and shows what happened (public; the state identifies the request)", "tags": ["oauth"],

@@ -5,6 +5,7 @@
 //! and the startup path (publishing the reference connectors) share them.
 
 pub mod catalog;
+pub mod health;
 pub mod ingress;
 pub mod installations;
 pub mod oauth;
@@ -63,6 +64,8 @@ pub struct AppInner {
     hooks: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>>,
     /// Wakes this host's sync worker (a run was queued here).
     pub sync_wake: Arc<tokio::sync::Notify>,
+    /// Health check interval and timeout.
+    pub health: health::HealthConfig,
     /// Current OAuth access tokens and refresh locks of this process.
     pub oauth: oauth::OAuthTokens,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
@@ -140,6 +143,10 @@ impl App {
                 webhook_dedupe: std::time::Duration::from_secs(settings.webhook_dedupe_hours * 3600),
                 hooks: Default::default(),
                 sync_wake: Default::default(),
+                health: health::HealthConfig {
+                    interval: std::time::Duration::from_secs(settings.health_interval_secs),
+                    timeout: std::time::Duration::from_millis(settings.health_timeout_ms),
+                },
                 oauth: Default::default(),
                 prepared: Default::default(),
             }),

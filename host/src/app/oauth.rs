@@ -381,23 +381,17 @@ impl App {
     }
 
     fn reauth_event(&self, tenant: &str, installation: &str, e: &TokenError) -> NewEvent {
-        let id = crate::app::new_id("evt");
-        NewEvent {
-            idempotency_key: id.clone(),
-            id,
-            tenant: tenant.to_string(),
-            source_installation: installation.to_string(),
-            event_type: "installation.reauth_required".into(),
-            subject: Some(installation.to_string()),
-            payload: json!({
+        self.host_event(
+            tenant,
+            installation,
+            "installation.reauth_required",
+            json!({
                 "installation": installation,
                 "reason": e.code(),
                 "message": e.to_string(),
                 "reconnect": format!("/v1/installations/{installation}/oauth/start"),
-            })
-            .to_string(),
-            created_at_ms: now_ms(),
-        }
+            }),
+        )
     }
 
     /// Starts the authorization-code flow: remembers a state and a PKCE verifier and returns the

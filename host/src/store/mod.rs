@@ -20,6 +20,7 @@ mod connectors;
 mod credentials;
 pub mod event_sink;
 mod group;
+pub mod health;
 mod ingress;
 mod installations;
 mod logs;

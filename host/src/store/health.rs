@@ -1,0 +1,182 @@
+//! `installation_health`: the last health check of each installation, when the next one is due,
+//! and which host is running it (a lease, so one host checks each installation per interval).
+//!
+//! [`Store::save_health`] writes a result, the installation's status change it causes (three
+//! consecutive failures: `active` → `error`; a success: `error` → `active`) and the events
+//! announcing the changes in one transaction.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::outbox::{NewDelivery, NewEvent};
+use super::{Rows, Store, StoreError, now_ms};
+
+/// The stored result of an installation's last health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRow {
+    pub tenant: String,
+    pub installation: String,
+    /// `healthy`, `degraded`, `unhealthy` or `unconfigured`.
+    pub status: String,
+    pub message: Option<String>,
+    /// 0 until the first check finished.
+    pub checked_at: i64,
+    pub duration_ms: i64,
+    pub consecutive_failures: i64,
+    pub next_check_at: i64,
+}
+
+const COLUMNS: &str =
+    "tenant, installation, status, message, checked_at, duration_ms, consecutive_failures, next_check_at";
+
+fn health_from(row: &AnyRow) -> Result<HealthRow, sqlx::Error> {
+    Ok(HealthRow {
+        tenant: row.try_get("tenant")?,
+        installation: row.try_get("installation")?,
+        status: row.try_get("status")?,
+        message: row.try_get("message")?,
+        checked_at: row.try_get("checked_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        consecutive_failures: row.try_get("consecutive_failures")?,
+        next_check_at: row.try_get("next_check_at")?,
+    })
+}
+
+/// A finished check to store.
+pub struct HealthWrite<'a> {
+    pub row: &'a HealthRow,
+    /// `(from, to)`: the installation's status changes only if it still is `from`.
+    pub status_change: Option<(&'a str, &'a str)>,
+    pub events: &'a [NewEvent],
+    pub deliveries: &'a [NewDelivery],
+}
+
+impl Store {
+    /// The installation's last check, if it had one.
+    pub async fn health(&self, tenant: &str, installation: &str) -> Result<Option<HealthRow>, StoreError> {
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM installation_health WHERE tenant = $1 AND installation = $2"))
+                .bind(tenant)
+                .bind(installation)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.as_ref().map(health_from).transpose()?)
+    }
+
+    /// The last checks of a tenant's installations.
+    pub async fn tenant_health(&self, tenant: &str) -> Result<Vec<HealthRow>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM installation_health WHERE tenant = $1"))
+            .bind(tenant)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(health_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Takes the lease on up to `limit` enabled installations whose check is due (never checked,
+    /// or `next_check_at` passed) and that no other host is checking: `(tenant, installation)`.
+    pub async fn claim_health_checks(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let now = now_ms();
+        let due = sqlx::query(
+            "SELECT i.tenant, i.id FROM installations i \
+             LEFT JOIN installation_health h ON h.installation = i.id \
+             WHERE i.enabled = $1 AND (h.installation IS NULL OR \
+                 (h.next_check_at <= $2 AND (h.lease_until IS NULL OR h.lease_until < $2))) \
+             ORDER BY COALESCE(h.next_check_at, 0) LIMIT $3",
+        )
+        .bind(true)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed = Vec::new();
+        for row in &due {
+            let (tenant, id): (String, String) = (row.try_get("tenant")?, row.try_get("id")?);
+            let mut tx = self.begin_write().await?;
+            let got: Option<String> = sqlx::query_scalar(
+                "INSERT INTO installation_health \
+                     (installation, tenant, status, checked_at, duration_ms, next_check_at, lease_owner, lease_until) \
+                 VALUES ($1, $2, 'unconfigured', 0, 0, 0, $3, $4) \
+                 ON CONFLICT (installation) DO UPDATE SET lease_owner = excluded.lease_owner, \
+                     lease_until = excluded.lease_until \
+                 WHERE installation_health.next_check_at <= $5 \
+                     AND (installation_health.lease_until IS NULL OR installation_health.lease_until < $5) \
+                 RETURNING installation",
+            )
+            .bind(&id)
+            .bind(&tenant)
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .or_else(|e| match super::violation(&e) {
+                // Deleted meanwhile.
+                Some(sqlx::error::ErrorKind::ForeignKeyViolation) => Ok(None),
+                _ => Err(e),
+            })?;
+            tx.commit().await?;
+            if got.is_some() {
+                claimed.push((tenant, id));
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Stores a finished check (releasing any lease), the status change and the events.
+    pub async fn save_health(&self, w: HealthWrite<'_>) -> Result<(), StoreError> {
+        let r = w.row;
+        let mut tx = self.begin_write().await?;
+        let saved = sqlx::query(
+            "INSERT INTO installation_health (installation, tenant, status, message, checked_at, duration_ms, \
+                 consecutive_failures, next_check_at, lease_owner, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
+             ON CONFLICT (installation) DO UPDATE SET status = excluded.status, message = excluded.message, \
+                 checked_at = excluded.checked_at, duration_ms = excluded.duration_ms, \
+                 consecutive_failures = excluded.consecutive_failures, next_check_at = excluded.next_check_at, \
+                 lease_owner = NULL, lease_until = NULL",
+        )
+        .bind(&r.installation)
+        .bind(&r.tenant)
+        .bind(&r.status)
+        .bind(r.message.as_deref())
+        .bind(r.checked_at)
+        .bind(r.duration_ms)
+        .bind(r.consecutive_failures)
+        .bind(r.next_check_at)
+        .execute(&mut *tx)
+        .await;
+        match saved {
+            Err(e) if super::violation(&e) == Some(sqlx::error::ErrorKind::ForeignKeyViolation) => {
+                return Err(StoreError::NotFound(format!("installation {} not found", r.installation)));
+            }
+            other => other?,
+        };
+        if let Some((from, to)) = w.status_change {
+            sqlx::query(
+                "UPDATE installations SET status = $4, updated_at = $5 WHERE tenant = $1 AND id = $2 AND status = $3",
+            )
+            .bind(&r.tenant)
+            .bind(&r.installation)
+            .bind(from)
+            .bind(to)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !w.events.is_empty() {
+            let events: Vec<(&NewEvent, Option<&str>)> = w.events.iter().map(|e| (e, None)).collect();
+            let deliveries: Vec<&NewDelivery> = w.deliveries.iter().collect();
+            super::ingress::insert_events(&mut tx, self.backend(), Rows::One, &events, &deliveries).await?;
+        }
+        tx.commit().await?;
+        if !w.deliveries.is_empty() {
+            self.wake_dispatchers();
+        }
+        Ok(())
+    }
+}
