@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod dispatch;
 pub mod metrics;
 pub mod oauth;
+pub mod quota;
 pub mod routing;
 pub mod runtime;
 pub mod sample;

@@ -30,6 +30,7 @@ mod hooks;
 mod multihost;
 mod oauth;
 mod outbox;
+mod quotas;
 mod registry;
 mod runtime;
 mod sandbox;

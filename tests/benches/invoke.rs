@@ -63,14 +63,18 @@ fn main() -> anyhow::Result<()> {
 
         // Warm up: compile, caches, connections.
         for _ in 0..200 {
-            app.invoke("bench", &id, "health-check", json!(null)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.invoke("bench", &id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         let mut samples = Vec::with_capacity(iterations);
         let wall = Instant::now();
         for _ in 0..iterations {
             let t = Instant::now();
-            let (_, r) =
-                app.invoke("bench", &id, "health-check", json!(null)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (_, r) = app
+                .invoke("bench", &id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
             samples.push(t.elapsed());
         }

@@ -4,7 +4,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -14,6 +16,7 @@ use super::{ApiError, ApiResult, page_limit, time_param};
 use crate::app::App;
 use crate::app::installations::{CreateInstallation, UpdateInstallation, call_error, connector_error};
 use crate::capability::log::Level;
+use crate::quota::QuotaMode;
 use crate::runtime::dynamic::DynamicOutcome;
 use crate::store::LogQuery;
 use crate::timefmt::rfc3339;
@@ -112,13 +115,49 @@ pub async fn delete_credentials(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How long an invoke waits for the provider budget unless the caller prefers otherwise.
+pub const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(30);
+
+/// The caller's choice over budget, from `Prefer: wait=N` (RFC 7240): wait up to N seconds
+/// (at most 300); `wait=0` fails fast. Without it: wait up to [`DEFAULT_QUOTA_WAIT`].
+pub fn quota_mode(headers: &HeaderMap) -> Result<QuotaMode, ApiError> {
+    for value in headers.get_all("prefer") {
+        let text = value.to_str().map_err(|_| ApiError::bad_request("the Prefer header is not text"))?;
+        for pref in text.split(',') {
+            let Some(secs) = pref.split(';').next().and_then(|p| p.trim().strip_prefix("wait=")) else { continue };
+            let secs: u64 = secs.trim().trim_matches('"').parse().map_err(|_| {
+                ApiError::bad_request(format!("Prefer: wait={secs:?} is not a whole number of seconds"))
+            })?;
+            return Ok(if secs == 0 {
+                QuotaMode::FailFast
+            } else {
+                QuotaMode::Wait(Duration::from_secs(secs.min(300)))
+            });
+        }
+    }
+    Ok(QuotaMode::Wait(DEFAULT_QUOTA_WAIT))
+}
+
+/// `GET /v1/installations/{id}/quota`: the provider budget the installation draws from.
+pub async fn quota(
+    State(app): State<App>,
+    p: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let tenant = p.tenant(KeyScope::View)?;
+    let Path(id) = path?;
+    Ok(Json(app.quota_view(tenant, &id).await?))
+}
+
 pub async fn invoke(
     State(app): State<App>,
     p: Principal,
     path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let tenant = p.tenant(KeyScope::Manage)?;
+    let quota = quota_mode(&headers)?;
     let Path((id, operation)) = path?;
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
@@ -126,7 +165,7 @@ pub async fn invoke(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?
     };
-    let (resolved, report) = app.invoke(tenant, &id, &operation, input).await?;
+    let (resolved, report) = app.invoke(tenant, &id, &operation, input, quota).await?;
     let mut resp = match report.outcome {
         Ok(DynamicOutcome::Ok(v)) => (StatusCode::OK, Json(v)).into_response(),
         Ok(DynamicOutcome::ConnectorError { kind, error }) => connector_error(&kind, &error).into_response(),

@@ -58,6 +58,7 @@ pub fn router(app: App) -> Router {
         .route("/installations/{id}/oauth", get(oauth::status).delete(oauth::disconnect))
         .route("/installations/{id}/oauth/start", post(oauth::start))
         .route("/installations/{id}/oauth/refresh", post(oauth::refresh))
+        .route("/installations/{id}/quota", get(installations::quota))
         .route("/installations/{id}/health", get(oauth::health).post(oauth::check_health))
         .route("/health", get(oauth::health_summary))
         .route("/events", get(events::list))

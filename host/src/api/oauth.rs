@@ -109,14 +109,6 @@ fn escape(s: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn callback_text_is_escaped() {
-        assert_eq!(super::escape("<b a=\"x\">&'"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;");
-    }
-}
-
 /// `GET /v1/installations/{id}/health`: the last check.
 pub async fn health(
     State(app): State<App>,
@@ -143,4 +135,12 @@ pub async fn check_health(
 pub async fn health_summary(State(app): State<App>, p: Principal) -> ApiResult<Json<Value>> {
     let tenant = p.tenant(KeyScope::View)?;
     Ok(Json(app.health_summary(tenant).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn callback_text_is_escaped() {
+        assert_eq!(super::escape("<b a=\"x\">&'"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;");
+    }
 }

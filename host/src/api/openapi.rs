@@ -77,6 +77,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/installations/{id}/health"),
     ("post", "/v1/installations/{id}/health"),
     ("get", "/v1/health"),
+    ("get", "/v1/installations/{id}/quota"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
     ("post", "/v1/deliveries/{id}/redrive"),
@@ -386,6 +387,11 @@ fn routing_paths(installation_id: &Value) -> Value {
                     "responses": responses(&[("200", "The last check (`health` null before the first)", obj())], &["401", "403", "404"]) },
                 "post": { "summary": "Run the health check now (timeout 10 s by default) and store the result (`manage`)", "tags": ["health"],
                     "responses": responses(&[("200", "The check", obj())], &["401", "403", "404"]) }
+            },
+            "/v1/installations/{id}/quota": {
+                "parameters": [installation_id.clone()],
+                "get": { "summary": "The (tenant, provider) budget the installation draws from: buckets, tokens available, usage of the current window, pause after a provider's 429 (`view`)", "tags": ["quotas"],
+                    "responses": responses(&[("200", "The budget (`limited: false` without rate limits)", obj())], &["401", "403", "404"]) }
             },
             "/v1/health": {
                 "get": { "summary": "The tenant's installations by health, with counts and an overall status (`view`)", "tags": ["health"],

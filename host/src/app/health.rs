@@ -7,7 +7,8 @@
 //! OAuth not connected or waiting for re-authorization). [`FAILURES_FOR_ERROR`] unhealthy checks
 //! in a row set the installation's status to `error`; the next healthy or degraded check sets it
 //! back to `active`. A change of health status emits `installation.health_changed`, a change of
-//! the installation's status `installation.status_changed`.
+//! the installation's status `installation.status_changed`. A check draws from the provider
+//! budget like any call; over budget it does not run (the last result stands).
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,14 @@ impl App {
         let row = self.get_installation(tenant, installation).await?;
         let started = Instant::now();
         let finding = self.run_health_check(tenant, installation).await;
+        if finding.status == "skipped" {
+            // Over the provider budget: the check did not run; the last result stands.
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!("the health check was not run: {}", finding.message.unwrap_or_default()),
+            ));
+        }
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let previous = self.store.health(tenant, installation).await?;
         let failures_before = previous.as_ref().map(|p| p.consecutive_failures).unwrap_or(0);
@@ -156,6 +165,11 @@ impl App {
                     status: "unconfigured",
                     message: Some(format!("missing credential(s): {}", missing.join(", "))),
                 };
+            }
+            if let Some(b) = &p.budget
+                && let Err(e) = b.acquire(crate::quota::QuotaMode::FailFast).await
+            {
+                return Finding { status: "skipped", message: Some(e.to_string()) };
             }
             let call = calls::health_check(&self.runtime, &p.component, &p.installation);
             let report = match tokio::time::timeout(self.health.timeout, call).await {

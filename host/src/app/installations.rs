@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use patchbay_registry::{ApiStatus, FieldType, Manifest};
+use patchbay_registry::{ApiStatus, FieldType, MAX_RATE_LIMITS, MAX_RATE_WINDOW_SECS, Manifest, RateLimit};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -23,6 +23,7 @@ use crate::capability::Scope;
 use crate::capability::credentials::Secrets;
 use crate::capability::http::EgressPolicy;
 use crate::metrics::CallSample;
+use crate::quota::{Budget, QuotaExceeded, QuotaMode};
 use crate::runtime::dynamic::{self, DynamicOutcome, InvokeError};
 use crate::runtime::{CallError, CallReport, Installation, Limits, LoadedComponent};
 use crate::store::{InstallationPatch, InstallationRow, NewInstallation, SealedField, VersionRow, Viewer};
@@ -44,6 +45,9 @@ pub struct LimitsSpec {
     /// Fuel budget per call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
+    /// The provider budget (token buckets) instead of the manifest's `rate_limits`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Vec<RateLimit>>,
 }
 
 impl LimitsSpec {
@@ -60,6 +64,29 @@ impl LimitsSpec {
         }
         if self.fuel == Some(0) {
             return Err(ApiError::invalid("invalid_limits", "limits.fuel must be positive"));
+        }
+        let limits = self.rate_limits.as_deref().unwrap_or_default();
+        if limits.len() > MAX_RATE_LIMITS {
+            return Err(ApiError::invalid(
+                "invalid_limits",
+                format!("limits.rate_limits has {} buckets; at most {MAX_RATE_LIMITS} are allowed", limits.len()),
+            ));
+        }
+        for (i, l) in limits.iter().enumerate() {
+            let bad = if l.requests == 0 {
+                Some("requests must be at least 1".to_string())
+            } else if !(1..=MAX_RATE_WINDOW_SECS).contains(&l.per_seconds) {
+                Some(format!("per_seconds must be 1..={MAX_RATE_WINDOW_SECS}"))
+            } else if l.burst == Some(0) {
+                Some("burst must be at least 1".to_string())
+            } else if limits[..i].iter().any(|o| o.per_seconds == l.per_seconds) {
+                Some(format!("a second bucket per {} s", l.per_seconds))
+            } else {
+                None
+            };
+            if let Some(m) = bad {
+                return Err(ApiError::invalid("invalid_limits", format!("limits.rate_limits[{i}]: {m}")));
+            }
         }
         Ok(())
     }
@@ -136,6 +163,8 @@ pub struct Prepared {
     pub oauth: Option<Arc<OAuthContext>>,
     /// The version of the access token in `installation`'s secrets.
     pub oauth_version: Option<i64>,
+    /// The (tenant, provider) budget calls draw from, when rate limits apply.
+    pub budget: Option<Arc<Budget>>,
 }
 
 impl Prepared {
@@ -153,7 +182,8 @@ impl Prepared {
             &self.manifest.allowed_hosts,
             i.limits.clone(),
         )
-        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?
+        .with_budget(self.budget.clone());
         Ok(Prepared {
             revision: self.revision,
             source_revision: self.source_revision,
@@ -164,6 +194,7 @@ impl Prepared {
             secrets: self.secrets.clone(),
             oauth: self.oauth.clone(),
             oauth_version: Some(token.version),
+            budget: self.budget.clone(),
         })
     }
 }
@@ -618,6 +649,8 @@ impl App {
             _ => None,
         };
         let limits: LimitsSpec = serde_json::from_str(&row.limits_json).unwrap_or_default();
+        let rate_limits = limits.rate_limits.as_deref().unwrap_or(&manifest.rate_limits);
+        let budget = self.quotas.budget(&row.tenant, &manifest.provider, rate_limits);
         let installation = Installation::new(
             Scope::new(row.tenant.as_str(), row.id.as_str()),
             format!("{}@{}", version.connector_id, version.version),
@@ -626,7 +659,8 @@ impl App {
             &manifest.allowed_hosts,
             limits.to_limits(),
         )
-        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?
+        .with_budget(budget.clone());
         Ok(Prepared {
             revision: row.revision,
             source_revision,
@@ -637,6 +671,7 @@ impl App {
             secrets,
             oauth,
             oauth_version: None,
+            budget,
         })
     }
 
@@ -647,9 +682,10 @@ impl App {
         id: &str,
         operation: &str,
         input: Value,
+        quota: QuotaMode,
     ) -> Result<(Resolved, CallReport<DynamicOutcome>), ApiError> {
         let r = self.resolve(tenant, id).await?;
-        let report = self.invoke_resolved(&r, operation, input).await?;
+        let report = self.invoke_resolved(&r, operation, input, quota).await?;
         Ok((r, report))
     }
 
@@ -661,7 +697,9 @@ impl App {
         r: &Resolved,
         operation: &str,
         input: Value,
+        quota: QuotaMode,
     ) -> Result<CallReport<DynamicOutcome>, ApiError> {
+        self.admit(r, quota).await?;
         let Some(ctx) = &r.prepared.oauth else {
             return self.invoke_once(r, operation, input).await;
         };
@@ -722,6 +760,55 @@ fn invoke_error(e: InvokeError) -> ApiError {
         }
         other => ApiError::internal(other.to_string()),
     }
+}
+
+impl App {
+    /// The provider budget an installation draws from, as the API shows it.
+    pub async fn quota_view(&self, tenant: &str, id: &str) -> Result<Value, ApiError> {
+        let row = self.get_installation(tenant, id).await?;
+        let p = self.prepared_for(&row).await?;
+        let limits: LimitsSpec = serde_json::from_str(&row.limits_json).unwrap_or_default();
+        let source = if limits.rate_limits.is_some() { "installation" } else { "manifest" };
+        let Some(b) = &p.budget else {
+            return Ok(json!({ "installation": id, "provider": p.manifest.provider, "limited": false, "buckets": [] }));
+        };
+        let (buckets, paused, throttled) = b.status();
+        let buckets: Vec<Value> = buckets
+            .iter()
+            .map(|s| {
+                json!({
+                    "requests": s.requests, "per_seconds": s.per_seconds, "burst": s.burst, "available": s.available,
+                    "window_start": rfc3339(s.window_start_ms), "used": s.used, "refused": s.refused,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "installation": id,
+            "provider": b.provider,
+            "limited": true,
+            "source": source,
+            "buckets": buckets,
+            "paused_for_ms": paused.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "provider_429s": throttled,
+            "next_call_in_ms": u64::try_from(b.next_free().as_millis()).unwrap_or(u64::MAX),
+        }))
+    }
+
+    /// Takes one call from the installation's provider budget (if it has one).
+    pub async fn admit(&self, r: &Resolved, mode: QuotaMode) -> Result<(), ApiError> {
+        match &r.prepared.budget {
+            Some(b) => b.acquire(mode).await.map_err(|e| quota_error(&e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A refused call as `429 quota_exceeded` with `Retry-After`.
+pub fn quota_error(e: &QuotaExceeded) -> ApiError {
+    let secs = e.retry_after.as_millis().div_ceil(1000).max(1);
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", e.to_string())
+        .with_retry_after(u64::try_from(secs).unwrap_or(u64::MAX))
+        .with_detail("retry_after_ms", Value::from(u64::try_from(e.retry_after.as_millis()).unwrap_or(u64::MAX)))
 }
 
 /// A host-side call failure as an API error.

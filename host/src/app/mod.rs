@@ -64,6 +64,8 @@ pub struct AppInner {
     hooks: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<installations::Resolved>)>>,
     /// Wakes this host's sync worker (a run was queued here).
     pub sync_wake: Arc<tokio::sync::Notify>,
+    /// This host's provider budgets.
+    pub quotas: crate::quota::Quotas,
     /// Health check interval and timeout.
     pub health: health::HealthConfig,
     /// Current OAuth access tokens and refresh locks of this process.
@@ -148,6 +150,7 @@ impl App {
                     timeout: std::time::Duration::from_millis(settings.health_timeout_ms),
                 },
                 oauth: Default::default(),
+                quotas: Default::default(),
                 prepared: Default::default(),
             }),
         };

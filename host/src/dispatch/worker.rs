@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 
 use super::retry::{Jitter, SystemJitter};
 use crate::app::App;
+use crate::quota::QuotaMode;
 use crate::runtime::dynamic::{DynamicOutcome, find_operation};
 use crate::store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Store};
 
@@ -239,7 +240,7 @@ async fn call(app: &App, d: &Delivery) -> Attempt {
         Ok(r) => {
             let op = find_operation(r.prepared.component.operations(), &d.operation).ok();
             crate::routing::stamp_delivery(&mut args, &d.idempotency_key, d.schedule_attempt().max(1), op);
-            app.invoke_resolved(&r, &d.operation, args).await
+            app.invoke_resolved(&r, &d.operation, args, QuotaMode::FailFast).await
         }
         Err(e) => Err(e),
     };
@@ -262,6 +263,14 @@ async fn call(app: &App, d: &Delivery) -> Attempt {
                 Attempt { outcome, error: Some(text), retry_after }
             }
             Err(e) => Attempt::failed(AttemptOutcome::Error, format!("{}: {e}", e.kind())),
+        },
+        // Over the provider budget: back off like a provider's 429, without holding a worker.
+        Err(e) if e.code == "quota_exceeded" => Attempt {
+            outcome: AttemptOutcome::RateLimited,
+            error: Some(format!("{}: {}", e.code, e.message)),
+            retry_after: Some(Duration::from_millis(
+                e.details.as_ref().and_then(|d| d.get("retry_after_ms")).and_then(Value::as_u64).unwrap_or(1000),
+            )),
         },
         // The destination is gone or the arguments can never fit the operation: retrying the
         // same delivery cannot help. A disabled destination or a host fault may pass.

@@ -143,6 +143,8 @@ pub struct InstallationData {
     pub egress: EgressPolicy,
     pub scrubber: Scrubber,
     pub limits: Limits,
+    /// The provider budget its calls draw from (paused by a provider's 429).
+    pub budget: Option<Arc<crate::quota::Budget>>,
 }
 
 /// A cheap, cloneable handle to an installation's call context.
@@ -181,7 +183,16 @@ impl Installation {
             egress: built.policy,
             scrubber,
             limits,
+            budget: None,
         })))
+    }
+
+    /// The same context drawing from `budget` (only while it is being built).
+    pub fn with_budget(mut self, budget: Option<Arc<crate::quota::Budget>>) -> Self {
+        if let Some(data) = Arc::get_mut(&mut self.0) {
+            data.budget = budget;
+        }
+        self
     }
 }
 
@@ -280,6 +291,7 @@ impl CallState {
             deadline: self.deadline,
             requests: &mut self.http_requests,
             log: &mut self.log,
+            budget: self.inst.budget.as_deref(),
         }
     }
 

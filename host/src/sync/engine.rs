@@ -26,8 +26,10 @@ use tracing::Instrument;
 
 use super::mapping::Mapping;
 use crate::app::App;
+use crate::app::installations::Prepared as CallContext;
 use crate::bindings::ConnectorError;
 use crate::bindings::data_sync::exports::patchbay::connector::sync::{ItemError as SourceItemError, SourceRecord};
+use crate::quota::QuotaMode;
 use crate::routing::{Rule, deliveries_for, glob_matches};
 use crate::runtime::calls::{self, ReadMode, ReadRequest, WriteOp, WriteOutcome, WriteRecord, WriteRequest};
 use crate::runtime::{CallError, CallReport, Hub, Installation, LoadedComponent};
@@ -207,7 +209,7 @@ async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) 
 }
 
 /// The installation's call context and component, checked to be a data-sync connector.
-async fn resolve(app: &App, tenant: &str, installation: &str) -> Result<(Arc<LoadedComponent>, Installation), Stop> {
+async fn resolve(app: &App, tenant: &str, installation: &str) -> Result<(Arc<LoadedComponent>, Target), Stop> {
     let r = app.resolve(tenant, installation).await.map_err(|e| Stop::Failed(e.message))?;
     let p = &r.prepared;
     if p.component.hub != Some(Hub::DataSync) {
@@ -216,7 +218,37 @@ async fn resolve(app: &App, tenant: &str, installation: &str) -> Result<(Arc<Loa
             p.version.connector_id, p.version.version
         )));
     }
-    Ok((p.component.clone(), p.installation.clone()))
+    let target =
+        Target { tenant: tenant.to_string(), installation: installation.to_string(), prepared: r.prepared.clone() };
+    Ok((p.component.clone(), target))
+}
+
+/// The installation a run calls. A run keeps the component it started with; the installation
+/// context of an OAuth connector is resolved again before each call (the host may have refreshed
+/// its access token since), and every call draws from the provider budget.
+struct Target {
+    tenant: String,
+    installation: String,
+    prepared: Arc<CallContext>,
+}
+
+impl Target {
+    async fn refresh(&mut self, app: &App) -> Result<(), Stop> {
+        let r = app.resolve(&self.tenant, &self.installation).await.map_err(|e| Stop::Failed(e.message))?;
+        self.prepared = r.prepared;
+        Ok(())
+    }
+
+    /// Waits (renewing the lease) for a call's worth of the provider budget.
+    async fn admit(&self, app: &App, held: &mut Held) -> Result<(), Stop> {
+        let Some(budget) = &self.prepared.budget else { return Ok(()) };
+        loop {
+            match budget.acquire(QuotaMode::FailFast).await {
+                Ok(()) => return Ok(()),
+                Err(e) => wait_holding(app, held, e.retry_after.max(Duration::from_millis(1))).await?,
+            }
+        }
+    }
 }
 
 /// The field mapping of an installation's entity, if any.
@@ -269,23 +301,47 @@ const MAX_RATE_LIMIT_WAITS: u32 = 100;
 
 /// Calls `call` until it succeeds, waiting between attempts as [`classify`] says, renewing the
 /// lease and noticing cancellation while waiting.
+///
+/// Each call first takes its share of the provider budget. An OAuth connector's `unauthorized`
+/// refreshes the access token (unless another call already did) and calls once more.
 async fn with_retries<T, F, Fut>(
     app: &App,
     held: &mut Held,
     cfg: &SyncConfig,
     what: &str,
+    target: &mut Target,
     mut call: F,
 ) -> Result<T, Stop>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Installation) -> Fut,
     Fut: std::future::Future<Output = CallReport<Result<T, ConnectorError>>>,
 {
     let mut attempts = 0u32;
     let mut waits = 0u32;
+    let mut refreshed = false;
     loop {
-        let report = call().await;
+        if target.prepared.oauth.is_some() {
+            target.refresh(app).await?;
+        }
+        target.admit(app, held).await?;
+        let report = call(target.prepared.installation.clone()).await;
         let failure = match report.outcome {
             Ok(Ok(v)) => return Ok(v),
+            Ok(Err(ConnectorError::Unauthorized(_))) if !refreshed && target.prepared.oauth.is_some() => {
+                refreshed = true;
+                let p = target.prepared.clone();
+                if let Some(ctx) = &p.oauth {
+                    app.refresh_token(&target.tenant, &target.installation, ctx, p.oauth_version).await.map_err(
+                        |e| {
+                            Stop::Failed(format!(
+                                "{what}: unauthorized, and refreshing the OAuth token failed: {}",
+                                e.message
+                            ))
+                        },
+                    )?;
+                }
+                continue;
+            }
             Ok(Err(e)) => Ok(e),
             Err(e) => Err(e),
         };
@@ -488,7 +544,7 @@ struct Prepared {
 }
 
 async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: &Heartbeat) -> Result<(), Stop> {
-    let (component, inst) = resolve(app, &run.tenant, &run.installation).await?;
+    let (component, mut target) = resolve(app, &run.tenant, &run.installation).await?;
     let mapping = mapping(app, &run.installation, &run.entity).await?;
     let mode = match run.mode {
         SyncMode::Full => ReadMode::Full,
@@ -500,11 +556,15 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
     let mut written = 0i64;
     loop {
         let req = ReadRequest { entity: run.entity.clone(), mode, cursor: cursor.clone(), limit: cfg.batch_size };
-        let (rt, c, i) = (&app.runtime, &component, &inst);
+        let (rt, c, t) = (&app.runtime, &component, &mut target);
         let m = mapping.as_deref();
         // Read and prepared while the previous batch commits.
         let read = async {
-            let batch = with_retries(app, held, cfg, "read-batch", || calls::read_batch(rt, c, i, req.clone())).await?;
+            let batch = with_retries(app, held, cfg, "read-batch", t, |i| {
+                let req = req.clone();
+                async move { calls::read_batch(rt, c, &i, req).await }
+            })
+            .await?;
             let fetched = batch.records.len() as i64;
             let (next_cursor, total, done) =
                 (batch.next_cursor, batch.total.and_then(|t| i64::try_from(t).ok()), batch.done);
@@ -624,7 +684,7 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
     let Some((source_installation, source_entity)) = run.source.clone() else {
         return Err(Stop::Failed("an export run needs a source".into()));
     };
-    let (component, inst) = resolve(app, &run.tenant, &run.installation).await?;
+    let (component, mut target) = resolve(app, &run.tenant, &run.installation).await?;
     let mapping = mapping(app, &run.installation, &run.entity).await?;
     let mut since: i64 = match run.cursor.as_deref() {
         None | Some("") => 0,
@@ -669,9 +729,12 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
             let sent: HashMap<String, bool> =
                 records.iter().map(|r| (r.local_id.clone(), r.external_id.is_none())).collect();
             let req = WriteRequest { entity: run.entity.clone(), records };
-            let (rt, c, i) = (&app.runtime, &component, &inst);
-            let results =
-                with_retries(app, held, cfg, "write-batch", || calls::write_batch(rt, c, i, req.clone())).await?;
+            let (rt, c) = (&app.runtime, &component);
+            let results = with_retries(app, held, cfg, "write-batch", &mut target, |i| {
+                let req = req.clone();
+                async move { calls::write_batch(rt, c, &i, req).await }
+            })
+            .await?;
             let mut answered = std::collections::HashSet::new();
             for r in results {
                 let Some(&new) = sent.get(&r.local_id) else { continue };

@@ -50,6 +50,19 @@ impl Default for HttpLimits {
     }
 }
 
+/// How long a 429 without a usable `Retry-After` pauses the provider budget.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): delay seconds or an HTTP date.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
 /// Builds the host's outbound client: no proxies, no automatic redirects, resolver guarded by the
 /// network policy.
 pub fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwest::Client> {
@@ -77,6 +90,8 @@ pub struct HttpView<'a> {
     pub deadline: Instant,
     /// Requests made so far in this call.
     pub requests: &'a mut u32,
+    /// The provider budget the installation's calls draw from; a 429 pauses it.
+    pub budget: Option<&'a crate::quota::Budget>,
     pub log: &'a mut LogBuffer,
 }
 
@@ -365,6 +380,16 @@ impl HttpView<'_> {
                 Err(e) => return Err(self.fail(&method, &url, hop_started, e)),
             };
             self.record(method.as_str(), &url, Ok((status, bytes.len())), hop_started);
+            if status == 429
+                && let Some(budget) = self.budget
+            {
+                let retry_after = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|(_, v)| retry_after(v))
+                    .unwrap_or(DEFAULT_RETRY_AFTER);
+                budget.pause(retry_after);
+            }
             let location = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.clone());
             let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
             match (req.follow_redirects && is_redirect, location) {

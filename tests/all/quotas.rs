@@ -1,0 +1,183 @@
+//! Provider budgets end to end: token buckets per (tenant, provider) from the manifest's
+//! `[[rate_limits]]` or an installation's override, shared by invokes and health checks,
+//! `Prefer: wait=N` choosing between waiting and failing fast, a provider's 429 pausing the
+//! budget for every installation of the tenant, and the quota view — on SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use patchbay::store::Backend;
+use patchbay_tests::components;
+use patchbay_tests::oauth::OAuthServer;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::oauth::{authorize, install};
+use crate::server::{Resp, Server, notification};
+
+on_both_backends!(
+    a_burst_cannot_exceed_its_budget_nor_delay_another_tenant,
+    a_provider_429_pauses_the_budget_for_every_installation,
+);
+
+/// `send` with `Prefer: wait=<wait>`.
+async fn send(s: &Server, token: &str, id: &str, text: &str, wait: u64) -> Resp {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/installations/{id}/invoke/send", s.url))
+        .bearer_auth(token)
+        .header("prefer", format!("wait={wait}"))
+        .json(&notification(text, text))
+        .send()
+        .await
+        .unwrap();
+    Resp::read(resp).await
+}
+
+async fn connected(s: &Server, tenant: &str, auth: &OAuthServer) -> (String, String) {
+    let token = s.tenant(tenant).await;
+    let id = install(s, &token, components::OAUTH_NOTIFY, auth, "notify").await;
+    assert_eq!(authorize(s, &token, &id).await.0, StatusCode::OK);
+    (token, id)
+}
+
+async fn a_burst_cannot_exceed_its_budget_nor_delay_another_tenant(backend: Backend) {
+    let auth = OAuthServer::start().await;
+    let s = Server::start_with(backend, &[("PATCHBAY_HEALTH_INTERVAL_SECS", "0")]).await;
+    // oauth-notify's manifest: 5 requests per 60 s for each tenant.
+    let (acme, a) = connected(&s, "acme", &auth).await;
+    let (globex, g) = connected(&s, "globex", &auth).await;
+
+    // A burst of 12 calls that prefer not to wait: exactly 5 reach the provider.
+    let texts: Vec<String> = (0..12).map(|i| format!("burst {i}")).collect();
+    let burst: Vec<_> = texts.iter().map(|t| send(&s, &acme, &a, t, 0)).collect();
+    let answers = futures::future::join_all(burst).await;
+    let ok = answers.iter().filter(|r| r.status == StatusCode::OK).count();
+    assert_eq!(ok, 5, "{answers:?}");
+    for r in answers.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{r:?}");
+        assert!(r.message().contains("5 requests per 60 s"), "{r:?}");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{r:?}");
+    }
+    assert_eq!(auth.notifications().iter().filter(|n| n.starts_with("burst")).count(), 5);
+
+    // A call that is willing to wait queues for the next token...
+    let waiting = {
+        let (url, acme, a) = (s.url.clone(), acme.clone(), a.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/installations/{a}/invoke/send"))
+                .bearer_auth(&acme)
+                .header("prefer", "wait=60")
+                .json(&notification("patient", "patient"))
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...while another tenant of the same provider has a budget of its own and is not held up.
+    let r = send(&s, &globex, &g, "globex", 0).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(!waiting.is_finished(), "the waiting call should still be queued for acme's budget");
+    assert_eq!(auth.notifications().iter().filter(|n| *n == "globex").count(), 1);
+
+    // Health checks draw from the same budget.
+    let r = s.post(&format!("/v1/installations/{a}/health"), &acme, json!({})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{r:?}");
+    let r = s.post(&format!("/v1/installations/{g}/health"), &globex, json!({})).await;
+    assert_eq!(r.body["health"], "healthy", "{r:?}");
+
+    let q = s.get(&format!("/v1/installations/{a}/quota"), &acme).await;
+    assert_eq!(q.status, StatusCode::OK, "{q:?}");
+    assert_eq!((q.body["limited"].clone(), q.body["source"].clone()), (json!(true), json!("manifest")), "{q:?}");
+    let b = &q.body["buckets"][0];
+    assert_eq!(
+        (b["requests"].clone(), b["per_seconds"].clone(), b["used"].clone()),
+        (json!(5), json!(60), json!(5)),
+        "{q:?}"
+    );
+    assert!(b["refused"].as_u64().unwrap() >= 8, "{q:?}");
+    assert_eq!(b["available"], 0, "{q:?}");
+    let q = s.get(&format!("/v1/installations/{g}/quota"), &globex).await;
+    assert_eq!(q.body["buckets"][0]["used"], 2, "{q:?}");
+    waiting.abort();
+
+    // An installation may override the manifest's budget; nonsense is refused precisely.
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/installations/{g}"),
+            &globex,
+            Some(json!({ "limits": { "rate_limits": [{ "requests": 0, "per_seconds": 1 }] } })),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits"), "{r:?}");
+    assert!(r.message().contains("rate_limits[0]: requests must be at least 1"), "{r:?}");
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/installations/{g}"),
+            &globex,
+            Some(json!({ "limits": { "rate_limits": [{ "requests": 1, "per_seconds": 3600 }] } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let q = s.get(&format!("/v1/installations/{g}/quota"), &globex).await;
+    assert_eq!(
+        (q.body["source"].clone(), q.body["buckets"][0]["requests"].clone()),
+        (json!("installation"), json!(1)),
+        "{q:?}"
+    );
+    let r = send(&s, &globex, &g, "bad prefer", 0).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = send(&s, &globex, &g, "over", 0).await;
+    assert_eq!(r.code(), "quota_exceeded", "{r:?}");
+    assert!(r.message().contains("1 requests per 3600 s"), "{r:?}");
+    let bad = reqwest::Client::new()
+        .post(format!("{}/v1/installations/{g}/invoke/send", s.url))
+        .bearer_auth(&globex)
+        .header("prefer", "wait=soon")
+        .json(&notification("x", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn a_provider_429_pauses_the_budget_for_every_installation(backend: Backend) {
+    let auth = OAuthServer::start().await;
+    let s = Server::start_with(backend, &[("PATCHBAY_HEALTH_INTERVAL_SECS", "0")]).await;
+    let (acme, a) = connected(&s, "acme", &auth).await;
+    let b = install(&s, &acme, components::OAUTH_NOTIFY, &auth, "second").await;
+    assert_eq!(authorize(&s, &acme, &b).await.0, StatusCode::OK);
+    for id in [&a, &b] {
+        let r = s
+            .call(
+                Method::PATCH,
+                &format!("/v1/installations/{id}"),
+                &acme,
+                Some(json!({ "limits": { "rate_limits": [{ "requests": 100, "per_seconds": 1 }] } })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    }
+
+    // The provider says 429 with Retry-After: 2 to one installation's call...
+    auth.rate_limit_next(1, 2);
+    let r = send(&s, &acme, &a, "refused", 0).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    // ...and the whole (tenant, provider) budget pauses: the other installation fails fast too,
+    // without the provider seeing the call.
+    let calls = auth.api_calls();
+    let r = send(&s, &acme, &b, "during the pause", 0).await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{r:?}");
+    assert!(r.message().contains("paused by the provider"), "{r:?}");
+    assert_eq!(auth.api_calls(), calls);
+    let q = s.get(&format!("/v1/installations/{b}/quota"), &acme).await;
+    assert_eq!(q.body["provider_429s"], 1, "{q:?}");
+    assert!(q.body["paused_for_ms"].as_u64().unwrap() > 0, "{q:?}");
+    // A caller willing to wait goes through once the pause is over.
+    let r = send(&s, &acme, &b, "after the pause", 10).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(auth.notifications().last().map(String::as_str), Some("after the pause"));
+}
