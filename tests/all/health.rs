@@ -41,6 +41,16 @@ async fn health_checks_move_installations_through_their_statuses(backend: Backen
     let s = Server::start_with(backend, &env).await;
     let token = s.tenant("acme").await;
     let id = install(&s, &token, components::OAUTH_NOTIFY, &auth, "notify").await;
+    // More checks than the connector's provider budget (5 per minute) allows.
+    let r = s
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/installations/{id}"),
+            &token,
+            Some(json!({ "limits": { "rate_limits": [{ "requests": 1000, "per_seconds": 1 }] } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let r = s.get(&format!("/v1/installations/{id}/health"), &token).await;
     assert_eq!(r.body["health"], Value::Null, "{r:?}");
 
@@ -93,7 +103,6 @@ async fn health_checks_move_installations_through_their_statuses(backend: Backen
     assert_eq!(
         changes,
         vec![
-            (Value::Null, json!("unconfigured")),
             (json!("unconfigured"), json!("healthy")),
             (json!("healthy"), json!("unhealthy")),
             (json!("unhealthy"), json!("healthy")),
@@ -121,6 +130,15 @@ async fn health_checks_run_on_their_schedule(backend: Backend) {
     let s = Server::start_with(backend, &env).await;
     let token = s.tenant("acme").await;
     let id = install(&s, &token, components::OAUTH_NOTIFY, &auth, "notify").await;
+    let r = s
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/installations/{id}"),
+            &token,
+            Some(json!({ "limits": { "rate_limits": [{ "requests": 1000, "per_seconds": 1 }] } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(authorize(&s, &token, &id).await.0, StatusCode::OK);
     // The scheduler checks on its own, again and again, without anyone asking.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -6,7 +6,8 @@
 //! returns an error, traps or times out) and `unconfigured` (it cannot run: credentials missing,
 //! OAuth not connected or waiting for re-authorization). [`FAILURES_FOR_ERROR`] unhealthy checks
 //! in a row set the installation's status to `error`; the next healthy or degraded check sets it
-//! back to `active`. A change of health status emits `installation.health_changed`, a change of
+//! back to `active`. Scheduled checks start one interval after an installation is created.
+//! A change of health status (not the first result) emits `installation.health_changed`, a change of
 //! the installation's status `installation.status_changed`. A check draws from the provider
 //! budget like any call; over budget it does not run (the last result stands).
 
@@ -101,8 +102,11 @@ impl App {
             None
         };
         let mut events = Vec::new();
+        // The first result of an installation is not a change.
         let before = previous.as_ref().filter(|p| p.checked_at > 0).map(|p| p.status.as_str());
-        if before != Some(stored.status.as_str()) {
+        if let Some(before) = before
+            && before != stored.status
+        {
             events.push(self.host_event(
                 tenant,
                 installation,
@@ -267,7 +271,8 @@ impl App {
         if self.health.interval.is_zero() {
             return Ok(0);
         }
-        let due = self.store.claim_health_checks(owner, HEALTH_LEASE_MS, 16).await?;
+        let interval_ms = i64::try_from(self.health.interval.as_millis()).unwrap_or(i64::MAX);
+        let due = self.store.claim_health_checks(owner, HEALTH_LEASE_MS, interval_ms, 16).await?;
         let n = due.len();
         let checks = due.into_iter().map(|(tenant, id)| async move {
             if let Err(e) = self.check_health(&tenant, &id).await {

@@ -72,25 +72,28 @@ impl Store {
         Ok(rows.iter().map(health_from).collect::<Result<_, _>>()?)
     }
 
-    /// Takes the lease on up to `limit` enabled installations whose check is due (never checked,
-    /// or `next_check_at` passed) and that no other host is checking: `(tenant, installation)`.
+    /// Takes the lease on up to `limit` enabled installations whose check is due (never checked
+    /// and created at least `interval_ms` ago, or `next_check_at` passed) and that no other host
+    /// is checking: `(tenant, installation)`.
     pub async fn claim_health_checks(
         &self,
         owner: &str,
         lease_ms: i64,
+        interval_ms: i64,
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let now = now_ms();
         let due = sqlx::query(
             "SELECT i.tenant, i.id FROM installations i \
              LEFT JOIN installation_health h ON h.installation = i.id \
-             WHERE i.enabled = $1 AND (h.installation IS NULL OR \
+             WHERE i.enabled = $1 AND ((h.installation IS NULL AND i.created_at <= $4) OR \
                  (h.next_check_at <= $2 AND (h.lease_until IS NULL OR h.lease_until < $2))) \
              ORDER BY COALESCE(h.next_check_at, 0) LIMIT $3",
         )
         .bind(true)
         .bind(now)
         .bind(i64::from(limit))
+        .bind(now.saturating_sub(interval_ms))
         .fetch_all(self.pool())
         .await?;
         let mut claimed = Vec::new();
