@@ -8,6 +8,7 @@ use patchbay::bindings::connector::patchbay::connector::state::StateError;
 use patchbay::capability::log::{Level, LogEntry, OperationLog, Source};
 use patchbay::capability::state::{StateLimits, StateStore};
 use patchbay::crypto::{self, CryptoError, Keyring, TokenKind};
+use patchbay::store::oauth::NewTokens;
 use patchbay::store::oplog::{OplogConfig, StoreOperationLog};
 use patchbay::store::state::StoreStateStore;
 use patchbay::store::{
@@ -635,6 +636,19 @@ async fn rotation_reencrypts_everything_online(backend: Backend) {
         store.put_credentials(tenant, inst, &fields).await.unwrap();
     }
 
+    // An OAuth grant, sealed the same way.
+    let seal = |field: &str, v: &str| keyring.seal("t1", "i1", field, v.as_bytes()).unwrap();
+    let tokens = NewTokens {
+        key_id: old_key.clone(),
+        access_token: seal("oauth:access_token", "access-1").ciphertext,
+        refresh_token: Some(seal("oauth:refresh_token", "refresh-1").ciphertext),
+        token_type: Some("Bearer".into()),
+        scope: None,
+        expires_at: None,
+        refresh_at: None,
+    };
+    store.store_oauth_grant("t1", "i1", "authorization_code", &tokens).await.unwrap();
+
     let new_key = keyring.rotate().unwrap();
     assert_ne!(new_key, old_key);
     assert_eq!(keyring.key_ids().unwrap(), [new_key.clone(), old_key.clone()]);
@@ -657,8 +671,13 @@ async fn rotation_reencrypts_everything_online(backend: Backend) {
     let report = crypto::reencrypt_all(&store, &keyring).await.unwrap();
     // `put_credentials` rewrote the whole set of that installation; only the raced field is
     // under the new key already.
-    assert_eq!(report.reencrypted, 2 * n as u64 - 1);
+    assert_eq!(report.reencrypted, 2 * n as u64 - 1 + 1);
     assert!(store.credentials_not_under(&new_key, 10).await.unwrap().is_empty());
+    let g = store.oauth_grant("t1", "i1").await.unwrap().unwrap();
+    assert_eq!((g.key_id.as_str(), g.version), (new_key.as_str(), 1));
+    assert_eq!(keyring.open("t1", "i1", "oauth:access_token", &g.access_token).unwrap(), b"access-1");
+    let refresh = g.refresh_token.as_deref().unwrap();
+    assert_eq!(other_host.open("t1", "i1", "oauth:refresh_token", refresh).unwrap(), b"refresh-1");
     for (tenant, inst) in [("t1", "i1"), ("t2", "j1")] {
         for f in store.credentials(tenant, inst).await.unwrap() {
             assert_eq!(f.key_id, new_key);

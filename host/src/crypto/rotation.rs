@@ -4,7 +4,9 @@
 //! key, seals it under the active one and swaps it in with a compare-and-swap on the old
 //! ciphertext. Hosts keep serving meanwhile: a row rewritten concurrently (a credentials PUT) is
 //! left alone because the swap loses, and if it is still under an old key it is picked up by the
-//! next page. The loop ends when no row under another key remains.
+//! next page. The loop ends when no row under another key remains. OAuth grants (access and
+//! refresh token) follow the same way, compared on their version and access token, so a refresh
+//! that stored new tokens meanwhile wins.
 
 use super::{CryptoError, Keyring};
 use crate::store::Store;
@@ -32,7 +34,7 @@ pub async fn reencrypt_all(store: &Store, keyring: &Keyring) -> Result<RotationR
         let active = keyring.active_key_id()?;
         let rows = store.credentials_not_under(&active, ROTATION_BATCH).await?;
         if rows.is_empty() {
-            return Ok(report);
+            return reencrypt_grants(store, keyring, report).await;
         }
         for row in &rows {
             let plain = keyring.open(&row.tenant, &row.installation, &row.field, &row.ciphertext).map_err(|e| {
@@ -43,6 +45,47 @@ pub async fn reencrypt_all(store: &Store, keyring: &Keyring) -> Result<RotationR
             })?;
             let sealed = keyring.seal(&row.tenant, &row.installation, &row.field, &plain)?;
             if store.replace_ciphertext(row, &sealed.key_id, &sealed.ciphertext).await? {
+                report.reencrypted += 1;
+            } else {
+                report.raced += 1;
+            }
+        }
+    }
+}
+
+/// The OAuth grants' part of [`reencrypt_all`].
+async fn reencrypt_grants(
+    store: &Store,
+    keyring: &Keyring,
+    mut report: RotationReport,
+) -> Result<RotationReport, CryptoError> {
+    loop {
+        let active = keyring.active_key_id()?;
+        let grants = store.oauth_grants_not_under(&active, ROTATION_BATCH).await?;
+        if grants.is_empty() {
+            return Ok(report);
+        }
+        for g in &grants {
+            let reseal = |field: &str, sealed: &[u8]| {
+                let plain = keyring.open(&g.tenant, &g.installation, field, sealed).map_err(|e| {
+                    CryptoError::Rotation(format!(
+                        "cannot re-encrypt the OAuth {field} of installation {} (tenant {}): {e}",
+                        g.installation, g.tenant
+                    ))
+                })?;
+                keyring.seal(&g.tenant, &g.installation, field, &plain)
+            };
+            let access = reseal("oauth:access_token", &g.access_token)?;
+            let refresh = g.refresh_token.as_deref().map(|r| reseal("oauth:refresh_token", r)).transpose()?;
+            let swapped = store
+                .replace_oauth_ciphertexts(
+                    g,
+                    &access.key_id,
+                    &access.ciphertext,
+                    refresh.as_ref().map(|r| r.ciphertext.as_slice()),
+                )
+                .await?;
+            if swapped {
                 report.reencrypted += 1;
             } else {
                 report.raced += 1;

@@ -389,6 +389,45 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Up to `limit` grants sealed under any key other than `key_id` (for key rotation).
+    pub async fn oauth_grants_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<GrantRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE key_id <> $1 ORDER BY installation LIMIT $2"
+        ))
+        .bind(key_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(grant_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces a grant's ciphertexts if it still holds `old`'s tokens (compare-and-swap), so a
+    /// refresh that stored new tokens meanwhile is never overwritten. `true` when replaced.
+    pub async fn replace_oauth_ciphertexts(
+        &self,
+        old: &GrantRow,
+        key_id: &str,
+        access_token: &[u8],
+        refresh_token: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE oauth_grants SET key_id = $4, access_token = $5, refresh_token = $6 \
+             WHERE tenant = $1 AND installation = $2 AND version = $3 AND access_token = $7",
+        )
+        .bind(&old.tenant)
+        .bind(&old.installation)
+        .bind(old.version)
+        .bind(key_id)
+        .bind(access_token)
+        .bind(refresh_token)
+        .bind(old.access_token.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Removes the installation's grant; the removed row, if there was one.
     pub async fn delete_oauth_grant(&self, tenant: &str, installation: &str) -> Result<Option<GrantRow>, StoreError> {
         let mut tx = self.begin_write().await?;
