@@ -438,6 +438,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tick = std::time::Duration::from_millis(settings.scheduler_tick_ms);
     patchbay::app::oauth::spawn_refresher(app.clone(), tick);
     patchbay::app::health::spawn_scheduler(app.clone(), tick);
+    patchbay::quota::spawn_flusher(app.clone(), tick.min(std::time::Duration::from_secs(1)));
     tracing::info!(
         pooling = app.runtime.pooling(),
         data_dir = %settings.data_dir.display(),

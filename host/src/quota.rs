@@ -15,14 +15,19 @@
 //! thread another tenant needs.
 //!
 //! Usage is counted per fixed window (`window_start` = now rounded down to `per_seconds`):
-//! calls admitted, calls refused, provider 429s. The counters of the current window are served
-//! by `GET /v1/installations/{id}/quota`; they are this host's (each host enforces its buckets).
+//! calls admitted, calls refused, provider 429s. Each host enforces its buckets in memory and
+//! [`flush`]es what it counted about once a second into `quota_usage` (summed over hosts; the
+//! `v_quota_status` view shows each bucket's latest window). A pause is flushed too, and every
+//! host applies the pauses it reads, so a 429 seen by one host stops the budget on all of them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use patchbay_registry::RateLimit;
+
+use crate::store::Store;
+use crate::store::quota::UsageDelta;
 
 /// Longest a `Retry-After` may pause a budget.
 const MAX_PAUSE: Duration = Duration::from_secs(3600);
@@ -56,6 +61,8 @@ struct Bucket {
     window_start: i64,
     used: u64,
     refused: u64,
+    /// Counts not yet flushed, by window start: (used, refused).
+    unflushed: BTreeMap<i64, (u64, u64)>,
 }
 
 impl Bucket {
@@ -67,6 +74,18 @@ impl Bucket {
             window_start: 0,
             used: 0,
             refused: 0,
+            unflushed: BTreeMap::new(),
+        }
+    }
+
+    fn count(&mut self, used: bool) {
+        let entry = self.unflushed.entry(self.window_start).or_default();
+        if used {
+            self.used += 1;
+            entry.0 += 1;
+        } else {
+            self.refused += 1;
+            entry.1 += 1;
         }
     }
 
@@ -107,6 +126,8 @@ impl Bucket {
 struct State {
     buckets: Vec<Bucket>,
     paused_until: Option<Instant>,
+    /// A pause this host decided and has not flushed yet (unix ms).
+    unshared_pause: Option<i64>,
     throttled: u64,
 }
 
@@ -115,6 +136,8 @@ struct State {
 pub struct Budget {
     pub tenant: String,
     pub provider: String,
+    /// [`provider_key`] of `provider`.
+    pub key: String,
     state: Mutex<State>,
     /// Waiters take turns in arrival order.
     queue: tokio::sync::Mutex<()>,
@@ -139,6 +162,7 @@ impl Budget {
         Self {
             tenant: tenant.to_string(),
             provider: provider.to_string(),
+            key: provider_key(provider),
             state: Mutex::new(State { buckets: limits.iter().copied().map(Bucket::new).collect(), ..State::default() }),
             queue: tokio::sync::Mutex::new(()),
         }
@@ -165,7 +189,7 @@ impl Budget {
             if until > now {
                 for b in &mut s.buckets {
                     b.roll_window(now_ms);
-                    b.refused += 1;
+                    b.count(false);
                 }
                 return Err((until - now, "paused by the provider (HTTP 429)".into()));
             }
@@ -182,13 +206,13 @@ impl Budget {
         }
         if let Some(refusal) = longest {
             for b in &mut s.buckets {
-                b.refused += 1;
+                b.count(false);
             }
             return Err(refusal);
         }
         for b in &mut s.buckets {
             b.tokens -= 1.0;
-            b.used += 1;
+            b.count(true);
         }
         Ok(())
     }
@@ -241,15 +265,50 @@ impl Budget {
 
     /// A provider's 429: nobody calls before `retry_after` has passed.
     pub fn pause(&self, retry_after: Duration) {
-        let until = Instant::now() + retry_after.min(MAX_PAUSE);
+        let retry_after = retry_after.min(MAX_PAUSE);
+        let until = Instant::now() + retry_after;
         let mut s = self.lock();
         s.throttled += 1;
         if s.paused_until.is_none_or(|u| u < until) {
             s.paused_until = Some(until);
+            let ms = crate::store::now_ms().saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
+            s.unshared_pause = Some(ms);
         }
         // What the provider counted is spent.
         for b in &mut s.buckets {
             b.tokens = b.tokens.min(0.0);
+        }
+    }
+
+    /// A pause another host recorded (unix ms), applied here if it ends later than ours.
+    fn apply_pause_until(&self, until_ms: i64) {
+        let left = until_ms.saturating_sub(crate::store::now_ms());
+        let Ok(left) = u64::try_from(left) else { return };
+        let until = Instant::now() + Duration::from_millis(left).min(MAX_PAUSE);
+        let mut s = self.lock();
+        if s.paused_until.is_none_or(|u| u < until) {
+            s.paused_until = Some(until);
+        }
+    }
+
+    /// Takes the counts and the pause not flushed yet.
+    fn drain(&self, deltas: &mut Vec<UsageDelta>, pauses: &mut Vec<(String, String, i64)>) {
+        let mut s = self.lock();
+        for b in &mut s.buckets {
+            for (window_start, (used, refused)) in std::mem::take(&mut b.unflushed) {
+                deltas.push(UsageDelta {
+                    tenant: self.tenant.clone(),
+                    provider: self.key.clone(),
+                    per_seconds: i64::from(b.limit.per_seconds),
+                    window_start,
+                    requests: i64::from(b.limit.requests),
+                    used: i64::try_from(used).unwrap_or(i64::MAX),
+                    refused: i64::try_from(refused).unwrap_or(i64::MAX),
+                });
+            }
+        }
+        if let Some(until) = s.unshared_pause.take() {
+            pauses.push((self.tenant.clone(), self.key.clone(), until));
         }
     }
 
@@ -303,6 +362,49 @@ impl Quotas {
         budget.configure(limits);
         Some(budget)
     }
+}
+
+/// Writes what this host counted and decided since the last flush, then applies the pauses
+/// other hosts recorded. Counts that fail to be written are lost (they only feed the views).
+pub async fn flush(quotas: &Quotas, store: &Store) -> Result<(), crate::store::StoreError> {
+    let budgets: Vec<Arc<Budget>> =
+        quotas.budgets.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+    let (mut deltas, mut pauses) = (Vec::new(), Vec::new());
+    for b in &budgets {
+        b.drain(&mut deltas, &mut pauses);
+    }
+    store.add_quota_usage(&deltas, &pauses).await?;
+    if budgets.is_empty() {
+        return Ok(());
+    }
+    for (tenant, provider, until) in store.quota_pauses().await? {
+        if let Some(b) = budgets.iter().find(|b| b.tenant == tenant && b.key == provider) {
+            b.apply_pause_until(until);
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`flush`] every `every` until the process ends; once an hour forgets usage older than
+/// a day.
+pub fn spawn_flusher(app: crate::app::App, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_purge = Instant::now();
+        loop {
+            interval.tick().await;
+            if let Err(e) = flush(&app.quotas, &app.store).await {
+                tracing::warn!("flushing quota usage: {e}");
+            }
+            if last_purge.elapsed() > Duration::from_secs(3600) {
+                last_purge = Instant::now();
+                if let Err(e) = app.store.purge_quota_usage(crate::store::now_ms() - 24 * 3600 * 1000).await {
+                    tracing::warn!("purging quota usage: {e}");
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use patchbay::store::Backend;
+use patchbay::store::{Backend, Store};
 use patchbay_tests::components;
 use patchbay_tests::oauth::OAuthServer;
 use reqwest::{Method, StatusCode};
@@ -18,6 +18,37 @@ on_both_backends!(
     a_burst_cannot_exceed_its_budget_nor_delay_another_tenant,
     a_provider_429_pauses_the_budget_for_every_installation,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_429_seen_by_one_host_pauses_the_budget_on_every_host() {
+    let auth = OAuthServer::start().await;
+    let env = [("PATCHBAY_HEALTH_INTERVAL_SECS", "0"), ("PATCHBAY_SCHEDULER_TICK_MS", "100")];
+    let hosts = Server::cluster(Backend::Postgres, 2, &env).await;
+    let (acme, a) = connected(&hosts[0], "acme", &auth).await;
+    let r = hosts[0]
+        .call(
+            Method::PATCH,
+            &format!("/v1/installations/{a}"),
+            &acme,
+            Some(json!({ "limits": { "rate_limits": [{ "requests": 100, "per_seconds": 1 }] } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // Both hosts have called once (each has the budget in memory).
+    for h in &hosts {
+        assert_eq!(send(h, &acme, &a, "warm", 0).await.status, StatusCode::OK);
+    }
+    auth.rate_limit_next(1, 8);
+    let r = send(&hosts[0], &acme, &a, "refused", 0).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    // The pause travels through the database (flushed and read every 100 ms here).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let calls = auth.api_calls();
+    let r = send(&hosts[1], &acme, &a, "other host", 0).await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{r:?}");
+    assert!(r.message().contains("paused by the provider"), "{r:?}");
+    assert_eq!(auth.api_calls(), calls);
+}
 
 /// `send` with `Prefer: wait=<wait>`.
 async fn send(s: &Server, token: &str, id: &str, text: &str, wait: u64) -> Resp {
@@ -101,6 +132,25 @@ async fn a_burst_cannot_exceed_its_budget_nor_delay_another_tenant(backend: Back
     let q = s.get(&format!("/v1/installations/{g}/quota"), &globex).await;
     assert_eq!(q.body["buckets"][0]["used"], 2, "{q:?}");
     waiting.abort();
+
+    // Usage reaches the database (summed over hosts) within about a second: `v_quota_status`.
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", s.data_dir().join("patchbay.db").display()),
+        Backend::Postgres => s.database_url().to_string(),
+    };
+    let store = Store::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let rows = store.quota_status("acme", "test oauth provider").await.unwrap();
+        if let Some(r) = rows.first().filter(|r| r.used == 5 && r.refused >= 8) {
+            break r.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "usage not flushed: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((row.per_seconds, row.requests, row.remaining, row.paused_until), (60, 5, 0, None), "{row:?}");
+    let q = s.get(&format!("/v1/installations/{a}/quota"), &acme).await;
+    assert_eq!(q.body["buckets"][0]["all_hosts"]["used"], 5, "{q:?}");
 
     // An installation may override the manifest's budget; nonsense is refused precisely.
     let r = s

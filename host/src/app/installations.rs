@@ -773,12 +773,18 @@ impl App {
             return Ok(json!({ "installation": id, "provider": p.manifest.provider, "limited": false, "buckets": [] }));
         };
         let (buckets, paused, throttled) = b.status();
+        // Every host's counts of the same windows, as of their last flush.
+        let cluster = self.store.quota_status(&b.tenant, &b.key).await?;
         let buckets: Vec<Value> = buckets
             .iter()
             .map(|s| {
+                let all = cluster
+                    .iter()
+                    .find(|c| c.per_seconds == i64::from(s.per_seconds) && c.window_start == s.window_start_ms);
                 json!({
                     "requests": s.requests, "per_seconds": s.per_seconds, "burst": s.burst, "available": s.available,
                     "window_start": rfc3339(s.window_start_ms), "used": s.used, "refused": s.refused,
+                    "all_hosts": all.map(|c| json!({ "used": c.used, "refused": c.refused, "remaining": c.remaining })),
                 })
             })
             .collect();

@@ -27,6 +27,7 @@ mod logs;
 pub mod oauth;
 pub mod oplog;
 mod outbox;
+pub mod quota;
 mod routes;
 mod settings;
 mod sqlite_batch;
