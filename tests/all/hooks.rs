@@ -13,10 +13,10 @@ use crate::server::{Resp, Server};
 
 on_both_backends!(webhooks_are_verified_recorded_routed_and_delivered, failed_deliveries_retry_dead_letter_and_redrive,);
 
-const GH_SECRET: &str = "gh-secret-8d2f1c7e";
+pub(crate) const GH_SECRET: &str = "gh-secret-8d2f1c7e";
 
 /// A push delivery as GitHub sends it.
-fn push_body(n: usize) -> String {
+pub(crate) fn push_body(n: usize) -> String {
     json!({
         "ref": "refs/heads/main",
         "after": format!("{n:040x}"),
@@ -29,7 +29,7 @@ fn push_body(n: usize) -> String {
 }
 
 /// Posts a webhook with GitHub's headers, signed with `secret` (unsigned when `None`).
-async fn post_github(url: &str, secret: Option<&str>, delivery: &str, body: &str) -> Resp {
+pub(crate) async fn post_github(url: &str, secret: Option<&str>, delivery: &str, body: &str) -> Resp {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
@@ -43,7 +43,7 @@ async fn post_github(url: &str, secret: Option<&str>, delivery: &str, body: &str
 }
 
 /// Installs the github connector with its secret; returns (installation id, webhook URL).
-async fn install_github(s: &Server, token: &str, name: &str, secret: Option<&str>) -> (String, String) {
+pub(crate) async fn install_github(s: &Server, token: &str, name: &str, secret: Option<&str>) -> (String, String) {
     let r = s.post("/v1/installations", token, json!({ "connector": "github", "name": name })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let id = r.body["id"].as_str().unwrap().to_string();
@@ -78,7 +78,7 @@ async fn install_notify_at(s: &Server, token: &str, web: &TestServer, name: &str
 
 /// A route from `source`'s `github.*` events to `dest`'s `send`, carrying the idempotency key in
 /// the text so the test server can count effects.
-fn notify_route(name: &str, source: &str, dest: &str) -> Value {
+pub(crate) fn notify_route(name: &str, source: &str, dest: &str) -> Value {
     json!({
         "name": name,
         "event_types": ["github.*"],

@@ -8,16 +8,114 @@ use std::time::Duration;
 use patchbay::store::{Backend, Store};
 use patchbay_tests::components;
 use patchbay_tests::oauth::OAuthServer;
+use patchbay_tests::sources::{Dataset, SourceServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::hooks::{GH_SECRET, install_github, notify_route, post_github, push_body};
 use crate::oauth::{authorize, install};
 use crate::server::{Resp, Server, notification};
 
 on_both_backends!(
     a_burst_cannot_exceed_its_budget_nor_delay_another_tenant,
     a_provider_429_pauses_the_budget_for_every_installation,
+    deliveries_over_budget_back_off_like_after_a_providers_429,
+    sync_batches_wait_for_the_budget,
 );
+
+async fn sync_batches_wait_for_the_budget(backend: Backend) {
+    let env = [("PATCHBAY_HEALTH_INTERVAL_SECS", "0"), ("PATCHBAY_SYNC_BATCH_SIZE", "100")];
+    let s = Server::start_with(backend, &env).await;
+    let token = s.tenant("acme").await;
+    let ds = Dataset::new(500, 200, 3);
+    let src = SourceServer::start(ds.clone());
+    let shop = crate::sync::install(&s, &token, "rest-source", "shop", crate::sync::rest_config(&src, 100)).await;
+    let limits = json!({ "limits": { "rate_limits": [{ "requests": 4, "per_seconds": 1, "burst": 1 }] } });
+    let r = s.call(Method::PATCH, &format!("/v1/installations/{shop}"), &token, Some(limits)).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+
+    let run = crate::sync::sync(&s, &token, json!({ "installation": shop, "entity": "items" })).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["progress"]["created"], 500, "{run}");
+    // Every batch took a token; with a burst of one, most of them had to wait for it. The
+    // windows are a second long, so count over all of them in the database.
+    let batches = run["progress"]["batches"].as_i64().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", s.data_dir().join("patchbay.db").display()),
+        Backend::Postgres => s.database_url().to_string(),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (used, refused): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT), CAST(COALESCE(SUM(refused), 0) AS BIGINT) \
+             FROM quota_usage WHERE tenant = 'acme' AND provider = 'any json rest api'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if used >= batches && refused >= 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "used {used}, refused {refused}, batches {batches}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn deliveries_over_budget_back_off_like_after_a_providers_429(backend: Backend) {
+    let auth = OAuthServer::start().await;
+    let s = Server::start_with(backend, &[("PATCHBAY_HEALTH_INTERVAL_SECS", "0")]).await;
+    let (t, dest) = connected(&s, "acme", &auth).await;
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/installations/{dest}"),
+            &t,
+            Some(json!({ "limits": { "rate_limits": [{ "requests": 2, "per_seconds": 3600 }] } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let (gh, url) = install_github(&s, &t, "repo", Some(GH_SECRET)).await;
+    let r = s.post("/v1/routes", &t, notify_route("to-oauth", &gh, &dest)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+
+    // Four pushes become four deliveries; the budget admits two.
+    let mut events = Vec::new();
+    for n in 1..=4 {
+        let r = post_github(&url, Some(GH_SECRET), &format!("d-{n}"), &push_body(n)).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        events.push(r.body["events"][0].as_str().unwrap().to_string());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (delivered, limited) = loop {
+        let mut delivered = 0;
+        let mut limited = Vec::new();
+        for e in &events {
+            let r = s.get(&format!("/v1/events/{e}"), &t).await;
+            let d = r.body["deliveries"][0].clone();
+            if d["status"] == "delivered" {
+                delivered += 1;
+            } else if let Some(a) = d["attempts"].as_array().and_then(|a| a.last()) {
+                limited.push((d.clone(), a.clone()));
+            }
+        }
+        if delivered + limited.len() == 4 {
+            break (delivered, limited);
+        }
+        assert!(std::time::Instant::now() < deadline, "deliveries did not all run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(delivered, 2);
+    for (d, attempt) in &limited {
+        assert_eq!(d["status"], "pending", "{d}");
+        assert_eq!(attempt["outcome"], "rate-limited", "{d}");
+        assert!(attempt["error"].as_str().unwrap().contains("quota_exceeded"), "{d}");
+        // Retried when the budget has a token again (within the hour), not at once.
+        assert!(d["next_attempt_at"].is_string(), "{d}");
+    }
+    assert_eq!(auth.notifications().len(), 2);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_429_seen_by_one_host_pauses_the_budget_on_every_host() {

@@ -24,7 +24,7 @@ on_both_backends!(
 );
 
 /// rest-source reading `/rest/cursor` of `src` as entity `items`, incremental on `updated_at`.
-fn rest_config(src: &SourceServer, page_size: u32) -> Value {
+pub(crate) fn rest_config(src: &SourceServer, page_size: u32) -> Value {
     json!({
         "base_url": src.base_url(),
         "path": "/rest/cursor",
@@ -40,7 +40,7 @@ fn rest_config(src: &SourceServer, page_size: u32) -> Value {
     })
 }
 
-async fn install(s: &Server, token: &str, connector: &str, name: &str, config: Value) -> String {
+pub(crate) async fn install(s: &Server, token: &str, connector: &str, name: &str, config: Value) -> String {
     let r = s.post("/v1/installations", token, json!({ "connector": connector, "name": name, "config": config })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     r.body["id"].as_str().unwrap().to_string()
@@ -72,7 +72,7 @@ async fn finish(s: &Server, token: &str, run: &str, limit: Duration) -> Value {
     }
 }
 
-async fn sync(s: &Server, token: &str, body: Value) -> Value {
+pub(crate) async fn sync(s: &Server, token: &str, body: Value) -> Value {
     let run = start(s, token, body).await;
     finish(s, token, &run, Duration::from_secs(120)).await
 }
