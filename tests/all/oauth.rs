@@ -146,6 +146,17 @@ async fn the_code_flow_with_pkce_connects_and_the_connector_sees_only_the_access
     // Credentials stay masked; the token credential is not a credential the tenant sets.
     let r = s.get(&format!("/v1/installations/{id}/credentials"), &token).await;
     assert_eq!(r.body["credentials"]["client_secret"], "••••••••", "{r:?}");
+    assert_eq!(r.body["missing"], json!([]), "{r:?}");
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("/v1/installations/{id}/credentials"),
+            &token,
+            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "account": "stolen-token" })),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials"), "{r:?}");
+    assert!(r.message().contains("oauth/start"), "{r:?}");
 
     // The callback URL works once.
     let browser = reqwest::Client::new();

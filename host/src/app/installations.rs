@@ -456,12 +456,20 @@ impl App {
                     format!("unknown credential {key:?}; {} takes: {}", manifest.id, field_keys(&manifest.credentials)),
                 ));
             };
+            if field.kind == FieldType::Oauth2 {
+                return Err(ApiError::invalid(
+                    "invalid_credentials",
+                    format!(
+                        "credential {key:?} holds the OAuth token, which the host obtains itself: \
+                         POST /v1/installations/{id}/oauth/start"
+                    ),
+                ));
+            }
             let text = match value {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 Value::String(_) => {
                     return Err(ApiError::invalid("invalid_credentials", format!("credential {key:?} is empty")));
                 }
-                Value::Object(_) if field.kind == FieldType::Oauth2 => value.to_string(),
                 _ => {
                     return Err(ApiError::invalid(
                         "invalid_credentials",
@@ -483,7 +491,7 @@ impl App {
             let missing: Vec<&str> = manifest
                 .credentials
                 .iter()
-                .filter(|f| f.required && !body.contains_key(&f.key))
+                .filter(|f| f.required && f.kind != FieldType::Oauth2 && !body.contains_key(&f.key))
                 .map(|f| f.key.as_str())
                 .collect();
             if !missing.is_empty() {
@@ -522,7 +530,7 @@ impl App {
         let missing: Vec<&str> = manifest
             .credentials
             .iter()
-            .filter(|d| d.required && !stored.iter().any(|s| s.field == d.key))
+            .filter(|d| d.required && d.kind != FieldType::Oauth2 && !stored.iter().any(|s| s.field == d.key))
             .map(|d| d.key.as_str())
             .collect();
         Ok(
