@@ -149,7 +149,7 @@ pub use manifest::{
 };
 pub use manifest::{
     ClientAuth, DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, MAX_RATE_LIMITS, MAX_RATE_WINDOW_SECS, OAuth2Spec,
-    OAuthGrant, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS, RateLimit,
+    OAuthGrant, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS, RateLimit, rate_limit_issues,
 };
 pub use manifest::{DEFAULT_TOLERANCE_SECS, KeyEncoding, SignedContent, TemplatePart};
 pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};

@@ -510,6 +510,8 @@ mod oauth;
 mod validate;
 mod webhook;
 
+pub use validate::rate_limit_issues;
+
 pub use oauth::{
     ClientAuth, DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, MAX_RATE_LIMITS, MAX_RATE_WINDOW_SECS, OAuth2Spec,
     OAuthGrant, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS, RateLimit,

@@ -260,7 +260,7 @@ async fn a_burst_cannot_exceed_its_budget_nor_delay_another_tenant(backend: Back
         )
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits"), "{r:?}");
-    assert!(r.message().contains("rate_limits[0]: requests must be at least 1"), "{r:?}");
+    assert!(r.message().contains("limits.rate_limits[0].requests: must be at least 1"), "{r:?}");
     let r = s
         .call(
             Method::PATCH,

@@ -1,7 +1,8 @@
 //! API-path benchmark: an installation's operation invoked the way `POST
 //! /v1/installations/{id}/invoke/{operation}` does it — resolve the installation from the store,
 //! open its sealed credentials, convert JSON to WIT values, run a fresh sandbox, convert back —
-//! on the embedded SQLite store, measured directly and over HTTP.
+//! on the embedded SQLite store, measured directly and over HTTP, and with a provider budget
+//! (token buckets) in the path.
 //!
 //! `cargo bench -p patchbay-tests --bench invoke` (`PATCHBAY_BENCH_ITERATIONS` sets the calls per row).
 
@@ -109,6 +110,28 @@ fn main() -> anyhow::Result<()> {
             samples.push(t.elapsed());
         }
         report("invoke health-check (HTTP API)", samples, wall.elapsed());
+
+        // The same installation drawing from a provider budget large enough never to refuse:
+        // what admission (token buckets) adds to a call.
+        let update = serde_json::from_value(json!({
+            "limits": { "rate_limits": [
+                { "requests": 1_000_000_000u32, "per_seconds": 1 },
+                { "requests": 1_000_000_000u32, "per_seconds": 3600 }
+            ] }
+        }))?;
+        app.update_installation("bench", &id, update).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut samples = Vec::with_capacity(iterations);
+        let wall = Instant::now();
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let (_, r) = app
+                .invoke("bench", &id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+            samples.push(t.elapsed());
+        }
+        report("invoke with a provider budget", samples, wall.elapsed());
         app.flush().await;
         anyhow::Ok(())
     })

@@ -156,14 +156,17 @@ impl App {
                 }
             };
             let p = &r.prepared;
-            let missing: Vec<&str> = p
-                .manifest
-                .credentials
-                .iter()
-                .filter(|f| f.required && f.kind != patchbay_registry::FieldType::Oauth2)
-                .filter(|f| p.installation.secrets.get(&f.key).is_none() && p.oauth.is_none())
-                .map(|f| f.key.as_str())
-                .collect();
+            // (An OAuth connector's client credentials were needed to obtain its token already.)
+            let missing: Vec<&str> = match &p.oauth {
+                Some(_) => Vec::new(),
+                None => p
+                    .manifest
+                    .credentials
+                    .iter()
+                    .filter(|f| f.required && p.installation.secrets.get(&f.key).is_none())
+                    .map(|f| f.key.as_str())
+                    .collect(),
+            };
             if !missing.is_empty() {
                 return Finding {
                     status: "unconfigured",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use patchbay_registry::{ApiStatus, FieldType, MAX_RATE_LIMITS, MAX_RATE_WINDOW_SECS, Manifest, RateLimit};
+use patchbay_registry::{ApiStatus, FieldType, Manifest, RateLimit, rate_limit_issues};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -65,28 +65,10 @@ impl LimitsSpec {
         if self.fuel == Some(0) {
             return Err(ApiError::invalid("invalid_limits", "limits.fuel must be positive"));
         }
-        let limits = self.rate_limits.as_deref().unwrap_or_default();
-        if limits.len() > MAX_RATE_LIMITS {
-            return Err(ApiError::invalid(
-                "invalid_limits",
-                format!("limits.rate_limits has {} buckets; at most {MAX_RATE_LIMITS} are allowed", limits.len()),
-            ));
-        }
-        for (i, l) in limits.iter().enumerate() {
-            let bad = if l.requests == 0 {
-                Some("requests must be at least 1".to_string())
-            } else if !(1..=MAX_RATE_WINDOW_SECS).contains(&l.per_seconds) {
-                Some(format!("per_seconds must be 1..={MAX_RATE_WINDOW_SECS}"))
-            } else if l.burst == Some(0) {
-                Some("burst must be at least 1".to_string())
-            } else if limits[..i].iter().any(|o| o.per_seconds == l.per_seconds) {
-                Some(format!("a second bucket per {} s", l.per_seconds))
-            } else {
-                None
-            };
-            if let Some(m) = bad {
-                return Err(ApiError::invalid("invalid_limits", format!("limits.rate_limits[{i}]: {m}")));
-            }
+        if let Some(issue) =
+            rate_limit_issues("limits.rate_limits", self.rate_limits.as_deref().unwrap_or_default()).first()
+        {
+            return Err(ApiError::invalid("invalid_limits", issue.to_string()));
         }
         Ok(())
     }

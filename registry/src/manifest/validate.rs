@@ -329,27 +329,7 @@ impl Validator {
     }
 
     fn rate_limits(&mut self, limits: &[RateLimit]) {
-        if limits.len() > MAX_RATE_LIMITS {
-            self.push(
-                "rate_limits",
-                format!("declares {} buckets; at most {MAX_RATE_LIMITS} are allowed", limits.len()),
-            );
-        }
-        let mut seen: HashMap<u32, usize> = HashMap::new();
-        for (i, l) in limits.iter().enumerate() {
-            let path = format!("rate_limits[{i}]");
-            if l.requests == 0 {
-                self.push(format!("{path}.requests"), "must be at least 1");
-            }
-            if l.per_seconds == 0 || l.per_seconds > MAX_RATE_WINDOW_SECS {
-                self.push(format!("{path}.per_seconds"), format!("must be between 1 and {MAX_RATE_WINDOW_SECS}"));
-            } else if let Some(first) = seen.insert(l.per_seconds, i) {
-                self.push(format!("{path}.per_seconds"), format!("duplicate window (also rate_limits[{first}])"));
-            }
-            if l.burst == Some(0) {
-                self.push(format!("{path}.burst"), "must be at least 1");
-            }
-        }
+        self.issues.extend(rate_limit_issues("rate_limits", limits));
     }
 
     fn webhook(&mut self, spec: &WebhookSpec, credentials: &[Field]) {
@@ -474,6 +454,31 @@ fn check_value(kind: FieldType, value: &str) -> Result<(), String> {
         },
         FieldType::Text | FieldType::Secret | FieldType::Oauth2 => Ok(()),
     }
+}
+
+/// The problems of a list of rate limits at `path` (the manifest's `rate_limits`, or an
+/// installation's `limits.rate_limits`, which the host checks with the same rules).
+pub fn rate_limit_issues(path: &str, limits: &[RateLimit]) -> Vec<Issue> {
+    let mut v = Validator::default();
+    if limits.len() > MAX_RATE_LIMITS {
+        v.push(path, format!("declares {} buckets; at most {MAX_RATE_LIMITS} are allowed", limits.len()));
+    }
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    for (i, l) in limits.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        if l.requests == 0 {
+            v.push(format!("{at}.requests"), "must be at least 1");
+        }
+        if l.per_seconds == 0 || l.per_seconds > MAX_RATE_WINDOW_SECS {
+            v.push(format!("{at}.per_seconds"), format!("must be between 1 and {MAX_RATE_WINDOW_SECS}"));
+        } else if let Some(first) = seen.insert(l.per_seconds, i) {
+            v.push(format!("{at}.per_seconds"), format!("duplicate window (also {path}[{first}])"));
+        }
+        if l.burst == Some(0) {
+            v.push(format!("{at}.burst"), "must be at least 1");
+        }
+    }
+    v.issues
 }
 
 /// Checks an OAuth endpoint: an absolute http(s) URL without a fragment, or a template of
