@@ -289,6 +289,15 @@ async fn a_revoked_grant_requires_reauthorization_and_says_so_in_the_outbox(back
     assert_eq!(r.body["revoked"], true, "{r:?}");
     assert_eq!(auth.revocations().len(), 1);
     assert_eq!(oauth_status(&s, &token, &id).await["connected"], false);
+    let r = send(&s, &token, &id, "disconnected").await;
+    assert_eq!(r.code(), "oauth_not_connected", "{r:?}");
+    // Connected again, the grant starts over at version 1 and calls use its token, not the
+    // revoked one this host saw last at the same version.
+    assert_eq!(authorize(&s, &token, &id).await.0, StatusCode::OK);
+    assert_eq!(oauth_status(&s, &token, &id).await["version"], 1);
+    let r = send(&s, &token, &id, "reconnected").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(auth.notifications().last().map(String::as_str), Some("reconnected"));
 }
 
 async fn the_client_credentials_grant_obtains_its_own_tokens(backend: Backend) {

@@ -143,8 +143,10 @@ pub struct Prepared {
     secrets: Secrets,
     /// For connectors declaring `[oauth2]`: how the host obtains the token.
     pub oauth: Option<Arc<OAuthContext>>,
-    /// The version of the access token in `installation`'s secrets.
+    /// The version of the access token in `installation`'s secrets...
     pub oauth_version: Option<i64>,
+    /// ...and when its grant was authorized (versions start again after a reconnect).
+    oauth_obtained_at: Option<i64>,
     /// The (tenant, provider) budget calls draw from, when rate limits apply.
     pub budget: Option<Arc<Budget>>,
 }
@@ -176,6 +178,7 @@ impl Prepared {
             secrets: self.secrets.clone(),
             oauth: self.oauth.clone(),
             oauth_version: Some(token.version),
+            oauth_obtained_at: Some(token.obtained_at),
             budget: self.budget.clone(),
         })
     }
@@ -562,7 +565,7 @@ impl App {
         let mut prepared = self.prepared_for(&row).await?;
         if let Some(ctx) = &prepared.oauth {
             let token = self.access_token(tenant, id, ctx).await?;
-            if prepared.oauth_version != Some(token.version) {
+            if (prepared.oauth_obtained_at, prepared.oauth_version) != (Some(token.obtained_at), Some(token.version)) {
                 prepared = Arc::new(prepared.with_token(&token)?);
                 self.cache_prepared(&row, prepared.clone());
             }
@@ -661,6 +664,7 @@ impl App {
             secrets,
             oauth,
             oauth_version: None,
+            oauth_obtained_at: None,
             budget,
         })
     }

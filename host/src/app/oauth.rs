@@ -65,6 +65,8 @@ impl OAuthContext {
 #[derive(Debug)]
 pub struct CurrentToken {
     pub version: i64,
+    /// When the grant was authorized: a reconnected grant starts its versions again.
+    pub obtained_at: i64,
     pub access: Secret,
     pub expires_at: Option<i64>,
 }
@@ -95,8 +97,9 @@ impl OAuthTokens {
             if m.len() >= 10_000 {
                 m.clear();
             }
-            // Never step back to an older version another task loaded late.
-            if m.get(&key).is_none_or(|t| t.version <= token.version) {
+            // Never step back to an older token another task loaded late; a grant authorized
+            // again (after a disconnect) is newer whatever its version.
+            if m.get(&key).is_none_or(|t| (t.obtained_at, t.version) <= (token.obtained_at, token.version)) {
                 m.insert(key, token);
             }
         }
@@ -200,7 +203,8 @@ impl App {
 
     fn current_from(&self, g: &GrantRow) -> Result<Arc<CurrentToken>, ApiError> {
         let access = self.open_token(&g.tenant, &g.installation, "oauth:access_token", &g.access_token)?;
-        let token = Arc::new(CurrentToken { version: g.version, access, expires_at: g.expires_at });
+        let token =
+            Arc::new(CurrentToken { version: g.version, obtained_at: g.obtained_at, access, expires_at: g.expires_at });
         self.oauth.put(key(&g.tenant, &g.installation), token.clone());
         Ok(token)
     }
