@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::oauth::{authorize, install};
+use crate::quotas::set_rate_limits;
 use crate::server::Server;
 
 on_both_backends!(health_checks_move_installations_through_their_statuses, health_checks_run_on_their_schedule);
@@ -42,14 +43,7 @@ async fn health_checks_move_installations_through_their_statuses(backend: Backen
     let token = s.tenant("acme").await;
     let id = install(&s, &token, components::OAUTH_NOTIFY, &auth, "notify").await;
     // More checks than the connector's provider budget (5 per minute) allows.
-    let r = s
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/v1/installations/{id}"),
-            &token,
-            Some(json!({ "limits": { "rate_limits": [{ "requests": 1000, "per_seconds": 1 }] } })),
-        )
-        .await;
+    let r = set_rate_limits(&s, &token, &id, json!([{ "requests": 1000, "per_seconds": 1 }])).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let r = s.get(&format!("/v1/installations/{id}/health"), &token).await;
     assert_eq!(r.body["health"], Value::Null, "{r:?}");
@@ -130,14 +124,7 @@ async fn health_checks_run_on_their_schedule(backend: Backend) {
     let s = Server::start_with(backend, &env).await;
     let token = s.tenant("acme").await;
     let id = install(&s, &token, components::OAUTH_NOTIFY, &auth, "notify").await;
-    let r = s
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/v1/installations/{id}"),
-            &token,
-            Some(json!({ "limits": { "rate_limits": [{ "requests": 1000, "per_seconds": 1 }] } })),
-        )
-        .await;
+    let r = set_rate_limits(&s, &token, &id, json!([{ "requests": 1000, "per_seconds": 1 }])).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(authorize(&s, &token, &id).await.0, StatusCode::OK);
     // The scheduler checks on its own, again and again, without anyone asking.

@@ -20,6 +20,7 @@ on_both_backends!(
     tokens_refresh_ahead_of_expiry_and_after_a_401_with_rotation,
     concurrent_refreshes_make_one_token_request,
     a_revoked_grant_requires_reauthorization_and_says_so_in_the_outbox,
+    repeated_refresh_failures_require_reauthorization,
     the_client_credentials_grant_obtains_its_own_tokens,
     bad_oauth_requests_are_refused_precisely,
 );
@@ -298,6 +299,36 @@ async fn a_revoked_grant_requires_reauthorization_and_says_so_in_the_outbox(back
     let r = send(&s, &token, &id, "reconnected").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(auth.notifications().last().map(String::as_str), Some("reconnected"));
+}
+
+async fn repeated_refresh_failures_require_reauthorization(backend: Backend) {
+    let auth = OAuthServer::start().await;
+    let s = Server::start_with(backend, ENV).await;
+    let token = s.tenant("acme").await;
+    let id = install(&s, &token, components::OAUTH_NOTIFY, &auth, "notify").await;
+    assert_eq!(authorize(&s, &token, &id).await.0, StatusCode::OK);
+
+    // The token endpoint is down: each failure is counted and the grant stays usable...
+    auth.fail_next(3);
+    for n in 1..=2 {
+        let r = refresh(&s, &token, &id, None).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_GATEWAY, "oauth_unavailable"), "{r:?}");
+        assert!(r.message().contains("HTTP 503"), "{r:?}");
+        let st = oauth_status(&s, &token, &id).await;
+        assert_eq!((st["status"].clone(), st["failures"].clone()), (json!("active"), json!(n)), "{st}");
+        let r = send(&s, &token, &id, &format!("still working {n}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    }
+    // ...until the third failure in a row.
+    let r = refresh(&s, &token, &id, None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "reauth_required"), "{r:?}");
+    let r = s.get(&format!("/v1/installations/{id}"), &token).await;
+    assert_eq!(r.body["status"], "reauth_required", "{r:?}");
+    let r = s.get("/v1/events?type=installation.reauth_required", &token).await;
+    let events = r.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{r:?}");
+    assert_eq!(events[0]["payload"]["reason"], "unavailable", "{r:?}");
+    assert_eq!(auth.token_requests("refresh_token"), 3);
 }
 
 async fn the_client_credentials_grant_obtains_its_own_tokens(backend: Backend) {

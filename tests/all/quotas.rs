@@ -10,7 +10,7 @@ use patchbay_tests::components;
 use patchbay_tests::oauth::OAuthServer;
 use patchbay_tests::sources::{Dataset, SourceServer};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::hooks::{GH_SECRET, install_github, notify_route, post_github, push_body};
 use crate::oauth::{authorize, install};
@@ -30,8 +30,7 @@ async fn sync_batches_wait_for_the_budget(backend: Backend) {
     let ds = Dataset::new(500, 200, 3);
     let src = SourceServer::start(ds.clone());
     let shop = crate::sync::install(&s, &token, "rest-source", "shop", crate::sync::rest_config(&src, 100)).await;
-    let limits = json!({ "limits": { "rate_limits": [{ "requests": 4, "per_seconds": 1, "burst": 1 }] } });
-    let r = s.call(Method::PATCH, &format!("/v1/installations/{shop}"), &token, Some(limits)).await;
+    let r = set_rate_limits(&s, &token, &shop, json!([{ "requests": 4, "per_seconds": 1, "burst": 1 }])).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
 
     let run = crate::sync::sync(&s, &token, json!({ "installation": shop, "entity": "items" })).await;
@@ -67,14 +66,7 @@ async fn deliveries_over_budget_back_off_like_after_a_providers_429(backend: Bac
     let auth = OAuthServer::start().await;
     let s = Server::start_with(backend, &[("PATCHBAY_HEALTH_INTERVAL_SECS", "0")]).await;
     let (t, dest) = connected(&s, "acme", &auth).await;
-    let r = s
-        .call(
-            Method::PATCH,
-            &format!("/v1/installations/{dest}"),
-            &t,
-            Some(json!({ "limits": { "rate_limits": [{ "requests": 2, "per_seconds": 3600 }] } })),
-        )
-        .await;
+    let r = set_rate_limits(&s, &t, &dest, json!([{ "requests": 2, "per_seconds": 3600 }])).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let (gh, url) = install_github(&s, &t, "repo", Some(GH_SECRET)).await;
     let r = s.post("/v1/routes", &t, notify_route("to-oauth", &gh, &dest)).await;
@@ -123,14 +115,7 @@ async fn a_provider_429_seen_by_one_host_pauses_the_budget_on_every_host() {
     let env = [("PATCHBAY_HEALTH_INTERVAL_SECS", "0"), ("PATCHBAY_SCHEDULER_TICK_MS", "100")];
     let hosts = Server::cluster(Backend::Postgres, 2, &env).await;
     let (acme, a) = connected(&hosts[0], "acme", &auth).await;
-    let r = hosts[0]
-        .call(
-            Method::PATCH,
-            &format!("/v1/installations/{a}"),
-            &acme,
-            Some(json!({ "limits": { "rate_limits": [{ "requests": 100, "per_seconds": 1 }] } })),
-        )
-        .await;
+    let r = set_rate_limits(&hosts[0], &acme, &a, json!([{ "requests": 100, "per_seconds": 1 }])).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     // Both hosts have called once (each has the budget in memory).
     for h in &hosts {
@@ -146,6 +131,12 @@ async fn a_provider_429_seen_by_one_host_pauses_the_budget_on_every_host() {
     assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{r:?}");
     assert!(r.message().contains("paused by the provider"), "{r:?}");
     assert_eq!(auth.api_calls(), calls);
+}
+
+/// Sets an installation's `limits.rate_limits`.
+pub(crate) async fn set_rate_limits(s: &Server, token: &str, id: &str, limits: Value) -> Resp {
+    let body = json!({ "limits": { "rate_limits": limits } });
+    s.call(Method::PATCH, &format!("/v1/installations/{id}"), token, Some(body)).await
 }
 
 /// `send` with `Prefer: wait=<wait>`.
@@ -251,24 +242,10 @@ async fn a_burst_cannot_exceed_its_budget_nor_delay_another_tenant(backend: Back
     assert_eq!(q.body["buckets"][0]["all_hosts"]["used"], 5, "{q:?}");
 
     // An installation may override the manifest's budget; nonsense is refused precisely.
-    let r = s
-        .call(
-            Method::PATCH,
-            &format!("/v1/installations/{g}"),
-            &globex,
-            Some(json!({ "limits": { "rate_limits": [{ "requests": 0, "per_seconds": 1 }] } })),
-        )
-        .await;
+    let r = set_rate_limits(&s, &globex, &g, json!([{ "requests": 0, "per_seconds": 1 }])).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits"), "{r:?}");
     assert!(r.message().contains("limits.rate_limits[0].requests: must be at least 1"), "{r:?}");
-    let r = s
-        .call(
-            Method::PATCH,
-            &format!("/v1/installations/{g}"),
-            &globex,
-            Some(json!({ "limits": { "rate_limits": [{ "requests": 1, "per_seconds": 3600 }] } })),
-        )
-        .await;
+    let r = set_rate_limits(&s, &globex, &g, json!([{ "requests": 1, "per_seconds": 3600 }])).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let q = s.get(&format!("/v1/installations/{g}/quota"), &globex).await;
     assert_eq!(
@@ -299,14 +276,7 @@ async fn a_provider_429_pauses_the_budget_for_every_installation(backend: Backen
     let b = install(&s, &acme, components::OAUTH_NOTIFY, &auth, "second").await;
     assert_eq!(authorize(&s, &acme, &b).await.0, StatusCode::OK);
     for id in [&a, &b] {
-        let r = s
-            .call(
-                Method::PATCH,
-                &format!("/v1/installations/{id}"),
-                &acme,
-                Some(json!({ "limits": { "rate_limits": [{ "requests": 100, "per_seconds": 1 }] } })),
-            )
-            .await;
+        let r = set_rate_limits(&s, &acme, id, json!([{ "requests": 100, "per_seconds": 1 }])).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
 
