@@ -10,6 +10,7 @@ mod body;
 mod connectors;
 mod error;
 mod events;
+mod health;
 mod hooks;
 mod installations;
 mod oauth;
@@ -59,8 +60,8 @@ pub fn router(app: App) -> Router {
         .route("/installations/{id}/oauth/start", post(oauth::start))
         .route("/installations/{id}/oauth/refresh", post(oauth::refresh))
         .route("/installations/{id}/quota", get(installations::quota))
-        .route("/installations/{id}/health", get(oauth::health).post(oauth::check_health))
-        .route("/health", get(oauth::health_summary))
+        .route("/installations/{id}/health", get(health::last).post(health::check))
+        .route("/health", get(health::summary))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::get))
         .route("/deliveries/redrive", post(events::redrive_all))

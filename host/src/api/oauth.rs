@@ -1,7 +1,5 @@
 //! OAuth 2.0 endpoints: `/v1/installations/{id}/oauth` (status, start, refresh, disconnect) and
-//! the public `/oauth/callback` the provider redirects the user's browser to; and health:
-//! `/v1/installations/{id}/health` (last check; POST runs one now) and `/v1/health` (a tenant's
-//! summary).
+//! the public `/oauth/callback` the provider redirects the user's browser to.
 
 use std::collections::HashMap;
 
@@ -107,34 +105,6 @@ fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// `GET /v1/installations/{id}/health`: the last check.
-pub async fn health(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    Ok(Json(app.health_of(tenant, &id).await?))
-}
-
-/// `POST /v1/installations/{id}/health`: checks now.
-pub async fn check_health(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    Ok(Json(app.check_health(tenant, &id).await?))
-}
-
-/// `GET /v1/health`: the tenant's installations by health.
-pub async fn health_summary(State(app): State<App>, p: Principal) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    Ok(Json(app.health_summary(tenant).await?))
 }
 
 #[cfg(test)]
