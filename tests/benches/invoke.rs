@@ -36,6 +36,22 @@ fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
     );
 }
 
+/// `iterations` sequential in-process invokes of `health-check`: each call's time, and the total.
+async fn invoke_in_process(app: &App, id: &str, iterations: usize) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let mut samples = Vec::with_capacity(iterations);
+    let wall = Instant::now();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let (_, r) = app
+            .invoke("bench", id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+        samples.push(t.elapsed());
+    }
+    Ok((samples, wall.elapsed()))
+}
+
 fn main() -> anyhow::Result<()> {
     let iterations: usize =
         std::env::var("PATCHBAY_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
@@ -68,18 +84,8 @@ fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
-        let mut samples = Vec::with_capacity(iterations);
-        let wall = Instant::now();
-        for _ in 0..iterations {
-            let t = Instant::now();
-            let (_, r) = app
-                .invoke("bench", &id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
-            samples.push(t.elapsed());
-        }
-        report("invoke health-check (in process)", samples, wall.elapsed());
+        let (samples, wall) = invoke_in_process(&app, &id, iterations).await?;
+        report("invoke health-check (in process)", samples, wall);
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -120,18 +126,8 @@ fn main() -> anyhow::Result<()> {
             ] }
         }))?;
         app.update_installation("bench", &id, update).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut samples = Vec::with_capacity(iterations);
-        let wall = Instant::now();
-        for _ in 0..iterations {
-            let t = Instant::now();
-            let (_, r) = app
-                .invoke("bench", &id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
-            samples.push(t.elapsed());
-        }
-        report("invoke with a provider budget", samples, wall.elapsed());
+        let (samples, wall) = invoke_in_process(&app, &id, iterations).await?;
+        report("invoke with a provider budget", samples, wall);
         app.flush().await;
         anyhow::Ok(())
     })
