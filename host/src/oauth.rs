@@ -18,6 +18,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::capability::credentials::Secret;
+use crate::capability::http::policy::{Template, fill_template};
 
 /// Time allowed for one token-endpoint request.
 pub const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,26 +38,20 @@ pub fn s256_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
 }
 
-/// Fills `{{config.KEY}}` templates of a manifest URL and parses the result.
+/// Fills `{{config.KEY}}` templates of a manifest URL (as `allowed_hosts` are filled) and parses
+/// the result.
 pub fn endpoint(template: &str, config: &BTreeMap<String, String>) -> Result<Url, String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("{template:?} has an unterminated template"))?;
-        let key = after[..end].trim().strip_prefix("config.").unwrap_or_default();
-        let value = config
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("{template:?} needs the config value {key:?}, which is not set"))?;
-        out.push_str(value.trim_end_matches('/'));
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    let url = Url::parse(&out).map_err(|e| format!("{out:?} is not a URL: {e}"))?;
+    let filled = match fill_template(template, config) {
+        Ok(Template::Plain) => template.to_string(),
+        Ok(Template::Filled(url)) => url,
+        Ok(Template::Missing(key)) => {
+            return Err(format!("{template:?} needs the config value {key:?}, which is not set"));
+        }
+        Err(e) => return Err(format!("{template:?}: {}", e.reason)),
+    };
+    let url = Url::parse(&filled).map_err(|e| format!("{filled:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(format!("{out:?} is not an http(s) URL"));
+        return Err(format!("{filled:?} is not an http(s) URL"));
     }
     Ok(url)
 }

@@ -134,7 +134,7 @@ impl Store {
     pub async fn save_health(&self, w: HealthWrite<'_>) -> Result<(), StoreError> {
         let r = w.row;
         let mut tx = self.begin_write().await?;
-        let saved = sqlx::query(
+        sqlx::query(
             "INSERT INTO installation_health (installation, tenant, status, message, checked_at, duration_ms, \
                  consecutive_failures, next_check_at, lease_owner, lease_until) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
@@ -152,13 +152,8 @@ impl Store {
         .bind(r.consecutive_failures)
         .bind(r.next_check_at)
         .execute(&mut *tx)
-        .await;
-        match saved {
-            Err(e) if super::violation(&e) == Some(sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                return Err(StoreError::NotFound(format!("installation {} not found", r.installation)));
-            }
-            other => other?,
-        };
+        .await
+        .map_err(|e| super::missing_installation(e, &r.installation))?;
         if let Some((from, to)) = w.status_change {
             sqlx::query(
                 "UPDATE installations SET status = $4, updated_at = $5 WHERE tenant = $1 AND id = $2 AND status = $3",

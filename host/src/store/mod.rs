@@ -466,6 +466,15 @@ pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     }
 }
 
+/// A write refused because the installation it refers to does not exist (a foreign key) as
+/// `NotFound`; any other error unchanged.
+pub(crate) fn missing_installation(e: sqlx::Error, installation: &str) -> StoreError {
+    match violation(&e) {
+        Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound(format!("installation {installation} not found")),
+        _ => StoreError::Db(e),
+    }
+}
+
 /// The kind of constraint a database error reports, if it is one.
 pub(crate) fn violation(e: &sqlx::Error) -> Option<ErrorKind> {
     match e {

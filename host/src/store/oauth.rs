@@ -204,12 +204,7 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| match super::violation(&e) {
-            Some(sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                StoreError::NotFound(format!("installation {installation} not found"))
-            }
-            _ => StoreError::Db(e),
-        })?;
+        .map_err(|e| super::missing_installation(e, installation))?;
         sqlx::query(
             "UPDATE installations SET status = 'active', updated_at = $3 \
              WHERE tenant = $1 AND id = $2 AND status = 'reauth_required'",
@@ -458,12 +453,7 @@ impl Store {
         .bind(s.expires_at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match super::violation(&e) {
-            Some(sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                StoreError::NotFound(format!("installation {} not found", s.installation))
-            }
-            _ => StoreError::Db(e),
-        })?;
+        .map_err(|e| super::missing_installation(e, &s.installation))?;
         // Requests never answered are forgotten as new ones arrive.
         sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1").bind(s.created_at).execute(&mut *tx).await?;
         tx.commit().await?;

@@ -634,10 +634,7 @@ async fn stream_id(
     .bind(entity)
     .execute(&mut **tx)
     .await
-    .map_err(|e| match violation(&e) {
-        Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound(format!("installation {installation} not found")),
-        _ => e.into(),
-    })?;
+    .map_err(|e| super::missing_installation(e, installation))?;
     let row = sqlx::query(FIND).bind(installation).bind(entity).fetch_one(&mut **tx).await?;
     Ok(row.try_get("id")?)
 }

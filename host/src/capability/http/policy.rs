@@ -259,13 +259,19 @@ impl EgressPolicy {
     }
 }
 
-enum Template {
+/// A `{{config.KEY}}` template after filling.
+pub(crate) enum Template {
+    /// No template in it.
     Plain,
     Filled(String),
+    /// The config value of this key is not set.
     Missing(String),
 }
 
-fn fill_template(raw: &str, config: &BTreeMap<String, String>) -> Result<Template, PatternError> {
+/// Fills the `{{config.KEY}}` templates of `raw` (manifest destinations and OAuth endpoints).
+/// Values are trimmed, trailing slashes included, so `{{config.base_url}}/path` does not double
+/// the slash; they may not be empty or contain wildcards or templates.
+pub(crate) fn fill_template(raw: &str, config: &BTreeMap<String, String>) -> Result<Template, PatternError> {
     if !raw.contains("{{") {
         return Ok(Template::Plain);
     }
@@ -284,7 +290,7 @@ fn fill_template(raw: &str, config: &BTreeMap<String, String>) -> Result<Templat
         if value.contains('*') || value.contains("{{") || value.trim().is_empty() {
             return Err(err(format!("config value for {key:?} may not be empty or contain wildcards or templates")));
         }
-        out.push_str(value.trim());
+        out.push_str(value.trim().trim_end_matches('/'));
         rest = &after[end + 2..];
     }
     out.push_str(rest);
