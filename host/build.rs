@@ -1,9 +1,6 @@
 //! Builds the reference connectors (`connectors-wasm/`) for wasm32-wasip2 and copies them to
 //! `$OUT_DIR/connectors/`, where `app::catalog` embeds them: `patchbay serve` publishes them to
 //! the catalog on start. The building itself lives in `build-support/guests.rs`.
-//!
-//! Also reruns when a migration file is added: `sqlx::migrate!` embeds the files it saw with
-//! `include_str!`, which tracks edits to them but not new files in the directory.
 
 #[path = "../build-support/guests.rs"]
 mod guests;
@@ -18,7 +15,6 @@ fn main() {
     fs::create_dir_all(&out_dir).expect("create $OUT_DIR/connectors");
     let workspace = guests::Workspace::open(&root, "connectors-wasm");
     guests::watch(&manifest_dir, &root, std::slice::from_ref(&workspace));
-    println!("cargo:rerun-if-changed=migrations");
     guests::ensure_wasm_target();
     for (name, path) in workspace.build(&guests::guests_target_dir(&root)) {
         let file = format!("{}.wasm", name.replace('-', "_"));

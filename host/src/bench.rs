@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
-use crate::bindings::connector::ConnectorPre;
-use crate::capability::credentials::Secrets;
-use crate::capability::log::MemoryOperationLog;
-use crate::runtime::LoadedComponent;
-use crate::runtime::calls;
-use crate::{Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
+use patchbay_core::Scope;
+use patchbay_runtime::LoadedComponent;
+use patchbay_runtime::bindings::connector::ConnectorPre;
+use patchbay_runtime::calls;
+use patchbay_runtime::capability::credentials::Secrets;
+use patchbay_runtime::capability::log::MemoryOperationLog;
+use patchbay_runtime::{Installation, Limits, Runtime, RuntimeConfig, Services};
 
 /// Latency figures for one configuration.
 #[derive(Debug, Clone)]
@@ -154,8 +155,8 @@ impl Path {
 /// Bare wasmtime on an engine configured exactly like the runtime's (pool, epochs, fuel):
 /// `Store<()>`, no capabilities linked, no limits beyond what the engine requires.
 fn bare(rc: &RuntimeConfig, wasm: &[u8]) -> anyhow::Result<Path> {
-    let (engine, _) = crate::runtime::engine::build(rc).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::runtime::engine::start_ticker(&engine, rc.epoch_tick);
+    let (engine, _) = patchbay_runtime::engine::build(rc).map_err(|e| anyhow::anyhow!("{e}"))?;
+    patchbay_runtime::engine::start_ticker(&engine, rc.epoch_tick);
     let component = Component::new(&engine, wasm).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker = Linker::<()>::new(&engine);
     linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e}"))?;

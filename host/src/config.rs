@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::capability::http::Cidr;
+use patchbay_runtime::capability::http::Cidr;
 
 /// `patchbay.toml`. Unknown keys are an error so a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -119,7 +119,7 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-pub use crate::store::redact_url;
+pub use patchbay_store::redact_url;
 
 /// Flags given on the command line (they win over everything).
 #[derive(Debug, Default)]

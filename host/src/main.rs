@@ -9,12 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use patchbay::app::App;
-use patchbay::capability::credentials::Secrets;
-use patchbay::capability::http::{Cidr, NetworkPolicy};
-use patchbay::capability::log::MemoryOperationLog;
 use patchbay::config::{Overrides, Settings};
-use patchbay::runtime::calls;
-use patchbay::{Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
+use patchbay_core::Scope;
+use patchbay_runtime::calls;
+use patchbay_runtime::capability::credentials::Secrets;
+use patchbay_runtime::capability::http::{Cidr, NetworkPolicy};
+use patchbay_runtime::capability::log::MemoryOperationLog;
+use patchbay_runtime::{Installation, Limits, Runtime, RuntimeConfig, Services};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
@@ -468,14 +469,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn rotate(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<i32> {
     let settings = Settings::load(Overrides { config, listen: None, data_dir }, &patchbay::config::ProcessEnv)?;
-    let store = patchbay::store::Store::connect(&settings.database()).await?;
+    let store = patchbay_store::Store::connect(&settings.database()).await?;
     let keyring =
-        patchbay::crypto::Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
+        patchbay_crypto::Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
     if settings.master_key.is_none() {
         let id = keyring.rotate()?;
         println!("new master key {id} is active");
     }
-    let report = patchbay::crypto::reencrypt_all(&store, &keyring).await?;
+    let report = patchbay::rotation::reencrypt_all(&store, &keyring).await?;
     println!("re-encrypted {} credential field(s) under key {}", report.reencrypted, keyring.active_key_id()?);
     Ok(0)
 }

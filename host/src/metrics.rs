@@ -126,7 +126,7 @@ impl Metrics {
     }
 
     /// Counts a committed sync batch and its records by outcome.
-    pub fn sync_batch(&self, c: &crate::store::sync::Counts) {
+    pub fn sync_batch(&self, c: &patchbay_store::sync::Counts) {
         let mut m = self.lock();
         m.sync_batches += 1;
         for (k, n) in [

@@ -17,8 +17,8 @@ use patchbay_registry::{ClientAuth, OAuth2Spec};
 use serde::Deserialize;
 use url::Url;
 
-use crate::capability::credentials::Secret;
-use crate::capability::http::policy::{Template, fill_template};
+use patchbay_runtime::capability::credentials::Secret;
+use patchbay_runtime::capability::http::policy::{Template, fill_template};
 
 /// Time allowed for one token-endpoint request.
 pub const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use patchbay_registry::RateLimit;
 
-use crate::store::Store;
-use crate::store::quota::UsageDelta;
+use patchbay_store::Store;
+use patchbay_store::quota::UsageDelta;
 
 /// Longest a `Retry-After` may pause a budget.
 const MAX_PAUSE: Duration = Duration::from_secs(3600);
@@ -226,7 +226,7 @@ impl Budget {
         let max_wait = match mode {
             QuotaMode::FailFast => {
                 return self
-                    .try_take(Instant::now(), crate::store::now_ms())
+                    .try_take(Instant::now(), patchbay_core::now_ms())
                     .map_err(|(wait, limit)| self.exceeded(wait, limit));
             }
             QuotaMode::Wait(max) => max,
@@ -238,7 +238,7 @@ impl Budget {
         };
         loop {
             let now = Instant::now();
-            match self.try_take(now, crate::store::now_ms()) {
+            match self.try_take(now, patchbay_core::now_ms()) {
                 Ok(()) => return Ok(()),
                 Err((wait, limit)) => {
                     if now + wait > deadline {
@@ -271,7 +271,7 @@ impl Budget {
         s.throttled += 1;
         if s.paused_until.is_none_or(|u| u < until) {
             s.paused_until = Some(until);
-            let ms = crate::store::now_ms().saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
+            let ms = patchbay_core::now_ms().saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
             s.unshared_pause = Some(ms);
         }
         // What the provider counted is spent.
@@ -282,7 +282,7 @@ impl Budget {
 
     /// A pause another host recorded (unix ms), applied here if it ends later than ours.
     fn apply_pause_until(&self, until_ms: i64) {
-        let left = until_ms.saturating_sub(crate::store::now_ms());
+        let left = until_ms.saturating_sub(patchbay_core::now_ms());
         let Ok(left) = u64::try_from(left) else { return };
         let until = Instant::now() + Duration::from_millis(left).min(MAX_PAUSE);
         let mut s = self.lock();
@@ -315,7 +315,7 @@ impl Budget {
     /// Buckets, pause and counters now.
     pub fn status(&self) -> (Vec<BucketStatus>, Option<Duration>, u64) {
         let now = Instant::now();
-        let now_ms = crate::store::now_ms();
+        let now_ms = patchbay_core::now_ms();
         let mut s = self.lock();
         let buckets = s
             .buckets
@@ -336,6 +336,13 @@ impl Budget {
             .collect();
         let paused = s.paused_until.and_then(|u| (u > now).then(|| u - now));
         (buckets, paused, s.throttled)
+    }
+}
+
+/// A provider's 429, seen by the `http` capability, pauses the whole budget.
+impl patchbay_runtime::capability::http::EgressBudget for Budget {
+    fn throttled(&self, retry_after: Duration) {
+        self.pause(retry_after);
     }
 }
 
@@ -366,7 +373,7 @@ impl Quotas {
 
 /// Writes what this host counted and decided since the last flush, then applies the pauses
 /// other hosts recorded. Counts that fail to be written are lost (they only feed the views).
-pub async fn flush(quotas: &Quotas, store: &Store) -> Result<(), crate::store::StoreError> {
+pub async fn flush(quotas: &Quotas, store: &Store) -> Result<(), patchbay_store::StoreError> {
     let budgets: Vec<Arc<Budget>> =
         quotas.budgets.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
     let (mut deltas, mut pauses) = (Vec::new(), Vec::new());
@@ -399,7 +406,7 @@ pub fn spawn_flusher(app: crate::app::App, every: Duration) {
             }
             if last_purge.elapsed() > Duration::from_secs(3600) {
                 last_purge = Instant::now();
-                if let Err(e) = app.store.purge_quota_usage(crate::store::now_ms() - 24 * 3600 * 1000).await {
+                if let Err(e) = app.store.purge_quota_usage(patchbay_core::now_ms() - 24 * 3600 * 1000).await {
                     tracing::warn!("purging quota usage: {e}");
                 }
             }

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::dispatch::retry::RetrySchedule;
-use crate::runtime::dynamic::{OperationInfo, Type};
-use crate::store::{NewDelivery, NewEvent, RouteRow, Store, StoreError};
+use patchbay_core::retry::RetrySchedule;
+use patchbay_runtime::dynamic::{OperationInfo, Type};
+use patchbay_store::{NewDelivery, NewEvent, RouteRow, Store, StoreError};
 
 /// Most globs a rule may list.
 pub const MAX_GLOBS: usize = 32;
@@ -486,7 +486,7 @@ pub fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms:
     for rule in std::iter::once(first).chain(matching) {
         let r = &rule.row;
         let key = delivery_key(&event.id, &r.id);
-        let id = crate::app::new_id("dlv");
+        let id = patchbay_core::new_id("dlv");
         if let Value::Object(m) = &mut ctx {
             m.insert("delivery".into(), json!({"id": id, "idempotency_key": key}));
             m.insert("route".into(), json!({"id": r.id, "name": r.name}));

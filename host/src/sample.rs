@@ -64,12 +64,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
-use crate::timefmt::{parse_rfc3339, rfc3339};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use patchbay_core::timefmt::{parse_rfc3339, rfc3339};
 use serde_json::{Map, Value, json};
 
 /// `updated_at` of record 0 before any change: 2024-01-01T00:00:00Z; record `i` is `i` seconds later.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use patchbay::store::Backend;
+use patchbay_store::Backend;
 use patchbay_tests::components;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

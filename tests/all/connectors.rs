@@ -1,6 +1,6 @@
 //! The reference connectors: `github` (webhook-endpoint) and `notify-webhook` (notification-provider).
 
-use patchbay::runtime::calls::invoke_json;
+use patchbay_runtime::calls::invoke_json;
 use patchbay_tests::components;
 use serde_json::{Value, json};
 
@@ -55,8 +55,8 @@ async fn github_rejects_bad_missing_and_unconfigured_signatures() {
 
 async fn transform(
     host: &Host,
-    c: &patchbay::runtime::LoadedComponent,
-    inst: &patchbay::Installation,
+    c: &patchbay_runtime::LoadedComponent,
+    inst: &patchbay_runtime::Installation,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Value {

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use patchbay::CallError;
-use patchbay::runtime::LoadedComponent;
-use patchbay::runtime::dynamic::{
+use patchbay_runtime::CallError;
+use patchbay_runtime::LoadedComponent;
+use patchbay_runtime::dynamic::{
     self, Direction, DynamicOutcome, InvokeError, MappingError, OperationInfo, Type, find_operation, invoke,
     json_to_val, operation_schema, operations, params_from_json, type_schema, val_to_json, val_to_json_typed,
 };

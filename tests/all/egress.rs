@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use patchbay::capability::log::Source;
+use patchbay_core::log::Source;
 use patchbay_tests::components;
 use serde_json::{Value, json};
 
 use crate::harness::{Host, TestServer, hostile, installation};
 
-async fn fetch(host: &Host, inst: &patchbay::Installation, req: Value) -> Value {
+async fn fetch(host: &Host, inst: &patchbay_runtime::Installation, req: Value) -> Value {
     let c = host.load(components::HOSTILE);
     hostile(host, &c, inst, "http", &req.to_string()).await.outcome.unwrap().unwrap()
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use patchbay::store::{
+use patchbay_store::{
     Backend, GroupCommitConfig, GroupCommitter, GroupWriters, IngressOutcome, IngressWrite, Store, StoreError,
 };
 
@@ -34,9 +34,7 @@ fn write(n: usize, dedupe: Option<&str>) -> IngressWrite {
 }
 
 fn recorded(n: usize) -> IngressOutcome {
-    IngressOutcome::Recorded {
-        events: vec![patchbay::store::EmittedEvent { id: format!("evt_{n}"), duplicate: false }],
-    }
+    IngressOutcome::Recorded { events: vec![patchbay_store::EmittedEvent { id: format!("evt_{n}"), duplicate: false }] }
 }
 
 /// A committer whose delivery hook counts its calls.
@@ -112,7 +110,7 @@ async fn batch_duplicates_replay_the_first_answer(backend: Backend) {
     assert_eq!(
         answers[2].as_ref().unwrap(),
         &IngressOutcome::Recorded {
-            events: vec![patchbay::store::EmittedEvent { id: "evt_1".into(), duplicate: true }]
+            events: vec![patchbay_store::EmittedEvent { id: "evt_1".into(), duplicate: true }]
         }
     );
     assert_eq!(answers[3].as_ref().unwrap(), &first_answer);

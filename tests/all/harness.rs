@@ -10,13 +10,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use patchbay::capability::credentials::Secrets;
-use patchbay::capability::events::MemoryEventSink;
-use patchbay::capability::http::{Cidr, NetworkPolicy};
-use patchbay::capability::log::{LogEntry, MemoryOperationLog};
-use patchbay::capability::state::MemoryStateStore;
-use patchbay::runtime::LoadedComponent;
-use patchbay::{CallReport, Installation, Limits, Runtime, RuntimeConfig, Scope, Services};
+use patchbay_core::Scope;
+use patchbay_core::log::LogEntry;
+use patchbay_runtime::LoadedComponent;
+use patchbay_runtime::capability::credentials::Secrets;
+use patchbay_runtime::capability::events::MemoryEventSink;
+use patchbay_runtime::capability::http::{Cidr, NetworkPolicy};
+use patchbay_runtime::capability::log::MemoryOperationLog;
+use patchbay_runtime::capability::state::MemoryStateStore;
+use patchbay_runtime::{CallReport, Installation, Limits, Runtime, RuntimeConfig, Services};
 use serde_json::Value;
 
 /// One request the test server received.
@@ -252,7 +254,7 @@ pub async fn hostile(
     arg: &str,
 ) -> CallReport<Result<Value, String>> {
     let input = serde_json::json!({"req": { "entity": behaviour, "mode": "full", "cursor": arg, "limit": 1 }});
-    let r = patchbay::runtime::calls::invoke_json(&host.runtime, c, inst, "read-batch", input).await.unwrap();
+    let r = patchbay_runtime::calls::invoke_json(&host.runtime, c, inst, "read-batch", input).await.unwrap();
     r.map(|v| {
         if let Some(ok) = v.get("ok") {
             let data = ok["records"][0]["data"].as_str().unwrap_or("null");

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use patchbay::store::Backend;
+use patchbay_store::Backend;
 use patchbay_tests::components;
 use patchbay_tests::oauth::OAuthServer;
 use reqwest::StatusCode;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use patchbay::crypto::webhook::sign_github;
-use patchbay::store::Backend;
+use patchbay_crypto::webhook::sign_github;
+use patchbay_store::Backend;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -496,7 +496,7 @@ async fn emitted_events_are_routed_once() {
 /// `webhook-id` is the event id and whose `idempotency-key` is the delivery's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_webhooks_in_and_out() {
-    use patchbay::crypto::webhook::{Scheme, Verifier, sign_standard_webhooks, unix_now};
+    use patchbay_crypto::webhook::{Scheme, Verifier, sign_standard_webhooks, unix_now};
     let s = Server::start(Backend::Postgres).await;
     let web = TestServer::start().await;
     let t = s.tenant("acme").await;

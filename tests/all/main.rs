@@ -7,13 +7,13 @@ macro_rules! on_both_backends {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name(patchbay::store::Backend::Sqlite).await
+                super::$name(patchbay_store::Backend::Sqlite).await
             })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name(patchbay::store::Backend::Postgres).await
+                super::$name(patchbay_store::Backend::Postgres).await
             })*
         }
     };

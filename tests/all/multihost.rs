@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use patchbay::crypto::webhook::sign_github;
-use patchbay::store::Backend;
+use patchbay_crypto::webhook::sign_github;
+use patchbay_store::Backend;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

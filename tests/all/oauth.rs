@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use patchbay::store::Backend;
+use patchbay_store::Backend;
 use patchbay_tests::components;
 use patchbay_tests::oauth::{CLIENT_ID, CLIENT_SECRET, OAuthServer};
 use reqwest::{Method, StatusCode};

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use patchbay::dispatch::retry::{Jitter, NoJitter, RetrySchedule, SystemJitter};
-use patchbay::store::{
+use patchbay_core::retry::{Jitter, NoJitter, RetrySchedule, SystemJitter};
+use patchbay_store::{
     AttemptOutcome, AttemptRecord, Backend, DeliveryStatus, EventFilter, IngressOutcome, NewDelivery, NewEvent,
     NewIngress, NewInstallation, NewVersion, OutboxDepth, PublishOutcome, Retry, Store, StoreError,
 };
@@ -500,7 +500,7 @@ async fn events_list_filters_and_pages(backend: Backend) {
             assert!(store.ack_delivery(&d.id, "w", &record).await.unwrap());
         }
     }
-    let ids = |rows: &[patchbay::store::EventRow]| rows.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let ids = |rows: &[patchbay_store::EventRow]| rows.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
 
     // Pages of 10, newest first, no overlap, no gap.
     let mut seen = Vec::new();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use patchbay::store::{Backend, Store};
+use patchbay_store::{Backend, Store};
 use patchbay_tests::components;
 use patchbay_tests::oauth::OAuthServer;
 use patchbay_tests::sources::{Dataset, SourceServer};

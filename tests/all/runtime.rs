@@ -1,7 +1,7 @@
 //! Loading, caching and the basic call path.
 
-use patchbay::runtime::calls::health_check;
-use patchbay::runtime::{CacheHit, Hub};
+use patchbay_runtime::calls::health_check;
+use patchbay_runtime::{CacheHit, Hub};
 use patchbay_tests::components;
 
 use crate::harness::{Host, installation};
@@ -38,7 +38,7 @@ async fn memory_cache_returns_the_same_component() {
 async fn precompiled_artifacts_survive_a_restart_and_tampering_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = std::fs::read(components::TRIVIAL).unwrap();
-    let cfg = |c: &mut patchbay::RuntimeConfig| c.cache_dir = Some(dir.path().to_path_buf());
+    let cfg = |c: &mut patchbay_runtime::RuntimeConfig| c.cache_dir = Some(dir.path().to_path_buf());
     {
         let host = Host::with_config(&[], cfg);
         assert_eq!(host.runtime.load(&wasm).unwrap().loaded_from, CacheHit::Compiled);

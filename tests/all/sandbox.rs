@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use patchbay::CallError;
-use patchbay::capability::log::Source;
-use patchbay::runtime::calls::health_check;
+use patchbay_core::log::Source;
+use patchbay_runtime::CallError;
+use patchbay_runtime::calls::health_check;
 use patchbay_tests::components;
 
 use crate::harness::{Host, hostile, installation};
@@ -27,7 +27,7 @@ async fn infinite_loop_is_preempted_while_other_calls_keep_being_served() {
             tokio::spawn(async move {
                 let input =
                     serde_json::json!({"req": {"entity": "infinite-loop", "mode": "full", "cursor": null, "limit": 1}});
-                patchbay::runtime::calls::invoke_json(&host_rt, &bad, &inst, "sync.read-batch", input).await.unwrap()
+                patchbay_runtime::calls::invoke_json(&host_rt, &bad, &inst, "sync.read-batch", input).await.unwrap()
             })
         })
         .collect();
@@ -195,7 +195,7 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
             let (rt, c, inst, req) = (host.runtime.clone(), c.clone(), inst.clone(), req.clone());
             tokio::spawn(async move {
                 let input = serde_json::json!({"req": {"entity": "http", "mode": "full", "cursor": req, "limit": 1}});
-                patchbay::runtime::calls::invoke_json(&rt, &c, &inst, "sync.read-batch", input).await.unwrap()
+                patchbay_runtime::calls::invoke_json(&rt, &c, &inst, "sync.read-batch", input).await.unwrap()
             })
         })
         .collect();

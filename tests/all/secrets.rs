@@ -1,7 +1,7 @@
 //! Secrets: a connector reaches only its own installation's values; injected secrets never enter
 //! the guest or the logs; secrets are never sent in URLs or to other origins.
 
-use patchbay::capability::state::StateStore;
+use patchbay_runtime::capability::state::StateStore;
 use patchbay_tests::components;
 use serde_json::{Value, json};
 
@@ -10,7 +10,7 @@ use crate::harness::{Host, TestServer, hostile, installation};
 const SECRET_A: &str = "sk_live_AAAA_installation_a_secret";
 const SECRET_B: &str = "sk_live_BBBB_installation_b_secret";
 
-async fn run(host: &Host, inst: &patchbay::Installation, behaviour: &str, arg: &str) -> Value {
+async fn run(host: &Host, inst: &patchbay_runtime::Installation, behaviour: &str, arg: &str) -> Value {
     let c = host.load(components::HOSTILE);
     hostile(host, &c, inst, behaviour, arg).await.outcome.unwrap().unwrap()
 }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use patchbay::store::Backend;
+use patchbay_store::Backend;
 use patchbay_tests::db::{TestDb, fresh_database};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

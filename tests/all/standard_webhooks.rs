@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use patchbay::crypto::webhook::{Scheme, Verifier, new_standard_webhooks_secret, unix_now};
-use patchbay::runtime::calls::invoke_json;
-use patchbay::store::Backend;
+use patchbay_crypto::webhook::{Scheme, Verifier, new_standard_webhooks_secret, unix_now};
+use patchbay_runtime::calls::invoke_json;
+use patchbay_store::Backend;
 use patchbay_tests::components;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -3,15 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use patchbay::Scope;
-use patchbay::bindings::connector::patchbay::connector::state::StateError;
-use patchbay::capability::log::{Level, LogEntry, OperationLog, Source};
-use patchbay::capability::state::{StateLimits, StateStore};
-use patchbay::crypto::{self, CryptoError, Keyring, TokenKind};
-use patchbay::store::oauth::NewTokens;
-use patchbay::store::oplog::{OplogConfig, StoreOperationLog};
-use patchbay::store::state::StoreStateStore;
-use patchbay::store::{
+use patchbay::oplog::{OplogConfig, StoreOperationLog};
+use patchbay::rotation;
+use patchbay::state::DurableState;
+use patchbay_core::Scope;
+use patchbay_core::log::{Level, LogEntry, Source};
+use patchbay_crypto::{self as crypto, CryptoError, Keyring, TokenKind};
+use patchbay_runtime::capability::log::OperationLog;
+use patchbay_runtime::capability::state::StateError;
+use patchbay_runtime::capability::state::{StateLimits, StateStore};
+use patchbay_store::oauth::NewTokens;
+use patchbay_store::{
     Backend, ConnectorFilter, InstallationPatch, LogQuery, NewApiKey, NewInstallation, NewLogRecord, NewVersion,
     PublishOutcome, SealedField, Store, StoreError, Viewer,
 };
@@ -24,7 +26,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(patchbay::store::Backend::Sqlite).await
+                    super::$name(patchbay_store::Backend::Sqlite).await
                 }
             )*
         }
@@ -32,7 +34,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(patchbay::store::Backend::Postgres).await
+                    super::$name(patchbay_store::Backend::Postgres).await
                 }
             )*
         }
@@ -157,7 +159,7 @@ async fn migrations_are_idempotent_and_concurrent_starts_agree(backend: Backend)
     assert_eq!(c.tenant("acme").await.unwrap().unwrap().name, "Acme");
     assert_eq!(b.list_tenants().await.unwrap().len(), 1);
     // Every migration file of the backend applied exactly once.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/migrations").join(backend.as_str());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/store/migrations").join(backend.as_str());
     let files =
         std::fs::read_dir(&dir).unwrap().filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "sql"));
     let files = i64::try_from(files.count()).unwrap();
@@ -623,7 +625,7 @@ async fn rotation_reencrypts_everything_online(backend: Backend) {
     let old_key = keyring.active_key_id().unwrap();
 
     // More rows than one rotation batch.
-    let n = crypto::ROTATION_BATCH as usize + 50;
+    let n = rotation::ROTATION_BATCH as usize + 50;
     let value = |inst: &str, i: usize| format!("secret-{inst}-{i}");
     for (tenant, inst) in [("t1", "i1"), ("t2", "j1")] {
         let fields: Vec<_> = (0..n)
@@ -668,7 +670,7 @@ async fn rotation_reencrypts_everything_online(backend: Backend) {
     store.put_credentials(&stale.tenant, &stale.installation, &current).await.unwrap();
     assert!(!store.replace_ciphertext(&stale, &new_key, b"lost").await.unwrap(), "the swap must lose");
 
-    let report = crypto::reencrypt_all(&store, &keyring).await.unwrap();
+    let report = rotation::reencrypt_all(&store, &keyring).await.unwrap();
     // `put_credentials` rewrote the whole set of that installation; only the raced field is
     // under the new key already.
     assert_eq!(report.reencrypted, 2 * n as u64 - 1 + 1);
@@ -696,7 +698,7 @@ async fn rotation_reencrypts_everything_online(backend: Backend) {
     }
     assert_eq!(other_host.active_key_id().unwrap(), new_key);
     // Nothing left to do.
-    assert_eq!(crypto::reencrypt_all(&store, &keyring).await.unwrap().reencrypted, 0);
+    assert_eq!(rotation::reencrypt_all(&store, &keyring).await.unwrap().reencrypted, 0);
 }
 
 async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
@@ -749,7 +751,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     let (_db, store) = with_installation(backend).await;
     let scope = Scope::new("t1", "i1");
     let entry = |i: usize, source: Source| LogEntry {
-        at_ms: 1_000 + i as u64,
+        at_ms: 1_000 + i as i64,
         level: Level::Info,
         source,
         message: format!("e{i}"),
@@ -796,7 +798,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
 
 async fn state_store_enforces_limits_atomically(backend: Backend) {
     let (_db, store) = with_installation(backend).await;
-    let state = StoreStateStore::new(store.clone());
+    let state = DurableState::new(store.clone());
     let a = Scope::new("t1", "i1");
     let b = Scope::new("t1", "other");
     let limits = StateLimits { max_key_bytes: 16, max_value_bytes: 32, max_keys: 3, max_total_bytes: 64 };
@@ -838,7 +840,7 @@ async fn deleting_an_installation_removes_its_data(backend: Backend) {
     let (db, store) = with_installation(backend).await;
     store.put_credentials("t1", "i1", &[sealed("token", b"a")]).await.unwrap();
     store.append_logs(&[log_record("i1", 1, Level::Info, "x")]).await.unwrap();
-    let state = StoreStateStore::new(store.clone());
+    let state = DurableState::new(store.clone());
     let scope = Scope::new("t1", "i1");
     state.set(&scope, "k", "v", &StateLimits::default()).await.unwrap();
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use patchbay::store::Backend;
+use patchbay_store::Backend;
 use patchbay_tests::sources::{Dataset, SourceServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use patchbay::Installation;
-use patchbay::runtime::LoadedComponent;
-use patchbay::runtime::calls::invoke_json;
+use patchbay_runtime::Installation;
+use patchbay_runtime::LoadedComponent;
+use patchbay_runtime::calls::invoke_json;
 use patchbay_tests::components;
 use patchbay_tests::sources::{AIRTABLE_MODIFIED, Dataset, SourceServer};
 use serde_json::{Value, json};
@@ -104,7 +104,7 @@ fn data_sync_connectors_carry_valid_manifests() {
 // ---------------------------------------------------------------------------------------------
 // csv-source
 
-fn csv_install(server: &SourceServer, path: &str) -> patchbay::Installation {
+fn csv_install(server: &SourceServer, path: &str) -> patchbay_runtime::Installation {
     installation("csv").config("url", &server.url(path)).allow("{{config.url}}").build()
 }
 

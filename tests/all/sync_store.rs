@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use patchbay::store::sync::{
+use patchbay::sync::engine::content_hash;
+use patchbay_core::now_ms;
+use patchbay_store::sync::{
     Counts, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease, NewRun, NewSchedule, RunRow,
     RunStatus, SyncMode, is_lease_lost,
 };
-use patchbay::store::{Backend, Store, StoreError, now_ms};
-use patchbay::sync::engine::content_hash;
+use patchbay_store::{Backend, Store, StoreError};
 
 use crate::outbox::{count, setup};
 
@@ -116,7 +117,7 @@ async fn runs_queue_once_per_stream_and_move_through_their_states(backend: Backe
     assert!(!r.cancel_requested);
     assert!(matches!(store.resume_sync_run("t1", "run_1").await, Err(StoreError::Conflict(_))));
     let listed =
-        store.sync_runs("t1", &patchbay::store::sync::RunFilter { limit: 10, ..Default::default() }).await.unwrap();
+        store.sync_runs("t1", &patchbay_store::sync::RunFilter { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["run_3", "run_1"]);
 }
 
@@ -372,11 +373,11 @@ async fn mappings_are_versioned_per_entity(backend: Backend) {
 /// transaction (the path for batches whose changes routes may take).
 struct NoEvents;
 
-impl patchbay::store::sync::ChangeEvents for NoEvents {
+impl patchbay_store::sync::ChangeEvents for NoEvents {
     fn events_for(
         &self,
-        _: &patchbay::store::sync::Change<'_>,
-    ) -> Option<(patchbay::store::NewEvent, Vec<patchbay::store::NewDelivery>)> {
+        _: &patchbay_store::sync::Change<'_>,
+    ) -> Option<(patchbay_store::NewEvent, Vec<patchbay_store::NewDelivery>)> {
         None
     }
 }
@@ -385,7 +386,7 @@ impl patchbay::store::sync::ChangeEvents for NoEvents {
 /// SQLite batch writer (`pooled` false) or the pool's transaction.
 async fn batch_sequence(pooled: bool) -> (Vec<Counts>, Vec<(String, String, i64, String, bool)>, Vec<RunRow>) {
     let (_db, store) = setup(Backend::Sqlite).await;
-    let events: Option<&dyn patchbay::store::sync::ChangeEvents> = if pooled { Some(&NoEvents) } else { None };
+    let events: Option<&dyn patchbay_store::sync::ChangeEvents> = if pooled { Some(&NoEvents) } else { None };
     let mut counts = Vec::new();
     let mut runs = Vec::new();
     let batches: [(&str, Vec<IncomingRecord>, Vec<ItemError>); 4] = [

@@ -3,7 +3,7 @@
 //! described only in prose are signed here with `ring` directly, then verified. An entry this
 //! file does not know fails the test, so a new vector cannot be skipped silently.
 
-use patchbay::crypto::webhook::{
+use patchbay_crypto::webhook::{
     Scheme, Verifier, WebhookError, sign_github, sign_slack, sign_standard_webhooks, sign_stripe,
 };
 use ring::hmac;

@@ -26,8 +26,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use patchbay::app::App;
 use patchbay::config::{Overrides, Settings};
-use patchbay::crypto::webhook::sign_github;
-use patchbay::store::Backend;
+use patchbay_crypto::webhook::sign_github;
+use patchbay_store::Backend;
 use patchbay_tests::MapEnv;
 use serde_json::{Value, json};
 
@@ -133,31 +133,29 @@ const SECRET: &str = "bench-webhook-secret";
 /// Tenant, github source with its secret, notify-webhook destination to `sink`, one route.
 /// Returns the webhook path.
 async fn setup(app: &App, sink: &str) -> anyhow::Result<String> {
-    let e = |e: patchbay::api::ApiError| anyhow::anyhow!("{}", e.message);
     app.store.create_tenant("bench", "bench").await?;
     let gh: patchbay::app::installations::CreateInstallation =
         serde_json::from_value(json!({ "connector": "github", "name": "src" }))?;
-    let gh = app.create_installation("bench", gh).await.map_err(e)?;
+    let gh = app.create_installation("bench", gh).await?;
     let gh_id = gh["id"].as_str().unwrap_or_default().to_string();
     app.put_credentials(
         "bench",
         &gh_id,
         json!({ "webhook_secret": SECRET }).as_object().unwrap_or(&Default::default()),
     )
-    .await
-    .map_err(e)?;
+    .await?;
     let dest: patchbay::app::installations::CreateInstallation = serde_json::from_value(
         json!({ "connector": "notify-webhook", "name": "dest", "config": { "webhook_url": sink } }),
     )?;
-    let dest = app.create_installation("bench", dest).await.map_err(e)?;
+    let dest = app.create_installation("bench", dest).await?;
     let route: patchbay::app::routes::CreateRoute = serde_json::from_value(json!({
         "name": "all", "event_types": ["github.*"], "destination_installation": dest["id"],
         "operation": "send",
         "payload_template": {"notification": {"to": [], "cc": [], "bcc": [], "attachments": [], "categories": [],
             "metadata": [], "text": "{{delivery.idempotency_key}}"}},
     }))?;
-    app.create_route("bench", route).await.map_err(e)?;
-    let url = app.webhook_url("bench", &gh_id).await.map_err(e)?;
+    app.create_route("bench", route).await?;
+    let url = app.webhook_url("bench", &gh_id).await?;
     let path = url.split_once("/hooks/").map(|(_, h)| format!("/hooks/{h}")).unwrap_or_default();
     Ok(path)
 }
@@ -244,24 +242,22 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
             path: path.clone(),
             headers: h,
             body: shot.body.to_vec(),
-            received_at_ms: patchbay::capability::now_ms() as i64,
+            received_at_ms: patchbay_core::now_ms(),
         };
         let t = Instant::now();
-        app.ingest_webhook(req).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        app.ingest_webhook(req).await?;
         if i >= 100 {
             whole.push(t.elapsed());
         }
     }
     whole.sort();
-    let r = app
-        .resolve("bench", &app.store.installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default())
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let r =
+        app.resolve("bench", &app.store.installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default()).await?;
     let mut wasm = Vec::with_capacity(n);
     for i in 0..n {
         let mut h = headers.clone();
         h.push(("x-github-delivery".into(), format!("w-{i}")));
-        let req = patchbay::runtime::calls::IncomingRequest {
+        let req = patchbay_runtime::calls::IncomingRequest {
             method: "POST".into(),
             path: path.clone(),
             headers: h,
@@ -269,7 +265,7 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
             received_at: 0,
         };
         let t = Instant::now();
-        let report = patchbay::runtime::calls::webhook_ingress(
+        let report = patchbay_runtime::calls::webhook_ingress(
             &app.runtime,
             &r.prepared.component,
             &r.prepared.installation,

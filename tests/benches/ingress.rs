@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use patchbay::bench::ingress::{Plan, run};
-use patchbay::store::GroupCommitConfig;
+use patchbay_store::GroupCommitConfig;
 
 fn main() -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();

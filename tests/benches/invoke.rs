@@ -92,13 +92,13 @@ fn main() -> anyhow::Result<()> {
         let router = patchbay::api::router(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let key_token = {
-            let (kid, token) = patchbay::crypto::new_token(patchbay::crypto::TokenKind::Tenant)?;
+            let (kid, token) = patchbay_crypto::new_token(patchbay_crypto::TokenKind::Tenant)?;
             app.store
-                .create_api_key(&patchbay::store::NewApiKey {
+                .create_api_key(&patchbay_store::NewApiKey {
                     id: kid,
                     tenant: Some("bench".into()),
                     name: "bench".into(),
-                    secret_hash: patchbay::crypto::hash_token(&token),
+                    secret_hash: patchbay_crypto::hash_token(&token),
                     scopes: vec!["view".into(), "manage".into(), "credentials".into()],
                 })
                 .await?;

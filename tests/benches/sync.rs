@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use patchbay::app::App;
 use patchbay::config::{Overrides, Settings};
-use patchbay::runtime::calls::{self, ReadMode, ReadRequest};
-use patchbay::store::Backend;
-use patchbay::store::sync::{ImportBatch, Lease, NewRun, RunStatus, SyncMode};
 use patchbay::sync::SyncConfig;
+use patchbay_runtime::calls::{self, ReadMode, ReadRequest};
+use patchbay_store::Backend;
+use patchbay_store::sync::{ImportBatch, Lease, NewRun, RunStatus, SyncMode};
 use patchbay_tests::MapEnv;
 use patchbay_tests::sources::{Dataset, SourceServer};
 use serde_json::json;
@@ -62,10 +62,6 @@ async fn host(
     Ok((app, dir, worker))
 }
 
-fn api(e: patchbay::api::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{}: {}", e.code, e.message)
-}
-
 /// Tenant `bench` with a rest-source installation reading `src`; returns its id.
 async fn setup(app: &App, src: &SourceServer) -> anyhow::Result<String> {
     app.store.create_tenant("bench", "bench").await?;
@@ -77,7 +73,7 @@ async fn setup(app: &App, src: &SourceServer) -> anyhow::Result<String> {
             "page_size": 1000,
         },
     }))?;
-    let inst = app.create_installation("bench", req).await.map_err(api)?;
+    let inst = app.create_installation("bench", req).await?;
     Ok(inst["id"].as_str().unwrap_or_default().to_string())
 }
 
@@ -85,7 +81,7 @@ async fn setup(app: &App, src: &SourceServer) -> anyhow::Result<String> {
 async fn timed_sync(app: &App, inst: &str) -> anyhow::Result<(f64, i64, i64, i64)> {
     let req = serde_json::from_value(json!({ "installation": inst, "entity": "items" }))?;
     let started = Instant::now();
-    let run = app.start_sync("bench", req).await.map_err(api)?;
+    let run = app.start_sync("bench", req).await?;
     let id = run["id"].as_str().unwrap_or_default().to_string();
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -99,7 +95,7 @@ async fn timed_sync(app: &App, inst: &str) -> anyhow::Result<(f64, i64, i64, i64
 
 /// `read-batch` alone, batch after batch to the end; returns records/s.
 async fn connector_only(app: &App, inst: &str, batch: u32) -> anyhow::Result<f64> {
-    let r = app.resolve("bench", inst).await.map_err(api)?;
+    let r = app.resolve("bench", inst).await?;
     let (c, i) = (&r.prepared.component, &r.prepared.installation);
     let mut cursor = None;
     let mut n = 0usize;
@@ -122,11 +118,11 @@ async fn connector_only(app: &App, inst: &str, batch: u32) -> anyhow::Result<f64
 /// Batch commits alone: `n` prepared records of `bytes` each into a fresh entity; returns records/s.
 async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize) -> anyhow::Result<f64> {
     let run = NewRun {
-        id: patchbay::app::new_id("run"),
+        id: patchbay_core::new_id("run"),
         tenant: "bench".into(),
         installation: inst.into(),
         entity: "store-only".into(),
-        direction: patchbay::store::sync::Direction::Import,
+        direction: patchbay_store::sync::Direction::Import,
         mode: SyncMode::Full,
         source: None,
         trigger: "api",
@@ -135,7 +131,7 @@ async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize)
     // Claimed here with a long lease (the worker was stopped, so it cannot take it).
     app.store.create_sync_run(&run).await?;
     let claimed = loop {
-        let c = app.store.claim_sync_runs("bench-store", patchbay::store::now_ms(), 3_600_000, 8).await?;
+        let c = app.store.claim_sync_runs("bench-store", patchbay_core::now_ms(), 3_600_000, 8).await?;
         if let Some(r) = c.into_iter().find(|r| r.id == run.id) {
             break r;
         }
@@ -143,7 +139,7 @@ async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize)
     let records: Vec<_> = (0..n)
         .map(|i| {
             let payload = ds.record_json(i);
-            patchbay::store::sync::IncomingRecord {
+            patchbay_store::sync::IncomingRecord {
                 external_id: Dataset::id(i),
                 hash: patchbay::sync::engine::content_hash(&payload),
                 payload,

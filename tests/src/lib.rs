@@ -27,7 +27,7 @@ pub mod oauth;
 pub mod db {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use patchbay::store::Backend;
+    use patchbay_store::Backend;
     use sqlx::{Connection as _, Executor as _};
 
     /// Used when `DATABASE_URL` is unset: the PostgreSQL every developer and CI machine runs.

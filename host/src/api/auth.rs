@@ -12,7 +12,6 @@ use axum::http::request::Parts;
 
 use super::ApiError;
 use crate::app::App;
-use crate::crypto;
 
 /// What a tenant key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,15 +104,15 @@ const INVALID: &str = "invalid or revoked API token";
 
 pub async fn authenticate(app: &App, token: &str) -> Result<Principal, ApiError> {
     if let Some(hash) = &app.env_operator_hash
-        && crypto::verify_token(token, hash)
+        && patchbay_crypto::verify_token(token, hash)
     {
         return Ok(Principal::Operator);
     }
-    let Some((_, id)) = crypto::split_token(token) else {
+    let Some((_, id)) = patchbay_crypto::split_token(token) else {
         return Err(ApiError::unauthorized(INVALID));
     };
     let key = app.store.api_key(id).await?.ok_or_else(|| ApiError::unauthorized(INVALID))?;
-    if key.revoked || !crypto::verify_token(token, &key.secret_hash) {
+    if key.revoked || !patchbay_crypto::verify_token(token, &key.secret_hash) {
         return Err(ApiError::unauthorized(INVALID));
     }
     match key.tenant {

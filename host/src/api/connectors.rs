@@ -13,7 +13,7 @@ use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, optional_json};
 use crate::app::App;
 use crate::app::catalog::{connector_view, version_summary};
-use crate::store::{ConnectorFilter, PublishOutcome, Viewer};
+use patchbay_store::{ConnectorFilter, PublishOutcome, Viewer};
 
 fn viewer(p: &Principal) -> ApiResult<Viewer> {
     match p {
@@ -137,7 +137,7 @@ pub async fn deprecate(
     let Path((id, version)) = path?;
     let req: Deprecate = optional_json(&body)?;
     if let Some(s) = &req.sunset
-        && !crate::timefmt::valid_date(s)
+        && !patchbay_core::timefmt::valid_date(s)
     {
         return Err(ApiError::invalid("invalid_sunset", format!("sunset {s:?} is not a date like 2027-06-30")));
     }

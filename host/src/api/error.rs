@@ -6,7 +6,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::store::StoreError;
+use patchbay_core::error::{
+    CallFailure, Conflict, ErrorKind, Field, Missing, Package, Provider, Unknown, Unsupported, Webhook,
+};
+use patchbay_core::outcome::ConnectorErrorKind;
+use patchbay_store::StoreError;
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -100,16 +104,164 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(m) => ApiError::not_found(m),
-            StoreError::Conflict(m) => ApiError::conflict(m),
-            StoreError::Invalid(m) => ApiError::invalid("invalid", m),
-            other => {
-                tracing::error!("store error: {other}");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable")
+        ApiError::from(patchbay_core::Error::from(e))
+    }
+}
+
+/// The one place a domain error becomes HTTP: its kind decides the status and the stable code,
+/// its context the extra members of the `error` object.
+impl From<patchbay_core::Error> for ApiError {
+    fn from(e: patchbay_core::Error) -> Self {
+        use StatusCode as S;
+        let mut retry_after = None;
+        let mut details: serde_json::Map<String, Value> = serde_json::Map::new();
+        let (status, code) = match e.kind() {
+            ErrorKind::BadRequest => (S::BAD_REQUEST, "bad_request"),
+            ErrorKind::Invalid(field) => (S::UNPROCESSABLE_ENTITY, invalid_code(*field)),
+            ErrorKind::Unknown(what) => (
+                S::UNPROCESSABLE_ENTITY,
+                match what {
+                    Unknown::Connector => "unknown_connector",
+                    Unknown::Version => "unknown_version",
+                    Unknown::Entity => "unknown_entity",
+                },
+            ),
+            ErrorKind::Unsupported(what) => (
+                S::UNPROCESSABLE_ENTITY,
+                match what {
+                    Unsupported::NotASyncConnector => "not_a_sync_connector",
+                    Unsupported::SyncMode => "unsupported_sync",
+                },
+            ),
+            ErrorKind::Package(p) => (
+                S::UNPROCESSABLE_ENTITY,
+                match p {
+                    Package::MalformedWasm => "malformed_wasm",
+                    Package::NotAComponent => "not_a_component",
+                    Package::MissingManifest => "missing_manifest",
+                    Package::InvalidManifest => "invalid_manifest",
+                    Package::BadSignature => "bad_signature",
+                    Package::SignatureRequired => "signature_required",
+                    Package::WorldMismatch => "world_mismatch",
+                },
+            ),
+            ErrorKind::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            ErrorKind::Forbidden => (S::FORBIDDEN, "forbidden"),
+            ErrorKind::NotFound(what) => (
+                S::NOT_FOUND,
+                match what {
+                    Missing::Resource => "not_found",
+                    Missing::Operation => "unknown_operation",
+                    Missing::Hook => "unknown_hook",
+                    Missing::WebhookEndpoint => "not_a_webhook_endpoint",
+                    Missing::OAuthGrant => "oauth_not_connected",
+                },
+            ),
+            ErrorKind::Conflict(with) => (
+                S::CONFLICT,
+                match with {
+                    Conflict::State => "conflict",
+                    Conflict::InstallationDisabled => "installation_disabled",
+                    Conflict::NotDead => "not_dead",
+                    Conflict::NotOAuth => "not_oauth",
+                    Conflict::OAuthNotConfigured => "oauth_not_configured",
+                    Conflict::OAuthNotConnected => "oauth_not_connected",
+                    Conflict::OAuthNoAuthorization => "oauth_no_authorization",
+                },
+            ),
+            ErrorKind::TooLarge => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            ErrorKind::QuotaExceeded { retry_after: wait } => {
+                if let Some(wait) = wait {
+                    retry_after = Some(seconds_up(*wait).max(1));
+                    details.insert("retry_after_ms".into(), Value::from(millis(*wait)));
+                }
+                (S::TOO_MANY_REQUESTS, "quota_exceeded")
             }
+            ErrorKind::ReauthRequired => (S::CONFLICT, "reauth_required"),
+            ErrorKind::Webhook(w) => match w {
+                Webhook::Unverified => (S::UNAUTHORIZED, "webhook_unverified"),
+                Webhook::Rejected => (S::BAD_REQUEST, "webhook_rejected"),
+                Webhook::RateLimited { retry_after: wait } => {
+                    retry_after = Some(seconds_up(*wait));
+                    (S::TOO_MANY_REQUESTS, "rate_limited")
+                }
+                Webhook::Unavailable => (S::SERVICE_UNAVAILABLE, "webhook_unavailable"),
+            },
+            ErrorKind::Connector { kind, retry_after: wait } => {
+                if let Some(kind) = kind {
+                    details.insert("kind".into(), Value::from(kind.as_str()));
+                }
+                let status = match kind {
+                    Some(ConnectorErrorKind::Permanent) => S::UNPROCESSABLE_ENTITY,
+                    Some(ConnectorErrorKind::Unauthorized) => S::FAILED_DEPENDENCY,
+                    Some(ConnectorErrorKind::RateLimited) => {
+                        retry_after = wait.map(|w| seconds_up(w).max(1));
+                        S::TOO_MANY_REQUESTS
+                    }
+                    Some(ConnectorErrorKind::Retryable) | None => S::BAD_GATEWAY,
+                };
+                (status, "connector_error")
+            }
+            ErrorKind::Call(failure) => (
+                match failure {
+                    CallFailure::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+                    CallFailure::HostUnavailable => S::SERVICE_UNAVAILABLE,
+                    CallFailure::Failed => S::BAD_GATEWAY,
+                },
+                "call_failed",
+            ),
+            ErrorKind::Provider(p) => match p {
+                Provider::OAuthUnavailable => (S::BAD_GATEWAY, "oauth_unavailable"),
+                Provider::OAuthBusy => (S::SERVICE_UNAVAILABLE, "oauth_unavailable"),
+                Provider::OAuthExchangeFailed => (S::BAD_GATEWAY, "oauth_exchange_failed"),
+            },
+            ErrorKind::Unavailable => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ErrorKind::Internal => (S::INTERNAL_SERVER_ERROR, "internal"),
+            // A kind added to the core without a mapping here yet.
+            _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        for (k, v) in e.context() {
+            details.insert((*k).to_string(), v.clone());
+        }
+        ApiError {
+            status,
+            code,
+            message: e.message().to_string(),
+            details: (!details.is_empty()).then_some(details),
+            retry_after,
         }
     }
+}
+
+/// The code of an [`ErrorKind::Invalid`] error: `invalid_<field>`.
+fn invalid_code(field: Field) -> &'static str {
+    match field {
+        Field::Body => "invalid_body",
+        Field::Input => "invalid_input",
+        Field::Name => "invalid_name",
+        Field::Id => "invalid_id",
+        Field::Config => "invalid_config",
+        Field::Credentials => "invalid_credentials",
+        Field::CredentialsFrom => "invalid_credentials_from",
+        Field::Limits => "invalid_limits",
+        Field::ApiVersion => "invalid_api_version",
+        Field::Route => "invalid_route",
+        Field::Schedule => "invalid_schedule",
+        Field::Mapping => "invalid_mapping",
+        Field::Sync => "invalid_sync",
+        Field::Scopes => "invalid_scopes",
+        Field::Sunset => "invalid_sunset",
+        Field::Value => "invalid",
+    }
+}
+
+/// Whole seconds for a `Retry-After` header, rounded up.
+fn seconds_up(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u64::MAX)
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// JSON body rejections (malformed JSON, wrong content type, unknown fields) as 4xx errors.
@@ -167,7 +319,7 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
 /// A `?since=`-style query parameter: unix ms, an age like `15m`, or RFC 3339.
 pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(v) = value else { return Ok(None) };
-    crate::timefmt::parse_time_param(v, crate::capability::now_ms() as i64).map(Some).ok_or_else(|| {
+    patchbay_core::timefmt::parse_time_param(v, patchbay_core::now_ms()).map(Some).ok_or_else(|| {
         ApiError::bad_request(format!("{name}={v:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
     })
 }

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, page_limit, time_param};
 use crate::app::App;
-use crate::store::{AttemptRow, DeliveryRow, DeliveryStatus, EventFilter, EventRow};
-use crate::timefmt::rfc3339;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_store::{AttemptRow, DeliveryRow, DeliveryStatus, EventFilter, EventRow};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,7 +118,7 @@ pub async fn redrive_one(
 ) -> ApiResult<Json<Value>> {
     let tenant = p.tenant(KeyScope::Manage)?;
     let Path(id) = path?;
-    if !app.store.redrive(tenant, &id, crate::store::now_ms()).await? {
+    if !app.store.redrive(tenant, &id, patchbay_core::now_ms()).await? {
         let d =
             app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
         return Err(ApiError::conflict(format!(
@@ -162,7 +162,7 @@ pub async fn redrive_all(State(app): State<App>, p: Principal, body: axum::body:
     }
     let n = app
         .store
-        .redrive_dead(tenant, req.installation.as_deref(), req.route.as_deref(), crate::store::now_ms())
+        .redrive_dead(tenant, req.installation.as_deref(), req.route.as_deref(), patchbay_core::now_ms())
         .await?;
     if n > 0 {
         app.store.wake_dispatchers();

@@ -39,9 +39,9 @@ pub async fn receive(
                 .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body,
-            received_at_ms: crate::store::now_ms(),
+            received_at_ms: patchbay_core::now_ms(),
         };
-        app.ingest_webhook(request).await
+        app.ingest_webhook(request).await.map_err(ApiError::from)
     }
     .await;
     match answer {

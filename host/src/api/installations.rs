@@ -15,11 +15,11 @@ use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, page_limit, time_param};
 use crate::app::App;
 use crate::app::installations::{CreateInstallation, UpdateInstallation, call_error, connector_error};
-use crate::capability::log::Level;
 use crate::quota::QuotaMode;
-use crate::runtime::dynamic::DynamicOutcome;
-use crate::store::LogQuery;
-use crate::timefmt::rfc3339;
+use patchbay_core::log::Level;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::dynamic::DynamicOutcome;
+use patchbay_store::LogQuery;
 
 pub async fn create(
     State(app): State<App>,
@@ -168,8 +168,10 @@ pub async fn invoke(
     let (resolved, report) = app.invoke(tenant, &id, &operation, input, quota).await?;
     let mut resp = match report.outcome {
         Ok(DynamicOutcome::Ok(v)) => (StatusCode::OK, Json(v)).into_response(),
-        Ok(DynamicOutcome::ConnectorError { kind, error }) => connector_error(&kind, &error).into_response(),
-        Err(e) => call_error(&e).into_response(),
+        Ok(DynamicOutcome::ConnectorError { kind, error }) => {
+            ApiError::from(connector_error(&kind, &error)).into_response()
+        }
+        Err(e) => ApiError::from(call_error(&e)).into_response(),
     };
     let h = resp.headers_mut();
     let mut set = |name: &'static str, value: String| {
@@ -211,7 +213,7 @@ pub async fn logs(
     app.get_installation(tenant, &id).await?;
     let min_level = match q.level.as_deref() {
         None => None,
-        Some(l) => Some(Level::parse(l).ok_or_else(|| {
+        Some(l) => Some(Level::parse_any_case(l).ok_or_else(|| {
             ApiError::bad_request(format!("unknown level {l:?}; levels: trace, debug, info, warn, error"))
         })?),
     };

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::{KeyScope, Principal};
-use super::{ApiResult, optional_json};
+use super::{ApiError, ApiResult, optional_json};
 use crate::app::App;
+use crate::app::oauth::CallbackFailure;
 
 pub async fn status(
     State(app): State<App>,
@@ -71,14 +72,25 @@ pub async fn callback(
     State(app): State<App>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let (status, title, text) = match query {
+    let outcome = match query {
         Ok(Query(params)) => app.oauth_callback(&params).await,
-        Err(e) => (StatusCode::BAD_REQUEST, "Authorization failed".into(), format!("The request is malformed: {e}")),
+        Err(e) => Err(CallbackFailure {
+            refused: false,
+            error: patchbay_core::Error::bad_request(format!("The request is malformed: {e}")),
+        }),
+    };
+    let (status, title, text) = match outcome {
+        Ok(text) => (StatusCode::OK, "Connected", text),
+        Err(f) => {
+            let title = if f.refused { "Authorization refused" } else { "Authorization failed" };
+            let e = ApiError::from(f.error);
+            (e.status, title, e.message)
+        }
     };
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
          <body><h1>{t}</h1><p>{m}</p></body></html>\n",
-        t = escape(&title),
+        t = escape(title),
         m = escape(&text)
     );
     let mut resp = (status, page).into_response();

@@ -16,8 +16,8 @@ use crate::app::sync::{
     CreateSchedule, StartSync, UpdateSchedule, entity_view, error_view, mapping_view, record_view, run_view,
     schedule_view,
 };
-use crate::store::now_ms;
-use crate::store::sync::{RunFilter, RunStatus};
+use patchbay_core::now_ms;
+use patchbay_store::sync::{RunFilter, RunStatus};
 
 pub async fn start(
     State(app): State<App>,
@@ -63,7 +63,7 @@ pub async fn list(
     })))
 }
 
-async fn tenant_run(app: &App, tenant: &str, id: &str) -> ApiResult<crate::store::sync::RunRow> {
+async fn tenant_run(app: &App, tenant: &str, id: &str) -> ApiResult<patchbay_store::sync::RunRow> {
     app.store.sync_run(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("no sync run {id:?}")))
 }
 

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, optional_json};
 use crate::app::App;
-use crate::crypto::{self, TokenKind};
-use crate::store::{ApiKey, NewApiKey, Tenant};
-use crate::timefmt::rfc3339;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_crypto::{self, TokenKind};
+use patchbay_store::{ApiKey, NewApiKey, Tenant};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,14 +111,14 @@ pub async fn create_key(
             list
         }
     };
-    let (id, token) = crypto::new_token(TokenKind::Tenant).map_err(|e| ApiError::internal(e.to_string()))?;
+    let (id, token) = patchbay_crypto::new_token(TokenKind::Tenant).map_err(|e| ApiError::internal(e.to_string()))?;
     let key = app
         .store
         .create_api_key(&NewApiKey {
             id,
             tenant: Some(tenant),
             name: req.name.unwrap_or_else(|| "api key".into()),
-            secret_hash: crypto::hash_token(&token),
+            secret_hash: patchbay_crypto::hash_token(&token),
             scopes,
         })
         .await?;

@@ -7,11 +7,11 @@ use patchbay_registry::{Manifest, PackageError};
 use serde_json::{Value, json};
 
 use super::App;
-use crate::api::ApiError;
-use crate::capability::http::EgressPolicy;
-use crate::runtime::dynamic;
-use crate::store::{ConnectorSummary, NewVersion, PublishOutcome, VersionRow};
-use crate::timefmt::rfc3339;
+use patchbay_core::error::{Error, ErrorKind, Package};
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::capability::http::EgressPolicy;
+use patchbay_runtime::dynamic;
+use patchbay_store::{ConnectorSummary, NewVersion, PublishOutcome, VersionRow};
 
 /// The reference connectors compiled into this binary (`connectors-wasm/`): file name and bytes.
 pub const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
@@ -36,31 +36,31 @@ impl App {
     /// Checks, in order: size, well-formed component, embedded manifest, signature, that the
     /// component links against the host's imports and exports its category's world, and that
     /// its allowed hosts are valid patterns. Then one transaction stores blob, connector and version.
-    pub async fn publish(&self, owner: Option<&str>, bytes: Vec<u8>) -> Result<Published, ApiError> {
+    pub async fn publish(&self, owner: Option<&str>, bytes: Vec<u8>) -> Result<Published, Error> {
         let package = patchbay_registry::inspect(&bytes, &self.package_limits).map_err(package_error)?;
         let signed_by = match patchbay_registry::verify(&bytes, &self.trusted_keys) {
             Ok(key) => key,
-            Err(e) => return Err(ApiError::invalid("bad_signature", e.to_string())),
+            Err(e) => return Err(Error::new(ErrorKind::Package(Package::BadSignature), e.to_string())),
         };
         if self.require_signatures && signed_by.is_none() {
-            return Err(ApiError::invalid(
-                "signature_required",
+            return Err(Error::new(
+                ErrorKind::Package(Package::SignatureRequired),
                 "this host only accepts connectors signed by a trusted publisher key; sign the component with `patchbay connector sign`",
             ));
         }
         let manifest = package.manifest;
         EgressPolicy::build(&manifest.allowed_hosts, &BTreeMap::new())
-            .map_err(|e| ApiError::invalid("invalid_manifest", format!("allowed_hosts: {e}")))?;
+            .map_err(|e| Error::new(ErrorKind::Package(Package::InvalidManifest), format!("allowed_hosts: {e}")))?;
         let component = self.runtime.load_async(bytes.clone()).await.map_err(|e| match e {
-            crate::runtime::LoadError::Invalid(m) => ApiError::invalid("malformed_wasm", m),
-            crate::runtime::LoadError::Incompatible(m) => ApiError::invalid("world_mismatch", m),
+            patchbay_runtime::LoadError::Invalid(m) => Error::new(ErrorKind::Package(Package::MalformedWasm), m),
+            patchbay_runtime::LoadError::Incompatible(m) => Error::new(ErrorKind::Package(Package::WorldMismatch), m),
         })?;
         let category = manifest.category.as_str();
         match component.hub {
             Some(h) if h == manifest.category => {}
             Some(h) => {
-                return Err(ApiError::invalid(
-                    "world_mismatch",
+                return Err(Error::new(
+                    ErrorKind::Package(Package::WorldMismatch),
                     format!(
                         "the manifest's category is {category}, but the component implements the {} world (it exports {})",
                         h.world(),
@@ -69,8 +69,8 @@ impl App {
                 ));
             }
             None => {
-                return Err(ApiError::invalid(
-                    "world_mismatch",
+                return Err(Error::new(
+                    ErrorKind::Package(Package::WorldMismatch),
                     format!(
                         "the manifest's category is {category}, but the component exports no hub interface; build it against the `{category}` world"
                     ),
@@ -78,7 +78,7 @@ impl App {
             }
         }
         let manifest_json =
-            serde_json::to_string(&manifest).map_err(|e| ApiError::internal(format!("encoding manifest: {e}")))?;
+            serde_json::to_string(&manifest).map_err(|e| Error::internal(format!("encoding manifest: {e}")))?;
         let new = NewVersion {
             owner: owner.map(str::to_string),
             connector_id: manifest.id.clone(),
@@ -98,7 +98,7 @@ impl App {
             .store
             .version_exact(owner, &manifest.id, &manifest.version)
             .await?
-            .ok_or_else(|| ApiError::internal("published version vanished"))?;
+            .ok_or_else(|| Error::internal("published version vanished"))?;
         Ok(Published { outcome, version })
     }
 
@@ -126,7 +126,7 @@ impl App {
 
     /// The full view of one version: manifest, digest, deprecation, and the operations its world
     /// exports with their input and output as JSON Schema.
-    pub async fn version_view(&self, v: &VersionRow) -> Result<Value, ApiError> {
+    pub async fn version_view(&self, v: &VersionRow) -> Result<Value, Error> {
         let component = self.component(&v.digest).await?;
         let ops = dynamic::operations(self.runtime.engine(), component.component());
         let operations: Vec<Value> = ops.iter().map(dynamic::operation_schema).collect();
@@ -140,10 +140,9 @@ impl App {
 }
 
 /// The manifest stored with a version, parsed.
-pub fn manifest_of(v: &VersionRow) -> Result<Manifest, ApiError> {
-    serde_json::from_str(&v.manifest_json).map_err(|e| {
-        ApiError::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version))
-    })
+pub fn manifest_of(v: &VersionRow) -> Result<Manifest, Error> {
+    serde_json::from_str(&v.manifest_json)
+        .map_err(|e| Error::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version)))
 }
 
 fn manifest_value(v: &VersionRow) -> Value {
@@ -191,12 +190,16 @@ pub fn connector_view(c: &ConnectorSummary) -> Value {
     })
 }
 
-fn package_error(e: PackageError) -> ApiError {
-    let code = e.code();
-    let status = if code == "too_large" {
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+fn package_error(e: PackageError) -> Error {
+    let kind = match e {
+        PackageError::TooLarge { .. } => ErrorKind::TooLarge,
+        PackageError::MalformedWasm { .. } => ErrorKind::Package(Package::MalformedWasm),
+        PackageError::NotAComponent => ErrorKind::Package(Package::NotAComponent),
+        PackageError::MissingManifest => ErrorKind::Package(Package::MissingManifest),
+        PackageError::DuplicateManifest { .. }
+        | PackageError::ManifestNotUtf8 { .. }
+        | PackageError::InvalidManifest(_) => ErrorKind::Package(Package::InvalidManifest),
+        PackageError::BadSignature(_) => ErrorKind::Package(Package::BadSignature),
     };
-    ApiError::new(status, code, e.to_string())
+    Error::new(kind, e.to_string())
 }

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::App;
-use crate::api::ApiError;
-use crate::bindings::ConnectorError;
-use crate::bindings::connector::exports::patchbay::connector::lifecycle::HealthStatus;
-use crate::runtime::calls;
-use crate::store::health::{HealthRow, HealthWrite};
-use crate::store::{NewEvent, now_ms};
-use crate::timefmt::rfc3339;
+use patchbay_core::error::{Conflict, Error, ErrorKind};
+use patchbay_core::now_ms;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::bindings::ConnectorError;
+use patchbay_runtime::bindings::connector::exports::patchbay::connector::lifecycle::HealthStatus;
+use patchbay_runtime::calls;
+use patchbay_store::NewEvent;
+use patchbay_store::health::{HealthRow, HealthWrite};
 
 /// Consecutive unhealthy checks that put an installation in `error`.
 pub const FAILURES_FOR_ERROR: i64 = 3;
@@ -48,6 +49,14 @@ impl Default for HealthConfig {
 struct Finding {
     status: &'static str,
     message: Option<String>,
+    /// `skipped` (over the provider budget): when a check could run.
+    retry_after: Option<Duration>,
+}
+
+impl Finding {
+    fn new(status: &'static str, message: impl Into<String>) -> Self {
+        Self { status, message: Some(message.into()), retry_after: None }
+    }
 }
 
 fn connector_error_text(e: &ConnectorError) -> String {
@@ -61,15 +70,14 @@ fn connector_error_text(e: &ConnectorError) -> String {
 
 impl App {
     /// Runs the installation's health check now and stores the result; answers the stored view.
-    pub async fn check_health(&self, tenant: &str, installation: &str) -> Result<Value, ApiError> {
+    pub async fn check_health(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, installation).await?;
         let started = Instant::now();
         let finding = self.run_health_check(tenant, installation).await;
         if finding.status == "skipped" {
             // Over the provider budget: the check did not run; the last result stands.
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
+            return Err(Error::new(
+                ErrorKind::QuotaExceeded { retry_after: finding.retry_after },
                 format!("the health check was not run: {}", finding.message.unwrap_or_default()),
             ));
         }
@@ -148,11 +156,16 @@ impl App {
                 Ok(r) => r,
                 Err(e) => {
                     let unconfigured = matches!(
-                        e.code,
-                        "oauth_not_connected" | "reauth_required" | "oauth_not_configured" | "installation_disabled"
+                        e.kind(),
+                        ErrorKind::ReauthRequired
+                            | ErrorKind::Conflict(
+                                Conflict::OAuthNotConnected
+                                    | Conflict::OAuthNotConfigured
+                                    | Conflict::InstallationDisabled
+                            )
                     );
                     let status = if unconfigured { "unconfigured" } else { "unhealthy" };
-                    return Finding { status, message: Some(e.message) };
+                    return Finding::new(status, e.message());
                 }
             };
             let p = &r.prepared;
@@ -168,27 +181,21 @@ impl App {
                     .collect(),
             };
             if !missing.is_empty() {
-                return Finding {
-                    status: "unconfigured",
-                    message: Some(format!("missing credential(s): {}", missing.join(", "))),
-                };
+                return Finding::new("unconfigured", format!("missing credential(s): {}", missing.join(", ")));
             }
             if let Some(b) = &p.budget
                 && let Err(e) = b.acquire(crate::quota::QuotaMode::FailFast).await
             {
-                return Finding { status: "skipped", message: Some(e.to_string()) };
+                return Finding { status: "skipped", message: Some(e.to_string()), retry_after: Some(e.retry_after) };
             }
             let call = calls::health_check(&self.runtime, &p.component, &p.installation);
             let report = match tokio::time::timeout(self.health.timeout, call).await {
                 Ok(report) => report,
                 Err(_) => {
-                    return Finding {
-                        status: "unhealthy",
-                        message: Some(format!(
-                            "the health check timed out after {} ms",
-                            self.health.timeout.as_millis()
-                        )),
-                    };
+                    return Finding::new(
+                        "unhealthy",
+                        format!("the health check timed out after {} ms", self.health.timeout.as_millis()),
+                    );
                 }
             };
             return match report.outcome {
@@ -199,25 +206,27 @@ impl App {
                         HealthStatus::Unhealthy => "unhealthy",
                     },
                     message: h.message,
+                    retry_after: None,
                 },
                 Ok(Err(ConnectorError::Unauthorized(_))) if p.oauth.is_some() && !refreshed => {
                     refreshed = true;
                     if let Some(ctx) = &p.oauth
                         && let Err(e) = self.refresh_token(tenant, installation, ctx, p.oauth_version).await
                     {
-                        let status = if e.code == "reauth_required" { "unconfigured" } else { "unhealthy" };
-                        return Finding { status, message: Some(e.message) };
+                        let status =
+                            if matches!(e.kind(), ErrorKind::ReauthRequired) { "unconfigured" } else { "unhealthy" };
+                        return Finding::new(status, e.message());
                     }
                     continue;
                 }
-                Ok(Err(e)) => Finding { status: "unhealthy", message: Some(connector_error_text(&e)) },
-                Err(e) => Finding { status: "unhealthy", message: Some(e.to_string()) },
+                Ok(Err(e)) => Finding::new("unhealthy", connector_error_text(&e)),
+                Err(e) => Finding::new("unhealthy", e.to_string()),
             };
         }
     }
 
     pub(crate) fn host_event(&self, tenant: &str, installation: &str, event_type: &str, payload: Value) -> NewEvent {
-        let id = crate::app::new_id("evt");
+        let id = patchbay_core::new_id("evt");
         NewEvent {
             idempotency_key: id.clone(),
             id,
@@ -231,14 +240,14 @@ impl App {
     }
 
     /// The installation's last check.
-    pub async fn health_of(&self, tenant: &str, installation: &str) -> Result<Value, ApiError> {
+    pub async fn health_of(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
         self.get_installation(tenant, installation).await?;
         let h = self.store.health(tenant, installation).await?;
         Ok(health_view(installation, h.as_ref()))
     }
 
     /// A tenant's installations with their status and last check, and counts by health status.
-    pub async fn health_summary(&self, tenant: &str) -> Result<Value, ApiError> {
+    pub async fn health_summary(&self, tenant: &str) -> Result<Value, Error> {
         let installations = self.store.list_installations(tenant).await?;
         let checks = self.store.tenant_health(tenant).await?;
         let mut counts = serde_json::Map::new();
@@ -270,7 +279,7 @@ impl App {
     }
 
     /// One pass of the scheduler: checks the due installations this host could lease.
-    pub async fn run_due_health_checks(&self, owner: &str) -> Result<usize, ApiError> {
+    pub async fn run_due_health_checks(&self, owner: &str) -> Result<usize, Error> {
         if self.health.interval.is_zero() {
             return Ok(0);
         }
@@ -279,7 +288,7 @@ impl App {
         let n = due.len();
         let checks = due.into_iter().map(|(tenant, id)| async move {
             if let Err(e) = self.check_health(&tenant, &id).await {
-                tracing::info!(tenant, installation = id, "scheduled health check failed: {}", e.message);
+                tracing::info!(tenant, installation = id, "scheduled health check failed: {}", e.message());
             }
         });
         futures::future::join_all(checks).await;
@@ -311,7 +320,7 @@ pub fn spawn_scheduler(app: App, tick: Duration) {
         loop {
             interval.tick().await;
             if let Err(e) = app.run_due_health_checks(&owner).await {
-                tracing::warn!("health scheduler: {}", e.message);
+                tracing::warn!("health scheduler: {}", e.message());
             }
         }
     });

@@ -4,7 +4,7 @@
 //!    installation; it must be enabled and its connector must implement the webhook-endpoint hub.
 //! 2. **Verification**, on the raw body as received: by the host when the manifest declares a
 //!    `[webhook]` spec (Standard Webhooks, GitHub, Stripe, Slack or generic HMAC, see
-//!    [`crate::crypto::webhook`]), else by the connector's `verify` export. Fail closed: no
+//!    [`patchbay_crypto::webhook`]), else by the connector's `verify` export. Fail closed: no
 //!    secret configured means 401, never "accept unverified". A second secret under
 //!    `{secret}_previous` is also accepted while senders rotate.
 //! 3. **Transform**: the connector's `transform` turns the request into normalized events (the
@@ -12,25 +12,24 @@
 //! 4. **Routing**: each event is matched against the tenant's routes ([`crate::routing`]); every
 //!    match becomes a delivery.
 //! 5. **Durable before acknowledged**: the raw request, the events and the deliveries are written
-//!    in one transaction ([`crate::store::Store::record_ingress`]) before the answer goes out.
+//!    in one transaction ([`patchbay_store::Store::record_ingress`]) before the answer goes out.
 //!    The dedupe key (the verified webhook id, else the connector's idempotency key of a single
 //!    event) makes a repeat a no-op that gets the first request's answer back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::App;
 use super::installations::{Resolved, new_id};
-use crate::api::ApiError;
-use crate::bindings::ConnectorError;
-use crate::crypto::webhook::{Verifier, WebhookError};
 use crate::routing::deliveries_for;
-use crate::runtime::Hub;
-use crate::runtime::calls::{IncomingRequest, Verification, webhook_ingress};
-use crate::store::{IngressOutcome, NewEvent, NewIngress};
+use patchbay_core::error::{Error, ErrorKind, Missing, Webhook};
+use patchbay_crypto::webhook::{Verifier, WebhookError};
+use patchbay_runtime::Hub;
+use patchbay_runtime::bindings::ConnectorError;
+use patchbay_runtime::calls::{IncomingRequest, Verification, webhook_ingress};
+use patchbay_store::{IngressOutcome, NewEvent, NewIngress};
 
 /// How long a hook id's resolution (installation row, prepared context) is reused.
 pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -70,22 +69,22 @@ pub struct WebhookAnswer {
     pub duplicate: bool,
 }
 
-fn unauthorized(reason: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "webhook_unverified", reason)
+fn unauthorized(reason: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Webhook(Webhook::Unverified), reason)
 }
 
-fn connector_failure(stage: &str, e: &ConnectorError) -> ApiError {
+fn connector_failure(stage: &str, e: &ConnectorError) -> Error {
     match e {
         ConnectorError::Permanent(f) => {
-            ApiError::bad_request(format!("{stage}: {} ({})", f.message, f.code)).with_code("webhook_rejected")
+            Error::new(ErrorKind::Webhook(Webhook::Rejected), format!("{stage}: {} ({})", f.message, f.code))
         }
         ConnectorError::Unauthorized(f) => unauthorized(format!("{stage}: {}", f.message)),
         ConnectorError::RateLimited(r) => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("{stage}: {}", r.message))
-                .with_retry_after(r.retry_after_ms.div_ceil(1000))
+            let retry_after = Duration::from_millis(r.retry_after_ms);
+            Error::new(ErrorKind::Webhook(Webhook::RateLimited { retry_after }), format!("{stage}: {}", r.message))
         }
         ConnectorError::Retryable(f) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "webhook_unavailable", format!("{stage}: {}", f.message))
+            Error::new(ErrorKind::Webhook(Webhook::Unavailable), format!("{stage}: {}", f.message))
         }
     }
 }
@@ -107,8 +106,8 @@ impl App {
     /// The installation a hook id addresses, resolved for a call. Kept for [`HOOK_CACHE_TTL`]:
     /// changes through this host apply at once ([`App::forget`]), through another host within
     /// that time.
-    async fn resolve_hook(&self, hook_id: &str) -> Result<Arc<Resolved>, ApiError> {
-        let unknown = || ApiError::not_found("no webhook endpoint at this address").with_code("unknown_hook");
+    async fn resolve_hook(&self, hook_id: &str) -> Result<Arc<Resolved>, Error> {
+        let unknown = || Error::missing(Missing::Hook, "no webhook endpoint at this address");
         if hook_id.len() < 32 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(unknown());
         }
@@ -139,16 +138,18 @@ impl App {
 
     /// Verifies, transforms, routes and durably records one webhook request; see the module docs.
     /// Errors are answers too (401 unverified, 400 malformed, 404 unknown hook, …).
-    pub async fn ingest_webhook(&self, req: InboundWebhook) -> Result<WebhookAnswer, ApiError> {
+    pub async fn ingest_webhook(&self, req: InboundWebhook) -> Result<WebhookAnswer, Error> {
         let resolved = self.resolve_hook(&req.hook_id).await?;
         let p = &resolved.prepared;
         let row = &resolved.row;
         if p.component.hub != Some(Hub::WebhookEndpoint) {
-            return Err(ApiError::not_found(format!(
-                "installation {} runs connector {}, which does not receive webhooks",
-                row.id, p.version.connector_id
-            ))
-            .with_code("not_a_webhook_endpoint"));
+            return Err(Error::missing(
+                Missing::WebhookEndpoint,
+                format!(
+                    "installation {} runs connector {}, which does not receive webhooks",
+                    row.id, p.version.connector_id
+                ),
+            ));
         }
         let mut dedupe = None;
         if let Some(spec) = &p.manifest.webhook {
@@ -213,7 +214,7 @@ impl App {
             None => return Err(unauthorized("the connector did not verify the request")),
         };
         if normalized.len() > MAX_EVENTS_PER_REQUEST {
-            return Err(ApiError::internal(format!(
+            return Err(Error::internal(format!(
                 "the connector made {} events of one request; at most {MAX_EVENTS_PER_REQUEST}",
                 normalized.len()
             )));
@@ -228,10 +229,10 @@ impl App {
         let base_key = dedupe.clone().unwrap_or_else(|| ingress_id.clone());
         for (i, ne) in normalized.into_iter().enumerate() {
             let payload: Value = serde_json::from_str(&ne.payload).map_err(|e| {
-                ApiError::internal(format!("the connector's event #{i} has a payload that is not JSON: {e}"))
+                Error::internal(format!("the connector's event #{i} has a payload that is not JSON: {e}"))
             })?;
             if ne.event_type.trim().is_empty() {
-                return Err(ApiError::internal(format!("the connector's event #{i} has an empty type")));
+                return Err(Error::internal(format!("the connector's event #{i} has an empty type")));
             }
             let event = NewEvent {
                 id: new_id("evt"),
@@ -290,13 +291,13 @@ impl App {
 
     /// The public webhook URL of an installation (creating its hook id on first use), when its
     /// connector receives webhooks.
-    pub async fn webhook_url(&self, tenant: &str, installation: &str) -> Result<String, ApiError> {
+    pub async fn webhook_url(&self, tenant: &str, installation: &str) -> Result<String, Error> {
         let hook = self.store.ensure_hook(tenant, installation, &new_hook_id()?).await?;
         Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
     }
 
     /// Gives an installation a new hook id; the old address stops working at once.
-    pub async fn rotate_hook(&self, tenant: &str, installation: &str) -> Result<String, ApiError> {
+    pub async fn rotate_hook(&self, tenant: &str, installation: &str) -> Result<String, Error> {
         let hook = self.store.rotate_hook(tenant, installation, &new_hook_id()?).await?;
         self.forget_hooks(tenant, installation);
         self.record_change(tenant, installation, "webhook address rotated".into(), vec![]);
@@ -305,11 +306,8 @@ impl App {
 }
 
 /// A fresh hook id: `hk_` and 32 random bytes in hex (256 bits).
-pub fn new_hook_id() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| ApiError::internal("the system random generator failed"))?;
-    Ok(format!("hk_{}", hex::encode(bytes)))
+pub fn new_hook_id() -> Result<String, Error> {
+    Ok(format!("hk_{}", patchbay_core::ids::random_hex(32)?))
 }
 
 /// Keeps `Arc` in scope for the writer type below.
@@ -322,26 +320,26 @@ pub trait IngressWriter: Send + Sync {
         &self,
         ingress: NewIngress,
         events: Vec<NewEvent>,
-        deliveries: Vec<crate::store::NewDelivery>,
-    ) -> Result<IngressOutcome, crate::store::StoreError>;
+        deliveries: Vec<patchbay_store::NewDelivery>,
+    ) -> Result<IngressOutcome, patchbay_store::StoreError>;
 }
 
-/// Many requests per transaction (see [`crate::store::GroupCommitter`]); each caller is answered
+/// Many requests per transaction (see [`patchbay_store::GroupCommitter`]); each caller is answered
 /// after the commit that holds its request.
 #[async_trait::async_trait]
-impl IngressWriter for crate::store::GroupCommitter {
+impl IngressWriter for patchbay_store::GroupCommitter {
     async fn record(
         &self,
         ingress: NewIngress,
         events: Vec<NewEvent>,
-        deliveries: Vec<crate::store::NewDelivery>,
-    ) -> Result<IngressOutcome, crate::store::StoreError> {
-        crate::store::GroupCommitter::record(self, crate::store::IngressWrite { ingress, events, deliveries }).await
+        deliveries: Vec<patchbay_store::NewDelivery>,
+    ) -> Result<IngressOutcome, patchbay_store::StoreError> {
+        patchbay_store::GroupCommitter::record(self, patchbay_store::IngressWrite { ingress, events, deliveries }).await
     }
 }
 
 /// One transaction per request.
-pub struct DirectWriter(pub crate::store::Store);
+pub struct DirectWriter(pub patchbay_store::Store);
 
 #[async_trait::async_trait]
 impl IngressWriter for DirectWriter {
@@ -349,8 +347,8 @@ impl IngressWriter for DirectWriter {
         &self,
         ingress: NewIngress,
         events: Vec<NewEvent>,
-        deliveries: Vec<crate::store::NewDelivery>,
-    ) -> Result<IngressOutcome, crate::store::StoreError> {
+        deliveries: Vec<patchbay_store::NewDelivery>,
+    ) -> Result<IngressOutcome, patchbay_store::StoreError> {
         self.0.record_ingress(&ingress, &events, &deliveries).await
     }
 }

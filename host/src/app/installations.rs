@@ -9,25 +9,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use patchbay_registry::{ApiStatus, FieldType, Manifest, RateLimit, rate_limit_issues};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::App;
 use super::catalog::{deprecation, manifest_of};
 use super::oauth::{CurrentToken, OAuthContext};
-use crate::api::ApiError;
-use crate::capability::Scope;
-use crate::capability::credentials::Secrets;
-use crate::capability::http::EgressPolicy;
 use crate::metrics::CallSample;
 use crate::quota::{Budget, QuotaExceeded, QuotaMode};
-use crate::runtime::dynamic::{self, DynamicOutcome, InvokeError};
-use crate::runtime::{CallError, CallReport, Installation, Limits, LoadedComponent};
-use crate::store::{InstallationPatch, InstallationRow, NewInstallation, SealedField, VersionRow, Viewer};
-use crate::timefmt::rfc3339;
+use patchbay_core::Scope;
+use patchbay_core::error::{CallFailure, Conflict, Error, ErrorKind, Field, Missing, Unknown};
+use patchbay_core::outcome::ConnectorErrorKind;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::capability::credentials::Secrets;
+use patchbay_runtime::capability::http::{EgressBudget, EgressPolicy};
+use patchbay_runtime::dynamic::{self, DynamicOutcome, InvokeError};
+use patchbay_runtime::{CallError, CallReport, Installation, Limits, LoadedComponent};
+use patchbay_store::{InstallationPatch, InstallationRow, NewInstallation, SealedField, VersionRow, Viewer};
 
 /// Shown instead of a secret value.
 pub const MASK: &str = "••••••••";
@@ -51,24 +50,24 @@ pub struct LimitsSpec {
 }
 
 impl LimitsSpec {
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(t) = self.timeout_ms
             && !(1..=300_000).contains(&t)
         {
-            return Err(ApiError::invalid("invalid_limits", format!("limits.timeout_ms must be 1..=300000, got {t}")));
+            return Err(Error::invalid(Field::Limits, format!("limits.timeout_ms must be 1..=300000, got {t}")));
         }
         if let Some(m) = self.memory_mib
             && !(1..=1024).contains(&m)
         {
-            return Err(ApiError::invalid("invalid_limits", format!("limits.memory_mib must be 1..=1024, got {m}")));
+            return Err(Error::invalid(Field::Limits, format!("limits.memory_mib must be 1..=1024, got {m}")));
         }
         if self.fuel == Some(0) {
-            return Err(ApiError::invalid("invalid_limits", "limits.fuel must be positive"));
+            return Err(Error::invalid(Field::Limits, "limits.fuel must be positive"));
         }
         if let Some(issue) =
             rate_limit_issues("limits.rate_limits", self.rate_limits.as_deref().unwrap_or_default()).first()
         {
-            return Err(ApiError::invalid("invalid_limits", issue.to_string()));
+            return Err(Error::invalid(Field::Limits, issue.to_string()));
         }
         Ok(())
     }
@@ -153,8 +152,8 @@ pub struct Prepared {
 
 impl Prepared {
     /// The same context with this access token under the connector's `oauth2` credential key.
-    fn with_token(&self, token: &CurrentToken) -> Result<Prepared, ApiError> {
-        let ctx = self.oauth.as_ref().ok_or_else(|| ApiError::internal("no OAuth context"))?;
+    fn with_token(&self, token: &CurrentToken) -> Result<Prepared, Error> {
+        let ctx = self.oauth.as_ref().ok_or_else(|| Error::internal("no OAuth context"))?;
         let mut secrets = self.secrets.clone();
         secrets.insert(ctx.token_key.clone(), token.access.expose());
         let i = &self.installation;
@@ -166,8 +165,8 @@ impl Prepared {
             &self.manifest.allowed_hosts,
             i.limits.clone(),
         )
-        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?
-        .with_budget(self.budget.clone());
+        .map_err(|e| Error::invalid(Field::Config, e.to_string()))?
+        .with_budget(self.budget.clone().map(|b| b as Arc<dyn EgressBudget>));
         Ok(Prepared {
             revision: self.revision,
             source_revision: self.source_revision,
@@ -189,18 +188,19 @@ const PREPARED_CACHE_MAX: usize = 10_000;
 
 impl App {
     /// The version a tenant means: a given one (must exist and be visible) or the latest.
-    async fn pick_version(&self, tenant: &str, connector: &str, version: Option<&str>) -> Result<VersionRow, ApiError> {
+    async fn pick_version(&self, tenant: &str, connector: &str, version: Option<&str>) -> Result<VersionRow, Error> {
         let viewer = Viewer::Tenant(tenant.to_string());
-        let summary = self.store.connector(viewer.clone(), connector).await?.ok_or_else(|| {
-            ApiError::invalid("unknown_connector", format!("no connector {connector:?} in the catalog"))
-        })?;
+        let summary =
+            self.store.connector(viewer.clone(), connector).await?.ok_or_else(|| {
+                Error::unknown(Unknown::Connector, format!("no connector {connector:?} in the catalog"))
+            })?;
         let wanted = match version {
             Some(v) => v.to_string(),
             None => summary.latest_version.clone(),
         };
         self.store.version_exact(summary.owner.as_deref(), connector, &wanted).await?.ok_or_else(|| {
-            ApiError::invalid(
-                "unknown_version",
+            Error::unknown(
+                Unknown::Version,
                 format!(
                     "connector {connector:?} has no version {wanted:?} (versions: {})",
                     summary.versions.join(", ")
@@ -209,7 +209,7 @@ impl App {
         })
     }
 
-    pub async fn create_installation(&self, tenant: &str, req: CreateInstallation) -> Result<Value, ApiError> {
+    pub async fn create_installation(&self, tenant: &str, req: CreateInstallation) -> Result<Value, Error> {
         check_name(&req.name)?;
         req.limits.validate()?;
         let version = self.pick_version(tenant, &req.connector, req.version.as_deref()).await?;
@@ -244,37 +244,32 @@ impl App {
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
-    async fn check_credentials_source(&self, tenant: &str, manifest: &Manifest, from: &str) -> Result<(), ApiError> {
+    async fn check_credentials_source(&self, tenant: &str, manifest: &Manifest, from: &str) -> Result<(), Error> {
         let Some(bundle) = &manifest.bundle else {
-            return Err(ApiError::invalid(
-                "invalid_credentials_from",
+            return Err(Error::invalid(
+                Field::CredentialsFrom,
                 format!("connector {:?} is not part of a bundle, so it cannot share credentials", manifest.id),
             ));
         };
         let source = self.store.installation(tenant, from).await?.ok_or_else(|| {
-            ApiError::invalid("invalid_credentials_from", format!("credentials_from: no installation {from:?}"))
+            Error::invalid(Field::CredentialsFrom, format!("credentials_from: no installation {from:?}"))
         })?;
         let v = self
             .store
             .version_exact(source.connector_owner.as_deref(), &source.connector_id, &source.version)
             .await?
-            .ok_or_else(|| ApiError::internal("installation's version is missing"))?;
+            .ok_or_else(|| Error::internal("installation's version is missing"))?;
         let m = manifest_of(&v)?;
         if m.bundle.as_ref().map(|b| &b.id) != Some(&bundle.id) {
-            return Err(ApiError::invalid(
-                "invalid_credentials_from",
+            return Err(Error::invalid(
+                Field::CredentialsFrom,
                 format!("credentials_from: installation {from:?} is not in bundle {:?}", bundle.id),
             ));
         }
         Ok(())
     }
 
-    pub async fn update_installation(
-        &self,
-        tenant: &str,
-        id: &str,
-        req: UpdateInstallation,
-    ) -> Result<Value, ApiError> {
+    pub async fn update_installation(&self, tenant: &str, id: &str, req: UpdateInstallation) -> Result<Value, Error> {
         let row = self.store.installation(tenant, id).await?.ok_or_else(|| not_found(id))?;
         if let Some(n) = &req.name {
             check_name(n)?;
@@ -284,16 +279,13 @@ impl App {
         }
         // Validate the result against the (possibly new) version's manifest.
         let version = match &req.version {
-            Some(v) => {
-                self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, v).await?.ok_or_else(
-                    || {
-                        ApiError::invalid(
-                            "unknown_version",
-                            format!("connector {:?} has no version {v:?}", row.connector_id),
-                        )
-                    },
-                )?
-            }
+            Some(v) => self
+                .store
+                .version_exact(row.connector_owner.as_deref(), &row.connector_id, v)
+                .await?
+                .ok_or_else(|| {
+                    Error::unknown(Unknown::Version, format!("connector {:?} has no version {v:?}", row.connector_id))
+                })?,
             None => self.installed_version(&row).await?,
         };
         let manifest = manifest_of(&version)?;
@@ -303,8 +295,8 @@ impl App {
                 // A version without API versions (e.g. a rollback) clears the choice.
                 Some(_) if manifest.api_versions.is_empty() => None,
                 Some(current) if !manifest.api_versions.iter().any(|a| &a.id == current) => {
-                    return Err(ApiError::invalid(
-                        "invalid_api_version",
+                    return Err(Error::invalid(
+                        Field::ApiVersion,
                         format!(
                             "version {} does not offer API version {current:?}; choose one of {} with api_version",
                             version.version,
@@ -319,7 +311,7 @@ impl App {
         let config = match &req.config {
             Some(c) => validate_config(&manifest, c)?,
             None => validate_config(&manifest, &parse_object(&row.config_json))
-                .map_err(|e| ApiError { message: format!("the current config does not fit: {}", e.message), ..e })?,
+                .map_err(|e| e.prefixed("the current config does not fit"))?,
         };
         let patch = InstallationPatch {
             version: req.version.clone(),
@@ -360,10 +352,11 @@ impl App {
         Ok(self.installation_view(&row, Some(&version), Some(&manifest)).await)
     }
 
-    pub(crate) async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, ApiError> {
-        self.store.version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version).await?.ok_or_else(
-            || ApiError::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)),
-        )
+    pub(crate) async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, Error> {
+        self.store
+            .version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version)
+            .await?
+            .ok_or_else(|| Error::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)))
     }
 
     /// JSON view of an installation, with deprecation notices for its version and API version.
@@ -398,7 +391,7 @@ impl App {
             Some(patchbay_registry::Category::WebhookEndpoint) => match self.webhook_url(&row.tenant, &row.id).await {
                 Ok(u) => Value::String(u),
                 Err(e) => {
-                    tracing::warn!(installation = %row.id, "cannot give the installation a webhook address: {}", e.message);
+                    tracing::warn!(installation = %row.id, "cannot give the installation a webhook address: {}", e.message());
                     Value::Null
                 }
             },
@@ -425,25 +418,25 @@ impl App {
         })
     }
 
-    pub async fn get_installation(&self, tenant: &str, id: &str) -> Result<InstallationRow, ApiError> {
+    pub async fn get_installation(&self, tenant: &str, id: &str) -> Result<InstallationRow, Error> {
         self.store.installation(tenant, id).await?.ok_or_else(|| not_found(id))
     }
 
     /// Replaces an installation's credentials (validated against the manifest, sealed per field).
-    pub async fn put_credentials(&self, tenant: &str, id: &str, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    pub async fn put_credentials(&self, tenant: &str, id: &str, body: &Map<String, Value>) -> Result<Value, Error> {
         let row = self.get_installation(tenant, id).await?;
         let manifest = manifest_of(&self.installed_version(&row).await?)?;
         let mut sealed = Vec::new();
         for (key, value) in body {
             let Some(field) = manifest.credentials.iter().find(|f| &f.key == key) else {
-                return Err(ApiError::invalid(
-                    "invalid_credentials",
+                return Err(Error::invalid(
+                    Field::Credentials,
                     format!("unknown credential {key:?}; {} takes: {}", manifest.id, field_keys(&manifest.credentials)),
                 ));
             };
             if field.kind == FieldType::Oauth2 {
-                return Err(ApiError::invalid(
-                    "invalid_credentials",
+                return Err(Error::invalid(
+                    Field::Credentials,
                     format!(
                         "credential {key:?} holds the OAuth token, which the host obtains itself: \
                          POST /v1/installations/{id}/oauth/start"
@@ -453,23 +446,19 @@ impl App {
             let text = match value {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 Value::String(_) => {
-                    return Err(ApiError::invalid("invalid_credentials", format!("credential {key:?} is empty")));
+                    return Err(Error::invalid(Field::Credentials, format!("credential {key:?} is empty")));
                 }
                 _ => {
-                    return Err(ApiError::invalid(
-                        "invalid_credentials",
-                        format!("credential {key:?} must be a string"),
-                    ));
+                    return Err(Error::invalid(Field::Credentials, format!("credential {key:?} must be a string")));
                 }
             };
             if field.kind == FieldType::Url {
-                check_url(&text)
-                    .map_err(|m| ApiError::invalid("invalid_credentials", format!("credential {key:?}: {m}")))?;
+                check_url(&text).map_err(|m| Error::invalid(Field::Credentials, format!("credential {key:?}: {m}")))?;
             }
             let s = self
                 .keyring
                 .seal(tenant, id, key, text.as_bytes())
-                .map_err(|e| ApiError::internal(format!("sealing credentials: {e}")))?;
+                .map_err(|e| Error::internal(format!("sealing credentials: {e}")))?;
             sealed.push(SealedField { field: key.clone(), key_id: s.key_id, ciphertext: s.ciphertext });
         }
         if row.credentials_from.is_none() {
@@ -480,8 +469,8 @@ impl App {
                 .map(|f| f.key.as_str())
                 .collect();
             if !missing.is_empty() {
-                return Err(ApiError::invalid(
-                    "invalid_credentials",
+                return Err(Error::invalid(
+                    Field::Credentials,
                     format!("missing required credential(s): {}", missing.join(", ")),
                 ));
             }
@@ -494,7 +483,7 @@ impl App {
     }
 
     /// Credentials as stored: secrets masked, plain text fields shown.
-    pub async fn credentials_view(&self, tenant: &str, id: &str) -> Result<Value, ApiError> {
+    pub async fn credentials_view(&self, tenant: &str, id: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, id).await?;
         let manifest = manifest_of(&self.installed_version(&row).await?)?;
         let stored = self.store.credentials(tenant, id).await?;
@@ -524,7 +513,7 @@ impl App {
     }
 
     /// Opens an installation's credentials (falling back to its bundle source for unset fields).
-    async fn secrets(&self, row: &InstallationRow) -> Result<Secrets, ApiError> {
+    async fn secrets(&self, row: &InstallationRow) -> Result<Secrets, Error> {
         let mut secrets = Secrets::new();
         let mut sources = vec![row.id.clone()];
         if let Some(from) = &row.credentials_from {
@@ -536,10 +525,7 @@ impl App {
                     continue;
                 }
                 let plain = self.keyring.open(&row.tenant, &source, &f.field, &f.ciphertext).map_err(|e| {
-                    ApiError::internal(format!(
-                        "credential {:?} of installation {source} cannot be opened: {e}",
-                        f.field
-                    ))
+                    Error::internal(format!("credential {:?} of installation {source} cannot be opened: {e}", f.field))
                 })?;
                 secrets.insert(f.field.clone(), String::from_utf8_lossy(&plain).into_owned());
             }
@@ -553,12 +539,11 @@ impl App {
     /// is rebuilt only when a revision changed, so a PATCH or new credentials apply to the next call.
     /// An OAuth installation gets its current access token (refreshed first when it is about to
     /// expire).
-    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Resolved, ApiError> {
+    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Resolved, Error> {
         let row = self.get_installation(tenant, id).await?;
         if !row.enabled {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "installation_disabled",
+            return Err(Error::conflict(
+                Conflict::InstallationDisabled,
                 format!("installation {id} is disabled; enable it with PATCH {{\"enabled\": true}}"),
             ));
         }
@@ -574,7 +559,7 @@ impl App {
     }
 
     /// The installation's call context without an access token check: cached by revision.
-    pub(crate) async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, ApiError> {
+    pub(crate) async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, Error> {
         let source_revision = match &row.credentials_from {
             Some(from) => self.store.installation(&row.tenant, from).await?.map(|r| r.revision),
             None => None,
@@ -609,7 +594,7 @@ impl App {
         self.forget_hooks(tenant, id);
     }
 
-    async fn prepare(&self, row: &InstallationRow, source_revision: Option<i64>) -> Result<Prepared, ApiError> {
+    async fn prepare(&self, row: &InstallationRow, source_revision: Option<i64>) -> Result<Prepared, Error> {
         let version = self.installed_version(row).await?;
         let manifest = manifest_of(&version)?;
         let component = self.component(&version.digest).await?;
@@ -652,8 +637,8 @@ impl App {
             &manifest.allowed_hosts,
             limits.to_limits(),
         )
-        .map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?
-        .with_budget(budget.clone());
+        .map_err(|e| Error::invalid(Field::Config, e.to_string()))?
+        .with_budget(budget.clone().map(|b| b as Arc<dyn EgressBudget>));
         Ok(Prepared {
             revision: row.revision,
             source_revision,
@@ -677,7 +662,7 @@ impl App {
         operation: &str,
         input: Value,
         quota: QuotaMode,
-    ) -> Result<(Resolved, CallReport<DynamicOutcome>), ApiError> {
+    ) -> Result<(Resolved, CallReport<DynamicOutcome>), Error> {
         let r = self.resolve(tenant, id).await?;
         let report = self.invoke_resolved(&r, operation, input, quota).await?;
         Ok((r, report))
@@ -692,7 +677,7 @@ impl App {
         operation: &str,
         input: Value,
         quota: QuotaMode,
-    ) -> Result<CallReport<DynamicOutcome>, ApiError> {
+    ) -> Result<CallReport<DynamicOutcome>, Error> {
         self.admit(r, quota).await?;
         let Some(ctx) = &r.prepared.oauth else {
             return self.invoke_once(r, operation, input).await;
@@ -713,7 +698,7 @@ impl App {
         r: &Resolved,
         operation: &str,
         input: Value,
-    ) -> Result<CallReport<DynamicOutcome>, ApiError> {
+    ) -> Result<CallReport<DynamicOutcome>, Error> {
         let p = &r.prepared;
         let report = dynamic::invoke(&self.runtime, &p.component, &p.installation, operation, input)
             .await
@@ -739,26 +724,25 @@ impl App {
     /// Adds a host entry to the installation's operation-log timeline (changes made through the
     /// API: versions, config, enablement, credentials — names only, never values).
     pub fn record_change(&self, tenant: &str, id: &str, message: String, fields: Vec<(String, String)>) {
-        use crate::capability::log::{Level, LogEntry, OperationLog, Source};
+        use patchbay_core::log::{Level, LogEntry, Source};
+        use patchbay_runtime::capability::log::OperationLog;
         let entry =
-            LogEntry { at_ms: crate::capability::now_ms(), level: Level::Info, source: Source::Host, message, fields };
+            LogEntry { at_ms: patchbay_core::now_ms(), level: Level::Info, source: Source::Host, message, fields };
         self.oplog.append(&Scope::new(tenant, id), vec![entry]);
     }
 }
 
-fn invoke_error(e: InvokeError) -> ApiError {
+fn invoke_error(e: InvokeError) -> Error {
     match e {
-        InvokeError::UnknownOperation { .. } => ApiError::not_found(e.to_string()).with_code("unknown_operation"),
-        InvokeError::BadInput(m) => {
-            ApiError::invalid("invalid_input", m.to_string()).with_detail("path", Value::String(m.path.clone()))
-        }
-        other => ApiError::internal(other.to_string()),
+        InvokeError::UnknownOperation { .. } => Error::missing(Missing::Operation, e.to_string()),
+        InvokeError::BadInput(m) => Error::invalid(Field::Input, m.to_string()).with("path", m.path.clone()),
+        other => Error::internal(other.to_string()),
     }
 }
 
 impl App {
     /// The provider budget an installation draws from, as the API shows it.
-    pub async fn quota_view(&self, tenant: &str, id: &str) -> Result<Value, ApiError> {
+    pub async fn quota_view(&self, tenant: &str, id: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, id).await?;
         let p = self.prepared_for(&row).await?;
         let limits: LimitsSpec = serde_json::from_str(&row.limits_json).unwrap_or_default();
@@ -795,7 +779,7 @@ impl App {
     }
 
     /// Takes one call from the installation's provider budget (if it has one).
-    pub async fn admit(&self, r: &Resolved, mode: QuotaMode) -> Result<(), ApiError> {
+    pub async fn admit(&self, r: &Resolved, mode: QuotaMode) -> Result<(), Error> {
         match &r.prepared.budget {
             Some(b) => b.acquire(mode).await.map_err(|e| quota_error(&e)),
             None => Ok(()),
@@ -803,56 +787,39 @@ impl App {
     }
 }
 
-/// A refused call as `429 quota_exceeded` with `Retry-After`.
-pub fn quota_error(e: &QuotaExceeded) -> ApiError {
-    let secs = e.retry_after.as_millis().div_ceil(1000).max(1);
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", e.to_string())
-        .with_retry_after(u64::try_from(secs).unwrap_or(u64::MAX))
-        .with_detail("retry_after_ms", Value::from(u64::try_from(e.retry_after.as_millis()).unwrap_or(u64::MAX)))
+/// A call refused for want of budget, with the time until it could run.
+pub fn quota_error(e: &QuotaExceeded) -> Error {
+    Error::new(ErrorKind::QuotaExceeded { retry_after: Some(e.retry_after) }, e.to_string())
 }
 
-/// A host-side call failure as an API error.
-pub fn call_error(e: &CallError) -> ApiError {
-    let status = match e {
-        CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-        CallError::Host { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
+/// A host-side call failure (deadline, limits, trap), with the runtime's kind of it.
+pub fn call_error(e: &CallError) -> Error {
+    let failure = match e {
+        CallError::DeadlineExceeded { .. } => CallFailure::DeadlineExceeded,
+        CallError::Host { .. } => CallFailure::HostUnavailable,
+        _ => CallFailure::Failed,
     };
-    ApiError::new(status, "call_failed", e.to_string()).with_detail("kind", Value::String(e.kind().into()))
+    Error::new(ErrorKind::Call(failure), e.to_string()).with("kind", e.kind())
 }
 
-/// A connector's own error as an API error: the status follows the error kind.
-pub fn connector_error(kind: &str, error: &Value) -> ApiError {
-    let (status, retry_after) = match kind {
-        "permanent" => (StatusCode::UNPROCESSABLE_ENTITY, None),
-        "unauthorized" => (StatusCode::FAILED_DEPENDENCY, None),
-        "rate-limited" => {
-            let ms = error.get("retry-after-ms").and_then(Value::as_u64).unwrap_or(1000);
-            (StatusCode::TOO_MANY_REQUESTS, Some(ms.div_ceil(1000).max(1)))
-        }
-        _ => (StatusCode::BAD_GATEWAY, None),
-    };
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("the connector failed ({kind})"));
-    let mut e = ApiError::new(status, "connector_error", message)
-        .with_detail("kind", Value::String(kind.into()))
-        .with_detail("details", error.clone());
-    if let Some(s) = retry_after {
-        e = e.with_retry_after(s);
-    }
-    e
+/// A connector's own error (`kind` as the dynamic call reports it, `error` its payload).
+pub fn connector_error(kind: &str, error: &Value) -> Error {
+    let kind = ConnectorErrorKind::parse(kind);
+    let retry_after = (kind == Some(ConnectorErrorKind::RateLimited))
+        .then(|| Duration::from_millis(error.get("retry-after-ms").and_then(Value::as_u64).unwrap_or(1000)));
+    let message = error.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
+        format!("the connector failed ({})", kind.map_or("unknown error", ConnectorErrorKind::as_str))
+    });
+    Error::new(ErrorKind::Connector { kind, retry_after }, message).with("details", error.clone())
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no installation {id:?}"))
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("no installation {id:?}"))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+fn check_name(name: &str) -> Result<(), Error> {
     if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid_name", "name must be 1-100 printable characters"));
+        return Err(Error::invalid(Field::Name, "name must be 1-100 printable characters"));
     }
     Ok(())
 }
@@ -861,19 +828,19 @@ fn api_version_ids(m: &Manifest) -> String {
     m.api_versions.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-fn pick_api_version(m: &Manifest, requested: Option<&str>) -> Result<Option<String>, ApiError> {
+fn pick_api_version(m: &Manifest, requested: Option<&str>) -> Result<Option<String>, Error> {
     match requested {
         Some(r) => {
             if m.api_versions.iter().any(|a| a.id == r) {
                 Ok(Some(r.to_string()))
             } else if m.api_versions.is_empty() {
-                Err(ApiError::invalid(
-                    "invalid_api_version",
+                Err(Error::invalid(
+                    Field::ApiVersion,
                     format!("unknown api_version {r:?}: {} {} declares no API versions", m.id, m.version),
                 ))
             } else {
-                Err(ApiError::invalid(
-                    "invalid_api_version",
+                Err(Error::invalid(
+                    Field::ApiVersion,
                     format!("unknown api_version {r:?}; {} {} offers: {}", m.id, m.version, api_version_ids(m)),
                 ))
             }
@@ -891,12 +858,12 @@ fn field_keys(fields: &[patchbay_registry::Field]) -> String {
 }
 
 /// Checks a config object against the manifest's config schema; returns it normalised to strings.
-pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
     let mut out = Map::new();
     for (key, value) in input {
         let Some(field) = m.config.iter().find(|f| &f.key == key) else {
-            return Err(ApiError::invalid(
-                "invalid_config",
+            return Err(Error::invalid(
+                Field::Config,
                 format!("unknown config key {key:?}; {} takes: {}", m.id, field_keys(&m.config)),
             ));
         };
@@ -906,8 +873,8 @@ pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<S
             Value::Bool(b) => b.to_string(),
             Value::Null => continue,
             _ => {
-                return Err(ApiError::invalid(
-                    "invalid_config",
+                return Err(Error::invalid(
+                    Field::Config,
                     format!("config {key:?} must be a string, number or boolean"),
                 ));
             }
@@ -919,7 +886,7 @@ pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<S
             _ => None,
         };
         if let Some(p) = problem {
-            return Err(ApiError::invalid("invalid_config", format!("config {key:?}: {p}")));
+            return Err(Error::invalid(Field::Config, format!("config {key:?}: {p}")));
         }
         out.insert(key.clone(), Value::String(text));
     }
@@ -930,11 +897,11 @@ pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<S
         .map(|f| format!("{} ({})", f.key, f.label))
         .collect();
     if !missing.is_empty() {
-        return Err(ApiError::invalid("invalid_config", format!("missing required config: {}", missing.join(", "))));
+        return Err(Error::invalid(Field::Config, format!("missing required config: {}", missing.join(", "))));
     }
     // Templates in allowed hosts must produce valid destinations with this config.
     let filled: BTreeMap<String, String> = out.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
-    EgressPolicy::build(&m.allowed_hosts, &filled).map_err(|e| ApiError::invalid("invalid_config", e.to_string()))?;
+    EgressPolicy::build(&m.allowed_hosts, &filled).map_err(|e| Error::invalid(Field::Config, e.to_string()))?;
     Ok(out)
 }
 
@@ -967,10 +934,4 @@ fn json_string<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
 }
 
-/// A random id with a type prefix, e.g. `ins_3f9a0c1b2d4e5f60`.
-pub fn new_id(prefix: &str) -> String {
-    let mut b = [0u8; 8];
-    // SystemRandom only fails if the OS has no entropy source at all.
-    let _ = SystemRandom::new().fill(&mut b);
-    format!("{prefix}_{}", hex::encode(b))
-}
+pub use patchbay_core::new_id;

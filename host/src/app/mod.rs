@@ -21,14 +21,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use patchbay_registry::{PackageLimits, TrustedKeys};
 
-use crate::capability::http::NetworkPolicy;
 use crate::config::Settings;
-use crate::crypto::{Keyring, TokenKind};
 use crate::metrics::Metrics;
-use crate::runtime::{LoadedComponent, Runtime, RuntimeConfig, Services};
-use crate::store::oplog::StoreOperationLog;
-use crate::store::state::StoreStateStore;
-use crate::store::{NewApiKey, Store};
+use crate::oplog::StoreOperationLog;
+use patchbay_crypto::{Keyring, TokenKind};
+use patchbay_runtime::capability::http::NetworkPolicy;
+use patchbay_runtime::{LoadedComponent, Runtime, RuntimeConfig, Services};
+use patchbay_store::{NewApiKey, Store};
 
 /// Setting key under which the generated operator key's id is remembered.
 const OPERATOR_KEY_SETTING: &str = "operator_key_id";
@@ -111,8 +110,8 @@ impl App {
         let router = Arc::new(crate::routing::Router::new(store.clone()));
         let services = Services {
             oplog: oplog.clone(),
-            state: Arc::new(StoreStateStore::new(store.clone())),
-            events: Arc::new(crate::store::event_sink::StoreEventSink::new(store.clone(), router.clone())),
+            state: Arc::new(crate::state::DurableState::new(store.clone())),
+            events: Arc::new(crate::event_sink::StoreEventSink::new(store.clone(), router.clone())),
         };
         let config = RuntimeConfig {
             cache_dir: Some(settings.data_dir.join("cache")),
@@ -123,7 +122,7 @@ impl App {
         let runtime = Runtime::new(config, services)?;
         let trusted_keys = TrustedKeys::parse(&settings.trusted_publisher_keys.join(","))
             .map_err(|e| anyhow::anyhow!("PATCHBAY_TRUSTED_KEYS: {e}"))?;
-        let env_operator_hash = settings.admin_token.as_deref().map(crate::crypto::hash_token);
+        let env_operator_hash = settings.admin_token.as_deref().map(patchbay_crypto::hash_token);
         let app = App {
             inner: Arc::new(AppInner {
                 store: store.clone(),
@@ -138,7 +137,8 @@ impl App {
                 router,
                 // Many webhook requests per transaction; `ingest_webhook` wakes the dispatchers.
                 ingress_writer: Arc::new(
-                    crate::store::GroupCommitter::spawn(store.clone(), crate::store::GroupCommitConfig::default()).0,
+                    patchbay_store::GroupCommitter::spawn(store.clone(), patchbay_store::GroupCommitConfig::default())
+                        .0,
                 ),
                 public_url: settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen)),
                 webhook_max_bytes: settings.webhook_max_bytes,
@@ -167,7 +167,7 @@ impl App {
         if self.store.setting(OPERATOR_KEY_SETTING).await?.is_some() {
             return Ok(None);
         }
-        let (id, token) = crate::crypto::new_token(TokenKind::Operator)?;
+        let (id, token) = patchbay_crypto::new_token(TokenKind::Operator)?;
         // Two hosts starting together on one database: only the first one's key is kept.
         if !self.store.insert_setting_if_absent(OPERATOR_KEY_SETTING, &id).await? {
             return Ok(None);
@@ -177,7 +177,7 @@ impl App {
                 id,
                 tenant: None,
                 name: "operator (generated on first start)".into(),
-                secret_hash: crate::crypto::hash_token(&token),
+                secret_hash: patchbay_crypto::hash_token(&token),
                 scopes: vec!["operator".into()],
             })
             .await?;
@@ -185,17 +185,17 @@ impl App {
     }
 
     /// The compiled component with this digest: from the runtime's caches, else from the store.
-    pub async fn component(&self, digest: &str) -> Result<Arc<LoadedComponent>, crate::api::ApiError> {
+    pub async fn component(&self, digest: &str) -> Result<Arc<LoadedComponent>, patchbay_core::Error> {
         if let Some(c) = self.runtime.cached(digest) {
             return Ok(c);
         }
         let bytes = self.store.component_bytes(digest).await?.ok_or_else(|| {
-            crate::api::ApiError::internal(format!("component sha256:{digest} is missing from the store"))
+            patchbay_core::Error::internal(format!("component sha256:{digest} is missing from the store"))
         })?;
         self.runtime
             .load_async(bytes)
             .await
-            .map_err(|e| crate::api::ApiError::internal(format!("loading component sha256:{digest}: {e}")))
+            .map_err(|e| patchbay_core::Error::internal(format!("loading component sha256:{digest}: {e}")))
     }
 
     /// Flushes buffered operation logs (shutdown, tests).

@@ -6,7 +6,7 @@
 //! client secret and refresh token stay in the host. Each host keeps the current access token of
 //! the installations it calls in memory (checked for expiry on every call), so a call does not
 //! open a ciphertext; a refresh goes through the store's lease and version check
-//! ([`crate::store::oauth`]) and, within one process, through one lock per installation.
+//! ([`patchbay_store::oauth`]) and, within one process, through one lock per installation.
 //!
 //! A refresh the provider refuses (`invalid_grant` and friends), or [`MAX_REFRESH_FAILURES`]
 //! failures in a row, leaves the installation `reauth_required`: calls answer 409 until someone
@@ -16,17 +16,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use patchbay_registry::{OAuth2Spec, OAuthGrant};
 use serde_json::{Value, json};
 
 use super::App;
-use crate::api::ApiError;
-use crate::capability::credentials::Secret;
 use crate::oauth::{OAuthClient, TokenError, TokenResponse, random_token};
-use crate::store::oauth::{GrantRow, NewTokens, OAuthState, RefreshClaim, StatusEvent};
-use crate::store::{NewEvent, StoreError, now_ms};
-use crate::timefmt::rfc3339;
+use patchbay_core::error::{Conflict, Error, ErrorKind, Missing, Provider};
+use patchbay_core::now_ms;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::capability::credentials::Secret;
+use patchbay_store::oauth::{GrantRow, NewTokens, OAuthState, RefreshClaim, StatusEvent};
+use patchbay_store::{NewEvent, StoreError};
 
 /// Consecutive failed refreshes after which the installation needs a new authorization.
 pub const MAX_REFRESH_FAILURES: i64 = 3;
@@ -55,10 +55,18 @@ pub struct OAuthContext {
 }
 
 impl OAuthContext {
-    fn client(&self) -> Result<OAuthClient<'_>, ApiError> {
+    fn client(&self) -> Result<OAuthClient<'_>, Error> {
         OAuthClient::new(&self.spec, &self.config, self.client_id.as_ref(), self.client_secret.as_ref())
-            .map_err(|m| ApiError::new(StatusCode::CONFLICT, "oauth_not_configured", m))
+            .map_err(|m| Error::conflict(Conflict::OAuthNotConfigured, m))
     }
+}
+
+/// Why an authorization callback did not connect the installation.
+#[derive(Debug)]
+pub struct CallbackFailure {
+    /// The user or the provider refused the authorization (as opposed to a failure).
+    pub refused: bool,
+    pub error: Error,
 }
 
 /// An access token as this host last saw it.
@@ -124,10 +132,9 @@ fn key(tenant: &str, installation: &str) -> Key {
     (tenant.to_string(), installation.to_string())
 }
 
-fn reauth_error(installation: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "reauth_required",
+fn reauth_error(installation: &str) -> Error {
+    Error::new(
+        ErrorKind::ReauthRequired,
         format!(
             "installation {installation} needs a new OAuth authorization (its refresh was refused); \
              POST /v1/installations/{installation}/oauth/start"
@@ -135,8 +142,8 @@ fn reauth_error(installation: &str) -> ApiError {
     )
 }
 
-fn unavailable(e: &TokenError) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, "oauth_unavailable", format!("refreshing the access token failed: {e}"))
+fn unavailable(e: &TokenError) -> Error {
+    Error::new(ErrorKind::Provider(Provider::OAuthUnavailable), format!("refreshing the access token failed: {e}"))
 }
 
 /// When to refresh a token ahead of its expiry: half its lifetime before, at most five minutes.
@@ -153,17 +160,17 @@ impl App {
         installation: &str,
         field: &str,
         value: &Secret,
-    ) -> Result<(String, Vec<u8>), ApiError> {
+    ) -> Result<(String, Vec<u8>), Error> {
         let s = self
             .keyring
             .seal(tenant, installation, field, value.expose().as_bytes())
-            .map_err(|e| ApiError::internal(format!("sealing the OAuth token: {e}")))?;
+            .map_err(|e| Error::internal(format!("sealing the OAuth token: {e}")))?;
         Ok((s.key_id, s.ciphertext))
     }
 
-    fn open_token(&self, tenant: &str, installation: &str, field: &str, sealed: &[u8]) -> Result<Secret, ApiError> {
+    fn open_token(&self, tenant: &str, installation: &str, field: &str, sealed: &[u8]) -> Result<Secret, Error> {
         let plain = self.keyring.open(tenant, installation, field, sealed).map_err(|e| {
-            ApiError::internal(format!("the OAuth token of installation {installation} cannot be opened: {e}"))
+            Error::internal(format!("the OAuth token of installation {installation} cannot be opened: {e}"))
         })?;
         Ok(Secret::new(String::from_utf8_lossy(&plain).into_owned()))
     }
@@ -178,7 +185,7 @@ impl App {
         grant: OAuthGrant,
         t: &TokenResponse,
         has_refresh_token: bool,
-    ) -> Result<NewTokens, ApiError> {
+    ) -> Result<NewTokens, Error> {
         let now = now_ms();
         let (key_id, access_token) = self.seal_token(tenant, installation, "oauth:access_token", &t.access_token)?;
         let refresh_token = match &t.refresh_token {
@@ -201,7 +208,7 @@ impl App {
         })
     }
 
-    fn current_from(&self, g: &GrantRow) -> Result<Arc<CurrentToken>, ApiError> {
+    fn current_from(&self, g: &GrantRow) -> Result<Arc<CurrentToken>, Error> {
         let access = self.open_token(&g.tenant, &g.installation, "oauth:access_token", &g.access_token)?;
         let token =
             Arc::new(CurrentToken { version: g.version, obtained_at: g.obtained_at, access, expires_at: g.expires_at });
@@ -217,7 +224,7 @@ impl App {
         tenant: &str,
         installation: &str,
         ctx: &OAuthContext,
-    ) -> Result<Arc<CurrentToken>, ApiError> {
+    ) -> Result<Arc<CurrentToken>, Error> {
         let k = key(tenant, installation);
         let now = now_ms();
         if let Some(t) = self.oauth.get(&k)
@@ -229,15 +236,14 @@ impl App {
             None if ctx.spec.grant == OAuthGrant::ClientCredentials => {
                 self.first_client_token(tenant, installation, ctx).await
             }
-            None => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "oauth_not_connected",
+            None => Err(Error::conflict(
+                Conflict::OAuthNotConnected,
                 format!(
                     "installation {installation} is not connected to its OAuth provider yet; \
                      POST /v1/installations/{installation}/oauth/start and open the authorize_url"
                 ),
             )),
-            Some(g) if g.status != crate::store::oauth::GRANT_ACTIVE => Err(reauth_error(installation)),
+            Some(g) if g.status != patchbay_store::oauth::GRANT_ACTIVE => Err(reauth_error(installation)),
             Some(g) => {
                 let t = self.current_from(&g)?;
                 if t.fresh(now) { Ok(t) } else { self.refresh_token(tenant, installation, ctx, Some(g.version)).await }
@@ -251,7 +257,7 @@ impl App {
         tenant: &str,
         installation: &str,
         ctx: &OAuthContext,
-    ) -> Result<Arc<CurrentToken>, ApiError> {
+    ) -> Result<Arc<CurrentToken>, Error> {
         let k = key(tenant, installation);
         let flight = self.oauth.flight(&k);
         let _guard = flight.lock().await;
@@ -276,7 +282,7 @@ impl App {
         installation: &str,
         ctx: &OAuthContext,
         expected: Option<i64>,
-    ) -> Result<Arc<CurrentToken>, ApiError> {
+    ) -> Result<Arc<CurrentToken>, Error> {
         let k = key(tenant, installation);
         let flight = self.oauth.flight(&k);
         let _guard = flight.lock().await;
@@ -285,7 +291,7 @@ impl App {
         {
             return Ok(t);
         }
-        let owner = format!("{}/{}", crate::dispatch::worker::owner_name(), crate::app::new_id("r"));
+        let owner = format!("{}/{}", crate::dispatch::worker::owner_name(), patchbay_core::new_id("r"));
         let waited_since = now_ms();
         let grant = loop {
             match self.store.begin_oauth_refresh(tenant, installation, expected, &owner, REFRESH_LEASE_MS).await {
@@ -294,9 +300,8 @@ impl App {
                 Ok(RefreshClaim::ReauthRequired(_)) => return Err(reauth_error(installation)),
                 Ok(RefreshClaim::Busy { until }) => {
                     if now_ms() - waited_since > 2 * REFRESH_LEASE_MS {
-                        return Err(ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "oauth_unavailable",
+                        return Err(Error::new(
+                            ErrorKind::Provider(Provider::OAuthBusy),
                             "another host has been refreshing the access token for too long",
                         ));
                     }
@@ -344,9 +349,8 @@ impl App {
                         );
                         self.current_from(&g)
                     }
-                    None => Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "oauth_unavailable",
+                    None => Err(Error::new(
+                        ErrorKind::Provider(Provider::OAuthBusy),
                         "the refresh took longer than its lease and another host took over; try again",
                     )),
                 }
@@ -400,14 +404,13 @@ impl App {
 
     /// Starts the authorization-code flow: remembers a state and a PKCE verifier and returns the
     /// URL to open.
-    pub async fn oauth_start(&self, tenant: &str, installation: &str) -> Result<Value, ApiError> {
+    pub async fn oauth_start(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, installation).await?;
         let r = self.prepared_for(&row).await?;
         let ctx = r.oauth.as_ref().ok_or_else(|| not_oauth(installation))?;
         if ctx.spec.grant != OAuthGrant::AuthorizationCode {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "oauth_no_authorization",
+            return Err(Error::conflict(
+                Conflict::OAuthNoAuthorization,
                 format!(
                     "the connector uses the client_credentials grant: installation {installation} obtains its \
                      token with its client id and secret, no authorization needed"
@@ -415,11 +418,11 @@ impl App {
             ));
         }
         let client = ctx.client()?;
-        let random = |n| random_token(n).map_err(|_| ApiError::internal("the system random generator failed"));
+        let random = |n| random_token(n).map_err(|_| Error::internal("the system random generator failed"));
         let state = random(32)?;
         let verifier = if ctx.spec.uses_pkce() { Some(random(48)?) } else { None };
         let redirect_uri = format!("{}{CALLBACK_PATH}", self.public_url);
-        let url = client.authorization_url(&redirect_uri, &state, verifier.as_deref()).map_err(ApiError::internal)?;
+        let url = client.authorization_url(&redirect_uri, &state, verifier.as_deref()).map_err(Error::internal)?;
         let sealed_verifier = match &verifier {
             Some(v) => Some(self.seal_token(tenant, installation, "oauth:verifier", &Secret::new(v.clone()))?.1),
             None => None,
@@ -427,7 +430,7 @@ impl App {
         let now = now_ms();
         self.store
             .put_oauth_state(&OAuthState {
-                state_hash: crate::crypto::hash_token(&state),
+                state_hash: patchbay_crypto::hash_token(&state),
                 tenant: tenant.to_string(),
                 installation: installation.to_string(),
                 redirect_uri: redirect_uri.clone(),
@@ -446,58 +449,51 @@ impl App {
         }))
     }
 
-    /// The provider's redirect back: exchanges the code and stores the tokens. Answers a status
-    /// and a sentence for the page the browser shows.
-    pub async fn oauth_callback(&self, params: &HashMap<String, String>) -> (StatusCode, String, String) {
+    /// The provider's redirect back: exchanges the code and stores the tokens. Answers the
+    /// sentence the browser shows: that the installation is connected, or why not.
+    pub async fn oauth_callback(&self, params: &HashMap<String, String>) -> Result<String, CallbackFailure> {
+        let failed = |error: Error| CallbackFailure { refused: false, error };
         let Some(state) = params.get("state").filter(|s| !s.is_empty()) else {
-            return (
-                StatusCode::BAD_REQUEST,
-                "Authorization failed".into(),
-                "The request has no state parameter.".into(),
-            );
+            return Err(failed(Error::bad_request("The request has no state parameter.")));
         };
-        let pending = match self.store.take_oauth_state(&crate::crypto::hash_token(state)).await {
+        let pending = match self.store.take_oauth_state(&patchbay_crypto::hash_token(state)).await {
             Ok(Some(p)) if p.expires_at >= now_ms() => p,
             Ok(_) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    "Authorization failed".into(),
-                    "This authorization request is unknown, was already used or has expired. Start again.".into(),
-                );
+                return Err(failed(Error::bad_request(
+                    "This authorization request is unknown, was already used or has expired. Start again.",
+                )));
             }
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, "Authorization failed".into(), e.to_string()),
+            Err(e) => return Err(failed(e.into())),
         };
         let (tenant, installation) = (pending.tenant.as_str(), pending.installation.as_str());
         if let Some(error) = params.get("error") {
             let description = params.get("error_description").map(|d| format!(": {d}")).unwrap_or_default();
             self.record_change(tenant, installation, format!("OAuth authorization refused: {error}"), vec![]);
-            return (
-                StatusCode::BAD_REQUEST,
-                "Authorization refused".into(),
-                format!("The provider did not authorize installation {installation} ({error}{description})."),
-            );
+            return Err(CallbackFailure {
+                refused: true,
+                error: Error::bad_request(format!(
+                    "The provider did not authorize installation {installation} ({error}{description})."
+                )),
+            });
         }
         let Some(code) = params.get("code").filter(|c| !c.is_empty()) else {
-            return (
-                StatusCode::BAD_REQUEST,
-                "Authorization failed".into(),
-                "The request has no code parameter.".into(),
-            );
+            return Err(failed(Error::bad_request("The request has no code parameter.")));
         };
         match self.finish_authorization(&pending, code).await {
-            Ok(name) => (
-                StatusCode::OK,
-                "Connected".into(),
-                format!("Installation {name} ({installation}) is connected. You can close this window."),
-            ),
+            Ok(name) => Ok(format!("Installation {name} ({installation}) is connected. You can close this window.")),
             Err(e) => {
-                self.record_change(tenant, installation, format!("OAuth code exchange failed: {}", e.message), vec![]);
-                (e.status, "Authorization failed".into(), e.message)
+                self.record_change(
+                    tenant,
+                    installation,
+                    format!("OAuth code exchange failed: {}", e.message()),
+                    vec![],
+                );
+                Err(failed(e))
             }
         }
     }
 
-    async fn finish_authorization(&self, pending: &OAuthState, code: &str) -> Result<String, ApiError> {
+    async fn finish_authorization(&self, pending: &OAuthState, code: &str) -> Result<String, Error> {
         let (tenant, installation) = (pending.tenant.as_str(), pending.installation.as_str());
         let row = self.get_installation(tenant, installation).await?;
         let r = self.prepared_for(&row).await?;
@@ -515,7 +511,7 @@ impl App {
                 verifier.as_ref().map(Secret::expose),
             )
             .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "oauth_exchange_failed", e.to_string()))?;
+            .map_err(|e| Error::new(ErrorKind::Provider(Provider::OAuthExchangeFailed), e.to_string()))?;
         let tokens =
             self.new_tokens(tenant, installation, OAuthGrant::AuthorizationCode, &t, t.refresh_token.is_some())?;
         let g =
@@ -534,7 +530,7 @@ impl App {
     }
 
     /// The grant as the API shows it: never a token.
-    pub async fn oauth_status(&self, tenant: &str, installation: &str) -> Result<Value, ApiError> {
+    pub async fn oauth_status(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, installation).await?;
         let r = self.prepared_for(&row).await?;
         let ctx = r.oauth.as_ref().ok_or_else(|| not_oauth(installation))?;
@@ -549,16 +545,15 @@ impl App {
         tenant: &str,
         installation: &str,
         version: Option<i64>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         let row = self.get_installation(tenant, installation).await?;
         let r = self.prepared_for(&row).await?;
         let ctx = r.oauth.as_ref().ok_or_else(|| not_oauth(installation))?;
         if self.store.oauth_grant(tenant, installation).await?.is_none()
             && ctx.spec.grant == OAuthGrant::AuthorizationCode
         {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "oauth_not_connected",
+            return Err(Error::conflict(
+                Conflict::OAuthNotConnected,
                 format!("installation {installation} has no OAuth grant to refresh"),
             ));
         }
@@ -569,13 +564,12 @@ impl App {
 
     /// Disconnects: revokes the refresh (else access) token at the provider when the manifest
     /// names a revocation endpoint, and forgets the grant.
-    pub async fn oauth_disconnect(&self, tenant: &str, installation: &str) -> Result<Value, ApiError> {
+    pub async fn oauth_disconnect(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, installation).await?;
         let r = self.prepared_for(&row).await?;
         let ctx = r.oauth.as_ref().ok_or_else(|| not_oauth(installation))?;
         let Some(g) = self.store.delete_oauth_grant(tenant, installation).await? else {
-            return Err(ApiError::not_found(format!("installation {installation} has no OAuth grant"))
-                .with_code("oauth_not_connected"));
+            return Err(Error::missing(Missing::OAuthGrant, format!("installation {installation} has no OAuth grant")));
         };
         self.oauth.forget(&key(tenant, installation));
         let (field, sealed, hint) = match &g.refresh_token {
@@ -599,7 +593,7 @@ impl App {
     }
 
     /// One pass of the background refresher: every grant due ahead of expiry.
-    pub async fn refresh_due_tokens(&self) -> Result<usize, ApiError> {
+    pub async fn refresh_due_tokens(&self) -> Result<usize, Error> {
         let due = self.store.due_oauth_refreshes(50).await?;
         let mut done = 0;
         for (tenant, installation, version) in due {
@@ -607,24 +601,23 @@ impl App {
             let r = match self.prepared_for(&row).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::debug!(tenant, installation, "not refreshing: {}", e.message);
+                    tracing::debug!(tenant, installation, "not refreshing: {}", e.message());
                     continue;
                 }
             };
             let Some(ctx) = r.oauth.as_ref() else { continue };
             match self.refresh_token(&tenant, &installation, ctx, Some(version)).await {
                 Ok(_) => done += 1,
-                Err(e) => tracing::info!(tenant, installation, "background refresh failed: {}", e.message),
+                Err(e) => tracing::info!(tenant, installation, "background refresh failed: {}", e.message()),
             }
         }
         Ok(done)
     }
 }
 
-fn not_oauth(installation: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "not_oauth",
+fn not_oauth(installation: &str) -> Error {
+    Error::conflict(
+        Conflict::NotOAuth,
         format!("the connector of installation {installation} declares no [oauth2] credentials"),
     )
 }
@@ -659,7 +652,7 @@ pub fn spawn_refresher(app: App, tick: Duration) {
         loop {
             interval.tick().await;
             if let Err(e) = app.refresh_due_tokens().await {
-                tracing::warn!("OAuth refresher: {}", e.message);
+                tracing::warn!("OAuth refresher: {}", e.message());
             }
         }
     });

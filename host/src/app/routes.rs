@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::installations::new_id;
-use crate::api::ApiError;
 use crate::routing::{Filter, RuleError, check_glob, check_retry_schedule, check_template};
-use crate::runtime::dynamic::find_operation;
-use crate::store::RouteRow;
-use crate::timefmt::rfc3339;
+use patchbay_core::error::{Error, Field};
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::dynamic::find_operation;
+use patchbay_store::RouteRow;
 
 /// `POST /v1/routes`.
 #[derive(Debug, Deserialize)]
@@ -60,8 +60,8 @@ fn nullable<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Resu
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn invalid(e: RuleError) -> ApiError {
-    ApiError::invalid("invalid_route", e.to_string()).with_detail("path", Value::String(e.path))
+fn invalid(e: RuleError) -> Error {
+    Error::invalid(Field::Route, e.to_string()).with("path", e.path)
 }
 
 /// The JSON view of a route.
@@ -85,7 +85,7 @@ pub fn route_view(r: &RouteRow) -> Value {
 
 impl App {
     /// Checks a whole rule: its parts, and that the destination's connector has the operation.
-    async fn check_route(&self, r: &RouteRow) -> Result<(), ApiError> {
+    async fn check_route(&self, r: &RouteRow) -> Result<(), Error> {
         let name = r.name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(invalid(RuleError { path: "name".into(), message: "must be 1 to 100 characters".into() }));
@@ -115,21 +115,20 @@ impl App {
             if let Some(id) = id
                 && self.store.installation(&r.tenant, id).await?.is_none()
             {
-                return Err(ApiError::invalid("invalid_route", format!("{field}: no installation {id:?}"))
-                    .with_detail("path", Value::String(field.into())));
+                return Err(
+                    Error::invalid(Field::Route, format!("{field}: no installation {id:?}")).with("path", field)
+                );
             }
         }
         let dest = self.get_installation(&r.tenant, &r.destination_installation).await?;
         let version = self.installed_version(&dest).await?;
         let component = self.component(&version.digest).await?;
-        find_operation(component.operations(), &r.operation).map_err(|e| {
-            ApiError::invalid("invalid_route", format!("operation: {e}"))
-                .with_detail("path", Value::String("operation".into()))
-        })?;
+        find_operation(component.operations(), &r.operation)
+            .map_err(|e| Error::invalid(Field::Route, format!("operation: {e}")).with("path", "operation"))?;
         Ok(())
     }
 
-    pub async fn create_route(&self, tenant: &str, req: CreateRoute) -> Result<Value, ApiError> {
+    pub async fn create_route(&self, tenant: &str, req: CreateRoute) -> Result<Value, Error> {
         let row = RouteRow {
             id: new_id("rte"),
             tenant: tenant.to_string(),
@@ -152,9 +151,9 @@ impl App {
         Ok(route_view(&stored))
     }
 
-    pub async fn update_route(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<Value, ApiError> {
+    pub async fn update_route(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<Value, Error> {
         let mut row =
-            self.store.route(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("no route {id:?}")))?;
+            self.store.route(tenant, id).await?.ok_or_else(|| Error::not_found(format!("no route {id:?}")))?;
         if let Some(v) = req.name {
             row.name = v.trim().to_string();
         }
@@ -188,9 +187,9 @@ impl App {
         Ok(route_view(&stored))
     }
 
-    pub async fn delete_route(&self, tenant: &str, id: &str) -> Result<(), ApiError> {
+    pub async fn delete_route(&self, tenant: &str, id: &str) -> Result<(), Error> {
         if !self.store.delete_route(tenant, id).await? {
-            return Err(ApiError::not_found(format!("no route {id:?}")));
+            return Err(Error::not_found(format!("no route {id:?}")));
         }
         self.router.invalidate(tenant);
         Ok(())

@@ -7,16 +7,16 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::installations::new_id;
-use crate::api::ApiError;
-use crate::runtime::Hub;
-use crate::runtime::calls::{self, Entity};
-use crate::store::now_ms;
-use crate::store::sync::{
-    Direction, ErrorRow, MappingRow, NewRun, NewSchedule, RecordRow, RunRow, RunStatus, ScheduleRow, SyncMode,
-};
 use crate::sync::cron::Schedule;
 use crate::sync::mapping::Mapping;
-use crate::timefmt::rfc3339;
+use patchbay_core::error::{Error, ErrorKind, Field, Unknown, Unsupported};
+use patchbay_core::now_ms;
+use patchbay_core::timefmt::rfc3339;
+use patchbay_runtime::Hub;
+use patchbay_runtime::calls::{self, Entity};
+use patchbay_store::sync::{
+    Direction, ErrorRow, MappingRow, NewRun, NewSchedule, RecordRow, RunRow, RunStatus, ScheduleRow, SyncMode,
+};
 
 /// The records an export writes: another installation's entity in the records store.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,21 +76,20 @@ pub struct UpdateSchedule {
     pub enabled: Option<bool>,
 }
 
-fn parse_direction(v: Option<&str>) -> Result<Direction, ApiError> {
+fn parse_direction(v: Option<&str>) -> Result<Direction, Error> {
     match v {
         None => Ok(Direction::Import),
         Some(s) => Direction::parse(s).ok_or_else(|| {
-            ApiError::invalid("invalid_sync", format!("direction: {s:?} is not one of \"import\", \"export\""))
+            Error::invalid(Field::Sync, format!("direction: {s:?} is not one of \"import\", \"export\""))
         }),
     }
 }
 
-fn parse_mode(v: Option<&str>) -> Result<SyncMode, ApiError> {
+fn parse_mode(v: Option<&str>) -> Result<SyncMode, Error> {
     match v {
         None => Ok(SyncMode::Full),
-        Some(s) => SyncMode::parse(s).ok_or_else(|| {
-            ApiError::invalid("invalid_sync", format!("mode: {s:?} is not one of \"full\", \"incremental\""))
-        }),
+        Some(s) => SyncMode::parse(s)
+            .ok_or_else(|| Error::invalid(Field::Sync, format!("mode: {s:?} is not one of \"full\", \"incremental\""))),
     }
 }
 
@@ -104,12 +103,12 @@ struct Stream {
 
 impl App {
     /// The entities the installation's connector offers (one `list-entities` call).
-    pub async fn sync_entities(&self, tenant: &str, installation: &str) -> Result<Vec<Entity>, ApiError> {
+    pub async fn sync_entities(&self, tenant: &str, installation: &str) -> Result<Vec<Entity>, Error> {
         let r = self.resolve(tenant, installation).await?;
         let p = &r.prepared;
         if p.component.hub != Some(Hub::DataSync) {
-            return Err(ApiError::invalid(
-                "not_a_sync_connector",
+            return Err(Error::new(
+                ErrorKind::Unsupported(Unsupported::NotASyncConnector),
                 format!(
                     "installation {installation} runs {}@{}, a {} connector; syncs need a data-sync connector",
                     p.version.connector_id,
@@ -121,9 +120,8 @@ impl App {
         let report = calls::list_entities(&self.runtime, &p.component, &p.installation).await;
         match report.outcome {
             Ok(Ok(entities)) => Ok(entities),
-            Ok(Err(e)) => Err(ApiError::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "connector_error",
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::Connector { kind: None, retry_after: None },
                 format!("the connector could not list its entities: {}", connector_message(&e)),
             )),
             Err(e) => Err(super::installations::call_error(&e)),
@@ -139,16 +137,16 @@ impl App {
         direction: Option<&str>,
         mode: Option<&str>,
         source: Option<&SourceRef>,
-    ) -> Result<Stream, ApiError> {
+    ) -> Result<Stream, Error> {
         let direction = parse_direction(direction)?;
         let mode = parse_mode(mode)?;
         if entity.is_empty() {
-            return Err(ApiError::invalid("invalid_sync", "entity: must not be empty"));
+            return Err(Error::invalid(Field::Sync, "entity: must not be empty"));
         }
         let entities = self.sync_entities(tenant, installation).await?;
         let Some(e) = entities.iter().find(|e| e.name == entity) else {
-            return Err(ApiError::invalid(
-                "unknown_entity",
+            return Err(Error::unknown(
+                Unknown::Entity,
                 format!(
                     "entity: the connector has no entity {entity:?} (entities: {})",
                     entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -158,36 +156,36 @@ impl App {
         let source = match (direction, source) {
             (Direction::Import, None) => None,
             (Direction::Import, Some(_)) => {
-                return Err(ApiError::invalid("invalid_sync", "source: only exports take a source"));
+                return Err(Error::invalid(Field::Sync, "source: only exports take a source"));
             }
             (Direction::Export, None) => {
-                return Err(ApiError::invalid(
-                    "invalid_sync",
+                return Err(Error::invalid(
+                    Field::Sync,
                     "source: an export needs {\"installation\", \"entity\"} naming the records to write",
                 ));
             }
             (Direction::Export, Some(s)) => {
                 if self.store.installation(tenant, &s.installation).await?.is_none() {
-                    return Err(ApiError::invalid(
-                        "invalid_sync",
+                    return Err(Error::invalid(
+                        Field::Sync,
                         format!("source.installation: no installation {:?}", s.installation),
                     ));
                 }
                 if s.entity.is_empty() {
-                    return Err(ApiError::invalid("invalid_sync", "source.entity: must not be empty"));
+                    return Err(Error::invalid(Field::Sync, "source.entity: must not be empty"));
                 }
                 Some((s.installation.clone(), s.entity.clone()))
             }
         };
         if direction == Direction::Export && !e.supports_write {
-            return Err(ApiError::invalid(
-                "unsupported_sync",
+            return Err(Error::new(
+                ErrorKind::Unsupported(Unsupported::SyncMode),
                 format!("direction: entity {entity:?} of this connector cannot be written (supports-write is false)"),
             ));
         }
         if direction == Direction::Import && mode == SyncMode::Incremental && !e.supports_incremental {
-            return Err(ApiError::invalid(
-                "unsupported_sync",
+            return Err(Error::new(
+                ErrorKind::Unsupported(Unsupported::SyncMode),
                 format!("mode: entity {entity:?} of this connector has no incremental reads; use \"full\""),
             ));
         }
@@ -195,7 +193,7 @@ impl App {
     }
 
     /// Queues a run; the worker starts it at once.
-    pub async fn start_sync(&self, tenant: &str, req: StartSync) -> Result<Value, ApiError> {
+    pub async fn start_sync(&self, tenant: &str, req: StartSync) -> Result<Value, Error> {
         let s = self
             .check_stream(
                 tenant,
@@ -231,20 +229,20 @@ impl App {
         installation: &str,
         entity: &str,
         body: &Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.get_installation(tenant, installation).await?;
         if entity.is_empty() {
-            return Err(ApiError::invalid("invalid_mapping", "entity: must not be empty"));
+            return Err(Error::invalid(Field::Mapping, "entity: must not be empty"));
         }
-        let mapping = Mapping::parse(body).map_err(|e| ApiError::invalid("invalid_mapping", e.to_string()))?;
+        let mapping = Mapping::parse(body).map_err(|e| Error::invalid(Field::Mapping, e.to_string()))?;
         let row = self.store.put_sync_mapping(tenant, installation, entity, &mapping.to_json().to_string()).await?;
         Ok(mapping_view(installation, &row))
     }
 
     /// Checks and stores a schedule.
-    pub async fn create_schedule(&self, tenant: &str, req: CreateSchedule) -> Result<Value, ApiError> {
+    pub async fn create_schedule(&self, tenant: &str, req: CreateSchedule) -> Result<Value, Error> {
         let schedule = Schedule::parse(req.interval_secs, req.cron.as_deref())
-            .map_err(|e| ApiError::invalid("invalid_schedule", e.to_string()))?;
+            .map_err(|e| Error::invalid(Field::Schedule, e.to_string()))?;
         let s = self
             .check_stream(
                 tenant,
@@ -276,12 +274,12 @@ impl App {
     }
 
     /// Changes a schedule's timing, mode or switch.
-    pub async fn update_schedule(&self, tenant: &str, id: &str, req: UpdateSchedule) -> Result<Value, ApiError> {
+    pub async fn update_schedule(&self, tenant: &str, id: &str, req: UpdateSchedule) -> Result<Value, Error> {
         let row = self
             .store
             .sync_schedule(tenant, id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
+            .ok_or_else(|| Error::not_found(format!("no schedule {id:?}")))?;
         let mode = match req.mode.as_deref() {
             Some(m) => parse_mode(Some(m))?,
             None => row.mode,
@@ -291,8 +289,8 @@ impl App {
         } else {
             (row.interval_secs.and_then(|i| u64::try_from(i).ok()), row.cron.clone())
         };
-        let schedule = Schedule::parse(interval, cron.as_deref())
-            .map_err(|e| ApiError::invalid("invalid_schedule", e.to_string()))?;
+        let schedule =
+            Schedule::parse(interval, cron.as_deref()).map_err(|e| Error::invalid(Field::Schedule, e.to_string()))?;
         if mode == SyncMode::Incremental && mode != row.mode && row.direction == Direction::Import {
             self.check_stream(tenant, &row.installation, &row.entity, None, Some("incremental"), None).await?;
         }
@@ -314,8 +312,8 @@ impl App {
 }
 
 /// A connector error's message, for API errors.
-fn connector_message(e: &crate::bindings::ConnectorError) -> String {
-    use crate::bindings::ConnectorError as E;
+fn connector_message(e: &patchbay_runtime::bindings::ConnectorError) -> String {
+    use patchbay_runtime::bindings::ConnectorError as E;
     match e {
         E::Retryable(f) => format!("retryable: {}", f.message),
         E::Permanent(f) => format!("permanent ({}): {}", f.code, f.message),
@@ -450,7 +448,7 @@ pub fn schedule_view(s: &ScheduleRow) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sync::Counts;
+    use patchbay_store::sync::Counts;
 
     fn running(fetched: i64, total: Option<i64>, active_ms: i64, now: i64) -> RunRow {
         RunRow {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sqlx::{Connection, Executor};
 
-use crate::store::{
+use patchbay_store::{
     Backend, GroupCommitConfig, GroupCommitter, IngressOutcome, IngressWrite, NewDelivery, NewEvent, NewIngress,
     NewInstallation, NewVersion, Rows, SqliteSynchronous, Store,
 };
@@ -357,12 +357,10 @@ async fn measure(
     let warmed = drive(&recorder, callers, &next, warm, None).await?.len() * take;
     // Callers that found the warm-up done took a number each and recorded nothing.
     next.store(warm, Ordering::Relaxed);
-    if store.backend() == Backend::Postgres {
-        // As autovacuum would on a database in use: without statistics, PostgreSQL plans the
-        // foreign-key checks of the fresh tables as sequential scans, and each insert then costs
-        // time proportional to the table.
-        sqlx::query("ANALYZE installations, ingress_requests, events, deliveries").execute(store.pool()).await?;
-    }
+    // As autovacuum would on a database in use: without statistics, PostgreSQL plans the
+    // foreign-key checks of the fresh tables as sequential scans, and each insert then costs
+    // time proportional to the table.
+    store.analyze_ingress_tables().await?;
     let started = Instant::now();
     let mut samples = drive(&recorder, callers, &next, warm + plan.requests, Some(started + plan.budget)).await?;
     let wall = started.elapsed();
@@ -372,8 +370,8 @@ async fn measure(
     }
     let measured = samples.len() * take;
     let acknowledged = warmed + measured;
-    for table in ["ingress_requests", "events", "deliveries"] {
-        let stored: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(store.pool()).await?;
+    let counts = store.ingress_row_counts().await?;
+    for (table, stored) in ["ingress_requests", "events", "deliveries"].into_iter().zip(counts) {
         if usize::try_from(stored)? != acknowledged {
             bail!("{table} holds {stored} rows, {acknowledged} requests were acknowledged");
         }

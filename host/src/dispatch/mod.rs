@@ -1,7 +1,6 @@
 //! Outbox delivery: the policy side of at-least-once delivery (the rows themselves live in
-//! [`crate::store`], see `store/outbox.rs`).
+//! `patchbay_store`'s `outbox` module; the retry schedule is `patchbay_core::retry`).
 
-pub mod retry;
 pub mod worker;
 
 use std::time::Duration;
@@ -17,7 +16,7 @@ pub fn spawn_housekeeping(app: App) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let window = i64::try_from(app.webhook_dedupe.as_millis()).unwrap_or(i64::MAX);
-            let before = crate::store::now_ms().saturating_sub(window);
+            let before = patchbay_core::now_ms().saturating_sub(window);
             match app.store.purge_dedupe_keys_before(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("forgot {n} webhook dedupe keys older than the dedupe window"),

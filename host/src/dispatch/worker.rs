@@ -23,15 +23,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::retry::{Jitter, SystemJitter};
 use crate::app::App;
 use crate::quota::QuotaMode;
-use crate::runtime::dynamic::{DynamicOutcome, find_operation};
-use crate::store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Store};
+use patchbay_core::error::ErrorKind;
+use patchbay_core::retry::{Jitter, SystemJitter};
+use patchbay_runtime::dynamic::{DynamicOutcome, find_operation};
+use patchbay_store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Store};
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -58,12 +58,12 @@ impl Default for DispatchConfig {
 }
 
 /// The PostgreSQL channel dispatchers listen on.
-pub const NOTIFY_CHANNEL: &str = "patchbay_outbox";
+pub use patchbay_store::NOTIFY_CHANNEL;
 
 /// A unique lease owner name for this process.
 pub fn owner_name() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
-    format!("{host}:{}:{}", std::process::id(), crate::app::new_id("d"))
+    format!("{host}:{}:{}", std::process::id(), patchbay_core::new_id("d"))
 }
 
 /// Starts the dispatcher (and on PostgreSQL its listener) on the current runtime.
@@ -71,7 +71,7 @@ pub fn spawn(app: App, config: DispatchConfig, database_url: Option<String>) -> 
     if !config.enabled {
         return None;
     }
-    if let Some(url) = database_url.filter(|_| app.store.backend() == crate::store::Backend::Postgres) {
+    if let Some(url) = database_url.filter(|_| app.store.backend() == patchbay_store::Backend::Postgres) {
         tokio::spawn(listen(app.store.clone(), url));
     }
     Some(tokio::spawn(run(app, config)))
@@ -118,7 +118,7 @@ async fn run(app: App, config: DispatchConfig) {
             Err(_) => return,
         }
         let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX).max(1);
-        let now = crate::store::now_ms();
+        let now = patchbay_core::now_ms();
         let claimed = match app.store.claim_deliveries(&owner, now, lease_ms, free).await {
             Ok(c) => c,
             Err(e) => {
@@ -145,7 +145,7 @@ async fn run(app: App, config: DispatchConfig) {
             continue;
         }
         let wait = match app.store.next_due_at().await {
-            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - crate::store::now_ms()).unwrap_or(0)),
+            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - patchbay_core::now_ms()).unwrap_or(0)),
             Ok(None) => config.max_idle,
             Err(e) => {
                 tracing::warn!("reading the next due delivery failed: {e}");
@@ -183,7 +183,7 @@ impl Attempt {
 
 /// Runs one claimed delivery and settles it.
 pub async fn deliver(app: &App, owner: &str, d: Delivery) {
-    let started_ms = crate::store::now_ms();
+    let started_ms = patchbay_core::now_ms();
     let started = Instant::now();
     let attempt = call(app, &d).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -195,7 +195,7 @@ pub async fn deliver(app: &App, owner: &str, d: Delivery) {
         error: attempt.error.clone(),
     };
     let settled = if attempt.outcome == AttemptOutcome::Ok {
-        let latency = Duration::from_millis(u64::try_from(crate::store::now_ms() - d.created_at_ms).unwrap_or(0));
+        let latency = Duration::from_millis(u64::try_from(patchbay_core::now_ms() - d.created_at_ms).unwrap_or(0));
         app.metrics.delivery("ok", Some(latency));
         app.store.ack_delivery(&d.id, owner, &record).await
     } else {
@@ -209,7 +209,7 @@ pub async fn deliver(app: &App, owner: &str, d: Delivery) {
             d.schedule_attempt(),
             attempt.outcome,
             attempt.retry_after,
-            crate::store::now_ms(),
+            patchbay_core::now_ms(),
             &mut jitter as &mut dyn Jitter,
         );
         if next == Retry::Dead {
@@ -265,18 +265,19 @@ async fn call(app: &App, d: &Delivery) -> Attempt {
             Err(e) => Attempt::failed(AttemptOutcome::Error, format!("{}: {e}", e.kind())),
         },
         // Over the provider budget: back off like a provider's 429, without holding a worker.
-        Err(e) if e.code == "quota_exceeded" => Attempt {
+        Err(e) if matches!(e.kind(), ErrorKind::QuotaExceeded { .. }) => Attempt {
             outcome: AttemptOutcome::RateLimited,
-            error: Some(format!("{}: {}", e.code, e.message)),
-            retry_after: Some(Duration::from_millis(
-                e.details.as_ref().and_then(|d| d.get("retry_after_ms")).and_then(Value::as_u64).unwrap_or(1000),
-            )),
+            error: Some(format!("{}: {}", e.kind(), e.message())),
+            retry_after: Some(match e.kind() {
+                ErrorKind::QuotaExceeded { retry_after: Some(wait) } => *wait,
+                _ => Duration::from_secs(1),
+            }),
         },
         // The destination is gone or the arguments can never fit the operation: retrying the
         // same delivery cannot help. A disabled destination or a host fault may pass.
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            Attempt::failed(AttemptOutcome::Permanent, format!("{}: {}", e.code, e.message))
+        Err(e) if e.kind().is_permanent() => {
+            Attempt::failed(AttemptOutcome::Permanent, format!("{}: {}", e.kind(), e.message()))
         }
-        Err(e) => Attempt::failed(AttemptOutcome::Error, format!("{}: {}", e.code, e.message)),
+        Err(e) => Attempt::failed(AttemptOutcome::Error, format!("{}: {}", e.kind(), e.message())),
     }
 }

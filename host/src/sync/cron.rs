@@ -26,7 +26,7 @@
 //! The module also holds the civil-calendar arithmetic (days from and to a proleptic Gregorian
 //! date) that [`super::mapping`] uses for its date transforms.
 
-pub(crate) use crate::timefmt::{civil_from_days, days_from_civil};
+pub(crate) use patchbay_core::timefmt::{civil_from_days, days_from_civil};
 use std::fmt;
 use std::str::FromStr;
 
@@ -466,7 +466,7 @@ fn weekday(days: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::{parse_rfc3339, rfc3339};
+    use patchbay_core::timefmt::{parse_rfc3339, rfc3339};
 
     fn at(s: &str) -> i64 {
         parse_rfc3339(s).unwrap_or_else(|| panic!("bad test timestamp {s}"))

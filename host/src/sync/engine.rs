@@ -1,5 +1,5 @@
 //! Running one claimed sync run to its end: import runs call `read-batch` batch after batch and
-//! commit each batch with its cursor ([`crate::store::Store::commit_import_batch`]); export runs
+//! commit each batch with its cursor ([`patchbay_store::Store::commit_import_batch`]); export runs
 //! read the source's change feed and call `write-batch`.
 //!
 //! **Pipelined imports.** While batch *n* commits (on the database's side: sqlx's SQLite worker
@@ -27,17 +27,20 @@ use tracing::Instrument;
 use super::mapping::Mapping;
 use crate::app::App;
 use crate::app::installations::Prepared as CallContext;
-use crate::bindings::ConnectorError;
-use crate::bindings::data_sync::exports::patchbay::connector::sync::{ItemError as SourceItemError, SourceRecord};
 use crate::quota::QuotaMode;
 use crate::routing::{Rule, deliveries_for, glob_matches};
-use crate::runtime::calls::{self, ReadMode, ReadRequest, WriteOp, WriteOutcome, WriteRecord, WriteRequest};
-use crate::runtime::{CallError, CallReport, Hub, Installation, LoadedComponent};
-use crate::store::sync::{
+use patchbay_core::now_ms;
+use patchbay_runtime::bindings::ConnectorError;
+use patchbay_runtime::bindings::data_sync::exports::patchbay::connector::sync::{
+    ItemError as SourceItemError, SourceRecord,
+};
+use patchbay_runtime::calls::{self, ReadMode, ReadRequest, WriteOp, WriteOutcome, WriteRecord, WriteRequest};
+use patchbay_runtime::{CallError, CallReport, Hub, Installation, LoadedComponent};
+use patchbay_store::sync::{
     BatchOutcome, Change, ChangeEvents, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease,
     RunRow, RunStatus, SyncMode, is_lease_lost,
 };
-use crate::store::{NewDelivery, NewEvent, StoreError, now_ms};
+use patchbay_store::{NewDelivery, NewEvent, StoreError};
 
 /// How sync runs execute on this host.
 #[derive(Debug, Clone)]
@@ -210,7 +213,7 @@ async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) 
 
 /// The installation's call context and component, checked to be a data-sync connector.
 async fn resolve(app: &App, tenant: &str, installation: &str) -> Result<(Arc<LoadedComponent>, Target), Stop> {
-    let r = app.resolve(tenant, installation).await.map_err(|e| Stop::Failed(e.message))?;
+    let r = app.resolve(tenant, installation).await.map_err(|e| Stop::Failed(e.message().to_string()))?;
     let p = &r.prepared;
     if p.component.hub != Some(Hub::DataSync) {
         return Err(Stop::Failed(format!(
@@ -234,7 +237,8 @@ struct Target {
 
 impl Target {
     async fn refresh(&mut self, app: &App) -> Result<(), Stop> {
-        let r = app.resolve(&self.tenant, &self.installation).await.map_err(|e| Stop::Failed(e.message))?;
+        let r =
+            app.resolve(&self.tenant, &self.installation).await.map_err(|e| Stop::Failed(e.message().to_string()))?;
         self.prepared = r.prepared;
         Ok(())
     }
@@ -335,7 +339,7 @@ where
                         |e| {
                             Stop::Failed(format!(
                                 "{what}: unauthorized, and refreshing the OAuth token failed: {}",
-                                e.message
+                                e.message()
                             ))
                         },
                     )?;
@@ -428,7 +432,7 @@ impl ChangeEvents for RoutedChanges {
             c.payload
         );
         let event = NewEvent {
-            id: crate::app::new_id("evt"),
+            id: patchbay_core::new_id("evt"),
             tenant: self.tenant.clone(),
             source_installation: self.installation.clone(),
             event_type,
@@ -656,7 +660,7 @@ async fn spawn_commit(
 }
 
 /// Refreshes the store's planner statistics each time the records a run wrote pass a power of
-/// ten from 1 000 on (see [`crate::store::Store::analyze_records`]); returns the new count.
+/// ten from 1 000 on (see [`patchbay_store::Store::analyze_records`]); returns the new count.
 async fn refresh_statistics(app: &App, before: i64, o: &BatchOutcome) -> i64 {
     let after = before + o.counts.created + o.counts.updated + o.counts.deleted;
     let mut threshold = 1_000;
@@ -781,14 +785,14 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::calls::Batch;
+    use patchbay_runtime::calls::Batch;
 
     fn rec(
         id: &str,
         data: &str,
         deleted: bool,
-    ) -> crate::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
-        crate::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
+    ) -> patchbay_runtime::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
+        patchbay_runtime::bindings::data_sync::exports::patchbay::connector::sync::SourceRecord {
             id: id.into(),
             data: data.into(),
             deleted,

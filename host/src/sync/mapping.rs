@@ -1061,7 +1061,7 @@ fn parse_datetime(s: &str) -> Option<i64> {
 fn format_rfc3339(ms: i64) -> Option<String> {
     const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
     const END: i64 = 253_402_300_800_000; // 10000-01-01T00:00:00Z
-    (FIRST..END).contains(&ms).then(|| crate::timefmt::rfc3339(ms))
+    (FIRST..END).contains(&ms).then(|| patchbay_core::timefmt::rfc3339(ms))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -1508,7 +1508,7 @@ mod tests {
         }
         // Agrees with the host's RFC 3339 parser.
         let text = "2031-07-04T05:06:07.089+05:30";
-        assert_eq!(ok(json!("timestamp_ms"), json!(text)), json!(crate::timefmt::parse_rfc3339(text).unwrap()));
+        assert_eq!(ok(json!("timestamp_ms"), json!(text)), json!(patchbay_core::timefmt::parse_rfc3339(text).unwrap()));
         assert_eq!(ok(json!("timestamp_ms"), json!(1_700_000_000)), json!(1_700_000_000_000i64));
         assert_eq!(ok(json!("timestamp_ms"), json!(1.5)), json!(1500));
         assert_eq!(ok(json!("timestamp_ms"), json!(-1)), json!(-1000));

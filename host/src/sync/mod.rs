@@ -7,7 +7,7 @@
 //! - [`mapping`] is the per installation + entity field mapping the host applies to records.
 //! - [`cron`] parses schedules (an interval or a 5-field cron expression) and finds the next firing.
 //!
-//! What is stored, and how one batch becomes one transaction, is in [`crate::store::sync`].
+//! What is stored, and how one batch becomes one transaction, is in [`patchbay_store::sync`].
 
 pub mod cron;
 pub mod engine;

@@ -15,8 +15,8 @@ use tokio::sync::{Notify, Semaphore};
 use super::cron::Schedule;
 use super::engine::{SyncConfig, execute};
 use crate::app::App;
-use crate::store::now_ms;
-use crate::store::sync::ScheduleRow;
+use patchbay_core::now_ms;
+use patchbay_store::sync::ScheduleRow;
 
 /// Longest sleep between looks at the database for due runs and schedules.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -82,7 +82,7 @@ async fn run_loop(app: App, cfg: SyncConfig) {
         let free = u32::try_from(slots.available_permits()).unwrap_or(1).max(1);
         // Each claim gets an owner of its own: a run this host claims again (its lease ran out
         // while it was still executing here) must not pass the old execution's fence.
-        let claim_owner: Arc<str> = format!("{owner}/{}", crate::app::new_id("c")).into();
+        let claim_owner: Arc<str> = format!("{owner}/{}", patchbay_core::new_id("c")).into();
         let claimed = match app.store.claim_sync_runs(&claim_owner, now_ms(), lease_ms, free).await {
             Ok(c) => c,
             Err(e) => {

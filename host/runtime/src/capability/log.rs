@@ -1,0 +1,378 @@
+//! `log` capability: structured entries into the installation's operation log.
+//!
+//! Entries are buffered per call (bounded in count and bytes so a log flood cannot exhaust the host)
+//! and handed to an [`OperationLog`] backend when the call ends. Every message and field value passes
+//! through the installation's [`Scrubber`] before it is buffered, so secret values never reach storage
+//! or the console. Guest stdout/stderr and the host's own records (HTTP requests, call outcome) use
+//! the same buffer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use patchbay_core::log::{Level, LogEntry, Source};
+use patchbay_core::{Scope, now_ms};
+use wasmtime::component::Linker;
+
+use crate::bindings::connector::patchbay::connector::log as wit;
+
+/// A guest's level is the host's.
+impl From<wit::Level> for Level {
+    fn from(l: wit::Level) -> Self {
+        match l {
+            wit::Level::Trace => Level::Trace,
+            wit::Level::Debug => Level::Debug,
+            wit::Level::Info => Level::Info,
+            wit::Level::Warn => Level::Warn,
+            wit::Level::Error => Level::Error,
+        }
+    }
+}
+
+/// Replaces an installation's secret values (and their common encodings) with `[REDACTED]`.
+#[derive(Default, Clone)]
+pub struct Scrubber {
+    needles: Vec<String>,
+}
+
+/// Secrets shorter than this are not scrubbed: replacing every occurrence of a 1–3 character string
+/// would destroy the log while protecting nothing a brute force would not find.
+pub const MIN_SCRUB_LEN: usize = 4;
+
+const REDACTED: &str = "[REDACTED]";
+
+impl Scrubber {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut needles = Vec::new();
+        for s in secrets {
+            if s.len() < MIN_SCRUB_LEN {
+                continue;
+            }
+            needles.push(s.to_string());
+            let enc = url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            if enc != s {
+                needles.push(enc);
+            }
+            needles.push(base64::engine::general_purpose::STANDARD.encode(s));
+            needles.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s));
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Self { needles }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// Whether `text` contains any secret value or encoding of one.
+    pub fn contains_secret(&self, text: &str) -> bool {
+        self.needles.iter().any(|n| text.contains(n.as_str()))
+    }
+
+    /// Byte-level scrubbing for bodies that need not be UTF-8; `None` when nothing matched.
+    pub fn scrub_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for n in &self.needles {
+            let current = out.as_deref().unwrap_or(data);
+            if let Some(replaced) = replace_bytes(current, n.as_bytes(), REDACTED.as_bytes()) {
+                out = Some(replaced);
+            }
+        }
+        out
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        if !self.contains_secret(text) {
+            return text.to_string();
+        }
+        let mut out = text.to_string();
+        for n in &self.needles {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// Per-call bounds on logging.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    pub max_message_bytes: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self { max_entries: 1_000, max_bytes: 512 * 1024, max_message_bytes: 8 * 1024 }
+    }
+}
+
+/// The per-call entry buffer. Scrubbing uses the installation's [`Scrubber`], passed in by the
+/// caller so the buffer holds no shared state.
+pub struct LogBuffer {
+    limits: LogLimits,
+    entries: Vec<LogEntry>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl LogBuffer {
+    pub fn new(limits: LogLimits) -> Self {
+        Self { limits, entries: Vec::new(), bytes: 0, dropped: 0 }
+    }
+
+    /// Adds an entry after scrubbing it; drops it (and counts the drop) past the call's limits.
+    pub fn push(
+        &mut self,
+        scrubber: &Scrubber,
+        level: Level,
+        source: Source,
+        message: &str,
+        fields: Vec<(String, String)>,
+    ) {
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if self.entries.len() >= self.limits.max_entries || self.bytes + size > self.limits.max_bytes {
+            self.dropped += 1;
+            return;
+        }
+        let message = truncate(&scrubber.scrub(message), self.limits.max_message_bytes);
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| {
+                (truncate(&scrubber.scrub(&k), 256), truncate(&scrubber.scrub(&v), self.limits.max_message_bytes))
+            })
+            .collect();
+        self.bytes += size;
+        self.entries.push(LogEntry { at_ms: now_ms(), level, source, message, fields });
+    }
+
+    /// Host record that bypasses the limits (call outcome, drop notices): at most a few per call.
+    pub fn push_host(&mut self, scrubber: &Scrubber, level: Level, message: &str, fields: Vec<(String, String)>) {
+        let message = scrubber.scrub(message);
+        let fields = fields.into_iter().map(|(k, v)| (k, scrubber.scrub(&v))).collect();
+        self.entries.push(LogEntry { at_ms: now_ms(), level, source: Source::Host, message, fields });
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Ends the call's logging: appends a notice for dropped entries and returns everything.
+    pub fn finish(mut self, scrubber: &Scrubber) -> Vec<LogEntry> {
+        if self.dropped > 0 {
+            let msg = format!(
+                "{} log entries dropped: per-call limit of {} entries / {} bytes reached",
+                self.dropped, self.limits.max_entries, self.limits.max_bytes
+            );
+            let dropped = self.dropped.to_string();
+            self.push_host(scrubber, Level::Warn, &msg, vec![("dropped".into(), dropped)]);
+        }
+        self.entries
+    }
+}
+
+/// Replaces every occurrence of `needle`; `None` when there is none.
+fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut i, mut last, mut found) = (0, 0, false);
+    while i + needle.len() <= hay.len() {
+        if hay[i] == needle[0] && &hay[i..i + needle.len()] == needle {
+            out.extend_from_slice(&hay[last..i]);
+            out.extend_from_slice(with);
+            i += needle.len();
+            last = i;
+            found = true;
+        } else {
+            i += 1;
+        }
+    }
+    if !found {
+        return None;
+    }
+    out.extend_from_slice(&hay[last..]);
+    Some(out)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated {} bytes]", &s[..end], s.len() - end)
+}
+
+/// Where finished calls' entries go.
+///
+/// `append` is called once per call, after the sandbox is torn down, on the call's task; it must
+/// not block. A durable implementation hands the batch to a background writer that commits
+/// batches from many calls together.
+pub trait OperationLog: Send + Sync + 'static {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>);
+}
+
+/// In-memory operation log, newest last, bounded per installation.
+#[derive(Default)]
+pub struct MemoryOperationLog {
+    inner: Mutex<BTreeMap<Scope, VecDeque<LogEntry>>>,
+    cap_per_installation: usize,
+}
+
+impl MemoryOperationLog {
+    pub fn new(cap_per_installation: usize) -> Self {
+        Self { inner: Mutex::default(), cap_per_installation }
+    }
+
+    pub fn entries(&self, scope: &Scope) -> Vec<LogEntry> {
+        self.inner
+            .lock()
+            .map(|m| m.get(scope).map(|v| v.iter().cloned().collect()).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl OperationLog for MemoryOperationLog {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Ok(mut m) = self.inner.lock() {
+            let cap = if self.cap_per_installation == 0 { 10_000 } else { self.cap_per_installation };
+            let v = match m.get_mut(scope) {
+                Some(v) => v,
+                None => m.entry(scope.clone()).or_default(),
+            };
+            v.extend(entries);
+            while v.len() > cap {
+                v.pop_front();
+            }
+        }
+    }
+}
+
+/// Prints entries through `tracing` (the console), already scrubbed.
+pub struct TracingOperationLog;
+
+impl OperationLog for TracingOperationLog {
+    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
+        for e in entries {
+            let fields = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            let src = format!("{:?}", e.source).to_lowercase();
+            match e.level {
+                Level::Error => {
+                    tracing::error!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Warn => {
+                    tracing::warn!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Info => {
+                    tracing::info!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Debug => {
+                    tracing::debug!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+                Level::Trace => {
+                    tracing::trace!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
+                }
+            }
+        }
+    }
+}
+
+/// What the `log` host function sees: the call's buffer and the installation's scrubber.
+pub struct LogView<'a> {
+    pub buf: &'a mut LogBuffer,
+    pub scrubber: &'a Scrubber,
+}
+
+crate::capability::view_data!(LogData => LogView);
+
+/// Links the `log` import; `view` gives the host functions the call's [`LogView`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> LogView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, LogData>(linker, view)
+}
+
+impl wit::Host for LogView<'_> {
+    fn log(&mut self, level: wit::Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        self.buf.push(self.scrubber, level.into(), Source::Guest, &message, fields);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_raw_and_encoded_secret_values() {
+        let s = Scrubber::new(["sk_live_abc123", "p@ss word"]);
+        assert_eq!(s.scrub("key=sk_live_abc123!"), "key=[REDACTED]!");
+        assert_eq!(s.scrub("q=p%40ss+word"), "q=[REDACTED]");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("sk_live_abc123");
+        assert_eq!(s.scrub(&format!("Basic {b64}")), "Basic [REDACTED]");
+        assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn scrubs_bytes() {
+        let s = Scrubber::new(["tok_12345"]);
+        assert_eq!(s.scrub_bytes(b"a tok_12345 b tok_12345").unwrap(), b"a [REDACTED] b [REDACTED]".to_vec());
+        assert_eq!(s.scrub_bytes(b"\xff\x00 nothing"), None);
+        assert_eq!(s.scrub_bytes(b"tok_1234"), None);
+    }
+
+    #[test]
+    fn short_secrets_are_not_scrubbed() {
+        let s = Scrubber::new(["abc"]);
+        assert!(s.is_empty());
+        assert_eq!(s.scrub("abc"), "abc");
+    }
+
+    #[test]
+    fn buffer_scrubs_fields_and_bounds_entries() {
+        let s = Scrubber::new(["hunter22"]);
+        let mut b = LogBuffer::new(LogLimits { max_entries: 3, max_bytes: 1 << 20, max_message_bytes: 64 });
+        for i in 0..10 {
+            b.push(
+                &s,
+                Level::Info,
+                Source::Guest,
+                &format!("m{i} hunter22"),
+                vec![("token".into(), "hunter22".into())],
+            );
+        }
+        assert_eq!(b.dropped(), 7);
+        let out = b.finish(&s);
+        assert_eq!(out.len(), 4);
+        assert!(out.iter().all(|e| !e.message.contains("hunter22")));
+        assert!(out.iter().all(|e| e.fields.iter().all(|(_, v)| !v.contains("hunter22"))));
+        assert!(out[3].message.contains("7 log entries dropped"));
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_char_boundary() {
+        let t = truncate("ééééé", 3);
+        assert!(t.starts_with('é'));
+        assert!(t.contains("truncated"));
+    }
+}

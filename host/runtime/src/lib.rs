@@ -1,0 +1,850 @@
+//! patchbay-runtime: the sandboxed runtime — one [`Engine`], a compiled-component cache, and a
+//! fresh [`Store`] per call — with the [`capability`] modules it lends connectors.
+//!
+//! This is the only place that lists all capabilities: [`CallState`] holds each capability's
+//! per-call context and [`Runtime::new`] links their WIT imports, each through the capability's
+//! own `add_to_linker` (plus a locked-down WASI p2: no preopens, sockets, environment or stdin;
+//! stdout/stderr go to the operation log). Backends that outlive a call are traits the
+//! capabilities declare; [`Services`] carries the ones a host injects.
+//!
+//! Every call runs under [`Limits`]: a wall-clock deadline enforced by epoch interruption (the
+//! guest is preempted, yielding to the executor at every tick so other calls keep being served), a
+//! memory cap, instance/table caps, and optional fuel whose consumption is reported. A trap is a
+//! failed call with a [`CallError`] saying why, never a host crash.
+
+mod backstop;
+pub mod bindings;
+pub mod cache;
+pub mod calls;
+pub mod capability;
+pub mod dynamic;
+pub mod engine;
+pub mod hub;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use patchbay_core::Scope;
+use patchbay_core::log::{Level, Source};
+
+use crate::bindings::connector::{Connector, ConnectorIndices};
+use crate::capability::credentials::{CredentialSource, CredentialsView, Secret, Secrets};
+use crate::capability::events::{EventLimits, EventSink, EventsView, MemoryEventSink};
+use crate::capability::http::{EgressBudget, EgressPolicy, HttpLimits, HttpView, NetworkPolicy, PatternError};
+use crate::capability::log::{LogBuffer, LogLimits, LogView, MemoryOperationLog, OperationLog, Scrubber};
+use crate::capability::state::{MemoryStateStore, StateLimits, StateStore, StateView};
+use crate::capability::stdio::CappedPipe;
+use crate::capability::{credentials, events, http as http_cap, log as log_cap, state};
+pub use cache::{CacheHit, Digest};
+pub use hub::Hub;
+
+/// Host-wide runtime settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where precompiled artifacts are kept; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator when the platform allows it.
+    pub pooling: bool,
+    /// Calls running at once (pool slots); further calls wait for a slot.
+    pub max_concurrent_calls: u32,
+    /// Upper bound for any installation's memory cap (also the pool's slot size).
+    pub max_memory_bytes: usize,
+    /// Epoch tick: deadline precision and how often a running guest yields to the executor.
+    pub epoch_tick: Duration,
+    /// Count fuel on every call (reported per call; installations may also cap it).
+    pub fuel_metering: bool,
+    /// Blocked networks and the operator's exceptions.
+    pub network: NetworkPolicy,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            pooling: true,
+            max_concurrent_calls: 128,
+            max_memory_bytes: 256 * 1024 * 1024,
+            epoch_tick: Duration::from_millis(5),
+            fuel_metering: true,
+            network: NetworkPolicy::strict(),
+        }
+    }
+}
+
+/// Per-installation limits for one call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline for the whole call, host calls included.
+    pub timeout: Duration,
+    /// Linear-memory cap across the component's memories.
+    pub memory_bytes: usize,
+    pub max_instances: usize,
+    pub max_tables: usize,
+    pub max_memories: usize,
+    pub max_table_elements: usize,
+    /// Fuel budget; `None` = unlimited (still counted when metering is on).
+    pub fuel: Option<u64>,
+    pub http: HttpLimits,
+    pub log: LogLimits,
+    pub state: StateLimits,
+    pub events: EventLimits,
+    /// Bytes of stdout and of stderr kept per call.
+    pub stdio_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 64 * 1024 * 1024,
+            max_instances: 32,
+            max_tables: 32,
+            max_memories: 4,
+            max_table_elements: 100_000,
+            fuel: None,
+            http: HttpLimits::default(),
+            log: LogLimits::default(),
+            state: StateLimits::default(),
+            events: EventLimits::default(),
+            stdio_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Long-lived backends the capabilities write to.
+#[derive(Clone)]
+pub struct Services {
+    pub oplog: Arc<dyn OperationLog>,
+    pub state: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventSink>,
+}
+
+impl Services {
+    /// In-memory backends (until the durable store is configured).
+    pub fn in_memory() -> Self {
+        Self {
+            oplog: Arc::new(MemoryOperationLog::new(10_000)),
+            state: Arc::new(MemoryStateStore::default()),
+            events: Arc::new(MemoryEventSink::default()),
+        }
+    }
+}
+
+/// Everything the runtime needs to know about the installation a call runs for.
+pub struct InstallationData {
+    pub scope: Scope,
+    /// `id@version` of the connector, for logs and spans.
+    pub connector: String,
+    pub config: BTreeMap<String, String>,
+    pub secrets: Secrets,
+    pub egress: EgressPolicy,
+    pub scrubber: Scrubber,
+    pub limits: Limits,
+    /// The provider budget its calls draw from (paused by a provider's 429).
+    pub budget: Option<Arc<dyn EgressBudget>>,
+}
+
+/// An installation's credentials are its configuration and its opened secrets.
+impl CredentialSource for InstallationData {
+    fn config(&self) -> &BTreeMap<String, String> {
+        &self.config
+    }
+
+    fn secret(&self, name: &str) -> Option<&Secret> {
+        self.secrets.get(name)
+    }
+}
+
+/// A cheap, cloneable handle to an installation's call context.
+#[derive(Clone)]
+pub struct Installation(Arc<InstallationData>);
+
+impl std::ops::Deref for Installation {
+    type Target = InstallationData;
+
+    fn deref(&self) -> &InstallationData {
+        &self.0
+    }
+}
+
+impl Installation {
+    /// Builds the installation context; `allowed_hosts` are the manifest's egress patterns, with
+    /// `{{config.KEY}}` templates filled from `config`.
+    pub fn new(
+        scope: Scope,
+        connector: impl Into<String>,
+        config: BTreeMap<String, String>,
+        secrets: Secrets,
+        allowed_hosts: &[String],
+        limits: Limits,
+    ) -> Result<Self, PatternError> {
+        let built = EgressPolicy::build(allowed_hosts, &config)?;
+        for u in &built.unresolved {
+            tracing::debug!(installation = ?scope, "allowed host pattern allows nothing: {u}");
+        }
+        let scrubber = Scrubber::new(secrets.values());
+        Ok(Self(Arc::new(InstallationData {
+            scope,
+            connector: connector.into(),
+            config,
+            secrets,
+            egress: built.policy,
+            scrubber,
+            limits,
+            budget: None,
+        })))
+    }
+
+    /// The same context drawing from `budget` (only while it is being built).
+    pub fn with_budget(mut self, budget: Option<Arc<dyn EgressBudget>>) -> Self {
+        if let Some(data) = Arc::get_mut(&mut self.0) {
+            data.budget = budget;
+        }
+        self
+    }
+}
+
+/// Resource caps for one store; records which cap was hit so the error can say so.
+pub struct CallLimiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+    memory_used: usize,
+    memory_exceeded: Option<usize>,
+    table_exceeded: Option<usize>,
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used - current.min(self.memory_used) + desired;
+        if total > self.memory_bytes {
+            self.memory_exceeded = Some(total);
+            wasmtime::bail!("memory limit exceeded: {} bytes requested, limit {} bytes", total, self.memory_bytes);
+        }
+        self.memory_used = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.table_exceeded = Some(desired);
+            wasmtime::bail!("table limit exceeded: {} elements requested, limit {}", desired, self.table_elements);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// WASI state, built on first use: calls that never touch WASI do not pay for it.
+struct LazyWasi {
+    ctx: WasiCtx,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+}
+
+/// Runtime-wide pieces every call's capabilities use, behind one `Arc` so creating a call's state
+/// touches one shared reference count rather than one per capability.
+struct CallShared {
+    client: reqwest::Client,
+    network: NetworkPolicy,
+    services: Services,
+}
+
+/// The data of a per-call [`Store`]. Capabilities see it through the views the linker getters
+/// build (`capability::*View`); this is the only place that knows them all.
+pub struct CallState {
+    inst: Installation,
+    shared: Arc<CallShared>,
+    limiter: CallLimiter,
+    deadline: Instant,
+    http_requests: u32,
+    events_emitted: u32,
+    log: LogBuffer,
+    wasi: Option<LazyWasi>,
+    table: ResourceTable,
+}
+
+impl CallState {
+    /// How many HTTP requests the call made.
+    pub fn http_requests(&self) -> u32 {
+        self.http_requests
+    }
+
+    /// How many events the call emitted.
+    pub fn events_emitted(&self) -> u32 {
+        self.events_emitted
+    }
+
+    fn http_view(&mut self) -> HttpView<'_> {
+        HttpView {
+            client: &self.shared.client,
+            egress: &self.inst.egress,
+            network: &self.shared.network,
+            credentials: &*self.inst,
+            scrubber: &self.inst.scrubber,
+            limits: &self.inst.limits.http,
+            deadline: self.deadline,
+            requests: &mut self.http_requests,
+            log: &mut self.log,
+            budget: self.inst.budget.as_deref(),
+        }
+    }
+
+    fn credentials_view(&mut self) -> CredentialsView<'_> {
+        CredentialsView { source: &*self.inst }
+    }
+
+    fn log_view(&mut self) -> LogView<'_> {
+        LogView { buf: &mut self.log, scrubber: &self.inst.scrubber }
+    }
+
+    fn state_view(&mut self) -> StateView<'_> {
+        StateView { scope: &self.inst.scope, store: &*self.shared.services.state, limits: &self.inst.limits.state }
+    }
+
+    fn events_view(&mut self) -> EventsView<'_> {
+        EventsView {
+            scope: &self.inst.scope,
+            sink: &*self.shared.services.events,
+            limits: &self.inst.limits.events,
+            emitted: &mut self.events_emitted,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let stdio_bytes = self.inst.limits.stdio_bytes;
+        let wasi = self.wasi.get_or_insert_with(|| {
+            let stdout = CappedPipe::new(stdio_bytes);
+            let stderr = CappedPipe::new(stdio_bytes);
+            let ctx = WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .allow_blocking_current_thread(false)
+                .build();
+            LazyWasi { ctx, stdout, stderr }
+        });
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
+    }
+}
+
+impl crate::bindings::connector::patchbay::connector::types::Host for CallState {}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("deadline exceeded: the call ran longer than {limit_ms} ms and was stopped")]
+    DeadlineExceeded { limit_ms: u64 },
+    #[error("memory limit exceeded: the guest asked for {requested} bytes, the limit is {limit} bytes")]
+    MemoryLimitExceeded { limit: usize, requested: usize },
+    #[error("table limit exceeded: the guest asked for {requested} elements, the limit is {limit}")]
+    TableLimitExceeded { limit: usize, requested: usize },
+    #[error("fuel exhausted: the call used its budget of {limit} units")]
+    OutOfFuel { limit: u64 },
+    #[error("stack overflow: the guest recursed deeper than the {limit} byte wasm stack")]
+    StackOverflow { limit: usize },
+    #[error("guest trapped: {message}")]
+    Trap { message: String },
+    #[error("instantiation failed: {message}")]
+    Instantiation { message: String },
+    #[error("host error: {message}")]
+    Host { message: String },
+}
+
+impl CallError {
+    /// A short machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::DeadlineExceeded { .. } => "deadline_exceeded",
+            CallError::MemoryLimitExceeded { .. } => "memory_limit_exceeded",
+            CallError::TableLimitExceeded { .. } => "table_limit_exceeded",
+            CallError::OutOfFuel { .. } => "out_of_fuel",
+            CallError::StackOverflow { .. } => "stack_overflow",
+            CallError::Trap { .. } => "trap",
+            CallError::Instantiation { .. } => "instantiation_failed",
+            CallError::Host { .. } => "host_error",
+        }
+    }
+}
+
+/// The outcome of one call plus what it consumed.
+#[derive(Debug)]
+pub struct CallReport<R> {
+    pub outcome: Result<R, CallError>,
+    /// Time from sandbox creation to teardown (excludes waiting for a slot).
+    pub duration: Duration,
+    /// Time spent waiting for a free slot.
+    pub queued: Duration,
+    /// Fuel consumed, when metering is on.
+    pub fuel_consumed: Option<u64>,
+    pub http_requests: u32,
+    pub events_emitted: u32,
+    /// Entries written to the operation log (host records included).
+    pub log_entries: usize,
+    /// Entries dropped because the call exceeded its log limits.
+    pub logs_dropped: u64,
+}
+
+impl<R> CallReport<R> {
+    /// The outcome, with the report's error converted for `?`.
+    pub fn into_result(self) -> Result<R, CallError> {
+        self.outcome
+    }
+
+    /// The same report with the successful value transformed.
+    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> CallReport<S> {
+        CallReport {
+            outcome: self.outcome.map(f),
+            duration: self.duration,
+            queued: self.queued,
+            fuel_consumed: self.fuel_consumed,
+            http_requests: self.http_requests,
+            events_emitted: self.events_emitted,
+            log_entries: self.log_entries,
+            logs_dropped: self.logs_dropped,
+        }
+    }
+}
+
+/// A component ready to run: compiled, type-checked against the host's imports, pre-instantiated.
+pub struct LoadedComponent {
+    pub digest: Digest,
+    /// The hub world it implements; `None` for a component exporting only `lifecycle`.
+    pub hub: Option<Hub>,
+    pub size: usize,
+    pub loaded_from: CacheHit,
+    component: Component,
+    pre: InstancePre<CallState>,
+    lifecycle: ConnectorIndices,
+    /// Typed access to the `webhooks` export, for components of the webhook-endpoint hub.
+    webhooks: Option<crate::bindings::webhook_endpoint::WebhookEndpointIndices>,
+    /// Typed access to the `sync` export, for components of the data-sync hub.
+    data_sync: Option<crate::bindings::data_sync::DataSyncIndices>,
+    operations: Vec<dynamic::OperationInfo>,
+}
+
+impl LoadedComponent {
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    pub fn instance_pre(&self) -> &InstancePre<CallState> {
+        &self.pre
+    }
+
+    /// Every exported function, callable with JSON through [`dynamic::invoke`].
+    pub fn operations(&self) -> &[dynamic::OperationInfo] {
+        &self.operations
+    }
+
+    /// Typed access to the `lifecycle` export of an instance of this component.
+    pub fn lifecycle(&self, store: &mut Store<CallState>, instance: &Instance) -> wasmtime::Result<Connector> {
+        self.lifecycle.load(store, instance)
+    }
+
+    /// Typed access to the `webhooks` export of an instance; `None` unless the component
+    /// implements the webhook-endpoint hub.
+    pub fn webhooks(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Option<wasmtime::Result<crate::bindings::webhook_endpoint::WebhookEndpoint>> {
+        self.webhooks.as_ref().map(|w| w.load(store, instance))
+    }
+
+    /// Typed access to the `sync` export of an instance; `None` unless the component implements
+    /// the data-sync hub.
+    pub fn data_sync(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Option<wasmtime::Result<crate::bindings::data_sync::DataSync>> {
+        self.data_sync.as_ref().map(|w| w.load(store, instance))
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    #[error("component does not fit the host: {0}")]
+    Incompatible(String),
+}
+
+struct Inner {
+    engine: Engine,
+    pooling: bool,
+    linker: Linker<CallState>,
+    memory: cache::MemoryCache<LoadedComponent>,
+    disk: Option<cache::DiskCache>,
+    permits: Semaphore,
+    shared: Arc<CallShared>,
+    config: RuntimeConfig,
+}
+
+/// The connector runtime. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// Slack added to the outer timeout: the epoch deadline normally fires first.
+const OUTER_GRACE: Duration = Duration::from_secs(1);
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig, services: Services) -> anyhow::Result<Self> {
+        let (engine, pooling) = engine::build(&config).map_err(|e| anyhow::anyhow!("engine: {e}"))?;
+        engine::start_ticker(&engine, config.epoch_tick);
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e}"))?;
+        Self::link_capabilities(&mut linker).map_err(|e| anyhow::anyhow!("linking capabilities: {e}"))?;
+        let disk = match &config.cache_dir {
+            Some(dir) => Some(cache::DiskCache::open(dir, &engine)?),
+            None => None,
+        };
+        let http_client = http_cap::build_client(Arc::new(config.network.clone()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                pooling,
+                linker,
+                memory: cache::MemoryCache::default(),
+                disk,
+                permits: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+                shared: Arc::new(CallShared { client: http_client, network: config.network.clone(), services }),
+                config,
+            }),
+        })
+    }
+
+    /// Links every capability's WIT imports. The list of capabilities lives here only: adding
+    /// one is a line here and a view in [`CallState`].
+    fn link_capabilities(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+        use crate::bindings::connector::patchbay::connector as wit;
+        wit::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+        http_cap::add_to_linker(linker, CallState::http_view)?;
+        credentials::add_to_linker(linker, CallState::credentials_view)?;
+        log_cap::add_to_linker(linker, CallState::log_view)?;
+        state::add_to_linker(linker, CallState::state_view)?;
+        events::add_to_linker(linker, CallState::events_view)?;
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.inner.shared.services
+    }
+
+    /// The outbound HTTP client connectors use (network policy in its resolver, no redirects);
+    /// the host's own requests to providers (OAuth token endpoints) go through it too.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.shared.client
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Components held in memory.
+    pub fn cached_components(&self) -> usize {
+        self.inner.memory.len()
+    }
+
+    /// The loaded component with this sha256 (lower-case hex), if it is held in memory.
+    pub fn cached(&self, digest_hex: &str) -> Option<Arc<LoadedComponent>> {
+        self.inner.memory.get(&Digest(digest_hex.to_string()))
+    }
+
+    /// Loads a component: from memory, from a precompiled artifact on disk, or by compiling it.
+    /// Compilation is CPU-heavy; call this from a blocking context (see [`Runtime::load_async`]).
+    pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
+        let digest = Digest::of(wasm);
+        if let Some(c) = self.inner.memory.get(&digest) {
+            return Ok(c);
+        }
+        let lock = self.inner.memory.compile_lock(&digest);
+        let _guard = match lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(c) = self.inner.memory.get(&digest) {
+            return Ok(c);
+        }
+        let engine = &self.inner.engine;
+        let (component, from) = match self.inner.disk.as_ref().and_then(|d| d.load(engine, &digest)) {
+            Some(c) => (c, CacheHit::Disk),
+            None => {
+                let c = Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                if let Some(d) = &self.inner.disk {
+                    d.store(&digest, &c);
+                }
+                (c, CacheHit::Compiled)
+            }
+        };
+        let hub = hub::detect(engine, &component).map_err(LoadError::Incompatible)?;
+        let pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let lifecycle = ConnectorIndices::new(&pre).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let webhooks = match hub {
+            Some(Hub::WebhookEndpoint) => Some(
+                crate::bindings::webhook_endpoint::WebhookEndpointIndices::new(&pre)
+                    .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?,
+            ),
+            _ => None,
+        };
+        let data_sync = match hub {
+            Some(Hub::DataSync) => Some(
+                crate::bindings::data_sync::DataSyncIndices::new(&pre)
+                    .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?,
+            ),
+            _ => None,
+        };
+        let operations = dynamic::operations(engine, &component);
+        let loaded = Arc::new(LoadedComponent {
+            digest: digest.clone(),
+            hub,
+            size: wasm.len(),
+            loaded_from: from,
+            component,
+            pre,
+            lifecycle,
+            webhooks,
+            data_sync,
+            operations,
+        });
+        self.inner.memory.insert(digest, loaded.clone());
+        // Later loads of the same bytes come from memory.
+        Ok(loaded)
+    }
+
+    /// [`Runtime::load`] on the blocking thread pool.
+    pub async fn load_async(&self, wasm: Vec<u8>) -> Result<Arc<LoadedComponent>, LoadError> {
+        let rt = self.clone();
+        tokio::task::spawn_blocking(move || rt.load(&wasm))
+            .await
+            .unwrap_or_else(|e| Err(LoadError::Invalid(format!("compilation task failed: {e}"))))
+    }
+
+    fn new_state(&self, inst: &Installation, memory_bytes: usize, deadline: Instant) -> CallState {
+        let limits = &inst.limits;
+        CallState {
+            limiter: CallLimiter {
+                memory_bytes,
+                table_elements: limits.max_table_elements,
+                instances: limits.max_instances,
+                tables: limits.max_tables,
+                memories: limits.max_memories,
+                memory_used: 0,
+                memory_exceeded: None,
+                table_exceeded: None,
+            },
+            inst: inst.clone(),
+            shared: self.inner.shared.clone(),
+            deadline,
+            http_requests: 0,
+            events_emitted: 0,
+            log: LogBuffer::new(limits.log),
+            wasi: None,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// Runs `f` against a fresh instance of `component` for `installation`, under its limits.
+    ///
+    /// `f` receives the store, the instance and the component, and typically calls one export through typed
+    /// bindings (see [`LoadedComponent::lifecycle`] and the hub helpers in `runtime::calls`).
+    pub async fn call<R, F>(
+        &self,
+        component: &LoadedComponent,
+        installation: &Installation,
+        operation: &str,
+        f: F,
+    ) -> CallReport<R>
+    where
+        R: Send,
+        F: for<'a> FnOnce(
+                &'a mut Store<CallState>,
+                Instance,
+                &'a LoadedComponent,
+            ) -> BoxFuture<'a, wasmtime::Result<R>>
+            + Send,
+    {
+        let span = tracing::debug_span!(
+            "call",
+            tenant = %installation.scope.tenant,
+            installation = %installation.scope.installation,
+            connector = %installation.connector,
+            operation,
+        );
+        let inst = installation;
+        async move {
+            let queued_at = Instant::now();
+            let permit = self.inner.permits.acquire().await;
+            let started = Instant::now();
+            let queued = started - queued_at;
+            let limits = &inst.limits;
+            let memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
+            let deadline = started + limits.timeout;
+            let mut store = Store::new(&self.inner.engine, self.new_state(inst, memory_bytes, deadline));
+            store.limiter(|s| &mut s.limiter);
+            let metering = self.inner.config.fuel_metering;
+            let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
+            if metering {
+                // Cannot fail with metering on.
+                let _ = store.set_fuel(fuel_budget);
+            }
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+            });
+
+            let outcome: Result<R, CallError> = if permit.is_err() {
+                Err(CallError::Host { message: "runtime is shutting down".into() })
+            } else {
+                let pre = &component.pre;
+                let run = async {
+                    let instance = match pre.instantiate_async(&mut store).await {
+                        Ok(i) => i,
+                        Err(e) => return Err((e, true)),
+                    };
+                    f(&mut store, instance, component).await.map_err(|e| (e, false))
+                };
+                let backstop = tokio::time::Instant::from_std(deadline + OUTER_GRACE);
+                match backstop::Backstop::new(run, backstop).await {
+                    Some(Ok(r)) => Ok(r),
+                    Some(Err((e, instantiating))) => {
+                        Err(classify(&e, store.data(), limits, memory_bytes, instantiating))
+                    }
+                    None => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
+                }
+            };
+            drop(permit);
+
+            let fuel_consumed =
+                if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
+            let duration = started.elapsed();
+            let state = store.into_data();
+            let http_requests = state.http_requests;
+            let events_emitted = state.events_emitted;
+            let scrubber = &inst.scrubber;
+            let mut log = state.log;
+            let mut outcome = outcome;
+            if let Some(wasi) = state.wasi {
+                let (out, out_dropped) = wasi.stdout.take_lines();
+                let (err, err_dropped) = wasi.stderr.take_lines();
+                if let Err(CallError::Trap { message }) = &mut outcome {
+                    // A Rust guest's panic message is the last thing it wrote to stderr.
+                    if let Some(last) = err.iter().rev().find(|l| !l.starts_with("note:")) {
+                        message.push_str(&format!("; guest stderr: {}", scrubber.scrub(last)));
+                    }
+                }
+                for l in out {
+                    log.push(scrubber, Level::Info, Source::Stdout, &l, vec![]);
+                }
+                for l in err {
+                    log.push(scrubber, Level::Warn, Source::Stderr, &l, vec![]);
+                }
+                if out_dropped + err_dropped > 0 {
+                    log.push_host(
+                        scrubber,
+                        Level::Warn,
+                        &format!(
+                            "{} bytes of stdout/stderr discarded (limit {} each)",
+                            out_dropped + err_dropped,
+                            limits.stdio_bytes
+                        ),
+                        vec![],
+                    );
+                }
+            }
+            let mut fields =
+                vec![("operation".to_string(), operation.to_string()), ("us".into(), duration.as_micros().to_string())];
+            if let Some(f) = fuel_consumed {
+                fields.push(("fuel".into(), f.to_string()));
+            }
+            match &outcome {
+                Ok(_) => log.push_host(scrubber, Level::Debug, &format!("call {operation} completed"), fields),
+                Err(e) => {
+                    fields.push(("error".into(), e.kind().to_string()));
+                    log.push_host(scrubber, Level::Error, &format!("call {operation} failed: {e}"), fields);
+                }
+            }
+            let logs_dropped = log.dropped();
+            let entries = log.finish(scrubber);
+            let log_entries = entries.len();
+            self.inner.shared.services.oplog.append(&inst.scope, entries);
+            CallReport {
+                outcome,
+                duration,
+                queued,
+                fuel_consumed,
+                http_requests,
+                events_emitted,
+                log_entries,
+                logs_dropped,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn classify(
+    err: &wasmtime::Error,
+    state: &CallState,
+    limits: &Limits,
+    memory_bytes: usize,
+    instantiating: bool,
+) -> CallError {
+    if let Some(requested) = state.limiter.memory_exceeded {
+        return CallError::MemoryLimitExceeded { limit: memory_bytes, requested };
+    }
+    if let Some(requested) = state.limiter.table_exceeded {
+        return CallError::TableLimitExceeded { limit: limits.max_table_elements, requested };
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 },
+            Trap::OutOfFuel => CallError::OutOfFuel { limit: limits.fuel.unwrap_or(u64::MAX) },
+            Trap::StackOverflow => CallError::StackOverflow { limit: engine::MAX_WASM_STACK },
+            other => CallError::Trap { message: other.to_string() },
+        };
+    }
+    let message = format!("{err:#}");
+    if instantiating { CallError::Instantiation { message } } else { CallError::Trap { message } }
+}

@@ -1,0 +1,728 @@
+//! The event log and the outbox: `ingress_requests`, `events`, `deliveries`, `delivery_attempts`.
+//!
+//! **Durable before acknowledged.** [`Store::record_ingress`] writes a webhook's raw request, the
+//! events its connector made of it and their deliveries in one transaction, so the 2xx goes out
+//! only once everything is committed. A request whose `(installation, dedupe_key)` was seen before
+//! writes nothing and gets the first request's answer back ([`IngressOutcome::Duplicate`]); the
+//! check is the table's unique constraint (`INSERT … ON CONFLICT DO NOTHING`, then reading the
+//! winner), so two hosts receiving the same webhook at once cannot both record it. Events emitted
+//! by connectors enter the same way through [`Store::emit_events`], idempotent on
+//! `(source_installation, idempotency_key)`.
+//!
+//! **Deliveries** move `pending → leased → delivered`, or back to `pending` for a retry, or to
+//! `dead`; a dead delivery is redriven back to `pending`. Claims ([`Store::claim_deliveries`]) take
+//! due pending rows *and* leased rows whose lease expired (the claimer died), so recovery needs no
+//! separate sweeper. While leased, a row's `next_attempt_at` is its lease expiry: one partial index
+//! on `next_attempt_at` serves claims, recovery and [`Store::next_due_at`], the time a dispatcher
+//! should wake up next instead of polling. On PostgreSQL the claim is one
+//! `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …`, so hosts claiming together
+//! skip each other's rows; on SQLite the same statement runs inside `BEGIN IMMEDIATE`, which
+//! serialises claimers on the file's write lock.
+//!
+//! **Fencing.** A claim increments `attempts`; ack and fail name the owner *and* the attempt
+//! number they were given, so a worker whose lease expired and was re-claimed (even by itself)
+//! cannot ack or fail the newer attempt. Its outcome is refused (`false`); the delivery is then
+//! delivered at least once more, which is what idempotency keys are for.
+//!
+//! **Redrive** keeps `attempts` (they number the `delivery_attempts` rows, which stay as history)
+//! and restarts the retry schedule: `schedule_base` records `attempts` at the redrive and
+//! [`DeliveryRow::schedule_attempt`] counts from it.
+//!
+//! **Durability.** Ingress and emitted events commit durably: they are acknowledged to their
+//! senders. Claims and settlements (ack, fail) commit without waiting for the disk on PostgreSQL
+//! ([`Store::begin_relaxed`]): losing one in a crash only means the delivery runs again, which
+//! at-least-once delivery with idempotency keys already allows.
+//!
+//! Timestamps are unix milliseconds chosen by the caller where they matter to the schedule
+//! (`now_ms` arguments, `received_at_ms`, `created_at_ms`, `next_attempt_at_ms`), so the
+//! dispatcher and tests control the clock; `updated_at` is the wall clock.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::error::ErrorKind;
+
+use super::{Backend, Store, StoreError, db_message, now_ms, violation};
+
+/// A webhook request as received, with the answer it is given.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewIngress {
+    pub id: String,
+    pub tenant: String,
+    pub installation: String,
+    pub received_at_ms: i64,
+    pub method: String,
+    /// Path and query as received.
+    pub path: String,
+    /// JSON array of `[name, value]` pairs in the order received.
+    pub headers_json: String,
+    /// The body, byte-exact.
+    pub body: Vec<u8>,
+    /// The sender's delivery id (or a connector-derived key); `None`: never deduplicated.
+    pub dedupe_key: Option<String>,
+    /// The answer given to this request, and to every duplicate of it.
+    pub response_status: u16,
+    pub response_body: String,
+}
+
+impl fmt::Debug for NewIngress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewIngress")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("installation", &self.installation)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .field("dedupe_key", &self.dedupe_key)
+            .field("response_status", &self.response_status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::record_ingress`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngressOutcome {
+    /// The request, its new events and their deliveries are committed.
+    Recorded {
+        /// One entry per given event, in order (an event whose idempotency key was already used
+        /// is not stored again: its entry names the first one).
+        events: Vec<EmittedEvent>,
+    },
+    /// The installation already recorded this dedupe key: nothing was written; answer as before.
+    Duplicate { ingress_id: String, response_status: u16, response_body: String },
+}
+
+/// An event to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// `evt_<hex>`; deliveries refer to it through [`NewDelivery::event_id`].
+    pub id: String,
+    pub tenant: String,
+    pub source_installation: String,
+    pub event_type: String,
+    pub subject: Option<String>,
+    /// JSON.
+    pub payload: String,
+    /// Unique per source installation: the source's own event id, or this event's id when the
+    /// source gives none.
+    pub idempotency_key: String,
+    pub created_at_ms: i64,
+}
+
+/// A stored event's id, and whether this call stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmittedEvent {
+    pub id: String,
+    /// `true`: an event with the same `(source_installation, idempotency_key)` existed; `id` is
+    /// that event's and the new one's deliveries were skipped.
+    pub duplicate: bool,
+}
+
+/// A delivery of a [`NewEvent`] of the same batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub id: String,
+    /// The [`NewEvent::id`] this delivers.
+    pub event_id: String,
+    pub tenant: String,
+    /// The routing rule that produced it; `None` for direct deliveries.
+    pub route_id: Option<String>,
+    pub destination_installation: String,
+    pub operation: String,
+    /// JSON given to the operation.
+    pub payload: String,
+    /// Globally unique; the connector receives it so sinks can make effects exactly-once
+    /// (e.g. `<event id>:<route id>`).
+    pub idempotency_key: String,
+    /// First claimable time (normally the event's creation time).
+    pub next_attempt_at_ms: i64,
+}
+
+patchbay_core::string_enum! {
+    /// Where a delivery stands.
+    pub enum DeliveryStatus {
+        Pending = "pending",
+        Leased = "leased",
+        Delivered = "delivered",
+        Dead = "dead",
+    }
+}
+
+pub use patchbay_core::outcome::AttemptOutcome;
+
+/// One attempt's report, given to [`Store::ack_delivery`] / [`Store::fail_delivery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The claimed delivery's [`DeliveryRow::attempts`]: the fencing token of this lease.
+    pub attempt: i64,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub outcome: AttemptOutcome,
+    pub error: Option<String>,
+}
+
+/// What follows a failed attempt (see `patchbay_core::retry` for the schedule).
+pub use patchbay_core::retry::Retry;
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: String,
+    pub tenant: String,
+    pub source_installation: String,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub payload: String,
+    pub idempotency_key: String,
+    /// The webhook request it came from, if any.
+    pub ingress_id: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event_id: String,
+    pub tenant: String,
+    pub route_id: Option<String>,
+    pub destination_installation: String,
+    pub operation: String,
+    pub payload: String,
+    pub idempotency_key: String,
+    pub status: DeliveryStatus,
+    /// Claims so far, over the delivery's whole life (redrives do not reset it).
+    pub attempts: i64,
+    /// `attempts` at the last redrive (0 if never redriven).
+    pub schedule_base: i64,
+    /// Pending: when it is due. Leased: when the lease expires.
+    pub next_attempt_at_ms: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A delivery as handed to a worker by [`Store::claim_deliveries`].
+pub type Delivery = DeliveryRow;
+
+impl DeliveryRow {
+    /// The attempt number within the current retry schedule (1 for the first attempt after
+    /// creation or after a redrive): what [`patchbay_core::retry::RetrySchedule::next`] takes.
+    pub fn schedule_attempt(&self) -> u32 {
+        u32::try_from(self.attempts - self.schedule_base).unwrap_or(0)
+    }
+}
+
+/// A recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub attempt: i64,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub outcome: AttemptOutcome,
+    pub error: Option<String>,
+}
+
+/// One event with each of its deliveries and their attempts (oldest first).
+pub type EventDetail = (EventRow, Vec<(DeliveryRow, Vec<AttemptRow>)>);
+
+/// Filters and paging for [`Store::list_events`]. Pages are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Event type, exact or a glob with `*` (`expense.*`).
+    pub event_type: Option<String>,
+    /// Events with at least one delivery in this status.
+    pub status: Option<DeliveryStatus>,
+    /// Events from this installation or with a delivery to it.
+    pub installation: Option<String>,
+    /// Created at or after.
+    pub since_ms: Option<i64>,
+    /// Created before.
+    pub until_ms: Option<i64>,
+    /// The last event id of the previous page.
+    pub after_id: Option<String>,
+    /// Page size; 0 means [`DEFAULT_EVENT_PAGE`], at most [`MAX_EVENT_PAGE`].
+    pub limit: u32,
+}
+
+/// Page size of [`Store::list_events`] when none is given.
+pub const DEFAULT_EVENT_PAGE: u32 = 100;
+/// Largest page [`Store::list_events`] returns.
+pub const MAX_EVENT_PAGE: u32 = 1_000;
+
+/// Deliveries by status, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub pending: u64,
+    /// Including leases that expired and wait to be reclaimed.
+    pub leased: u64,
+    pub dead: u64,
+}
+
+const EVENT_COLUMNS: &str =
+    "id, tenant, source_installation, event_type, subject, payload, idempotency_key, ingress_id, created_at";
+
+const DELIVERY_COLUMNS: &str = "id, event_id, tenant, route_id, destination_installation, operation, payload, \
+     idempotency_key, status, attempts, schedule_base, next_attempt_at, lease_owner, lease_until, last_error, \
+     created_at, updated_at";
+
+fn event_from(row: &AnyRow) -> Result<EventRow, sqlx::Error> {
+    Ok(EventRow {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        source_installation: row.try_get("source_installation")?,
+        event_type: row.try_get("event_type")?,
+        subject: row.try_get("subject")?,
+        payload: row.try_get("payload")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        ingress_id: row.try_get("ingress_id")?,
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+fn delivery_from(row: &AnyRow) -> Result<DeliveryRow, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(DeliveryRow {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        tenant: row.try_get("tenant")?,
+        route_id: row.try_get("route_id")?,
+        destination_installation: row.try_get("destination_installation")?,
+        operation: row.try_get("operation")?,
+        payload: row.try_get("payload")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        status: status.parse()?,
+        attempts: row.try_get("attempts")?,
+        schedule_base: row.try_get("schedule_base")?,
+        next_attempt_at_ms: row.try_get("next_attempt_at")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_until_ms: row.try_get("lease_until")?,
+        last_error: row.try_get("last_error")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+fn attempt_from(row: &AnyRow) -> Result<AttemptRow, StoreError> {
+    let outcome: String = row.try_get("outcome")?;
+    Ok(AttemptRow {
+        attempt: row.try_get("attempt")?,
+        started_at_ms: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        outcome: outcome.parse()?,
+        error: row.try_get("error")?,
+    })
+}
+
+/// Maps an insert's constraint violation to a client-facing error naming `what`.
+pub(super) fn insert_error(e: sqlx::Error, what: &str) -> StoreError {
+    match violation(&e) {
+        Some(ErrorKind::UniqueViolation) => StoreError::Conflict(format!("{what} already exists: {}", db_message(&e))),
+        Some(ErrorKind::ForeignKeyViolation) => {
+            StoreError::NotFound(format!("cannot store {what}: its tenant, installation or event does not exist"))
+        }
+        Some(_) => StoreError::Invalid(format!("cannot store {what}: {}", db_message(&e))),
+        None => e.into(),
+    }
+}
+
+/// A bind value of a dynamically built query.
+enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// The placeholder of the last pushed argument.
+fn placeholder(args: &[Arg<'_>]) -> String {
+    format!("${}", args.len())
+}
+
+impl Store {
+    /// Leases up to `limit` claimable deliveries to `owner` until `now_ms + lease_ms`, oldest due
+    /// first, adding one to their `attempts`. Claimable: pending with `next_attempt_at <= now_ms`,
+    /// or leased with an expired lease. A delivery is never handed to two claimers while its
+    /// lease is valid, on either backend.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if owner.is_empty() {
+            return Err(StoreError::Invalid("lease owner must not be empty".into()));
+        }
+        if lease_ms <= 0 {
+            return Err(StoreError::Invalid(format!("lease must be positive, got {lease_ms} ms")));
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            // BEGIN IMMEDIATE already holds the database's write lock.
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET status = 'leased', lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+             attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'leased') AND next_attempt_at <= $4 \
+             ORDER BY next_attempt_at LIMIT $5{lock}) \
+             RETURNING {DELIVERY_COLUMNS}"
+        );
+        let mut tx = self.begin_relaxed().await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now_ms.saturating_add(lease_ms))
+            .bind(super::now_ms())
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut claimed = rows.iter().map(delivery_from).collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(claimed)
+    }
+
+    /// Marks a delivery delivered and records the attempt, if it is still leased by `owner` for
+    /// `attempt.attempt`; `false` (nothing written) otherwise: the lease was lost to another
+    /// claimer, or the delivery was already settled. A lease that expired but was not claimed
+    /// again still accepts its owner's answer: the attempt did happen.
+    pub async fn ack_delivery(&self, id: &str, owner: &str, attempt: &AttemptRecord) -> Result<bool, StoreError> {
+        if attempt.outcome != AttemptOutcome::Ok {
+            return Err(StoreError::Invalid(format!(
+                "cannot ack delivery {id} with outcome {}: use fail_delivery",
+                attempt.outcome
+            )));
+        }
+        self.settle(id, owner, attempt, DeliveryStatus::Delivered, None).await
+    }
+
+    /// Records a failed attempt and sends the delivery back to pending at the given time, or to the
+    /// dead letter, if it is still leased by `owner` for `attempt.attempt`; `false` (nothing
+    /// written) otherwise. `attempt.error` becomes the delivery's `last_error`.
+    pub async fn fail_delivery(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: &AttemptRecord,
+        next: Retry,
+    ) -> Result<bool, StoreError> {
+        if attempt.outcome == AttemptOutcome::Ok {
+            return Err(StoreError::Invalid(format!("cannot fail delivery {id} with outcome ok: use ack_delivery")));
+        }
+        match next {
+            Retry::At(at) => self.settle(id, owner, attempt, DeliveryStatus::Pending, Some(at)).await,
+            Retry::Dead => self.settle(id, owner, attempt, DeliveryStatus::Dead, None).await,
+        }
+    }
+
+    async fn settle(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: &AttemptRecord,
+        status: DeliveryStatus,
+        next_attempt_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        if attempt.duration_ms < 0 {
+            return Err(StoreError::Invalid(format!(
+                "attempt duration must not be negative, got {}",
+                attempt.duration_ms
+            )));
+        }
+        let mut tx = self.begin_relaxed().await?;
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = $4, next_attempt_at = COALESCE($5, next_attempt_at), \
+             lease_owner = NULL, lease_until = NULL, last_error = $6, updated_at = $7 \
+             WHERE id = $1 AND status = 'leased' AND lease_owner = $2 AND attempts = $3",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(attempt.attempt)
+        .bind(status.as_str())
+        .bind(next_attempt_at)
+        .bind(attempt.error.as_deref())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, error) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(attempt.attempt)
+        .bind(attempt.started_at_ms)
+        .bind(attempt.duration_ms)
+        .bind(attempt.outcome.as_str())
+        .bind(attempt.error.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, &format!("attempt {} of delivery {id}", attempt.attempt)))?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sends one dead delivery of the tenant back to pending, due at `now_ms`, with a fresh retry
+    /// schedule (`attempts` is kept: it numbers the attempt history). `false` when the delivery
+    /// is not the tenant's or not dead.
+    pub async fn redrive(&self, tenant: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, schedule_base = attempts, \
+             updated_at = $4 WHERE tenant = $1 AND id = $2 AND status = 'dead'",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(now_ms)
+        .bind(super::now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Redrives (as [`Store::redrive`]) every dead delivery of the tenant, optionally only those to
+    /// one destination installation and/or from one route; the number redriven.
+    pub async fn redrive_dead(
+        &self,
+        tenant: &str,
+        installation: Option<&str>,
+        route: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $4, schedule_base = attempts, \
+             updated_at = $5 WHERE status = 'dead' AND tenant = $1 \
+             AND ($2 IS NULL OR destination_installation = $2) AND ($3 IS NULL OR route_id = $3)",
+        )
+        .bind(tenant)
+        .bind(installation)
+        .bind(route)
+        .bind(now_ms)
+        .bind(super::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The tenant's delivery `id`.
+    pub async fn delivery(&self, tenant: &str, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant = $1 AND id = $2"))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(delivery_from).transpose()
+    }
+
+    /// The attempts of the tenant's delivery `id`, in order.
+    pub async fn delivery_attempts(&self, tenant: &str, id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.attempt, a.started_at, a.duration_ms, a.outcome, a.error FROM delivery_attempts a \
+             JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant = $1 AND a.delivery_id = $2 ORDER BY a.attempt",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// The tenant's event `id` with its deliveries (by creation, then id) and their attempts.
+    pub async fn event(&self, tenant: &str, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant = $1 AND id = $2"))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(event) = row.as_ref().map(event_from).transpose()? else { return Ok(None) };
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant = $1 AND event_id = $2 ORDER BY created_at, id"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let deliveries = rows.iter().map(delivery_from).collect::<Result<Vec<_>, _>>()?;
+        let attempts = sqlx::query(
+            "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.outcome, a.error \
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE d.tenant = $1 AND d.event_id = $2 ORDER BY a.delivery_id, a.attempt",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_delivery: HashMap<String, Vec<AttemptRow>> = HashMap::new();
+        for row in &attempts {
+            by_delivery.entry(row.try_get("delivery_id")?).or_default().push(attempt_from(row)?);
+        }
+        let deliveries = deliveries
+            .into_iter()
+            .map(|d| {
+                let attempts = by_delivery.remove(&d.id).unwrap_or_default();
+                (d, attempts)
+            })
+            .collect();
+        Ok(Some((event, deliveries)))
+    }
+
+    /// One page of the tenant's events, newest first (by creation time, then id). `Invalid` when
+    /// `after_id` names no event of the tenant.
+    pub async fn list_events(&self, tenant: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        let mut args = vec![Arg::Text(tenant)];
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = $1");
+        let pattern;
+        if let Some(t) = filter.event_type.as_deref() {
+            if t.contains('*') {
+                // A glob (`expense.*`): LIKE with `*` as `%`, LIKE's own wildcards escaped.
+                pattern = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%");
+                args.push(Arg::Text(&pattern));
+                sql.push_str(&format!(" AND e.event_type LIKE {} ESCAPE '\\'", placeholder(&args)));
+            } else {
+                args.push(Arg::Text(t));
+                sql.push_str(&format!(" AND e.event_type = {}", placeholder(&args)));
+            }
+        }
+        if let Some(since) = filter.since_ms {
+            args.push(Arg::Int(since));
+            sql.push_str(&format!(" AND e.created_at >= {}", placeholder(&args)));
+        }
+        if let Some(until) = filter.until_ms {
+            args.push(Arg::Int(until));
+            sql.push_str(&format!(" AND e.created_at < {}", placeholder(&args)));
+        }
+        if let Some(status) = filter.status {
+            args.push(Arg::Text(status.as_str()));
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant = e.tenant AND d.event_id = e.id \
+                 AND d.status = {})",
+                placeholder(&args)
+            ));
+        }
+        if let Some(installation) = filter.installation.as_deref() {
+            args.push(Arg::Text(installation));
+            let p = placeholder(&args);
+            sql.push_str(&format!(
+                " AND (e.source_installation = {p} OR EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant = e.tenant \
+                 AND d.event_id = e.id AND d.destination_installation = {p}))"
+            ));
+        }
+        if let Some(after) = filter.after_id.as_deref() {
+            let created: Option<i64> =
+                sqlx::query_scalar("SELECT created_at FROM events WHERE tenant = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(after)
+                    .fetch_optional(self.pool())
+                    .await?;
+            let created = created.ok_or_else(|| StoreError::Invalid(format!("cursor {after:?} names no event")))?;
+            args.push(Arg::Int(created));
+            let c = placeholder(&args);
+            args.push(Arg::Text(after));
+            let i = placeholder(&args);
+            sql.push_str(&format!(" AND (e.created_at < {c} OR (e.created_at = {c} AND e.id < {i}))"));
+        }
+        let limit = match filter.limit {
+            0 => DEFAULT_EVENT_PAGE,
+            n => n.min(MAX_EVENT_PAGE),
+        };
+        args.push(Arg::Int(i64::from(limit)));
+        sql.push_str(&format!(" ORDER BY e.created_at DESC, e.id DESC LIMIT {}", placeholder(&args)));
+        let mut query = sqlx::query(&sql);
+        for arg in &args {
+            query = match arg {
+                Arg::Text(s) => query.bind(*s),
+                Arg::Int(n) => query.bind(*n),
+            };
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(event_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Deliveries waiting, leased and dead, over all tenants (for metrics).
+    pub async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'leased', 'dead') \
+             GROUP BY status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut depth = OutboxDepth::default();
+        for row in &rows {
+            let status: String = row.try_get("status")?;
+            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+            match status.parse()? {
+                DeliveryStatus::Pending => depth.pending = n,
+                DeliveryStatus::Leased => depth.leased = n,
+                DeliveryStatus::Dead => depth.dead = n,
+                DeliveryStatus::Delivered => {}
+            }
+        }
+        Ok(depth)
+    }
+
+    /// The earliest time a delivery becomes claimable — a pending one falls due or a lease
+    /// expires — or `None` when nothing is pending or leased. A dispatcher sleeps until then (or
+    /// until woken by a new event) instead of polling.
+    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'leased')")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(at)
+    }
+
+    /// Forgets the dedupe keys of webhook requests received before `before_ms` (keep them at
+    /// least as long as senders retry: 72 h or more). Only the key is cleared: the request, its
+    /// events and their deliveries stay; a later request with the same key is then accepted as
+    /// new. The number of keys cleared.
+    pub async fn purge_dedupe_keys_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE ingress_requests SET dedupe_key = NULL WHERE dedupe_key IS NOT NULL AND received_at < $1",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The tenant's webhook request `id`: everything as recorded.
+    pub async fn ingress_request(&self, tenant: &str, id: &str) -> Result<Option<NewIngress>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, installation, received_at, method, path, headers_json, body, dedupe_key, \
+             response_status, response_body FROM ingress_requests WHERE tenant = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: i64 = row.try_get("response_status")?;
+        Ok(Some(NewIngress {
+            id: row.try_get("id")?,
+            tenant: row.try_get("tenant")?,
+            installation: row.try_get("installation")?,
+            received_at_ms: row.try_get("received_at")?,
+            method: row.try_get("method")?,
+            path: row.try_get("path")?,
+            headers_json: row.try_get("headers_json")?,
+            body: row.try_get("body")?,
+            dedupe_key: row.try_get("dedupe_key")?,
+            response_status: u16::try_from(status)
+                .map_err(|_| StoreError::Invalid(format!("stored response status {status} is not an HTTP status")))?,
+            response_body: row.try_get("response_body")?,
+        }))
+    }
+}
