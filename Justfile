@@ -20,8 +20,8 @@ connectors:
 
 # Fresh-sandbox call benchmark.
 bench:
-    cargo bench -p patchbay-tests --bench call
+    cargo bench -p patchbay-benches --bench call
 
 # Admin API call-path benchmark (SQLite store, in process and over HTTP).
 bench-invoke:
-    cargo bench -p patchbay-tests --bench invoke
+    cargo bench -p patchbay-benches --bench invoke

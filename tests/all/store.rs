@@ -3,15 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use patchbay::oplog::{OplogConfig, StoreOperationLog};
-use patchbay::rotation;
-use patchbay::state::DurableState;
 use patchbay_core::Scope;
 use patchbay_core::log::{Level, LogEntry, Source};
 use patchbay_crypto::{self as crypto, CryptoError, Keyring, TokenKind};
 use patchbay_runtime::capability::log::OperationLog;
 use patchbay_runtime::capability::state::StateError;
 use patchbay_runtime::capability::state::{StateLimits, StateStore};
+use patchbay_services::oplog::{OplogConfig, StoreOperationLog};
+use patchbay_services::rotation;
+use patchbay_services::state::DurableState;
 use patchbay_store::oauth::NewTokens;
 use patchbay_store::{
     Backend, ConnectorFilter, InstallationPatch, LogQuery, NewApiKey, NewInstallation, NewLogRecord, NewVersion,

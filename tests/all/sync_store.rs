@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use patchbay::sync::engine::content_hash;
 use patchbay_core::now_ms;
+use patchbay_services::sync::engine::content_hash;
 use patchbay_store::sync::{
     Counts, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease, NewRun, NewSchedule, RunRow,
     RunStatus, SyncMode, is_lease_lost,

@@ -8,7 +8,7 @@ fn main() -> anyhow::Result<()> {
     let iterations = std::env::var("PATCHBAY_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let wasm = std::fs::read(patchbay_tests::components::TRIVIAL)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let report = rt.block_on(patchbay::bench::run(&wasm, iterations))?;
+    let report = rt.block_on(patchbay_dev::bench::run(&wasm, iterations))?;
     println!("{report}");
     Ok(())
 }

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use patchbay::app::App;
-use patchbay::config::{Overrides, Settings};
 use patchbay_crypto::webhook::sign_github;
+use patchbay_services::app::App;
+use patchbay_services::config::{Overrides, Settings};
 use patchbay_store::Backend;
 use patchbay_tests::MapEnv;
 use serde_json::{Value, json};
@@ -120,10 +120,10 @@ async fn host(backend: Backend, dispatch: bool) -> anyhow::Result<(App, SocketAd
     )?;
     let (app, startup) = App::open(&settings).await?;
     if dispatch {
-        let config = patchbay::dispatch::worker::DispatchConfig::default();
-        patchbay::dispatch::worker::spawn(app.clone(), config, Some(startup.database));
+        let config = patchbay_services::dispatch::worker::DispatchConfig::default();
+        patchbay_services::dispatch::worker::spawn(app.clone(), config, Some(startup.database));
     }
-    let router = patchbay::api::router(app.clone());
+    let router = patchbay_api::router(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     Ok((app, addr, dir))
 }
@@ -134,7 +134,7 @@ const SECRET: &str = "bench-webhook-secret";
 /// Returns the webhook path.
 async fn setup(app: &App, sink: &str) -> anyhow::Result<String> {
     app.store.create_tenant("bench", "bench").await?;
-    let gh: patchbay::app::installations::CreateInstallation =
+    let gh: patchbay_services::app::installations::CreateInstallation =
         serde_json::from_value(json!({ "connector": "github", "name": "src" }))?;
     let gh = app.create_installation("bench", gh).await?;
     let gh_id = gh["id"].as_str().unwrap_or_default().to_string();
@@ -144,11 +144,11 @@ async fn setup(app: &App, sink: &str) -> anyhow::Result<String> {
         json!({ "webhook_secret": SECRET }).as_object().unwrap_or(&Default::default()),
     )
     .await?;
-    let dest: patchbay::app::installations::CreateInstallation = serde_json::from_value(
+    let dest: patchbay_services::app::installations::CreateInstallation = serde_json::from_value(
         json!({ "connector": "notify-webhook", "name": "dest", "config": { "webhook_url": sink } }),
     )?;
     let dest = app.create_installation("bench", dest).await?;
-    let route: patchbay::app::routes::CreateRoute = serde_json::from_value(json!({
+    let route: patchbay_services::app::routes::CreateRoute = serde_json::from_value(json!({
         "name": "all", "event_types": ["github.*"], "destination_installation": dest["id"],
         "operation": "send",
         "payload_template": {"notification": {"to": [], "cc": [], "bcc": [], "attachments": [], "categories": [],
@@ -236,7 +236,7 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
     for i in 0..n + 100 {
         let mut h = headers.clone();
         h.push(("x-github-delivery".into(), format!("b-{i}")));
-        let req = patchbay::app::ingress::InboundWebhook {
+        let req = patchbay_services::app::ingress::InboundWebhook {
             hook_id: hook.clone(),
             method: "POST".into(),
             path: path.clone(),

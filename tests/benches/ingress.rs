@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use patchbay::bench::ingress::{Plan, run};
+use patchbay_dev::bench::ingress::{Plan, run};
 use patchbay_store::GroupCommitConfig;
 
 fn main() -> anyhow::Result<()> {

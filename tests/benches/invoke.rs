@@ -8,14 +8,14 @@
 
 use std::time::{Duration, Instant};
 
-use patchbay::app::App;
-use patchbay::app::installations::CreateInstallation;
-use patchbay::config::{Overrides, Settings};
+use patchbay_services::app::App;
+use patchbay_services::app::installations::CreateInstallation;
+use patchbay_services::config::{Overrides, Settings};
 use serde_json::json;
 
 struct NoEnv;
 
-impl patchbay::config::Env for NoEnv {
+impl patchbay_services::config::Env for NoEnv {
     fn var(&self, _: &str) -> Option<String> {
         None
     }
@@ -43,7 +43,7 @@ async fn invoke_in_process(app: &App, id: &str, iterations: usize) -> anyhow::Re
     for _ in 0..iterations {
         let t = Instant::now();
         let (_, r) = app
-            .invoke("bench", id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
+            .invoke("bench", id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
 
         // Warm up: compile, caches, connections.
         for _ in 0..200 {
-            app.invoke("bench", &id, "health-check", json!(null), patchbay::quota::QuotaMode::FailFast)
+            app.invoke("bench", &id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let router = patchbay::api::router(app.clone());
+        let router = patchbay_api::router(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let key_token = {
             let (kid, token) = patchbay_crypto::new_token(patchbay_crypto::TokenKind::Tenant)?;

@@ -21,10 +21,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use patchbay::app::App;
-use patchbay::config::{Overrides, Settings};
-use patchbay::sync::SyncConfig;
 use patchbay_runtime::calls::{self, ReadMode, ReadRequest};
+use patchbay_services::app::App;
+use patchbay_services::config::{Overrides, Settings};
+use patchbay_services::sync::SyncConfig;
 use patchbay_store::Backend;
 use patchbay_store::sync::{ImportBatch, Lease, NewRun, RunStatus, SyncMode};
 use patchbay_tests::MapEnv;
@@ -58,7 +58,7 @@ async fn host(
     )?;
     let (app, _) = App::open(&settings).await?;
     let cfg = SyncConfig { batch_size: batch, concurrency: 1, all_change_events, ..Default::default() };
-    let worker = patchbay::sync::worker::spawn(app.clone(), cfg);
+    let worker = patchbay_services::sync::worker::spawn(app.clone(), cfg);
     Ok((app, dir, worker))
 }
 
@@ -141,7 +141,7 @@ async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize)
             let payload = ds.record_json(i);
             patchbay_store::sync::IncomingRecord {
                 external_id: Dataset::id(i),
-                hash: patchbay::sync::engine::content_hash(&payload),
+                hash: patchbay_services::sync::engine::content_hash(&payload),
                 payload,
                 deleted: false,
             }

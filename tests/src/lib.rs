@@ -8,10 +8,10 @@ pub mod components {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }
 
-/// The sample source server the data-sync tests and benchmarks read from (it lives in the host
-/// crate, where `patchbay sample-source` serves it too).
+/// The sample source server the data-sync tests and benchmarks read from (it lives in
+/// `patchbay-dev`, which `patchbay sample-source` serves too).
 pub mod sources {
-    pub use patchbay::sample::*;
+    pub use patchbay_dev::sample::*;
 }
 
 /// A local OAuth 2.0 authorization server and protected API (RFC 6749, 7636, 7009).
@@ -129,7 +129,7 @@ pub fn patchbay_bin() -> std::path::PathBuf {
 /// Settings from a map instead of the process environment (benchmarks build hosts in-process).
 pub struct MapEnv(pub std::collections::HashMap<&'static str, String>);
 
-impl patchbay::config::Env for MapEnv {
+impl patchbay_services::config::Env for MapEnv {
     fn var(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
     }

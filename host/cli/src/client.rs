@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A logged-in API client.
@@ -17,10 +17,9 @@ pub struct Client {
     token: Option<String>,
 }
 
-/// A failed API call: the status and the API's error object.
+/// A failed API call: the API's error object.
 #[derive(Debug)]
 pub struct ApiFailure {
-    pub status: StatusCode,
     pub code: String,
     pub message: String,
     pub kind: Option<String>,
@@ -65,7 +64,6 @@ impl Client {
         }
         let e = &value["error"];
         Err(ApiFailure {
-            status,
             code: e["code"].as_str().unwrap_or("error").to_string(),
             message: e["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}")),
             kind: e["kind"].as_str().map(str::to_string),

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, page_limit, time_param};
-use crate::app::App;
 use patchbay_core::timefmt::rfc3339;
+use patchbay_services::app::App;
 use patchbay_store::{AttemptRow, DeliveryRow, DeliveryStatus, EventFilter, EventRow};
 
 #[derive(Deserialize)]

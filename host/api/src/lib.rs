@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 
 pub use error::{ApiError, ApiResult, optional_json, page_limit, time_param};
 
-use crate::app::App;
+use patchbay_services::app::App;
 
 /// Request bodies other than component uploads are small JSON documents.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
@@ -110,7 +110,7 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
 async fn metrics(State(app): State<App>, p: auth::Principal) -> ApiResult<impl IntoResponse> {
     p.operator()?;
     let outbox = match app.store.outbox_depth().await {
-        Ok(d) => Some(crate::metrics::OutboxGauge { pending: d.pending, leased: d.leased, dead: d.dead }),
+        Ok(d) => Some(patchbay_services::metrics::OutboxGauge { pending: d.pending, leased: d.leased, dead: d.dead }),
         Err(e) => {
             tracing::warn!("reading the outbox depth for /metrics failed: {e}");
             None

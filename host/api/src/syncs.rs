@@ -1,6 +1,6 @@
 //! Data sync over HTTP: `/v1/syncs` (runs, progress, cancel, resume, item errors),
 //! `/v1/schedules`, and per installation its `entities`, `records` (the change feed of the records
-//! store) and field `mappings`. The rules live in [`crate::app::sync`].
+//! store) and field `mappings`. The rules live in [`patchbay_services::app::sync`].
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, page_limit};
-use crate::app::App;
-use crate::app::sync::{
+use patchbay_core::now_ms;
+use patchbay_services::app::App;
+use patchbay_services::app::sync::{
     CreateSchedule, StartSync, UpdateSchedule, entity_view, error_view, mapping_view, record_view, run_view,
     schedule_view,
 };
-use patchbay_core::now_ms;
 use patchbay_store::sync::{RunFilter, RunStatus};
 
 pub async fn start(

@@ -28,6 +28,32 @@ impl From<CryptoError> for RotationError {
     }
 }
 
+/// What [`rotate_master_key`] did.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The id of the key it added to the key file (none when the keys come from the environment,
+    /// where the operator rotates by listing a new key first).
+    pub new_key: Option<String>,
+    /// The active key every credential is now sealed under.
+    pub active_key: String,
+    pub report: RotationReport,
+}
+
+/// `patchbay keys rotate`: with a key file, adds a new master key and makes it active; then
+/// moves every stored credential to the active key while hosts keep serving.
+pub async fn rotate_master_key(settings: &crate::config::Settings) -> anyhow::Result<Rotated> {
+    let store = Store::connect(&settings.database()).await?;
+    let keyring = Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
+    let new_key = match settings.master_key {
+        None => Some(keyring.rotate()?),
+        Some(_) => None,
+    };
+    let report = reencrypt_all(&store, &keyring).await?;
+    let active_key = keyring.active_key_id()?;
+    store.close().await;
+    Ok(Rotated { new_key, active_key, report })
+}
+
 /// Rows fetched per round.
 pub const ROTATION_BATCH: u32 = 200;
 

@@ -1,4 +1,4 @@
-//! `/v1/routes`: the tenant's routing rules (see [`crate::routing`] for what they mean).
+//! `/v1/routes`: the tenant's routing rules (see [`patchbay_services::routing`] for what they mean).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult};
-use crate::app::App;
-use crate::app::routes::{CreateRoute, UpdateRoute, route_view};
+use patchbay_services::app::App;
+use patchbay_services::app::routes::{CreateRoute, UpdateRoute, route_view};
 
 pub async fn create(
     State(app): State<App>,

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::ApiResult;
 use super::auth::{KeyScope, Principal};
-use crate::app::App;
+use patchbay_services::app::App;
 
 /// `GET /v1/installations/{id}/health`: the last check.
 pub async fn last(

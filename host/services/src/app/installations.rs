@@ -482,6 +482,15 @@ impl App {
         self.credentials_view(tenant, id).await
     }
 
+    /// Deletes an installation's credentials (its next call runs without them).
+    pub async fn delete_credentials(&self, tenant: &str, id: &str) -> Result<(), Error> {
+        self.get_installation(tenant, id).await?;
+        let removed = self.store.delete_credentials(tenant, id).await?;
+        self.forget_hooks(tenant, id);
+        self.record_change(tenant, id, "credentials deleted".into(), vec![("fields".into(), removed.to_string())]);
+        Ok(())
+    }
+
     /// Credentials as stored: secrets masked, plain text fields shown.
     pub async fn credentials_view(&self, tenant: &str, id: &str) -> Result<Value, Error> {
         let row = self.get_installation(tenant, id).await?;

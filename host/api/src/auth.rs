@@ -11,7 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::ApiError;
-use crate::app::App;
+use patchbay_services::app::App;
 
 /// What a tenant key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,20 +2,22 @@
 //! and `logs` drive a running host over its admin API; `keys rotate` re-encrypts credentials;
 //! `run` calls a connector component from a file; `bench` measures the fresh-sandbox call path.
 
+mod client;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use patchbay::app::App;
-use patchbay::config::{Overrides, Settings};
 use patchbay_core::Scope;
 use patchbay_runtime::calls;
 use patchbay_runtime::capability::credentials::Secrets;
 use patchbay_runtime::capability::http::{Cidr, NetworkPolicy};
 use patchbay_runtime::capability::log::MemoryOperationLog;
 use patchbay_runtime::{Installation, Limits, Runtime, RuntimeConfig, Services};
+use patchbay_services::app::App;
+use patchbay_services::config::{Overrides, Settings};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
@@ -396,7 +398,7 @@ fn real_main() -> anyhow::Result<i32> {
         Command::Run(args) => rt.block_on(run(args)),
         Command::Bench { component, iterations } => {
             let wasm = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
-            let report = rt.block_on(patchbay::bench::run(&wasm, iterations))?;
+            let report = rt.block_on(patchbay_dev::bench::run(&wasm, iterations))?;
             println!("{report}");
             Ok(0)
         }
@@ -410,7 +412,7 @@ fn real_main() -> anyhow::Result<i32> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(
         Overrides { config: args.config, listen: args.listen, data_dir: args.data_dir },
-        &patchbay::config::ProcessEnv,
+        &patchbay_services::config::ProcessEnv,
     )?;
     let mut settings = settings;
     let listener =
@@ -418,17 +420,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     settings.listen = addr;
     let (app, startup) = App::open(&settings).await?;
-    let dispatch = patchbay::dispatch::worker::DispatchConfig {
+    let dispatch = patchbay_services::dispatch::worker::DispatchConfig {
         concurrency: settings.dispatch_concurrency,
         enabled: settings.dispatch_concurrency > 0,
         lease: std::time::Duration::from_secs(settings.dispatch_lease_secs),
         ..Default::default()
     };
-    patchbay::dispatch::worker::spawn(app.clone(), dispatch, Some(startup.database.clone()));
-    patchbay::dispatch::spawn_housekeeping(app.clone());
-    patchbay::sync::worker::spawn(
+    patchbay_services::dispatch::worker::spawn(app.clone(), dispatch, Some(startup.database.clone()));
+    patchbay_services::dispatch::spawn_housekeeping(app.clone());
+    patchbay_services::sync::worker::spawn(
         app.clone(),
-        patchbay::sync::SyncConfig {
+        patchbay_services::sync::SyncConfig {
             concurrency: settings.sync_concurrency,
             lease: std::time::Duration::from_secs(settings.sync_lease_secs),
             batch_size: settings.sync_batch_size,
@@ -437,13 +439,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let tick = std::time::Duration::from_millis(settings.scheduler_tick_ms);
-    patchbay::app::oauth::spawn_refresher(app.clone(), tick);
-    patchbay::app::health::spawn_scheduler(app.clone(), tick);
-    patchbay::quota::spawn_flusher(app.clone(), tick.min(std::time::Duration::from_secs(1)));
+    patchbay_services::app::oauth::spawn_refresher(app.clone(), tick);
+    patchbay_services::app::health::spawn_scheduler(app.clone(), tick);
+    patchbay_services::quota::spawn_flusher(app.clone(), tick.min(std::time::Duration::from_secs(1)));
     tracing::info!(
         pooling = app.runtime.pooling(),
         data_dir = %settings.data_dir.display(),
-        database = %patchbay::config::redact_url(&startup.database),
+        database = %patchbay_services::config::redact_url(&startup.database),
         "host ready"
     );
     println!("patchbay {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
@@ -457,7 +459,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let shutdown_app = app.clone();
-    axum::serve(listener, patchbay::api::router(app))
+    axum::serve(listener, patchbay_api::router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
@@ -468,16 +470,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn rotate(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<i32> {
-    let settings = Settings::load(Overrides { config, listen: None, data_dir }, &patchbay::config::ProcessEnv)?;
-    let store = patchbay_store::Store::connect(&settings.database()).await?;
-    let keyring =
-        patchbay_crypto::Keyring::load(settings.master_key.as_deref(), &settings.data_dir.join("master.key"))?;
-    if settings.master_key.is_none() {
-        let id = keyring.rotate()?;
+    let settings =
+        Settings::load(Overrides { config, listen: None, data_dir }, &patchbay_services::config::ProcessEnv)?;
+    let rotated = patchbay_services::rotation::rotate_master_key(&settings).await?;
+    if let Some(id) = &rotated.new_key {
         println!("new master key {id} is active");
     }
-    let report = patchbay::rotation::reencrypt_all(&store, &keyring).await?;
-    println!("re-encrypted {} credential field(s) under key {}", report.reencrypted, keyring.active_key_id()?);
+    println!("re-encrypted {} credential field(s) under key {}", rotated.report.reencrypted, rotated.active_key);
     Ok(0)
 }
 
@@ -510,7 +509,7 @@ fn sign(file: &std::path::Path, key: &std::path::Path, out: Option<PathBuf>) -> 
 
 /// `patchbay sample-source`: serves generated records until Ctrl-C.
 async fn sample_source(listen: &str, records: usize, record_bytes: usize) -> anyhow::Result<i32> {
-    use patchbay::sample::{Dataset, SourceServer};
+    use patchbay_dev::sample::{Dataset, SourceServer};
     let server = SourceServer::start_on(listen, Dataset::new(records, record_bytes, 1)).map_err(anyhow::Error::msg)?;
     let base = server.base_url();
     println!("sample source: {records} records of ~{record_bytes} bytes at {base}");
@@ -530,8 +529,8 @@ async fn sample_source(listen: &str, records: usize, record_bytes: usize) -> any
 }
 
 /// `patchbay sync …`.
-async fn sync_command(c: &patchbay::client::Client, command: SyncCommand) -> anyhow::Result<i32> {
-    use patchbay::client::{self, enc};
+async fn sync_command(c: &crate::client::Client, command: SyncCommand) -> anyhow::Result<i32> {
+    use crate::client::{self, enc};
     let follow_or_print = |run: serde_json::Value, follow: bool| async move {
         if follow {
             let id = run["id"].as_str().unwrap_or_default().to_string();
@@ -589,7 +588,7 @@ async fn sync_command(c: &patchbay::client::Client, command: SyncCommand) -> any
 
 /// Commands that talk to a running host.
 async fn remote(command: Command) -> anyhow::Result<i32> {
-    use patchbay::client::{self, Client, enc};
+    use crate::client::{self, Client, enc};
     let connect = |r: &Remote| Client::new(&r.url, r.token.clone());
     let result: anyhow::Result<i32> = async {
         match command {

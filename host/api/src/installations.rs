@@ -13,12 +13,12 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, page_limit, time_param};
-use crate::app::App;
-use crate::app::installations::{CreateInstallation, UpdateInstallation, call_error, connector_error};
-use crate::quota::QuotaMode;
 use patchbay_core::log::Level;
 use patchbay_core::timefmt::rfc3339;
 use patchbay_runtime::dynamic::DynamicOutcome;
+use patchbay_services::app::App;
+use patchbay_services::app::installations::{CreateInstallation, UpdateInstallation, call_error, connector_error};
+use patchbay_services::quota::QuotaMode;
 use patchbay_store::LogQuery;
 
 pub async fn create(
@@ -108,10 +108,7 @@ pub async fn delete_credentials(
 ) -> ApiResult<StatusCode> {
     let tenant = p.tenant(KeyScope::Credentials)?;
     let Path(id) = path?;
-    app.get_installation(tenant, &id).await?;
-    let removed = app.store.delete_credentials(tenant, &id).await?;
-    app.forget_hooks(tenant, &id);
-    app.record_change(tenant, &id, "credentials deleted".into(), vec![("fields".into(), removed.to_string())]);
+    app.delete_credentials(tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

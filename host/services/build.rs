@@ -2,7 +2,7 @@
 //! `$OUT_DIR/connectors/`, where `app::catalog` embeds them: `patchbay serve` publishes them to
 //! the catalog on start. The building itself lives in `build-support/guests.rs`.
 
-#[path = "../build-support/guests.rs"]
+#[path = "../../build-support/guests.rs"]
 mod guests;
 
 use std::fs;
@@ -10,7 +10,11 @@ use std::path::PathBuf;
 
 fn main() {
     let manifest_dir = PathBuf::from(guests::env_var("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("the host crate lives inside the repository").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .and_then(|host| host.parent())
+        .expect("the services crate lives in host/ of the repository")
+        .to_path_buf();
     let out_dir = PathBuf::from(guests::env_var("OUT_DIR")).join("connectors");
     fs::create_dir_all(&out_dir).expect("create $OUT_DIR/connectors");
     let workspace = guests::Workspace::open(&root, "connectors-wasm");

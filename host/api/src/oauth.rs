@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, optional_json};
-use crate::app::App;
-use crate::app::oauth::CallbackFailure;
+use patchbay_services::app::App;
+use patchbay_services::app::oauth::CallbackFailure;
 
 pub async fn status(
     State(app): State<App>,

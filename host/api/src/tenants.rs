@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, optional_json};
-use crate::app::App;
 use patchbay_core::timefmt::rfc3339;
 use patchbay_crypto::{self, TokenKind};
+use patchbay_services::app::App;
 use patchbay_store::{ApiKey, NewApiKey, Tenant};
 
 #[derive(Deserialize)]

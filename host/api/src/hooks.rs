@@ -1,5 +1,5 @@
 //! `POST /hooks/{hook_id}`: the public webhook ingress (no API key: the hook id addresses the
-//! installation and the request's signature authenticates it; see [`crate::app::ingress`]), and
+//! installation and the request's signature authenticates it; see [`patchbay_services::app::ingress`]), and
 //! `POST /v1/installations/{id}/webhook/rotate`, which gives an installation a new address.
 
 use axum::Json;
@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult};
-use crate::app::App;
-use crate::app::ingress::InboundWebhook;
+use patchbay_services::app::App;
+use patchbay_services::app::ingress::InboundWebhook;
 
 pub async fn receive(
     State(app): State<App>,

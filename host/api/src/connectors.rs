@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::auth::{KeyScope, Principal};
 use super::{ApiError, ApiResult, optional_json};
-use crate::app::App;
-use crate::app::catalog::{connector_view, version_summary};
+use patchbay_services::app::App;
+use patchbay_services::app::catalog::{connector_view, version_summary};
 use patchbay_store::{ConnectorFilter, PublishOutcome, Viewer};
 
 fn viewer(p: &Principal) -> ApiResult<Viewer> {
