@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use patchbay_crypto::webhook::sign_github;
-use patchbay_services::app::App;
+use patchbay_services::Host;
 use patchbay_services::config::{Overrides, Settings};
 use patchbay_store::Backend;
 use patchbay_tests::MapEnv;
@@ -94,7 +94,7 @@ async fn load(addr: SocketAddr, shot: Shot, connections: usize, secs: u64) -> (f
 }
 
 /// A host in this process on `backend`, serving its API; `dispatch` turns the dispatcher on.
-async fn host(backend: Backend, dispatch: bool) -> anyhow::Result<(App, SocketAddr, tempfile::TempDir)> {
+async fn host(backend: Backend, dispatch: bool) -> anyhow::Result<(Host, SocketAddr, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -118,10 +118,10 @@ async fn host(backend: Backend, dispatch: bool) -> anyhow::Result<(App, SocketAd
         Overrides { config: None, listen: Some(addr.to_string()), data_dir: Some(dir.path().to_path_buf()) },
         &MapEnv(env),
     )?;
-    let (app, startup) = App::open(&settings).await?;
+    let (app, startup) = Host::open(&settings).await?;
     if dispatch {
         let config = patchbay_services::dispatch::worker::DispatchConfig::default();
-        patchbay_services::dispatch::worker::spawn(app.clone(), config, Some(startup.database));
+        app.spawn_dispatcher(config, Some(&startup.database));
     }
     let router = patchbay_api::router(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -132,30 +132,31 @@ const SECRET: &str = "bench-webhook-secret";
 
 /// Tenant, github source with its secret, notify-webhook destination to `sink`, one route.
 /// Returns the webhook path.
-async fn setup(app: &App, sink: &str) -> anyhow::Result<String> {
-    app.store.create_tenant("bench", "bench").await?;
-    let gh: patchbay_services::app::installations::CreateInstallation =
+async fn setup(app: &Host, sink: &str) -> anyhow::Result<String> {
+    app.access.create_tenant("bench", None).await?;
+    let gh: patchbay_services::installations::CreateInstallation =
         serde_json::from_value(json!({ "connector": "github", "name": "src" }))?;
-    let gh = app.create_installation("bench", gh).await?;
-    let gh_id = gh["id"].as_str().unwrap_or_default().to_string();
-    app.put_credentials(
-        "bench",
-        &gh_id,
-        json!({ "webhook_secret": SECRET }).as_object().unwrap_or(&Default::default()),
-    )
-    .await?;
-    let dest: patchbay_services::app::installations::CreateInstallation = serde_json::from_value(
+    let gh = app.installations.create("bench", gh).await?;
+    let gh_id = gh.row.id.clone();
+    app.installations
+        .put_credentials(
+            "bench",
+            &gh_id,
+            json!({ "webhook_secret": SECRET }).as_object().unwrap_or(&Default::default()),
+        )
+        .await?;
+    let dest: patchbay_services::installations::CreateInstallation = serde_json::from_value(
         json!({ "connector": "notify-webhook", "name": "dest", "config": { "webhook_url": sink } }),
     )?;
-    let dest = app.create_installation("bench", dest).await?;
-    let route: patchbay_services::app::routes::CreateRoute = serde_json::from_value(json!({
-        "name": "all", "event_types": ["github.*"], "destination_installation": dest["id"],
+    let dest = app.installations.create("bench", dest).await?;
+    let route: patchbay_services::routes::CreateRoute = serde_json::from_value(json!({
+        "name": "all", "event_types": ["github.*"], "destination_installation": dest.row.id,
         "operation": "send",
         "payload_template": {"notification": {"to": [], "cc": [], "bcc": [], "attachments": [], "categories": [],
             "metadata": [], "text": "{{delivery.idempotency_key}}"}},
     }))?;
-    app.create_route("bench", route).await?;
-    let url = app.webhook_url("bench", &gh_id).await?;
+    app.routes.create("bench", route).await?;
+    let url = app.installations.webhook_url("bench", &gh_id).await?;
     let path = url.split_once("/hooks/").map(|(_, h)| format!("/hooks/{h}")).unwrap_or_default();
     Ok(path)
 }
@@ -236,7 +237,7 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
     for i in 0..n + 100 {
         let mut h = headers.clone();
         h.push(("x-github-delivery".into(), format!("b-{i}")));
-        let req = patchbay_services::app::ingress::InboundWebhook {
+        let req = patchbay_services::ingress::InboundWebhook {
             hook_id: hook.clone(),
             method: "POST".into(),
             path: path.clone(),
@@ -245,14 +246,16 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
             received_at_ms: patchbay_core::now_ms(),
         };
         let t = Instant::now();
-        app.ingest_webhook(req).await?;
+        app.ingress.ingest(req).await?;
         if i >= 100 {
             whole.push(t.elapsed());
         }
     }
     whole.sort();
-    let r =
-        app.resolve("bench", &app.store.installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default()).await?;
+    let r = app
+        .installations
+        .resolve("bench", &app.store().installation_by_hook(&hook).await?.map(|r| r.id).unwrap_or_default())
+        .await?;
     let mut wasm = Vec::with_capacity(n);
     for i in 0..n {
         let mut h = headers.clone();
@@ -266,7 +269,7 @@ async fn breakdown(backend: Backend, n: usize) -> anyhow::Result<()> {
         };
         let t = Instant::now();
         let report = patchbay_runtime::calls::webhook_ingress(
-            &app.runtime,
+            app.runtime(),
             &r.prepared.component,
             &r.prepared.installation,
             req,
@@ -367,7 +370,7 @@ fn main() -> anyhow::Result<()> {
             // Warm up: compile caches, prepared installation, connections.
             let _ = load(addr, webhook_shot(&path), 4, 1).await;
             let (rps, failed) = load(addr, webhook_shot(&path), connections, secs).await;
-            let depth = app.store.outbox_depth().await?;
+            let depth = app.store().outbox_depth().await?;
             println!(
                 "{:<44} {rps:>9.0} events/s  ({failed} failed; {} deliveries queued)",
                 format!("verified + durable webhook ingest, {backend}"),

@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use patchbay_services::app::App;
-use patchbay_services::app::installations::CreateInstallation;
+use patchbay_services::Host;
 use patchbay_services::config::{Overrides, Settings};
+use patchbay_services::installations::CreateInstallation;
 use serde_json::json;
 
 struct NoEnv;
@@ -37,12 +37,13 @@ fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
 }
 
 /// `iterations` sequential in-process invokes of `health-check`: each call's time, and the total.
-async fn invoke_in_process(app: &App, id: &str, iterations: usize) -> anyhow::Result<(Vec<Duration>, Duration)> {
+async fn invoke_in_process(app: &Host, id: &str, iterations: usize) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let mut samples = Vec::with_capacity(iterations);
     let wall = Instant::now();
     for _ in 0..iterations {
         let t = Instant::now();
         let (_, r) = app
+            .installations
             .invoke("bench", id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -62,25 +63,27 @@ fn main() -> anyhow::Result<()> {
     )?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
-        let (app, _) = App::open(&settings).await?;
-        app.store.create_tenant("bench", "bench").await?;
+        let (app, _) = Host::open(&settings).await?;
+        app.access.create_tenant("bench", None).await?;
         let req: CreateInstallation = serde_json::from_value(json!({
             "connector": "notify-webhook", "name": "bench",
             "config": { "webhook_url": "https://hooks.example.com/x" }
         }))?;
-        let view = app.create_installation("bench", req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let id = view["id"].as_str().unwrap_or_default().to_string();
-        app.put_credentials(
-            "bench",
-            &id,
-            json!({ "token": "bench-secret-value" }).as_object().unwrap_or(&Default::default()),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let view = app.installations.create("bench", req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let id = view.row.id.clone();
+        app.installations
+            .put_credentials(
+                "bench",
+                &id,
+                json!({ "token": "bench-secret-value" }).as_object().unwrap_or(&Default::default()),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
 
         // Warm up: compile, caches, connections.
         for _ in 0..200 {
-            app.invoke("bench", &id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
+            app.installations
+                .invoke("bench", &id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
@@ -91,19 +94,7 @@ fn main() -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let router = patchbay_api::router(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let key_token = {
-            let (kid, token) = patchbay_crypto::new_token(patchbay_crypto::TokenKind::Tenant)?;
-            app.store
-                .create_api_key(&patchbay_store::NewApiKey {
-                    id: kid,
-                    tenant: Some("bench".into()),
-                    name: "bench".into(),
-                    secret_hash: patchbay_crypto::hash_token(&token),
-                    scopes: vec!["view".into(), "manage".into(), "credentials".into()],
-                })
-                .await?;
-            token
-        };
+        let (_, key_token) = app.access.create_key("bench", Some("bench".into()), None).await?;
         let client = reqwest::Client::new();
         let url = format!("http://{addr}/v1/installations/{id}/invoke/health-check");
         let mut samples = Vec::with_capacity(iterations);
@@ -125,7 +116,7 @@ fn main() -> anyhow::Result<()> {
                 { "requests": 1_000_000_000u32, "per_seconds": 3600 }
             ] }
         }))?;
-        app.update_installation("bench", &id, update).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        app.installations.update("bench", &id, update).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let (samples, wall) = invoke_in_process(&app, &id, iterations).await?;
         report("invoke with a provider budget", samples, wall);
         app.flush().await;

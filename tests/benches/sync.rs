@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use patchbay_runtime::calls::{self, ReadMode, ReadRequest};
-use patchbay_services::app::App;
+use patchbay_services::Host;
 use patchbay_services::config::{Overrides, Settings};
 use patchbay_services::sync::SyncConfig;
 use patchbay_store::Backend;
@@ -42,7 +42,7 @@ async fn host(
     backend: Backend,
     batch: u32,
     all_change_events: bool,
-) -> anyhow::Result<(App, tempfile::TempDir, Option<tokio::task::JoinHandle<()>>)> {
+) -> anyhow::Result<(Host, tempfile::TempDir, Option<tokio::task::JoinHandle<()>>)> {
     let dir = tempfile::tempdir()?;
     let mut env = HashMap::new();
     env.insert("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32".to_string());
@@ -56,15 +56,15 @@ async fn host(
         Overrides { config: None, listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.path().to_path_buf()) },
         &MapEnv(env),
     )?;
-    let (app, _) = App::open(&settings).await?;
+    let (app, _) = Host::open(&settings).await?;
     let cfg = SyncConfig { batch_size: batch, concurrency: 1, all_change_events, ..Default::default() };
-    let worker = patchbay_services::sync::worker::spawn(app.clone(), cfg);
+    let worker = app.spawn_sync(cfg);
     Ok((app, dir, worker))
 }
 
 /// Tenant `bench` with a rest-source installation reading `src`; returns its id.
-async fn setup(app: &App, src: &SourceServer) -> anyhow::Result<String> {
-    app.store.create_tenant("bench", "bench").await?;
+async fn setup(app: &Host, src: &SourceServer) -> anyhow::Result<String> {
+    app.access.create_tenant("bench", None).await?;
     let req = serde_json::from_value(json!({
         "connector": "rest-source", "name": "src",
         "config": {
@@ -73,19 +73,19 @@ async fn setup(app: &App, src: &SourceServer) -> anyhow::Result<String> {
             "page_size": 1000,
         },
     }))?;
-    let inst = app.create_installation("bench", req).await?;
-    Ok(inst["id"].as_str().unwrap_or_default().to_string())
+    let inst = app.installations.create("bench", req).await?;
+    Ok(inst.row.id)
 }
 
 /// Runs one full import to its end; returns (seconds, records fetched, created, unchanged).
-async fn timed_sync(app: &App, inst: &str) -> anyhow::Result<(f64, i64, i64, i64)> {
+async fn timed_sync(app: &Host, inst: &str) -> anyhow::Result<(f64, i64, i64, i64)> {
     let req = serde_json::from_value(json!({ "installation": inst, "entity": "items" }))?;
     let started = Instant::now();
-    let run = app.start_sync("bench", req).await?;
-    let id = run["id"].as_str().unwrap_or_default().to_string();
+    let run = app.syncs.start("bench", req).await?;
+    let id = run.id;
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let Some(r) = app.store.sync_run("bench", &id).await? else { anyhow::bail!("run {id} vanished") };
+        let Some(r) = app.store().sync_run("bench", &id).await? else { anyhow::bail!("run {id} vanished") };
         if r.status.is_finished() {
             anyhow::ensure!(r.status == RunStatus::Succeeded, "run {id} ended {:?}: {:?}", r.status, r.error);
             return Ok((started.elapsed().as_secs_f64(), r.counts.fetched, r.counts.created, r.counts.unchanged));
@@ -94,15 +94,15 @@ async fn timed_sync(app: &App, inst: &str) -> anyhow::Result<(f64, i64, i64, i64
 }
 
 /// `read-batch` alone, batch after batch to the end; returns records/s.
-async fn connector_only(app: &App, inst: &str, batch: u32) -> anyhow::Result<f64> {
-    let r = app.resolve("bench", inst).await?;
+async fn connector_only(app: &Host, inst: &str, batch: u32) -> anyhow::Result<f64> {
+    let r = app.installations.resolve("bench", inst).await?;
     let (c, i) = (&r.prepared.component, &r.prepared.installation);
     let mut cursor = None;
     let mut n = 0usize;
     let started = Instant::now();
     loop {
         let req = ReadRequest { entity: "items".into(), mode: ReadMode::Full, cursor: cursor.take(), limit: batch };
-        let b = calls::read_batch(&app.runtime, c, i, req)
+        let b = calls::read_batch(app.runtime(), c, i, req)
             .await
             .outcome
             .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -116,7 +116,7 @@ async fn connector_only(app: &App, inst: &str, batch: u32) -> anyhow::Result<f64
 }
 
 /// Batch commits alone: `n` prepared records of `bytes` each into a fresh entity; returns records/s.
-async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize) -> anyhow::Result<f64> {
+async fn store_only(app: &Host, inst: &str, ds: &Dataset, n: usize, batch: usize) -> anyhow::Result<f64> {
     let run = NewRun {
         id: patchbay_core::new_id("run"),
         tenant: "bench".into(),
@@ -129,9 +129,9 @@ async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize)
         schedule_id: None,
     };
     // Claimed here with a long lease (the worker was stopped, so it cannot take it).
-    app.store.create_sync_run(&run).await?;
+    app.store().create_sync_run(&run).await?;
     let claimed = loop {
-        let c = app.store.claim_sync_runs("bench-store", patchbay_core::now_ms(), 3_600_000, 8).await?;
+        let c = app.store().claim_sync_runs("bench-store", patchbay_core::now_ms(), 3_600_000, 8).await?;
         if let Some(r) = c.into_iter().find(|r| r.id == run.id) {
             break r;
         }
@@ -162,7 +162,7 @@ async fn store_only(app: &App, inst: &str, ds: &Dataset, n: usize, batch: usize)
             total: None,
             events: None,
         };
-        app.store.commit_import_batch(&b).await?;
+        app.store().commit_import_batch(&b).await?;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }

@@ -1,90 +1,38 @@
-//! Bearer-token authentication. The caller's tenant comes from its key and nothing else.
-//!
-//! Tokens look like `pbk_<id>_<secret>` (tenant keys) or `pbo_<id>_<secret>` (operator keys); the
-//! id finds the stored row and the whole token is checked against its sha256 hash in constant
-//! time. `PATCHBAY_ADMIN_TOKEN`, when set, is an operator token of any shape.
+//! Bearer-token authentication: every handler that takes a [`Principal`] runs only for a caller
+//! whose `Authorization: Bearer <token>` the access service recognises. The caller's tenant comes
+//! from its key and nothing else (see `patchbay_services::access`).
 
-use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use patchbay_services::access::{Access, Caller, KeyScope};
 
-use super::ApiError;
-use patchbay_services::app::App;
+use crate::ApiError;
 
-/// What a tenant key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyScope {
-    /// Read installations, connectors and logs.
-    View,
-    /// Create, change, delete and invoke installations; upload private connectors.
-    Manage,
-    /// Set, read (masked) and delete credentials.
-    Credentials,
-}
-
-impl KeyScope {
-    pub const ALL: [KeyScope; 3] = [KeyScope::View, KeyScope::Manage, KeyScope::Credentials];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyScope::View => "view",
-            KeyScope::Manage => "manage",
-            KeyScope::Credentials => "credentials",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<KeyScope> {
-        KeyScope::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for KeyScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The authenticated caller.
+/// The authenticated caller (derefs to the services' [`Caller`]: `tenant(scope)`, `operator()`).
 #[derive(Debug, Clone)]
-pub enum Principal {
-    /// Manages tenants and the public connector catalog.
-    Operator,
-    /// A tenant API key.
-    Tenant { tenant: String, key_id: String, scopes: Vec<KeyScope> },
-}
+pub struct Principal(pub Caller);
 
-impl Principal {
-    /// The caller's tenant, if it holds `scope`. The operator has no tenant: tenant resources are
-    /// reached with a tenant key.
-    pub fn tenant(&self, scope: KeyScope) -> Result<&str, ApiError> {
-        match self {
-            Principal::Tenant { tenant, scopes, .. } => {
-                if scopes.contains(&scope) {
-                    Ok(tenant)
-                } else {
-                    Err(ApiError::forbidden(format!("this API key lacks the `{scope}` scope")))
-                }
-            }
-            Principal::Operator => Err(ApiError::forbidden(
-                "installations belong to tenants: use a tenant API key (POST /v1/tenants/{tenant}/keys)",
-            )),
-        }
-    }
+impl Deref for Principal {
+    type Target = Caller;
 
-    pub fn operator(&self) -> Result<(), ApiError> {
-        match self {
-            Principal::Operator => Ok(()),
-            Principal::Tenant { .. } => Err(ApiError::forbidden("this needs the operator token")),
-        }
+    fn deref(&self) -> &Caller {
+        &self.0
     }
 }
 
-impl FromRequestParts<App> for Principal {
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<Access>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -96,31 +44,71 @@ impl FromRequestParts<App> for Principal {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        authenticate(app, token).await
+        let access = Arc::<Access>::from_ref(state);
+        Ok(Principal(access.authenticate(token).await?))
     }
 }
 
-const INVALID: &str = "invalid or revoked API token";
+/// The operator, or a 401/403 before anything else of the request is looked at.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
 
-pub async fn authenticate(app: &App, token: &str) -> Result<Principal, ApiError> {
-    if let Some(hash) = &app.env_operator_hash
-        && patchbay_crypto::verify_token(token, hash)
-    {
-        return Ok(Principal::Operator);
+impl<S> FromRequestParts<S> for Operator
+where
+    Arc<Access>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Principal::from_request_parts(parts, state).await?.operator()?;
+        Ok(Operator)
     }
-    let Some((_, id)) = patchbay_crypto::split_token(token) else {
-        return Err(ApiError::unauthorized(INVALID));
-    };
-    let key = app.store.api_key(id).await?.ok_or_else(|| ApiError::unauthorized(INVALID))?;
-    if key.revoked || !patchbay_crypto::verify_token(token, &key.secret_hash) {
-        return Err(ApiError::unauthorized(INVALID));
-    }
-    match key.tenant {
-        None if key.scopes.iter().any(|s| s == "operator") => Ok(Principal::Operator),
-        None => Err(ApiError::unauthorized(INVALID)),
-        Some(tenant) => {
-            let scopes = key.scopes.iter().filter_map(|s| KeyScope::parse(s)).collect();
-            Ok(Principal::Tenant { tenant, key_id: key.id, scopes })
-        }
+}
+
+/// A scope a tenant key must hold for an endpoint: [`View`], [`Manage`] or [`Credentials`].
+pub trait Scope: Send + Sync {
+    const SCOPE: KeyScope;
+}
+
+/// Reading installations, connectors, logs, events and records.
+#[derive(Debug)]
+pub struct View;
+/// Creating, changing, deleting and invoking.
+#[derive(Debug)]
+pub struct Manage;
+/// Setting, reading (masked) and deleting credentials.
+#[derive(Debug)]
+pub struct Credentials;
+
+impl Scope for View {
+    const SCOPE: KeyScope = KeyScope::View;
+}
+impl Scope for Manage {
+    const SCOPE: KeyScope = KeyScope::Manage;
+}
+impl Scope for Credentials {
+    const SCOPE: KeyScope = KeyScope::Credentials;
+}
+
+/// A tenant key holding scope `S`: the caller's tenant, or a 401/403 before anything else of the
+/// request is looked at.
+#[derive(Debug)]
+pub struct TenantKey<S> {
+    pub tenant: String,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope, St> FromRequestParts<St> for TenantKey<S>
+where
+    Arc<Access>: FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        let p = Principal::from_request_parts(parts, state).await?;
+        let tenant = p.tenant(S::SCOPE)?.to_string();
+        Ok(TenantKey { tenant, scope: PhantomData })
     }
 }

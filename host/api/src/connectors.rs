@@ -1,37 +1,46 @@
 //! `/v1/connectors`: uploading components (public catalog for the operator, private for a tenant),
 //! browsing the catalog, version details with their operations, and deprecation.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult, optional_json};
-use patchbay_services::app::App;
-use patchbay_services::app::catalog::{connector_view, version_summary};
+use patchbay_services::access::{Caller, KeyScope};
+use patchbay_services::catalog::Catalog;
 use patchbay_store::{ConnectorFilter, PublishOutcome, Viewer};
+use serde::{Deserialize, Serialize};
 
+use crate::auth::Principal;
+use crate::extract::{Json, Path, Query};
+use crate::views::{ConnectorView, VersionSummary, VersionView};
+use crate::{ApiError, ApiResult, optional_json};
+
+/// Whose catalog the caller sees: the operator everything, a tenant the public catalog and its
+/// own private connectors.
 fn viewer(p: &Principal) -> ApiResult<Viewer> {
-    match p {
-        Principal::Operator => Ok(Viewer::Operator),
-        Principal::Tenant { .. } => Ok(Viewer::Tenant(p.tenant(KeyScope::View)?.to_string())),
+    match &p.0 {
+        Caller::Operator => Ok(Viewer::Operator),
+        Caller::Tenant { .. } => Ok(Viewer::Tenant(p.tenant(KeyScope::View)?.to_string())),
+    }
+}
+
+/// Who owns what the caller publishes or deprecates: `None` (the public catalog) for the
+/// operator, the tenant (a private connector) for a `manage` key.
+fn owner(p: &Principal) -> ApiResult<Option<String>> {
+    match &p.0 {
+        Caller::Operator => Ok(None),
+        Caller::Tenant { .. } => Ok(Some(p.tenant(KeyScope::Manage)?.to_string())),
     }
 }
 
 pub async fn upload(
-    State(app): State<App>,
+    State(catalog): State<Arc<Catalog>>,
     p: Principal,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let owner = match &p {
-        Principal::Operator => None,
-        Principal::Tenant { .. } => Some(p.tenant(KeyScope::Manage)?.to_string()),
-    };
+) -> ApiResult<(StatusCode, Json<VersionView>)> {
+    let owner = owner(&p)?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if ct.split(';').next().map(str::trim) != Some("application/wasm") {
         return Err(ApiError::new(
@@ -40,24 +49,17 @@ pub async fn upload(
             "upload the component as the request body with `Content-Type: application/wasm`",
         ));
     }
-    let bytes = read_upload(&headers, body, app.package_limits.max_bytes).await?;
-    if bytes.is_empty() {
-        return Err(ApiError::invalid("malformed_wasm", "the request body is empty; send the .wasm component"));
-    }
-    let published = app.publish(owner.as_deref(), bytes.to_vec()).await?;
+    let max = catalog.max_component_bytes();
+    let bytes = crate::body::read_capped(&headers, body, max, || {
+        format!("the component is larger than this host's cap of {} MiB", max / (1024 * 1024))
+    })
+    .await?;
+    let published = catalog.publish(owner.as_deref(), bytes).await?;
     let status = match published.outcome {
         PublishOutcome::Created => StatusCode::CREATED,
         PublishOutcome::Unchanged => StatusCode::OK,
     };
-    Ok((status, Json(app.version_view(&published.version).await?)))
-}
-
-/// Reads an upload of at most `max` bytes (see [`super::body::read_capped`]).
-async fn read_upload(headers: &HeaderMap, body: Body, max: usize) -> ApiResult<Vec<u8>> {
-    super::body::read_capped(headers, body, max, || {
-        format!("the component is larger than this host's cap of {} MiB", max / (1024 * 1024))
-    })
-    .await
+    Ok((status, Json(VersionView::from(&catalog.details(published.version).await?))))
 }
 
 #[derive(Deserialize)]
@@ -67,53 +69,37 @@ pub struct ListQuery {
     search: Option<String>,
 }
 
+#[derive(Serialize)]
+pub struct ConnectorList {
+    connectors: Vec<ConnectorView<String>>,
+}
+
 pub async fn list(
-    State(app): State<App>,
+    State(catalog): State<Arc<Catalog>>,
     p: Principal,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ConnectorList>> {
     let viewer = viewer(&p)?;
-    let Query(q) = query?;
-    if let Some(c) = &q.category {
-        c.parse::<patchbay_registry::Category>().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
-    let list = app.store.list_connectors(viewer, &ConnectorFilter { category: q.category, search: q.search }).await?;
-    Ok(Json(json!({ "connectors": list.iter().map(connector_view).collect::<Vec<_>>() })))
+    let list = catalog.list(viewer, &ConnectorFilter { category: q.category, search: q.search }).await?;
+    Ok(Json(ConnectorList { connectors: list.iter().map(ConnectorView::from).collect() }))
 }
 
 pub async fn get(
-    State(app): State<App>,
+    State(catalog): State<Arc<Catalog>>,
     p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectorView<VersionSummary>>> {
     let viewer = viewer(&p)?;
-    let Path(id) = path?;
-    let c = app
-        .store
-        .connector(viewer.clone(), &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no connector {id:?}")))?;
-    let versions = app.store.versions(viewer, &id).await?;
-    let mut view = connector_view(&c);
-    if let Some(o) = view.as_object_mut() {
-        o.insert("versions".into(), Value::Array(versions.iter().map(version_summary).collect()));
-    }
-    Ok(Json(view))
+    Ok(Json(ConnectorView::from(&catalog.connector(viewer, &id).await?)))
 }
 
 pub async fn version(
-    State(app): State<App>,
+    State(catalog): State<Arc<Catalog>>,
     p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> ApiResult<Json<Value>> {
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<VersionView>> {
     let viewer = viewer(&p)?;
-    let Path((id, version)) = path?;
-    let v = app
-        .store
-        .version(viewer, &id, &version)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no version {version:?} of connector {id:?}")))?;
-    Ok(Json(app.version_view(&v).await?))
+    Ok(Json(VersionView::from(&catalog.version(viewer, &id, &version).await?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -125,22 +111,13 @@ pub struct Deprecate {
 }
 
 pub async fn deprecate(
-    State(app): State<App>,
+    State(catalog): State<Arc<Catalog>>,
     p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
+    Path((id, version)): Path<(String, String)>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let owner = match &p {
-        Principal::Operator => None,
-        Principal::Tenant { .. } => Some(p.tenant(KeyScope::Manage)?.to_string()),
-    };
-    let Path((id, version)) = path?;
+) -> ApiResult<Json<VersionSummary>> {
+    let owner = owner(&p)?;
     let req: Deprecate = optional_json(&body)?;
-    if let Some(s) = &req.sunset
-        && !patchbay_core::timefmt::valid_date(s)
-    {
-        return Err(ApiError::invalid("invalid_sunset", format!("sunset {s:?} is not a date like 2027-06-30")));
-    }
-    let v = app.store.deprecate_version(owner.as_deref(), &id, &version, req.sunset, req.message).await?;
-    Ok(Json(version_summary(&v)))
+    let v = catalog.deprecate(owner.as_deref(), &id, &version, req.sunset, req.message).await?;
+    Ok(Json(VersionSummary::from(&v)))
 }

@@ -167,6 +167,7 @@ impl From<patchbay_core::Error> for ApiError {
                     Conflict::OAuthNotConfigured => "oauth_not_configured",
                     Conflict::OAuthNotConnected => "oauth_not_connected",
                     Conflict::OAuthNoAuthorization => "oauth_no_authorization",
+                    Conflict::NotAWebhookEndpoint => "not_a_webhook_endpoint",
                 },
             ),
             ErrorKind::TooLarge => (S::PAYLOAD_TOO_LARGE, "too_large"),

@@ -1,17 +1,19 @@
-//! `/v1/events`: the tenant's event log — events emitted by its connectors (and, later, received
-//! by its webhooks) with each delivery and every attempt.
+//! `/v1/events`: the tenant's event log — events emitted by its connectors, received by its
+//! webhooks and announced by the host — with each delivery and every attempt; and redriving
+//! dead letters.
 
-use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::sync::Arc;
 
-use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult, page_limit, time_param};
-use patchbay_core::timefmt::rfc3339;
-use patchbay_services::app::App;
-use patchbay_store::{AttemptRow, DeliveryRow, DeliveryStatus, EventFilter, EventRow};
+use axum::body::Bytes;
+use axum::extract::State;
+use patchbay_services::events::Events;
+use patchbay_store::{DeliveryStatus, EventFilter};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Manage, TenantKey, View};
+use crate::extract::{Json, Path, Query};
+use crate::views::{DeliveryView, EventView};
+use crate::{ApiError, ApiResult, optional_json, page_limit, time_param};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,46 +34,17 @@ pub struct EventsQuery {
     limit: Option<u32>,
 }
 
-fn event_view(e: &EventRow) -> Value {
-    json!({
-        "id": e.id,
-        "type": e.event_type,
-        "subject": e.subject,
-        "source_installation": e.source_installation,
-        "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or_else(|_| Value::String(e.payload.clone())),
-        "idempotency_key": e.idempotency_key,
-        "ingress_id": e.ingress_id,
-        "created_at": rfc3339(e.created_at_ms),
-    })
-}
-
-fn delivery_view(d: &DeliveryRow, attempts: &[AttemptRow]) -> Value {
-    json!({
-        "id": d.id,
-        "route_id": d.route_id,
-        "destination_installation": d.destination_installation,
-        "operation": d.operation,
-        "idempotency_key": d.idempotency_key,
-        "status": d.status.as_str(),
-        "attempts": attempts.iter().map(|a| json!({
-            "attempt": a.attempt,
-            "started_at": rfc3339(a.started_at_ms),
-            "duration_ms": a.duration_ms,
-            "outcome": a.outcome.as_str(),
-            "error": a.error,
-        })).collect::<Vec<_>>(),
-        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at_ms)),
-        "last_error": d.last_error,
-    })
+#[derive(Serialize)]
+pub struct EventPage {
+    events: Vec<EventView>,
+    next_cursor: Option<String>,
 }
 
 pub async fn list(
-    State(app): State<App>,
-    p: Principal,
-    query: Result<Query<EventsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Query(q) = query?;
+    State(events): State<Arc<Events>>,
+    key: TenantKey<View>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<EventPage>> {
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|_| {
@@ -88,49 +61,36 @@ pub async fn list(
         after_id: q.cursor.filter(|c| !c.is_empty()),
         limit,
     };
-    let events = app.store.list_events(tenant, &filter).await?;
-    let next = if events.len() as u32 == limit { events.last().map(|e| e.id.clone()) } else { None };
-    Ok(Json(json!({ "events": events.iter().map(event_view).collect::<Vec<_>>(), "next_cursor": next })))
+    let rows = events.list(&key.tenant, &filter).await?;
+    let next = if rows.len() as u32 == limit { rows.last().map(|e| e.id.clone()) } else { None };
+    Ok(Json(EventPage { events: rows.iter().map(EventView::from).collect(), next_cursor: next }))
 }
 
 pub async fn get(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    let (event, deliveries) =
-        app.store.event(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))?;
-    let mut view = event_view(&event);
-    if let Some(o) = view.as_object_mut() {
-        o.insert("deliveries".into(), Value::Array(deliveries.iter().map(|(d, a)| delivery_view(d, a)).collect()));
-    }
-    Ok(Json(view))
+    State(events): State<Arc<Events>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EventView>> {
+    let d = events.get(&key.tenant, &id).await?;
+    let deliveries = d.deliveries.iter().map(|(d, a)| DeliveryView::new(d, a)).collect();
+    Ok(Json(EventView { deliveries: Some(deliveries), ..EventView::from(&d.event) }))
+}
+
+#[derive(Serialize)]
+pub struct Redriven {
+    redriven: bool,
+    delivery: DeliveryView,
 }
 
 /// `POST /v1/deliveries/{id}/redrive`: a dead delivery goes back to pending, due now, with a
 /// fresh retry schedule (its attempts stay in its history).
 pub async fn redrive_one(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    if !app.store.redrive(tenant, &id, patchbay_core::now_ms()).await? {
-        let d =
-            app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
-        return Err(ApiError::conflict(format!(
-            "delivery {id} is {}; only dead deliveries can be redriven",
-            d.status.as_str()
-        ))
-        .with_code("not_dead"));
-    }
-    app.store.wake_dispatchers();
-    let d = app.store.delivery(tenant, &id).await?.ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
-    let attempts = app.store.delivery_attempts(tenant, &id).await?;
-    Ok(Json(json!({ "redriven": true, "delivery": delivery_view(&d, &attempts) })))
+    State(events): State<Arc<Events>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Redriven>> {
+    let (d, attempts) = events.redrive(&key.tenant, &id).await?;
+    Ok(Json(Redriven { redriven: true, delivery: DeliveryView::new(&d, &attempts) }))
 }
 
 #[derive(Deserialize, Default)]
@@ -140,32 +100,19 @@ pub struct RedriveAll {
     route: Option<String>,
 }
 
+#[derive(Serialize)]
+pub struct RedrivenCount {
+    redriven: u64,
+}
+
 /// `POST /v1/deliveries/redrive` with `{"installation": …}` and/or `{"route": …}`: every dead
 /// delivery to that installation / of that route goes back to pending.
-pub async fn redrive_all(State(app): State<App>, p: Principal, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let req: RedriveAll = super::optional_json(&body)?;
-    if req.installation.is_none() && req.route.is_none() {
-        return Err(ApiError::invalid(
-            "invalid_body",
-            "name the dead letters to redrive: {\"installation\": ID} and/or {\"route\": ID}",
-        ));
-    }
-    if let Some(i) = &req.installation {
-        app.get_installation(tenant, i).await?;
-    }
-    if let Some(r) = &req.route
-        && app.store.route(tenant, r).await?.is_none()
-        && !app.store.route_has_deliveries(tenant, r).await?
-    {
-        return Err(ApiError::not_found(format!("no route {r:?}")));
-    }
-    let n = app
-        .store
-        .redrive_dead(tenant, req.installation.as_deref(), req.route.as_deref(), patchbay_core::now_ms())
-        .await?;
-    if n > 0 {
-        app.store.wake_dispatchers();
-    }
-    Ok(Json(json!({ "redriven": n })))
+pub async fn redrive_all(
+    State(events): State<Arc<Events>>,
+    key: TenantKey<Manage>,
+    body: Bytes,
+) -> ApiResult<Json<RedrivenCount>> {
+    let req: RedriveAll = optional_json(&body)?;
+    let redriven = events.redrive_all(&key.tenant, req.installation.as_deref(), req.route.as_deref()).await?;
+    Ok(Json(RedrivenCount { redriven }))
 }

@@ -1,39 +1,37 @@
 //! Health endpoints: `/v1/installations/{id}/health` (the last check; POST runs one now) and
 //! `/v1/health` (a tenant's installations by health).
 
-use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use serde_json::Value;
+use std::sync::Arc;
 
-use super::ApiResult;
-use super::auth::{KeyScope, Principal};
-use patchbay_services::app::App;
+use axum::extract::State;
+use patchbay_services::health::Health;
+
+use crate::ApiResult;
+use crate::auth::{Manage, TenantKey, View};
+use crate::extract::{Json, Path};
+use crate::views::{HealthSummaryView, HealthView};
 
 /// `GET /v1/installations/{id}/health`: the last check.
 pub async fn last(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    Ok(Json(app.health_of(tenant, &id).await?))
+    State(health): State<Arc<Health>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HealthView>> {
+    let h = health.last(&key.tenant, &id).await?;
+    Ok(Json(HealthView::new(&id, h.as_ref())))
 }
 
 /// `POST /v1/installations/{id}/health`: checks now.
 pub async fn check(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    Ok(Json(app.check_health(tenant, &id).await?))
+    State(health): State<Arc<Health>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HealthView>> {
+    let h = health.check(&key.tenant, &id).await?;
+    Ok(Json(HealthView::new(&id, Some(&h))))
 }
 
 /// `GET /v1/health`: the tenant's installations by health.
-pub async fn summary(State(app): State<App>, p: Principal) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    Ok(Json(app.health_summary(tenant).await?))
+pub async fn summary(State(health): State<Arc<Health>>, key: TenantKey<View>) -> ApiResult<Json<HealthSummaryView>> {
+    Ok(Json(HealthSummaryView::from(&health.summary(&key.tenant).await?)))
 }

@@ -1,32 +1,33 @@
 //! `POST /hooks/{hook_id}`: the public webhook ingress (no API key: the hook id addresses the
-//! installation and the request's signature authenticates it; see [`patchbay_services::app::ingress`]), and
-//! `POST /v1/installations/{id}/webhook/rotate`, which gives an installation a new address.
+//! installation and the request's signature authenticates it; see `patchbay_services::ingress`),
+//! and `POST /v1/installations/{id}/webhook/rotate`, which gives an installation a new address.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use patchbay_services::ingress::{InboundWebhook, Ingress};
+use patchbay_services::installations::Installations;
+use serde::Serialize;
 
-use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult};
-use patchbay_services::app::App;
-use patchbay_services::app::ingress::InboundWebhook;
+use crate::auth::{Manage, TenantKey};
+use crate::extract::{Json, Path};
+use crate::{ApiError, ApiResult};
 
 pub async fn receive(
-    State(app): State<App>,
-    path: Result<Path<String>, PathRejection>,
+    State(ingress): State<Arc<Ingress>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    path: Result<Path<String>, ApiError>,
     body: Body,
 ) -> Response {
     let answer = async {
         let Path(hook_id) = path?;
-        let max = app.webhook_max_bytes;
-        let body = super::body::read_capped(&headers, body, max, || {
+        let max = ingress.max_body_bytes();
+        let body = crate::body::read_capped(&headers, body, max, || {
             format!("the webhook body is larger than this endpoint's cap of {max} bytes")
         })
         .await?;
@@ -41,7 +42,7 @@ pub async fn receive(
             body,
             received_at_ms: patchbay_core::now_ms(),
         };
-        app.ingest_webhook(request).await.map_err(ApiError::from)
+        ingress.ingest(request).await.map_err(ApiError::from)
     }
     .await;
     match answer {
@@ -55,28 +56,23 @@ pub async fn receive(
             r
         }
         Err(e) => {
-            app.metrics.webhook_received(&format!("rejected_{}", e.status.as_u16()));
+            ingress.count_refused(&e.status.as_u16().to_string());
             e.into_response()
         }
     }
 }
 
+#[derive(Serialize)]
+pub struct Rotated {
+    installation: String,
+    webhook_url: String,
+}
+
 pub async fn rotate(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    let row = app.get_installation(tenant, &id).await?;
-    let view = app.installation_view(&row, None, None).await;
-    if view.get("webhook_url").is_none_or(Value::is_null) {
-        return Err(ApiError::conflict(format!(
-            "installation {id} runs connector {}, which does not receive webhooks",
-            row.connector_id
-        ))
-        .with_code("not_a_webhook_endpoint"));
-    }
-    let url = app.rotate_hook(tenant, &id).await?;
-    Ok(Json(json!({ "installation": id, "webhook_url": url })))
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Rotated>> {
+    let webhook_url = installations.rotate_webhook(&key.tenant, &id).await?;
+    Ok(Json(Rotated { installation: id, webhook_url }))
 }

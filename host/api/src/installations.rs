@@ -1,114 +1,100 @@
-//! `/v1/installations`: a tenant's installed connectors, their credentials, calls and logs.
+//! `/v1/installations`: a tenant's installed connectors, their credentials, calls, logs and
+//! provider budget.
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-
-use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult, page_limit, time_param};
 use patchbay_core::log::Level;
-use patchbay_core::timefmt::rfc3339;
 use patchbay_runtime::dynamic::DynamicOutcome;
-use patchbay_services::app::App;
-use patchbay_services::app::installations::{CreateInstallation, UpdateInstallation, call_error, connector_error};
+use patchbay_services::installations::{
+    CreateInstallation, Installations, UpdateInstallation, call_error, connector_error,
+};
+use patchbay_services::logs::Logs;
 use patchbay_services::quota::QuotaMode;
 use patchbay_store::LogQuery;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-pub async fn create(
-    State(app): State<App>,
-    p: Principal,
-    body: Result<Json<CreateInstallation>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Json(req) = body?;
-    Ok((StatusCode::CREATED, Json(app.create_installation(tenant, req).await?)))
+use crate::auth::{Credentials, Manage, TenantKey, View};
+use crate::extract::{Json, Path, Query};
+use crate::views::{CredentialsView, InstallationView, LogEntryView, LogPage, QuotaView};
+use crate::{ApiError, ApiResult, page_limit, time_param};
+
+#[derive(Serialize)]
+pub struct InstallationList {
+    installations: Vec<InstallationView>,
 }
 
-pub async fn list(State(app): State<App>, p: Principal) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let rows = app.store.list_installations(tenant).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(app.installation_view(r, None, None).await);
-    }
-    Ok(Json(json!({ "installations": out })))
+pub async fn create(
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Manage>,
+    Json(req): Json<CreateInstallation>,
+) -> ApiResult<(StatusCode, Json<InstallationView>)> {
+    let d = installations.create(&key.tenant, req).await?;
+    Ok((StatusCode::CREATED, Json(InstallationView::from(&d))))
+}
+
+pub async fn list(
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<View>,
+) -> ApiResult<Json<InstallationList>> {
+    let list = installations.list(&key.tenant).await?;
+    Ok(Json(InstallationList { installations: list.iter().map(InstallationView::from).collect() }))
 }
 
 pub async fn get(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    let row = app.get_installation(tenant, &id).await?;
-    Ok(Json(app.installation_view(&row, None, None).await))
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InstallationView>> {
+    Ok(Json(InstallationView::from(&installations.details(&key.tenant, &id).await?)))
 }
 
 pub async fn update(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Json<UpdateInstallation>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    let Json(req) = body?;
-    Ok(Json(app.update_installation(tenant, &id, req).await?))
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateInstallation>,
+) -> ApiResult<Json<InstallationView>> {
+    Ok(Json(InstallationView::from(&installations.update(&key.tenant, &id, req).await?)))
 }
 
 pub async fn delete(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    if app.store.delete_installation(tenant, &id).await? {
-        app.forget(tenant, &id);
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("no installation {id:?}")))
-    }
+    installations.delete(&key.tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn put_credentials(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Json<Map<String, Value>>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Credentials)?;
-    let Path(id) = path?;
-    let Json(fields) = body?;
-    Ok(Json(app.put_credentials(tenant, &id, &fields).await?))
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Credentials>,
+    Path(id): Path<String>,
+    Json(fields): Json<Map<String, Value>>,
+) -> ApiResult<Json<CredentialsView>> {
+    Ok(Json(installations.put_credentials(&key.tenant, &id, &fields).await?.into()))
 }
 
 pub async fn get_credentials(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Credentials)?;
-    let Path(id) = path?;
-    Ok(Json(app.credentials_view(tenant, &id).await?))
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Credentials>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CredentialsView>> {
+    Ok(Json(installations.credentials(&key.tenant, &id).await?.into()))
 }
 
 pub async fn delete_credentials(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Credentials>,
+    Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let tenant = p.tenant(KeyScope::Credentials)?;
-    let Path(id) = path?;
-    app.delete_credentials(tenant, &id).await?;
+    installations.delete_credentials(&key.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -137,34 +123,30 @@ pub fn quota_mode(headers: &HeaderMap) -> Result<QuotaMode, ApiError> {
 
 /// `GET /v1/installations/{id}/quota`: the provider budget the installation draws from.
 pub async fn quota(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    Ok(Json(app.quota_view(tenant, &id).await?))
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<QuotaView>> {
+    Ok(Json(installations.quota(&key.tenant, &id).await?.into()))
 }
 
 pub async fn invoke(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
+    State(installations): State<Arc<Installations>>,
+    key: TenantKey<Manage>,
     headers: HeaderMap,
+    Path((id, operation)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let tenant = p.tenant(KeyScope::Manage)?;
     let quota = quota_mode(&headers)?;
-    let Path((id, operation)) = path?;
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?
     };
-    let (resolved, report) = app.invoke(tenant, &id, &operation, input, quota).await?;
+    let (resolved, report) = installations.invoke(&key.tenant, &id, &operation, input, quota).await?;
     let mut resp = match report.outcome {
-        Ok(DynamicOutcome::Ok(v)) => (StatusCode::OK, Json(v)).into_response(),
+        Ok(DynamicOutcome::Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
         Ok(DynamicOutcome::ConnectorError { kind, error }) => {
             ApiError::from(connector_error(&kind, &error)).into_response()
         }
@@ -199,15 +181,11 @@ pub struct LogsQuery {
 }
 
 pub async fn logs(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<LogsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    let Query(q) = query?;
-    app.get_installation(tenant, &id).await?;
+    State(logs): State<Arc<Logs>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<LogPage>> {
     let min_level = match q.level.as_deref() {
         None => None,
         Some(l) => Some(Level::parse_any_case(l).ok_or_else(|| {
@@ -220,23 +198,10 @@ pub async fn logs(
         Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}")))?),
     };
     let limit = page_limit(q.limit)?;
-    app.flush().await;
-    let records = app.store.logs(tenant, &id, &LogQuery { min_level, since_ms, after_id, limit }).await?;
+    let records = logs.list(&key.tenant, &id, &LogQuery { min_level, since_ms, after_id, limit }).await?;
     let next = records.last().map(|r| r.id).or(after_id);
-    let entries: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let fields: Map<String, Value> =
-                r.fields.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-            json!({
-                "id": r.id,
-                "at": rfc3339(r.at_ms),
-                "level": r.level.as_str(),
-                "source": r.source,
-                "message": r.message,
-                "fields": fields,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "entries": entries, "next_cursor": next.map(|n| n.to_string()) })))
+    Ok(Json(LogPage {
+        entries: records.iter().map(LogEntryView::from).collect(),
+        next_cursor: next.map(|n| n.to_string()),
+    }))
 }

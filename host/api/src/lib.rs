@@ -1,15 +1,20 @@
-//! The admin HTTP API (axum): tenants and keys, the connector catalog, installations with their
-//! credentials, calls and operation logs, plus `/healthz`, `/metrics` and `/openapi.json`.
+//! patchbay-api: the admin HTTP API (axum) — tenants and keys, the connector catalog,
+//! installations with their credentials, calls and operation logs, webhooks, events, routes,
+//! syncs, OAuth and health, plus `/healthz`, `/metrics` and `/openapi.json`. The only crate that
+//! knows HTTP: statuses, error codes and bodies are decided here ([`ApiError`]).
 //!
-//! Every handler authenticates with [`auth::Principal`] (the tenant comes from the key, never from
-//! the body; another tenant's resource is a 404) and fails with [`ApiError`], which renders as
-//! `{"error": {"code", "message"}}`.
+//! Every handler takes the one service it uses (axum state, see [`router`]) and authenticates
+//! with [`auth::TenantKey`], [`auth::Operator`] or [`auth::Principal`] before anything else of
+//! the request is looked at (the tenant comes from the key, never from the body; another
+//! tenant's resource is a 404). Bodies, paths and queries are read with the extractors of
+//! [`extract`], which reject with [`ApiError`]; responses are the typed bodies of [`views`].
 
 pub mod auth;
 mod body;
 mod connectors;
 mod error;
 mod events;
+pub mod extract;
 mod health;
 mod hooks;
 mod installations;
@@ -18,22 +23,60 @@ pub mod openapi;
 mod routes;
 mod syncs;
 mod tenants;
+pub mod views;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use patchbay_services::Host;
+use patchbay_services::status::Status;
 
 pub use error::{ApiError, ApiResult, optional_json, page_limit, time_param};
 
-use patchbay_services::app::App;
+use crate::auth::Operator;
+use crate::extract::Json;
+use crate::views::Liveness;
+
+/// The router's state: the host's services. Each handler takes the one service it uses.
+#[derive(Clone)]
+pub struct ApiState(pub Host);
+
+macro_rules! services {
+    ($($field:ident: $service:ty),* $(,)?) => {
+        $(
+            impl FromRef<ApiState> for Arc<$service> {
+                fn from_ref(state: &ApiState) -> Self {
+                    state.0.$field.clone()
+                }
+            }
+        )*
+    };
+}
+
+services!(
+    access: patchbay_services::access::Access,
+    catalog: patchbay_services::catalog::Catalog,
+    installations: patchbay_services::installations::Installations,
+    connections: patchbay_services::oauth::Connections,
+    ingress: patchbay_services::ingress::Ingress,
+    routes: patchbay_services::routes::Routes,
+    events: patchbay_services::events::Events,
+    logs: patchbay_services::logs::Logs,
+    health: patchbay_services::health::Health,
+    syncs: patchbay_services::syncs::Syncs,
+    status: Status,
+);
 
 /// Request bodies other than component uploads are small JSON documents.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The host's HTTP routes.
-pub fn router(app: App) -> Router {
+pub fn router(host: Host) -> Router {
     let v1 = Router::new()
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}/keys", post(tenants::create_key).get(tenants::list_keys))
@@ -91,32 +134,23 @@ pub fn router(app: App) -> Router {
         .nest("/v1", v1)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .with_state(app)
+        .with_state(ApiState(host))
 }
 
-async fn healthz(State(app): State<App>) -> impl IntoResponse {
-    let db = app.store.ping().await.is_ok();
-    let status = if db { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+async fn healthz(State(status): State<Arc<Status>>) -> impl IntoResponse {
+    let db = status.database_ok().await;
     (
-        status,
-        axum::Json(serde_json::json!({
-            "status": if db { "ok" } else { "degraded" },
-            "database": if db { "ok" } else { "unreachable" },
-            "version": env!("CARGO_PKG_VERSION"),
-        })),
+        if db { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
+        Json(Liveness {
+            status: if db { "ok" } else { "degraded" },
+            database: if db { "ok" } else { "unreachable" },
+            version: env!("CARGO_PKG_VERSION"),
+        }),
     )
 }
 
-async fn metrics(State(app): State<App>, p: auth::Principal) -> ApiResult<impl IntoResponse> {
-    p.operator()?;
-    let outbox = match app.store.outbox_depth().await {
-        Ok(d) => Some(patchbay_services::metrics::OutboxGauge { pending: d.pending, leased: d.leased, dead: d.dead }),
-        Err(e) => {
-            tracing::warn!("reading the outbox depth for /metrics failed: {e}");
-            None
-        }
-    };
-    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(app.runtime.cached_components(), outbox)))
+async fn metrics(State(status): State<Arc<Status>>, _: Operator) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], status.metrics_text().await)
 }
 
 async fn openapi_json() -> impl IntoResponse {

@@ -2,39 +2,35 @@
 //! the public `/oauth/callback` the provider redirects the user's browser to.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use patchbay_services::oauth::{CallbackFailure, Connections};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult, optional_json};
-use patchbay_services::app::App;
-use patchbay_services::app::oauth::CallbackFailure;
+use crate::auth::{Credentials, TenantKey, View};
+use crate::extract::{Json, Path};
+use crate::views::{AuthorizationView, DisconnectView, GrantView};
+use crate::{ApiError, ApiResult, optional_json};
 
 pub async fn status(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    Ok(Json(app.oauth_status(tenant, &id).await?))
+    State(connections): State<Arc<Connections>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GrantView>> {
+    Ok(Json(connections.status(&key.tenant, &id).await?.into()))
 }
 
 pub async fn start(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Credentials)?;
-    let Path(id) = path?;
-    Ok(Json(app.oauth_start(tenant, &id).await?))
+    State(connections): State<Arc<Connections>>,
+    key: TenantKey<Credentials>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AuthorizationView>> {
+    Ok(Json(connections.start(&key.tenant, &id).await?.into()))
 }
 
 /// Body of `POST …/oauth/refresh`: the version to replace (default: the stored one).
@@ -45,35 +41,32 @@ pub struct RefreshRequest {
 }
 
 pub async fn refresh(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
+    State(connections): State<Arc<Connections>>,
+    key: TenantKey<Credentials>,
+    Path(id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Credentials)?;
-    let Path(id) = path?;
+) -> ApiResult<Json<GrantView>> {
     let req: RefreshRequest = optional_json(&body)?;
-    Ok(Json(app.oauth_refresh_now(tenant, &id, req.version).await?))
+    Ok(Json(connections.refresh_now(&key.tenant, &id, req.version).await?.into()))
 }
 
 pub async fn disconnect(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Credentials)?;
-    let Path(id) = path?;
-    Ok(Json(app.oauth_disconnect(tenant, &id).await?))
+    State(connections): State<Arc<Connections>>,
+    key: TenantKey<Credentials>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DisconnectView>> {
+    let revoked = connections.disconnect(&key.tenant, &id).await?;
+    Ok(Json(DisconnectView::new(id, revoked)))
 }
 
 /// The provider's redirect (no API key: the state parameter identifies the request). Answers a
 /// small HTML page saying what happened; never cached.
 pub async fn callback(
-    State(app): State<App>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    State(connections): State<Arc<Connections>>,
+    query: Result<axum::extract::Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
     let outcome = match query {
-        Ok(Query(params)) => app.oauth_callback(&params).await,
+        Ok(axum::extract::Query(params)) => connections.callback(&params).await,
         Err(e) => Err(CallbackFailure {
             refused: false,
             error: patchbay_core::Error::bad_request(format!("The request is malformed: {e}")),

@@ -1,32 +1,29 @@
 //! Data sync over HTTP: `/v1/syncs` (runs, progress, cancel, resume, item errors),
 //! `/v1/schedules`, and per installation its `entities`, `records` (the change feed of the records
-//! store) and field `mappings`. The rules live in [`patchbay_services::app::sync`].
+//! store) and field `mappings`. The rules live in `patchbay_services::syncs`.
 
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-use super::auth::{KeyScope, Principal};
-use super::{ApiError, ApiResult, page_limit};
 use patchbay_core::now_ms;
-use patchbay_services::app::App;
-use patchbay_services::app::sync::{
-    CreateSchedule, StartSync, UpdateSchedule, entity_view, error_view, mapping_view, record_view, run_view,
-    schedule_view,
-};
+use patchbay_services::syncs::{CreateSchedule, StartSync, Syncs, UpdateSchedule};
 use patchbay_store::sync::{RunFilter, RunStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::{Manage, TenantKey, View};
+use crate::extract::{Json, Path, Query};
+use crate::views::{EntityView, ItemErrorView, MappingView, RecordView, RunView, ScheduleView};
+use crate::{ApiError, ApiResult, page_limit};
 
 pub async fn start(
-    State(app): State<App>,
-    p: Principal,
-    body: Result<Json<StartSync>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Json(req) = body?;
-    Ok((StatusCode::ACCEPTED, Json(app.start_sync(tenant, req).await?)))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Json(req): Json<StartSync>,
+) -> ApiResult<(StatusCode, Json<RunView>)> {
+    let run = syncs.start(&key.tenant, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(RunView::new(&run, now_ms()))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,13 +36,17 @@ pub struct RunsQuery {
     limit: Option<u32>,
 }
 
+#[derive(Serialize)]
+pub struct RunPage {
+    runs: Vec<RunView>,
+    next_before: Option<String>,
+}
+
 pub async fn list(
-    State(app): State<App>,
-    p: Principal,
-    query: Result<Query<RunsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Query(q) = query?;
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<RunPage>> {
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -54,50 +55,34 @@ pub async fn list(
     };
     let limit = page_limit(q.limit)?;
     let filter = RunFilter { installation: q.installation, entity: q.entity, status, before: q.before, limit };
-    let rows = app.store.sync_runs(tenant, &filter).await?;
+    let rows = syncs.runs(&key.tenant, &filter).await?;
     let now = now_ms();
     let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(Json(json!({
-        "runs": rows.iter().map(|r| run_view(r, now)).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
-}
-
-async fn tenant_run(app: &App, tenant: &str, id: &str) -> ApiResult<patchbay_store::sync::RunRow> {
-    app.store.sync_run(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("no sync run {id:?}")))
+    Ok(Json(RunPage { runs: rows.iter().map(|r| RunView::new(r, now)).collect(), next_before: next }))
 }
 
 pub async fn get(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    Ok(Json(run_view(&tenant_run(&app, tenant, &id).await?, now_ms())))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunView>> {
+    Ok(Json(RunView::new(&syncs.run(&key.tenant, &id).await?, now_ms())))
 }
 
 pub async fn cancel(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    let run = app.store.cancel_sync_run(tenant, &id).await?;
-    Ok(Json(run_view(&run, now_ms())))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunView>> {
+    Ok(Json(RunView::new(&syncs.cancel(&key.tenant, &id).await?, now_ms())))
 }
 
 pub async fn resume(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    let run = app.store.resume_sync_run(tenant, &id).await?;
-    app.sync_wake.notify_one();
-    Ok(Json(run_view(&run, now_ms())))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunView>> {
+    Ok(Json(RunView::new(&syncs.resume(&key.tenant, &id).await?, now_ms())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,34 +92,42 @@ pub struct ErrorsQuery {
     limit: Option<u32>,
 }
 
+#[derive(Serialize)]
+pub struct ErrorPage {
+    run: String,
+    failed: i64,
+    errors: Vec<ItemErrorView>,
+    next_after: Option<i64>,
+}
+
 pub async fn errors(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<ErrorsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    let Query(q) = query?;
-    let run = tenant_run(&app, tenant, &id).await?;
-    let rows = app.store.sync_errors(&run.id, q.after.unwrap_or(0), page_limit(q.limit)?).await?;
-    Ok(Json(json!({
-        "run": run.id,
-        "failed": run.counts.failed,
-        "errors": rows.iter().map(error_view).collect::<Vec<_>>(),
-        "next_after": rows.last().map(|e| e.n),
-    })))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+    Query(q): Query<ErrorsQuery>,
+) -> ApiResult<Json<ErrorPage>> {
+    let limit = page_limit(q.limit)?;
+    let page = syncs.item_errors(&key.tenant, &id, q.after.unwrap_or(0), limit).await?;
+    Ok(Json(ErrorPage {
+        run: page.run.id.clone(),
+        failed: page.run.counts.failed,
+        next_after: page.errors.last().map(|e| e.n),
+        errors: page.errors.iter().map(ItemErrorView::from).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct EntityList {
+    entities: Vec<EntityView>,
 }
 
 pub async fn entities(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    let entities = app.sync_entities(tenant, &id).await?;
-    Ok(Json(json!({ "entities": entities.iter().map(entity_view).collect::<Vec<_>>() })))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EntityList>> {
+    let entities = syncs.entities(&key.tenant, &id).await?;
+    Ok(Json(EntityList { entities: entities.iter().map(EntityView::from).collect() }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,99 +137,77 @@ pub struct RecordsQuery {
     limit: Option<u32>,
 }
 
+#[derive(Serialize)]
+pub struct ChangePage {
+    installation: String,
+    entity: String,
+    changes: Vec<RecordView>,
+    next_since: i64,
+    has_more: bool,
+}
+
 /// The change feed of an entity: records in change order after `since` (a `seq`); each record
 /// appears once, at its latest change. Page with `since=<next_since>` until `has_more` is false.
 pub async fn records(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<RecordsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path((id, entity)) = path?;
-    let Query(q) = query?;
-    app.get_installation(tenant, &id).await?;
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path((id, entity)): Path<(String, String)>,
+    Query(q): Query<RecordsQuery>,
+) -> ApiResult<Json<ChangePage>> {
     let since = q.since.unwrap_or(0);
-    if since < 0 {
-        return Err(ApiError::bad_request(format!("since must be a change sequence number (>= 0), got {since}")));
-    }
     let limit = page_limit(q.limit)?;
-    let rows = app.store.record_changes(&id, &entity, since, limit).await?;
-    let next = rows.last().map_or(since, |r| r.seq);
-    Ok(Json(json!({
-        "installation": id,
-        "entity": entity,
-        "changes": rows.iter().map(record_view).collect::<Vec<_>>(),
-        "next_since": next,
-        "has_more": rows.len() == limit as usize,
-    })))
+    let rows = syncs.changes(&key.tenant, &id, &entity, since, limit).await?;
+    let next_since = rows.last().map_or(since, |r| r.seq);
+    Ok(Json(ChangePage {
+        installation: id,
+        entity,
+        has_more: rows.len() == limit as usize,
+        changes: rows.iter().map(RecordView::from).collect(),
+        next_since,
+    }))
 }
 
 pub async fn record(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<(String, String, String)>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path((id, entity, external_id)) = path?;
-    app.get_installation(tenant, &id).await?;
-    let row =
-        app.store.record(&id, &entity, &external_id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no record {external_id:?} in {entity} of installation {id}"))
-        })?;
-    Ok(Json(record_view(&row)))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path((id, entity, external_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<RecordView>> {
+    Ok(Json(RecordView::from(&syncs.record(&key.tenant, &id, &entity, &external_id).await?)))
 }
 
 pub async fn get_mapping(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path((id, entity)) = path?;
-    app.get_installation(tenant, &id).await?;
-    let row = app
-        .store
-        .sync_mapping(&id, &entity)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no mapping for {entity} of installation {id}")))?;
-    Ok(Json(mapping_view(&id, &row)))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path((id, entity)): Path<(String, String)>,
+) -> ApiResult<Json<MappingView>> {
+    Ok(Json(MappingView::new(&id, &syncs.mapping(&key.tenant, &id, &entity).await?)))
 }
 
 pub async fn put_mapping(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path((id, entity)) = path?;
-    let Json(body) = body?;
-    Ok(Json(app.put_mapping(tenant, &id, &entity, &body).await?))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Path((id, entity)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<MappingView>> {
+    Ok(Json(MappingView::new(&id, &syncs.put_mapping(&key.tenant, &id, &entity, &body).await?)))
 }
 
 pub async fn delete_mapping(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<(String, String)>, PathRejection>,
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Path((id, entity)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path((id, entity)) = path?;
-    app.get_installation(tenant, &id).await?;
-    if !app.store.delete_sync_mapping(&id, &entity).await? {
-        return Err(ApiError::not_found(format!("no mapping for {entity} of installation {id}")));
-    }
+    syncs.delete_mapping(&key.tenant, &id, &entity).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn create_schedule(
-    State(app): State<App>,
-    p: Principal,
-    body: Result<Json<CreateSchedule>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Json(req) = body?;
-    Ok((StatusCode::CREATED, Json(app.create_schedule(tenant, req).await?)))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Json(req): Json<CreateSchedule>,
+) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
+    let s = syncs.create_schedule(&key.tenant, req).await?;
+    Ok((StatusCode::CREATED, Json(ScheduleView::from(&s))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,53 +216,42 @@ pub struct SchedulesQuery {
     installation: Option<String>,
 }
 
+#[derive(Serialize)]
+pub struct ScheduleList {
+    schedules: Vec<ScheduleView>,
+}
+
 pub async fn list_schedules(
-    State(app): State<App>,
-    p: Principal,
-    query: Result<Query<SchedulesQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Query(q) = query?;
-    let rows = app.store.sync_schedules(tenant, q.installation.as_deref()).await?;
-    Ok(Json(json!({ "schedules": rows.iter().map(schedule_view).collect::<Vec<_>>() })))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Query(q): Query<SchedulesQuery>,
+) -> ApiResult<Json<ScheduleList>> {
+    let rows = syncs.schedules(&key.tenant, q.installation.as_deref()).await?;
+    Ok(Json(ScheduleList { schedules: rows.iter().map(ScheduleView::from).collect() }))
 }
 
 pub async fn get_schedule(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::View)?;
-    let Path(id) = path?;
-    let row = app
-        .store
-        .sync_schedule(tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no schedule {id:?}")))?;
-    Ok(Json(schedule_view(&row)))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<View>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScheduleView>> {
+    Ok(Json(ScheduleView::from(&syncs.schedule(&key.tenant, &id).await?)))
 }
 
 pub async fn update_schedule(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Json<UpdateSchedule>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    let Json(req) = body?;
-    Ok(Json(app.update_schedule(tenant, &id, req).await?))
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateSchedule>,
+) -> ApiResult<Json<ScheduleView>> {
+    Ok(Json(ScheduleView::from(&syncs.update_schedule(&key.tenant, &id, req).await?)))
 }
 
 pub async fn delete_schedule(
-    State(app): State<App>,
-    p: Principal,
-    path: Result<Path<String>, PathRejection>,
+    State(syncs): State<Arc<Syncs>>,
+    key: TenantKey<Manage>,
+    Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let tenant = p.tenant(KeyScope::Manage)?;
-    let Path(id) = path?;
-    if !app.store.delete_sync_schedule(tenant, &id).await? {
-        return Err(ApiError::not_found(format!("no schedule {id:?}")));
-    }
+    syncs.delete_schedule(&key.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

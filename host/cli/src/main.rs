@@ -16,7 +16,7 @@ use patchbay_runtime::capability::credentials::Secrets;
 use patchbay_runtime::capability::http::{Cidr, NetworkPolicy};
 use patchbay_runtime::capability::log::MemoryOperationLog;
 use patchbay_runtime::{Installation, Limits, Runtime, RuntimeConfig, Services};
-use patchbay_services::app::App;
+use patchbay_services::Host;
 use patchbay_services::config::{Overrides, Settings};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
@@ -419,31 +419,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     settings.listen = addr;
-    let (app, startup) = App::open(&settings).await?;
-    let dispatch = patchbay_services::dispatch::worker::DispatchConfig {
-        concurrency: settings.dispatch_concurrency,
-        enabled: settings.dispatch_concurrency > 0,
-        lease: std::time::Duration::from_secs(settings.dispatch_lease_secs),
-        ..Default::default()
-    };
-    patchbay_services::dispatch::worker::spawn(app.clone(), dispatch, Some(startup.database.clone()));
-    patchbay_services::dispatch::spawn_housekeeping(app.clone());
-    patchbay_services::sync::worker::spawn(
-        app.clone(),
-        patchbay_services::sync::SyncConfig {
-            concurrency: settings.sync_concurrency,
-            lease: std::time::Duration::from_secs(settings.sync_lease_secs),
-            batch_size: settings.sync_batch_size,
-            all_change_events: settings.sync_all_change_events,
-            ..Default::default()
-        },
-    );
-    let tick = std::time::Duration::from_millis(settings.scheduler_tick_ms);
-    patchbay_services::app::oauth::spawn_refresher(app.clone(), tick);
-    patchbay_services::app::health::spawn_scheduler(app.clone(), tick);
-    patchbay_services::quota::spawn_flusher(app.clone(), tick.min(std::time::Duration::from_secs(1)));
+    let (host, startup) = Host::open(&settings).await?;
+    host.spawn_workers(&settings, &startup.database);
     tracing::info!(
-        pooling = app.runtime.pooling(),
+        pooling = host.status.pooling(),
         data_dir = %settings.data_dir.display(),
         database = %patchbay_services::config::redact_url(&startup.database),
         "host ready"
@@ -458,14 +437,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("ready (Ctrl-C stops)");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let shutdown_app = app.clone();
-    axum::serve(listener, patchbay_api::router(app))
+    let shutdown = host.clone();
+    axum::serve(listener, patchbay_api::router(host))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         })
         .await?;
-    shutdown_app.flush().await;
+    shutdown.flush().await;
     Ok(())
 }
 

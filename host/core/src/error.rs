@@ -197,6 +197,8 @@ crate::string_enum! {
         OAuthNotConnected = "oauth_not_connected",
         /// The grant needs no authorization (client credentials).
         OAuthNoAuthorization = "oauth_no_authorization",
+        /// The installation's connector receives no webhooks.
+        NotAWebhookEndpoint = "not_a_webhook_endpoint",
     }
 }
 

@@ -5,15 +5,28 @@
 //!
 //! Services return the domain error (`patchbay_core::Error`); they know nothing of HTTP.
 
-pub mod app;
+pub mod access;
+pub mod catalog;
+pub mod changes;
 pub mod config;
 pub mod dispatch;
 pub mod event_sink;
+pub mod events;
+pub mod health;
+mod host;
+pub mod ingress;
+pub mod installations;
+pub mod logs;
 pub mod metrics;
 pub mod oauth;
 pub mod oplog;
 pub mod quota;
 pub mod rotation;
+pub mod routes;
 pub mod routing;
 pub mod state;
+pub mod status;
 pub mod sync;
+pub mod syncs;
+
+pub use host::{Host, Startup};

@@ -394,19 +394,19 @@ pub async fn flush(quotas: &Quotas, store: &Store) -> Result<(), patchbay_store:
 
 /// Runs [`flush`] every `every` until the process ends; once an hour forgets usage older than
 /// a day.
-pub fn spawn_flusher(app: crate::app::App, every: Duration) {
+pub fn spawn_flusher(quotas: Arc<Quotas>, store: Store, every: Duration) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_purge = Instant::now();
         loop {
             interval.tick().await;
-            if let Err(e) = flush(&app.quotas, &app.store).await {
+            if let Err(e) = flush(&quotas, &store).await {
                 tracing::warn!("flushing quota usage: {e}");
             }
             if last_purge.elapsed() > Duration::from_secs(3600) {
                 last_purge = Instant::now();
-                if let Err(e) = app.store.purge_quota_usage(patchbay_core::now_ms() - 24 * 3600 * 1000).await {
+                if let Err(e) = store.purge_quota_usage(patchbay_core::now_ms() - 24 * 3600 * 1000).await {
                     tracing::warn!("purging quota usage: {e}");
                 }
             }

@@ -354,6 +354,13 @@ impl Store {
         self.signal.remote_kick.notify_one();
     }
 
+    /// PostgreSQL: starts a task that `LISTEN`s on [`NOTIFY_CHANNEL`] over its own connection
+    /// to `url` and wakes this process's dispatcher for every notification (reconnecting when
+    /// the connection drops; each reconnect wakes it too, for what was stored meanwhile).
+    pub fn spawn_outbox_listener(&self, url: String) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(listen_outbox(self.clone(), url))
+    }
+
     /// Wakes this process's dispatcher only.
     pub fn wake_local(&self) {
         self.signal.local.notify_one();
@@ -397,6 +404,34 @@ async fn checkpoint_wal(pool: AnyPool, alive: std::sync::Weak<DispatchSignal>) {
 /// The PostgreSQL `LISTEN`/`NOTIFY` channel that wakes the dispatchers of every host after
 /// deliveries were stored.
 pub const NOTIFY_CHANNEL: &str = "patchbay_outbox";
+
+/// Forwards PostgreSQL notifications to the local wake-up, reconnecting on failure.
+async fn listen_outbox(store: Store, url: String) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut l) => {
+                if let Err(e) = l.listen(NOTIFY_CHANNEL).await {
+                    tracing::warn!("LISTEN {NOTIFY_CHANNEL} failed: {e}");
+                } else {
+                    // Anything stored while we were not listening is found by the next claim.
+                    store.wake_local();
+                    loop {
+                        match l.recv().await {
+                            Ok(_) => store.wake_local(),
+                            Err(e) => {
+                                tracing::warn!("outbox listener lost its connection: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("outbox listener cannot connect: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.wake_local();
+    }
+}
 
 /// Sends owed `NOTIFY`s on the outbox channel until the pool closes.
 async fn send_notifications(pool: AnyPool, signal: Arc<DispatchSignal>) {

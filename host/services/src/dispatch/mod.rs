@@ -3,21 +3,41 @@
 
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::App;
+use patchbay_store::Store;
+
+use crate::installations::Installations;
+use crate::metrics::Metrics;
+use crate::routing::Router;
+
+/// What delivering needs: the outbox, the destination installations, the routes' retry
+/// schedules and the metrics.
+pub struct Dispatcher {
+    store: Store,
+    installations: Arc<Installations>,
+    router: Arc<Router>,
+    metrics: Arc<Metrics>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, installations: Arc<Installations>, router: Arc<Router>, metrics: Arc<Metrics>) -> Self {
+        Self { store, installations, router, metrics }
+    }
+}
 
 /// How often housekeeping runs (forgetting aged-out webhook dedupe keys).
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the background housekeeping task: webhook dedupe keys older than the configured
 /// window are forgotten (the requests themselves stay in the event log).
-pub fn spawn_housekeeping(app: App) -> tokio::task::JoinHandle<()> {
+pub fn spawn_housekeeping(store: Store, dedupe_window: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let window = i64::try_from(app.webhook_dedupe.as_millis()).unwrap_or(i64::MAX);
+            let window = i64::try_from(dedupe_window.as_millis()).unwrap_or(i64::MAX);
             let before = patchbay_core::now_ms().saturating_sub(window);
-            match app.store.purge_dedupe_keys_before(before).await {
+            match store.purge_dedupe_keys_before(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("forgot {n} webhook dedupe keys older than the dedupe window"),
                 Err(e) => tracing::warn!("purging webhook dedupe keys failed: {e}"),

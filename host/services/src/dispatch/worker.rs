@@ -9,10 +9,10 @@
 //! ```
 //!
 //! **Wake-ups, not polling.** A host that stores deliveries wakes its own dispatcher at once
-//! ([`Store::wake_dispatchers`], a `tokio::sync::Notify`); on PostgreSQL the same call sends a
+//! (`Store::wake_dispatchers`, a `tokio::sync::Notify`); on PostgreSQL the same call sends a
 //! `NOTIFY` that every host's dispatcher `LISTEN`s for, so a webhook received by one host can be
 //! delivered by another within a round trip. Otherwise the loop sleeps exactly until the next
-//! scheduled attempt or lease expiry ([`Store::next_due_at`]), capped by a safety interval
+//! scheduled attempt or lease expiry (`Store::next_due_at`), capped by a safety interval
 //! that only matters if a notification is lost (a listener reconnecting).
 //!
 //! **At-least-once.** A delivery is acked only after the connector's call returned; a host that
@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::app::App;
+use super::Dispatcher;
 use crate::quota::QuotaMode;
 use patchbay_core::error::ErrorKind;
 use patchbay_core::retry::{Jitter, SystemJitter};
 use patchbay_runtime::dynamic::{DynamicOutcome, find_operation};
-use patchbay_store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Store};
+use patchbay_store::{AttemptOutcome, AttemptRecord, Delivery, Retry};
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -57,9 +57,6 @@ impl Default for DispatchConfig {
     }
 }
 
-/// The PostgreSQL channel dispatchers listen on.
-pub use patchbay_store::NOTIFY_CHANNEL;
-
 /// A unique lease owner name for this process.
 pub fn owner_name() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
@@ -67,49 +64,25 @@ pub fn owner_name() -> String {
 }
 
 /// Starts the dispatcher (and on PostgreSQL its listener) on the current runtime.
-pub fn spawn(app: App, config: DispatchConfig, database_url: Option<String>) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    dispatcher: Arc<Dispatcher>,
+    config: DispatchConfig,
+    database_url: Option<String>,
+) -> Option<tokio::task::JoinHandle<()>> {
     if !config.enabled {
         return None;
     }
-    if let Some(url) = database_url.filter(|_| app.store.backend() == patchbay_store::Backend::Postgres) {
-        tokio::spawn(listen(app.store.clone(), url));
+    if let Some(url) = database_url.filter(|_| dispatcher.store.backend() == patchbay_store::Backend::Postgres) {
+        dispatcher.store.spawn_outbox_listener(url);
     }
-    Some(tokio::spawn(run(app, config)))
+    Some(tokio::spawn(run(dispatcher, config)))
 }
 
-/// Forwards PostgreSQL notifications to the local wake-up, reconnecting on failure.
-async fn listen(store: Store, url: String) {
-    loop {
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut l) => {
-                if let Err(e) = l.listen(NOTIFY_CHANNEL).await {
-                    tracing::warn!("LISTEN {NOTIFY_CHANNEL} failed: {e}");
-                } else {
-                    // Anything stored while we were not listening is found by the next claim.
-                    store.wake_local();
-                    loop {
-                        match l.recv().await {
-                            Ok(_) => store.wake_local(),
-                            Err(e) => {
-                                tracing::warn!("outbox listener lost its connection: {e}");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!("outbox listener cannot connect: {e}"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        store.wake_local();
-    }
-}
-
-async fn run(app: App, config: DispatchConfig) {
+async fn run(dispatcher: Arc<Dispatcher>, config: DispatchConfig) {
     let owner: Arc<str> = owner_name().into();
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
-    let signal = app.store.dispatch_signal();
+    let signal = dispatcher.store.dispatch_signal();
     tracing::info!(owner = %owner, "dispatcher started");
     loop {
         // Wait for a free slot before claiming, so claimed rows start at once.
@@ -119,7 +92,7 @@ async fn run(app: App, config: DispatchConfig) {
         }
         let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX).max(1);
         let now = patchbay_core::now_ms();
-        let claimed = match app.store.claim_deliveries(&owner, now, lease_ms, free).await {
+        let claimed = match dispatcher.store.claim_deliveries(&owner, now, lease_ms, free).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("claiming deliveries failed: {e}");
@@ -134,17 +107,17 @@ async fn run(app: App, config: DispatchConfig) {
                 tracing::error!(delivery = %d.id, "no free slot for a claimed delivery");
                 continue;
             };
-            let app = app.clone();
+            let dispatcher = dispatcher.clone();
             let owner = owner.clone();
             tokio::spawn(async move {
-                deliver(&app, &owner, d).await;
+                deliver(&dispatcher, &owner, d).await;
                 drop(permit);
             });
         }
         if full {
             continue;
         }
-        let wait = match app.store.next_due_at().await {
+        let wait = match dispatcher.store.next_due_at().await {
             Ok(Some(at)) => Duration::from_millis(u64::try_from(at - patchbay_core::now_ms()).unwrap_or(0)),
             Ok(None) => config.max_idle,
             Err(e) => {
@@ -182,10 +155,10 @@ impl Attempt {
 }
 
 /// Runs one claimed delivery and settles it.
-pub async fn deliver(app: &App, owner: &str, d: Delivery) {
+pub async fn deliver(dispatcher: &Dispatcher, owner: &str, d: Delivery) {
     let started_ms = patchbay_core::now_ms();
     let started = Instant::now();
-    let attempt = call(app, &d).await;
+    let attempt = call(dispatcher, &d).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let record = AttemptRecord {
         attempt: d.attempts,
@@ -196,12 +169,12 @@ pub async fn deliver(app: &App, owner: &str, d: Delivery) {
     };
     let settled = if attempt.outcome == AttemptOutcome::Ok {
         let latency = Duration::from_millis(u64::try_from(patchbay_core::now_ms() - d.created_at_ms).unwrap_or(0));
-        app.metrics.delivery("ok", Some(latency));
-        app.store.ack_delivery(&d.id, owner, &record).await
+        dispatcher.metrics.delivery("ok", Some(latency));
+        dispatcher.store.ack_delivery(&d.id, owner, &record).await
     } else {
-        app.metrics.delivery(attempt.outcome.as_str(), None);
+        dispatcher.metrics.delivery(attempt.outcome.as_str(), None);
         let schedule = match &d.route_id {
-            Some(r) => app.router.retry_schedule(&d.tenant, r).await,
+            Some(r) => dispatcher.router.retry_schedule(&d.tenant, r).await,
             None => crate::routing::retry_schedule(None),
         };
         let mut jitter = SystemJitter::default();
@@ -213,12 +186,12 @@ pub async fn deliver(app: &App, owner: &str, d: Delivery) {
             &mut jitter as &mut dyn Jitter,
         );
         if next == Retry::Dead {
-            app.metrics.delivery("dead", None);
+            dispatcher.metrics.delivery("dead", None);
         }
-        let settled = app.store.fail_delivery(&d.id, owner, &record, next).await;
+        let settled = dispatcher.store.fail_delivery(&d.id, owner, &record, next).await;
         if let Retry::At(_) = next {
             // A retry due now (the schedule starts with "immediately") needs the loop awake.
-            app.store.wake_local();
+            dispatcher.store.wake_local();
         }
         settled
     };
@@ -231,16 +204,16 @@ pub async fn deliver(app: &App, owner: &str, d: Delivery) {
     }
 }
 
-async fn call(app: &App, d: &Delivery) -> Attempt {
+async fn call(dispatcher: &Dispatcher, d: &Delivery) -> Attempt {
     let mut args: Value = match serde_json::from_str(&d.payload) {
         Ok(v) => v,
         Err(e) => return Attempt::failed(AttemptOutcome::Permanent, format!("stored arguments are not JSON: {e}")),
     };
-    let invoked = match app.resolve(&d.tenant, &d.destination_installation).await {
+    let invoked = match dispatcher.installations.resolve(&d.tenant, &d.destination_installation).await {
         Ok(r) => {
             let op = find_operation(r.prepared.component.operations(), &d.operation).ok();
             crate::routing::stamp_delivery(&mut args, &d.idempotency_key, d.schedule_attempt().max(1), op);
-            app.invoke_resolved(&r, &d.operation, args, QuotaMode::FailFast).await
+            dispatcher.installations.invoke_resolved(&r, &d.operation, args, QuotaMode::FailFast).await
         }
         Err(e) => Err(e),
     };

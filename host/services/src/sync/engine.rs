@@ -24,9 +24,9 @@ use ring::digest::{SHA256, digest};
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::SyncEngine;
 use super::mapping::Mapping;
-use crate::app::App;
-use crate::app::installations::Prepared as CallContext;
+use crate::installations::Prepared as CallContext;
 use crate::quota::QuotaMode;
 use crate::routing::{Rule, deliveries_for, glob_matches};
 use patchbay_core::now_ms;
@@ -105,11 +105,11 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start(app: &App, held: &Held) -> Heartbeat {
+    fn start(engine: &SyncEngine, held: &Held) -> Heartbeat {
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let lost = Arc::new(tokio::sync::Notify::new());
         let (store, run_id, owner, lease_ms) =
-            (app.store.clone(), held.run_id.clone(), held.owner.clone(), held.lease_ms);
+            (engine.store.clone(), held.run_id.clone(), held.owner.clone(), held.lease_ms);
         let period = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1000).max(100));
         let (c, l) = (cancel.clone(), lost.clone());
         let task = tokio::spawn(async move {
@@ -154,13 +154,13 @@ impl From<StoreError> for Stop {
 }
 
 /// Executes a claimed run until it succeeds, fails, is cancelled or is taken over.
-pub async fn execute(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) {
+pub async fn execute(engine: &SyncEngine, owner: &str, run: RunRow, cfg: &SyncConfig) {
     let span = tracing::info_span!("sync", run = %run.id, tenant = %run.tenant, installation = %run.installation,
         entity = %run.entity, direction = run.direction.as_str());
-    execute_in_span(app, owner, run, cfg).instrument(span).await
+    execute_in_span(engine, owner, run, cfg).instrument(span).await
 }
 
-async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) {
+async fn execute_in_span(engine: &SyncEngine, owner: &str, run: RunRow, cfg: &SyncConfig) {
     let mut held = Held {
         run_id: run.id.clone(),
         owner: owner.to_string(),
@@ -168,14 +168,14 @@ async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) 
         mark: Instant::now(),
     };
     let started = Instant::now();
-    let heartbeat = Heartbeat::start(app, &held);
+    let heartbeat = Heartbeat::start(engine, &held);
     let result = if run.cancel_requested {
         Err(Stop::Cancelled)
     } else {
         let work = async {
             match run.direction {
-                Direction::Import => import(app, &run, &mut held, cfg, &heartbeat).await,
-                Direction::Export => export(app, &run, &mut held, cfg, &heartbeat).await,
+                Direction::Import => import(engine, &run, &mut held, cfg, &heartbeat).await,
+                Direction::Export => export(engine, &run, &mut held, cfg, &heartbeat).await,
             }
         };
         tokio::select! {
@@ -191,29 +191,34 @@ async fn execute_in_span(app: &App, owner: &str, run: RunRow, cfg: &SyncConfig) 
         Err(Stop::Cancelled) => (RunStatus::Cancelled, None),
         Err(Stop::Abandoned(m)) => {
             tracing::warn!("sync run {} left to another worker: {m}", run.id);
-            app.metrics.sync_run_ended("abandoned");
+            engine.metrics.sync_run_ended("abandoned");
             return;
         }
     };
     if status != RunStatus::Succeeded
-        && let Err(e) = app.store.end_sync_run(&held.lease(), status, error).await
+        && let Err(e) = engine.store.end_sync_run(&held.lease(), status, error).await
     {
         tracing::warn!("sync run {}: recording its end failed: {e}", run.id);
         return;
     }
-    app.metrics.sync_run_ended(status.as_str());
+    engine.metrics.sync_run_ended(status.as_str());
     let summary = format!("sync {} of {} {}", run.direction.as_str(), run.entity, status.as_str());
     let mut fields =
         vec![("run".to_string(), run.id.clone()), ("ms".into(), started.elapsed().as_millis().to_string())];
     if let Some(e) = error {
         fields.push(("error".into(), e.to_string()));
     }
-    app.record_change(&run.tenant, &run.installation, summary, fields);
+    engine.changes.record(&run.tenant, &run.installation, summary, fields);
 }
 
 /// The installation's call context and component, checked to be a data-sync connector.
-async fn resolve(app: &App, tenant: &str, installation: &str) -> Result<(Arc<LoadedComponent>, Target), Stop> {
-    let r = app.resolve(tenant, installation).await.map_err(|e| Stop::Failed(e.message().to_string()))?;
+async fn resolve(
+    engine: &SyncEngine,
+    tenant: &str,
+    installation: &str,
+) -> Result<(Arc<LoadedComponent>, Target), Stop> {
+    let r =
+        engine.installations.resolve(tenant, installation).await.map_err(|e| Stop::Failed(e.message().to_string()))?;
     let p = &r.prepared;
     if p.component.hub != Some(Hub::DataSync) {
         return Err(Stop::Failed(format!(
@@ -236,28 +241,31 @@ struct Target {
 }
 
 impl Target {
-    async fn refresh(&mut self, app: &App) -> Result<(), Stop> {
-        let r =
-            app.resolve(&self.tenant, &self.installation).await.map_err(|e| Stop::Failed(e.message().to_string()))?;
+    async fn refresh(&mut self, engine: &SyncEngine) -> Result<(), Stop> {
+        let r = engine
+            .installations
+            .resolve(&self.tenant, &self.installation)
+            .await
+            .map_err(|e| Stop::Failed(e.message().to_string()))?;
         self.prepared = r.prepared;
         Ok(())
     }
 
     /// Waits (renewing the lease) for a call's worth of the provider budget.
-    async fn admit(&self, app: &App, held: &mut Held) -> Result<(), Stop> {
+    async fn admit(&self, engine: &SyncEngine, held: &mut Held) -> Result<(), Stop> {
         let Some(budget) = &self.prepared.budget else { return Ok(()) };
         loop {
             match budget.acquire(QuotaMode::FailFast).await {
                 Ok(()) => return Ok(()),
-                Err(e) => wait_holding(app, held, e.retry_after.max(Duration::from_millis(1))).await?,
+                Err(e) => wait_holding(engine, held, e.retry_after.max(Duration::from_millis(1))).await?,
             }
         }
     }
 }
 
 /// The field mapping of an installation's entity, if any.
-async fn mapping(app: &App, installation: &str, entity: &str) -> Result<Option<Arc<Mapping>>, Stop> {
-    let Some(row) = app.store.sync_mapping(installation, entity).await? else { return Ok(None) };
+async fn mapping(engine: &SyncEngine, installation: &str, entity: &str) -> Result<Option<Arc<Mapping>>, Stop> {
+    let Some(row) = engine.store.sync_mapping(installation, entity).await? else { return Ok(None) };
     let v: Value = serde_json::from_str(&row.mapping).map_err(|e| Stop::Failed(format!("stored mapping: {e}")))?;
     let m = Mapping::parse(&v).map_err(|e| Stop::Failed(format!("stored mapping of {entity}: {e}")))?;
     Ok(Some(Arc::new(m)))
@@ -309,7 +317,7 @@ const MAX_RATE_LIMIT_WAITS: u32 = 100;
 /// Each call first takes its share of the provider budget. An OAuth connector's `unauthorized`
 /// refreshes the access token (unless another call already did) and calls once more.
 async fn with_retries<T, F, Fut>(
-    app: &App,
+    engine: &SyncEngine,
     held: &mut Held,
     cfg: &SyncConfig,
     what: &str,
@@ -325,9 +333,9 @@ where
     let mut refreshed = false;
     loop {
         if target.prepared.oauth.is_some() {
-            target.refresh(app).await?;
+            target.refresh(engine).await?;
         }
-        target.admit(app, held).await?;
+        target.admit(engine, held).await?;
         let report = call(target.prepared.installation.clone()).await;
         let failure = match report.outcome {
             Ok(Ok(v)) => return Ok(v),
@@ -335,14 +343,16 @@ where
                 refreshed = true;
                 let p = target.prepared.clone();
                 if let Some(ctx) = &p.oauth {
-                    app.refresh_token(&target.tenant, &target.installation, ctx, p.oauth_version).await.map_err(
-                        |e| {
+                    engine
+                        .tokens
+                        .refresh_token(&target.tenant, &target.installation, ctx, p.oauth_version)
+                        .await
+                        .map_err(|e| {
                             Stop::Failed(format!(
                                 "{what}: unauthorized, and refreshing the OAuth token failed: {}",
                                 e.message()
                             ))
-                        },
-                    )?;
+                        })?;
                 }
                 continue;
             }
@@ -362,15 +372,15 @@ where
                     return Err(Stop::Failed(format!("{message} (gave up after {} attempts)", attempts + waits)));
                 }
                 tracing::info!("{message}; retrying in {} ms", wait.as_millis());
-                app.store.note_sync_attempt(&held.lease(), i64::from(attempts + waits), &message).await?;
-                wait_holding(app, held, wait).await?;
+                engine.store.note_sync_attempt(&held.lease(), i64::from(attempts + waits), &message).await?;
+                wait_holding(engine, held, wait).await?;
             }
         }
     }
 }
 
 /// Sleeps `wait`, renewing the lease a few times per lease period and stopping on cancellation.
-async fn wait_holding(app: &App, held: &mut Held, wait: Duration) -> Result<(), Stop> {
+async fn wait_holding(engine: &SyncEngine, held: &mut Held, wait: Duration) -> Result<(), Stop> {
     let step = Duration::from_millis(u64::try_from(held.lease_ms / 3).unwrap_or(1000).clamp(100, 10_000));
     let until = Instant::now() + wait;
     loop {
@@ -379,7 +389,7 @@ async fn wait_holding(app: &App, held: &mut Held, wait: Duration) -> Result<(), 
             return Ok(());
         }
         tokio::time::sleep(left.min(step)).await;
-        if app.store.renew_sync_lease(&held.lease(), None).await? {
+        if engine.store.renew_sync_lease(&held.lease(), None).await? {
             return Err(Stop::Cancelled);
         }
     }
@@ -453,8 +463,13 @@ impl ChangeEvents for RoutedChanges {
 }
 
 /// The change events of a batch of `installation`; `None` when there are none to write.
-async fn routed(app: &App, tenant: &str, installation: &str, all: bool) -> Result<Option<Arc<RoutedChanges>>, Stop> {
-    let rules = app.router.rules(tenant).await?;
+async fn routed(
+    engine: &SyncEngine,
+    tenant: &str,
+    installation: &str,
+    all: bool,
+) -> Result<Option<Arc<RoutedChanges>>, Stop> {
+    let rules = engine.router.rules(tenant).await?;
     if rules.is_empty() && !all {
         return Ok(None);
     }
@@ -547,9 +562,15 @@ struct Prepared {
     done: bool,
 }
 
-async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: &Heartbeat) -> Result<(), Stop> {
-    let (component, mut target) = resolve(app, &run.tenant, &run.installation).await?;
-    let mapping = mapping(app, &run.installation, &run.entity).await?;
+async fn import(
+    engine: &SyncEngine,
+    run: &RunRow,
+    held: &mut Held,
+    cfg: &SyncConfig,
+    hb: &Heartbeat,
+) -> Result<(), Stop> {
+    let (component, mut target) = resolve(engine, &run.tenant, &run.installation).await?;
+    let mapping = mapping(engine, &run.installation, &run.entity).await?;
     let mode = match run.mode {
         SyncMode::Full => ReadMode::Full,
         SyncMode::Incremental => ReadMode::Incremental,
@@ -560,11 +581,11 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
     let mut written = 0i64;
     loop {
         let req = ReadRequest { entity: run.entity.clone(), mode, cursor: cursor.clone(), limit: cfg.batch_size };
-        let (rt, c, t) = (&app.runtime, &component, &mut target);
+        let (rt, c, t) = (&engine.runtime, &component, &mut target);
         let m = mapping.as_deref();
         // Read and prepared while the previous batch commits.
         let read = async {
-            let batch = with_retries(app, held, cfg, "read-batch", t, |i| {
+            let batch = with_retries(engine, held, cfg, "read-batch", t, |i| {
                 let req = req.clone();
                 async move { calls::read_batch(rt, c, &i, req).await }
             })
@@ -584,8 +605,8 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
         };
         if let Some(c) = committed {
             let outcome = c.map_err(|e| Stop::Abandoned(format!("batch commit panicked: {e}")))??;
-            note_batch(app, &outcome);
-            written = refresh_statistics(app, written, &outcome).await;
+            note_batch(engine, &outcome);
+            written = refresh_statistics(engine, written, &outcome).await;
             if outcome.cancel_requested || hb.cancel_requested() {
                 return Err(Stop::Cancelled);
             }
@@ -607,19 +628,19 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
         }
         let done = next.done;
         cursor = next.next_cursor.clone().or(cursor);
-        let commit = spawn_commit(app, run, held, next, cfg).await?;
+        let commit = spawn_commit(engine, run, held, next, cfg).await?;
         if done {
             let outcome = commit.await.map_err(|e| Stop::Abandoned(format!("batch commit panicked: {e}")))??;
-            note_batch(app, &outcome);
+            note_batch(engine, &outcome);
             if outcome.cancel_requested {
                 return Err(Stop::Cancelled);
             }
-            let events = routed(app, &run.tenant, &run.installation, cfg.all_change_events).await?;
-            let swept = app
+            let events = routed(engine, &run.tenant, &run.installation, cfg.all_change_events).await?;
+            let swept = engine
                 .store
                 .finish_import_run(run, &held.lease(), events.as_deref().map(|e| e as &dyn ChangeEvents))
                 .await?;
-            note_batch(app, &swept);
+            note_batch(engine, &swept);
             return Ok(());
         }
         pending = Some(commit);
@@ -628,14 +649,14 @@ async fn import(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
 
 /// Starts committing a prepared batch on its own task.
 async fn spawn_commit(
-    app: &App,
+    engine: &SyncEngine,
     run: &RunRow,
     held: &mut Held,
     batch: Prepared,
     cfg: &SyncConfig,
 ) -> Result<tokio::task::JoinHandle<Result<BatchOutcome, StoreError>>, Stop> {
-    let events = routed(app, &run.tenant, &run.installation, cfg.all_change_events).await?;
-    let store = app.store.clone();
+    let events = routed(engine, &run.tenant, &run.installation, cfg.all_change_events).await?;
+    let store = engine.store.clone();
     let lease = held.lease();
     let (run_id, owner, lease_ms, active_ms) =
         (lease.run_id.to_string(), lease.owner.to_string(), lease.lease_ms, lease.active_ms);
@@ -661,12 +682,12 @@ async fn spawn_commit(
 
 /// Refreshes the store's planner statistics each time the records a run wrote pass a power of
 /// ten from 1 000 on (see [`patchbay_store::Store::analyze_records`]); returns the new count.
-async fn refresh_statistics(app: &App, before: i64, o: &BatchOutcome) -> i64 {
+async fn refresh_statistics(engine: &SyncEngine, before: i64, o: &BatchOutcome) -> i64 {
     let after = before + o.counts.created + o.counts.updated + o.counts.deleted;
     let mut threshold = 1_000;
     while threshold <= after {
         if before < threshold {
-            if let Err(e) = app.store.analyze_records().await {
+            if let Err(e) = engine.store.analyze_records().await {
                 tracing::warn!("refreshing the records store's statistics failed: {e}");
             }
             break;
@@ -677,31 +698,37 @@ async fn refresh_statistics(app: &App, before: i64, o: &BatchOutcome) -> i64 {
 }
 
 /// Counts a committed batch in the metrics and wakes the dispatchers for its deliveries.
-fn note_batch(app: &App, o: &BatchOutcome) {
-    app.metrics.sync_batch(&o.counts);
+fn note_batch(engine: &SyncEngine, o: &BatchOutcome) {
+    engine.metrics.sync_batch(&o.counts);
     if o.deliveries > 0 {
-        app.store.wake_dispatchers();
+        engine.store.wake_dispatchers();
     }
 }
 
-async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: &Heartbeat) -> Result<(), Stop> {
+async fn export(
+    engine: &SyncEngine,
+    run: &RunRow,
+    held: &mut Held,
+    cfg: &SyncConfig,
+    hb: &Heartbeat,
+) -> Result<(), Stop> {
     let Some((source_installation, source_entity)) = run.source.clone() else {
         return Err(Stop::Failed("an export run needs a source".into()));
     };
-    let (component, mut target) = resolve(app, &run.tenant, &run.installation).await?;
-    let mapping = mapping(app, &run.installation, &run.entity).await?;
+    let (component, mut target) = resolve(engine, &run.tenant, &run.installation).await?;
+    let mapping = mapping(engine, &run.installation, &run.entity).await?;
     let mut since: i64 = match run.cursor.as_deref() {
         None | Some("") => 0,
         Some(c) => c.parse().map_err(|_| Stop::Failed(format!("export cursor {c:?} is not a sequence number")))?,
     };
     loop {
-        let changes = app.store.record_changes(&source_installation, &source_entity, since, cfg.batch_size).await?;
+        let changes = engine.store.record_changes(&source_installation, &source_entity, since, cfg.batch_size).await?;
         let Some(last) = changes.last().map(|c| c.seq) else {
-            app.store.finish_export_run(run, &held.lease()).await?;
+            engine.store.finish_export_run(run, &held.lease()).await?;
             return Ok(());
         };
         let local_ids: Vec<&str> = changes.iter().map(|c| c.local_id.as_str()).collect();
-        let links = app.store.record_links(&run.installation, &run.entity, &local_ids).await?;
+        let links = engine.store.record_links(&run.installation, &run.entity, &local_ids).await?;
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut records = Vec::with_capacity(changes.len());
         for c in &changes {
@@ -733,8 +760,8 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
             let sent: HashMap<String, bool> =
                 records.iter().map(|r| (r.local_id.clone(), r.external_id.is_none())).collect();
             let req = WriteRequest { entity: run.entity.clone(), records };
-            let (rt, c) = (&app.runtime, &component);
-            let results = with_retries(app, held, cfg, "write-batch", &mut target, |i| {
+            let (rt, c) = (&engine.runtime, &component);
+            let results = with_retries(engine, held, cfg, "write-batch", &mut target, |i| {
                 let req = req.clone();
                 async move { calls::write_batch(rt, c, &i, req).await }
             })
@@ -762,7 +789,7 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
                 });
             }
         }
-        let outcome = app
+        let outcome = engine
             .store
             .commit_export_batch(
                 &held.lease(),
@@ -774,7 +801,7 @@ async fn export(app: &App, run: &RunRow, held: &mut Held, cfg: &SyncConfig, hb: 
                 &last.to_string(),
             )
             .await?;
-        note_batch(app, &outcome);
+        note_batch(engine, &outcome);
         if outcome.cancel_requested || hb.cancel_requested() {
             return Err(Stop::Cancelled);
         }

@@ -15,3 +15,56 @@ pub mod mapping;
 pub mod worker;
 
 pub use engine::SyncConfig;
+
+use std::sync::Arc;
+
+use patchbay_runtime::Runtime;
+use patchbay_store::Store;
+use tokio::sync::Notify;
+
+use crate::changes::ChangeLog;
+use crate::installations::Installations;
+use crate::metrics::Metrics;
+use crate::oauth::Tokens;
+use crate::routing::Router;
+
+/// What running syncs needs from the rest of the host.
+pub struct EngineDeps {
+    pub store: Store,
+    pub installations: Arc<Installations>,
+    pub tokens: Arc<Tokens>,
+    pub runtime: Runtime,
+    pub router: Arc<Router>,
+    pub metrics: Arc<Metrics>,
+    pub changes: Arc<ChangeLog>,
+    /// Woken when a run is queued through this host.
+    pub wake: Arc<Notify>,
+}
+
+/// Runs claimed syncs: the records store, the installations to call, OAuth refreshes after a
+/// 401, the routes a change event takes, and where runs end up recorded.
+pub struct SyncEngine {
+    store: Store,
+    installations: Arc<Installations>,
+    tokens: Arc<Tokens>,
+    runtime: Runtime,
+    router: Arc<Router>,
+    metrics: Arc<Metrics>,
+    changes: Arc<ChangeLog>,
+    wake: Arc<Notify>,
+}
+
+impl SyncEngine {
+    pub fn new(d: EngineDeps) -> Self {
+        Self {
+            store: d.store,
+            installations: d.installations,
+            tokens: d.tokens,
+            runtime: d.runtime,
+            router: d.router,
+            metrics: d.metrics,
+            changes: d.changes,
+            wake: d.wake,
+        }
+    }
+}

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
+use super::SyncEngine;
 use super::cron::Schedule;
 use super::engine::{SyncConfig, execute};
-use crate::app::App;
 use patchbay_core::now_ms;
 use patchbay_store::sync::ScheduleRow;
 
@@ -22,12 +22,12 @@ use patchbay_store::sync::ScheduleRow;
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// Starts the worker and the scheduler; `None` when the concurrency is 0 (an API-only host).
-pub fn spawn(app: App, cfg: SyncConfig) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(engine: Arc<SyncEngine>, cfg: SyncConfig) -> Option<tokio::task::JoinHandle<()>> {
     if cfg.concurrency == 0 {
         return None;
     }
-    tokio::spawn(schedule_loop(app.clone()));
-    Some(tokio::spawn(run_loop(app, cfg)))
+    tokio::spawn(schedule_loop(engine.clone()));
+    Some(tokio::spawn(run_loop(engine, cfg)))
 }
 
 /// The next firing of a stored schedule after `now` (an unparseable stored schedule waits a day).
@@ -42,19 +42,19 @@ pub fn next_firing(s: &ScheduleRow, now: i64) -> i64 {
     }
 }
 
-async fn schedule_loop(app: App) {
+async fn schedule_loop(engine: Arc<SyncEngine>) {
     loop {
-        match app.store.fire_sync_schedules(now_ms(), 64, next_firing).await {
+        match engine.store.fire_sync_schedules(now_ms(), 64, next_firing).await {
             Ok(queued) if !queued.is_empty() => {
                 for r in &queued {
                     tracing::info!(run = %r.id, installation = %r.installation, entity = %r.entity, "schedule queued a sync run");
                 }
-                app.sync_wake.notify_one();
+                engine.wake.notify_one();
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("firing sync schedules failed: {e}"),
         }
-        let wait = match app.store.next_schedule_due_at().await {
+        let wait = match engine.store.next_schedule_due_at().await {
             Ok(Some(t)) => Duration::from_millis(u64::try_from(t.saturating_sub(now_ms())).unwrap_or(0)),
             _ => POLL,
         };
@@ -62,13 +62,13 @@ async fn schedule_loop(app: App) {
     }
 }
 
-async fn run_loop(app: App, cfg: SyncConfig) {
+async fn run_loop(engine: Arc<SyncEngine>, cfg: SyncConfig) {
     let owner: Arc<str> = crate::dispatch::worker::owner_name().into();
     let slots = Arc::new(Semaphore::new(cfg.concurrency));
     let lease_ms = i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX);
-    let wake: Arc<Notify> = app.sync_wake.clone();
+    let wake: Arc<Notify> = engine.wake.clone();
     let cfg = Arc::new(cfg);
-    match app.store.release_sync_leases_on_start().await {
+    match engine.store.release_sync_leases_on_start().await {
         Ok(n) if n > 0 => tracing::info!("resuming {n} sync run(s) interrupted by the last shutdown"),
         Ok(_) => {}
         Err(e) => tracing::warn!("releasing interrupted sync runs failed: {e}"),
@@ -83,7 +83,7 @@ async fn run_loop(app: App, cfg: SyncConfig) {
         // Each claim gets an owner of its own: a run this host claims again (its lease ran out
         // while it was still executing here) must not pass the old execution's fence.
         let claim_owner: Arc<str> = format!("{owner}/{}", patchbay_core::new_id("c")).into();
-        let claimed = match app.store.claim_sync_runs(&claim_owner, now_ms(), lease_ms, free).await {
+        let claimed = match engine.store.claim_sync_runs(&claim_owner, now_ms(), lease_ms, free).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("claiming sync runs failed: {e}");
@@ -92,7 +92,7 @@ async fn run_loop(app: App, cfg: SyncConfig) {
             }
         };
         if claimed.is_empty() {
-            let wait = match app.store.next_sync_due_at().await {
+            let wait = match engine.store.next_sync_due_at().await {
                 Ok(Some(t)) => Duration::from_millis(u64::try_from(t.saturating_sub(now_ms())).unwrap_or(0)),
                 _ => POLL,
             };
@@ -104,9 +104,9 @@ async fn run_loop(app: App, cfg: SyncConfig) {
         }
         for run in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else { return };
-            let (app, owner, cfg) = (app.clone(), claim_owner.clone(), cfg.clone());
+            let (engine, owner, cfg) = (engine.clone(), claim_owner.clone(), cfg.clone());
             tokio::spawn(async move {
-                execute(&app, &owner, run, &cfg).await;
+                execute(&engine, &owner, run, &cfg).await;
                 drop(permit);
             });
         }

@@ -6,7 +6,7 @@
 //! Requests go through the runtime's outbound client, so the operator's network policy applies
 //! to token endpoints as it does to connectors (a manifest cannot point the host at a private
 //! address). Tokens are [`Secret`]s: their `Debug` shows nothing, and no error message carries
-//! one. How tokens are stored and refreshed is in [`crate::app::oauth`].
+//! one. How tokens are stored and refreshed is in [`super::Tokens`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;

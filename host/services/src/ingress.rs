@@ -1,6 +1,6 @@
 //! Webhook ingress: `POST /hooks/{hook_id}` from verification to the durable 2xx.
 //!
-//! 1. The hook id (an unguessable token per installation, see [`App::rotate_hook`]) names the
+//! 1. The hook id (an unguessable token per installation, see `Installations::rotate_webhook`) names the
 //!    installation; it must be enabled and its connector must implement the webhook-endpoint hub.
 //! 2. **Verification**, on the raw body as received: by the host when the manifest declares a
 //!    `[webhook]` spec (Standard Webhooks, GitHub, Stripe, Slack or generic HMAC, see
@@ -16,20 +16,22 @@
 //!    The dedupe key (the verified webhook id, else the connector's idempotency key of a single
 //!    event) makes a repeat a no-op that gets the first request's answer back.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-use super::App;
-use super::installations::{Resolved, new_id};
-use crate::routing::deliveries_for;
 use patchbay_core::error::{Error, ErrorKind, Missing, Webhook};
+use patchbay_core::new_id;
 use patchbay_crypto::webhook::{Verifier, WebhookError};
-use patchbay_runtime::Hub;
 use patchbay_runtime::bindings::ConnectorError;
 use patchbay_runtime::calls::{IncomingRequest, Verification, webhook_ingress};
-use patchbay_store::{IngressOutcome, NewEvent, NewIngress};
+use patchbay_runtime::{Hub, Runtime};
+use patchbay_store::{IngressOutcome, NewEvent, NewIngress, Store};
+use serde_json::{Value, json};
+
+use crate::installations::{Installations, Resolved, call_error};
+use crate::metrics::{CallSample, Metrics};
+use crate::routing::{Router, deliveries_for};
 
 /// How long a hook id's resolution (installation row, prepared context) is reused.
 pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -102,43 +104,106 @@ fn dedupe_key(raw: &str) -> Option<String> {
     Some(format!("sha256:{}", hex::encode(digest.as_ref())))
 }
 
-impl App {
-    /// The installation a hook id addresses, resolved for a call. Kept for [`HOOK_CACHE_TTL`]:
-    /// changes through this host apply at once ([`App::forget`]), through another host within
-    /// that time.
+/// Hook ids resolved recently, each kept for [`HOOK_CACHE_TTL`]. Changes through this host
+/// clear a tenant's entries at once ([`HookCache::forget_tenant`]); changes through another host
+/// apply within the TTL.
+#[derive(Default)]
+pub struct HookCache {
+    entries: Mutex<HashMap<String, CachedHook>>,
+}
+
+impl HookCache {
+    fn get(&self, hook_id: &str) -> Option<Arc<Resolved>> {
+        let c = self.entries.lock().ok()?;
+        let (at, r) = c.get(hook_id)?;
+        (at.elapsed() < HOOK_CACHE_TTL).then(|| r.clone())
+    }
+
+    fn put(&self, hook_id: &str, resolved: Arc<Resolved>) {
+        if let Ok(mut c) = self.entries.lock() {
+            if c.len() >= HOOK_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(hook_id.to_string(), (Instant::now(), resolved));
+        }
+    }
+
+    /// Drops the tenant's cached resolutions after a change to one of its installations (all of
+    /// the tenant's: a bundle source's credentials count for its members too).
+    pub fn forget_tenant(&self, tenant: &str) {
+        if let Ok(mut c) = self.entries.lock() {
+            c.retain(|_, (_, r)| r.row.tenant != tenant);
+        }
+    }
+}
+
+/// What ingress needs from the rest of the host.
+pub struct IngressDeps {
+    pub store: Store,
+    pub installations: Arc<Installations>,
+    pub runtime: Runtime,
+    pub router: Arc<Router>,
+    pub writer: Arc<dyn IngressWriter>,
+    pub metrics: Arc<Metrics>,
+    pub hooks: Arc<HookCache>,
+    /// Largest webhook body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// Webhook ingress: verify, transform, route, record.
+pub struct Ingress {
+    store: Store,
+    installations: Arc<Installations>,
+    runtime: Runtime,
+    router: Arc<Router>,
+    writer: Arc<dyn IngressWriter>,
+    metrics: Arc<Metrics>,
+    hooks: Arc<HookCache>,
+    max_body_bytes: usize,
+}
+
+impl Ingress {
+    pub fn new(d: IngressDeps) -> Self {
+        Self {
+            store: d.store,
+            installations: d.installations,
+            runtime: d.runtime,
+            router: d.router,
+            writer: d.writer,
+            metrics: d.metrics,
+            hooks: d.hooks,
+            max_body_bytes: d.max_body_bytes,
+        }
+    }
+
+    /// The largest webhook body this host accepts.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Counts a request refused before it was read (too large, malformed), by its answer.
+    pub fn count_refused(&self, answer: &str) {
+        self.metrics.webhook_received(&format!("rejected_{answer}"));
+    }
+
+    /// The installation a hook id addresses, resolved for a call; see [`HookCache`].
     async fn resolve_hook(&self, hook_id: &str) -> Result<Arc<Resolved>, Error> {
         let unknown = || Error::missing(Missing::Hook, "no webhook endpoint at this address");
         if hook_id.len() < 32 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(unknown());
         }
-        if let Ok(c) = self.hooks.lock()
-            && let Some((at, r)) = c.get(hook_id)
-            && at.elapsed() < HOOK_CACHE_TTL
-        {
-            return Ok(r.clone());
+        if let Some(r) = self.hooks.get(hook_id) {
+            return Ok(r);
         }
         let row = self.store.installation_by_hook(hook_id).await?.ok_or_else(unknown)?;
-        let resolved = Arc::new(self.resolve(&row.tenant, &row.id).await?);
-        if let Ok(mut c) = self.hooks.lock() {
-            if c.len() >= HOOK_CACHE_MAX {
-                c.clear();
-            }
-            c.insert(hook_id.to_string(), (Instant::now(), resolved.clone()));
-        }
+        let resolved = Arc::new(self.installations.resolve(&row.tenant, &row.id).await?);
+        self.hooks.put(hook_id, resolved.clone());
         Ok(resolved)
-    }
-
-    /// Drops cached hook resolutions after a change to one of the tenant's installations (all of
-    /// the tenant's: a bundle source's credentials count for its members too).
-    pub(crate) fn forget_hooks(&self, tenant: &str, _id: &str) {
-        if let Ok(mut c) = self.hooks.lock() {
-            c.retain(|_, (_, r)| r.row.tenant != tenant);
-        }
     }
 
     /// Verifies, transforms, routes and durably records one webhook request; see the module docs.
     /// Errors are answers too (401 unverified, 400 malformed, 404 unknown hook, …).
-    pub async fn ingest_webhook(&self, req: InboundWebhook) -> Result<WebhookAnswer, Error> {
+    pub async fn ingest(&self, req: InboundWebhook) -> Result<WebhookAnswer, Error> {
         let resolved = self.resolve_hook(&req.hook_id).await?;
         let p = &resolved.prepared;
         let row = &resolved.row;
@@ -190,7 +255,7 @@ impl App {
             received_at: u64::try_from(req.received_at_ms).unwrap_or(0),
         };
         let report = webhook_ingress(&self.runtime, &p.component, &p.installation, incoming, delegate).await;
-        self.metrics.record(&crate::metrics::CallSample {
+        self.metrics.record(&CallSample {
             connector: &p.version.connector_id,
             operation: "webhooks.transform",
             outcome: match &report.outcome {
@@ -201,7 +266,7 @@ impl App {
             fuel: report.fuel_consumed,
             http_requests: report.http_requests,
         });
-        let outcome = report.outcome.map_err(|e| super::installations::call_error(&e))?;
+        let outcome = report.outcome.map_err(|e| call_error(&e))?;
         match outcome.verification {
             None => {}
             Some(Ok(Verification::Valid(id))) => dedupe = id.as_deref().and_then(dedupe_key),
@@ -276,7 +341,7 @@ impl App {
             response_body: body.clone(),
         };
         let has_deliveries = !deliveries.is_empty();
-        let answer = match self.ingress_writer.record(ingress, events, deliveries).await? {
+        let answer = match self.writer.record(ingress, events, deliveries).await? {
             IngressOutcome::Recorded { .. } => WebhookAnswer { status: 200, body, duplicate: false },
             IngressOutcome::Duplicate { response_status, response_body, .. } => {
                 WebhookAnswer { status: response_status, body: response_body, duplicate: true }
@@ -288,30 +353,7 @@ impl App {
         self.metrics.webhook_received(if answer.duplicate { "duplicate" } else { "stored" });
         Ok(answer)
     }
-
-    /// The public webhook URL of an installation (creating its hook id on first use), when its
-    /// connector receives webhooks.
-    pub async fn webhook_url(&self, tenant: &str, installation: &str) -> Result<String, Error> {
-        let hook = self.store.ensure_hook(tenant, installation, &new_hook_id()?).await?;
-        Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
-    }
-
-    /// Gives an installation a new hook id; the old address stops working at once.
-    pub async fn rotate_hook(&self, tenant: &str, installation: &str) -> Result<String, Error> {
-        let hook = self.store.rotate_hook(tenant, installation, &new_hook_id()?).await?;
-        self.forget_hooks(tenant, installation);
-        self.record_change(tenant, installation, "webhook address rotated".into(), vec![]);
-        Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
-    }
 }
-
-/// A fresh hook id: `hk_` and 32 random bytes in hex (256 bits).
-pub fn new_hook_id() -> Result<String, Error> {
-    Ok(format!("hk_{}", patchbay_core::ids::random_hex(32)?))
-}
-
-/// Keeps `Arc` in scope for the writer type below.
-pub type SharedWriter = Arc<dyn IngressWriter>;
 
 /// Where [`App::ingest_webhook`] writes: one transaction per request, or a group committer.
 #[async_trait::async_trait]

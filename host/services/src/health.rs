@@ -11,19 +11,25 @@
 //! the installation's status `installation.status_changed`. A check draws from the provider
 //! budget like any call; over budget it does not run (the last result stands).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-use super::App;
 use patchbay_core::error::{Conflict, Error, ErrorKind};
 use patchbay_core::now_ms;
-use patchbay_core::timefmt::rfc3339;
 use patchbay_runtime::bindings::ConnectorError;
 use patchbay_runtime::bindings::connector::exports::patchbay::connector::lifecycle::HealthStatus;
-use patchbay_runtime::calls;
-use patchbay_store::NewEvent;
+use patchbay_runtime::{Runtime, calls};
 use patchbay_store::health::{HealthRow, HealthWrite};
+use patchbay_store::{InstallationRow, Store};
+use serde_json::json;
+
+use crate::changes::ChangeLog;
+use crate::events::host_event;
+use crate::installations::Installations;
+use crate::metrics::Metrics;
+use crate::oauth::Tokens;
+use crate::quota::QuotaMode;
+use crate::routing::Router;
 
 /// Consecutive unhealthy checks that put an installation in `error`.
 pub const FAILURES_FOR_ERROR: i64 = 3;
@@ -68,10 +74,58 @@ fn connector_error_text(e: &ConnectorError) -> String {
     }
 }
 
-impl App {
-    /// Runs the installation's health check now and stores the result; answers the stored view.
-    pub async fn check_health(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
-        let row = self.get_installation(tenant, installation).await?;
+/// Counts of a tenant's installations by health status, and the overall status.
+pub struct HealthSummary {
+    /// `unhealthy` if any installation is, else `degraded` if any is degraded or unconfigured,
+    /// else `healthy`.
+    pub overall: &'static str,
+    /// (status, count) for `healthy`, `degraded`, `unhealthy`, `unconfigured`, `unchecked`.
+    pub counts: Vec<(&'static str, i64)>,
+    /// Each installation with its last check (`None`: never checked).
+    pub installations: Vec<(InstallationRow, Option<HealthRow>)>,
+}
+
+/// What health checking needs from the rest of the host.
+pub struct HealthDeps {
+    pub store: Store,
+    pub installations: Arc<Installations>,
+    pub tokens: Arc<Tokens>,
+    pub runtime: Runtime,
+    pub router: Arc<Router>,
+    pub metrics: Arc<Metrics>,
+    pub changes: Arc<ChangeLog>,
+    pub config: HealthConfig,
+}
+
+/// Installation health: checks now, on a schedule, and what they found.
+pub struct Health {
+    store: Store,
+    installations: Arc<Installations>,
+    tokens: Arc<Tokens>,
+    runtime: Runtime,
+    router: Arc<Router>,
+    metrics: Arc<Metrics>,
+    changes: Arc<ChangeLog>,
+    config: HealthConfig,
+}
+
+impl Health {
+    pub fn new(d: HealthDeps) -> Self {
+        Self {
+            store: d.store,
+            installations: d.installations,
+            tokens: d.tokens,
+            runtime: d.runtime,
+            router: d.router,
+            metrics: d.metrics,
+            changes: d.changes,
+            config: d.config,
+        }
+    }
+
+    /// Runs the installation's health check now and stores the result; answers the stored row.
+    pub async fn check(&self, tenant: &str, installation: &str) -> Result<HealthRow, Error> {
+        let row = self.installations.get(tenant, installation).await?;
         let started = Instant::now();
         let finding = self.run_health_check(tenant, installation).await;
         if finding.status == "skipped" {
@@ -90,7 +144,7 @@ impl App {
             _ => 0,
         };
         let now = now_ms();
-        let interval_ms = i64::try_from(self.health.interval.as_millis()).unwrap_or(i64::MAX);
+        let interval_ms = i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
         let next_check_at = if interval_ms == 0 { i64::MAX } else { now.saturating_add(interval_ms) };
         let stored = HealthRow {
             tenant: tenant.to_string(),
@@ -115,7 +169,7 @@ impl App {
         if let Some(before) = before
             && before != stored.status
         {
-            events.push(self.host_event(
+            events.push(host_event(
                 tenant,
                 installation,
                 "installation.health_changed",
@@ -123,7 +177,7 @@ impl App {
             ));
         }
         if let Some((from, to)) = status_change {
-            events.push(self.host_event(
+            events.push(host_event(
                 tenant,
                 installation,
                 "installation.status_changed",
@@ -137,14 +191,14 @@ impl App {
             .await?;
         self.metrics.health_check(&stored.status);
         if let Some((from, to)) = status_change {
-            self.record_change(
+            self.changes.record(
                 tenant,
                 installation,
                 format!("status {from} → {to} after health checks"),
                 vec![("consecutive_failures".into(), consecutive_failures.to_string())],
             );
         }
-        Ok(health_view(installation, Some(&stored)))
+        Ok(stored)
     }
 
     /// One check: resolve (unconfigured when that fails for want of credentials), call under the
@@ -152,7 +206,7 @@ impl App {
     async fn run_health_check(&self, tenant: &str, installation: &str) -> Finding {
         let mut refreshed = false;
         loop {
-            let r = match self.resolve(tenant, installation).await {
+            let r = match self.installations.resolve(tenant, installation).await {
                 Ok(r) => r,
                 Err(e) => {
                     let unconfigured = matches!(
@@ -184,17 +238,17 @@ impl App {
                 return Finding::new("unconfigured", format!("missing credential(s): {}", missing.join(", ")));
             }
             if let Some(b) = &p.budget
-                && let Err(e) = b.acquire(crate::quota::QuotaMode::FailFast).await
+                && let Err(e) = b.acquire(QuotaMode::FailFast).await
             {
                 return Finding { status: "skipped", message: Some(e.to_string()), retry_after: Some(e.retry_after) };
             }
             let call = calls::health_check(&self.runtime, &p.component, &p.installation);
-            let report = match tokio::time::timeout(self.health.timeout, call).await {
+            let report = match tokio::time::timeout(self.config.timeout, call).await {
                 Ok(report) => report,
                 Err(_) => {
                     return Finding::new(
                         "unhealthy",
-                        format!("the health check timed out after {} ms", self.health.timeout.as_millis()),
+                        format!("the health check timed out after {} ms", self.config.timeout.as_millis()),
                     );
                 }
             };
@@ -211,7 +265,7 @@ impl App {
                 Ok(Err(ConnectorError::Unauthorized(_))) if p.oauth.is_some() && !refreshed => {
                     refreshed = true;
                     if let Some(ctx) = &p.oauth
-                        && let Err(e) = self.refresh_token(tenant, installation, ctx, p.oauth_version).await
+                        && let Err(e) = self.tokens.refresh_token(tenant, installation, ctx, p.oauth_version).await
                     {
                         let status =
                             if matches!(e.kind(), ErrorKind::ReauthRequired) { "unconfigured" } else { "unhealthy" };
@@ -225,69 +279,48 @@ impl App {
         }
     }
 
-    pub(crate) fn host_event(&self, tenant: &str, installation: &str, event_type: &str, payload: Value) -> NewEvent {
-        let id = patchbay_core::new_id("evt");
-        NewEvent {
-            idempotency_key: id.clone(),
-            id,
-            tenant: tenant.to_string(),
-            source_installation: installation.to_string(),
-            event_type: event_type.to_string(),
-            subject: Some(installation.to_string()),
-            payload: payload.to_string(),
-            created_at_ms: now_ms(),
-        }
+    /// The installation's last check (`None`: never checked).
+    pub async fn last(&self, tenant: &str, installation: &str) -> Result<Option<HealthRow>, Error> {
+        self.installations.get(tenant, installation).await?;
+        Ok(self.store.health(tenant, installation).await?.filter(|h| h.checked_at > 0))
     }
 
-    /// The installation's last check.
-    pub async fn health_of(&self, tenant: &str, installation: &str) -> Result<Value, Error> {
-        self.get_installation(tenant, installation).await?;
-        let h = self.store.health(tenant, installation).await?;
-        Ok(health_view(installation, h.as_ref()))
-    }
-
-    /// A tenant's installations with their status and last check, and counts by health status.
-    pub async fn health_summary(&self, tenant: &str) -> Result<Value, Error> {
-        let installations = self.store.list_installations(tenant).await?;
+    /// A tenant's installations with their last check, and counts by health status.
+    pub async fn summary(&self, tenant: &str) -> Result<HealthSummary, Error> {
+        let installations = self.installations.rows(tenant).await?;
         let checks = self.store.tenant_health(tenant).await?;
-        let mut counts = serde_json::Map::new();
-        for k in ["healthy", "degraded", "unhealthy", "unconfigured", "unchecked"] {
-            counts.insert(k.into(), json!(0));
-        }
+        let mut counts: Vec<(&'static str, i64)> =
+            ["healthy", "degraded", "unhealthy", "unconfigured", "unchecked"].into_iter().map(|k| (k, 0)).collect();
         let mut list = Vec::with_capacity(installations.len());
-        for i in &installations {
-            let h = checks.iter().find(|c| c.installation == i.id && c.checked_at > 0);
-            let key = h.map(|h| h.status.as_str()).unwrap_or("unchecked");
-            if let Some(n) = counts.get_mut(key) {
-                *n = json!(n.as_i64().unwrap_or(0) + 1);
+        for i in installations {
+            let h = checks.iter().find(|c| c.installation == i.id && c.checked_at > 0).cloned();
+            let key = h.as_ref().map(|h| h.status.as_str()).unwrap_or("unchecked");
+            if let Some((_, n)) = counts.iter_mut().find(|(k, _)| *k == key) {
+                *n += 1;
             }
-            let mut v = health_view(&i.id, h);
-            v["name"] = json!(i.name);
-            v["connector"] = json!(i.connector_id);
-            v["installation_status"] = json!(i.status);
-            v["enabled"] = json!(i.enabled);
-            list.push(v);
+            list.push((i, h));
         }
-        let overall = if counts["unhealthy"].as_i64().unwrap_or(0) > 0 {
+        let count = |k: &str| counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n);
+        let overall = if count("unhealthy") > 0 {
             "unhealthy"
-        } else if counts["degraded"].as_i64().unwrap_or(0) + counts["unconfigured"].as_i64().unwrap_or(0) > 0 {
+        } else if count("degraded") + count("unconfigured") > 0 {
             "degraded"
         } else {
             "healthy"
         };
-        Ok(json!({ "status": overall, "counts": counts, "installations": list }))
+        Ok(HealthSummary { overall, counts, installations: list })
     }
 
     /// One pass of the scheduler: checks the due installations this host could lease.
-    pub async fn run_due_health_checks(&self, owner: &str) -> Result<usize, Error> {
-        if self.health.interval.is_zero() {
+    pub async fn run_due(&self, owner: &str) -> Result<usize, Error> {
+        if self.config.interval.is_zero() {
             return Ok(0);
         }
-        let interval_ms = i64::try_from(self.health.interval.as_millis()).unwrap_or(i64::MAX);
+        let interval_ms = i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
         let due = self.store.claim_health_checks(owner, HEALTH_LEASE_MS, interval_ms, 16).await?;
         let n = due.len();
         let checks = due.into_iter().map(|(tenant, id)| async move {
-            if let Err(e) = self.check_health(&tenant, &id).await {
+            if let Err(e) = self.check(&tenant, &id).await {
                 tracing::info!(tenant, installation = id, "scheduled health check failed: {}", e.message());
             }
         });
@@ -296,30 +329,15 @@ impl App {
     }
 }
 
-fn health_view(installation: &str, h: Option<&HealthRow>) -> Value {
-    match h.filter(|h| h.checked_at > 0) {
-        None => json!({ "installation": installation, "health": Value::Null, "checked_at": Value::Null }),
-        Some(h) => json!({
-            "installation": installation,
-            "health": h.status,
-            "message": h.message,
-            "checked_at": rfc3339(h.checked_at),
-            "duration_ms": h.duration_ms,
-            "consecutive_failures": h.consecutive_failures,
-            "next_check_at": (h.next_check_at < i64::MAX / 2).then(|| rfc3339(h.next_check_at)),
-        }),
-    }
-}
-
-/// Runs [`App::run_due_health_checks`] every `tick` until the process ends.
-pub fn spawn_scheduler(app: App, tick: Duration) {
+/// Runs [`Health::run_due`] every `tick` until the process ends.
+pub fn spawn_scheduler(health: Arc<Health>, tick: Duration) {
     let owner = format!("{}/health", crate::dispatch::worker::owner_name());
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            if let Err(e) = app.run_due_health_checks(&owner).await {
+            if let Err(e) = health.run_due(&owner).await {
                 tracing::warn!("health scheduler: {}", e.message());
             }
         }

@@ -1,16 +1,19 @@
-//! Routing rules behind `/v1/routes`: validation of what a tenant asks for, and the JSON views.
-//! What a rule means is documented in [`crate::routing`].
+//! [`Routes`]: a tenant's routing rules behind `/v1/routes` — validation of what a tenant asks
+//! for (down to the destination connector having the operation). What a rule means is
+//! documented in [`crate::routing`].
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::sync::Arc;
 
-use super::App;
-use super::installations::new_id;
-use crate::routing::{Filter, RuleError, check_glob, check_retry_schedule, check_template};
 use patchbay_core::error::{Error, Field};
-use patchbay_core::timefmt::rfc3339;
+use patchbay_core::new_id;
 use patchbay_runtime::dynamic::find_operation;
-use patchbay_store::RouteRow;
+use patchbay_store::{RouteRow, Store};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::catalog::Catalog;
+use crate::installations::Installations;
+use crate::routing::{Filter, MAX_GLOBS, Router, RuleError, check_glob, check_retry_schedule, check_template};
 
 /// `POST /v1/routes`.
 #[derive(Debug, Deserialize)]
@@ -64,36 +67,39 @@ fn invalid(e: RuleError) -> Error {
     Error::invalid(Field::Route, e.to_string()).with("path", e.path)
 }
 
-/// The JSON view of a route.
-pub fn route_view(r: &RouteRow) -> Value {
-    json!({
-        "id": r.id,
-        "name": r.name,
-        "event_types": r.event_types,
-        "source_installation": r.source_installation,
-        "filter": r.filter,
-        "destination_installation": r.destination_installation,
-        "operation": r.operation,
-        "payload_template": r.payload_template,
-        "retry_schedule": r.retry_schedule,
-        "enabled": r.enabled,
-        "revision": r.revision,
-        "created_at": rfc3339(r.created_at_ms),
-        "updated_at": rfc3339(r.updated_at_ms),
-    })
+/// A tenant's routing rules.
+pub struct Routes {
+    store: Store,
+    router: Arc<Router>,
+    installations: Arc<Installations>,
+    catalog: Arc<Catalog>,
 }
 
-impl App {
+impl Routes {
+    pub fn new(store: Store, router: Arc<Router>, installations: Arc<Installations>, catalog: Arc<Catalog>) -> Self {
+        Self { store, router, installations, catalog }
+    }
+
+    /// The tenant's routes.
+    pub async fn list(&self, tenant: &str) -> Result<Vec<RouteRow>, Error> {
+        Ok(self.store.routes(tenant, false).await?)
+    }
+
+    /// One route.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<RouteRow, Error> {
+        self.store.route(tenant, id).await?.ok_or_else(|| Error::not_found(format!("no route {id:?}")))
+    }
+
     /// Checks a whole rule: its parts, and that the destination's connector has the operation.
     async fn check_route(&self, r: &RouteRow) -> Result<(), Error> {
         let name = r.name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(invalid(RuleError { path: "name".into(), message: "must be 1 to 100 characters".into() }));
         }
-        if r.event_types.is_empty() || r.event_types.len() > crate::routing::MAX_GLOBS {
+        if r.event_types.is_empty() || r.event_types.len() > MAX_GLOBS {
             return Err(invalid(RuleError {
                 path: "event_types".into(),
-                message: format!("must list 1 to {} event type globs, e.g. [\"expense.*\"]", crate::routing::MAX_GLOBS),
+                message: format!("must list 1 to {} event type globs, e.g. [\"expense.*\"]", MAX_GLOBS),
             }));
         }
         for (i, g) in r.event_types.iter().enumerate() {
@@ -120,15 +126,15 @@ impl App {
                 );
             }
         }
-        let dest = self.get_installation(&r.tenant, &r.destination_installation).await?;
-        let version = self.installed_version(&dest).await?;
-        let component = self.component(&version.digest).await?;
+        let dest = self.installations.get(&r.tenant, &r.destination_installation).await?;
+        let version = self.catalog.installed_version(&dest).await?;
+        let component = self.catalog.component(&version.digest).await?;
         find_operation(component.operations(), &r.operation)
             .map_err(|e| Error::invalid(Field::Route, format!("operation: {e}")).with("path", "operation"))?;
         Ok(())
     }
 
-    pub async fn create_route(&self, tenant: &str, req: CreateRoute) -> Result<Value, Error> {
+    pub async fn create(&self, tenant: &str, req: CreateRoute) -> Result<RouteRow, Error> {
         let row = RouteRow {
             id: new_id("rte"),
             tenant: tenant.to_string(),
@@ -148,12 +154,11 @@ impl App {
         self.check_route(&row).await?;
         let stored = self.store.create_route(&row).await?;
         self.router.invalidate(tenant);
-        Ok(route_view(&stored))
+        Ok(stored)
     }
 
-    pub async fn update_route(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<Value, Error> {
-        let mut row =
-            self.store.route(tenant, id).await?.ok_or_else(|| Error::not_found(format!("no route {id:?}")))?;
+    pub async fn update(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<RouteRow, Error> {
+        let mut row = self.get(tenant, id).await?;
         if let Some(v) = req.name {
             row.name = v.trim().to_string();
         }
@@ -184,10 +189,10 @@ impl App {
         self.check_route(&row).await?;
         let stored = self.store.update_route(&row).await?;
         self.router.invalidate(tenant);
-        Ok(route_view(&stored))
+        Ok(stored)
     }
 
-    pub async fn delete_route(&self, tenant: &str, id: &str) -> Result<(), Error> {
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
         if !self.store.delete_route(tenant, id).await? {
             return Err(Error::not_found(format!("no route {id:?}")));
         }

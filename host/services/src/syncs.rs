@@ -1,22 +1,26 @@
-//! Data sync behind `/v1/syncs`, `/v1/schedules` and the installations' `entities`, `records` and
-//! `mappings`: validation of what a tenant asks for (checked against the connector's own entity
-//! list), and the JSON views — a run's view carries its progress (counters, rate, percent, ETA).
+//! [`Syncs`]: data sync behind `/v1/syncs`, `/v1/schedules` and the installations' `entities`,
+//! `records` and `mappings` — validation of what a tenant asks for (checked against the
+//! connector's own entity list) and a run's [`Progress`] (counters, rate, percent, ETA). The runs
+//! themselves execute in [`crate::sync`].
 
+use std::sync::Arc;
+
+use patchbay_core::error::{Error, ErrorKind, Field, Unknown, Unsupported};
+use patchbay_core::{new_id, now_ms};
+use patchbay_runtime::calls::{self, Entity};
+use patchbay_runtime::{Hub, Runtime};
+use patchbay_store::Store;
+use patchbay_store::sync::{
+    Direction, ErrorRow, MappingRow, NewRun, NewSchedule, RecordRow, RunFilter, RunRow, RunStatus, ScheduleRow,
+    SyncMode,
+};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::sync::Notify;
 
-use super::App;
-use super::installations::new_id;
+use crate::installations::{Installations, call_error};
 use crate::sync::cron::Schedule;
 use crate::sync::mapping::Mapping;
-use patchbay_core::error::{Error, ErrorKind, Field, Unknown, Unsupported};
-use patchbay_core::now_ms;
-use patchbay_core::timefmt::rfc3339;
-use patchbay_runtime::Hub;
-use patchbay_runtime::calls::{self, Entity};
-use patchbay_store::sync::{
-    Direction, ErrorRow, MappingRow, NewRun, NewSchedule, RecordRow, RunRow, RunStatus, ScheduleRow, SyncMode,
-};
 
 /// The records an export writes: another installation's entity in the records store.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,10 +105,126 @@ struct Stream {
     source: Option<(String, String)>,
 }
 
-impl App {
+/// Data sync for the API: streams checked against the connector, runs, schedules, mappings and
+/// the records store's change feed.
+pub struct Syncs {
+    store: Store,
+    installations: Arc<Installations>,
+    runtime: Runtime,
+    /// Wakes this host's sync worker (a run was queued here).
+    wake: Arc<Notify>,
+}
+
+/// A page of a run's item errors.
+pub struct ItemErrors {
+    pub run: RunRow,
+    pub errors: Vec<ErrorRow>,
+}
+
+impl Syncs {
+    pub fn new(store: Store, installations: Arc<Installations>, runtime: Runtime, wake: Arc<Notify>) -> Self {
+        Self { store, installations, runtime, wake }
+    }
+
+    /// The tenant's runs, newest first.
+    pub async fn runs(&self, tenant: &str, filter: &RunFilter) -> Result<Vec<RunRow>, Error> {
+        Ok(self.store.sync_runs(tenant, filter).await?)
+    }
+
+    /// One run.
+    pub async fn run(&self, tenant: &str, id: &str) -> Result<RunRow, Error> {
+        self.store.sync_run(tenant, id).await?.ok_or_else(|| Error::not_found(format!("no sync run {id:?}")))
+    }
+
+    /// Asks a run to stop (a queued one stops at once).
+    pub async fn cancel(&self, tenant: &str, id: &str) -> Result<RunRow, Error> {
+        Ok(self.store.cancel_sync_run(tenant, id).await?)
+    }
+
+    /// Queues a failed or cancelled run again, from its last committed cursor.
+    pub async fn resume(&self, tenant: &str, id: &str) -> Result<RunRow, Error> {
+        let run = self.store.resume_sync_run(tenant, id).await?;
+        self.wake.notify_one();
+        Ok(run)
+    }
+
+    /// A page of a run's item errors, after error number `after`.
+    pub async fn item_errors(&self, tenant: &str, id: &str, after: i64, limit: u32) -> Result<ItemErrors, Error> {
+        let run = self.run(tenant, id).await?;
+        let errors = self.store.sync_errors(&run.id, after, limit).await?;
+        Ok(ItemErrors { run, errors })
+    }
+
+    /// The change feed of an entity: records changed after `since` (a sequence number), each
+    /// once at its latest change.
+    pub async fn changes(
+        &self,
+        tenant: &str,
+        installation: &str,
+        entity: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<RecordRow>, Error> {
+        self.installations.get(tenant, installation).await?;
+        if since < 0 {
+            return Err(Error::bad_request(format!("since must be a change sequence number (>= 0), got {since}")));
+        }
+        Ok(self.store.record_changes(installation, entity, since, limit).await?)
+    }
+
+    /// One stored record by its external id.
+    pub async fn record(
+        &self,
+        tenant: &str,
+        installation: &str,
+        entity: &str,
+        external_id: &str,
+    ) -> Result<RecordRow, Error> {
+        self.installations.get(tenant, installation).await?;
+        self.store.record(installation, entity, external_id).await?.ok_or_else(|| {
+            Error::not_found(format!("no record {external_id:?} in {entity} of installation {installation}"))
+        })
+    }
+
+    /// The field mapping of an entity.
+    pub async fn mapping(&self, tenant: &str, installation: &str, entity: &str) -> Result<MappingRow, Error> {
+        self.installations.get(tenant, installation).await?;
+        self.store
+            .sync_mapping(installation, entity)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no mapping for {entity} of installation {installation}")))
+    }
+
+    /// Removes the field mapping of an entity.
+    pub async fn delete_mapping(&self, tenant: &str, installation: &str, entity: &str) -> Result<(), Error> {
+        self.installations.get(tenant, installation).await?;
+        if !self.store.delete_sync_mapping(installation, entity).await? {
+            return Err(Error::not_found(format!("no mapping for {entity} of installation {installation}")));
+        }
+        Ok(())
+    }
+
+    /// The tenant's schedules (of one installation, when given).
+    pub async fn schedules(&self, tenant: &str, installation: Option<&str>) -> Result<Vec<ScheduleRow>, Error> {
+        Ok(self.store.sync_schedules(tenant, installation).await?)
+    }
+
+    /// One schedule.
+    pub async fn schedule(&self, tenant: &str, id: &str) -> Result<ScheduleRow, Error> {
+        self.store.sync_schedule(tenant, id).await?.ok_or_else(|| Error::not_found(format!("no schedule {id:?}")))
+    }
+
+    /// Removes a schedule (runs it fired stay).
+    pub async fn delete_schedule(&self, tenant: &str, id: &str) -> Result<(), Error> {
+        if !self.store.delete_sync_schedule(tenant, id).await? {
+            return Err(Error::not_found(format!("no schedule {id:?}")));
+        }
+        Ok(())
+    }
+
     /// The entities the installation's connector offers (one `list-entities` call).
-    pub async fn sync_entities(&self, tenant: &str, installation: &str) -> Result<Vec<Entity>, Error> {
-        let r = self.resolve(tenant, installation).await?;
+    pub async fn entities(&self, tenant: &str, installation: &str) -> Result<Vec<Entity>, Error> {
+        let r = self.installations.resolve(tenant, installation).await?;
         let p = &r.prepared;
         if p.component.hub != Some(Hub::DataSync) {
             return Err(Error::new(
@@ -124,7 +244,7 @@ impl App {
                 ErrorKind::Connector { kind: None, retry_after: None },
                 format!("the connector could not list its entities: {}", connector_message(&e)),
             )),
-            Err(e) => Err(super::installations::call_error(&e)),
+            Err(e) => Err(call_error(&e)),
         }
     }
 
@@ -143,7 +263,7 @@ impl App {
         if entity.is_empty() {
             return Err(Error::invalid(Field::Sync, "entity: must not be empty"));
         }
-        let entities = self.sync_entities(tenant, installation).await?;
+        let entities = self.entities(tenant, installation).await?;
         let Some(e) = entities.iter().find(|e| e.name == entity) else {
             return Err(Error::unknown(
                 Unknown::Entity,
@@ -193,7 +313,7 @@ impl App {
     }
 
     /// Queues a run; the worker starts it at once.
-    pub async fn start_sync(&self, tenant: &str, req: StartSync) -> Result<Value, Error> {
+    pub async fn start(&self, tenant: &str, req: StartSync) -> Result<RunRow, Error> {
         let s = self
             .check_stream(
                 tenant,
@@ -218,8 +338,8 @@ impl App {
                 schedule_id: None,
             })
             .await?;
-        self.sync_wake.notify_one();
-        Ok(run_view(&run, now_ms()))
+        self.wake.notify_one();
+        Ok(run)
     }
 
     /// Checks and stores a field mapping; returns its view.
@@ -229,18 +349,18 @@ impl App {
         installation: &str,
         entity: &str,
         body: &Value,
-    ) -> Result<Value, Error> {
-        self.get_installation(tenant, installation).await?;
+    ) -> Result<MappingRow, Error> {
+        self.installations.get(tenant, installation).await?;
         if entity.is_empty() {
             return Err(Error::invalid(Field::Mapping, "entity: must not be empty"));
         }
         let mapping = Mapping::parse(body).map_err(|e| Error::invalid(Field::Mapping, e.to_string()))?;
         let row = self.store.put_sync_mapping(tenant, installation, entity, &mapping.to_json().to_string()).await?;
-        Ok(mapping_view(installation, &row))
+        Ok(row)
     }
 
     /// Checks and stores a schedule.
-    pub async fn create_schedule(&self, tenant: &str, req: CreateSchedule) -> Result<Value, Error> {
+    pub async fn create_schedule(&self, tenant: &str, req: CreateSchedule) -> Result<ScheduleRow, Error> {
         let schedule = Schedule::parse(req.interval_secs, req.cron.as_deref())
             .map_err(|e| Error::invalid(Field::Schedule, e.to_string()))?;
         let s = self
@@ -270,16 +390,12 @@ impl App {
                 next_run_at: schedule.next_after(now),
             })
             .await?;
-        Ok(schedule_view(&row))
+        Ok(row)
     }
 
     /// Changes a schedule's timing, mode or switch.
-    pub async fn update_schedule(&self, tenant: &str, id: &str, req: UpdateSchedule) -> Result<Value, Error> {
-        let row = self
-            .store
-            .sync_schedule(tenant, id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no schedule {id:?}")))?;
+    pub async fn update_schedule(&self, tenant: &str, id: &str, req: UpdateSchedule) -> Result<ScheduleRow, Error> {
+        let row = self.schedule(tenant, id).await?;
         let mode = match req.mode.as_deref() {
             Some(m) => parse_mode(Some(m))?,
             None => row.mode,
@@ -307,7 +423,7 @@ impl App {
                 schedule.next_after(now_ms()),
             )
             .await?;
-        Ok(schedule_view(&row))
+        Ok(row)
     }
 }
 
@@ -322,23 +438,22 @@ fn connector_message(e: &patchbay_runtime::bindings::ConnectorError) -> String {
     }
 }
 
-/// The JSON view of an entity.
-pub fn entity_view(e: &Entity) -> Value {
-    json!({
-        "name": e.name,
-        "label": e.label,
-        "primary_key": e.primary_key,
-        "cursor_field": e.cursor_field,
-        "supports_incremental": e.supports_incremental,
-        "supports_write": e.supports_write,
-        "json_schema": e.json_schema.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
-    })
+/// How far a run got at a moment: its counters, records per second over its running time, and
+/// percent and ETA when the connector gave a total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Time spent running: committed leases plus the lease in progress.
+    pub running_ms: i64,
+    /// Records fetched per second of running time, to one decimal.
+    pub rate_per_sec: f64,
+    /// Fetched of the total, to one decimal, at most 100.
+    pub percent: Option<f64>,
+    /// Seconds left at the current rate (runs still going, with a total).
+    pub eta_secs: Option<i64>,
 }
 
-/// Progress figures of a run at `now`: records per second over its running time, percent and
-/// ETA when the connector gave a total.
-pub fn progress(r: &RunRow, now: i64) -> Value {
-    // Time spent running: committed leases plus the lease in progress.
+/// A run's [`Progress`] at `now`.
+pub fn progress(r: &RunRow, now: i64) -> Progress {
     let running_ms = match (r.status, r.started_at) {
         (RunStatus::Running, Some(_)) => r.active_ms + (now - r.updated_at).clamp(0, 60_000),
         _ => r.active_ms,
@@ -352,97 +467,12 @@ pub fn progress(r: &RunRow, now: i64) -> Value {
         }
         _ => None,
     };
-    json!({
-        "fetched": r.counts.fetched,
-        "created": r.counts.created,
-        "updated": r.counts.updated,
-        "unchanged": r.counts.unchanged,
-        "deleted": r.counts.deleted,
-        "failed": r.counts.failed,
-        "batches": r.batches,
-        "total": r.total,
-        "percent": percent.map(|p| (p * 10.0).round() / 10.0),
-        "rate_per_sec": (rate * 10.0).round() / 10.0,
-        "eta_secs": eta_secs,
-        "running_ms": running_ms,
-    })
-}
-
-/// The JSON view of a run.
-pub fn run_view(r: &RunRow, now: i64) -> Value {
-    json!({
-        "id": r.id,
-        "installation": r.installation,
-        "entity": r.entity,
-        "direction": r.direction.as_str(),
-        "mode": r.mode.as_str(),
-        "source": r.source.as_ref().map(|(i, e)| json!({"installation": i, "entity": e})),
-        "status": r.status.as_str(),
-        "trigger": r.trigger,
-        "schedule": r.schedule_id,
-        "progress": progress(r, now),
-        "cursor": r.cursor,
-        "attempts": r.attempts,
-        "error": r.error,
-        "cancel_requested": r.cancel_requested,
-        "created_at": rfc3339(r.created_at),
-        "started_at": r.started_at.map(rfc3339),
-        "finished_at": r.finished_at.map(rfc3339),
-        "updated_at": rfc3339(r.updated_at),
-    })
-}
-
-/// The JSON view of an item error.
-pub fn error_view(e: &ErrorRow) -> Value {
-    json!({ "n": e.n, "external_id": e.external_id, "message": e.message, "at": rfc3339(e.created_at) })
-}
-
-/// The JSON view of a stored record (its last change).
-pub fn record_view(r: &RecordRow) -> Value {
-    let data: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
-    json!({
-        "seq": r.seq,
-        "id": r.local_id,
-        "external_id": r.external_id,
-        "op": r.op,
-        "deleted": r.op == "deleted",
-        "data": data,
-        "first_seen_at": rfc3339(r.first_seen_at),
-        "last_seen_at": rfc3339(r.last_seen_at),
-        "changed_at": rfc3339(r.changed_at),
-        "deleted_at": r.deleted_at.map(rfc3339),
-    })
-}
-
-/// The JSON view of a field mapping.
-pub fn mapping_view(installation: &str, m: &MappingRow) -> Value {
-    json!({
-        "installation": installation,
-        "entity": m.entity,
-        "mapping": serde_json::from_str::<Value>(&m.mapping).unwrap_or(Value::Null),
-        "revision": m.revision,
-        "updated_at": rfc3339(m.updated_at),
-    })
-}
-
-/// The JSON view of a schedule.
-pub fn schedule_view(s: &ScheduleRow) -> Value {
-    json!({
-        "id": s.id,
-        "installation": s.installation,
-        "entity": s.entity,
-        "direction": s.direction.as_str(),
-        "mode": s.mode.as_str(),
-        "source": s.source.as_ref().map(|(i, e)| json!({"installation": i, "entity": e})),
-        "interval_secs": s.interval_secs,
-        "cron": s.cron,
-        "enabled": s.enabled,
-        "next_run_at": rfc3339(s.next_run_at),
-        "last_run": s.last_run_id,
-        "last_fired_at": s.last_fired_at.map(rfc3339),
-        "created_at": rfc3339(s.created_at),
-        "updated_at": rfc3339(s.updated_at),
-    })
+    Progress {
+        running_ms,
+        rate_per_sec: (rate * 10.0).round() / 10.0,
+        percent: percent.map(|p| (p * 10.0).round() / 10.0),
+        eta_secs,
+    }
 }
 
 #[cfg(test)]
@@ -485,19 +515,19 @@ mod tests {
     fn progress_has_rate_percent_and_eta_when_the_total_is_known() {
         let now = 1_700_000_000_000;
         let p = progress(&running(250, Some(1000), 1000, now), now);
-        assert_eq!(p["rate_per_sec"], 250.0);
-        assert_eq!(p["percent"], 25.0);
-        assert_eq!(p["eta_secs"], 3);
+        assert_eq!(p.rate_per_sec, 250.0);
+        assert_eq!(p.percent, Some(25.0));
+        assert_eq!(p.eta_secs, Some(3));
         // Time since the last write counts as running time.
         let p = progress(&running(250, Some(1000), 500, now - 500), now);
-        assert_eq!(p["running_ms"], 1000);
+        assert_eq!(p.running_ms, 1000);
         // Without a total: a rate, no percent or ETA.
         let p = progress(&running(250, None, 1000, now), now);
-        assert_eq!((p["percent"].is_null(), p["eta_secs"].is_null()), (true, true));
+        assert_eq!((p.percent, p.eta_secs), (None, None));
         // Finished runs have no ETA; more records than announced stay at 100 %.
         let mut done = running(1200, Some(1000), 2000, now);
         done.status = RunStatus::Succeeded;
         let p = progress(&done, now);
-        assert_eq!((p["percent"].as_f64(), p["eta_secs"].is_null()), (Some(100.0), true));
+        assert_eq!((p.percent, p.eta_secs), (Some(100.0), None));
     }
 }

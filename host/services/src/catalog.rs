@@ -1,0 +1,300 @@
+//! [`Catalog`]: the connector catalog — accepting uploads (manifest, signature and world checks),
+//! the reference connectors built into the binary, browsing what a caller may see, deprecation,
+//! and loading a version's compiled component.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use patchbay_core::error::{Error, ErrorKind, Package};
+use patchbay_registry::{Manifest, PackageError, PackageLimits, TrustedKeys};
+use patchbay_runtime::capability::http::EgressPolicy;
+use patchbay_runtime::dynamic::{self, OperationInfo};
+use patchbay_runtime::{LoadedComponent, Runtime};
+use patchbay_store::{
+    ConnectorFilter, ConnectorSummary, InstallationRow, NewVersion, PublishOutcome, Store, VersionRow, Viewer,
+};
+
+/// The reference connectors compiled into this binary (`connectors-wasm/`): file name and bytes.
+pub const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
+    ("notify_webhook.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/notify_webhook.wasm"))),
+    ("github.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/github.wasm"))),
+    ("standard_webhooks.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/standard_webhooks.wasm"))),
+    ("csv_source.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/csv_source.wasm"))),
+    ("rest_source.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/rest_source.wasm"))),
+    ("airtable.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/airtable.wasm"))),
+];
+
+/// A version that was just published (or was already there with the same bytes).
+pub struct Published {
+    pub outcome: PublishOutcome,
+    pub version: VersionRow,
+}
+
+/// A connector and its versions, as a caller may see them.
+pub struct ConnectorDetails {
+    pub summary: ConnectorSummary,
+    pub versions: Vec<VersionRow>,
+}
+
+/// One version with what its component exports.
+pub struct VersionDetails {
+    pub version: VersionRow,
+    /// Every exported function, with its parameters and results.
+    pub operations: Vec<OperationInfo>,
+}
+
+/// Who may publish, and how large and how signed a component must be.
+#[derive(Clone)]
+pub struct CatalogPolicy {
+    pub package_limits: PackageLimits,
+    pub trusted_keys: TrustedKeys,
+    pub require_signatures: bool,
+}
+
+/// The connector catalog.
+pub struct Catalog {
+    store: Store,
+    runtime: Runtime,
+    policy: CatalogPolicy,
+}
+
+impl Catalog {
+    pub fn new(store: Store, runtime: Runtime, policy: CatalogPolicy) -> Self {
+        Self { store, runtime, policy }
+    }
+
+    /// The largest component this host accepts.
+    pub fn max_component_bytes(&self) -> usize {
+        self.policy.package_limits.max_bytes
+    }
+
+    /// The connectors `viewer` may see, filtered.
+    pub async fn list(&self, viewer: Viewer, filter: &ConnectorFilter) -> Result<Vec<ConnectorSummary>, Error> {
+        if let Some(c) = &filter.category {
+            c.parse::<patchbay_registry::Category>().map_err(|e| Error::bad_request(e.to_string()))?;
+        }
+        Ok(self.store.list_connectors(viewer, filter).await?)
+    }
+
+    /// One connector with its versions.
+    pub async fn connector(&self, viewer: Viewer, id: &str) -> Result<ConnectorDetails, Error> {
+        let summary = self
+            .store
+            .connector(viewer.clone(), id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no connector {id:?}")))?;
+        let versions = self.store.versions(viewer, id).await?;
+        Ok(ConnectorDetails { summary, versions })
+    }
+
+    /// One version with the operations its component exports.
+    pub async fn version(&self, viewer: Viewer, id: &str, version: &str) -> Result<VersionDetails, Error> {
+        let v = self
+            .store
+            .version(viewer, id, version)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no version {version:?} of connector {id:?}")))?;
+        self.details(v).await
+    }
+
+    /// A version with the operations its component exports.
+    pub async fn details(&self, version: VersionRow) -> Result<VersionDetails, Error> {
+        let component = self.component(&version.digest).await?;
+        let operations = dynamic::operations(self.runtime.engine(), component.component());
+        Ok(VersionDetails { version, operations })
+    }
+
+    /// Marks a version deprecated (`owner`: `None` for the public catalog), with an optional
+    /// `YYYY-MM-DD` sunset.
+    pub async fn deprecate(
+        &self,
+        owner: Option<&str>,
+        id: &str,
+        version: &str,
+        sunset: Option<String>,
+        message: Option<String>,
+    ) -> Result<VersionRow, Error> {
+        if let Some(s) = &sunset
+            && !patchbay_core::timefmt::valid_date(s)
+        {
+            return Err(Error::invalid(
+                patchbay_core::error::Field::Sunset,
+                format!("sunset {s:?} is not a date like 2027-06-30"),
+            ));
+        }
+        Ok(self.store.deprecate_version(owner, id, version, sunset, message).await?)
+    }
+
+    /// The compiled component with this digest: from the runtime's caches, else from the store.
+    pub async fn component(&self, digest: &str) -> Result<Arc<LoadedComponent>, Error> {
+        if let Some(c) = self.runtime.cached(digest) {
+            return Ok(c);
+        }
+        let bytes = self
+            .store
+            .component_bytes(digest)
+            .await?
+            .ok_or_else(|| Error::internal(format!("component sha256:{digest} is missing from the store")))?;
+        self.runtime
+            .load_async(bytes)
+            .await
+            .map_err(|e| Error::internal(format!("loading component sha256:{digest}: {e}")))
+    }
+
+    /// The version an installation runs.
+    pub async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, Error> {
+        self.store
+            .version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version)
+            .await?
+            .ok_or_else(|| Error::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)))
+    }
+
+    /// The version a tenant means: a given one (it must exist and be visible) or the latest.
+    pub async fn pick_version(
+        &self,
+        tenant: &str,
+        connector: &str,
+        version: Option<&str>,
+    ) -> Result<VersionRow, Error> {
+        let viewer = Viewer::Tenant(tenant.to_string());
+        let summary = self.store.connector(viewer.clone(), connector).await?.ok_or_else(|| {
+            Error::unknown(
+                patchbay_core::error::Unknown::Connector,
+                format!("no connector {connector:?} in the catalog"),
+            )
+        })?;
+        let wanted = match version {
+            Some(v) => v.to_string(),
+            None => summary.latest_version.clone(),
+        };
+        self.store.version_exact(summary.owner.as_deref(), connector, &wanted).await?.ok_or_else(|| {
+            Error::unknown(
+                patchbay_core::error::Unknown::Version,
+                format!(
+                    "connector {connector:?} has no version {wanted:?} (versions: {})",
+                    summary.versions.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Validates and stores an uploaded component. `owner`: `None` publishes to the public catalog,
+    /// `Some(tenant)` uploads a private connector only that tenant sees.
+    ///
+    /// Checks, in order: size, well-formed component, embedded manifest, signature, that the
+    /// component links against the host's imports and exports its category's world, and that
+    /// its allowed hosts are valid patterns. Then one transaction stores blob, connector and version.
+    pub async fn publish(&self, owner: Option<&str>, bytes: Vec<u8>) -> Result<Published, Error> {
+        if bytes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Package(Package::MalformedWasm),
+                "the request body is empty; send the .wasm component",
+            ));
+        }
+        let package = patchbay_registry::inspect(&bytes, &self.policy.package_limits).map_err(package_error)?;
+        let signed_by = match patchbay_registry::verify(&bytes, &self.policy.trusted_keys) {
+            Ok(key) => key,
+            Err(e) => return Err(Error::new(ErrorKind::Package(Package::BadSignature), e.to_string())),
+        };
+        if self.policy.require_signatures && signed_by.is_none() {
+            return Err(Error::new(
+                ErrorKind::Package(Package::SignatureRequired),
+                "this host only accepts connectors signed by a trusted publisher key; sign the component with `patchbay connector sign`",
+            ));
+        }
+        let manifest = package.manifest;
+        EgressPolicy::build(&manifest.allowed_hosts, &BTreeMap::new())
+            .map_err(|e| Error::new(ErrorKind::Package(Package::InvalidManifest), format!("allowed_hosts: {e}")))?;
+        let component = self.runtime.load_async(bytes.clone()).await.map_err(|e| match e {
+            patchbay_runtime::LoadError::Invalid(m) => Error::new(ErrorKind::Package(Package::MalformedWasm), m),
+            patchbay_runtime::LoadError::Incompatible(m) => Error::new(ErrorKind::Package(Package::WorldMismatch), m),
+        })?;
+        let category = manifest.category.as_str();
+        match component.hub {
+            Some(h) if h == manifest.category => {}
+            Some(h) => {
+                return Err(Error::new(
+                    ErrorKind::Package(Package::WorldMismatch),
+                    format!(
+                        "the manifest's category is {category}, but the component implements the {} world (it exports {})",
+                        h.world(),
+                        h.export_name()
+                    ),
+                ));
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Package(Package::WorldMismatch),
+                    format!(
+                        "the manifest's category is {category}, but the component exports no hub interface; build it against the `{category}` world"
+                    ),
+                ));
+            }
+        }
+        let manifest_json =
+            serde_json::to_string(&manifest).map_err(|e| Error::internal(format!("encoding manifest: {e}")))?;
+        let new = NewVersion {
+            owner: owner.map(str::to_string),
+            connector_id: manifest.id.clone(),
+            version: manifest.version.clone(),
+            digest: package.digest.clone(),
+            manifest_json,
+            category: category.to_string(),
+            title: manifest.title.clone(),
+            description: manifest.description.clone(),
+            provider: manifest.provider.clone(),
+            bundle_id: manifest.bundle.as_ref().map(|b| b.id.clone()),
+            size: bytes.len() as i64,
+            signed_by: signed_by.map(|k| k.to_string()),
+        };
+        let outcome = self.store.publish(&new, &bytes).await?;
+        let version = self
+            .store
+            .version_exact(owner, &manifest.id, &manifest.version)
+            .await?
+            .ok_or_else(|| Error::internal("published version vanished"))?;
+        Ok(Published { outcome, version })
+    }
+
+    /// Publishes the built-in reference connectors to the public catalog (idempotent).
+    pub async fn publish_reference_connectors(&self) {
+        for (name, bytes) in REFERENCE_CONNECTORS {
+            // Already in the catalog with these bytes: nothing to check or compile at start-up.
+            if let Ok(p) = patchbay_registry::inspect(bytes, &self.policy.package_limits)
+                && let Ok(Some(v)) = self.store.version_exact(None, &p.manifest.id, &p.manifest.version).await
+                && v.digest == p.digest
+            {
+                continue;
+            }
+            match self.publish(None, bytes.to_vec()).await {
+                Ok(p) => tracing::info!(
+                    connector = %p.version.connector_id,
+                    version = %p.version.version,
+                    new = matches!(p.outcome, PublishOutcome::Created),
+                    "reference connector in catalog"
+                ),
+                Err(e) => tracing::warn!("reference connector {name} not published: {e}"),
+            }
+        }
+    }
+}
+
+/// The manifest stored with a version, parsed.
+pub fn manifest_of(v: &VersionRow) -> Result<Manifest, Error> {
+    serde_json::from_str(&v.manifest_json)
+        .map_err(|e| Error::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version)))
+}
+
+fn package_error(e: PackageError) -> Error {
+    let kind = match e {
+        PackageError::TooLarge { .. } => ErrorKind::TooLarge,
+        PackageError::MalformedWasm { .. } => ErrorKind::Package(Package::MalformedWasm),
+        PackageError::NotAComponent => ErrorKind::Package(Package::NotAComponent),
+        PackageError::MissingManifest => ErrorKind::Package(Package::MissingManifest),
+        PackageError::DuplicateManifest { .. }
+        | PackageError::ManifestNotUtf8 { .. }
+        | PackageError::InvalidManifest(_) => ErrorKind::Package(Package::InvalidManifest),
+        PackageError::BadSignature(_) => ErrorKind::Package(Package::BadSignature),
+    };
+    Error::new(kind, e.to_string())
+}

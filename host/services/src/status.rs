@@ -1,0 +1,45 @@
+//! [`Status`]: the host's own condition — liveness with a database check, and its metrics in the
+//! Prometheus text format.
+
+use std::sync::Arc;
+
+use patchbay_runtime::Runtime;
+use patchbay_store::Store;
+
+use crate::metrics::{Metrics, OutboxGauge};
+
+/// Liveness and metrics.
+pub struct Status {
+    store: Store,
+    runtime: Runtime,
+    metrics: Arc<Metrics>,
+}
+
+impl Status {
+    pub fn new(store: Store, runtime: Runtime, metrics: Arc<Metrics>) -> Self {
+        Self { store, runtime, metrics }
+    }
+
+    /// Whether the database answers.
+    pub async fn database_ok(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+
+    /// Every metric in the Prometheus text format (the outbox depth left out when the database
+    /// cannot say).
+    pub async fn metrics_text(&self) -> String {
+        let outbox = match self.store.outbox_depth().await {
+            Ok(d) => Some(OutboxGauge { pending: d.pending, leased: d.leased, dead: d.dead }),
+            Err(e) => {
+                tracing::warn!("reading the outbox depth for /metrics failed: {e}");
+                None
+            }
+        };
+        self.metrics.render(self.runtime.cached_components(), outbox)
+    }
+
+    /// Whether the pooling allocator is in use (for the startup log).
+    pub fn pooling(&self) -> bool {
+        self.runtime.pooling()
+    }
+}
