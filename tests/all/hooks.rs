@@ -1,10 +1,11 @@
 //! Webhook ingress → routes → outbox → dispatcher, end to end: the real binary over HTTP, a
 //! signed GitHub-style webhook in, a local HTTP server standing in for the destination.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patchbay_crypto::webhook::sign_github;
 use patchbay_store::Backend;
+use patchbay_tests::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -94,17 +95,14 @@ pub(crate) fn notify_route(name: &str, source: &str, dest: &str) -> Value {
 
 /// Polls an event until every delivery reached a final status (or `want` for all of them).
 async fn wait_deliveries(s: &Server, token: &str, event: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = s.get(&format!("/v1/events/{event}"), token).await;
+    let path = format!("/v1/events/{event}");
+    eventually(&format!("every delivery of {event} to become {want}"), Duration::from_secs(60), || async {
+        let r = s.get(&path, token).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         let ds = r.body["deliveries"].as_array().cloned().unwrap_or_default();
-        if !ds.is_empty() && ds.iter().all(|d| d["status"] == want) {
-            return r.body;
-        }
-        assert!(Instant::now() < deadline, "deliveries of {event} never all became {want}: {}", r.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if !ds.is_empty() && ds.iter().all(|d| d["status"] == want) { Ok(r.body) } else { Err(r.body.to_string()) }
+    })
+    .await
 }
 
 async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
@@ -244,16 +242,17 @@ async fn failed_deliveries_retry_dead_letter_and_redrive(backend: Backend) {
     let r = post_github(&url, Some(GH_SECRET), "d-9", &push_body(9)).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let event = r.body["events"][0].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let detail = loop {
-        let r = s.get(&format!("/v1/events/{event}"), &t).await;
+    let path = format!("/v1/events/{event}");
+    let detail = eventually("the three deliveries to end", Duration::from_secs(60), || async {
+        let r = s.get(&path, &t).await;
         let ds = r.body["deliveries"].as_array().cloned().unwrap_or_default();
         if ds.len() == 3 && ds.iter().all(|d| d["status"] == "delivered" || d["status"] == "dead") {
-            break r.body;
+            Ok(r.body)
+        } else {
+            Err(r.body.to_string())
         }
-        assert!(Instant::now() < deadline, "{}", r.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let by_dest = |id: &str| {
         detail["deliveries"].as_array().unwrap().iter().find(|d| d["destination_installation"] == id).unwrap().clone()
     };
@@ -496,7 +495,7 @@ async fn emitted_events_are_routed_once() {
 /// `webhook-id` is the event id and whose `idempotency-key` is the delivery's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_webhooks_in_and_out() {
-    use patchbay_crypto::webhook::{Scheme, Verifier, sign_standard_webhooks, unix_now};
+    use patchbay_crypto::webhook::{Scheme, Verifier, sign_standard_webhooks};
     let s = Server::start(Backend::Postgres).await;
     let web = TestServer::start().await;
     let t = s.tenant("acme").await;
@@ -549,17 +548,17 @@ async fn standard_webhooks_in_and_out() {
         }
     };
     // Outside the replay window (either way) and a wrong secret: 401 with the reason.
-    let r = send("msg_old", unix_now() - 400, body.clone(), inbound_secret).await;
+    let r = send("msg_old", (patchbay_core::now_ms() / 1000) - 400, body.clone(), inbound_secret).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
     assert!(r.message().contains("300"), "{r:?}");
-    let r = send("msg_future", unix_now() + 400, body.clone(), inbound_secret).await;
+    let r = send("msg_future", (patchbay_core::now_ms() / 1000) + 400, body.clone(), inbound_secret).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
-    let r = send("msg_1", unix_now(), body.clone(), outbound_secret).await;
+    let r = send("msg_1", patchbay_core::now_ms() / 1000, body.clone(), outbound_secret).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
     // Authentic: recorded, and the same webhook-id again replays the answer.
-    let r = send("msg_1", unix_now(), body.clone(), inbound_secret).await;
+    let r = send("msg_1", patchbay_core::now_ms() / 1000, body.clone(), inbound_secret).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    let again = send("msg_1", unix_now(), body.clone(), inbound_secret).await;
+    let again = send("msg_1", patchbay_core::now_ms() / 1000, body.clone(), inbound_secret).await;
     assert_eq!(again.body, r.body);
     let event = r.body["events"][0].as_str().unwrap().to_string();
     let detail = wait_deliveries(&s, &t, &event, "delivered").await;
@@ -579,6 +578,6 @@ async fn standard_webhooks_in_and_out() {
         req.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
     Verifier::new(Scheme::StandardWebhooks, &[outbound_secret])
         .unwrap()
-        .verify(headers.as_slice(), &req.body, unix_now())
+        .verify(headers.as_slice(), &req.body, patchbay_core::now_ms() / 1000)
         .expect("the delivery is signed with the subscriber's secret");
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use patchbay_crypto::webhook::sign_github;
 use patchbay_store::Backend;
+use patchbay_tests::{eventually, scaled};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -131,7 +132,7 @@ async fn send_all(targets: Arc<Vec<Target>>, path: String, sent: Arc<AtomicUsize
                 let signature = sign_github(SECRET, body.as_bytes());
                 let started = Instant::now();
                 loop {
-                    assert!(started.elapsed() < Duration::from_secs(120), "webhook {i} never accepted");
+                    assert!(started.elapsed() < scaled(Duration::from_secs(120)), "webhook {i} never accepted");
                     turn += 1;
                     let t = &targets[turn % targets.len()];
                     if !t.up.load(Ordering::Relaxed) {
@@ -173,15 +174,16 @@ async fn send_all(targets: Arc<Vec<Target>>, path: String, sent: Arc<AtomicUsize
 async fn check_books(s: &Server, token: &str, sink: &Sink, event_ids: &[String], route: &str) {
     let expected: HashSet<String> = event_ids.iter().map(|e| format!("{e}.{route}")).collect();
     assert_eq!(expected.len(), EVENTS, "every webhook made its own event (none stored twice)");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
+    eventually("every effect at the sink", Duration::from_secs(300), || async {
         let seen = sink.effects.lock().unwrap().len();
         if seen >= EVENTS {
-            break;
+            Ok(())
+        } else {
+            let requests = sink.requests.load(Ordering::Relaxed);
+            Err(format!("{seen} of {EVENTS} effects, {requests} sink requests; {}", outbox(s).await))
         }
-        assert!(Instant::now() < deadline, "only {seen} of {EVENTS} effects after 300 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     let effects = sink.effects.lock().unwrap().clone();
     let keys: HashSet<String> = effects.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&keys).take(5).collect();
@@ -207,19 +209,32 @@ async fn check_books(s: &Server, token: &str, sink: &Sink, event_ids: &[String],
         }
     }
     assert_eq!(count, EVENTS, "events stored");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let m = s.get("/metrics", &s.operator).await;
-        let text = m.body.as_str().unwrap_or_default().to_string();
+    eventually("the outbox to settle", Duration::from_secs(60), || async {
+        let text = outbox(s).await;
         let settled = ["pending", "leased", "dead"]
             .iter()
             .all(|st| text.contains(&format!("patchbay_outbox_deliveries{{status=\"{st}\"}} 0")));
-        if settled {
-            break;
-        }
-        assert!(Instant::now() < deadline, "outbox not empty: {text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        if settled { Ok(()) } else { Err(text) }
+    })
+    .await;
+}
+
+/// The outbox lines of the host's metrics (deliveries by status).
+async fn outbox(s: &Server) -> String {
+    let m = s.get("/metrics", &s.operator).await;
+    let text = m.body.as_str().unwrap_or_default();
+    text.lines().filter(|l| l.starts_with("patchbay_outbox_deliveries")).collect::<Vec<_>>().join(", ")
+}
+
+/// Waits until the senders have had a third of the webhooks accepted (failing at once if they
+/// stopped early).
+async fn a_third_sent(sent: &AtomicUsize, sender: &tokio::task::JoinHandle<Vec<String>>) {
+    eventually("a third of the webhooks to be accepted", Duration::from_secs(300), || async {
+        let n = sent.load(Ordering::Relaxed);
+        assert!(n >= EVENTS / 3 || !sender.is_finished(), "the senders stopped after {n} webhooks");
+        if n >= EVENTS / 3 { Ok(()) } else { Err(format!("{n} accepted")) }
+    })
+    .await;
 }
 
 async fn route_id(s: &Server, token: &str) -> String {
@@ -231,6 +246,7 @@ const HOST_ENV: &[(&str, &str)] = &[("PATCHBAY_DISPATCH_LEASE_SECS", "5"), ("RUS
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_on_postgres_survive_a_sigkill() {
+    let _turn = crate::HEAVY.lock().await;
     let mut hosts = Server::cluster(Backend::Postgres, 3, HOST_ENV).await;
     let (sink, sink_url) = start_sink().await;
     let (path, token) = setup(&hosts[0], &sink_url).await;
@@ -240,9 +256,7 @@ async fn three_hosts_on_postgres_survive_a_sigkill() {
     let sent = Arc::new(AtomicUsize::new(0));
     let sender = tokio::spawn(send_all(targets.clone(), path, sent.clone()));
     // Mid-flight: webhooks arriving at all three, deliveries leased by all three.
-    while sent.load(Ordering::Relaxed) < EVENTS / 3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    a_third_sent(&sent, &sender).await;
     hosts[1].kill();
     targets[1].up.store(false, Ordering::Relaxed);
     eprintln!(
@@ -256,6 +270,7 @@ async fn three_hosts_on_postgres_survive_a_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_host_on_sqlite_survives_sigkill_and_restart() {
+    let _turn = crate::HEAVY.lock().await;
     let s = Server::start_with(Backend::Sqlite, HOST_ENV).await;
     let (sink, sink_url) = start_sink().await;
     let (path, token) = setup(&s, &sink_url).await;
@@ -263,9 +278,7 @@ async fn one_host_on_sqlite_survives_sigkill_and_restart() {
     let targets = Arc::new(vec![Target { base: Mutex::new(s.url.clone()), up: AtomicBool::new(true) }]);
     let sent = Arc::new(AtomicUsize::new(0));
     let sender = tokio::spawn(send_all(targets.clone(), path, sent.clone()));
-    while sent.load(Ordering::Relaxed) < EVENTS / 3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    a_third_sent(&sent, &sender).await;
     let mut s = s;
     s.kill();
     eprintln!(

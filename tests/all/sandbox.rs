@@ -1,53 +1,64 @@
 //! Hostile components are contained: each fails with a clear error, and the host keeps serving.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use patchbay_core::log::Source;
 use patchbay_runtime::CallError;
 use patchbay_runtime::calls::health_check;
-use patchbay_tests::components;
+use patchbay_tests::{components, eventually};
 
 use crate::harness::{Host, hostile, installation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loop_is_preempted_while_other_calls_keep_being_served() {
+    // The property, not throughput: while more guests spin than there are worker threads, other
+    // calls are still served (the loops yield at every epoch tick), and each loop is stopped by
+    // its deadline. The deadline is long, so the trivial calls surely come before it even on a
+    // loaded machine; no upper bound on how late a loop stops (the runtime's backstop bounds a
+    // hang).
+    const DEADLINE: Duration = Duration::from_secs(10);
     let host = Host::new(&[]);
     let bad = host.load(components::HOSTILE);
     let good = host.load(components::TRIVIAL);
-    let looping = installation("loop").limits(|l| l.timeout = Duration::from_millis(1500)).build();
+    let looping = installation("loop").limits(|l| l.timeout = DEADLINE).build();
     let normal = installation("ok").build();
 
-    let started = Instant::now();
     let rt = host.runtime.clone();
-    let bad2 = bad.clone();
+    let started = Arc::new(AtomicUsize::new(0));
     let loops: Vec<_> = (0..4)
         .map(|_| {
-            let (host_rt, bad) = (rt.clone(), bad2.clone());
-            let inst = installation("loop").limits(|l| l.timeout = Duration::from_millis(1500)).build();
+            let (host_rt, bad, inst, started) = (rt.clone(), bad.clone(), looping.clone(), started.clone());
             tokio::spawn(async move {
                 let input =
                     serde_json::json!({"req": {"entity": "infinite-loop", "mode": "full", "cursor": null, "limit": 1}});
+                started.fetch_add(1, Ordering::SeqCst);
                 patchbay_runtime::calls::invoke_json(&host_rt, &bad, &inst, "sync.read-batch", input).await.unwrap()
             })
         })
         .collect();
-    // While four loops spin on two worker threads, trivial calls still complete promptly.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut served = 0;
-    while started.elapsed() < Duration::from_millis(1000) {
-        let r = health_check(&host.runtime, &good, &normal).await;
+    // Four loops on two worker threads: once they have all started, give them a moment to be
+    // inside the guest, spinning.
+    eventually("the four loops to start", Duration::from_secs(60), || async {
+        (started.load(Ordering::SeqCst) == 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Trivial calls, on the same worker threads as the loops, complete while no loop has ended.
+    for _ in 0..3 {
+        let (rt, good, normal) = (host.runtime.clone(), good.clone(), normal.clone());
+        let r = tokio::spawn(async move { health_check(&rt, &good, &normal).await }).await.unwrap();
         assert!(r.outcome.unwrap().is_ok());
-        served += 1;
+        assert!(loops.iter().all(|l| !l.is_finished()), "a loop ended before the trivial calls were served");
     }
-    assert!(served > 10, "only {served} calls were served while loops ran");
     for l in loops {
         let r = l.await.unwrap();
         match r.outcome {
-            Err(CallError::DeadlineExceeded { limit_ms }) => assert_eq!(limit_ms, 1500),
+            Err(CallError::DeadlineExceeded { limit_ms }) => assert_eq!(limit_ms, 10_000),
             other => panic!("expected a deadline error, got {other:?}"),
         }
-        assert!(r.duration < Duration::from_millis(1500 + 500), "stopped after {:?}", r.duration);
-        assert!(r.duration >= Duration::from_millis(1500));
+        assert!(r.duration >= DEADLINE, "stopped after {:?}", r.duration);
     }
     // The error is in the operation log too.
     let log = host.log_text(&looping);
@@ -85,7 +96,8 @@ async fn deep_recursion_is_a_stack_overflow() {
 async fn log_flood_is_bounded() {
     let host = Host::new(&[]);
     let c = host.load(components::HOSTILE);
-    let inst = installation("flood").build();
+    // A million host calls take a while in a debug build; the deadline only bounds a hang.
+    let inst = installation("flood").limits(|l| l.timeout = Duration::from_secs(300)).build();
     let r = hostile(&host, &c, &inst, "log-flood", "").await;
     assert!(r.outcome.unwrap().is_ok());
     assert!(r.logs_dropped > 900_000, "dropped {}", r.logs_dropped);
@@ -189,7 +201,7 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
     let host = Host::with_config(&["127.0.0.1/32"], |c| c.max_concurrent_calls = 2);
     let c = host.load(components::HOSTILE);
     let inst = installation("busy").allow("http://127.0.0.1:*").build();
-    let req = serde_json::json!({"url": server.url("/slow?ms=50")}).to_string();
+    let req = serde_json::json!({"url": server.url("/slow?ms=500")}).to_string();
     let calls: Vec<_> = (0..12)
         .map(|_| {
             let (rt, c, inst, req) = (host.runtime.clone(), c.clone(), inst.clone(), req.clone());
@@ -203,7 +215,7 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
     for call in calls {
         let r = call.await.unwrap();
         assert!(r.outcome.is_ok(), "{:?}", r.outcome);
-        if r.queued >= Duration::from_millis(40) {
+        if r.queued >= Duration::from_millis(100) {
             queued += 1;
         }
     }

@@ -161,7 +161,7 @@ impl Server {
         let mut url = None;
         let mut operator = String::new();
         loop {
-            let line = match rx.recv_timeout(Duration::from_secs(120)) {
+            let line = match rx.recv_timeout(patchbay_tests::scaled(Duration::from_secs(120))) {
                 Ok(l) => l,
                 Err(_) => panic!("patchbay serve did not start (url {url:?})"),
             };

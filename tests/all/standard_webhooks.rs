@@ -3,7 +3,8 @@
 //! error kinds, and inbound verification and normalization through the component.
 //!
 //! Node and npm are required: without them these tests fail rather than skip. `tests/node` is
-//! installed with `npm ci` into the cargo target directory, so the repository stays clean.
+//! installed with `npm ci` into the cargo target directory (once, then reused), so the repository
+//! stays clean.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use patchbay_crypto::webhook::{Scheme, Verifier, new_standard_webhooks_secret, unix_now};
+use patchbay_crypto::webhook::{Scheme, Verifier, new_standard_webhooks_secret};
 use patchbay_runtime::calls::invoke_json;
 use patchbay_store::Backend;
 use patchbay_tests::components;
@@ -23,27 +24,71 @@ use crate::connectors::incoming;
 use crate::harness::{Host, Recorded, TestServer, installation};
 use crate::server::Server;
 
-/// `tests/node` with its dependencies installed (`npm ci`), once per test process.
+/// `tests/node` with its dependencies installed (`npm ci`), once per content of its files and
+/// target directory: a later run (or another test process) finds the install and uses it.
+///
+/// The install runs in a fresh directory of its own, so that two test processes installing at
+/// once never wipe each other's `node_modules`, is retried with a backoff (the npm registry is on
+/// the network; `--prefer-offline` uses npm's cache when it can), and is then renamed into place
+/// whole, ready marker included: a directory under its final name is always complete.
 fn node_verifier() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
+    const FILES: [&str; 3] = ["package.json", "package-lock.json", "verify-standard-webhooks.mjs"];
+    const READY: &str = ".patchbay-installed";
     DIR.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standard-webhooks-node");
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["package.json", "package-lock.json", "verify-standard-webhooks.mjs"] {
-            std::fs::copy(source.join(file), dir.join(file)).unwrap_or_else(|e| panic!("copying {file}: {e}"));
-        }
         for tool in ["node", "npm"] {
             let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
             assert!(found, "`{tool}` is required to check deliveries with the npm `standardwebhooks` library");
         }
-        let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "npm ci in {} failed:\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
-        dir
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+        let files: Vec<(&str, Vec<u8>)> = FILES
+            .iter()
+            .map(|f| (*f, std::fs::read(source.join(f)).unwrap_or_else(|e| panic!("reading tests/node/{f}: {e}"))))
+            .collect();
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        for (name, bytes) in &files {
+            digest.update(name.as_bytes());
+            digest.update(&(bytes.len() as u64).to_le_bytes());
+            digest.update(bytes);
+        }
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standard-webhooks-npm");
+        let dir = root.join(hex::encode(&digest.finish().as_ref()[..8]));
+        if dir.join(READY).is_file() {
+            return dir;
+        }
+        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
+        let staging = tempfile::Builder::new()
+            .prefix(".installing-")
+            .tempdir_in(&root)
+            .unwrap_or_else(|e| panic!("a directory to install in under {}: {e}", root.display()));
+        for (name, bytes) in &files {
+            std::fs::write(staging.path().join(name), bytes).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        }
+        let mut failures = Vec::new();
+        for attempt in 1..=4u32 {
+            let out = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--prefer-offline"])
+                .current_dir(staging.path())
+                .output()
+                .unwrap_or_else(|e| panic!("running npm: {e}"));
+            if out.status.success() {
+                break;
+            }
+            failures.push(format!("attempt {attempt}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            assert!(attempt < 4, "npm ci in {} failed:\n{}", staging.path().display(), failures.join("\n"));
+            std::thread::sleep(std::time::Duration::from_secs(2u64.pow(attempt)));
+        }
+        std::fs::write(staging.path().join(READY), b"").unwrap_or_else(|e| panic!("writing {READY}: {e}"));
+        let staged = staging.keep();
+        match std::fs::rename(&staged, &dir) {
+            Ok(()) => dir,
+            // Another process moved its install into place first: use that one.
+            Err(_) if dir.join(READY).is_file() => {
+                let _ = std::fs::remove_dir_all(&staged);
+                dir
+            }
+            Err(e) => panic!("moving {} to {}: {e}", staged.display(), dir.display()),
+        }
     })
 }
 
@@ -146,7 +191,7 @@ async fn deliveries_verify_with_the_npm_standardwebhooks_library() {
         // A retry keeps the webhook-id; only the attempt's timestamp and signature change.
         (INVOICE_ID, "invoice.paid", INVOICE.into(), 1_767_225_600_123, 2),
     ];
-    let before = unix_now();
+    let before = patchbay_core::now_ms() / 1000;
     for (event_id, event_type, payload, ts, attempt) in &sent {
         let r = s
             .post(
@@ -159,7 +204,7 @@ async fn deliveries_verify_with_the_npm_standardwebhooks_library() {
         assert_eq!(r.body["status"], 200, "{r:?}");
         assert!(r.header("x-patchbay-connector").unwrap().starts_with("standard-webhooks@"));
     }
-    let after = unix_now();
+    let after = patchbay_core::now_ms() / 1000;
 
     let got = sink.received();
     assert_eq!(got.len(), sent.len());
@@ -182,7 +227,9 @@ async fn deliveries_verify_with_the_npm_standardwebhooks_library() {
             _ => expected_times[2],
         };
         assert_eq!(body, format!(r#"{{"type":"{event_type}","timestamp":"{rfc3339}","data":{payload}}}"#));
-        host_verifier.verify(&req.headers, &req.body, unix_now()).unwrap_or_else(|e| panic!("{event_id}: {e}"));
+        host_verifier
+            .verify(&req.headers, &req.body, patchbay_core::now_ms() / 1000)
+            .unwrap_or_else(|e| panic!("{event_id}: {e}"));
     }
 
     let verdict = verify_with_npm(&secret, &got);
@@ -284,7 +331,9 @@ async fn deliver_maps_subscriber_answers_to_error_kinds() {
     );
     let verifier = Verifier::new(Scheme::StandardWebhooks, &[secret.as_str()]).unwrap();
     for req in &got {
-        verifier.verify(&req.headers, &req.body, unix_now()).unwrap_or_else(|e| panic!("{}: {e}", req.path));
+        verifier
+            .verify(&req.headers, &req.body, patchbay_core::now_ms() / 1000)
+            .unwrap_or_else(|e| panic!("{}: {e}", req.path));
     }
 
     // Without a signing secret nothing is sent.

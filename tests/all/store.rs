@@ -773,13 +773,11 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
 
     // The linger timer writes without a flush.
     oplog.append(&scope, vec![entry(3, Source::Stdout)]);
-    for _ in 0..200 {
-        if store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len() == 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len(), 4);
+    patchbay_tests::eventually("the linger timer's write", std::time::Duration::from_secs(30), || async {
+        let n = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len();
+        if n == 4 { Ok(()) } else { Err(format!("{n} entries")) }
+    })
+    .await;
 
     // A full queue drops (and counts) instead of blocking the call. The test runs on a
     // current-thread runtime, so the writer cannot drain between these appends.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use patchbay_store::Backend;
+use patchbay_tests::eventually;
 use patchbay_tests::sources::{Dataset, SourceServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -60,15 +61,47 @@ async fn start(s: &Server, token: &str, body: Value) -> String {
 
 /// Polls a run until it is over (or `limit` passes).
 async fn finish(s: &Server, token: &str, run: &str, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let r = s.get(&format!("/v1/syncs/{run}"), token).await;
+    let path = format!("/v1/syncs/{run}");
+    eventually(&format!("run {run} to finish"), limit, || async {
+        let r = s.get(&path, token).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         if matches!(r.body["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
-            return r.body;
+            Ok(r.body)
+        } else {
+            Err(r.body.to_string())
         }
-        assert!(Instant::now() < deadline, "run {run} did not finish: {}", r.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await
+}
+
+/// The runs of an installation, newest first.
+async fn runs_of(s: &Server, token: &str, installation: &str) -> Vec<Value> {
+    let r = s.get(&format!("/v1/syncs?installation={installation}"), token).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    r.body["runs"].as_array().unwrap().clone()
+}
+
+/// Polls until a schedule has queued `n` runs of its stream, checking on every look that no
+/// more than one of them is queued or running (missed firings do not pile up); returns them.
+async fn scheduled_runs(s: &Server, token: &str, installation: &str, n: usize) -> Vec<Value> {
+    eventually(&format!("{n} scheduled runs"), Duration::from_secs(120), || async {
+        let runs = runs_of(s, token, installation).await;
+        let active = runs.iter().filter(|r| r["status"] == "queued" || r["status"] == "running").count();
+        assert!(active <= 1, "runs piled up: {runs:?}");
+        if runs.len() >= n { Ok(runs) } else { Err(format!("{runs:?}")) }
+    })
+    .await
+}
+
+/// Checks that finished runs never overlapped in time.
+fn assert_no_overlap(runs: &[Value]) {
+    let mut spans: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| (r["started_at"].as_str().unwrap().to_string(), r["finished_at"].as_str().unwrap().to_string()))
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "runs overlap: {spans:?}");
     }
 }
 
@@ -250,11 +283,12 @@ async fn changes_are_routed_as_events_and_mappings_apply(backend: Backend) {
     }
 
     // One event per change, delivered through the route.
-    wait_for(|| web.received().iter().filter(|r| r.path == "/slack").count() >= 20, "20 deliveries").await;
+    let slack = || async { web.received().iter().filter(|r| r.path == "/slack").count() };
+    eventually("20 deliveries", Duration::from_secs(60), || async { (slack().await >= 20).then_some(()) }).await;
     ds.update(3);
     let run = sync(&s, &token, json!({ "installation": shop, "entity": "items", "mode": "incremental" })).await;
     assert_eq!(progress(&run), [1, 0, 1, 0, 0, 0], "{run}");
-    wait_for(|| web.received().iter().filter(|r| r.path == "/slack").count() >= 21, "21 deliveries").await;
+    eventually("21 deliveries", Duration::from_secs(60), || async { (slack().await >= 21).then_some(()) }).await;
     let texts: Vec<String> = web
         .received()
         .iter()
@@ -270,14 +304,6 @@ async fn changes_are_routed_as_events_and_mappings_apply(backend: Backend) {
     assert_eq!(progress(&run)[3], 20);
     let r = s.get("/v1/events?limit=1000", &token).await;
     assert_eq!(r.body["events"].as_array().unwrap().len(), 21, "{r:?}");
-}
-
-async fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn retries_item_errors_failures_cancel_and_resume(backend: Backend) {
@@ -340,18 +366,24 @@ async fn retries_item_errors_failures_cancel_and_resume(backend: Backend) {
     let r = s.post(&format!("/v1/syncs/{id}/resume"), &token, json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
 
-    // Cancel stops a slow run after its batch; resume continues where it stopped.
+    // Cancel stops a run after its batch; resume continues where it stopped. The source answers
+    // the first batch (4 pages of 250: the default batch is 1000 records), then holds the next
+    // request: the run is surely in progress when cancelled.
     ds.insert_more(2000);
-    src.set_latency(Duration::from_millis(150));
+    src.hold_after(4);
     let run = start(&s, &token, json!({ "installation": shop, "entity": "items" })).await;
     wait_until_fetched(&s, &token, &run, 1).await;
+    eventually("the run's second batch to wait at the source", Duration::from_secs(60), || async {
+        (src.held() >= 1).then_some(())
+    })
+    .await;
     let r = s.post(&format!("/v1/syncs/{run}/cancel"), &token, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    src.release();
     let cancelled = finish(&s, &token, &run, Duration::from_secs(60)).await;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     let fetched = progress(&cancelled)[0];
     assert!(fetched > 0 && fetched < 5000, "{cancelled}");
-    src.set_latency(Duration::ZERO);
     let r = s.post(&format!("/v1/syncs/{run}/resume"), &token, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let done = finish(&s, &token, &run, Duration::from_secs(60)).await;
@@ -362,17 +394,18 @@ async fn retries_item_errors_failures_cancel_and_resume(backend: Backend) {
     assert_eq!(live(&feed(&s, &token, &shop, "items", 0).await), expected(&ds));
 }
 
+/// Polls a run until it fetched `at_least` records; it must stay queued or running meanwhile.
 async fn wait_until_fetched(s: &Server, token: &str, run: &str, at_least: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let r = s.get(&format!("/v1/syncs/{run}"), token).await;
+    let path = format!("/v1/syncs/{run}");
+    eventually(&format!("run {run} to fetch {at_least} records"), Duration::from_secs(120), || async {
+        let r = s.get(&path, token).await;
         if r.body["progress"]["fetched"].as_i64().unwrap_or(0) >= at_least {
-            return r.body;
+            return Ok(r.body);
         }
         assert!(r.body["status"] == "queued" || r.body["status"] == "running", "{:?}", r.body);
-        assert!(Instant::now() < deadline, "{:?}", r.body);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Err(r.body.to_string())
+    })
+    .await
 }
 
 async fn exports_write_records_to_airtable_and_keep_their_ids(backend: Backend) {
@@ -460,9 +493,10 @@ async fn schedules_queue_runs_without_piling_up(backend: Backend) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert!(r.message().contains("minute"), "{r:?}");
 
-    // Every second, but each run takes ~2.5 s (5 pages of 10 at 0.5 s): runs never overlap and
-    // the missed firings do not queue up behind the running one.
+    // Every second, but each run takes at least 2.5 s (5 pages of 10 at 0.5 s): runs never
+    // overlap and the missed firings do not queue up behind the running one.
     src.set_latency(Duration::from_millis(500));
+    let created = Instant::now();
     let r = s
         .post(
             "/v1/schedules",
@@ -475,31 +509,29 @@ async fn schedules_queue_runs_without_piling_up(backend: Backend) {
     let r =
         s.post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "interval_secs": 5 })).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    scheduled_runs(&s, &token, &shop, 2).await;
     let r =
         s.call(Method::PATCH, &format!("/v1/schedules/{schedule}"), &token, Some(json!({ "enabled": false }))).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["enabled"], false);
-    let runs = s.get(&format!("/v1/syncs?installation={shop}"), &token).await.body["runs"].as_array().unwrap().clone();
-    assert!((2..=4).contains(&runs.len()), "{} runs: {runs:?}", runs.len());
-    assert!(runs.iter().all(|r| r["trigger"] == "schedule" && r["schedule"] == schedule.as_str()));
+    // Disabled: the runs it queued are all there is.
+    let runs = runs_of(&s, &token, &shop).await;
+    let elapsed = created.elapsed();
+    assert!(runs.iter().all(|r| r["trigger"] == "schedule" && r["schedule"] == schedule.as_str()), "{runs:?}");
+    // One after the other, each at least 2.5 s long: no more started than that allows.
+    let most = (elapsed.as_millis() / 2500) as usize + 1;
+    assert!((2..=most).contains(&runs.len()), "{} runs in {elapsed:?}: {runs:?}", runs.len());
+    let mut done = Vec::new();
     for r in &runs {
-        finish(&s, &token, r["id"].as_str().unwrap(), Duration::from_secs(30)).await;
-    }
-    let mut spans: Vec<(String, String)> = Vec::new();
-    for r in &runs {
-        let r = s.get(&format!("/v1/syncs/{}", r["id"].as_str().unwrap()), &token).await.body;
+        let r = finish(&s, &token, r["id"].as_str().unwrap(), Duration::from_secs(60)).await;
         assert_eq!(r["status"], "succeeded", "{r}");
-        spans.push((r["started_at"].as_str().unwrap().into(), r["finished_at"].as_str().unwrap().into()));
+        done.push(r);
     }
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "runs overlap: {spans:?}");
-    }
-    let count = runs.len();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = s.get(&format!("/v1/syncs?installation={shop}"), &token).await.body["runs"].as_array().unwrap().len();
-    assert_eq!(after, count, "a disabled schedule fired");
+    assert_no_overlap(&done);
+    // A disabled schedule stays quiet: nothing new after two firing intervals plus two polls of
+    // the sync worker. (The store test checks the same with explicit times.)
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(runs_of(&s, &token, &shop).await.len(), runs.len(), "a disabled schedule fired");
     let r = s.get("/v1/schedules", &token).await;
     assert_eq!(r.body["schedules"].as_array().unwrap().len(), 1);
     let r = s.call(Method::DELETE, &format!("/v1/schedules/{schedule}"), &token, None).await;
@@ -542,13 +574,13 @@ async fn bad_sync_requests_are_refused_precisely(backend: Backend) {
     let r = s.post("/v1/syncs", &viewer, json!({ "installation": shop, "entity": "items" })).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
 
-    // One active run per stream.
-    src.set_latency(Duration::from_millis(100));
+    // One active run per stream (held at the source: it cannot end meanwhile).
+    src.hold();
     let run = start(&s, &token, json!({ "installation": shop, "entity": "items" })).await;
     let r = s.post("/v1/syncs", &token, json!({ "installation": shop, "entity": "items" })).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
     assert!(r.message().contains(&run), "{r:?}");
-    src.set_latency(Duration::ZERO);
+    src.release();
     let done = finish(&s, &token, &run, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "succeeded");
     let r = s.post(&format!("/v1/syncs/{run}/cancel"), &token, json!({})).await;
@@ -577,15 +609,11 @@ async fn bad_sync_requests_are_refused_precisely(backend: Backend) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "a refused mapping is not stored: {r:?}");
 }
 
-/// The heaviest tests (hundreds of thousands of rows, several hosts) take turns, so the rest of
-/// the suite running beside them on a small machine keeps its timeouts.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// 200 000 records; the host is SIGKILLed mid-run and restarted: the records store ends equal to
 /// the source, every record stored once, every change event written once.
 async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Backend) {
     const N: usize = 200_000;
-    let _turn = HEAVY.lock().await;
+    let _turn = crate::HEAVY.lock().await;
     let env = [("PATCHBAY_SYNC_LEASE_SECS", "8"), ("PATCHBAY_DISPATCH_CONCURRENCY", "0")];
     let mut s = Server::start_with(backend, &env).await;
     let token = s.tenant("acme").await;
@@ -648,66 +676,71 @@ async fn a_host_killed_mid_sync_resumes_without_loss_or_duplicates(backend: Back
 /// first, its runs never overlap, and a run whose host is killed is finished by another host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_hosts_share_schedules_and_take_over_runs() {
-    let _turn = HEAVY.lock().await;
-    let mut hosts = Server::cluster(Backend::Postgres, 3, &[("PATCHBAY_SYNC_LEASE_SECS", "3")]).await;
+    let _turn = crate::HEAVY.lock().await;
+    // A lease far longer than any batch: a run changes hosts only when its host dies.
+    let mut hosts = Server::cluster(Backend::Postgres, 3, &[("PATCHBAY_SYNC_LEASE_SECS", "10")]).await;
     let token = hosts[0].tenant("acme").await;
     let ds = Dataset::new(60, 200, 8);
     let src = SourceServer::start(ds.clone());
     let shop = install(&hosts[0], &token, "rest-source", "shop", rest_config(&src, 10)).await;
 
-    // Every second, each run ~2 s (6 pages at 0.3 s).
+    // Every second, each run at least 1.8 s (6 pages at 0.3 s).
     src.set_latency(Duration::from_millis(300));
+    let created = Instant::now();
     let r = hosts[1]
         .post("/v1/schedules", &token, json!({ "installation": shop, "entity": "items", "interval_secs": 1 }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let schedule = r.body["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    scheduled_runs(&hosts[0], &token, &shop, 2).await;
     let r = hosts[2]
         .call(Method::PATCH, &format!("/v1/schedules/{schedule}"), &token, Some(json!({ "enabled": false })))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    let runs =
-        hosts[0].get(&format!("/v1/syncs?installation={shop}"), &token).await.body["runs"].as_array().unwrap().clone();
-    assert!((2..=5).contains(&runs.len()), "{} runs for 7 s of firings every second: {runs:?}", runs.len());
-    let mut spans = Vec::new();
+    let runs = runs_of(&hosts[0], &token, &shop).await;
+    let elapsed = created.elapsed();
+    let most = (elapsed.as_millis() / 1800) as usize + 1;
+    assert!((2..=most).contains(&runs.len()), "{} runs in {elapsed:?}: {runs:?}", runs.len());
+    let mut done = Vec::new();
     for r in &runs {
-        let done = finish(&hosts[0], &token, r["id"].as_str().unwrap(), Duration::from_secs(60)).await;
-        assert_eq!(done["status"], "succeeded", "{done}");
-        spans.push((
-            done["started_at"].as_str().unwrap().to_string(),
-            done["finished_at"].as_str().unwrap().to_string(),
-        ));
+        let r = finish(&hosts[0], &token, r["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(r["status"], "succeeded", "{r}");
+        done.push(r);
     }
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "runs overlap: {spans:?}");
-    }
+    assert_no_overlap(&done);
 
-    // A long run; the host holding it is killed; another one finishes it from its cursor.
+    // A long run (3 batches of 1000 records, the default, in pages of 100) reads its first batch,
+    // then the source holds it: its host is killed mid-run and another host finishes it from its
+    // cursor.
     ds.insert_more(2940);
-    src.set_latency(Duration::from_millis(100));
+    src.set_latency(Duration::ZERO);
     let big = rest_config(&src, 100);
     let long = install(&hosts[0], &token, "rest-source", "long", big).await;
+    src.hold_after(10);
     let run = start(&hosts[0], &token, json!({ "installation": long, "entity": "items" })).await;
-    wait_until_fetched(&hosts[0], &token, &run, 500).await;
+    eventually("the run's second batch to wait at the source", Duration::from_secs(60), || async {
+        (src.held() >= 1).then_some(())
+    })
+    .await;
+    // The first batch's commit is not held up.
+    wait_until_fetched(&hosts[0], &token, &run, 1000).await;
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(hosts[0].database_url()).await.unwrap();
-    let owner: String = sqlx::query_scalar(&format!("SELECT lease_owner FROM sync_runs WHERE id = '{run}'"))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let sql = format!("SELECT lease_owner FROM sync_runs WHERE id = '{run}'");
+    let owner = eventually("the run's lease owner", Duration::from_secs(30), || async {
+        let owner: Option<String> = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+        owner.ok_or("no lease owner")
+    })
+    .await;
     let holder = hosts.iter().position(|h| owner.contains(&format!(":{}:", h.pid()))).expect("a host holds the run");
     hosts[holder].kill();
+    src.release();
     let survivor = &hosts[(holder + 1) % 3];
     let done = finish(survivor, &token, &run, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(progress(&done)[0], 3000, "{done}");
+    assert_eq!(progress(&done)[0], 3000, "read on from the cursor: {done}");
     assert_eq!(progress(&done)[1], 3000, "every record created once: {done}");
-    let owner: Option<String> = sqlx::query_scalar(&format!("SELECT lease_owner FROM sync_runs WHERE id = '{run}'"))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let owner: Option<String> = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
     assert_eq!(owner, None);
     assert_eq!(live(&feed(survivor, &token, &long, "items", 0).await), expected(&ds));
     pool.close().await;

@@ -181,11 +181,14 @@ async fn unchanged_records_keep_their_sequence_and_deletions_are_tracked(backend
 async fn a_lost_lease_refuses_the_batch_and_writes_nothing(backend: Backend) {
     let (db, store) = setup(backend).await;
     store.create_sync_run(&run("run_1", "items", SyncMode::Full)).await.unwrap();
-    // Claimed with a lease that is already over: another host takes the run over.
-    let first = store.claim_sync_runs("dead-host", now_ms(), 1, 1).await.unwrap();
+    // Claimed with a 1 ms lease; a second later (explicit times, no sleeping) it is over and
+    // another host takes the run over.
+    let now = now_ms();
+    let first = store.claim_sync_runs("dead-host", now, 1, 1).await.unwrap();
     assert_eq!(first.len(), 1);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let taken = claim(&store, "live-host").await;
+    let mut taken = store.claim_sync_runs("live-host", now + 1_000, 60_000, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let taken = taken.remove(0);
     assert_eq!(taken.lease_owner.as_deref(), Some("live-host"));
     let err = commit(&store, "run_1", "dead-host", &[rec("x", "{}")], &[], "c").await.unwrap_err();
     assert!(is_lease_lost(&err), "{err:?}");
@@ -332,8 +335,20 @@ async fn schedules_fire_once_across_concurrent_hosts_and_do_not_pile_up(backend:
     let s = store.sync_schedule("t1", "sch_1").await.unwrap().unwrap();
     assert_eq!(s.next_run_at, later + 60_000);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM sync_runs").await, 2);
-    // A disabled schedule does not fire; the unique stream key refuses a second schedule.
+    // A disabled schedule does not fire, however late it is: `users` has no active run left
+    // (its run is cancelled), so only being disabled keeps it from queueing one.
     store.update_sync_schedule("t1", "sch_2", SyncMode::Full, Some(60), None, false, now).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let users: String =
+        sqlx::query_scalar("SELECT id FROM sync_runs WHERE entity = 'users'").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    store.cancel_sync_run("t1", &users).await.unwrap();
+    let fired = store.fire_sync_schedules(now + 3_600_000, 10, |_, t| t + 60_000).await.unwrap();
+    assert!(fired.iter().all(|r| r.entity != "users"), "{fired:?}");
+    let s2 = store.sync_schedule("t1", "sch_2").await.unwrap().unwrap();
+    assert_eq!(s2.next_run_at, now, "a disabled schedule is not even moved on");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sync_runs WHERE entity = 'users'").await, 1);
     let dup = NewSchedule {
         id: "sch_3".into(),
         tenant: "t1".into(),

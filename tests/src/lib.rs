@@ -134,3 +134,91 @@ impl patchbay_services::config::Env for MapEnv {
         self.0.get(name).cloned()
     }
 }
+
+/// `d` times `PATCHBAY_TEST_TIME_SCALE` (a whole number, default 1): lets a slow runner stretch
+/// every deadline of the suite at once. Deadlines only bound a failure; passing runs never wait
+/// for them.
+pub fn scaled(d: std::time::Duration) -> std::time::Duration {
+    let scale = std::env::var("PATCHBAY_TEST_TIME_SCALE").ok().and_then(|s| s.trim().parse::<u32>().ok());
+    d * scale.unwrap_or(1).max(1)
+}
+
+/// What an [`eventually`] probe answers: done with a value, or not yet (with the state seen, for
+/// the failure message).
+pub trait Probe {
+    /// The value the wait ends with.
+    type Done;
+    /// `Ok(value)` when done; `Err(state)` while not.
+    fn check(self) -> Result<Self::Done, Option<String>>;
+}
+
+/// `Some(value)`: done; `None`: not yet.
+impl<T> Probe for Option<T> {
+    type Done = T;
+    fn check(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+/// `Ok(value)`: done; `Err(state)`: not yet, `state` being what the last poll saw (shown when
+/// time runs out).
+impl<T, E: std::fmt::Display> Probe for Result<T, E> {
+    type Done = T;
+    fn check(self) -> Result<T, Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+/// Polls `probe` until it is done (see [`Probe`]) and returns its value; panics naming `what`
+/// (and the last state the probe reported) once `limit` ([`scaled`]) has passed. Polls at once,
+/// then with a backoff from 10 ms up to 250 ms.
+///
+/// Use it for every "wait until something has happened" of an end-to-end test, with a generous
+/// limit: a passing run returns as soon as the condition holds and never waits for the limit.
+pub async fn eventually<P, F, Fut>(what: &str, limit: std::time::Duration, mut probe: F) -> P::Done
+where
+    P: Probe,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = P>,
+{
+    let limit = scaled(limit);
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        let last = match probe().await.check() {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        let waited = started.elapsed();
+        if waited >= limit {
+            match last {
+                Some(state) => panic!("timed out after {waited:?} waiting for {what}; last seen: {state}"),
+                None => panic!("timed out after {waited:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(pause.min(limit - waited)).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+    }
+}
+
+/// Waits until at least `headroom` is left in the current epoch-aligned `window` (as the host's
+/// provider budgets count them: unix time rounded down to the window's length), sleeping into the
+/// next window when less is left; returns the start (unix ms) of the window then current.
+///
+/// An end-to-end test whose assertions hold only within one counting window starts with this and
+/// checks that every window it sees starts at the returned value.
+pub async fn window_headroom(window: std::time::Duration, headroom: std::time::Duration) -> i64 {
+    assert!(headroom < window, "a headroom of {headroom:?} does not fit a window of {window:?}");
+    let len = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let need = i64::try_from(headroom.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        let now = patchbay_core::now_ms();
+        let start = now - now.rem_euclid(len);
+        let left = start + len - now;
+        if left >= need {
+            return start;
+        }
+        // Into the next window, with a little margin for the host's clock reading.
+        tokio::time::sleep(std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0) + 50)).await;
+    }
+}

@@ -10,7 +10,6 @@ use patchbay_core::error::{
     CallFailure, Conflict, ErrorKind, Field, Missing, Package, Provider, Unknown, Unsupported, Webhook,
 };
 use patchbay_core::outcome::ConnectorErrorKind;
-use patchbay_store::StoreError;
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -99,12 +98,6 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::from(patchbay_core::Error::from(e))
     }
 }
 

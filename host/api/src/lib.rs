@@ -29,10 +29,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use patchbay_services::Host;
 use patchbay_services::status::Status;
 
@@ -75,66 +76,83 @@ services!(
 /// Request bodies other than component uploads are small JSON documents.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The host's HTTP routes.
+/// Every endpoint the API serves: method, path and handler. [`router`] is built from this list
+/// and the OpenAPI document's test compares the document with it, so they cannot drift apart.
+pub(crate) fn endpoints() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
+    use axum::routing::{delete, patch, put};
+    let upload = || DefaultBodyLimit::disable();
+    vec![
+        (Method::GET, "/healthz", get(healthz)),
+        (Method::GET, "/metrics", get(metrics)),
+        (Method::GET, "/openapi.json", get(openapi_json)),
+        (Method::POST, "/hooks/{hook_id}", post(hooks::receive).layer(upload())),
+        (Method::GET, "/oauth/callback", get(oauth::callback)),
+        (Method::POST, "/v1/tenants", post(tenants::create)),
+        (Method::GET, "/v1/tenants", get(tenants::list)),
+        (Method::POST, "/v1/tenants/{tenant}/keys", post(tenants::create_key)),
+        (Method::GET, "/v1/tenants/{tenant}/keys", get(tenants::list_keys)),
+        (Method::DELETE, "/v1/tenants/{tenant}/keys/{key}", delete(tenants::revoke_key)),
+        (Method::POST, "/v1/connectors", post(connectors::upload).layer(upload())),
+        (Method::GET, "/v1/connectors", get(connectors::list)),
+        (Method::GET, "/v1/connectors/{id}", get(connectors::get)),
+        (Method::GET, "/v1/connectors/{id}/versions/{version}", get(connectors::version)),
+        (Method::POST, "/v1/connectors/{id}/versions/{version}/deprecate", post(connectors::deprecate)),
+        (Method::POST, "/v1/installations", post(installations::create)),
+        (Method::GET, "/v1/installations", get(installations::list)),
+        (Method::GET, "/v1/installations/{id}", get(installations::get)),
+        (Method::PATCH, "/v1/installations/{id}", patch(installations::update)),
+        (Method::DELETE, "/v1/installations/{id}", delete(installations::delete)),
+        (Method::PUT, "/v1/installations/{id}/credentials", put(installations::put_credentials)),
+        (Method::GET, "/v1/installations/{id}/credentials", get(installations::get_credentials)),
+        (Method::DELETE, "/v1/installations/{id}/credentials", delete(installations::delete_credentials)),
+        (Method::POST, "/v1/installations/{id}/invoke/{operation}", post(installations::invoke)),
+        (Method::GET, "/v1/installations/{id}/logs", get(installations::logs)),
+        (Method::POST, "/v1/installations/{id}/webhook/rotate", post(hooks::rotate)),
+        (Method::GET, "/v1/installations/{id}/oauth", get(oauth::status)),
+        (Method::DELETE, "/v1/installations/{id}/oauth", delete(oauth::disconnect)),
+        (Method::POST, "/v1/installations/{id}/oauth/start", post(oauth::start)),
+        (Method::POST, "/v1/installations/{id}/oauth/refresh", post(oauth::refresh)),
+        (Method::GET, "/v1/installations/{id}/quota", get(installations::quota)),
+        (Method::GET, "/v1/installations/{id}/health", get(health::last)),
+        (Method::POST, "/v1/installations/{id}/health", post(health::check)),
+        (Method::GET, "/v1/health", get(health::summary)),
+        (Method::GET, "/v1/events", get(events::list)),
+        (Method::GET, "/v1/events/{id}", get(events::get)),
+        (Method::POST, "/v1/deliveries/redrive", post(events::redrive_all)),
+        (Method::POST, "/v1/deliveries/{id}/redrive", post(events::redrive_one)),
+        (Method::POST, "/v1/routes", post(routes::create)),
+        (Method::GET, "/v1/routes", get(routes::list)),
+        (Method::GET, "/v1/routes/{id}", get(routes::get)),
+        (Method::PATCH, "/v1/routes/{id}", patch(routes::update)),
+        (Method::DELETE, "/v1/routes/{id}", delete(routes::delete)),
+        (Method::POST, "/v1/syncs", post(syncs::start)),
+        (Method::GET, "/v1/syncs", get(syncs::list)),
+        (Method::GET, "/v1/syncs/{id}", get(syncs::get)),
+        (Method::POST, "/v1/syncs/{id}/cancel", post(syncs::cancel)),
+        (Method::POST, "/v1/syncs/{id}/resume", post(syncs::resume)),
+        (Method::GET, "/v1/syncs/{id}/errors", get(syncs::errors)),
+        (Method::POST, "/v1/schedules", post(syncs::create_schedule)),
+        (Method::GET, "/v1/schedules", get(syncs::list_schedules)),
+        (Method::GET, "/v1/schedules/{id}", get(syncs::get_schedule)),
+        (Method::PATCH, "/v1/schedules/{id}", patch(syncs::update_schedule)),
+        (Method::DELETE, "/v1/schedules/{id}", delete(syncs::delete_schedule)),
+        (Method::GET, "/v1/installations/{id}/entities", get(syncs::entities)),
+        (Method::GET, "/v1/installations/{id}/records/{entity}", get(syncs::records)),
+        (Method::GET, "/v1/installations/{id}/records/{entity}/{external_id}", get(syncs::record)),
+        (Method::GET, "/v1/installations/{id}/mappings/{entity}", get(syncs::get_mapping)),
+        (Method::PUT, "/v1/installations/{id}/mappings/{entity}", put(syncs::put_mapping)),
+        (Method::DELETE, "/v1/installations/{id}/mappings/{entity}", delete(syncs::delete_mapping)),
+    ]
+}
+
+/// The host's HTTP routes: [`endpoints`], a JSON 404 for anything else, and a 1 MiB body limit
+/// except where an endpoint reads its body with its own cap (uploads, webhooks).
 pub fn router(host: Host) -> Router {
-    let v1 = Router::new()
-        .route("/tenants", post(tenants::create).get(tenants::list))
-        .route("/tenants/{tenant}/keys", post(tenants::create_key).get(tenants::list_keys))
-        .route("/tenants/{tenant}/keys/{key}", axum::routing::delete(tenants::revoke_key))
-        .route("/connectors", post(connectors::upload).get(connectors::list).layer(DefaultBodyLimit::disable()))
-        .route("/connectors/{id}", get(connectors::get))
-        .route("/connectors/{id}/versions/{version}", get(connectors::version))
-        .route("/connectors/{id}/versions/{version}/deprecate", post(connectors::deprecate))
-        .route("/installations", post(installations::create).get(installations::list))
-        .route(
-            "/installations/{id}",
-            get(installations::get).patch(installations::update).delete(installations::delete),
-        )
-        .route(
-            "/installations/{id}/credentials",
-            get(installations::get_credentials)
-                .put(installations::put_credentials)
-                .delete(installations::delete_credentials),
-        )
-        .route("/installations/{id}/invoke/{operation}", post(installations::invoke))
-        .route("/installations/{id}/logs", get(installations::logs))
-        .route("/installations/{id}/webhook/rotate", post(hooks::rotate))
-        .route("/installations/{id}/oauth", get(oauth::status).delete(oauth::disconnect))
-        .route("/installations/{id}/oauth/start", post(oauth::start))
-        .route("/installations/{id}/oauth/refresh", post(oauth::refresh))
-        .route("/installations/{id}/quota", get(installations::quota))
-        .route("/installations/{id}/health", get(health::last).post(health::check))
-        .route("/health", get(health::summary))
-        .route("/events", get(events::list))
-        .route("/events/{id}", get(events::get))
-        .route("/deliveries/redrive", post(events::redrive_all))
-        .route("/deliveries/{id}/redrive", post(events::redrive_one))
-        .route("/routes", post(routes::create).get(routes::list))
-        .route("/routes/{id}", get(routes::get).patch(routes::update).delete(routes::delete))
-        .route("/syncs", post(syncs::start).get(syncs::list))
-        .route("/syncs/{id}", get(syncs::get))
-        .route("/syncs/{id}/cancel", post(syncs::cancel))
-        .route("/syncs/{id}/resume", post(syncs::resume))
-        .route("/syncs/{id}/errors", get(syncs::errors))
-        .route("/schedules", post(syncs::create_schedule).get(syncs::list_schedules))
-        .route("/schedules/{id}", get(syncs::get_schedule).patch(syncs::update_schedule).delete(syncs::delete_schedule))
-        .route("/installations/{id}/entities", get(syncs::entities))
-        .route("/installations/{id}/records/{entity}", get(syncs::records))
-        .route("/installations/{id}/records/{entity}/{external_id}", get(syncs::record))
-        .route(
-            "/installations/{id}/mappings/{entity}",
-            get(syncs::get_mapping).put(syncs::put_mapping).delete(syncs::delete_mapping),
-        );
-    Router::new()
-        .route("/hooks/{hook_id}", post(hooks::receive).layer(DefaultBodyLimit::disable()))
-        .route("/oauth/callback", get(oauth::callback))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
-        .nest("/v1", v1)
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .with_state(ApiState(host))
+    let mut router = Router::new();
+    for (_, path, handler) in endpoints() {
+        router = router.route(path, handler);
+    }
+    router.fallback(not_found).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)).with_state(ApiState(host))
 }
 
 async fn healthz(State(status): State<Arc<Status>>) -> impl IntoResponse {
@@ -159,4 +177,20 @@ async fn openapi_json() -> impl IntoResponse {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route; see /openapi.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_merge_into_one_router_without_overlaps() {
+        let mut router = Router::<ApiState>::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (method, path, handler) in endpoints() {
+            assert!(seen.insert((method.to_string(), path)), "{method} {path} is listed twice");
+            router = router.route(path, handler);
+        }
+        assert_eq!(seen.len(), 60);
+    }
 }

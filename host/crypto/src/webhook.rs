@@ -391,7 +391,7 @@ impl Verifier {
     }
 
     /// Checks a request: `body` exactly as received, its `headers`, and the clock
-    /// (`now_unix_secs`, e.g. [`unix_now`]).
+    /// (`now_unix_secs`: the caller's clock, in Unix seconds).
     pub fn verify<H: Headers + ?Sized>(
         &self,
         headers: &H,
@@ -503,13 +503,6 @@ impl Verifier {
         let matched = self.keys.iter().any(|key| candidates.iter().any(|tag| hmac::verify(key, content, tag).is_ok()));
         if matched { Ok(()) } else { Err(WebhookError::NoMatch) }
     }
-}
-
-/// The current time in Unix seconds, for [`Verifier::verify`] outside tests.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The `webhook-signature` value for a Standard Webhooks message: `v1,<base64>`.

@@ -30,7 +30,8 @@
 //! quoted fields of every kind.
 //!
 //! Hooks: [`SourceServer::fail_next`] answers the next requests with an error status (and a
-//! `Retry-After`), [`SourceServer::set_latency`] delays every request, [`SourceServer::require_token`]
+//! `Retry-After`), [`SourceServer::set_latency`] delays every request, [`SourceServer::hold`]
+//! keeps every request waiting until [`SourceServer::release`], [`SourceServer::require_token`]
 //! makes every endpoint demand `authorization: Bearer <token>`; [`SourceServer::requests`] lists
 //! what was asked (method, path, query, `Range`, `authorization`, status).
 //!
@@ -431,6 +432,12 @@ struct Shared {
     log: Mutex<VecDeque<SeenRequest>>,
     failures: Mutex<VecDeque<Failure>>,
     latency_us: AtomicU64,
+    /// `true` while [`SourceServer::hold`] keeps requests waiting.
+    gate: tokio::sync::watch::Sender<bool>,
+    /// Requests waiting at the gate now.
+    held: AtomicU64,
+    /// Requests the gate still lets through while held ([`SourceServer::hold_after`]).
+    allowance: AtomicU64,
     token: Mutex<Option<String>>,
     files: Mutex<HashMap<String, (Bytes, bool)>>,
     csv: Mutex<Option<Arc<CsvFile>>>,
@@ -467,6 +474,9 @@ impl SourceServer {
             log: Mutex::new(VecDeque::new()),
             failures: Mutex::new(VecDeque::new()),
             latency_us: AtomicU64::new(0),
+            gate: tokio::sync::watch::Sender::new(false),
+            held: AtomicU64::new(0),
+            allowance: AtomicU64::new(0),
             token: Mutex::new(None),
             files: Mutex::new(HashMap::new()),
             csv: Mutex::new(None),
@@ -567,6 +577,34 @@ impl SourceServer {
     /// Delays every answer by `delay` (zero turns it off).
     pub fn set_latency(&self, delay: Duration) {
         self.shared.latency_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Holds every request, from now on and until [`SourceServer::release`], before it is
+    /// answered (after it was counted in [`SourceServer::request_count`], before any latency or
+    /// injected failure). A test keeps whatever is reading from the server — a sync run — in
+    /// progress for exactly as long as it needs (to cancel it, kill its host or start a
+    /// conflicting run) instead of hoping a latency is long enough; [`SourceServer::held`] tells
+    /// when a request is waiting. Release before a held request's client gives up.
+    pub fn hold(&self) {
+        self.hold_after(0);
+    }
+
+    /// [`SourceServer::hold`], letting the next `n` requests through first: a sync run reads
+    /// exactly `n` pages, then waits at the gate (`held() == 1`) until released.
+    pub fn hold_after(&self, n: u64) {
+        self.shared.allowance.store(n, Ordering::SeqCst);
+        self.shared.gate.send_replace(true);
+    }
+
+    /// Lets the held requests (and every later one) through.
+    pub fn release(&self) {
+        self.shared.gate.send_replace(false);
+        self.shared.allowance.store(0, Ordering::SeqCst);
+    }
+
+    /// Requests waiting at the gate of [`SourceServer::hold`] now.
+    pub fn held(&self) -> u64 {
+        self.shared.held.load(Ordering::SeqCst)
     }
 
     /// Every endpoint demands `authorization: Bearer <token>` (`None`: no check).
@@ -684,6 +722,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
     shared.count.fetch_add(1, Ordering::Relaxed);
+    wait_at_gate(&shared).await;
     let latency = shared.latency_us.load(Ordering::Relaxed);
     if latency > 0 {
         tokio::time::sleep(Duration::from_micros(latency)).await;
@@ -704,6 +743,28 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     log.push_back(seen);
     response
+}
+
+/// Waits while the server is held ([`SourceServer::hold`]), counted in [`SourceServer::held`]
+/// (also when the client goes away meanwhile).
+async fn wait_at_gate(shared: &Shared) {
+    struct Waiting<'a>(&'a AtomicU64);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let mut gate = shared.gate.subscribe();
+    if !*gate.borrow_and_update() {
+        return;
+    }
+    if shared.allowance.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return;
+    }
+    shared.held.fetch_add(1, Ordering::SeqCst);
+    let _waiting = Waiting(&shared.held);
+    // The sender lives in `shared`, which outlives this request: an error cannot happen.
+    let _ = gate.wait_for(|held| !*held).await;
 }
 
 fn route(shared: &Shared, parts: &Parts, body: &[u8]) -> Response {

@@ -355,7 +355,7 @@ impl Ingress {
     }
 }
 
-/// Where [`App::ingest_webhook`] writes: one transaction per request, or a group committer.
+/// Where [`Ingress::ingest`] writes: one transaction per request, or a group committer.
 #[async_trait::async_trait]
 pub trait IngressWriter: Send + Sync {
     async fn record(

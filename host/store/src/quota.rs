@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
 
 /// Calls one host counted for one bucket window since its last flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,16 +32,17 @@ pub struct QuotaStatusRow {
 }
 
 impl Store {
-    /// Adds counted usage, and records pauses (the later one wins), in one transaction.
+    /// Adds counted usage, and records pauses (the later one wins), in one transaction; `now`
+    /// stamps the rows.
     pub async fn add_quota_usage(
         &self,
         deltas: &[UsageDelta],
         pauses: &[(String, String, i64)],
+        now: i64,
     ) -> Result<(), StoreError> {
         if deltas.is_empty() && pauses.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
         let mut tx = self.begin_relaxed().await?;
         for d in deltas {
             sqlx::query(
@@ -79,10 +80,10 @@ impl Store {
         Ok(())
     }
 
-    /// Pauses still running: `(tenant, provider, paused_until)`.
-    pub async fn quota_pauses(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+    /// Pauses still running at `now`: `(tenant, provider, paused_until)`.
+    pub async fn quota_pauses(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT tenant, provider, paused_until FROM quota_pauses WHERE paused_until > $1")
-            .bind(now_ms())
+            .bind(now)
             .fetch_all(self.pool())
             .await?;
         rows.iter()

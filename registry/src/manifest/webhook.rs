@@ -2,7 +2,7 @@
 //! requests, and, for the generic HMAC scheme, where the signature is and what it covers.
 //!
 //! The host turns a [`WebhookSpec`] plus the installation's secret values into a verifier
-//! (`patchbay::crypto::webhook`). The built-in schemes fix their headers and formats, so their
+//! (`patchbay_crypto::webhook`). The built-in schemes fix their headers and formats, so their
 //! tables only name the secret (and optionally the replay window):
 //!
 //! ```toml

@@ -63,7 +63,8 @@ pub fn retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    let at_ms = i64::try_from(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    Some(Duration::from_millis(u64::try_from(at_ms - patchbay_core::now_ms()).unwrap_or(0)))
 }
 
 /// Builds the host's outbound client: no proxies, no automatic redirects, resolver guarded by the
