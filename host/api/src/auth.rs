@@ -15,7 +15,7 @@ use crate::ApiError;
 
 /// The authenticated caller (derefs to the services' [`Caller`]: `tenant(scope)`, `operator()`).
 #[derive(Debug, Clone)]
-pub struct Principal(pub Caller);
+pub(crate) struct Principal(pub Caller);
 
 impl Deref for Principal {
     type Target = Caller;
@@ -51,7 +51,7 @@ where
 
 /// The operator, or a 401/403 before anything else of the request is looked at.
 #[derive(Debug, Clone, Copy)]
-pub struct Operator;
+pub(crate) struct Operator;
 
 impl<S> FromRequestParts<S> for Operator
 where
@@ -67,19 +67,19 @@ where
 }
 
 /// A scope a tenant key must hold for an endpoint: [`View`], [`Manage`] or [`Credentials`].
-pub trait Scope: Send + Sync {
+pub(crate) trait Scope: Send + Sync {
     const SCOPE: KeyScope;
 }
 
 /// Reading installations, connectors, logs, events and records.
 #[derive(Debug)]
-pub struct View;
+pub(crate) struct View;
 /// Creating, changing, deleting and invoking.
 #[derive(Debug)]
-pub struct Manage;
+pub(crate) struct Manage;
 /// Setting, reading (masked) and deleting credentials.
 #[derive(Debug)]
-pub struct Credentials;
+pub(crate) struct Credentials;
 
 impl Scope for View {
     const SCOPE: KeyScope = KeyScope::View;
@@ -94,7 +94,7 @@ impl Scope for Credentials {
 /// A tenant key holding scope `S`: the caller's tenant, or a 401/403 before anything else of the
 /// request is looked at.
 #[derive(Debug)]
-pub struct TenantKey<S> {
+pub(crate) struct TenantKey<S> {
     pub tenant: String,
     scope: PhantomData<S>,
 }

@@ -10,7 +10,7 @@ use super::{ApiError, ApiResult};
 /// Reads a body of at most `max` bytes. A larger one is read on (up to a bound) and discarded
 /// before answering 413 with `too_large()`'s message, so clients that send the whole body before
 /// reading the response see the error instead of a reset connection.
-pub async fn read_capped(
+pub(crate) async fn read_capped(
     headers: &HeaderMap,
     body: Body,
     max: usize,

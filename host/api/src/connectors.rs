@@ -34,7 +34,7 @@ fn owner(p: &Principal) -> ApiResult<Option<String>> {
     }
 }
 
-pub async fn upload(
+pub(crate) async fn upload(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     headers: HeaderMap,
@@ -64,17 +64,17 @@ pub async fn upload(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     category: Option<String>,
     search: Option<String>,
 }
 
 #[derive(Serialize)]
-pub struct ConnectorList {
+pub(crate) struct ConnectorList {
     connectors: Vec<ConnectorView<String>>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     Query(q): Query<ListQuery>,
@@ -84,7 +84,7 @@ pub async fn list(
     Ok(Json(ConnectorList { connectors: list.iter().map(ConnectorView::from).collect() }))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     Path(id): Path<String>,
@@ -93,7 +93,7 @@ pub async fn get(
     Ok(Json(ConnectorView::from(&catalog.connector(viewer, &id).await?)))
 }
 
-pub async fn version(
+pub(crate) async fn version(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     Path((id, version)): Path<(String, String)>,
@@ -104,13 +104,13 @@ pub async fn version(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Deprecate {
+pub(crate) struct Deprecate {
     /// `YYYY-MM-DD` after which the version may be removed.
     sunset: Option<String>,
     message: Option<String>,
 }
 
-pub async fn deprecate(
+pub(crate) async fn deprecate(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     Path((id, version)): Path<(String, String)>,

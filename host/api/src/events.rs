@@ -17,7 +17,7 @@ use crate::{ApiError, ApiResult, optional_json, page_limit, time_param};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Exact event type.
     #[serde(rename = "type")]
     event_type: Option<String>,
@@ -35,12 +35,12 @@ pub struct EventsQuery {
 }
 
 #[derive(Serialize)]
-pub struct EventPage {
+pub(crate) struct EventPage {
     events: Vec<EventView>,
     next_cursor: Option<String>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(events): State<Arc<Events>>,
     key: TenantKey<View>,
     Query(q): Query<EventsQuery>,
@@ -66,7 +66,7 @@ pub async fn list(
     Ok(Json(EventPage { events: rows.iter().map(EventView::from).collect(), next_cursor: next }))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(events): State<Arc<Events>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -77,14 +77,14 @@ pub async fn get(
 }
 
 #[derive(Serialize)]
-pub struct Redriven {
+pub(crate) struct Redriven {
     redriven: bool,
     delivery: DeliveryView,
 }
 
 /// `POST /v1/deliveries/{id}/redrive`: a dead delivery goes back to pending, due now, with a
 /// fresh retry schedule (its attempts stay in its history).
-pub async fn redrive_one(
+pub(crate) async fn redrive_one(
     State(events): State<Arc<Events>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -95,19 +95,19 @@ pub async fn redrive_one(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RedriveAll {
+pub(crate) struct RedriveAll {
     installation: Option<String>,
     route: Option<String>,
 }
 
 #[derive(Serialize)]
-pub struct RedrivenCount {
+pub(crate) struct RedrivenCount {
     redriven: u64,
 }
 
 /// `POST /v1/deliveries/redrive` with `{"installation": …}` and/or `{"route": …}`: every dead
 /// delivery to that installation / of that route goes back to pending.
-pub async fn redrive_all(
+pub(crate) async fn redrive_all(
     State(events): State<Arc<Events>>,
     key: TenantKey<Manage>,
     body: Bytes,

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::ApiError;
 
 /// A JSON request body (`Content-Type: application/json`), or a JSON response body.
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
@@ -29,7 +29,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
 }
 
 /// Path parameters.
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
@@ -41,7 +41,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 }
 
 /// Query parameters (unknown ones are refused where the type says `deny_unknown_fields`).
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;

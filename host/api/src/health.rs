@@ -12,7 +12,7 @@ use crate::extract::{Json, Path};
 use crate::views::{HealthSummaryView, HealthView};
 
 /// `GET /v1/installations/{id}/health`: the last check.
-pub async fn last(
+pub(crate) async fn last(
     State(health): State<Arc<Health>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -22,7 +22,7 @@ pub async fn last(
 }
 
 /// `POST /v1/installations/{id}/health`: checks now.
-pub async fn check(
+pub(crate) async fn check(
     State(health): State<Arc<Health>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -32,6 +32,9 @@ pub async fn check(
 }
 
 /// `GET /v1/health`: the tenant's installations by health.
-pub async fn summary(State(health): State<Arc<Health>>, key: TenantKey<View>) -> ApiResult<Json<HealthSummaryView>> {
+pub(crate) async fn summary(
+    State(health): State<Arc<Health>>,
+    key: TenantKey<View>,
+) -> ApiResult<Json<HealthSummaryView>> {
     Ok(Json(HealthSummaryView::from(&health.summary(&key.tenant).await?)))
 }

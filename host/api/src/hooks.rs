@@ -16,7 +16,7 @@ use crate::auth::{Manage, TenantKey};
 use crate::extract::{Json, Path};
 use crate::{ApiError, ApiResult};
 
-pub async fn receive(
+pub(crate) async fn receive(
     State(ingress): State<Arc<Ingress>>,
     method: Method,
     uri: Uri,
@@ -63,12 +63,12 @@ pub async fn receive(
 }
 
 #[derive(Serialize)]
-pub struct Rotated {
+pub(crate) struct Rotated {
     installation: String,
     webhook_url: String,
 }
 
-pub async fn rotate(
+pub(crate) async fn rotate(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,

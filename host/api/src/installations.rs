@@ -25,11 +25,11 @@ use crate::views::{CredentialsView, InstallationView, LogEntryView, LogPage, Quo
 use crate::{ApiError, ApiResult, page_limit, time_param};
 
 #[derive(Serialize)]
-pub struct InstallationList {
+pub(crate) struct InstallationList {
     installations: Vec<InstallationView>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Manage>,
     Json(req): Json<CreateInstallation>,
@@ -38,7 +38,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(InstallationView::from(&d))))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<View>,
 ) -> ApiResult<Json<InstallationList>> {
@@ -46,7 +46,7 @@ pub async fn list(
     Ok(Json(InstallationList { installations: list.iter().map(InstallationView::from).collect() }))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -54,7 +54,7 @@ pub async fn get(
     Ok(Json(InstallationView::from(&installations.details(&key.tenant, &id).await?)))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -63,7 +63,7 @@ pub async fn update(
     Ok(Json(InstallationView::from(&installations.update(&key.tenant, &id, req).await?)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -72,7 +72,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn put_credentials(
+pub(crate) async fn put_credentials(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
@@ -81,7 +81,7 @@ pub async fn put_credentials(
     Ok(Json(installations.put_credentials(&key.tenant, &id, &fields).await?.into()))
 }
 
-pub async fn get_credentials(
+pub(crate) async fn get_credentials(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
@@ -89,7 +89,7 @@ pub async fn get_credentials(
     Ok(Json(installations.credentials(&key.tenant, &id).await?.into()))
 }
 
-pub async fn delete_credentials(
+pub(crate) async fn delete_credentials(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
@@ -99,11 +99,11 @@ pub async fn delete_credentials(
 }
 
 /// How long an invoke waits for the provider budget unless the caller prefers otherwise.
-pub const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(30);
 
 /// The caller's choice over budget, from `Prefer: wait=N` (RFC 7240): wait up to N seconds
 /// (at most 300); `wait=0` fails fast. Without it: wait up to [`DEFAULT_QUOTA_WAIT`].
-pub fn quota_mode(headers: &HeaderMap) -> Result<QuotaMode, ApiError> {
+pub(crate) fn quota_mode(headers: &HeaderMap) -> Result<QuotaMode, ApiError> {
     for value in headers.get_all("prefer") {
         let text = value.to_str().map_err(|_| ApiError::bad_request("the Prefer header is not text"))?;
         for pref in text.split(',') {
@@ -122,7 +122,7 @@ pub fn quota_mode(headers: &HeaderMap) -> Result<QuotaMode, ApiError> {
 }
 
 /// `GET /v1/installations/{id}/quota`: the provider budget the installation draws from.
-pub async fn quota(
+pub(crate) async fn quota(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -130,7 +130,7 @@ pub async fn quota(
     Ok(Json(installations.quota(&key.tenant, &id).await?.into()))
 }
 
-pub async fn invoke(
+pub(crate) async fn invoke(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Manage>,
     headers: HeaderMap,
@@ -169,7 +169,7 @@ pub async fn invoke(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogsQuery {
+pub(crate) struct LogsQuery {
     /// Minimum level: trace, debug, info, warn, error.
     level: Option<String>,
     /// RFC 3339 time, unix milliseconds, or a relative age like `15m`.
@@ -180,7 +180,7 @@ pub struct LogsQuery {
     limit: Option<u32>,
 }
 
-pub async fn logs(
+pub(crate) async fn logs(
     State(logs): State<Arc<Logs>>,
     key: TenantKey<View>,
     Path(id): Path<String>,

@@ -9,21 +9,21 @@
 //! tenant's resource is a 404). Bodies, paths and queries are read with the extractors of
 //! [`extract`], which reject with [`ApiError`]; responses are the typed bodies of [`views`].
 
-pub mod auth;
+pub(crate) mod auth;
 mod body;
 mod connectors;
 mod error;
 mod events;
-pub mod extract;
+pub(crate) mod extract;
 mod health;
 mod hooks;
 mod installations;
 mod oauth;
-pub mod openapi;
+pub(crate) mod openapi;
 mod routes;
 mod syncs;
 mod tenants;
-pub mod views;
+pub(crate) mod views;
 
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ use crate::views::Liveness;
 
 /// The router's state: the host's services. Each handler takes the one service it uses.
 #[derive(Clone)]
-pub struct ApiState(pub Host);
+pub(crate) struct ApiState(pub Host);
 
 macro_rules! services {
     ($($field:ident: $service:ty),* $(,)?) => {

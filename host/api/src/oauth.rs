@@ -17,7 +17,7 @@ use crate::extract::{Json, Path};
 use crate::views::{AuthorizationView, DisconnectView, GrantView};
 use crate::{ApiError, ApiResult, optional_json};
 
-pub async fn status(
+pub(crate) async fn status(
     State(connections): State<Arc<Connections>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -25,7 +25,7 @@ pub async fn status(
     Ok(Json(connections.status(&key.tenant, &id).await?.into()))
 }
 
-pub async fn start(
+pub(crate) async fn start(
     State(connections): State<Arc<Connections>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
@@ -36,11 +36,11 @@ pub async fn start(
 /// Body of `POST …/oauth/refresh`: the version to replace (default: the stored one).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     pub version: Option<i64>,
 }
 
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(connections): State<Arc<Connections>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
@@ -50,7 +50,7 @@ pub async fn refresh(
     Ok(Json(connections.refresh_now(&key.tenant, &id, req.version).await?.into()))
 }
 
-pub async fn disconnect(
+pub(crate) async fn disconnect(
     State(connections): State<Arc<Connections>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
@@ -61,7 +61,7 @@ pub async fn disconnect(
 
 /// The provider's redirect (no API key: the state parameter identifies the request). Answers a
 /// small HTML page saying what happened; never cached.
-pub async fn callback(
+pub(crate) async fn callback(
     State(connections): State<Arc<Connections>>,
     query: Result<axum::extract::Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {

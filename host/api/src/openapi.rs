@@ -44,7 +44,7 @@ fn obj() -> Value {
 }
 
 /// The document.
-pub fn document() -> Value {
+pub(crate) fn document() -> Value {
     let installation_id = path_param("id", "Installation id (`ins_…`).");
     let limits = json!({
         "type": "object", "additionalProperties": false,

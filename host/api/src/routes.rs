@@ -13,11 +13,11 @@ use crate::extract::{Json, Path};
 use crate::views::RouteView;
 
 #[derive(Serialize)]
-pub struct RouteList {
+pub(crate) struct RouteList {
     routes: Vec<RouteView>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(routes): State<Arc<Routes>>,
     key: TenantKey<Manage>,
     Json(req): Json<CreateRoute>,
@@ -26,12 +26,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(RouteView::from(&r))))
 }
 
-pub async fn list(State(routes): State<Arc<Routes>>, key: TenantKey<View>) -> ApiResult<Json<RouteList>> {
+pub(crate) async fn list(State(routes): State<Arc<Routes>>, key: TenantKey<View>) -> ApiResult<Json<RouteList>> {
     let rows = routes.list(&key.tenant).await?;
     Ok(Json(RouteList { routes: rows.iter().map(RouteView::from).collect() }))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(routes): State<Arc<Routes>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -39,7 +39,7 @@ pub async fn get(
     Ok(Json(RouteView::from(&routes.get(&key.tenant, &id).await?)))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     State(routes): State<Arc<Routes>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -48,7 +48,7 @@ pub async fn update(
     Ok(Json(RouteView::from(&routes.update(&key.tenant, &id, req).await?)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(routes): State<Arc<Routes>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,

@@ -17,7 +17,7 @@ use crate::extract::{Json, Path, Query};
 use crate::views::{EntityView, ItemErrorView, MappingView, RecordView, RunView, ScheduleView};
 use crate::{ApiError, ApiResult, page_limit};
 
-pub async fn start(
+pub(crate) async fn start(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Json(req): Json<StartSync>,
@@ -28,7 +28,7 @@ pub async fn start(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RunsQuery {
+pub(crate) struct RunsQuery {
     installation: Option<String>,
     entity: Option<String>,
     status: Option<String>,
@@ -37,12 +37,12 @@ pub struct RunsQuery {
 }
 
 #[derive(Serialize)]
-pub struct RunPage {
+pub(crate) struct RunPage {
     runs: Vec<RunView>,
     next_before: Option<String>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Query(q): Query<RunsQuery>,
@@ -61,7 +61,7 @@ pub async fn list(
     Ok(Json(RunPage { runs: rows.iter().map(|r| RunView::new(r, now)).collect(), next_before: next }))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -69,7 +69,7 @@ pub async fn get(
     Ok(Json(RunView::new(&syncs.run(&key.tenant, &id).await?, now_ms())))
 }
 
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -77,7 +77,7 @@ pub async fn cancel(
     Ok(Json(RunView::new(&syncs.cancel(&key.tenant, &id).await?, now_ms())))
 }
 
-pub async fn resume(
+pub(crate) async fn resume(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -87,20 +87,20 @@ pub async fn resume(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ErrorsQuery {
+pub(crate) struct ErrorsQuery {
     after: Option<i64>,
     limit: Option<u32>,
 }
 
 #[derive(Serialize)]
-pub struct ErrorPage {
+pub(crate) struct ErrorPage {
     run: String,
     failed: i64,
     errors: Vec<ItemErrorView>,
     next_after: Option<i64>,
 }
 
-pub async fn errors(
+pub(crate) async fn errors(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -117,11 +117,11 @@ pub async fn errors(
 }
 
 #[derive(Serialize)]
-pub struct EntityList {
+pub(crate) struct EntityList {
     entities: Vec<EntityView>,
 }
 
-pub async fn entities(
+pub(crate) async fn entities(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -132,13 +132,13 @@ pub async fn entities(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RecordsQuery {
+pub(crate) struct RecordsQuery {
     since: Option<i64>,
     limit: Option<u32>,
 }
 
 #[derive(Serialize)]
-pub struct ChangePage {
+pub(crate) struct ChangePage {
     installation: String,
     entity: String,
     changes: Vec<RecordView>,
@@ -148,7 +148,7 @@ pub struct ChangePage {
 
 /// The change feed of an entity: records in change order after `since` (a `seq`); each record
 /// appears once, at its latest change. Page with `since=<next_since>` until `has_more` is false.
-pub async fn records(
+pub(crate) async fn records(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path((id, entity)): Path<(String, String)>,
@@ -167,7 +167,7 @@ pub async fn records(
     }))
 }
 
-pub async fn record(
+pub(crate) async fn record(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path((id, entity, external_id)): Path<(String, String, String)>,
@@ -175,7 +175,7 @@ pub async fn record(
     Ok(Json(RecordView::from(&syncs.record(&key.tenant, &id, &entity, &external_id).await?)))
 }
 
-pub async fn get_mapping(
+pub(crate) async fn get_mapping(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path((id, entity)): Path<(String, String)>,
@@ -183,7 +183,7 @@ pub async fn get_mapping(
     Ok(Json(MappingView::new(&id, &syncs.mapping(&key.tenant, &id, &entity).await?)))
 }
 
-pub async fn put_mapping(
+pub(crate) async fn put_mapping(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Path((id, entity)): Path<(String, String)>,
@@ -192,7 +192,7 @@ pub async fn put_mapping(
     Ok(Json(MappingView::new(&id, &syncs.put_mapping(&key.tenant, &id, &entity, &body).await?)))
 }
 
-pub async fn delete_mapping(
+pub(crate) async fn delete_mapping(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Path((id, entity)): Path<(String, String)>,
@@ -201,7 +201,7 @@ pub async fn delete_mapping(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn create_schedule(
+pub(crate) async fn create_schedule(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Json(req): Json<CreateSchedule>,
@@ -212,16 +212,16 @@ pub async fn create_schedule(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SchedulesQuery {
+pub(crate) struct SchedulesQuery {
     installation: Option<String>,
 }
 
 #[derive(Serialize)]
-pub struct ScheduleList {
+pub(crate) struct ScheduleList {
     schedules: Vec<ScheduleView>,
 }
 
-pub async fn list_schedules(
+pub(crate) async fn list_schedules(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Query(q): Query<SchedulesQuery>,
@@ -230,7 +230,7 @@ pub async fn list_schedules(
     Ok(Json(ScheduleList { schedules: rows.iter().map(ScheduleView::from).collect() }))
 }
 
-pub async fn get_schedule(
+pub(crate) async fn get_schedule(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path(id): Path<String>,
@@ -238,7 +238,7 @@ pub async fn get_schedule(
     Ok(Json(ScheduleView::from(&syncs.schedule(&key.tenant, &id).await?)))
 }
 
-pub async fn update_schedule(
+pub(crate) async fn update_schedule(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,
@@ -247,7 +247,7 @@ pub async fn update_schedule(
     Ok(Json(ScheduleView::from(&syncs.update_schedule(&key.tenant, &id, req).await?)))
 }
 
-pub async fn delete_schedule(
+pub(crate) async fn delete_schedule(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<Manage>,
     Path(id): Path<String>,

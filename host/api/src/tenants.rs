@@ -15,30 +15,30 @@ use crate::{ApiResult, optional_json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateTenant {
+pub(crate) struct CreateTenant {
     id: String,
     name: Option<String>,
 }
 
 #[derive(Serialize)]
-pub struct TenantList {
+pub(crate) struct TenantList {
     tenants: Vec<TenantView>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct CreateKey {
+pub(crate) struct CreateKey {
     name: Option<String>,
     /// Default: all of `view`, `manage`, `credentials`.
     scopes: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
-pub struct KeyList {
+pub(crate) struct KeyList {
     keys: Vec<KeyView>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(access): State<Arc<Access>>,
     _: Operator,
     Json(req): Json<CreateTenant>,
@@ -47,12 +47,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(TenantView::from(&t))))
 }
 
-pub async fn list(State(access): State<Arc<Access>>, _: Operator) -> ApiResult<Json<TenantList>> {
+pub(crate) async fn list(State(access): State<Arc<Access>>, _: Operator) -> ApiResult<Json<TenantList>> {
     let tenants = access.tenants().await?;
     Ok(Json(TenantList { tenants: tenants.iter().map(TenantView::from).collect() }))
 }
 
-pub async fn create_key(
+pub(crate) async fn create_key(
     State(access): State<Arc<Access>>,
     _: Operator,
     Path(tenant): Path<String>,
@@ -63,7 +63,7 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(KeyView { token: Some(token), ..KeyView::from(&key) })))
 }
 
-pub async fn list_keys(
+pub(crate) async fn list_keys(
     State(access): State<Arc<Access>>,
     _: Operator,
     Path(tenant): Path<String>,
@@ -72,7 +72,7 @@ pub async fn list_keys(
     Ok(Json(KeyList { keys: keys.iter().map(KeyView::from).collect() }))
 }
 
-pub async fn revoke_key(
+pub(crate) async fn revoke_key(
     State(access): State<Arc<Access>>,
     _: Operator,
     Path((tenant, key)): Path<(String, String)>,

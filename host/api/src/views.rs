@@ -5,7 +5,6 @@
 use patchbay_core::timefmt::rfc3339;
 use patchbay_runtime::calls::Entity;
 use patchbay_runtime::dynamic::{self, OperationInfo};
-use patchbay_services::access::KeyScope;
 use patchbay_services::catalog::{ConnectorDetails, VersionDetails};
 use patchbay_services::health::HealthSummary;
 use patchbay_services::installations::{CredentialsStatus, InstallationDetails, QuotaStatus};
@@ -27,7 +26,7 @@ fn parsed(text: &str, fallback: impl FnOnce() -> Value) -> Value {
 
 /// `GET /healthz`.
 #[derive(Serialize)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     pub status: &'static str,
     pub database: &'static str,
     pub version: &'static str,
@@ -35,7 +34,7 @@ pub struct Liveness {
 
 /// A tenant.
 #[derive(Serialize)]
-pub struct TenantView {
+pub(crate) struct TenantView {
     pub id: String,
     pub name: String,
     pub created_at: String,
@@ -49,7 +48,7 @@ impl From<&Tenant> for TenantView {
 
 /// An API key (its token only when just created).
 #[derive(Serialize)]
-pub struct KeyView {
+pub(crate) struct KeyView {
     pub id: String,
     pub tenant: Option<String>,
     pub name: String,
@@ -74,14 +73,9 @@ impl From<&ApiKey> for KeyView {
     }
 }
 
-/// The scopes a key may hold, spelled.
-pub fn scope_names() -> Vec<&'static str> {
-    KeyScope::ALL.iter().map(|s| s.as_str()).collect()
-}
-
 /// When and why a version was deprecated.
 #[derive(Serialize)]
-pub struct Deprecation {
+pub(crate) struct Deprecation {
     pub deprecated_at: String,
     pub sunset: Option<String>,
     pub message: Option<String>,
@@ -97,7 +91,7 @@ fn deprecation(v: &VersionRow) -> Option<Deprecation> {
 
 /// A version without its operations.
 #[derive(Serialize)]
-pub struct VersionSummary {
+pub(crate) struct VersionSummary {
     pub connector: String,
     pub owner: Option<String>,
     pub version: String,
@@ -126,7 +120,7 @@ impl From<&VersionRow> for VersionSummary {
 /// A version with its manifest and every operation its world exports (input and output as
 /// JSON Schema).
 #[derive(Serialize)]
-pub struct VersionView {
+pub(crate) struct VersionView {
     #[serde(flatten)]
     pub summary: VersionSummary,
     pub manifest: Value,
@@ -149,7 +143,7 @@ fn operation_schema(op: &OperationInfo) -> Value {
 
 /// A connector in the catalog; `versions` are names in listings and summaries in details.
 #[derive(Serialize)]
-pub struct ConnectorView<V> {
+pub(crate) struct ConnectorView<V> {
     pub id: String,
     pub owner: Option<String>,
     pub visibility: &'static str,
@@ -193,14 +187,14 @@ impl From<&ConnectorDetails> for ConnectorView<VersionSummary> {
 
 /// A deprecated API version an installation uses.
 #[derive(Serialize)]
-pub struct ApiVersionDeprecation {
+pub(crate) struct ApiVersionDeprecation {
     pub api_version: String,
     pub sunset: Option<patchbay_registry::Date>,
 }
 
 /// An installation.
 #[derive(Serialize)]
-pub struct InstallationView {
+pub(crate) struct InstallationView {
     pub id: String,
     pub name: String,
     pub connector: String,
@@ -254,7 +248,7 @@ impl From<&InstallationDetails> for InstallationView {
 
 /// An installation's credentials: secrets masked, plain text shown.
 #[derive(Serialize)]
-pub struct CredentialsView {
+pub(crate) struct CredentialsView {
     pub installation: String,
     pub credentials: Map<String, Value>,
     pub missing: Vec<String>,
@@ -274,7 +268,7 @@ impl From<CredentialsStatus> for CredentialsView {
 
 /// One operation-log entry.
 #[derive(Serialize)]
-pub struct LogEntryView {
+pub(crate) struct LogEntryView {
     pub id: i64,
     pub at: String,
     pub level: &'static str,
@@ -298,14 +292,14 @@ impl From<&LogRecord> for LogEntryView {
 
 /// A page of an operation log.
 #[derive(Serialize)]
-pub struct LogPage {
+pub(crate) struct LogPage {
     pub entries: Vec<LogEntryView>,
     pub next_cursor: Option<String>,
 }
 
 /// Every host's counts of a bucket's current window.
 #[derive(Serialize)]
-pub struct ClusterUsage {
+pub(crate) struct ClusterUsage {
     pub used: i64,
     pub refused: i64,
     pub remaining: i64,
@@ -313,7 +307,7 @@ pub struct ClusterUsage {
 
 /// One token bucket of a provider budget.
 #[derive(Serialize)]
-pub struct BucketView {
+pub(crate) struct BucketView {
     pub requests: u32,
     pub per_seconds: u32,
     pub burst: u32,
@@ -327,7 +321,7 @@ pub struct BucketView {
 /// The provider budget an installation draws from.
 #[derive(Serialize)]
 #[serde(untagged)]
-pub enum QuotaView {
+pub(crate) enum QuotaView {
     /// No rate limits apply.
     Unlimited { installation: String, provider: String, limited: bool, buckets: Vec<BucketView> },
     Limited {
@@ -386,14 +380,14 @@ impl From<QuotaStatus> for QuotaView {
 /// An installation's OAuth grant (never a token).
 #[derive(Serialize)]
 #[serde(untagged)]
-pub enum GrantView {
+pub(crate) enum GrantView {
     NotConnected { installation: String, grant_type: &'static str, connected: bool },
     Connected(Box<ConnectedGrant>),
 }
 
 /// A stored grant.
 #[derive(Serialize)]
-pub struct ConnectedGrant {
+pub(crate) struct ConnectedGrant {
     pub installation: String,
     pub grant_type: String,
     pub connected: bool,
@@ -438,7 +432,7 @@ impl From<GrantStatus> for GrantView {
 
 /// A started authorization.
 #[derive(Serialize)]
-pub struct AuthorizationView {
+pub(crate) struct AuthorizationView {
     pub installation: String,
     pub authorize_url: String,
     pub redirect_uri: String,
@@ -460,14 +454,14 @@ impl From<Authorization> for AuthorizationView {
 
 /// A disconnected installation: `revoked` is `true`, `false` or `"failed: <why>"`.
 #[derive(Serialize)]
-pub struct DisconnectView {
+pub(crate) struct DisconnectView {
     pub installation: String,
     pub connected: bool,
     pub revoked: Value,
 }
 
 impl DisconnectView {
-    pub fn new(installation: String, r: Revocation) -> Self {
+    pub(crate) fn new(installation: String, r: Revocation) -> Self {
         let revoked = match r {
             Revocation::Done(done) => Value::Bool(done),
             Revocation::Failed(e) => Value::String(format!("failed: {e}")),
@@ -479,7 +473,7 @@ impl DisconnectView {
 /// An installation's last health check.
 #[derive(Serialize)]
 #[serde(untagged)]
-pub enum HealthView {
+pub(crate) enum HealthView {
     Unchecked {
         installation: String,
         health: Option<String>,
@@ -497,7 +491,7 @@ pub enum HealthView {
 }
 
 impl HealthView {
-    pub fn new(installation: &str, h: Option<&HealthRow>) -> Self {
+    pub(crate) fn new(installation: &str, h: Option<&HealthRow>) -> Self {
         match h.filter(|h| h.checked_at > 0) {
             None => HealthView::Unchecked { installation: installation.to_string(), health: None, checked_at: None },
             Some(h) => HealthView::Checked {
@@ -515,7 +509,7 @@ impl HealthView {
 
 /// One installation in a tenant's health summary.
 #[derive(Serialize)]
-pub struct HealthEntry {
+pub(crate) struct HealthEntry {
     #[serde(flatten)]
     pub health: HealthView,
     pub name: String,
@@ -526,7 +520,7 @@ pub struct HealthEntry {
 
 /// `GET /v1/health`.
 #[derive(Serialize)]
-pub struct HealthSummaryView {
+pub(crate) struct HealthSummaryView {
     pub status: &'static str,
     pub counts: Map<String, Value>,
     pub installations: Vec<HealthEntry>,
@@ -554,7 +548,7 @@ impl From<&HealthSummary> for HealthSummaryView {
 
 /// An event.
 #[derive(Serialize)]
-pub struct EventView {
+pub(crate) struct EventView {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
@@ -586,7 +580,7 @@ impl From<&EventRow> for EventView {
 
 /// One attempt of a delivery.
 #[derive(Serialize)]
-pub struct AttemptView {
+pub(crate) struct AttemptView {
     pub attempt: i64,
     pub started_at: String,
     pub duration_ms: i64,
@@ -596,7 +590,7 @@ pub struct AttemptView {
 
 /// A delivery with its attempts.
 #[derive(Serialize)]
-pub struct DeliveryView {
+pub(crate) struct DeliveryView {
     pub id: String,
     pub route_id: Option<String>,
     pub destination_installation: String,
@@ -609,7 +603,7 @@ pub struct DeliveryView {
 }
 
 impl DeliveryView {
-    pub fn new(d: &DeliveryRow, attempts: &[AttemptRow]) -> Self {
+    pub(crate) fn new(d: &DeliveryRow, attempts: &[AttemptRow]) -> Self {
         Self {
             id: d.id.clone(),
             route_id: d.route_id.clone(),
@@ -635,7 +629,7 @@ impl DeliveryView {
 
 /// A routing rule.
 #[derive(Serialize)]
-pub struct RouteView {
+pub(crate) struct RouteView {
     pub id: String,
     pub name: String,
     pub event_types: Vec<String>,
@@ -673,7 +667,7 @@ impl From<&RouteRow> for RouteView {
 
 /// An entity a data-sync connector offers.
 #[derive(Serialize)]
-pub struct EntityView {
+pub(crate) struct EntityView {
     pub name: String,
     pub label: Option<String>,
     pub primary_key: Vec<String>,
@@ -699,7 +693,7 @@ impl From<&Entity> for EntityView {
 
 /// Where an export's records come from.
 #[derive(Serialize)]
-pub struct SourceView {
+pub(crate) struct SourceView {
     pub installation: String,
     pub entity: String,
 }
@@ -710,7 +704,7 @@ fn source(s: &Option<(String, String)>) -> Option<SourceView> {
 
 /// A run's counters and how fast it goes.
 #[derive(Serialize)]
-pub struct ProgressView {
+pub(crate) struct ProgressView {
     pub fetched: i64,
     pub created: i64,
     pub updated: i64,
@@ -727,7 +721,7 @@ pub struct ProgressView {
 
 /// A sync run with its progress at `now`.
 #[derive(Serialize)]
-pub struct RunView {
+pub(crate) struct RunView {
     pub id: String,
     pub installation: String,
     pub entity: String,
@@ -749,7 +743,7 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn new(r: &RunRow, now: i64) -> Self {
+    pub(crate) fn new(r: &RunRow, now: i64) -> Self {
         let p = progress(r, now);
         Self {
             id: r.id.clone(),
@@ -789,7 +783,7 @@ impl RunView {
 
 /// An item error of a run.
 #[derive(Serialize)]
-pub struct ItemErrorView {
+pub(crate) struct ItemErrorView {
     pub n: i64,
     pub external_id: Option<String>,
     pub message: String,
@@ -804,7 +798,7 @@ impl From<&ErrorRow> for ItemErrorView {
 
 /// A stored record, at its last change.
 #[derive(Serialize)]
-pub struct RecordView {
+pub(crate) struct RecordView {
     pub seq: i64,
     pub id: String,
     pub external_id: String,
@@ -836,7 +830,7 @@ impl From<&RecordRow> for RecordView {
 
 /// A field mapping of an entity.
 #[derive(Serialize)]
-pub struct MappingView {
+pub(crate) struct MappingView {
     pub installation: String,
     pub entity: String,
     pub mapping: Value,
@@ -845,7 +839,7 @@ pub struct MappingView {
 }
 
 impl MappingView {
-    pub fn new(installation: &str, m: &MappingRow) -> Self {
+    pub(crate) fn new(installation: &str, m: &MappingRow) -> Self {
         Self {
             installation: installation.to_string(),
             entity: m.entity.clone(),
@@ -858,7 +852,7 @@ impl MappingView {
 
 /// A sync schedule.
 #[derive(Serialize)]
-pub struct ScheduleView {
+pub(crate) struct ScheduleView {
     pub id: String,
     pub installation: String,
     pub entity: String,

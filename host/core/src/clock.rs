@@ -19,7 +19,7 @@ pub type SharedClock = Arc<dyn Clock>;
 
 /// The operating system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {

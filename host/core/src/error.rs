@@ -61,7 +61,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// A short snake-case name of the kind, for logs and stored records (`quota_exceeded`,
     /// `not_found`, …). Not an API error code: the API crate chooses those.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Invalid(_) => "invalid",
@@ -319,11 +319,6 @@ impl Error {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
     }
-
-    /// Whether this is a not-found error of any kind.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self.kind, ErrorKind::NotFound(_))
-    }
 }
 
 impl fmt::Display for Error {
@@ -344,6 +339,6 @@ mod tests {
         assert_eq!(e.kind(), &ErrorKind::Invalid(Field::Route));
         assert_eq!(e.to_string(), "route: must list 1 to 16 globs");
         assert_eq!(e.context(), &[("path", Value::from("event_types"))]);
-        assert!(Error::missing(Missing::Hook, "no hook").is_not_found());
+        assert_eq!(Error::missing(Missing::Hook, "no hook").kind(), &ErrorKind::NotFound(Missing::Hook));
     }
 }

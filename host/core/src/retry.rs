@@ -109,7 +109,7 @@ impl RetrySchedule {
 
     /// The scheduled delay after failed attempt number `attempt` (1-based, counted since the
     /// last redrive), before jitter; `None` when the schedule is exhausted.
-    pub fn base_delay(&self, attempt: u32) -> Option<Duration> {
+    pub(crate) fn base_delay(&self, attempt: u32) -> Option<Duration> {
         self.delays.get(usize::try_from(attempt).ok()?).copied()
     }
 

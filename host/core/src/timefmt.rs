@@ -79,7 +79,7 @@ pub fn valid_date(s: &str) -> bool {
 }
 
 /// `90s`, `15m`, `2h`, `7d` as milliseconds.
-pub fn parse_relative(s: &str) -> Option<i64> {
+pub(crate) fn parse_relative(s: &str) -> Option<i64> {
     let (n, unit) = s.split_at(s.len().checked_sub(1)?);
     let n: i64 = n.parse().ok()?;
     let mult = match unit {

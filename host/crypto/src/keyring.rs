@@ -64,7 +64,7 @@ impl KeyId {
     }
 
     /// The 16 lowercase hex characters stored next to each ciphertext.
-    pub fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         hex::encode(self.0)
     }
 }
@@ -271,7 +271,7 @@ impl Keyring {
     /// Re-reads the key file (no-op for environment keys). Keys only known in memory are kept
     /// after the file's keys, so a value sealed under them still opens; the file's first key
     /// becomes active.
-    pub fn reload(&self) -> Result<(), CryptoError> {
+    pub(crate) fn reload(&self) -> Result<(), CryptoError> {
         let Source::File(path) = &self.source else { return Ok(()) };
         let (mut keys, file_mtime) = read_key_file(path)?;
         let mut inner = self.inner.write().map_err(|_| poisoned())?;

@@ -19,7 +19,7 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             TokenKind::Operator => "pbo",
             TokenKind::Tenant => "pbk",

@@ -47,18 +47,18 @@ use patchbay_registry::{
 use ring::hmac;
 
 /// Prefix of Standard Webhooks secrets; the rest is the base64 key.
-pub const STANDARD_WEBHOOKS_SECRET_PREFIX: &str = "whsec_";
+pub(crate) const STANDARD_WEBHOOKS_SECRET_PREFIX: &str = "whsec_";
 /// Standard Webhooks header names.
-pub const WEBHOOK_ID: &str = "webhook-id";
-pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+pub(crate) const WEBHOOK_ID: &str = "webhook-id";
+pub(crate) const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+pub(crate) const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// GitHub's signature header.
-pub const GITHUB_SIGNATURE: &str = "X-Hub-Signature-256";
+pub(crate) const GITHUB_SIGNATURE: &str = "X-Hub-Signature-256";
 /// Stripe's signature header.
-pub const STRIPE_SIGNATURE: &str = "Stripe-Signature";
+pub(crate) const STRIPE_SIGNATURE: &str = "Stripe-Signature";
 /// Slack's headers.
-pub const SLACK_TIMESTAMP: &str = "X-Slack-Request-Timestamp";
-pub const SLACK_SIGNATURE: &str = "X-Slack-Signature";
+pub(crate) const SLACK_TIMESTAMP: &str = "X-Slack-Request-Timestamp";
+pub(crate) const SLACK_SIGNATURE: &str = "X-Slack-Signature";
 
 /// Longest accepted timestamp, in digits (Unix seconds need 10 until the year 2286).
 const MAX_TIMESTAMP_DIGITS: usize = 15;
@@ -111,7 +111,8 @@ fn describe_skew(skew: &i64) -> String {
 impl WebhookError {
     /// Whether the fault lies in the host's configuration (secrets, scheme) rather than in the
     /// request. The request is rejected either way; these also deserve an operator's attention.
-    pub fn is_configuration(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_configuration(&self) -> bool {
         matches!(self, WebhookError::NoSecret | WebhookError::BadSecret { .. } | WebhookError::Config(_))
     }
 }
@@ -158,17 +159,6 @@ pub enum Scheme {
     Hmac(GenericHmac),
 }
 
-impl Scheme {
-    /// Whether requests carry a signed timestamp (and so are subject to the replay window).
-    pub fn has_timestamp(&self) -> bool {
-        match self {
-            Scheme::StandardWebhooks | Scheme::Stripe | Scheme::Slack => true,
-            Scheme::Github => false,
-            Scheme::Hmac(g) => g.timestamp_header.is_some(),
-        }
-    }
-}
-
 /// The generic HMAC-SHA256 scheme: where the signature is, how it is written and what it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenericHmac {
@@ -190,7 +180,8 @@ pub struct GenericHmac {
 
 impl GenericHmac {
     /// A scheme signing the body alone into `header`, no prefix, UTF-8 key, no timestamp.
-    pub fn new(header: impl Into<String>, encoding: SignatureEncoding) -> GenericHmac {
+    #[cfg(test)]
+    pub(crate) fn new(header: impl Into<String>, encoding: SignatureEncoding) -> GenericHmac {
         GenericHmac {
             header: header.into(),
             prefix: String::new(),
@@ -220,7 +211,13 @@ impl GenericHmac {
     /// The header value a sender puts in [`GenericHmac::header`]: prefix and encoded HMAC of
     /// the signed content, reading `{timestamp}` and `{header:NAME}` from `headers` (so set
     /// those first).
-    pub fn sign<H: Headers + ?Sized>(&self, secret: &str, headers: &H, body: &[u8]) -> Result<String, WebhookError> {
+    #[cfg(test)]
+    pub(crate) fn sign<H: Headers + ?Sized>(
+        &self,
+        secret: &str,
+        headers: &H,
+        body: &[u8],
+    ) -> Result<String, WebhookError> {
         self.check()?;
         let key = secret_key(secret, SecretFormat::Encoded(self.key_encoding), 1)?;
         let timestamp = match &self.timestamp_header {
@@ -376,17 +373,19 @@ impl Verifier {
     }
 
     /// The same verifier with a replay window of `±secs` seconds.
-    pub fn with_tolerance(mut self, secs: u64) -> Verifier {
+    pub(crate) fn with_tolerance(mut self, secs: u64) -> Verifier {
         self.tolerance_secs = secs;
         self
     }
 
     /// The replay window, in seconds either way.
-    pub fn tolerance_secs(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn tolerance_secs(&self) -> u64 {
         self.tolerance_secs
     }
 
-    pub fn scheme(&self) -> &Scheme {
+    #[cfg(test)]
+    pub(crate) fn scheme(&self) -> &Scheme {
         &self.scheme
     }
 

@@ -54,7 +54,7 @@ pub struct Report {
 
 impl Report {
     /// p50 of the patchbay path over the bare path, per thread count.
-    pub fn ratios(&self) -> Vec<(usize, f64)> {
+    pub(crate) fn ratios(&self) -> Vec<(usize, f64)> {
         let mut out = Vec::new();
         for t in [1, 2] {
             let pb = self.rows.iter().find(|r| r.threads == t && r.label.starts_with("patchbay"));

@@ -74,13 +74,13 @@ use patchbay_core::timefmt::{parse_rfc3339, rfc3339};
 use serde_json::{Map, Value, json};
 
 /// `updated_at` of record 0 before any change: 2024-01-01T00:00:00Z; record `i` is `i` seconds later.
-pub const BASE_MS: i64 = 1_704_067_200_000;
+pub(crate) const BASE_MS: i64 = 1_704_067_200_000;
 /// Largest page the REST endpoints serve.
-pub const MAX_PAGE: usize = 1000;
+pub(crate) const MAX_PAGE: usize = 1000;
 /// The header row of the CSV file.
-pub const CSV_HEADER: &str = "id,name,version,updated_at,padding";
+pub(crate) const CSV_HEADER: &str = "id,name,version,updated_at,padding";
 /// The `Status` choices of the Airtable emulation.
-pub const AIRTABLE_STATUSES: [&str; 3] = ["Todo", "In progress", "Done"];
+pub(crate) const AIRTABLE_STATUSES: [&str; 3] = ["Todo", "In progress", "Done"];
 /// The Airtable emulation's computed field.
 pub const AIRTABLE_MODIFIED: &str = "Last Modified";
 /// Requests kept by the request log (older ones are dropped).
@@ -127,6 +127,12 @@ struct Change {
 }
 
 impl Dataset {
+    /// The `updated_at` of record `i`, in unix milliseconds.
+    #[cfg(test)]
+    pub(crate) fn updated_ms(&self, i: usize) -> i64 {
+        self.state().meta(i).updated_ms
+    }
+
     /// `count` records of about `record_bytes` bytes of JSON each; `seed` varies names and padding.
     pub fn new(count: usize, record_bytes: usize, seed: u64) -> Dataset {
         let state = DataState {
@@ -147,34 +153,8 @@ impl Dataset {
         self.inner.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Indices in use, deleted records included.
-    pub fn len(&self) -> usize {
-        self.state().count
-    }
-
-    /// Whether no index is in use.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Records not deleted.
-    pub fn live_count(&self) -> usize {
-        let s = self.state();
-        s.count - s.deleted
-    }
-
-    /// The approximate JSON size of each record.
-    pub fn record_bytes(&self) -> usize {
-        self.inner.record_bytes
-    }
-
-    /// The seed.
-    pub fn seed(&self) -> u64 {
-        self.inner.seed
-    }
-
     /// A counter that changes with every mutation.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.state().generation
     }
 
@@ -200,16 +180,6 @@ impl Dataset {
         let mut out = String::with_capacity(self.inner.record_bytes + 64);
         self.write_record(i, meta, &mut out);
         out
-    }
-
-    /// Whether record `i` is deleted.
-    pub fn is_deleted(&self, i: usize) -> bool {
-        self.state().meta(i).deleted
-    }
-
-    /// The `updated_at` of record `i`, in unix milliseconds.
-    pub fn updated_ms(&self, i: usize) -> i64 {
-        self.state().meta(i).updated_ms
     }
 
     /// The largest `updated_at` of any record (deleted ones included), RFC 3339.
@@ -512,11 +482,6 @@ impl SourceServer {
         Ok(SourceServer { addr, shared, shutdown: Some(tx), thread })
     }
 
-    /// The address served.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
@@ -530,11 +495,6 @@ impl SourceServer {
     /// The dataset served (the same handle the server reads).
     pub fn dataset(&self) -> &Dataset {
         &self.shared.dataset
-    }
-
-    /// Requests answered so far.
-    pub fn request_count(&self) -> u64 {
-        self.shared.count.load(Ordering::Relaxed)
     }
 
     /// The last requests answered (at most 100 000), oldest first.

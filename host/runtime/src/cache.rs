@@ -26,7 +26,7 @@ const TAG_LEN: usize = 32;
 pub struct Digest(pub String);
 
 impl Digest {
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         Digest(hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{CallReport, Installation, LoadedComponent, Runtime, dynamic};
 use crate::bindings::ConnectorError;
-use crate::bindings::connector::exports::patchbay::connector::lifecycle::{CredentialCheck, HealthReport};
+use crate::bindings::connector::exports::patchbay::connector::lifecycle::HealthReport;
 pub use crate::bindings::data_sync::exports::patchbay::connector::sync::{
     Batch, Entity, ReadRequest, SyncMode as ReadMode, WriteOp, WriteOutcome, WriteRecord, WriteRequest, WriteResult,
 };
@@ -23,21 +23,6 @@ pub async fn health_check(
         Box::pin(async move {
             let world = c.lifecycle(store, &instance)?;
             world.patchbay_connector_lifecycle().call_health_check(&mut *store).await
-        })
-    })
-    .await
-}
-
-/// Calls `lifecycle.validate-credentials`.
-pub async fn validate_credentials(
-    rt: &Runtime,
-    c: &LoadedComponent,
-    inst: &Installation,
-) -> CallReport<Result<CredentialCheck, ConnectorError>> {
-    rt.call(c, inst, "validate-credentials", |store, instance, c| {
-        Box::pin(async move {
-            let world = c.lifecycle(store, &instance)?;
-            world.patchbay_connector_lifecycle().call_validate_credentials(&mut *store).await
         })
     })
     .await

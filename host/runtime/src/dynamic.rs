@@ -174,7 +174,7 @@ pub fn find_operation<'a>(ops: &'a [OperationInfo], name: &str) -> Result<&'a Op
 
 /// The shortest unambiguous name of each operation: the bare function name, or
 /// `interface.function` when another interface exports the same name.
-pub fn callable_names(ops: &[OperationInfo]) -> Vec<String> {
+pub(crate) fn callable_names(ops: &[OperationInfo]) -> Vec<String> {
     ops.iter()
         .map(
             |op| {
@@ -307,7 +307,7 @@ fn json_kind(v: &Value) -> String {
 }
 
 /// A short description of a WIT type for messages: `u32`, `list<string>`, `record { to, cc }`.
-pub fn describe(ty: &Type) -> String {
+pub(crate) fn describe(ty: &Type) -> String {
     match ty {
         Type::Bool => "bool".into(),
         Type::S8 => "s8".into(),
@@ -895,7 +895,7 @@ pub fn operation_schema(op: &OperationInfo) -> Value {
 }
 
 /// The JSON Schema of an operation's input object.
-pub fn params_schema(op: &OperationInfo) -> Value {
+pub(crate) fn params_schema(op: &OperationInfo) -> Value {
     let properties: Map<String, Value> =
         op.params.iter().map(|(n, t)| (n.clone(), type_schema(t, Direction::Input))).collect();
     let required: Vec<&str> =
@@ -1041,10 +1041,10 @@ impl DynamicOutcome {
 
 /// The cases of `patchbay:connector/types.connector-error`; a variant with exactly these cases is
 /// taken to be it (type names are not part of a component's types).
-pub const CONNECTOR_ERROR_CASES: [&str; 4] = ["retryable", "permanent", "rate-limited", "unauthorized"];
+pub(crate) const CONNECTOR_ERROR_CASES: [&str; 4] = ["retryable", "permanent", "rate-limited", "unauthorized"];
 
 /// Whether `ty` is `connector-error` (matched by its case names).
-pub fn is_connector_error(ty: &Type) -> bool {
+pub(crate) fn is_connector_error(ty: &Type) -> bool {
     match ty {
         Type::Variant(v) => {
             v.cases().len() == CONNECTOR_ERROR_CASES.len() && v.cases().all(|c| CONNECTOR_ERROR_CASES.contains(&c.name))

@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::RuntimeConfig;
 
 /// Wasm stack a guest may use before a stack-overflow trap.
-pub const MAX_WASM_STACK: usize = 1024 * 1024;
+pub(crate) const MAX_WASM_STACK: usize = 1024 * 1024;
 
 fn base_config(rc: &RuntimeConfig) -> Config {
     let mut c = Config::new();
@@ -49,7 +49,7 @@ fn pooling(rc: &RuntimeConfig) -> PoolingAllocationConfig {
 /// page fault per page touched. Connector instances are small and short-lived, which is exactly
 /// the case this helps; it also removes most contention on the kernel's memory-map lock when
 /// several threads instantiate at once.
-pub fn keep_warm(p: &mut PoolingAllocationConfig) {
+pub(crate) fn keep_warm(p: &mut PoolingAllocationConfig) {
     p.linear_memory_keep_resident(1024 * 1024).table_keep_resident(64 * 1024).pagemap_scan(wasmtime::Enabled::Auto);
 }
 

@@ -9,13 +9,13 @@ pub use patchbay_registry::Category as Hub;
 pub use patchbay_registry::{WIT_PACKAGE as PACKAGE, WIT_VERSION as VERSION};
 
 /// The `lifecycle` export every connector must have.
-pub fn lifecycle_export() -> String {
+pub(crate) fn lifecycle_export() -> String {
     format!("{PACKAGE}/lifecycle@{VERSION}")
 }
 
 /// Reads which hub a component implements from its exports. `Ok(None)` means it exports only
 /// `lifecycle` (the base `connector` world).
-pub fn detect(engine: &Engine, component: &Component) -> Result<Option<Hub>, String> {
+pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<Option<Hub>, String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
     if !exports.iter().any(|e| *e == lifecycle_export()) {

@@ -214,7 +214,7 @@ impl Installation {
 }
 
 /// Resource caps for one store; records which cap was hit so the error can say so.
-pub struct CallLimiter {
+pub(crate) struct CallLimiter {
     memory_bytes: usize,
     table_elements: usize,
     instances: usize,
@@ -287,16 +287,6 @@ pub struct CallState {
 }
 
 impl CallState {
-    /// How many HTTP requests the call made.
-    pub fn http_requests(&self) -> u32 {
-        self.http_requests
-    }
-
-    /// How many events the call emitted.
-    pub fn events_emitted(&self) -> u32 {
-        self.events_emitted
-    }
-
     fn http_view(&mut self) -> HttpView<'_> {
         HttpView {
             client: &self.shared.client,
@@ -412,11 +402,6 @@ pub struct CallReport<R> {
 }
 
 impl<R> CallReport<R> {
-    /// The outcome, with the report's error converted for `?`.
-    pub fn into_result(self) -> Result<R, CallError> {
-        self.outcome
-    }
-
     /// The same report with the successful value transformed.
     pub fn map<S>(self, f: impl FnOnce(R) -> S) -> CallReport<S> {
         CallReport {
@@ -454,17 +439,13 @@ impl LoadedComponent {
         &self.component
     }
 
-    pub fn instance_pre(&self) -> &InstancePre<CallState> {
-        &self.pre
-    }
-
     /// Every exported function, callable with JSON through [`dynamic::invoke`].
     pub fn operations(&self) -> &[dynamic::OperationInfo] {
         &self.operations
     }
 
     /// Typed access to the `lifecycle` export of an instance of this component.
-    pub fn lifecycle(&self, store: &mut Store<CallState>, instance: &Instance) -> wasmtime::Result<Connector> {
+    pub(crate) fn lifecycle(&self, store: &mut Store<CallState>, instance: &Instance) -> wasmtime::Result<Connector> {
         self.lifecycle.load(store, instance)
     }
 
@@ -566,18 +547,10 @@ impl Runtime {
         self.inner.pooling
     }
 
-    pub fn services(&self) -> &Services {
-        &self.inner.shared.services
-    }
-
     /// The outbound HTTP client connectors use (network policy in its resolver, no redirects);
     /// the host's own requests to providers (OAuth token endpoints) go through it too.
     pub fn http_client(&self) -> &reqwest::Client {
         &self.inner.shared.client
-    }
-
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.inner.config
     }
 
     /// Components held in memory.
@@ -688,7 +661,7 @@ impl Runtime {
     ///
     /// `f` receives the store, the instance and the component, and typically calls one export through typed
     /// bindings (see [`LoadedComponent::lifecycle`] and the hub helpers in `runtime::calls`).
-    pub async fn call<R, F>(
+    pub(crate) async fn call<R, F>(
         &self,
         component: &LoadedComponent,
         installation: &Installation,

@@ -64,7 +64,7 @@ impl Caller {
 }
 
 /// A tenant id: 2-63 characters, lower-case letters, digits and `-`, starting with a letter.
-pub fn valid_slug(s: &str) -> bool {
+pub(crate) fn valid_slug(s: &str) -> bool {
     let b = s.as_bytes();
     (2..=63).contains(&b.len())
         && b[0].is_ascii_lowercase()
@@ -79,7 +79,7 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(store: Store, env_operator_hash: Option<String>) -> Self {
+    pub(crate) fn new(store: Store, env_operator_hash: Option<String>) -> Self {
         Self { store, env_operator_hash }
     }
 
@@ -109,7 +109,7 @@ impl Access {
 
     /// Creates the operator key on first start; returns its token (the only time it exists in
     /// clear). Two hosts starting together on one database: only the first one's key is kept.
-    pub async fn ensure_operator_key(&self) -> Result<Option<String>, Error> {
+    pub(crate) async fn ensure_operator_key(&self) -> Result<Option<String>, Error> {
         if self.store.setting(OPERATOR_KEY_SETTING).await?.is_some() {
             return Ok(None);
         }

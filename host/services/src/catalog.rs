@@ -15,7 +15,7 @@ use patchbay_store::{
 };
 
 /// The reference connectors compiled into this binary (`connectors-wasm/`): file name and bytes.
-pub const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
+pub(crate) const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
     ("notify_webhook.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/notify_webhook.wasm"))),
     ("github.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/github.wasm"))),
     ("standard_webhooks.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/standard_webhooks.wasm"))),
@@ -45,7 +45,7 @@ pub struct VersionDetails {
 
 /// Who may publish, and how large and how signed a component must be.
 #[derive(Clone)]
-pub struct CatalogPolicy {
+pub(crate) struct CatalogPolicy {
     pub package_limits: PackageLimits,
     pub trusted_keys: TrustedKeys,
     pub require_signatures: bool,
@@ -59,7 +59,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(store: Store, runtime: Runtime, policy: CatalogPolicy) -> Self {
+    pub(crate) fn new(store: Store, runtime: Runtime, policy: CatalogPolicy) -> Self {
         Self { store, runtime, policy }
     }
 
@@ -142,7 +142,7 @@ impl Catalog {
     }
 
     /// The version an installation runs.
-    pub async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, Error> {
+    pub(crate) async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, Error> {
         self.store
             .version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version)
             .await?
@@ -150,7 +150,7 @@ impl Catalog {
     }
 
     /// The version a tenant means: a given one (it must exist and be visible) or the latest.
-    pub async fn pick_version(
+    pub(crate) async fn pick_version(
         &self,
         tenant: &str,
         connector: &str,
@@ -257,7 +257,7 @@ impl Catalog {
     }
 
     /// Publishes the built-in reference connectors to the public catalog (idempotent).
-    pub async fn publish_reference_connectors(&self) {
+    pub(crate) async fn publish_reference_connectors(&self) {
         for (name, bytes) in REFERENCE_CONNECTORS {
             // Already in the catalog with these bytes: nothing to check or compile at start-up.
             if let Ok(p) = patchbay_registry::inspect(bytes, &self.policy.package_limits)
@@ -280,7 +280,7 @@ impl Catalog {
 }
 
 /// The manifest stored with a version, parsed.
-pub fn manifest_of(v: &VersionRow) -> Result<Manifest, Error> {
+pub(crate) fn manifest_of(v: &VersionRow) -> Result<Manifest, Error> {
     serde_json::from_str(&v.manifest_json)
         .map_err(|e| Error::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version)))
 }

@@ -16,19 +16,19 @@ pub struct ChangeLog {
 }
 
 impl ChangeLog {
-    pub fn new(oplog: Arc<StoreOperationLog>) -> Self {
+    pub(crate) fn new(oplog: Arc<StoreOperationLog>) -> Self {
         Self { oplog }
     }
 
     /// Adds an `info` entry from the host to the installation's timeline.
-    pub fn record(&self, tenant: &str, installation: &str, message: String, fields: Vec<(String, String)>) {
+    pub(crate) fn record(&self, tenant: &str, installation: &str, message: String, fields: Vec<(String, String)>) {
         let entry =
             LogEntry { at_ms: patchbay_core::now_ms(), level: Level::Info, source: Source::Host, message, fields };
         self.oplog.append(&Scope::new(tenant, installation), vec![entry]);
     }
 
     /// Waits until every entry appended so far (by calls too) is stored.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         self.oplog.flush().await;
     }
 }

@@ -39,7 +39,7 @@ use patchbay_runtime::capability::http::Cidr;
 /// `patchbay.toml`. Unknown keys are an error so a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -288,7 +288,7 @@ impl Settings {
     }
 
     /// The database URL actually used: the configured one or the SQLite file in the data dir.
-    pub fn database(&self) -> String {
+    pub(crate) fn database(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("patchbay.db").display()),

@@ -12,13 +12,13 @@ use patchbay_store::{NewEvent, Store, StoreError};
 use crate::routing::Router;
 
 /// [`EventSink`] over the store's event log.
-pub struct StoreEventSink {
+pub(crate) struct StoreEventSink {
     store: Store,
     router: Arc<Router>,
 }
 
 impl StoreEventSink {
-    pub fn new(store: Store, router: Arc<Router>) -> Self {
+    pub(crate) fn new(store: Store, router: Arc<Router>) -> Self {
         Self { store, router }
     }
 }

@@ -24,7 +24,7 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn new(store: Store, installations: Arc<Installations>) -> Self {
+    pub(crate) fn new(store: Store, installations: Arc<Installations>) -> Self {
         Self { store, installations }
     }
 
@@ -88,7 +88,7 @@ impl Events {
 }
 
 /// An event the host emits about one of a tenant's installations (its idempotency key is its id).
-pub fn host_event(tenant: &str, installation: &str, event_type: &str, payload: Value) -> NewEvent {
+pub(crate) fn host_event(tenant: &str, installation: &str, event_type: &str, payload: Value) -> NewEvent {
     let id = patchbay_core::new_id("evt");
     NewEvent {
         idempotency_key: id.clone(),

@@ -32,13 +32,13 @@ use crate::quota::QuotaMode;
 use crate::routing::Router;
 
 /// Consecutive unhealthy checks that put an installation in `error`.
-pub const FAILURES_FOR_ERROR: i64 = 3;
+pub(crate) const FAILURES_FOR_ERROR: i64 = 3;
 /// How long a host may run a scheduled check before another may take it.
 const HEALTH_LEASE_MS: i64 = 120_000;
 
 /// Health checking settings.
 #[derive(Debug, Clone, Copy)]
-pub struct HealthConfig {
+pub(crate) struct HealthConfig {
     /// Time between scheduled checks; zero: only on demand.
     pub interval: Duration,
     /// Time one check may take.
@@ -86,7 +86,7 @@ pub struct HealthSummary {
 }
 
 /// What health checking needs from the rest of the host.
-pub struct HealthDeps {
+pub(crate) struct HealthDeps {
     pub store: Store,
     pub installations: Arc<Installations>,
     pub tokens: Arc<Tokens>,
@@ -110,7 +110,7 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(d: HealthDeps) -> Self {
+    pub(crate) fn new(d: HealthDeps) -> Self {
         Self {
             store: d.store,
             installations: d.installations,
@@ -312,7 +312,7 @@ impl Health {
     }
 
     /// One pass of the scheduler: checks the due installations this host could lease.
-    pub async fn run_due(&self, owner: &str) -> Result<usize, Error> {
+    pub(crate) async fn run_due(&self, owner: &str) -> Result<usize, Error> {
         if self.config.interval.is_zero() {
             return Ok(0);
         }
@@ -330,7 +330,7 @@ impl Health {
 }
 
 /// Runs [`Health::run_due`] every `tick` until the process ends.
-pub fn spawn_scheduler(health: Arc<Health>, tick: Duration) {
+pub(crate) fn spawn_scheduler(health: Arc<Health>, tick: Duration) {
     let owner = format!("{}/health", crate::dispatch::worker::owner_name());
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(tick);

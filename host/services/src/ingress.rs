@@ -34,21 +34,17 @@ use crate::metrics::{CallSample, Metrics};
 use crate::routing::{Router, deliveries_for};
 
 /// How long a hook id's resolution (installation row, prepared context) is reused.
-pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
+pub(crate) const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
 /// A hook id's resolution and when it was made.
-pub type CachedHook = (Instant, Arc<Resolved>);
+pub(crate) type CachedHook = (Instant, Arc<Resolved>);
 
 /// Most hook resolutions kept.
 const HOOK_CACHE_MAX: usize = 10_000;
 
-/// Default largest webhook body accepted (1 MiB); larger is a 413.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Default time a webhook id is remembered for deduplication: senders retry for up to ~3 days.
-pub const DEFAULT_DEDUPE_HOURS: u64 = 72;
 /// Longest dedupe key kept; longer ids are hashed.
 const MAX_DEDUPE_KEY: usize = 200;
 /// Most events one request may turn into.
-pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+pub(crate) const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 
 /// A webhook request as received.
 pub struct InboundWebhook {
@@ -108,7 +104,7 @@ fn dedupe_key(raw: &str) -> Option<String> {
 /// clear a tenant's entries at once ([`HookCache::forget_tenant`]); changes through another host
 /// apply within the TTL.
 #[derive(Default)]
-pub struct HookCache {
+pub(crate) struct HookCache {
     entries: Mutex<HashMap<String, CachedHook>>,
 }
 
@@ -130,7 +126,7 @@ impl HookCache {
 
     /// Drops the tenant's cached resolutions after a change to one of its installations (all of
     /// the tenant's: a bundle source's credentials count for its members too).
-    pub fn forget_tenant(&self, tenant: &str) {
+    pub(crate) fn forget_tenant(&self, tenant: &str) {
         if let Ok(mut c) = self.entries.lock() {
             c.retain(|_, (_, r)| r.row.tenant != tenant);
         }
@@ -138,7 +134,7 @@ impl HookCache {
 }
 
 /// What ingress needs from the rest of the host.
-pub struct IngressDeps {
+pub(crate) struct IngressDeps {
     pub store: Store,
     pub installations: Arc<Installations>,
     pub runtime: Runtime,
@@ -163,7 +159,7 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    pub fn new(d: IngressDeps) -> Self {
+    pub(crate) fn new(d: IngressDeps) -> Self {
         Self {
             store: d.store,
             installations: d.installations,
@@ -357,7 +353,7 @@ impl Ingress {
 
 /// Where [`Ingress::ingest`] writes: one transaction per request, or a group committer.
 #[async_trait::async_trait]
-pub trait IngressWriter: Send + Sync {
+pub(crate) trait IngressWriter: Send + Sync {
     async fn record(
         &self,
         ingress: NewIngress,

@@ -7,23 +7,23 @@
 
 pub mod access;
 pub mod catalog;
-pub mod changes;
+pub(crate) mod changes;
 pub mod config;
 pub mod dispatch;
-pub mod event_sink;
+pub(crate) mod event_sink;
 pub mod events;
 pub mod health;
 mod host;
 pub mod ingress;
 pub mod installations;
 pub mod logs;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod oauth;
 pub mod oplog;
 pub mod quota;
 pub mod rotation;
 pub mod routes;
-pub mod routing;
+pub(crate) mod routing;
 pub mod state;
 pub mod status;
 pub mod sync;

@@ -17,7 +17,7 @@ pub struct Logs {
 }
 
 impl Logs {
-    pub fn new(store: Store, installations: Arc<Installations>, changes: Arc<ChangeLog>) -> Self {
+    pub(crate) fn new(store: Store, installations: Arc<Installations>, changes: Arc<ChangeLog>) -> Self {
         Self { store, installations, changes }
     }
 

@@ -80,14 +80,14 @@ impl Histogram {
 
 /// Outbox depth by status, read at render time.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OutboxGauge {
+pub(crate) struct OutboxGauge {
     pub pending: u64,
     pub leased: u64,
     pub dead: u64,
 }
 
 /// One finished call, as the metrics see it.
-pub struct CallSample<'a> {
+pub(crate) struct CallSample<'a> {
     pub connector: &'a str,
     pub operation: &'a str,
     pub outcome: &'a str,
@@ -111,13 +111,13 @@ impl Metrics {
     }
 
     /// Counts a webhook request by result (`stored`, `duplicate`, `rejected_401`, ...).
-    pub fn webhook_received(&self, result: &str) {
+    pub(crate) fn webhook_received(&self, result: &str) {
         *self.lock().webhooks.entry(result.into()).or_default() += 1;
     }
 
     /// Counts a delivery attempt by outcome; `latency` (event creation to success) for
     /// successful ones.
-    pub fn delivery(&self, outcome: &str, latency: Option<Duration>) {
+    pub(crate) fn delivery(&self, outcome: &str, latency: Option<Duration>) {
         let mut m = self.lock();
         *m.deliveries.entry(outcome.into()).or_default() += 1;
         if let Some(l) = latency {
@@ -142,21 +142,21 @@ impl Metrics {
     }
 
     /// Counts a sync run that ended on this host (`succeeded`, `failed`, `cancelled`, `abandoned`).
-    pub fn sync_run_ended(&self, status: &str) {
+    pub(crate) fn sync_run_ended(&self, status: &str) {
         *self.lock().sync_runs.entry(status.into()).or_default() += 1;
     }
 
     /// Counts an OAuth token refresh by outcome (`ok`, `failed`, `refused`).
-    pub fn oauth_refresh(&self, outcome: &str) {
+    pub(crate) fn oauth_refresh(&self, outcome: &str) {
         *self.lock().oauth_refreshes.entry(outcome.into()).or_default() += 1;
     }
 
     /// Counts a health check by resulting status.
-    pub fn health_check(&self, status: &str) {
+    pub(crate) fn health_check(&self, status: &str) {
         *self.lock().health_checks.entry(status.into()).or_default() += 1;
     }
 
-    pub fn record(&self, s: &CallSample<'_>) {
+    pub(crate) fn record(&self, s: &CallSample<'_>) {
         let mut m = self.lock();
         *m.calls.entry((s.connector.into(), s.operation.into(), s.outcome.into())).or_default() += 1;
         if s.outcome != "ok" {
@@ -172,7 +172,7 @@ impl Metrics {
     }
 
     /// The text exposition format (version 0.0.4).
-    pub fn render(&self, components_cached: usize, outbox: Option<OutboxGauge>) -> String {
+    pub(crate) fn render(&self, components_cached: usize, outbox: Option<OutboxGauge>) -> String {
         let m = self.lock();
         let mut out = String::new();
         header(&mut out, "patchbay_calls_total", "counter", "Connector calls by outcome.");

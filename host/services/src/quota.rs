@@ -253,7 +253,7 @@ impl Budget {
     }
 
     /// Admits one call, waiting or failing as `mode` says.
-    pub async fn acquire(&self, mode: QuotaMode) -> Result<(), QuotaExceeded> {
+    pub(crate) async fn acquire(&self, mode: QuotaMode) -> Result<(), QuotaExceeded> {
         let max_wait = match mode {
             QuotaMode::FailFast => {
                 return self.try_take(self.clock.now_ms()).map_err(|(wait, limit)| self.exceeded(wait, limit));
@@ -279,7 +279,7 @@ impl Budget {
     }
 
     /// Time until a call could run (zero: now), without taking anything.
-    pub fn next_free(&self) -> Duration {
+    pub(crate) fn next_free(&self) -> Duration {
         let now = self.clock.now_ms();
         let mut s = self.lock();
         let pause = s.paused_until.map(|u| duration(u - now)).unwrap_or_default();
@@ -292,7 +292,7 @@ impl Budget {
     }
 
     /// A provider's 429: nobody calls before `retry_after` has passed.
-    pub fn pause(&self, retry_after: Duration) {
+    pub(crate) fn pause(&self, retry_after: Duration) {
         let now = self.clock.now_ms();
         let until = now.saturating_add(ms(retry_after.min(MAX_PAUSE)));
         let mut s = self.lock();
@@ -340,7 +340,7 @@ impl Budget {
 
     /// Buckets, pause and counters now. Reading changes nothing: a bucket whose counting window
     /// ended reports the window now running, with nothing counted in it yet.
-    pub fn status(&self) -> (Vec<BucketStatus>, Option<Duration>, u64) {
+    pub(crate) fn status(&self) -> (Vec<BucketStatus>, Option<Duration>, u64) {
         let now = self.clock.now_ms();
         let s = self.lock();
         let buckets = s
@@ -386,18 +386,18 @@ impl Default for Quotas {
 }
 
 /// The budget key of a provider name: case and surrounding space do not make another provider.
-pub fn provider_key(provider: &str) -> String {
+pub(crate) fn provider_key(provider: &str) -> String {
     provider.trim().to_lowercase()
 }
 
 impl Quotas {
     /// Budgets whose windows, refills and pauses follow `clock`.
-    pub fn new(clock: SharedClock) -> Self {
+    pub(crate) fn new(clock: SharedClock) -> Self {
         Self { budgets: Mutex::default(), clock }
     }
 
     /// The budget of `tenant` for `provider`, configured with `limits`; `None` without limits.
-    pub fn budget(&self, tenant: &str, provider: &str, limits: &[RateLimit]) -> Option<Arc<Budget>> {
+    pub(crate) fn budget(&self, tenant: &str, provider: &str, limits: &[RateLimit]) -> Option<Arc<Budget>> {
         if limits.is_empty() {
             return None;
         }
@@ -434,7 +434,7 @@ pub async fn flush(quotas: &Quotas, store: &Store) -> Result<(), patchbay_store:
 
 /// Runs [`flush`] every `every` until the process ends; once an hour forgets usage older than
 /// a day.
-pub fn spawn_flusher(quotas: Arc<Quotas>, store: Store, every: Duration) {
+pub(crate) fn spawn_flusher(quotas: Arc<Quotas>, store: Store, every: Duration) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -76,7 +76,12 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn new(store: Store, router: Arc<Router>, installations: Arc<Installations>, catalog: Arc<Catalog>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        router: Arc<Router>,
+        installations: Arc<Installations>,
+        catalog: Arc<Catalog>,
+    ) -> Self {
         Self { store, router, installations, catalog }
     }
 

@@ -36,20 +36,20 @@ use patchbay_runtime::dynamic::{OperationInfo, Type};
 use patchbay_store::{NewDelivery, NewEvent, RouteRow, Store, StoreError};
 
 /// Most globs a rule may list.
-pub const MAX_GLOBS: usize = 32;
+pub(crate) const MAX_GLOBS: usize = 32;
 /// Most conditions a filter may hold.
-pub const MAX_CONDITIONS: usize = 32;
+pub(crate) const MAX_CONDITIONS: usize = 32;
 /// Largest template, as JSON text.
-pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
 /// Most retry delays a rule may list.
-pub const MAX_RETRY_DELAYS: usize = 32;
+pub(crate) const MAX_RETRY_DELAYS: usize = 32;
 /// Longest retry delay a rule may ask for (7 days).
-pub const MAX_RETRY_DELAY_SECS: u64 = 7 * 24 * 3600;
+pub(crate) const MAX_RETRY_DELAY_SECS: u64 = 7 * 24 * 3600;
 
 /// A rule problem, with the JSON path of the offending part of the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
-pub struct RuleError {
+pub(crate) struct RuleError {
     pub path: String,
     pub message: String,
 }
@@ -59,7 +59,7 @@ fn rule_error(path: impl Into<String>, message: impl Into<String>) -> RuleError 
 }
 
 /// Checks an event type glob.
-pub fn check_glob(glob: &str) -> Result<(), String> {
+pub(crate) fn check_glob(glob: &str) -> Result<(), String> {
     if glob.is_empty() {
         return Err("must not be empty".into());
     }
@@ -73,7 +73,7 @@ pub fn check_glob(glob: &str) -> Result<(), String> {
 }
 
 /// Whether `text` matches `glob` (`*` = any run of characters).
-pub fn glob_matches(glob: &str, text: &str) -> bool {
+pub(crate) fn glob_matches(glob: &str, text: &str) -> bool {
     let (g, t) = (glob.as_bytes(), text.as_bytes());
     let (mut gi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -185,7 +185,7 @@ impl Cond {
 }
 
 /// The value at a dotted path (array elements by index).
-pub fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     if path.is_empty() {
         return Some(root);
     }
@@ -205,11 +205,11 @@ fn check_path(path: &str) -> Result<(), String> {
 
 /// A parsed payload filter.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Filter(Vec<(String, Cond)>);
+pub(crate) struct Filter(Vec<(String, Cond)>);
 
 impl Filter {
     /// Parses a filter object (`at` is the request path for errors).
-    pub fn parse(at: &str, v: &Value) -> Result<Filter, RuleError> {
+    pub(crate) fn parse(at: &str, v: &Value) -> Result<Filter, RuleError> {
         let Value::Object(m) = v else {
             return Err(rule_error(at, "must be an object of payload paths to conditions"));
         };
@@ -225,7 +225,7 @@ impl Filter {
         Ok(Filter(conds))
     }
 
-    pub fn holds(&self, payload: &Value) -> bool {
+    pub(crate) fn holds(&self, payload: &Value) -> bool {
         self.0.iter().all(|(path, c)| c.holds(lookup(payload, path)))
     }
 }
@@ -234,7 +234,7 @@ impl Filter {
 const TEMPLATE_ROOTS: &[&str] = &["event", "delivery", "route"];
 
 /// Checks every placeholder of a template.
-pub fn check_template(at: &str, t: &Value) -> Result<(), RuleError> {
+pub(crate) fn check_template(at: &str, t: &Value) -> Result<(), RuleError> {
     let text = serde_json::to_string(t).unwrap_or_default();
     if text.len() > MAX_TEMPLATE_BYTES {
         return Err(rule_error(at, format!("is {} bytes of JSON; at most {MAX_TEMPLATE_BYTES}", text.len())));
@@ -277,7 +277,7 @@ fn placeholders(s: &str) -> Result<Vec<&str>, String> {
 }
 
 /// Renders a template against `ctx` (see the module docs).
-pub fn render(t: &Value, ctx: &Value) -> Value {
+pub(crate) fn render(t: &Value, ctx: &Value) -> Value {
     match t {
         Value::String(s) => render_string(s, ctx),
         Value::Array(a) => Value::Array(a.iter().map(|x| render(x, ctx)).collect()),
@@ -315,7 +315,7 @@ fn render_string(s: &str, ctx: &Value) -> Value {
 }
 
 /// Checks a retry schedule (delays in seconds).
-pub fn check_retry_schedule(at: &str, delays: &[u64]) -> Result<(), RuleError> {
+pub(crate) fn check_retry_schedule(at: &str, delays: &[u64]) -> Result<(), RuleError> {
     if delays.is_empty() || delays.len() > MAX_RETRY_DELAYS {
         return Err(rule_error(at, format!("must list 1 to {MAX_RETRY_DELAYS} delays in seconds")));
     }
@@ -326,7 +326,7 @@ pub fn check_retry_schedule(at: &str, delays: &[u64]) -> Result<(), RuleError> {
 }
 
 /// The retry schedule of a rule's deliveries.
-pub fn retry_schedule(delays: Option<&[u64]>) -> RetrySchedule {
+pub(crate) fn retry_schedule(delays: Option<&[u64]>) -> RetrySchedule {
     match delays {
         Some(d) if !d.is_empty() => {
             RetrySchedule { delays: d.iter().map(|s| Duration::from_secs(*s)).collect(), ..RetrySchedule::default() }
@@ -336,10 +336,10 @@ pub fn retry_schedule(delays: Option<&[u64]>) -> RetrySchedule {
 }
 
 /// The operation name under which the webhook-endpoint hub delivers outbound events.
-pub const DELIVER_OPERATION: &str = "deliver";
+pub(crate) const DELIVER_OPERATION: &str = "deliver";
 
 /// The default arguments of a delivery without a template.
-pub fn default_template(operation: &str) -> Value {
+pub(crate) fn default_template(operation: &str) -> Value {
     let op = operation.rsplit(['.', '#', '/']).next().unwrap_or(operation);
     if op == DELIVER_OPERATION {
         json!({"event": {
@@ -365,7 +365,7 @@ pub struct Rule {
 impl Rule {
     /// Compiles a stored rule. Stored rules were validated on the way in; a filter that no longer
     /// parses matches nothing rather than everything.
-    pub fn new(row: RouteRow) -> Rule {
+    pub(crate) fn new(row: RouteRow) -> Rule {
         let filter = row
             .filter
             .as_ref()
@@ -374,7 +374,7 @@ impl Rule {
     }
 
     /// Whether the rule takes an event of `event_type` from `source` with `payload`.
-    pub fn matches(&self, event_type: &str, source: &str, payload: &Value) -> bool {
+    pub(crate) fn matches(&self, event_type: &str, source: &str, payload: &Value) -> bool {
         self.row.enabled
             && self.row.source_installation.as_deref().is_none_or(|s| s == source)
             && self.row.event_types.iter().any(|g| glob_matches(g, event_type))
@@ -384,7 +384,7 @@ impl Rule {
 
 /// How long a host trusts its copy of a tenant's rules. Changes made through this host apply at
 /// once; changes made through another host sharing the database apply within this time.
-pub const RULES_TTL: Duration = Duration::from_secs(1);
+pub(crate) const RULES_TTL: Duration = Duration::from_secs(1);
 
 /// Most tenants whose rules are kept in memory.
 const RULES_CACHE_MAX: usize = 10_000;
@@ -399,7 +399,7 @@ pub struct Router {
 type CachedRules = (Instant, Arc<Vec<Rule>>);
 
 impl Router {
-    pub fn new(store: Store) -> Router {
+    pub(crate) fn new(store: Store) -> Router {
         Router { store, cache: Mutex::default() }
     }
 
@@ -423,14 +423,14 @@ impl Router {
     }
 
     /// Forgets the cached rules of a tenant (after a change through this host).
-    pub fn invalidate(&self, tenant: &str) {
+    pub(crate) fn invalidate(&self, tenant: &str) {
         if let Ok(mut c) = self.cache.lock() {
             c.remove(tenant);
         }
     }
 
     /// The retry schedule of a route's deliveries (the default when the route is gone).
-    pub async fn retry_schedule(&self, tenant: &str, route_id: &str) -> RetrySchedule {
+    pub(crate) async fn retry_schedule(&self, tenant: &str, route_id: &str) -> RetrySchedule {
         let cached = self.rules(tenant).await.ok().and_then(|rules| {
             rules.iter().find(|r| r.row.id == route_id).map(|r| retry_schedule(r.row.retry_schedule.as_deref()))
         });
@@ -445,7 +445,7 @@ impl Router {
 
     /// The deliveries the tenant's rules make of `events` (stored now), for
     /// [`Store::emit_events`].
-    pub async fn route_events(&self, events: &[NewEvent], due_ms: i64) -> Result<Vec<NewDelivery>, StoreError> {
+    pub(crate) async fn route_events(&self, events: &[NewEvent], due_ms: i64) -> Result<Vec<NewDelivery>, StoreError> {
         let mut out = Vec::new();
         for e in events {
             let rules = self.rules(&e.tenant).await?;
@@ -460,13 +460,13 @@ impl Router {
 }
 
 /// The idempotency key of an event's delivery by a route.
-pub fn delivery_key(event_id: &str, route_id: &str) -> String {
+pub(crate) fn delivery_key(event_id: &str, route_id: &str) -> String {
     format!("{event_id}.{route_id}")
 }
 
 /// The deliveries the rules make of one event (whose payload is `payload`, parsed), due at
 /// `due_ms`.
-pub fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms: i64) -> Vec<NewDelivery> {
+pub(crate) fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms: i64) -> Vec<NewDelivery> {
     let mut matching = rules.iter().filter(|r| r.matches(&event.event_type, &event.source_installation, payload));
     let Some(first) = matching.next() else { return Vec::new() };
     // The event's part of the template context, built once for all matching rules.
@@ -511,14 +511,14 @@ pub fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, due_ms:
 }
 
 /// The WIT name of idempotency keys in operation signatures.
-pub const IDEMPOTENCY_FIELD: &str = "idempotency-key";
+pub(crate) const IDEMPOTENCY_FIELD: &str = "idempotency-key";
 
 /// Writes the delivery's idempotency key into the arguments of `op`: every string parameter
 /// named `idempotency-key`, and the `idempotency-key` field of every record parameter that has
 /// one (added when the template left it out); and the attempt number into the `attempt` field of
 /// the webhooks hub's outbound event. Without the signature (`op` unknown) only keys already
 /// present are overwritten.
-pub fn stamp_delivery(args: &mut Value, key: &str, attempt: u32, op: Option<&OperationInfo>) {
+pub(crate) fn stamp_delivery(args: &mut Value, key: &str, attempt: u32, op: Option<&OperationInfo>) {
     let Value::Object(m) = args else { return };
     let Some(op) = op else {
         stamp(m, key);

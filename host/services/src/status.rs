@@ -16,7 +16,7 @@ pub struct Status {
 }
 
 impl Status {
-    pub fn new(store: Store, runtime: Runtime, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(store: Store, runtime: Runtime, metrics: Arc<Metrics>) -> Self {
         Self { store, runtime, metrics }
     }
 

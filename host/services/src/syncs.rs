@@ -122,7 +122,7 @@ pub struct ItemErrors {
 }
 
 impl Syncs {
-    pub fn new(store: Store, installations: Arc<Installations>, runtime: Runtime, wake: Arc<Notify>) -> Self {
+    pub(crate) fn new(store: Store, installations: Arc<Installations>, runtime: Runtime, wake: Arc<Notify>) -> Self {
         Self { store, installations, runtime, wake }
     }
 

@@ -56,7 +56,7 @@ pub(crate) struct InsertSql {
 }
 
 impl InsertSql {
-    pub fn params(&self) -> usize {
+    pub(crate) fn params(&self) -> usize {
         self.row.matches('?').count()
     }
 
@@ -65,7 +65,7 @@ impl InsertSql {
     /// name is looked up in a list when the statement is parsed, and again when sqlx binds it
     /// (`sqlite3_bind_parameter_name`), which is quadratic in the number of parameters: with `$n`
     /// a batch of 512 requests took nine times as long.
-    pub fn sql(&self, rows: usize, backend: Backend) -> String {
+    pub(crate) fn sql(&self, rows: usize, backend: Backend) -> String {
         let mut sql = String::with_capacity(self.head.len() + self.tail.len() + rows * (self.row.len() + 32));
         sql.push_str(self.head);
         sql.push_str(" VALUES ");

@@ -59,7 +59,7 @@ pub struct IngressWrite {
 
 impl IngressWrite {
     /// Roughly how many bytes writing this sends to the database (for batch size caps).
-    pub fn approx_bytes(&self) -> usize {
+    pub(crate) fn approx_bytes(&self) -> usize {
         let i = &self.ingress;
         let request = [&i.id, &i.tenant, &i.installation, &i.method, &i.path, &i.headers_json, &i.response_body]
             .iter()

@@ -403,7 +403,7 @@ async fn checkpoint_wal(pool: AnyPool, alive: std::sync::Weak<DispatchSignal>) {
 
 /// The PostgreSQL `LISTEN`/`NOTIFY` channel that wakes the dispatchers of every host after
 /// deliveries were stored.
-pub const NOTIFY_CHANNEL: &str = "patchbay_outbox";
+pub(crate) const NOTIFY_CHANNEL: &str = "patchbay_outbox";
 
 /// Forwards PostgreSQL notifications to the local wake-up, reconnecting on failure.
 async fn listen_outbox(store: Store, url: String) {

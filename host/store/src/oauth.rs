@@ -26,10 +26,8 @@ use super::{Backend, Rows, Store, StoreError, now_ms};
 
 /// Status of a grant that yields access tokens.
 pub const GRANT_ACTIVE: &str = "active";
-/// Status of a grant whose refresh was refused: a user must authorize again.
-pub const GRANT_REAUTH: &str = "reauth_required";
 /// Installation status while its OAuth grant needs a new authorization.
-pub const INSTALLATION_REAUTH: &str = "reauth_required";
+pub(crate) const INSTALLATION_REAUTH: &str = "reauth_required";
 
 /// A stored grant. Token fields are ciphertexts.
 #[derive(Clone, PartialEq, Eq)]

@@ -266,7 +266,7 @@ impl Store {
     }
 
     /// The installation's hook id, if it has one.
-    pub async fn hook_id(&self, tenant: &str, installation: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn hook_id(&self, tenant: &str, installation: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT hook_id FROM installation_hooks WHERE tenant = $1 AND installation = $2")
             .bind(tenant)
             .bind(installation)

@@ -228,7 +228,7 @@ pub struct ItemError {
 }
 
 /// Most item errors stored per run; the `failed` counter keeps counting past it.
-pub const MAX_STORED_ERRORS: i64 = 1_000;
+pub(crate) const MAX_STORED_ERRORS: i64 = 1_000;
 
 /// Who holds a run and for how long its lease is extended by a write.
 #[derive(Debug, Clone, Copy)]
@@ -730,12 +730,12 @@ fn links_of(backend: Backend, n: usize) -> String {
 
 /// Fresh local record ids (`rec_` + 64 random bits), as many as asked for, from one call to the
 /// system's random source (one call per id cost a system call per stored record).
-pub struct LocalIds {
+pub(crate) struct LocalIds {
     bytes: Vec<u8>,
 }
 
 impl LocalIds {
-    pub fn new(n: usize) -> LocalIds {
+    pub(crate) fn new(n: usize) -> LocalIds {
         use ring::rand::SecureRandom;
         let mut bytes = vec![0u8; n * 8];
         // SystemRandom only fails if the OS has no entropy source at all.
@@ -744,7 +744,7 @@ impl LocalIds {
     }
 
     /// The next id; a fresh one from the system when the prepared ones are used up.
-    pub fn next_id(&mut self) -> String {
+    pub(crate) fn next_id(&mut self) -> String {
         match self.bytes.len().checked_sub(8) {
             Some(rest) => {
                 let id = format!("rec_{}", hex::encode(&self.bytes[rest..]));
@@ -801,7 +801,7 @@ impl Store {
     }
 
     /// The queued or running run of a stream.
-    pub async fn active_run(
+    pub(crate) async fn active_run(
         &self,
         installation: &str,
         entity: &str,

@@ -40,7 +40,7 @@ pub enum Mode {
 
 impl Mode {
     /// How the table names it.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Mode::PerRequest => "tx per request",
             Mode::GroupCommit => "group commit",
@@ -52,7 +52,7 @@ impl Mode {
 
 /// Requests per batch of the [`Mode::BatchMultiRow`] and [`Mode::BatchRowByRow`] rows (p50 and
 /// p99 are then per batch).
-pub const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 
 /// One measured configuration.
 #[derive(Debug, Clone)]
@@ -70,11 +70,11 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn requests_per_sec(&self) -> f64 {
+    pub(crate) fn requests_per_sec(&self) -> f64 {
         self.requests as f64 / self.wall.as_secs_f64()
     }
 
-    pub fn rows_per_sec(&self) -> f64 {
+    pub(crate) fn rows_per_sec(&self) -> f64 {
         self.requests_per_sec() * ROWS_PER_REQUEST as f64
     }
 }
@@ -100,7 +100,8 @@ impl fmt::Display for Row {
 }
 
 /// The header line matching [`Row`]'s display.
-pub const HEADER: &str = "backend           mode            callers requests      req/s      rows/s   p50 ms   p99 ms";
+pub(crate) const HEADER: &str =
+    "backend           mode            callers requests      req/s      rows/s   p50 ms   p99 ms";
 
 /// What to run.
 #[derive(Debug, Clone)]

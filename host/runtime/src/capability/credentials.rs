@@ -64,16 +64,8 @@ impl Secrets {
         self.0.remove(name)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &str> {
         self.0.values().map(Secret::expose)
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -90,7 +82,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Secrets {
 /// The backend the `credentials` capability reads: the calling installation's configuration and
 /// opened secrets. The services open them from the sealed store once per installation revision
 /// (so a call costs no decryption); `patchbay run` and tests fill them by hand.
-pub trait CredentialSource: Send + Sync {
+pub(crate) trait CredentialSource: Send + Sync {
     /// The configuration, by key.
     fn config(&self) -> &BTreeMap<String, String>;
     /// A secret by name.
@@ -110,10 +102,10 @@ impl CredentialSource for Secrets {
 }
 
 /// Largest message the host HMACs for a guest in one call.
-pub const MAX_HMAC_INPUT: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_HMAC_INPUT: usize = 16 * 1024 * 1024;
 
 /// What the `credentials` host functions see: the calling installation's own values.
-pub struct CredentialsView<'a> {
+pub(crate) struct CredentialsView<'a> {
     pub source: &'a dyn CredentialSource,
 }
 
@@ -121,7 +113,7 @@ crate::capability::view_data!(CredentialsData => CredentialsView);
 
 /// Links the `credentials` import; `view` gives the host functions the calling installation's
 /// [`CredentialsView`].
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> CredentialsView<'_>,
 ) -> wasmtime::Result<()> {
@@ -134,24 +126,29 @@ impl CredentialsView<'_> {
     }
 
     /// HMAC-SHA256 of `message` keyed with the named secret's UTF-8 bytes.
-    pub fn hmac(&self, name: &str, message: &[u8]) -> Result<Vec<u8>, CredentialError> {
+    pub(crate) fn hmac(&self, name: &str, message: &[u8]) -> Result<Vec<u8>, CredentialError> {
         self.hmac_with(name, KeyEncoding::Utf8, message)
     }
 
     /// Constant-time verification of an HMAC-SHA256 tag keyed with the secret's UTF-8 bytes.
-    pub fn verify_hmac(&self, name: &str, message: &[u8], tag: &[u8]) -> Result<bool, CredentialError> {
+    pub(crate) fn verify_hmac(&self, name: &str, message: &[u8], tag: &[u8]) -> Result<bool, CredentialError> {
         self.verify_hmac_with(name, KeyEncoding::Utf8, message, tag)
     }
 
     /// HMAC-SHA256 of `message` keyed with the named secret decoded as `encoding`.
-    pub fn hmac_with(&self, name: &str, encoding: KeyEncoding, message: &[u8]) -> Result<Vec<u8>, CredentialError> {
+    pub(crate) fn hmac_with(
+        &self,
+        name: &str,
+        encoding: KeyEncoding,
+        message: &[u8],
+    ) -> Result<Vec<u8>, CredentialError> {
         let key = self.key(name, encoding, message)?;
         Ok(hmac::sign(&key, message).as_ref().to_vec())
     }
 
     /// Constant-time verification of an HMAC-SHA256 tag keyed with the named secret decoded as
     /// `encoding`.
-    pub fn verify_hmac_with(
+    pub(crate) fn verify_hmac_with(
         &self,
         name: &str,
         encoding: KeyEncoding,

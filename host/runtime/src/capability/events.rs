@@ -37,7 +37,8 @@ pub struct MemoryEventSink {
 
 impl MemoryEventSink {
     /// Keeps at most `cap` events (and their idempotency keys), dropping the oldest.
-    pub fn bounded(cap: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn bounded(cap: usize) -> Self {
         Self { inner: Mutex::default(), cap: Some(cap.max(1)) }
     }
 
@@ -85,7 +86,7 @@ impl Default for EventLimits {
 }
 
 /// What the `events` host functions see: the calling installation's scope, limits and count.
-pub struct EventsView<'a> {
+pub(crate) struct EventsView<'a> {
     pub scope: &'a Scope,
     pub sink: &'a dyn EventSink,
     pub limits: &'a EventLimits,
@@ -96,7 +97,7 @@ crate::capability::view_data!(EventsData => EventsView);
 
 /// Links the `events` import; `view` gives the host functions the calling installation's
 /// [`EventsView`].
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> EventsView<'_>,
 ) -> wasmtime::Result<()> {
@@ -104,7 +105,7 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 /// Checks an event type: dotted lower-case segments of `[a-z0-9_-]`, at most 128 bytes.
-pub fn validate_event_type(t: &str) -> Result<(), String> {
+pub(crate) fn validate_event_type(t: &str) -> Result<(), String> {
     if t.is_empty() || t.len() > 128 {
         return Err("event type must be 1 to 128 bytes".into());
     }
@@ -128,7 +129,7 @@ fn new_event_id() -> String {
 }
 
 impl EventsView<'_> {
-    pub async fn emit(&mut self, e: Event) -> Result<String, EventError> {
+    pub(crate) async fn emit(&mut self, e: Event) -> Result<String, EventError> {
         if *self.emitted >= self.limits.max_per_call {
             return Err(EventError::TooMany(self.limits.max_per_call));
         }

@@ -37,12 +37,12 @@ pub struct Scrubber {
 
 /// Secrets shorter than this are not scrubbed: replacing every occurrence of a 1–3 character string
 /// would destroy the log while protecting nothing a brute force would not find.
-pub const MIN_SCRUB_LEN: usize = 4;
+pub(crate) const MIN_SCRUB_LEN: usize = 4;
 
 const REDACTED: &str = "[REDACTED]";
 
 impl Scrubber {
-    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut needles = Vec::new();
         for s in secrets {
             if s.len() < MIN_SCRUB_LEN {
@@ -62,17 +62,18 @@ impl Scrubber {
         Self { needles }
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// Whether `text` contains any secret value or encoding of one.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.needles.is_empty()
     }
 
-    /// Whether `text` contains any secret value or encoding of one.
-    pub fn contains_secret(&self, text: &str) -> bool {
+    pub(crate) fn contains_secret(&self, text: &str) -> bool {
         self.needles.iter().any(|n| text.contains(n.as_str()))
     }
 
     /// Byte-level scrubbing for bodies that need not be UTF-8; `None` when nothing matched.
-    pub fn scrub_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn scrub_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
         let mut out: Option<Vec<u8>> = None;
         for n in &self.needles {
             let current = out.as_deref().unwrap_or(data);
@@ -83,7 +84,7 @@ impl Scrubber {
         out
     }
 
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         if !self.contains_secret(text) {
             return text.to_string();
         }
@@ -113,7 +114,7 @@ impl Default for LogLimits {
 
 /// The per-call entry buffer. Scrubbing uses the installation's [`Scrubber`], passed in by the
 /// caller so the buffer holds no shared state.
-pub struct LogBuffer {
+pub(crate) struct LogBuffer {
     limits: LogLimits,
     entries: Vec<LogEntry>,
     bytes: usize,
@@ -121,12 +122,12 @@ pub struct LogBuffer {
 }
 
 impl LogBuffer {
-    pub fn new(limits: LogLimits) -> Self {
+    pub(crate) fn new(limits: LogLimits) -> Self {
         Self { limits, entries: Vec::new(), bytes: 0, dropped: 0 }
     }
 
     /// Adds an entry after scrubbing it; drops it (and counts the drop) past the call's limits.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         scrubber: &Scrubber,
         level: Level,
@@ -151,26 +152,24 @@ impl LogBuffer {
     }
 
     /// Host record that bypasses the limits (call outcome, drop notices): at most a few per call.
-    pub fn push_host(&mut self, scrubber: &Scrubber, level: Level, message: &str, fields: Vec<(String, String)>) {
+    pub(crate) fn push_host(
+        &mut self,
+        scrubber: &Scrubber,
+        level: Level,
+        message: &str,
+        fields: Vec<(String, String)>,
+    ) {
         let message = scrubber.scrub(message);
         let fields = fields.into_iter().map(|(k, v)| (k, scrubber.scrub(&v))).collect();
         self.entries.push(LogEntry { at_ms: now_ms(), level, source: Source::Host, message, fields });
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Ends the call's logging: appends a notice for dropped entries and returns everything.
-    pub fn finish(mut self, scrubber: &Scrubber) -> Vec<LogEntry> {
+    pub(crate) fn finish(mut self, scrubber: &Scrubber) -> Vec<LogEntry> {
         if self.dropped > 0 {
             let msg = format!(
                 "{} log entries dropped: per-call limit of {} entries / {} bytes reached",
@@ -267,37 +266,8 @@ impl OperationLog for MemoryOperationLog {
     }
 }
 
-/// Prints entries through `tracing` (the console), already scrubbed.
-pub struct TracingOperationLog;
-
-impl OperationLog for TracingOperationLog {
-    fn append(&self, scope: &Scope, entries: Vec<LogEntry>) {
-        for e in entries {
-            let fields = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            let src = format!("{:?}", e.source).to_lowercase();
-            match e.level {
-                Level::Error => {
-                    tracing::error!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
-                }
-                Level::Warn => {
-                    tracing::warn!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
-                }
-                Level::Info => {
-                    tracing::info!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
-                }
-                Level::Debug => {
-                    tracing::debug!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
-                }
-                Level::Trace => {
-                    tracing::trace!(tenant = %scope.tenant, installation = %scope.installation, source = %src, "{} {}", e.message, fields)
-                }
-            }
-        }
-    }
-}
-
 /// What the `log` host function sees: the call's buffer and the installation's scrubber.
-pub struct LogView<'a> {
+pub(crate) struct LogView<'a> {
     pub buf: &'a mut LogBuffer,
     pub scrubber: &'a Scrubber,
 }
@@ -305,7 +275,7 @@ pub struct LogView<'a> {
 crate::capability::view_data!(LogData => LogView);
 
 /// Links the `log` import; `view` gives the host functions the call's [`LogView`].
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> LogView<'_>,
 ) -> wasmtime::Result<()> {

@@ -30,7 +30,7 @@ impl Default for StateLimits {
 }
 
 impl StateLimits {
-    pub fn check_key(&self, key: &str) -> Result<(), StateError> {
+    pub(crate) fn check_key(&self, key: &str) -> Result<(), StateError> {
         if key.is_empty() {
             return Err(StateError::InvalidKey("key is empty".into()));
         }
@@ -111,7 +111,7 @@ impl StateStore for MemoryStateStore {
 }
 
 /// What the `state` host functions see: the calling installation's scope and limits.
-pub struct StateView<'a> {
+pub(crate) struct StateView<'a> {
     pub scope: &'a Scope,
     pub store: &'a dyn StateStore,
     pub limits: &'a StateLimits,
@@ -121,7 +121,7 @@ crate::capability::view_data!(StateData => StateView);
 
 /// Links the `state` import; `view` gives the host functions the calling installation's
 /// [`StateView`].
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> StateView<'_>,
 ) -> wasmtime::Result<()> {

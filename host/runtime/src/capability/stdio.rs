@@ -19,13 +19,13 @@ struct Buf {
 
 /// A capped, cloneable output pipe.
 #[derive(Clone)]
-pub struct CappedPipe {
+pub(crate) struct CappedPipe {
     cap: usize,
     buf: Arc<Mutex<Buf>>,
 }
 
 impl CappedPipe {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { cap, buf: Arc::default() }
     }
 
@@ -39,7 +39,7 @@ impl CappedPipe {
     }
 
     /// The captured text split into lines, and how many bytes were discarded.
-    pub fn take_lines(&self) -> (Vec<String>, usize) {
+    pub(crate) fn take_lines(&self) -> (Vec<String>, usize) {
         let Ok(mut b) = self.buf.lock() else { return (Vec::new(), 0) };
         let data = std::mem::take(&mut b.data);
         let text = String::from_utf8_lossy(&data);

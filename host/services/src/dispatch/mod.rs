@@ -14,7 +14,7 @@ use crate::routing::Router;
 
 /// What delivering needs: the outbox, the destination installations, the routes' retry
 /// schedules and the metrics.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     store: Store,
     installations: Arc<Installations>,
     router: Arc<Router>,
@@ -22,7 +22,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, installations: Arc<Installations>, router: Arc<Router>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        installations: Arc<Installations>,
+        router: Arc<Router>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self { store, installations, router, metrics }
     }
 }
@@ -32,7 +37,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the background housekeeping task: webhook dedupe keys older than the configured
 /// window are forgotten (the requests themselves stay in the event log).
-pub fn spawn_housekeeping(store: Store, dedupe_window: Duration) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_housekeeping(store: Store, dedupe_window: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let window = i64::try_from(dedupe_window.as_millis()).unwrap_or(i64::MAX);

@@ -58,13 +58,13 @@ impl Default for DispatchConfig {
 }
 
 /// A unique lease owner name for this process.
-pub fn owner_name() -> String {
+pub(crate) fn owner_name() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
     format!("{host}:{}:{}", std::process::id(), patchbay_core::new_id("d"))
 }
 
 /// Starts the dispatcher (and on PostgreSQL its listener) on the current runtime.
-pub fn spawn(
+pub(crate) fn spawn(
     dispatcher: Arc<Dispatcher>,
     config: DispatchConfig,
     database_url: Option<String>,
@@ -155,7 +155,7 @@ impl Attempt {
 }
 
 /// Runs one claimed delivery and settles it.
-pub async fn deliver(dispatcher: &Dispatcher, owner: &str, d: Delivery) {
+pub(crate) async fn deliver(dispatcher: &Dispatcher, owner: &str, d: Delivery) {
     let started_ms = patchbay_core::now_ms();
     let started = Instant::now();
     let attempt = call(dispatcher, &d).await;

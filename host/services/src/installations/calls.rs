@@ -137,7 +137,7 @@ impl Installations {
     }
 
     /// The installation's call context without an access token check: cached by revision.
-    pub async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, Error> {
+    pub(crate) async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, Error> {
         let source_revision = match &row.credentials_from {
             Some(from) => self.store.installation(&row.tenant, from).await?.map(|r| r.revision),
             None => None,
@@ -156,7 +156,11 @@ impl Installations {
     }
 
     /// How the host obtains an OAuth installation's tokens; a conflict for other connectors.
-    pub async fn oauth_context(&self, tenant: &str, id: &str) -> Result<(InstallationRow, Arc<OAuthContext>), Error> {
+    pub(crate) async fn oauth_context(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(InstallationRow, Arc<OAuthContext>), Error> {
         let row = self.get(tenant, id).await?;
         let p = self.prepared_for(&row).await?;
         match &p.oauth {
@@ -275,7 +279,7 @@ impl Installations {
     /// [`Installations::invoke`] on an installation already resolved. When an OAuth connector
     /// reports `unauthorized`, the access token it used is refreshed (unless another call already
     /// did) and the call runs once more.
-    pub async fn invoke_resolved(
+    pub(crate) async fn invoke_resolved(
         &self,
         r: &Resolved,
         operation: &str,
@@ -313,7 +317,7 @@ impl Installations {
     }
 
     /// Counts a call in the metrics, by outcome.
-    pub fn record_call(&self, connector: &str, operation: &str, report: &CallReport<DynamicOutcome>) {
+    pub(crate) fn record_call(&self, connector: &str, operation: &str, report: &CallReport<DynamicOutcome>) {
         let outcome = match &report.outcome {
             Ok(DynamicOutcome::Ok(_)) => "ok",
             Ok(DynamicOutcome::ConnectorError { kind, .. }) => kind.as_str(),
@@ -330,7 +334,7 @@ impl Installations {
     }
 
     /// Takes one call from the installation's provider budget (if it has one).
-    pub async fn admit(&self, r: &Resolved, mode: QuotaMode) -> Result<(), Error> {
+    pub(crate) async fn admit(&self, r: &Resolved, mode: QuotaMode) -> Result<(), Error> {
         match &r.prepared.budget {
             Some(b) => b.acquire(mode).await.map_err(|e| quota_error(&e)),
             None => Ok(()),

@@ -32,7 +32,7 @@ use crate::quota::Quotas;
 use rules::{api_version_ids, check_name, check_url, field_keys, json_string, parse_object, pick_api_version};
 
 /// Shown instead of a secret value.
-pub const MASK: &str = "••••••••";
+pub(crate) const MASK: &str = "••••••••";
 
 /// An installation with what its views show besides the row: its version (for deprecation
 /// notices), the deprecation of the API version it uses, and its webhook address.
@@ -56,7 +56,7 @@ pub struct CredentialsStatus {
 }
 
 /// What installations need from the rest of the host.
-pub struct InstallationsDeps {
+pub(crate) struct InstallationsDeps {
     pub store: Store,
     pub keyring: Arc<Keyring>,
     pub runtime: Runtime,
@@ -87,7 +87,7 @@ pub struct Installations {
 }
 
 impl Installations {
-    pub fn new(d: InstallationsDeps) -> Self {
+    pub(crate) fn new(d: InstallationsDeps) -> Self {
         Self {
             store: d.store,
             keyring: d.keyring,
@@ -261,7 +261,7 @@ impl Installations {
     }
 
     /// One installation's row.
-    pub async fn get(&self, tenant: &str, id: &str) -> Result<InstallationRow, Error> {
+    pub(crate) async fn get(&self, tenant: &str, id: &str) -> Result<InstallationRow, Error> {
         self.store.installation(tenant, id).await?.ok_or_else(|| not_found(id))
     }
 
@@ -282,7 +282,7 @@ impl Installations {
     }
 
     /// The tenant's installation rows.
-    pub async fn rows(&self, tenant: &str) -> Result<Vec<InstallationRow>, Error> {
+    pub(crate) async fn rows(&self, tenant: &str) -> Result<Vec<InstallationRow>, Error> {
         Ok(self.store.list_installations(tenant).await?)
     }
 
@@ -456,7 +456,7 @@ impl Installations {
     }
 
     /// Forgets the cached call context of an installation (after changing or deleting it).
-    pub fn forget(&self, tenant: &str, id: &str) {
+    pub(crate) fn forget(&self, tenant: &str, id: &str) {
         if let Ok(mut m) = self.prepared.lock() {
             m.remove(&(tenant.to_string(), id.to_string()));
         }

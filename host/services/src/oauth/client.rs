@@ -21,12 +21,12 @@ use patchbay_runtime::capability::credentials::Secret;
 use patchbay_runtime::capability::http::policy::{Template, fill_template};
 
 /// Time allowed for one token-endpoint request.
-pub const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest token response read.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 /// `n` random bytes, base64url without padding (states, PKCE verifiers).
-pub fn random_token(n: usize) -> Result<String, ring::error::Unspecified> {
+pub(crate) fn random_token(n: usize) -> Result<String, ring::error::Unspecified> {
     use ring::rand::SecureRandom;
     let mut bytes = vec![0u8; n];
     ring::rand::SystemRandom::new().fill(&mut bytes)?;
@@ -34,13 +34,13 @@ pub fn random_token(n: usize) -> Result<String, ring::error::Unspecified> {
 }
 
 /// The S256 code challenge of a PKCE verifier: `BASE64URL(SHA256(ASCII(verifier)))`.
-pub fn s256_challenge(verifier: &str) -> String {
+pub(crate) fn s256_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
 }
 
 /// Fills `{{config.KEY}}` templates of a manifest URL (as `allowed_hosts` are filled) and parses
 /// the result.
-pub fn endpoint(template: &str, config: &BTreeMap<String, String>) -> Result<Url, String> {
+pub(crate) fn endpoint(template: &str, config: &BTreeMap<String, String>) -> Result<Url, String> {
     let filled = match fill_template(template, config) {
         Ok(Template::Plain) => template.to_string(),
         Ok(Template::Filled(url)) => url,
@@ -58,7 +58,7 @@ pub fn endpoint(template: &str, config: &BTreeMap<String, String>) -> Result<Url
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Clone)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     pub access_token: Secret,
     pub token_type: Option<String>,
     /// Lifetime of the access token in seconds, when the provider says.
@@ -70,7 +70,7 @@ pub struct TokenResponse {
 
 /// A failed token request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// The provider answered with an RFC 6749 §5.2 error.
     #[error("the token endpoint refused the request (HTTP {status}): {code}{}", description.as_deref().map(|d| format!(" — {d}")).unwrap_or_default())]
     Refused { status: u16, code: String, description: Option<String> },
@@ -82,13 +82,13 @@ pub enum TokenError {
 impl TokenError {
     /// Whether asking again with the same grant cannot succeed (a user must authorize again):
     /// the grant or client was refused, as opposed to an outage.
-    pub fn definitive(&self) -> bool {
+    pub(crate) fn definitive(&self) -> bool {
         matches!(self, TokenError::Refused { code, .. }
             if matches!(code.as_str(), "invalid_grant" | "invalid_client" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope"))
     }
 
     /// The RFC error code, or `unavailable`.
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         match self {
             TokenError::Refused { code, .. } => code,
             TokenError::Unavailable(_) => "unavailable",
@@ -98,7 +98,7 @@ impl TokenError {
 
 /// An installation's OAuth client: the manifest's endpoints (templates filled) and the tenant's
 /// client id and secret.
-pub struct OAuthClient<'a> {
+pub(crate) struct OAuthClient<'a> {
     pub spec: &'a OAuth2Spec,
     pub authorize_url: Option<Url>,
     pub token_url: Url,
@@ -109,7 +109,7 @@ pub struct OAuthClient<'a> {
 
 impl<'a> OAuthClient<'a> {
     /// The client of an installation with this configuration; the error says what is missing.
-    pub fn new(
+    pub(crate) fn new(
         spec: &'a OAuth2Spec,
         config: &BTreeMap<String, String>,
         client_id: Option<&Secret>,
@@ -133,7 +133,12 @@ impl<'a> OAuthClient<'a> {
 
     /// The URL the user's browser goes to (RFC 6749 §4.1.1), with `state` and, when the
     /// manifest uses PKCE, the S256 challenge of `verifier`.
-    pub fn authorization_url(&self, redirect_uri: &str, state: &str, verifier: Option<&str>) -> Result<Url, String> {
+    pub(crate) fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        verifier: Option<&str>,
+    ) -> Result<Url, String> {
         let mut url = self.authorize_url.clone().ok_or("the connector's OAuth grant has no authorization step")?;
         {
             let mut q = url.query_pairs_mut();
@@ -156,7 +161,7 @@ impl<'a> OAuthClient<'a> {
     }
 
     /// Exchanges an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.5).
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         http: &reqwest::Client,
         code: &str,
@@ -171,12 +176,16 @@ impl<'a> OAuthClient<'a> {
     }
 
     /// Refreshes an access token (RFC 6749 §6).
-    pub async fn refresh(&self, http: &reqwest::Client, refresh_token: &Secret) -> Result<TokenResponse, TokenError> {
+    pub(crate) async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        refresh_token: &Secret,
+    ) -> Result<TokenResponse, TokenError> {
         self.token_request(http, vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())]).await
     }
 
     /// Obtains a token with the client's own credentials (RFC 6749 §4.4).
-    pub async fn client_credentials(&self, http: &reqwest::Client) -> Result<TokenResponse, TokenError> {
+    pub(crate) async fn client_credentials(&self, http: &reqwest::Client) -> Result<TokenResponse, TokenError> {
         let scope = self.spec.scope();
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(s) = &scope {
@@ -187,7 +196,7 @@ impl<'a> OAuthClient<'a> {
 
     /// Revokes a token (RFC 7009 §2.1); `Ok(false)` when the manifest names no revocation
     /// endpoint. The provider answers 200 for tokens it no longer knows, too.
-    pub async fn revoke(&self, http: &reqwest::Client, token: &Secret, hint: &str) -> Result<bool, TokenError> {
+    pub(crate) async fn revoke(&self, http: &reqwest::Client, token: &Secret, hint: &str) -> Result<bool, TokenError> {
         let Some(url) = &self.revoke_url else { return Ok(false) };
         let form = vec![("token", token.expose()), ("token_type_hint", hint)];
         let resp = self.post(http, url, form).await?;
@@ -291,7 +300,7 @@ struct RawError {
 }
 
 /// Parses a §5.1 response; `expires_in` may come as a number or a numeric string.
-pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, TokenError> {
+pub(crate) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, TokenError> {
     let raw: RawToken = serde_json::from_slice(body)
         .map_err(|e| TokenError::Unavailable(format!("the token response is not JSON: {e}")))?;
     let access_token = raw

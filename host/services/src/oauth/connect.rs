@@ -75,7 +75,7 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn new(d: ConnectionsDeps) -> Self {
+    pub(crate) fn new(d: ConnectionsDeps) -> Self {
         Self {
             store: d.store,
             installations: d.installations,
@@ -266,7 +266,7 @@ impl Connections {
     }
 
     /// One pass of the background refresher: every grant due ahead of expiry.
-    pub async fn refresh_due(&self) -> Result<usize, Error> {
+    pub(crate) async fn refresh_due(&self) -> Result<usize, Error> {
         let due = self.store.due_oauth_refreshes(50).await?;
         let mut done = 0;
         for (tenant, installation, version) in due {

@@ -16,7 +16,7 @@
 //! failures in a row, leaves the installation `reauth_required`: calls answer 409 until someone
 //! authorizes again, and an `installation.reauth_required` event goes to the outbox.
 
-pub mod client;
+pub(crate) mod client;
 mod connect;
 mod tokens;
 

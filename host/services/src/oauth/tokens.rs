@@ -159,7 +159,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn new(d: TokensDeps) -> Self {
+    pub(crate) fn new(d: TokensDeps) -> Self {
         Self {
             store: d.store,
             keyring: d.keyring,
@@ -252,7 +252,7 @@ impl Tokens {
     /// The access token a call of this installation uses: this host's copy while it is fresh,
     /// else the stored one, refreshed first when it is about to expire. A client-credentials
     /// installation obtains its first token here.
-    pub async fn access_token(
+    pub(crate) async fn access_token(
         &self,
         tenant: &str,
         installation: &str,
@@ -309,7 +309,7 @@ impl Tokens {
     /// Replaces the access token of version `expected` (`None`: whatever is stored) and returns
     /// the new one; when another task or host already did, returns theirs without asking the
     /// provider again.
-    pub async fn refresh_token(
+    pub(crate) async fn refresh_token(
         &self,
         tenant: &str,
         installation: &str,

@@ -31,7 +31,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Shortest interval [`Schedule::parse`] accepts, in seconds.
-pub const MIN_INTERVAL_SECS: u64 = 1;
+pub(crate) const MIN_INTERVAL_SECS: u64 = 1;
 
 /// How many years [`CronExpr::next_after`] looks ahead: the Gregorian calendar repeats every 400
 /// years, so an expression that matches nothing in that span never matches.
@@ -41,7 +41,7 @@ const MINUTE_MS: i64 = 60_000;
 
 /// When a sync runs: a fixed interval or a cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schedule {
+pub(crate) enum Schedule {
     /// Every `secs` seconds after the previous run (at least [`MIN_INTERVAL_SECS`]).
     Every {
         /// The interval in seconds.
@@ -56,7 +56,7 @@ impl Schedule {
     ///
     /// An interval must be at least [`MIN_INTERVAL_SECS`]; a cron expression must parse and be
     /// able to match at least once (`0 0 30 2 *` is refused).
-    pub fn parse(interval_secs: Option<u64>, cron: Option<&str>) -> Result<Schedule, String> {
+    pub(crate) fn parse(interval_secs: Option<u64>, cron: Option<&str>) -> Result<Schedule, String> {
         match (interval_secs, cron) {
             (Some(_), Some(_)) => Err("give either interval_secs or cron, not both".to_owned()),
             (None, None) => Err("give either interval_secs or cron".to_owned()),
@@ -80,7 +80,7 @@ impl Schedule {
     /// a steady cadence); for a cron expression the first matching minute after `unix_ms`. A cron
     /// expression that never matches (only possible when built without [`Schedule::parse`])
     /// gives `i64::MAX`, as does an interval that would overflow.
-    pub fn next_after(&self, unix_ms: i64) -> i64 {
+    pub(crate) fn next_after(&self, unix_ms: i64) -> i64 {
         match self {
             Schedule::Every { secs } => {
                 let step = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -91,7 +91,8 @@ impl Schedule {
     }
 
     /// The interval in seconds, for [`Schedule::Every`].
-    pub fn interval_secs(&self) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn interval_secs(&self) -> Option<u64> {
         match self {
             Schedule::Every { secs } => Some(*secs),
             Schedule::Cron(_) => None,
@@ -99,7 +100,7 @@ impl Schedule {
     }
 
     /// The cron expression, for [`Schedule::Cron`].
-    pub fn cron(&self) -> Option<&CronExpr> {
+    pub(crate) fn cron(&self) -> Option<&CronExpr> {
         match self {
             Schedule::Every { .. } => None,
             Schedule::Cron(expr) => Some(expr),
@@ -119,7 +120,7 @@ impl fmt::Display for Schedule {
 
 /// A cron expression problem; `field` names the offending field when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CronError {
+pub(crate) struct CronError {
     /// `minute`, `hour`, `day-of-month`, `month` or `day-of-week`.
     pub field: Option<&'static str>,
     /// What is wrong.
@@ -143,7 +144,7 @@ impl std::error::Error for CronError {}
 /// upper case (`0 9 * * MON-FRI`), or the canonical macro (`@yearly` for `@annually`, `@daily`
 /// for `@midnight`). The normalized text parses back to the same expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CronExpr {
+pub(crate) struct CronExpr {
     text: String,
     /// Bit n set: minute n matches.
     minutes: u64,
@@ -335,19 +336,19 @@ impl CronExpr {
     }
 
     /// The normalized text (the same as `Display`).
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 
     /// Whether the expression matches at least one minute (it does not for `0 0 30 2 *`).
-    pub fn is_satisfiable(&self) -> bool {
+    pub(crate) fn is_satisfiable(&self) -> bool {
         // The search covers a whole 400-year cycle of the calendar, so any start will do.
         self.next_after(0).is_some()
     }
 
     /// The first minute strictly after `unix_ms` that the expression matches, as unix
     /// milliseconds; `None` if it never matches (see the [module docs](self)).
-    pub fn next_after(&self, unix_ms: i64) -> Option<i64> {
+    pub(crate) fn next_after(&self, unix_ms: i64) -> Option<i64> {
         let start = unix_ms.div_euclid(MINUTE_MS).checked_add(1)?;
         let (mut y, mut m, mut d) = civil_from_days(start.div_euclid(1440));
         let minute_of_day = start.rem_euclid(1440);

@@ -154,7 +154,7 @@ impl From<StoreError> for Stop {
 }
 
 /// Executes a claimed run until it succeeds, fails, is cancelled or is taken over.
-pub async fn execute(engine: &SyncEngine, owner: &str, run: RunRow, cfg: &SyncConfig) {
+pub(crate) async fn execute(engine: &SyncEngine, owner: &str, run: RunRow, cfg: &SyncConfig) {
     let span = tracing::info_span!("sync", run = %run.id, tenant = %run.tenant, installation = %run.installation,
         entity = %run.entity, direction = run.direction.as_str());
     execute_in_span(engine, owner, run, cfg).instrument(span).await
@@ -493,7 +493,7 @@ pub fn content_hash(payload: &str) -> i64 {
 /// A batch's records made ready to store: ids checked, data checked to be a JSON object and
 /// mapped, hashed, and deduplicated (the last occurrence of an id wins). Takes the records by value:
 /// the ids and (without a mapping) the data move into the store's rows without a copy.
-pub fn prepare_records(
+pub(crate) fn prepare_records(
     records: Vec<SourceRecord>,
     item_errors: Vec<SourceItemError>,
     mapping: Option<&Mapping>,

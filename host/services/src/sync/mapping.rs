@@ -35,15 +35,15 @@ use serde_json::{Map, Number, Value};
 use super::cron::{days_from_civil, days_in_month};
 
 /// Most fields a mapping may have.
-pub const MAX_FIELDS: usize = 500;
+pub(crate) const MAX_FIELDS: usize = 500;
 
 /// Most decimal places `{"round": n}` accepts.
-pub const MAX_ROUND_DIGITS: u64 = 15;
+pub(crate) const MAX_ROUND_DIGITS: u64 = 15;
 
 /// A mapping problem, with the JSON location of the offending part (`fields[2].transform[1]`);
 /// empty for the mapping as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappingError {
+pub(crate) struct MappingError {
     /// Where the problem is, e.g. `fields[2].transform[1]`.
     pub path: String,
     /// What is wrong.
@@ -64,7 +64,7 @@ fn error(path: impl Into<String>, message: impl Into<String>) -> MappingError {
 
 /// A validated, compiled field mapping; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     keep_unmapped: bool,
     fields: Vec<Field>,
     /// The targets as a tree, children in the order their first field appears.
@@ -148,7 +148,7 @@ impl Mapping {
     /// field without exactly one of `source` and `constant`, empty or malformed paths, duplicate
     /// or conflicting targets (`a` and `a.b`), unknown transforms and bad transform parameters.
     /// The error names the JSON location.
-    pub fn parse(json: &Value) -> Result<Mapping, MappingError> {
+    pub(crate) fn parse(json: &Value) -> Result<Mapping, MappingError> {
         let root = json.as_object().ok_or_else(|| error("", format!("expected an object, got {}", kind(json))))?;
         if let Some(key) = root.keys().find(|k| !matches!(k.as_str(), "keep_unmapped" | "fields")) {
             return Err(error("", format!("unknown key \"{key}\"; expected one of {ROOT_KEYS}")));
@@ -172,17 +172,20 @@ impl Mapping {
     }
 
     /// Whether the output starts from a copy of the whole input record.
-    pub fn keep_unmapped(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn keep_unmapped(&self) -> bool {
         self.keep_unmapped
     }
 
     /// The number of fields.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Whether the mapping has no fields (with `keep_unmapped` it then copies records as they are).
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
 
@@ -191,7 +194,7 @@ impl Mapping {
     /// Both root keys are always present; a field lists `transform` only when it has transforms,
     /// `required` only when true; parameterless transforms are bare strings and `{"round": 0}` is
     /// `"round"`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let fields = self.fields.iter().map(Field::to_json).collect();
         let mut root = Map::new();
         root.insert("keep_unmapped".to_owned(), Value::Bool(self.keep_unmapped));
@@ -201,7 +204,7 @@ impl Mapping {
 
     /// Maps one record. The record must be a JSON object; an `Err` is an item-level error message
     /// naming the target (`price_cents: "abc" is not a number (transform number)`).
-    pub fn apply(&self, record: &Value) -> Result<Value, String> {
+    pub(crate) fn apply(&self, record: &Value) -> Result<Value, String> {
         let Value::Object(input) = record else {
             return Err(format!("the record is {}, not an object", kind(record)));
         };

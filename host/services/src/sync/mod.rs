@@ -9,10 +9,10 @@
 //!
 //! What is stored, and how one batch becomes one transaction, is in [`patchbay_store::sync`].
 
-pub mod cron;
+pub(crate) mod cron;
 pub mod engine;
-pub mod mapping;
-pub mod worker;
+pub(crate) mod mapping;
+pub(crate) mod worker;
 
 pub use engine::SyncConfig;
 
@@ -29,7 +29,7 @@ use crate::oauth::Tokens;
 use crate::routing::Router;
 
 /// What running syncs needs from the rest of the host.
-pub struct EngineDeps {
+pub(crate) struct EngineDeps {
     pub store: Store,
     pub installations: Arc<Installations>,
     pub tokens: Arc<Tokens>,
@@ -43,7 +43,7 @@ pub struct EngineDeps {
 
 /// Runs claimed syncs: the records store, the installations to call, OAuth refreshes after a
 /// 401, the routes a change event takes, and where runs end up recorded.
-pub struct SyncEngine {
+pub(crate) struct SyncEngine {
     store: Store,
     installations: Arc<Installations>,
     tokens: Arc<Tokens>,
@@ -55,7 +55,7 @@ pub struct SyncEngine {
 }
 
 impl SyncEngine {
-    pub fn new(d: EngineDeps) -> Self {
+    pub(crate) fn new(d: EngineDeps) -> Self {
         Self {
             store: d.store,
             installations: d.installations,

@@ -19,10 +19,10 @@ use patchbay_core::now_ms;
 use patchbay_store::sync::ScheduleRow;
 
 /// Longest sleep between looks at the database for due runs and schedules.
-pub const POLL: Duration = Duration::from_secs(1);
+pub(crate) const POLL: Duration = Duration::from_secs(1);
 
 /// Starts the worker and the scheduler; `None` when the concurrency is 0 (an API-only host).
-pub fn spawn(engine: Arc<SyncEngine>, cfg: SyncConfig) -> Option<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn(engine: Arc<SyncEngine>, cfg: SyncConfig) -> Option<tokio::task::JoinHandle<()>> {
     if cfg.concurrency == 0 {
         return None;
     }
@@ -31,7 +31,7 @@ pub fn spawn(engine: Arc<SyncEngine>, cfg: SyncConfig) -> Option<tokio::task::Jo
 }
 
 /// The next firing of a stored schedule after `now` (an unparseable stored schedule waits a day).
-pub fn next_firing(s: &ScheduleRow, now: i64) -> i64 {
+pub(crate) fn next_firing(s: &ScheduleRow, now: i64) -> i64 {
     let interval = s.interval_secs.and_then(|i| u64::try_from(i).ok());
     match Schedule::parse(interval, s.cron.as_deref()) {
         Ok(schedule) => schedule.next_after(now),

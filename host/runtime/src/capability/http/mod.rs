@@ -54,10 +54,10 @@ impl Default for HttpLimits {
 }
 
 /// How long a 429 without a usable `Retry-After` pauses the provider budget.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A `Retry-After` value (RFC 9110 §10.2.3): delay seconds or an HTTP date.
-pub fn retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -69,7 +69,7 @@ pub fn retry_after(value: &str) -> Option<Duration> {
 
 /// Builds the host's outbound client: no proxies, no automatic redirects, resolver guarded by the
 /// network policy.
-pub fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -90,7 +90,7 @@ pub trait EgressBudget: Send + Sync {
 
 /// What the `http` host functions see: the installation's policy and secrets, the runtime's
 /// client and network policy, and the call's budget and log.
-pub struct HttpView<'a> {
+pub(crate) struct HttpView<'a> {
     pub client: &'a reqwest::Client,
     pub egress: &'a EgressPolicy,
     pub network: &'a NetworkPolicy,
@@ -110,7 +110,7 @@ pub struct HttpView<'a> {
 crate::capability::view_data!(HttpData => HttpView);
 
 /// Links the `http` import; `view` gives the host functions the call's [`HttpView`].
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> HttpView<'_>,
 ) -> wasmtime::Result<()> {

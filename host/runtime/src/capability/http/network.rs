@@ -21,7 +21,7 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, String> {
+    pub(crate) fn new(addr: IpAddr, prefix: u8) -> Result<Self, String> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
             return Err(format!("prefix /{prefix} is longer than {max}"));
@@ -29,7 +29,7 @@ impl Cidr {
         Ok(Self { addr, prefix })
     }
 
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
@@ -144,7 +144,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// Why `ip` is blocked by default, or `None` for a public address.
-pub fn blocked_reason(ip: IpAddr) -> Option<String> {
+pub(crate) fn blocked_reason(ip: IpAddr) -> Option<String> {
     if METADATA.contains(&ip) {
         return Some("cloud metadata endpoint".into());
     }
@@ -178,7 +178,7 @@ pub struct BlockedAddress {
 
 impl NetworkPolicy {
     /// Blocks every non-public network.
-    pub fn strict() -> Self {
+    pub(crate) fn strict() -> Self {
         Self::default()
     }
 
@@ -187,11 +187,7 @@ impl NetworkPolicy {
         Self { allowed }
     }
 
-    pub fn allowed(&self) -> &[Cidr] {
-        &self.allowed
-    }
-
-    pub fn check(&self, ip: IpAddr) -> Result<(), BlockedAddress> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), BlockedAddress> {
         let canonical = match ip {
             IpAddr::V6(a) => embedded_v4(a).map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,

@@ -36,7 +36,7 @@ enum PortPattern {
 
 /// One allowed destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
+pub(crate) struct Destination {
     scheme: String,
     host: HostPattern,
     port: PortPattern,
@@ -82,7 +82,7 @@ fn normalize_host(h: &str) -> String {
 
 impl Destination {
     /// Parses one pattern that has no templates left in it.
-    pub fn parse(pattern: &str) -> Result<Self, PatternError> {
+    pub(crate) fn parse(pattern: &str) -> Result<Self, PatternError> {
         let err = |reason: &str| PatternError { pattern: pattern.to_string(), reason: reason.to_string() };
         let p = pattern.trim();
         if p.is_empty() {
@@ -156,7 +156,7 @@ impl Destination {
     }
 
     /// Whether `url` falls inside this destination.
-    pub fn matches(&self, url: &Url) -> bool {
+    pub(crate) fn matches(&self, url: &Url) -> bool {
         if url.scheme() != self.scheme {
             return false;
         }
@@ -208,8 +208,15 @@ pub struct BuiltPolicy {
 
 impl EgressPolicy {
     /// A policy that denies every destination.
-    pub fn deny_all() -> Self {
+    #[cfg(test)]
+    pub(crate) fn deny_all() -> Self {
         Self::default()
+    }
+
+    /// Builds a policy from patterns without templates.
+    #[cfg(test)]
+    pub(crate) fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<Self, PatternError> {
+        Ok(Self::build(patterns, &BTreeMap::new())?.policy)
     }
 
     /// Builds the policy from manifest patterns, filling `{{config.KEY}}` templates from `config`.
@@ -230,17 +237,8 @@ impl EgressPolicy {
         Ok(BuiltPolicy { policy: Self { allowed }, unresolved })
     }
 
-    /// Builds a policy from patterns without templates.
-    pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<Self, PatternError> {
-        Ok(Self::build(patterns, &BTreeMap::new())?.policy)
-    }
-
-    pub fn destinations(&self) -> &[Destination] {
-        &self.allowed
-    }
-
     /// `Ok` when some destination allows `url`, else a reason naming what is allowed.
-    pub fn check(&self, url: &Url) -> Result<(), String> {
+    pub(crate) fn check(&self, url: &Url) -> Result<(), String> {
         if self.allowed.iter().any(|d| d.matches(url)) {
             return Ok(());
         }
