@@ -14,9 +14,11 @@ use patchbay_core::outcome::ConnectorErrorKind;
 /// An error answered to an API client.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code, e.g. `not_found`, `invalid_manifest`.
     pub code: &'static str,
+    /// What went wrong, for people.
     pub message: String,
     /// Extra members of the `error` object (e.g. a connector's error kind and payload).
     pub details: Option<serde_json::Map<String, Value>>,

@@ -4,10 +4,12 @@
 //! knows HTTP: statuses, error codes and bodies are decided here ([`ApiError`]).
 //!
 //! Every handler takes the one service it uses (axum state, see [`router`]) and authenticates
-//! with [`auth::TenantKey`], [`auth::Operator`] or [`auth::Principal`] before anything else of
+//! with `auth::TenantKey`, `auth::Operator` or `auth::Principal` before anything else of
 //! the request is looked at (the tenant comes from the key, never from the body; another
 //! tenant's resource is a 404). Bodies, paths and queries are read with the extractors of
-//! [`extract`], which reject with [`ApiError`]; responses are the typed bodies of [`views`].
+//! `extract`, which reject with [`ApiError`]; responses are the typed bodies of `views`.
+
+#![warn(missing_docs)]
 
 pub(crate) mod auth;
 mod body;
@@ -145,7 +147,7 @@ pub(crate) fn endpoints() -> Vec<(Method, &'static str, MethodRouter<ApiState>)>
     ]
 }
 
-/// The host's HTTP routes: [`endpoints`], a JSON 404 for anything else, and a 1 MiB body limit
+/// The host's HTTP routes: `endpoints`, a JSON 404 for anything else, and a 1 MiB body limit
 /// except where an endpoint reads its body with its own cap (uploads, webhooks).
 pub fn router(host: Host) -> Router {
     let mut router = Router::new();

@@ -41,13 +41,21 @@ pub enum ErrorKind {
     /// The request or its payload is larger than allowed.
     TooLarge,
     /// The provider budget is exhausted: a call can run after `retry_after` (when known).
-    QuotaExceeded { retry_after: Option<Duration> },
+    QuotaExceeded {
+        /// How long until the budget allows a call; `None` when the budget does not say.
+        retry_after: Option<Duration>,
+    },
     /// The installation's OAuth grant was refused by its provider: someone must authorize again.
     ReauthRequired,
     /// A webhook request was refused.
     Webhook(Webhook),
     /// The connector answered with its own error (`kind` when it says which).
-    Connector { kind: Option<ConnectorErrorKind>, retry_after: Option<Duration> },
+    Connector {
+        /// The kind of the connector's error; `None` when not known.
+        kind: Option<ConnectorErrorKind>,
+        /// How long the connector asked the caller to wait (rate limits); `None` otherwise.
+        retry_after: Option<Duration>,
+    },
     /// The connector call failed in the host: deadline, limits, trap.
     Call(CallFailure),
     /// A provider the host calls on a tenant's behalf failed (an OAuth token endpoint).
@@ -112,18 +120,31 @@ crate::string_enum! {
         Body = "body",
         /// An operation's JSON input.
         Input = "input",
+        /// A display name (of an installation).
         Name = "name",
+        /// An identifier the caller chose (a tenant id).
         Id = "id",
+        /// An installation's configuration, checked against its connector's config schema.
         Config = "config",
+        /// An installation's credential values.
         Credentials = "credentials",
+        /// The installation whose credentials another installation of the same bundle shares.
         CredentialsFrom = "credentials_from",
+        /// An installation's resource limits (timeout, memory, fuel).
         Limits = "limits",
+        /// The provider API version chosen for an installation.
         ApiVersion = "api_version",
+        /// A route's definition: its installations, event types, filter or operation.
         Route = "route",
+        /// A sync's schedule (interval or cron expression).
         Schedule = "schedule",
+        /// A sync's field mapping.
         Mapping = "mapping",
+        /// A sync's definition: entity, direction, mode or source.
         Sync = "sync",
+        /// An API key's scopes.
         Scopes = "scopes",
+        /// A deprecated version's sunset date.
         Sunset = "sunset",
         /// A value a stored constraint refused.
         Value = "value",
@@ -133,8 +154,11 @@ crate::string_enum! {
 crate::string_enum! {
     /// What a request named that does not exist.
     pub enum Unknown {
+        /// A connector id the catalog does not hold.
         Connector = "connector",
+        /// A version of a connector that the catalog does not hold.
         Version = "version",
+        /// An entity a data-sync connector does not offer.
         Entity = "entity",
     }
 }
@@ -152,10 +176,15 @@ crate::string_enum! {
 crate::string_enum! {
     /// Why an uploaded component was refused.
     pub enum Package {
+        /// Not WebAssembly, or WebAssembly that does not validate.
         MalformedWasm = "malformed_wasm",
+        /// A core module where a component was expected.
         NotAComponent = "not_a_component",
+        /// The component has no `patchbay:manifest` custom section.
         MissingManifest = "missing_manifest",
+        /// The manifest is duplicated, not UTF-8 or not valid.
         InvalidManifest = "invalid_manifest",
+        /// The component's signature does not verify.
         BadSignature = "bad_signature",
         /// The host only accepts signed components.
         SignatureRequired = "signature_required",
@@ -210,7 +239,10 @@ pub enum Webhook {
     /// The connector cannot read it.
     Rejected,
     /// The connector asked the sender to slow down.
-    RateLimited { retry_after: Duration },
+    RateLimited {
+        /// How long the sender should wait before sending again.
+        retry_after: Duration,
+    },
     /// The connector could not take it now.
     Unavailable,
 }
@@ -248,10 +280,12 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error of `kind` with `message` for the caller and no context.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self { kind, message: message.into(), context: Vec::new() }
     }
 
+    /// What kind of failure this is.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
     }
@@ -279,22 +313,27 @@ impl Error {
         self
     }
 
+    /// A [`ErrorKind::BadRequest`] error.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, message)
     }
 
+    /// An [`ErrorKind::Invalid`] error naming the part of the request that is not acceptable.
     pub fn invalid(field: Field, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid(field), message)
     }
 
+    /// An [`ErrorKind::Unknown`] error naming what does not exist.
     pub fn unknown(what: Unknown, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unknown(what), message)
     }
 
+    /// An [`ErrorKind::Unauthorized`] error: no valid credential came with the request.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, message)
     }
 
+    /// A [`ErrorKind::Forbidden`] error: the credential lacks the scope or role needed.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, message)
     }
@@ -304,18 +343,22 @@ impl Error {
         Self::new(ErrorKind::NotFound(Missing::Resource), message)
     }
 
+    /// An [`ErrorKind::NotFound`] error saying what was not found.
     pub fn missing(what: Missing, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound(what), message)
     }
 
+    /// An [`ErrorKind::Conflict`] error saying what the request conflicts with.
     pub fn conflict(with: Conflict, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict(with), message)
     }
 
+    /// An [`ErrorKind::Internal`] error: a broken invariant in the host.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// An [`ErrorKind::Unavailable`] error: a dependency of the host is down; try again.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
     }

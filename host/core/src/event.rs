@@ -6,12 +6,18 @@ use crate::Scope;
 /// An event accepted from a connector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmittedEvent {
+    /// The host's id for the event, assigned when the connector emits it.
     pub id: String,
+    /// The installation that emitted it.
     pub scope: Scope,
+    /// Dotted lower-case type, e.g. `payment.succeeded`.
     pub event_type: String,
+    /// What the event is about, e.g. a payment id; `None` when the connector gave none.
     pub subject: Option<String>,
     /// JSON text.
     pub payload: String,
+    /// Events with the same key from the same installation are delivered once; `None`: no
+    /// deduplication.
     pub idempotency_key: Option<String>,
     /// Unix milliseconds.
     pub at_ms: i64,

@@ -12,6 +12,8 @@
 //!
 //! This crate depends on no other patchbay crate; every other host crate depends on it.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod enums;
 pub mod error;

@@ -4,10 +4,15 @@
 crate::string_enum! {
     /// Severity of an entry, lowest first.
     pub enum Level {
+        /// Step-by-step detail.
         Trace = "trace",
+        /// Detail for debugging.
         Debug = "debug",
+        /// Normal progress.
         Info = "info",
+        /// Something unexpected that did not stop the call.
         Warn = "warn",
+        /// A failure.
         Error = "error",
     }
 }
@@ -40,9 +45,13 @@ crate::string_enum! {
 pub struct LogEntry {
     /// Unix milliseconds.
     pub at_ms: i64,
+    /// How severe the entry is.
     pub level: Level,
+    /// Who produced it.
     pub source: Source,
+    /// The entry's text.
     pub message: String,
+    /// Key/value pairs attached to the entry, in the order given.
     pub fields: Vec<(String, String)>,
 }
 

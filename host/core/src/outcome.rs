@@ -18,10 +18,15 @@ crate::string_enum! {
 crate::string_enum! {
     /// How one delivery attempt ended: the connector's error kinds, plus `error` for host failures.
     pub enum AttemptOutcome {
+        /// The connector accepted the delivery.
         Ok = "ok",
+        /// The connector failed; try again later.
         Retryable = "retryable",
+        /// The connector refused it; trying again cannot help.
         Permanent = "permanent",
+        /// The provider asked to slow down.
         RateLimited = "rate-limited",
+        /// The provider refused the installation's credentials.
         Unauthorized = "unauthorized",
         /// The call itself failed: trap, timeout, missing installation, host error.
         Error = "error",

@@ -32,6 +32,7 @@ pub enum Retry {
 
 /// A source of jitter: each call returns a value in `[-1.0, 1.0]`.
 pub trait Jitter {
+    /// The next sample, in `[-1.0, 1.0]`.
     fn sample(&mut self) -> f64;
 }
 

@@ -105,6 +105,7 @@ impl MasterKey {
 pub struct Sealed {
     /// Hex id of the master key it is sealed under.
     pub key_id: String,
+    /// The whole sealed value: format marker, key id, nonce, then ciphertext and tag.
     pub ciphertext: Vec<u8>,
 }
 

@@ -14,6 +14,8 @@
 //! Nothing here prints key material, plaintext or token secrets: the types that hold them
 //! implement `Debug` by hand.
 
+#![warn(missing_docs)]
+
 pub mod keyring;
 mod token;
 pub mod webhook;
@@ -28,7 +30,12 @@ pub use token::{TokenKind, hash_token, new_token, split_token, verify_token};
 pub enum CryptoError {
     /// The key file cannot be used (missing permissions, unsafe mode, bad content, I/O).
     #[error("master key file {path}: {message}")]
-    KeyFile { path: PathBuf, message: String },
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A master key given in `PATCHBAY_MASTER_KEY` is malformed.
     #[error("PATCHBAY_MASTER_KEY: {0}")]
     BadEnvKey(String),

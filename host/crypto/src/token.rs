@@ -14,7 +14,9 @@ use super::CryptoError;
 /// Who a token authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenKind {
+    /// An operator of the host (prefix `pbo`).
     Operator,
+    /// A tenant's API key (prefix `pbk`).
     Tenant,
 }
 

@@ -32,7 +32,7 @@
 //!   echo header values, so they can go into a 401 body as they are.
 //!
 //! [`Verifier::from_spec`] builds a verifier from a manifest's [`WebhookSpec`] and the
-//! installation's secret values; the `sign_*` functions and [`GenericHmac::sign`] produce the
+//! installation's secret values; the `sign_*` functions and `GenericHmac::sign` produce the
 //! header values a sender would (tests, and signed outbound webhooks). [`hmac_key`] turns one
 //! secret into a key the same way, for the `credentials` capability's `hmac-sha256-with`.
 
@@ -79,7 +79,12 @@ pub enum WebhookError {
     NoSecret,
     /// A configured secret cannot be decoded into a key (1-based position in the list).
     #[error("configured secret #{index} is not valid {expected}")]
-    BadSecret { index: usize, expected: &'static str },
+    BadSecret {
+        /// 1-based position of the secret in the configured list.
+        index: usize,
+        /// The form the secret should have: `whsec_<base64>`, `base64` or `hex`.
+        expected: &'static str,
+    },
     /// The verifier configuration is inconsistent (e.g. `{timestamp}` without a timestamp
     /// header, or a scheme this host does not implement).
     #[error("invalid webhook configuration: {0}")]
@@ -89,14 +94,29 @@ pub enum WebhookError {
     MissingHeader(String),
     /// The signature header holds no well-formed signature.
     #[error("malformed signature header {header}: {reason}")]
-    MalformedSignature { header: String, reason: &'static str },
+    MalformedSignature {
+        /// The signature header's name.
+        header: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Another header the scheme reads (timestamp, id, a templated header) is unusable.
     #[error("malformed header {header}: {reason}")]
-    MalformedHeader { header: String, reason: &'static str },
+    MalformedHeader {
+        /// The header's name.
+        header: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The signed timestamp is further from the clock than the tolerance allows.
     /// `skew_secs` is clock minus timestamp: positive for old requests, negative for future ones.
     #[error("timestamp outside the ±{tolerance_secs} s window ({})", describe_skew(.skew_secs))]
-    OutsideWindow { tolerance_secs: u64, skew_secs: i64 },
+    OutsideWindow {
+        /// The verifier's tolerance, in seconds.
+        tolerance_secs: u64,
+        /// Clock minus timestamp, in seconds.
+        skew_secs: i64,
+    },
     /// Signatures were present and well-formed, but none was made with a configured secret over
     /// this request.
     #[error("no signature matched")]
@@ -167,6 +187,7 @@ pub struct GenericHmac {
     /// Text before each encoded signature (`sha256=`); empty for none. Signatures without it are
     /// ignored.
     pub prefix: String,
+    /// How each signature is encoded after its prefix (hex or base64).
     pub encoding: SignatureEncoding,
     /// What is signed; see [`SignedContent`].
     pub signed_content: SignedContent,
@@ -314,7 +335,7 @@ impl Verifier {
     /// A verifier for `scheme` accepting signatures by any of `secrets` (as configured: the
     /// `whsec_…` string for Standard Webhooks, text or base64/hex per the generic scheme's key
     /// encoding). Empty secrets are skipped; none left is [`WebhookError::NoSecret`].
-    /// The replay window is [`DEFAULT_TOLERANCE_SECS`]; see [`Verifier::with_tolerance`].
+    /// The replay window is [`DEFAULT_TOLERANCE_SECS`]; see `Verifier::with_tolerance`.
     pub fn new<S: AsRef<str>>(scheme: Scheme, secrets: &[S]) -> Result<Verifier, WebhookError> {
         let format = match &scheme {
             Scheme::Hmac(g) => {

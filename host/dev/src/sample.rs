@@ -370,13 +370,17 @@ fn padding_table() -> &'static str {
 /// One request the server answered.
 #[derive(Debug, Clone)]
 pub struct SeenRequest {
+    /// The HTTP method.
     pub method: String,
+    /// The path, without the query.
     pub path: String,
+    /// The query string, if any.
     pub query: Option<String>,
     /// The `Range` header.
     pub range: Option<String>,
     /// The `authorization` header.
     pub authorization: Option<String>,
+    /// The status the server answered with.
     pub status: u16,
 }
 
@@ -540,7 +544,7 @@ impl SourceServer {
     }
 
     /// Holds every request, from now on and until [`SourceServer::release`], before it is
-    /// answered (after it was counted in [`SourceServer::request_count`], before any latency or
+    /// answered (after it was counted in `SourceServer::request_count`, before any latency or
     /// injected failure). A test keeps whatever is reading from the server — a sync run — in
     /// progress for exactly as long as it needs (to cancel it, kill its host or start a
     /// conflicting run) instead of hoping a latency is long enough; [`SourceServer::held`] tells

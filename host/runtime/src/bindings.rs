@@ -5,6 +5,8 @@
 //! and adds its own export interface.
 
 /// Base world: capability imports and the `lifecycle` export.
+// Generated from wit/; the WIT files document these items.
+#[allow(missing_docs)]
 pub mod connector {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -23,6 +25,8 @@ pub mod connector {
 macro_rules! hub_world {
     ($(#[$doc:meta])* $module:ident, $world:literal) => {
         $(#[$doc])*
+        // Generated from wit/; the WIT files document these items.
+        #[allow(missing_docs)]
         pub mod $module {
             wasmtime::component::bindgen!({
                 path: "../../wit",

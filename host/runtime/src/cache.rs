@@ -40,8 +40,11 @@ impl std::fmt::Display for Digest {
 /// Where a component came from on this load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheHit {
+    /// Already compiled in this process.
     Memory,
+    /// A precompiled artifact from the disk cache.
     Disk,
+    /// Compiled now.
     Compiled,
 }
 

@@ -1,4 +1,4 @@
-//! Typed calls of connector exports through [`Runtime::call`], and the JSON entry point of the
+//! Typed calls of connector exports through `Runtime::call`, and the JSON entry point of the
 //! CLI (a thin wrapper over [`super::dynamic`], which holds the one JSON mapping).
 
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! included), with its WIT parameter and result types. [`json_to_val`] and [`val_to_json`] convert
 //! between JSON and wasmtime's dynamic [`Val`] guided by those types, [`operation_schema`] derives a
 //! JSON Schema (2020-12) for an operation's input and output, and [`invoke`] resolves an operation
-//! by name, converts its input, and runs it through [`Runtime::call`], so every limit, log and
+//! by name, converts its input, and runs it through `Runtime::call`, so every limit, log and
 //! report of a typed call applies ([`invoke_raw`] does the same and returns the whole result's
 //! JSON, as `patchbay run` prints it).
 //!
@@ -188,14 +188,33 @@ pub(crate) fn callable_names(ops: &[OperationInfo]) -> Vec<String> {
 /// call's report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvokeError {
+    /// No exported function has that name.
     #[error("unknown operation {name:?}; {}", list_available(available))]
-    UnknownOperation { name: String, available: Vec<String> },
+    UnknownOperation {
+        /// The name asked for.
+        name: String,
+        /// The shortest unambiguous name of every operation the component exports.
+        available: Vec<String>,
+    },
+    /// Several interfaces export a function of that name.
     #[error("operation {name:?} is exported by several interfaces; call it as {}", candidates.join(" or "))]
-    AmbiguousOperation { name: String, candidates: Vec<String> },
+    AmbiguousOperation {
+        /// The name asked for.
+        name: String,
+        /// The qualified names (`interface.function`) that would match.
+        candidates: Vec<String>,
+    },
+    /// The JSON input does not fit the operation's parameters.
     #[error("invalid input: {0}")]
     BadInput(MappingError),
+    /// The operation's types have no JSON form.
     #[error("operation {operation} cannot be called with JSON: {reason}")]
-    Unsupported { operation: String, reason: String },
+    Unsupported {
+        /// The operation's qualified name.
+        operation: String,
+        /// Which parameter or result has no JSON form.
+        reason: String,
+    },
 }
 
 fn list_available(available: &[String]) -> String {
@@ -223,6 +242,7 @@ impl InvokeError {
 pub struct MappingError {
     /// Where in the input: `notification.to[0].address`; empty for the value itself.
     pub path: String,
+    /// What is wrong with the value there.
     pub message: String,
 }
 
@@ -863,7 +883,9 @@ fn map_pairs(pairs: &[(Val, Val)], key: impl Fn(usize, &Val) -> Value, value: im
 /// produce (bytes as arrays, `{"case": null}`), outputs may hold `null` for non-finite floats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// What the operation accepts.
     Input,
+    /// What the operation returns.
     Output,
 }
 
@@ -1030,10 +1052,16 @@ pub enum DynamicOutcome {
     Ok(Value),
     /// The operation returned `err(connector-error)`: `kind` is the case (`retryable`,
     /// `permanent`, `rate-limited`, `unauthorized`) and `error` its payload's JSON.
-    ConnectorError { kind: String, error: Value },
+    ConnectorError {
+        /// The case: `retryable`, `permanent`, `rate-limited` or `unauthorized`.
+        kind: String,
+        /// The case's payload, as JSON.
+        error: Value,
+    },
 }
 
 impl DynamicOutcome {
+    /// Whether the operation succeeded.
     pub fn is_ok(&self) -> bool {
         matches!(self, DynamicOutcome::Ok(_))
     }
@@ -1149,7 +1177,7 @@ async fn run(
 }
 
 /// Calls `operation` (see [`find_operation`] for the naming) of `component` for `installation`
-/// with a JSON input object (see the module docs), through [`Runtime::call`].
+/// with a JSON input object (see the module docs), through `Runtime::call`.
 ///
 /// The operation is resolved and its input converted before anything runs: those failures are
 /// [`InvokeError`]s. Failures while running (traps, limits) are in the report's outcome.

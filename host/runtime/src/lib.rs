@@ -12,6 +12,8 @@
 //! memory cap, instance/table caps, and optional fuel whose consumption is reported. A trap is a
 //! failed call with a [`CallError`] saying why, never a host crash.
 
+#![warn(missing_docs)]
+
 mod backstop;
 pub mod bindings;
 pub mod cache;
@@ -87,15 +89,23 @@ pub struct Limits {
     pub timeout: Duration,
     /// Linear-memory cap across the component's memories.
     pub memory_bytes: usize,
+    /// Most instances a call may create.
     pub max_instances: usize,
+    /// Most tables a call may create.
     pub max_tables: usize,
+    /// Most linear memories a call may create.
     pub max_memories: usize,
+    /// Most elements any one table may grow to.
     pub max_table_elements: usize,
     /// Fuel budget; `None` = unlimited (still counted when metering is on).
     pub fuel: Option<u64>,
+    /// Bounds on the call's outbound HTTP.
     pub http: HttpLimits,
+    /// Bounds on the call's operation-log entries.
     pub log: LogLimits,
+    /// Bounds on the installation's state.
     pub state: StateLimits,
+    /// Bounds on the events a call emits.
     pub events: EventLimits,
     /// Bytes of stdout and of stderr kept per call.
     pub stdio_bytes: usize,
@@ -123,8 +133,11 @@ impl Default for Limits {
 /// Long-lived backends the capabilities write to.
 #[derive(Clone)]
 pub struct Services {
+    /// Where every call's operation-log entries go.
     pub oplog: Arc<dyn OperationLog>,
+    /// Backs the `state` capability.
     pub state: Arc<dyn StateStore>,
+    /// Where emitted events go.
     pub events: Arc<dyn EventSink>,
 }
 
@@ -141,13 +154,20 @@ impl Services {
 
 /// Everything the runtime needs to know about the installation a call runs for.
 pub struct InstallationData {
+    /// The tenant and installation the call runs for.
     pub scope: Scope,
     /// `id@version` of the connector, for logs and spans.
     pub connector: String,
+    /// Configuration values by key, as text: what the `credentials` capability's `config` returns
+    /// and `{{config.KEY}}` templates read.
     pub config: BTreeMap<String, String>,
+    /// The opened secrets, by credential name.
     pub secrets: Secrets,
+    /// The destinations the connector may reach, from its manifest's allowed hosts.
     pub egress: EgressPolicy,
+    /// Finds the installation's secret values, to remove them from what the call logs.
     pub scrubber: Scrubber,
+    /// Limits for each call.
     pub limits: Limits,
     /// The provider budget its calls draw from (paused by a provider's 429).
     pub budget: Option<Arc<dyn EgressBudget>>,
@@ -349,22 +369,58 @@ impl crate::bindings::connector::patchbay::connector::types::Host for CallState 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
+    /// The call ran past its deadline and was stopped.
     #[error("deadline exceeded: the call ran longer than {limit_ms} ms and was stopped")]
-    DeadlineExceeded { limit_ms: u64 },
+    DeadlineExceeded {
+        /// The deadline, in milliseconds.
+        limit_ms: u64,
+    },
+    /// The guest tried to grow its memory past the cap.
     #[error("memory limit exceeded: the guest asked for {requested} bytes, the limit is {limit} bytes")]
-    MemoryLimitExceeded { limit: usize, requested: usize },
+    MemoryLimitExceeded {
+        /// The memory cap, in bytes.
+        limit: usize,
+        /// The total linear memory the guest asked for, in bytes.
+        requested: usize,
+    },
+    /// The guest tried to grow a table past the cap.
     #[error("table limit exceeded: the guest asked for {requested} elements, the limit is {limit}")]
-    TableLimitExceeded { limit: usize, requested: usize },
+    TableLimitExceeded {
+        /// The cap on one table's elements.
+        limit: usize,
+        /// The elements the guest asked for.
+        requested: usize,
+    },
+    /// The call used up its fuel budget.
     #[error("fuel exhausted: the call used its budget of {limit} units")]
-    OutOfFuel { limit: u64 },
+    OutOfFuel {
+        /// The fuel budget.
+        limit: u64,
+    },
+    /// The guest overflowed the wasm stack.
     #[error("stack overflow: the guest recursed deeper than the {limit} byte wasm stack")]
-    StackOverflow { limit: usize },
+    StackOverflow {
+        /// The wasm stack size, in bytes.
+        limit: usize,
+    },
+    /// The guest trapped (a panic, an unreachable, a failed host call).
     #[error("guest trapped: {message}")]
-    Trap { message: String },
+    Trap {
+        /// The trap's description.
+        message: String,
+    },
+    /// The component could not be instantiated.
     #[error("instantiation failed: {message}")]
-    Instantiation { message: String },
+    Instantiation {
+        /// Why instantiation failed.
+        message: String,
+    },
+    /// The host could not run the call (e.g. it is shutting down).
     #[error("host error: {message}")]
-    Host { message: String },
+    Host {
+        /// What failed.
+        message: String,
+    },
 }
 
 impl CallError {
@@ -386,6 +442,7 @@ impl CallError {
 /// The outcome of one call plus what it consumed.
 #[derive(Debug)]
 pub struct CallReport<R> {
+    /// The call's result, or why it failed.
     pub outcome: Result<R, CallError>,
     /// Time from sandbox creation to teardown (excludes waiting for a slot).
     pub duration: Duration,
@@ -393,7 +450,9 @@ pub struct CallReport<R> {
     pub queued: Duration,
     /// Fuel consumed, when metering is on.
     pub fuel_consumed: Option<u64>,
+    /// Outbound HTTP requests made.
     pub http_requests: u32,
+    /// Events emitted.
     pub events_emitted: u32,
     /// Entries written to the operation log (host records included).
     pub log_entries: usize,
@@ -419,10 +478,13 @@ impl<R> CallReport<R> {
 
 /// A component ready to run: compiled, type-checked against the host's imports, pre-instantiated.
 pub struct LoadedComponent {
+    /// sha256 of the component bytes.
     pub digest: Digest,
     /// The hub world it implements; `None` for a component exporting only `lifecycle`.
     pub hub: Option<Hub>,
+    /// Size of the component, in bytes.
     pub size: usize,
+    /// Where this load found it.
     pub loaded_from: CacheHit,
     component: Component,
     pre: InstancePre<CallState>,
@@ -435,6 +497,7 @@ pub struct LoadedComponent {
 }
 
 impl LoadedComponent {
+    /// The compiled component.
     pub fn component(&self) -> &Component {
         &self.component
     }
@@ -473,8 +536,10 @@ impl LoadedComponent {
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The bytes are not a valid component.
     #[error("not a valid WebAssembly component: {0}")]
     Invalid(String),
+    /// The component does not link against the host's imports, or its exports do not fit its hub.
     #[error("component does not fit the host: {0}")]
     Incompatible(String),
 }
@@ -500,6 +565,8 @@ pub struct Runtime {
 const OUTER_GRACE: Duration = Duration::from_secs(1);
 
 impl Runtime {
+    /// Builds the engine and links every capability; fails when the engine, the linker, the disk
+    /// cache or the HTTP client cannot be set up.
     pub fn new(config: RuntimeConfig, services: Services) -> anyhow::Result<Self> {
         let (engine, pooling) = engine::build(&config).map_err(|e| anyhow::anyhow!("engine: {e}"))?;
         engine::start_ticker(&engine, config.epoch_tick);
@@ -538,6 +605,7 @@ impl Runtime {
         Ok(())
     }
 
+    /// The wasmtime engine every component is compiled for.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }

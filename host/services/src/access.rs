@@ -33,7 +33,14 @@ pub enum Caller {
     /// Manages tenants and the public connector catalog.
     Operator,
     /// A tenant API key.
-    Tenant { tenant: String, key_id: String, scopes: Vec<KeyScope> },
+    Tenant {
+        /// The key's tenant.
+        tenant: String,
+        /// The key's id.
+        key_id: String,
+        /// What the key may do.
+        scopes: Vec<KeyScope>,
+    },
 }
 
 impl Caller {

@@ -26,18 +26,23 @@ pub(crate) const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
 
 /// A version that was just published (or was already there with the same bytes).
 pub struct Published {
+    /// Whether the version is new or was already published with the same bytes.
     pub outcome: PublishOutcome,
+    /// The stored version.
     pub version: VersionRow,
 }
 
 /// A connector and its versions, as a caller may see them.
 pub struct ConnectorDetails {
+    /// The connector as a catalog listing shows it.
     pub summary: ConnectorSummary,
+    /// Every published version, highest first.
     pub versions: Vec<VersionRow>,
 }
 
 /// One version with what its component exports.
 pub struct VersionDetails {
+    /// The stored version.
     pub version: VersionRow,
     /// Every exported function, with its parameters and results.
     pub operations: Vec<OperationInfo>,

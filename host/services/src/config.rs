@@ -66,20 +66,30 @@ pub(crate) struct FileConfig {
 /// Effective settings of a `serve` process.
 #[derive(Clone)]
 pub struct Settings {
+    /// Address the API server binds to (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Holds the SQLite database, the key file and the component cache (default `./patchbay-data`).
     pub data_dir: PathBuf,
     /// `None`: SQLite file `patchbay.db` in the data directory.
     pub database_url: Option<String>,
+    /// Networks connectors may reach although they are blocked by default (private, loopback, …).
     pub allow_networks: Vec<Cidr>,
+    /// Largest component accepted for publishing, in bytes (default 32 MiB).
     pub max_component_bytes: usize,
+    /// Refuse components not signed by a trusted publisher key.
     pub require_signatures: bool,
+    /// Trusted publisher keys, each `key_id:base64(ed25519 public key)`; `key_id:` is optional.
     pub trusted_publisher_keys: Vec<String>,
+    /// Publish the bundled reference connectors to the public catalog at start.
     pub reference_connectors: bool,
+    /// Count fuel on every call.
     pub fuel_metering: bool,
     /// Base of the webhook URLs handed out (`{public_url}/hooks/{hook_id}`); `None`: the
     /// address the server is bound to.
     pub public_url: Option<String>,
+    /// Largest webhook body accepted, in bytes (default 1 MiB).
     pub webhook_max_bytes: usize,
+    /// How long webhook dedupe keys are remembered, in hours (at least 72).
     pub webhook_dedupe_hours: u64,
     /// Deliveries in flight on this host; 0 runs no dispatcher.
     pub dispatch_concurrency: usize,
@@ -100,7 +110,10 @@ pub struct Settings {
     pub health_timeout_ms: u64,
     /// Every change of the records store becomes an event (`true`), or only changes a route takes.
     pub sync_all_change_events: bool,
+    /// `PATCHBAY_MASTER_KEY`: comma-separated base64 master keys; `None`: the data directory's key
+    /// file.
     pub master_key: Option<String>,
+    /// `PATCHBAY_ADMIN_TOKEN`: an operator token accepted besides the stored operator keys.
     pub admin_token: Option<String>,
 }
 
@@ -124,13 +137,17 @@ pub use patchbay_store::redact_url;
 /// Flags given on the command line (they win over everything).
 #[derive(Debug, Default)]
 pub struct Overrides {
+    /// The settings file to read, instead of `PATCHBAY_CONFIG` or `./patchbay.toml`.
     pub config: Option<PathBuf>,
+    /// The address to bind to.
     pub listen: Option<String>,
+    /// The data directory.
     pub data_dir: Option<PathBuf>,
 }
 
 /// Where to read settings from; injectable so tests need not touch the process environment.
 pub trait Env {
+    /// The value of variable `name`; `None` when it is unset or empty.
     fn var(&self, name: &str) -> Option<String>;
 }
 

@@ -1,5 +1,5 @@
 //! [`Events`]: a tenant's event log — events from webhooks, connectors and the host, each with its
-//! deliveries and every attempt — and sending dead letters again. Also [`host_event`], how the
+//! deliveries and every attempt — and sending dead letters again. Also `host_event`, how the
 //! host announces its own changes (health, re-authorization) in the same log.
 
 use std::sync::Arc;
@@ -13,7 +13,9 @@ use crate::installations::Installations;
 
 /// An event with each of its deliveries and their attempts.
 pub struct EventDetails {
+    /// The stored event.
     pub event: EventRow,
+    /// Each delivery of it, with its attempts (oldest first).
     pub deliveries: Vec<(DeliveryRow, Vec<AttemptRow>)>,
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Statuses: `healthy`, `degraded` (the connector says so), `unhealthy` (the connector says so,
 //! returns an error, traps or times out) and `unconfigured` (it cannot run: credentials missing,
-//! OAuth not connected or waiting for re-authorization). [`FAILURES_FOR_ERROR`] unhealthy checks
+//! OAuth not connected or waiting for re-authorization). `FAILURES_FOR_ERROR` unhealthy checks
 //! in a row set the installation's status to `error`; the next healthy or degraded check sets it
 //! back to `active`. Scheduled checks start one interval after an installation is created.
 //! A change of health status (not the first result) emits `installation.health_changed`, a change of

@@ -40,16 +40,27 @@ use crate::syncs::Syncs;
 /// A running host's services. Cheap to clone: every service is shared.
 #[derive(Clone)]
 pub struct Host {
+    /// Tenants, API keys and authentication.
     pub access: Arc<Access>,
+    /// The connector catalog.
     pub catalog: Arc<Catalog>,
+    /// Installations, their credentials and calls.
     pub installations: Arc<Installations>,
+    /// OAuth connections of installations.
     pub connections: Arc<Connections>,
+    /// Webhook ingress.
     pub ingress: Arc<Ingress>,
+    /// Routing rules.
     pub routes: Arc<Routes>,
+    /// The event log and its dead letters.
     pub events: Arc<Events>,
+    /// Operation logs.
     pub logs: Arc<Logs>,
+    /// Installation health checks.
     pub health: Arc<Health>,
+    /// Data sync runs, schedules and records.
     pub syncs: Arc<Syncs>,
+    /// Liveness and metrics.
     pub status: Arc<Status>,
     workers: Arc<Workers>,
 }
@@ -69,7 +80,9 @@ struct Workers {
 pub struct Startup {
     /// A freshly generated operator token: shown once, stored only as a hash.
     pub new_operator_token: Option<String>,
+    /// The database URL in use; it may hold a password (see [`crate::config::redact_url`]).
     pub database: String,
+    /// The key file the master keys come from; `None` when they come from `PATCHBAY_MASTER_KEY`.
     pub key_file: Option<PathBuf>,
 }
 

@@ -9,7 +9,7 @@
 //!    `{secret}_previous` is also accepted while senders rotate.
 //! 3. **Transform**: the connector's `transform` turns the request into normalized events (the
 //!    connector's `verify`, when delegated, runs in the same sandbox first).
-//! 4. **Routing**: each event is matched against the tenant's routes ([`crate::routing`]); every
+//! 4. **Routing**: each event is matched against the tenant's routes (`crate::routing`); every
 //!    match becomes a delivery.
 //! 5. **Durable before acknowledged**: the raw request, the events and the deliveries are written
 //!    in one transaction ([`patchbay_store::Store::record_ingress`]) before the answer goes out.
@@ -48,18 +48,24 @@ pub(crate) const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 
 /// A webhook request as received.
 pub struct InboundWebhook {
+    /// The hook id from the request's path, naming the installation.
     pub hook_id: String,
+    /// The HTTP method, e.g. `POST`.
     pub method: String,
+    /// Path and query as received.
     pub path: String,
     /// Names lower-cased, values as received (lossy UTF-8), in order.
     pub headers: Vec<(String, String)>,
+    /// The body, byte-exact.
     pub body: Vec<u8>,
+    /// When the request arrived, in unix milliseconds.
     pub received_at_ms: i64,
 }
 
 /// The answer to a webhook sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookAnswer {
+    /// The HTTP status to answer with.
     pub status: u16,
     /// JSON text.
     pub body: String,

@@ -5,6 +5,8 @@
 //!
 //! Services return the domain error (`patchbay_core::Error`); they know nothing of HTTP.
 
+#![warn(missing_docs)]
+
 pub mod access;
 pub mod catalog;
 pub(crate) mod changes;

@@ -58,6 +58,7 @@ impl StoreOperationLog {
         Self::with_config(store, OplogConfig::default())
     }
 
+    /// Starts the writer task with `config` on the current Tokio runtime (panics outside one).
     pub fn with_config(store: Store, config: OplogConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_calls.max(1));
         let dropped = Arc::new(AtomicU64::new(0));

@@ -49,10 +49,13 @@ pub enum QuotaMode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the {provider} budget of tenant {tenant} is exhausted ({limit}); a call can run in {} ms", retry_after.as_millis())]
 pub struct QuotaExceeded {
+    /// The tenant whose budget it is.
     pub tenant: String,
+    /// The provider, as the connector's manifest names it.
     pub provider: String,
     /// The bucket (or pause) that refused, e.g. `5 requests per 60 s` or `paused by the provider (429)`.
     pub limit: String,
+    /// How long until a call could run.
     pub retry_after: Duration,
 }
 
@@ -158,9 +161,11 @@ struct State {
 /// One (tenant, provider) budget.
 #[derive(Debug)]
 pub struct Budget {
+    /// The tenant whose budget it is.
     pub tenant: String,
+    /// The provider, as the connector's manifest names it.
     pub provider: String,
-    /// [`provider_key`] of `provider`.
+    /// `provider_key` of `provider`.
     pub key: String,
     clock: SharedClock,
     state: Mutex<State>,
@@ -171,14 +176,19 @@ pub struct Budget {
 /// A budget's state for the API.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BucketStatus {
+    /// Calls allowed per window.
     pub requests: u32,
+    /// The window's length, in seconds.
     pub per_seconds: u32,
+    /// Most calls the bucket lets through at once.
     pub burst: u32,
     /// Tokens available now (whole calls).
     pub available: u32,
     /// The current counting window and its counters.
     pub window_start_ms: i64,
+    /// Calls admitted in the current window.
     pub used: u64,
+    /// Calls refused in the current window.
     pub refused: u64,
 }
 

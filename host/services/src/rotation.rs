@@ -36,6 +36,7 @@ pub struct Rotated {
     pub new_key: Option<String>,
     /// The active key every credential is now sealed under.
     pub active_key: String,
+    /// What re-encrypting the stored credentials did.
     pub report: RotationReport,
 }
 

@@ -1,6 +1,6 @@
 //! [`Routes`]: a tenant's routing rules behind `/v1/routes` — validation of what a tenant asks
 //! for (down to the destination connector having the operation). What a rule means is
-//! documented in [`crate::routing`].
+//! documented in `crate::routing`.
 
 use std::sync::Arc;
 
@@ -19,18 +19,27 @@ use crate::routing::{Filter, MAX_GLOBS, Router, RuleError, check_glob, check_ret
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoute {
+    /// Display name, 1-100 characters, unique within the tenant.
     pub name: String,
+    /// Event type globs (1 to 32), e.g. `expense.*`; an event matches when any does.
     pub event_types: Vec<String>,
+    /// Only events from this installation match; `None` for any source.
     #[serde(default)]
     pub source_installation: Option<String>,
+    /// Conditions on the event's payload (dotted paths to conditions), all of which must hold.
     #[serde(default)]
     pub filter: Option<Value>,
+    /// The installation whose operation receives the matching events.
     pub destination_installation: String,
+    /// The operation called, e.g. `notifications.send`; the destination's connector must export it.
     pub operation: String,
+    /// The operation's arguments, with `{{path}}` placeholders; `None` passes the event's payload.
     #[serde(default)]
     pub payload_template: Option<Value>,
+    /// Retry delays in seconds; `None` for the default schedule.
     #[serde(default)]
     pub retry_schedule: Option<Vec<u64>>,
+    /// Whether the route makes deliveries (default `true`).
     #[serde(default = "yes")]
     pub enabled: bool,
 }
@@ -43,18 +52,27 @@ fn yes() -> bool {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoute {
+    /// A new display name.
     pub name: Option<String>,
+    /// New event type globs.
     pub event_types: Option<Vec<String>>,
+    /// A new source installation; `null` for any source.
     #[serde(default, deserialize_with = "nullable")]
     pub source_installation: Option<Option<String>>,
+    /// A new payload filter; `null` for none.
     #[serde(default, deserialize_with = "nullable")]
     pub filter: Option<Option<Value>>,
+    /// A new destination installation.
     pub destination_installation: Option<String>,
+    /// A new operation.
     pub operation: Option<String>,
+    /// A new payload template; `null` passes the event's payload.
     #[serde(default, deserialize_with = "nullable")]
     pub payload_template: Option<Option<Value>>,
+    /// New retry delays in seconds; `null` for the default schedule.
     #[serde(default, deserialize_with = "nullable")]
     pub retry_schedule: Option<Option<Vec<u64>>>,
+    /// Whether the route makes deliveries.
     pub enabled: Option<bool>,
 }
 
@@ -139,6 +157,7 @@ impl Routes {
         Ok(())
     }
 
+    /// Creates a route after checking it; an invalid part is named by the error's `path` context.
     pub async fn create(&self, tenant: &str, req: CreateRoute) -> Result<RouteRow, Error> {
         let row = RouteRow {
             id: new_id("rte"),
@@ -162,6 +181,7 @@ impl Routes {
         Ok(stored)
     }
 
+    /// Applies `req` to the route and checks the result; `NotFound` for another tenant's route.
     pub async fn update(&self, tenant: &str, id: &str, req: UpdateRoute) -> Result<RouteRow, Error> {
         let mut row = self.get(tenant, id).await?;
         if let Some(v) = req.name {
@@ -197,6 +217,7 @@ impl Routes {
         Ok(stored)
     }
 
+    /// Deletes the route; `NotFound` when the tenant has no such route.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
         if !self.store.delete_route(tenant, id).await? {
             return Err(Error::not_found(format!("no route {id:?}")));

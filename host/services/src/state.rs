@@ -12,6 +12,7 @@ pub struct DurableState {
 }
 
 impl DurableState {
+    /// State backed by `store`.
     pub fn new(store: Store) -> Self {
         Self { store }
     }

@@ -26,7 +26,9 @@ use crate::sync::mapping::Mapping;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceRef {
+    /// The installation whose records are exported.
     pub installation: String,
+    /// The entity of those records.
     pub entity: String,
 }
 
@@ -34,10 +36,14 @@ pub struct SourceRef {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartSync {
+    /// The data-sync installation to run.
     pub installation: String,
+    /// An entity its connector offers.
     pub entity: String,
+    /// `import` (the default) or `export`.
     #[serde(default)]
     pub direction: Option<String>,
+    /// `full` (the default) or `incremental`.
     #[serde(default)]
     pub mode: Option<String>,
     /// Exports only.
@@ -49,18 +55,26 @@ pub struct StartSync {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSchedule {
+    /// The data-sync installation to run.
     pub installation: String,
+    /// An entity its connector offers.
     pub entity: String,
+    /// `import` (the default) or `export`.
     #[serde(default)]
     pub direction: Option<String>,
+    /// `full` (the default) or `incremental`.
     #[serde(default)]
     pub mode: Option<String>,
+    /// Exports only: the records to write.
     #[serde(default)]
     pub source: Option<SourceRef>,
+    /// Fixed interval between runs, in seconds; give this or `cron`.
     #[serde(default)]
     pub interval_secs: Option<u64>,
+    /// Five-field cron expression, in UTC; give this or `interval_secs`.
     #[serde(default)]
     pub cron: Option<String>,
+    /// Whether the schedule queues runs (default `true`).
     #[serde(default)]
     pub enabled: Option<bool>,
 }
@@ -70,12 +84,16 @@ pub struct CreateSchedule {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSchedule {
+    /// A new mode: `full` or `incremental`.
     #[serde(default)]
     pub mode: Option<String>,
+    /// A new fixed interval, in seconds.
     #[serde(default)]
     pub interval_secs: Option<u64>,
+    /// A new cron expression, in UTC.
     #[serde(default)]
     pub cron: Option<String>,
+    /// Whether the schedule queues runs.
     #[serde(default)]
     pub enabled: Option<bool>,
 }
@@ -117,7 +135,9 @@ pub struct Syncs {
 
 /// A page of a run's item errors.
 pub struct ItemErrors {
+    /// The run the errors belong to.
     pub run: RunRow,
+    /// The errors, in order of their number.
     pub errors: Vec<ErrorRow>,
 }
 

@@ -12,22 +12,34 @@ use super::{Store, StoreError, now_ms, violation};
 /// A key to store. `secret_hash` is the hash of the token, never the token.
 #[derive(Clone)]
 pub struct NewApiKey {
+    /// The key's id: the 12 hex characters in the middle of its token.
     pub id: String,
+    /// The tenant the key belongs to; `None` for an operator key.
     pub tenant: Option<String>,
+    /// A label for people.
     pub name: String,
+    /// Lowercase hex SHA-256 of the whole token (`patchbay_crypto::hash_token`).
     pub secret_hash: String,
+    /// What the key may do: `view`, `manage`, `credentials`, or `operator` for an operator key.
     pub scopes: Vec<String>,
 }
 
 /// A stored key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// The key's id: the 12 hex characters in the middle of its token.
     pub id: String,
+    /// The tenant the key belongs to; `None` for an operator key.
     pub tenant: Option<String>,
+    /// A label for people.
     pub name: String,
+    /// Lowercase hex SHA-256 of the whole token (`patchbay_crypto::hash_token`).
     pub secret_hash: String,
+    /// What the key may do: `view`, `manage`, `credentials`, or `operator` for an operator key.
     pub scopes: Vec<String>,
+    /// When the key was created, in unix milliseconds.
     pub created_at_ms: i64,
+    /// Whether the key has been revoked; a revoked key authenticates nothing.
     pub revoked: bool,
 }
 

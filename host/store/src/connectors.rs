@@ -47,21 +47,31 @@ impl Viewer {
 pub struct NewVersion {
     /// `None`: the public catalog; `Some(tenant)`: that tenant's private connector.
     pub owner: Option<String>,
+    /// The connector's catalog id, e.g. `github`.
     pub connector_id: String,
+    /// Semantic version of the package, without build metadata.
     pub version: String,
     /// sha256 of the component bytes, lowercase hex.
     pub digest: String,
+    /// The package's manifest, as JSON.
     pub manifest_json: String,
+    /// The hub the connector belongs to, e.g. `payment-gateway`.
     pub category: String,
+    /// Display name.
     pub title: String,
+    /// One or a few sentences for the catalog.
     pub description: String,
+    /// Who offers the connected service, e.g. `Stripe`.
     pub provider: String,
+    /// The bundle the connector belongs to; `None` when it stands alone.
     pub bundle_id: Option<String>,
+    /// Size of the component, in bytes.
     pub size: i64,
     /// Key id of the trusted publisher key that signed the package.
     pub signed_by: Option<String>,
 }
 
+/// What [`Store::publish`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishOutcome {
     /// The version is new.
@@ -84,11 +94,17 @@ pub struct ConnectorFilter {
 pub struct ConnectorSummary {
     /// `None` for the public catalog.
     pub owner: Option<String>,
+    /// The connector's catalog id.
     pub id: String,
+    /// Display name, from the highest version published.
     pub title: String,
+    /// One or a few sentences for the catalog.
     pub description: String,
+    /// The hub the connector belongs to, e.g. `payment-gateway`.
     pub category: String,
+    /// Who offers the connected service.
     pub provider: String,
+    /// The bundle the connector belongs to; `None` when it stands alone.
     pub bundle_id: Option<String>,
     /// The highest version that is not deprecated, or the highest version when all are.
     pub latest_version: String,
@@ -99,17 +115,27 @@ pub struct ConnectorSummary {
 /// One published version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRow {
+    /// `None`: the public catalog; `Some(tenant)`: that tenant's private connector.
     pub owner: Option<String>,
+    /// The connector's catalog id.
     pub connector_id: String,
+    /// Semantic version of the package.
     pub version: String,
+    /// sha256 of the component bytes, lowercase hex (the key of its `component_blobs` row).
     pub digest: String,
+    /// The package's manifest, as JSON.
     pub manifest_json: String,
+    /// Size of the component, in bytes.
     pub size: i64,
+    /// Key id of the trusted publisher key that signed the package; `None` when unsigned.
     pub signed_by: Option<String>,
+    /// When the version was published, in unix milliseconds.
     pub published_at_ms: i64,
+    /// When the version was deprecated, in unix milliseconds; `None` while it is not.
     pub deprecated_at_ms: Option<i64>,
     /// Date (YYYY-MM-DD) after which the version may stop being served.
     pub sunset: Option<String>,
+    /// Why the version is deprecated and what to use instead; `None` when not given.
     pub deprecation_message: Option<String>,
 }
 

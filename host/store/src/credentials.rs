@@ -15,19 +15,26 @@ use super::{Store, StoreError, now_ms};
 /// One sealed field of an installation's credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedField {
+    /// The credential field's name, as the connector's manifest declares it.
     pub field: String,
     /// Id of the master key the value is sealed under.
     pub key_id: String,
+    /// The sealed value (`patchbay_crypto::Sealed::ciphertext`).
     pub ciphertext: Vec<u8>,
 }
 
 /// A credential row addressed for re-encryption.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CredentialRef {
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation's id.
     pub installation: String,
+    /// The credential field's name.
     pub field: String,
+    /// Id of the master key the value is sealed under.
     pub key_id: String,
+    /// The sealed value.
     pub ciphertext: Vec<u8>,
 }
 

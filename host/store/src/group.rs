@@ -55,7 +55,7 @@ pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
 pub struct GroupCommitConfig {
     /// Most writes in one transaction.
     pub max_batch: usize,
-    /// A batch takes no further write once its writes' [`IngressWrite::approx_bytes`] reach this
+    /// A batch takes no further write once its writes' `IngressWrite::approx_bytes` reach this
     /// (the write crossing it is included: a batch always has at least one).
     pub max_batch_bytes: usize,
     /// Writer tasks on PostgreSQL (at least one). SQLite always has exactly one.

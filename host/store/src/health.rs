@@ -14,15 +14,21 @@ use super::{Rows, Store, StoreError, now_ms};
 /// The stored result of an installation's last health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthRow {
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation's id.
     pub installation: String,
     /// `healthy`, `degraded`, `unhealthy` or `unconfigured`.
     pub status: String,
+    /// What the check said, at most 500 characters; `None` when it said nothing.
     pub message: Option<String>,
     /// 0 until the first check finished.
     pub checked_at: i64,
+    /// How long the check took, in milliseconds.
     pub duration_ms: i64,
+    /// Unhealthy results in a row; `unconfigured` keeps the count, any other status resets it.
     pub consecutive_failures: i64,
+    /// When the next scheduled check is due, in unix milliseconds; `i64::MAX` when none is.
     pub next_check_at: i64,
 }
 
@@ -44,10 +50,13 @@ fn health_from(row: &AnyRow) -> Result<HealthRow, sqlx::Error> {
 
 /// A finished check to store.
 pub struct HealthWrite<'a> {
+    /// The result to store.
     pub row: &'a HealthRow,
     /// `(from, to)`: the installation's status changes only if it still is `from`.
     pub status_change: Option<(&'a str, &'a str)>,
+    /// Events announcing the status change, written in the same transaction.
     pub events: &'a [NewEvent],
+    /// Deliveries of those events, written in the same transaction.
     pub deliveries: &'a [NewDelivery],
 }
 

@@ -12,15 +12,23 @@ use super::{Store, StoreError, db_message, flag, now_ms, owner_from_key, owner_k
 /// An installation to create. Its connector version must be public or the tenant's own.
 #[derive(Debug, Clone)]
 pub struct NewInstallation {
+    /// `ins_<hex>`: the installation's id.
     pub id: String,
+    /// The tenant it belongs to.
     pub tenant: String,
+    /// Display name, unique within the tenant.
     pub name: String,
     /// `None`: the public catalog.
     pub connector_owner: Option<String>,
+    /// The connector's catalog id.
     pub connector_id: String,
+    /// The connector version it runs.
     pub version: String,
+    /// The provider API version in use; `None` when the connector declares none.
     pub api_version: Option<String>,
+    /// The configuration, a JSON object checked against the connector's config schema.
     pub config_json: String,
+    /// Per-installation limits, as JSON (`{}` for the host's defaults).
     pub limits_json: String,
     /// Installation whose credentials this one uses (bundle members).
     pub credentials_from: Option<String>,
@@ -31,33 +39,54 @@ pub struct NewInstallation {
 /// Changes to an installation; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct InstallationPatch {
+    /// Another version of the same connector to run.
     pub version: Option<String>,
     /// `Some(None)` clears the api version (back to the connector's default).
     pub api_version: Option<Option<String>>,
+    /// Whether calls are accepted.
     pub enabled: Option<bool>,
+    /// `active` or `error` (set by health checks).
     pub status: Option<String>,
+    /// A new configuration, a JSON object.
     pub config_json: Option<String>,
+    /// New per-installation limits, as JSON.
     pub limits_json: Option<String>,
+    /// A new display name, unique within the tenant.
     pub name: Option<String>,
 }
 
+/// A stored installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallationRow {
+    /// `ins_<hex>`: the installation's id.
     pub id: String,
+    /// The tenant it belongs to.
     pub tenant: String,
+    /// Display name, unique within the tenant.
     pub name: String,
+    /// `None`: the public catalog; `Some(tenant)`: that tenant's private connector.
     pub connector_owner: Option<String>,
+    /// The connector's catalog id.
     pub connector_id: String,
+    /// The connector version it runs.
     pub version: String,
+    /// The provider API version in use; `None` when the connector declares none.
     pub api_version: Option<String>,
+    /// Whether calls are accepted.
     pub enabled: bool,
+    /// `active`, or `error` after repeated failed health checks.
     pub status: String,
+    /// The configuration, a JSON object.
     pub config_json: String,
+    /// Per-installation limits, as JSON (`{}` for the host's defaults).
     pub limits_json: String,
+    /// Installation whose credentials this one uses (bundle members); `None` when it has its own.
     pub credentials_from: Option<String>,
     /// Starts at 1; every update adds one.
     pub revision: i64,
+    /// When it was created, in unix milliseconds.
     pub created_at_ms: i64,
+    /// When it was last changed, in unix milliseconds.
     pub updated_at_ms: i64,
 }
 

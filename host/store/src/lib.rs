@@ -5,15 +5,17 @@
 //! data dir, the zero-configuration default) and PostgreSQL (`DATABASE_URL=postgres://…`, shared by
 //! several hosts). Statements are written once in the common dialect with `$1`-style placeholders,
 //! which sqlx-sqlite binds by number, so both backends run the same code path. The few places that
-//! differ are explicit and small: the `BEGIN` flavour ([`Store::begin_write`]) and the advisory lock
+//! differ are explicit and small: the `BEGIN` flavour (`Store::begin_write`) and the advisory lock
 //! that serialises state writes on PostgreSQL.
 //!
 //! Schemas are numbered migration files per backend (`migrations/{sqlite,postgres}`), applied
 //! by [`Store::connect`]. On PostgreSQL sqlx's migrator holds an advisory lock while it runs, so two
 //! hosts starting together do not race; on SQLite the file's write lock does the same.
 //!
-//! Booleans are read through [`flag`]: SQLite stores them as INTEGER 0/1 (the `Any` driver cannot
+//! Booleans are read through `flag`: SQLite stores them as INTEGER 0/1 (the `Any` driver cannot
 //! decode SQLite's BOOLEAN declared type), PostgreSQL as BOOLEAN.
+
+#![warn(missing_docs)]
 
 mod api_keys;
 mod bulk;
@@ -70,11 +72,14 @@ pub use version_order::compare_versions;
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
+    /// One SQLite file (WAL mode).
     Sqlite,
+    /// A PostgreSQL server, possibly shared by several hosts.
     Postgres,
 }
 
 impl Backend {
+    /// `sqlite` or `postgres`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
@@ -287,6 +292,7 @@ impl Store {
         Store::connect(&format!("sqlite://{encoded}?mode=rwc")).await
     }
 
+    /// Which database this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -354,7 +360,7 @@ impl Store {
         self.signal.remote_kick.notify_one();
     }
 
-    /// PostgreSQL: starts a task that `LISTEN`s on [`NOTIFY_CHANNEL`] over its own connection
+    /// PostgreSQL: starts a task that `LISTEN`s on `NOTIFY_CHANNEL` over its own connection
     /// to `url` and wakes this process's dispatcher for every notification (reconnecting when
     /// the connection drops; each reconnect wakes it too, for what was stored meanwhile).
     pub fn spawn_outbox_listener(&self, url: String) -> tokio::task::JoinHandle<()> {

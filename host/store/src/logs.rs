@@ -13,12 +13,17 @@ use patchbay_core::log::Level;
 /// An entry to append.
 #[derive(Debug, Clone)]
 pub struct NewLogRecord {
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation the entry belongs to.
     pub installation: String,
+    /// When the entry was recorded, in unix milliseconds.
     pub at_ms: i64,
+    /// The entry's severity.
     pub level: Level,
     /// The entry's `patchbay_core::log::Source`, spelled (`Source::as_str`).
     pub source: String,
+    /// The entry's text.
     pub message: String,
     /// JSON array of `[key, value]` string pairs ([`fields_json`]).
     pub fields_json: String,
@@ -49,11 +54,17 @@ pub const MAX_LOG_PAGE: u32 = 1_000;
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
+    /// Row id, increasing in insertion order; the cursor for the next page.
     pub id: i64,
+    /// When the entry was recorded, in unix milliseconds.
     pub at_ms: i64,
+    /// The entry's severity.
     pub level: Level,
+    /// Who produced the entry: `guest`, `stdout`, `stderr`, `http` or `host`.
     pub source: String,
+    /// The entry's text.
     pub message: String,
+    /// Key/value pairs attached to the entry, in the order recorded.
     pub fields: Vec<(String, String)>,
 }
 

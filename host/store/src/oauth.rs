@@ -32,23 +32,42 @@ pub(crate) const INSTALLATION_REAUTH: &str = "reauth_required";
 /// A stored grant. Token fields are ciphertexts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GrantRow {
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation the grant belongs to.
     pub installation: String,
+    /// How the tokens were obtained: `authorization_code` or `client_credentials`.
     pub grant_type: String,
+    /// [`GRANT_ACTIVE`], or `reauth_required` after a refused refresh or too many failed ones.
     pub status: String,
+    /// Id of the master key the tokens are sealed under.
     pub key_id: String,
+    /// The sealed access token.
     pub access_token: Vec<u8>,
+    /// The sealed refresh token; `None` when the provider issued none.
     pub refresh_token: Option<Vec<u8>>,
+    /// The token type the provider gave (normally `Bearer`); `None` when it gave none.
     pub token_type: Option<String>,
+    /// The scopes the provider granted, space-separated; `None` when it did not say.
     pub scope: Option<String>,
+    /// When the access token expires, in unix milliseconds; `None`: no lifetime given.
     pub expires_at: Option<i64>,
+    /// When to refresh the access token, in unix milliseconds; `None` when it is not refreshed
+    /// ahead of time (no lifetime, or nothing to refresh with).
     pub refresh_at: Option<i64>,
+    /// Grows by one with every stored access token, starting at 1.
     pub version: i64,
+    /// Who holds the refresh lease (a host process and a request id), valid until `lease_until`.
     pub lease_owner: Option<String>,
+    /// When the refresh lease expires, in unix milliseconds.
     pub lease_until: Option<i64>,
+    /// Failed refreshes in a row; reset by a successful one.
     pub failures: i64,
+    /// The last refresh failure's message; `None` after a success.
     pub last_error: Option<String>,
+    /// When the grant was stored (authorization or client credentials), in unix milliseconds.
     pub obtained_at: i64,
+    /// When the access token was last stored, in unix milliseconds.
     pub refreshed_at: i64,
 }
 
@@ -94,13 +113,20 @@ fn grant_from(row: &AnyRow) -> Result<GrantRow, sqlx::Error> {
 /// Tokens to store, already sealed under `key_id`.
 #[derive(Clone)]
 pub struct NewTokens {
+    /// Id of the master key the tokens are sealed under.
     pub key_id: String,
+    /// The sealed access token.
     pub access_token: Vec<u8>,
     /// `None` keeps the stored refresh token (the provider did not rotate it).
     pub refresh_token: Option<Vec<u8>>,
+    /// The token type the provider gave; `None` when it gave none.
     pub token_type: Option<String>,
+    /// The scopes the provider granted; `None` when it did not say (a refresh keeps the stored ones).
     pub scope: Option<String>,
+    /// When the access token expires, in unix milliseconds; `None`: no lifetime given.
     pub expires_at: Option<i64>,
+    /// When to refresh the access token, in unix milliseconds; `None` when it is not refreshed
+    /// ahead of time (no lifetime, or nothing to refresh with).
     pub refresh_at: Option<i64>,
 }
 
@@ -109,12 +135,17 @@ pub struct NewTokens {
 pub struct OAuthState {
     /// SHA-256 (hex) of the `state` parameter.
     pub state_hash: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation being authorized.
     pub installation: String,
+    /// The callback URL given to the provider, sent again when the code is exchanged.
     pub redirect_uri: String,
     /// The sealed PKCE verifier.
     pub verifier: Option<Vec<u8>>,
+    /// When the request was made, in unix milliseconds.
     pub created_at: i64,
+    /// When the request expires, in unix milliseconds.
     pub expires_at: i64,
 }
 
@@ -126,14 +157,19 @@ pub enum RefreshClaim {
     /// A newer version than the one the caller wanted to replace is stored: use it.
     Current(GrantRow),
     /// Another host is refreshing until this time; wait and ask again.
-    Busy { until: i64 },
+    Busy {
+        /// When the other host's lease expires, in unix milliseconds.
+        until: i64,
+    },
     /// The grant needs a new authorization; nothing to refresh.
     ReauthRequired(GrantRow),
 }
 
 /// A host-made event and its deliveries, stored only if the transition it announces happens.
 pub struct StatusEvent<'a> {
+    /// The event announcing the transition.
     pub event: &'a NewEvent,
+    /// Its deliveries.
     pub deliveries: &'a [NewDelivery],
 }
 

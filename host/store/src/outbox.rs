@@ -49,10 +49,15 @@ use super::{Backend, Store, StoreError, db_message, now_ms, violation};
 /// A webhook request as received, with the answer it is given.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewIngress {
+    /// `whr_<hex>`: the request's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation the webhook was sent to.
     pub installation: String,
+    /// When the request arrived, in unix milliseconds.
     pub received_at_ms: i64,
+    /// The HTTP method, e.g. `POST`.
     pub method: String,
     /// Path and query as received.
     pub path: String,
@@ -64,6 +69,7 @@ pub struct NewIngress {
     pub dedupe_key: Option<String>,
     /// The answer given to this request, and to every duplicate of it.
     pub response_status: u16,
+    /// The body of that answer.
     pub response_body: String,
 }
 
@@ -92,7 +98,14 @@ pub enum IngressOutcome {
         events: Vec<EmittedEvent>,
     },
     /// The installation already recorded this dedupe key: nothing was written; answer as before.
-    Duplicate { ingress_id: String, response_status: u16, response_body: String },
+    Duplicate {
+        /// The first request's id.
+        ingress_id: String,
+        /// The HTTP status the first request was answered with.
+        response_status: u16,
+        /// The body the first request was answered with.
+        response_body: String,
+    },
 }
 
 /// An event to store.
@@ -100,21 +113,27 @@ pub enum IngressOutcome {
 pub struct NewEvent {
     /// `evt_<hex>`; deliveries refer to it through [`NewDelivery::event_id`].
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation the event came from (its connector, its webhook, or the host about it).
     pub source_installation: String,
+    /// Dotted lower-case type, e.g. `payment.succeeded`.
     pub event_type: String,
+    /// What the event is about, e.g. a payment id; `None` when not given.
     pub subject: Option<String>,
     /// JSON.
     pub payload: String,
     /// Unique per source installation: the source's own event id, or this event's id when the
     /// source gives none.
     pub idempotency_key: String,
+    /// When the event was created, in unix milliseconds.
     pub created_at_ms: i64,
 }
 
 /// A stored event's id, and whether this call stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmittedEvent {
+    /// The stored event's id: this call's, or the first one's for a duplicate.
     pub id: String,
     /// `true`: an event with the same `(source_installation, idempotency_key)` existed; `id` is
     /// that event's and the new one's deliveries were skipped.
@@ -124,13 +143,17 @@ pub struct EmittedEvent {
 /// A delivery of a [`NewEvent`] of the same batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
+    /// `dlv_<hex>`: the delivery's id.
     pub id: String,
     /// The [`NewEvent::id`] this delivers.
     pub event_id: String,
+    /// The tenant's id.
     pub tenant: String,
     /// The routing rule that produced it; `None` for direct deliveries.
     pub route_id: Option<String>,
+    /// The installation whose operation receives the event.
     pub destination_installation: String,
+    /// The operation called on the destination's connector, e.g. `webhooks.deliver`.
     pub operation: String,
     /// JSON given to the operation.
     pub payload: String,
@@ -144,9 +167,13 @@ pub struct NewDelivery {
 patchbay_core::string_enum! {
     /// Where a delivery stands.
     pub enum DeliveryStatus {
+        /// Waiting for its next attempt, claimable from `next_attempt_at`.
         Pending = "pending",
+        /// Claimed by a worker until its lease expires.
         Leased = "leased",
+        /// The destination accepted it; final.
         Delivered = "delivered",
+        /// Given up: in the dead letter until redriven.
         Dead = "dead",
     }
 }
@@ -158,9 +185,13 @@ pub use patchbay_core::outcome::AttemptOutcome;
 pub struct AttemptRecord {
     /// The claimed delivery's [`DeliveryRow::attempts`]: the fencing token of this lease.
     pub attempt: i64,
+    /// When the attempt started, in unix milliseconds.
     pub started_at_ms: i64,
+    /// How long it took, in milliseconds.
     pub duration_ms: i64,
+    /// How it ended.
     pub outcome: AttemptOutcome,
+    /// What went wrong; `None` when nothing did. Becomes the delivery's `last_error`.
     pub error: Option<String>,
 }
 
@@ -170,29 +201,46 @@ pub use patchbay_core::retry::Retry;
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
+    /// `evt_<hex>`: the event's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation the event came from (its connector, its webhook, or the host about it).
     pub source_installation: String,
+    /// Dotted lower-case type, e.g. `payment.succeeded`.
     pub event_type: String,
+    /// What the event is about; `None` when not given.
     pub subject: Option<String>,
+    /// The payload, JSON text.
     pub payload: String,
+    /// Unique per source installation: the source's own event id, or the event's id.
     pub idempotency_key: String,
     /// The webhook request it came from, if any.
     pub ingress_id: Option<String>,
+    /// When the event was created, in unix milliseconds.
     pub created_at_ms: i64,
 }
 
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
+    /// `dlv_<hex>`: the delivery's id.
     pub id: String,
+    /// The event it delivers.
     pub event_id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The routing rule that produced it; `None` for direct deliveries.
     pub route_id: Option<String>,
+    /// The installation whose operation receives the event.
     pub destination_installation: String,
+    /// The operation called on the destination's connector, e.g. `webhooks.deliver`.
     pub operation: String,
+    /// JSON given to the operation.
     pub payload: String,
+    /// Globally unique key passed to the connector so its effects can be made exactly-once.
     pub idempotency_key: String,
+    /// Where the delivery stands.
     pub status: DeliveryStatus,
     /// Claims so far, over the delivery's whole life (redrives do not reset it).
     pub attempts: i64,
@@ -200,10 +248,15 @@ pub struct DeliveryRow {
     pub schedule_base: i64,
     /// Pending: when it is due. Leased: when the lease expires.
     pub next_attempt_at_ms: i64,
+    /// The worker holding the lease, while leased; `None` otherwise.
     pub lease_owner: Option<String>,
+    /// When the lease expires, in unix milliseconds, while leased; `None` otherwise.
     pub lease_until_ms: Option<i64>,
+    /// The error of the last settled attempt; `None` when it had none or no attempt has settled.
     pub last_error: Option<String>,
+    /// When the delivery was created, in unix milliseconds.
     pub created_at_ms: i64,
+    /// When the row last changed, in unix milliseconds (wall clock).
     pub updated_at_ms: i64,
 }
 
@@ -221,10 +274,15 @@ impl DeliveryRow {
 /// A recorded attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRow {
+    /// The attempt's number over the delivery's whole life, from 1.
     pub attempt: i64,
+    /// When the attempt started, in unix milliseconds.
     pub started_at_ms: i64,
+    /// How long it took, in milliseconds.
     pub duration_ms: i64,
+    /// How it ended.
     pub outcome: AttemptOutcome,
+    /// What went wrong; `None` when nothing did.
     pub error: Option<String>,
 }
 
@@ -258,9 +316,11 @@ pub const MAX_EVENT_PAGE: u32 = 1_000;
 /// Deliveries by status, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxDepth {
+    /// Deliveries waiting for an attempt.
     pub pending: u64,
     /// Including leases that expired and wait to be reclaimed.
     pub leased: u64,
+    /// Deliveries in the dead letter.
     pub dead: u64,
 }
 

@@ -8,26 +8,38 @@ use super::{Store, StoreError};
 /// Calls one host counted for one bucket window since its last flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDelta {
+    /// The tenant's id.
     pub tenant: String,
     /// The provider key (lower case).
     pub provider: String,
+    /// The bucket's window length, in seconds.
     pub per_seconds: i64,
+    /// Start of the counted window, in unix milliseconds (a multiple of the window length).
     pub window_start: i64,
     /// The bucket's limit, for `v_quota_status`.
     pub requests: i64,
+    /// Calls admitted in the window.
     pub used: i64,
+    /// Calls refused in the window.
     pub refused: i64,
 }
 
 /// One row of `v_quota_status`: a bucket's latest window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaStatusRow {
+    /// The bucket's window length, in seconds.
     pub per_seconds: i64,
+    /// The bucket's limit: calls allowed per window.
     pub requests: i64,
+    /// Start of the latest window, in unix milliseconds.
     pub window_start: i64,
+    /// Calls admitted in that window, summed over hosts.
     pub used: i64,
+    /// Calls refused in that window, summed over hosts.
     pub refused: i64,
+    /// `requests - used`, never below 0.
     pub remaining: i64,
+    /// Until when a provider's 429 paused the budget, in unix milliseconds; `None` if it never was.
     pub paused_until: Option<i64>,
 }
 

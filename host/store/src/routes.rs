@@ -16,22 +16,33 @@ use super::{InstallationRow, Store, StoreError, db_message, flag, now_ms, violat
 /// A routing rule as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteRow {
+    /// `rte_<hex>`: the route's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// Display name, unique within the tenant.
     pub name: String,
     /// Event type globs; an event matches when any glob does.
     pub event_types: Vec<String>,
+    /// Only events from this installation match; `None` for any source.
     pub source_installation: Option<String>,
+    /// Conditions on the event's payload, all of which must hold; `None` matches every payload.
     pub filter: Option<Value>,
+    /// The installation whose operation receives the matching events.
     pub destination_installation: String,
+    /// The operation called on the destination's connector, e.g. `webhooks.deliver`.
     pub operation: String,
+    /// The operation's arguments, with `{{path}}` placeholders; `None` passes the event's payload.
     pub payload_template: Option<Value>,
     /// Retry delays in seconds; `None` for the default schedule.
     pub retry_schedule: Option<Vec<u64>>,
+    /// Whether the route makes deliveries.
     pub enabled: bool,
     /// Starts at 1; every update adds one.
     pub revision: i64,
+    /// When it was created, in unix milliseconds.
     pub created_at_ms: i64,
+    /// When it was last changed, in unix milliseconds.
     pub updated_at_ms: i64,
 }
 

@@ -3,6 +3,7 @@
 use super::{Store, StoreError};
 
 impl Store {
+    /// The value stored under `key`, if any.
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let value = sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1")
             .bind(key)

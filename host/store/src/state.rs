@@ -15,6 +15,7 @@ use super::{Backend, Store, StoreError, now_ms};
 /// What [`Store::state_set`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateWrite {
+    /// Written.
     Stored,
     /// Refused: a new key beyond the installation's key count.
     TooManyKeys,

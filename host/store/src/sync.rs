@@ -54,7 +54,9 @@ patchbay_core::string_enum! {
 patchbay_core::string_enum! {
     /// Full (from the beginning) or incremental (from the last successful run's cursor).
     pub enum SyncMode {
+        /// From the beginning; a full import without item errors then deletes unseen records.
         Full = "full",
+        /// Continue from the stream's saved cursor.
         Incremental = "incremental",
     }
 }
@@ -62,10 +64,15 @@ patchbay_core::string_enum! {
 patchbay_core::string_enum! {
     /// Where a run stands.
     pub enum RunStatus {
+        /// Waiting to be claimed.
         Queued = "queued",
+        /// Held by a host under a lease.
         Running = "running",
+        /// Every batch committed.
         Succeeded = "succeeded",
+        /// Stopped by an error; can be resumed.
         Failed = "failed",
+        /// Stopped on request; can be resumed.
         Cancelled = "cancelled",
     }
 }
@@ -80,58 +87,97 @@ impl RunStatus {
 /// A run to queue.
 #[derive(Debug, Clone)]
 pub struct NewRun {
+    /// `run_<hex>`: the run's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation whose connector reads (import) or writes (export) the records.
     pub installation: String,
+    /// The connector's entity, e.g. `contacts`.
     pub entity: String,
+    /// Which way records flow.
     pub direction: Direction,
+    /// Full or incremental.
     pub mode: SyncMode,
     /// Exports: the installation and entity whose records are written.
     pub source: Option<(String, String)>,
     /// `api` or `schedule`.
     pub trigger: &'static str,
+    /// The schedule that queued the run; `None` when it was started through the API.
     pub schedule_id: Option<String>,
 }
 
 /// The counters of a run (or of one batch).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Records the connector returned (import) or read from the records store (export).
     pub fetched: i64,
+    /// Records new to the store (import) or created at the destination (export).
     pub created: i64,
+    /// Records whose payload changed (import) or updated at the destination (export).
     pub updated: i64,
+    /// Records read again unchanged (import) or not sent (export).
     pub unchanged: i64,
+    /// Records deleted.
     pub deleted: i64,
+    /// Records that failed (item errors).
     pub failed: i64,
 }
 
 /// A stored run.
 #[derive(Debug, Clone)]
 pub struct RunRow {
+    /// `run_<hex>`: the run's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation whose connector reads (import) or writes (export) the records.
     pub installation: String,
+    /// The connector's entity.
     pub entity: String,
+    /// Which way records flow.
     pub direction: Direction,
+    /// Full or incremental.
     pub mode: SyncMode,
+    /// Exports: the installation and entity whose records are written; `None` for imports.
     pub source: Option<(String, String)>,
+    /// Where the run stands.
     pub status: RunStatus,
+    /// `api` or `schedule`.
     pub trigger: String,
+    /// The schedule that queued the run; `None` when it was started through the API.
     pub schedule_id: Option<String>,
+    /// The cursor the run started from: the stream's saved one when incremental, `None` when full.
     pub start_cursor: Option<String>,
+    /// The cursor after the last committed batch (for an export, the last sequence number sent).
     pub cursor: Option<String>,
+    /// Batches committed.
     pub batches: i64,
+    /// The counters summed over the committed batches.
     pub counts: Counts,
+    /// How many records the source holds, when the connector says (for progress).
     pub total: Option<i64>,
+    /// Failed attempts of the current batch; reset when a batch commits.
     pub attempts: i64,
+    /// The latest error (of a batch being retried, or why the run failed); `None` if there is none.
     pub error: Option<String>,
+    /// Someone asked to cancel the run; a running run stops at its next batch.
     pub cancel_requested: bool,
+    /// The host holding the run while it runs; `None` otherwise.
     pub lease_owner: Option<String>,
+    /// When that lease expires, in unix milliseconds.
     pub lease_until: Option<i64>,
+    /// When the run is next claimable, in unix milliseconds (while running: its lease expiry).
     pub next_attempt_at: i64,
+    /// Time spent running, in milliseconds, over every lease.
     pub active_ms: i64,
+    /// When the run was queued, in unix milliseconds.
     pub created_at: i64,
+    /// When it was first claimed, in unix milliseconds; `None` while still queued.
     pub started_at: Option<i64>,
+    /// When it ended, in unix milliseconds; `None` until it does.
     pub finished_at: Option<i64>,
+    /// When the row last changed, in unix milliseconds.
     pub updated_at: i64,
 }
 
@@ -201,20 +247,26 @@ fn run_from(r: &AnyRow) -> Result<RunRow, StoreError> {
 /// Filters of [`Store::sync_runs`].
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
+    /// Only runs of this installation.
     pub installation: Option<String>,
+    /// Only runs of this entity.
     pub entity: Option<String>,
+    /// Only runs in this status.
     pub status: Option<RunStatus>,
     /// Runs created before this run (for paging; newest first).
     pub before: Option<String>,
+    /// Page size, clamped to 1..=500.
     pub limit: u32,
 }
 
 /// One record of a batch, ready to store: mapped, hashed, deduplicated within the batch.
 #[derive(Debug, Clone)]
 pub struct IncomingRecord {
+    /// The record's id in the source.
     pub external_id: String,
     /// JSON object.
     pub payload: String,
+    /// The 64-bit content hash of `payload` (the first 8 bytes of its SHA-256).
     pub hash: i64,
     /// The source reports it deleted.
     pub deleted: bool,
@@ -223,7 +275,9 @@ pub struct IncomingRecord {
 /// An item-level error of a batch.
 #[derive(Debug, Clone)]
 pub struct ItemError {
+    /// The failed record's id, in the source (for an export, in the records store); `None` if none.
     pub external_id: Option<String>,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -233,8 +287,11 @@ pub(crate) const MAX_STORED_ERRORS: i64 = 1_000;
 /// Who holds a run and for how long its lease is extended by a write.
 #[derive(Debug, Clone, Copy)]
 pub struct Lease<'a> {
+    /// The run being written.
     pub run_id: &'a str,
+    /// The host process holding its lease.
     pub owner: &'a str,
+    /// How far each write extends the lease, in milliseconds.
     pub lease_ms: i64,
     /// Running time to add to the run's `active_ms`.
     pub active_ms: i64,
@@ -243,17 +300,24 @@ pub struct Lease<'a> {
 /// One change of the records store, as events and the records API describe it.
 #[derive(Debug, Clone)]
 pub struct Change<'a> {
+    /// The records' entity.
     pub entity: &'a str,
+    /// `rec_<hex>`: the record's id in the records store.
     pub local_id: &'a str,
+    /// The record's id in the source.
     pub external_id: &'a str,
+    /// `created`, `updated` or `deleted`.
     pub op: &'static str,
+    /// The change's sequence number in its stream.
     pub seq: i64,
+    /// The record's payload, a JSON object.
     pub payload: &'a str,
 }
 
 /// Turns the changes of a batch into events and deliveries (the tenant's routes); returns nothing
 /// for a change no route takes.
 pub trait ChangeEvents: Send + Sync {
+    /// The event (and its deliveries) for `change`; `None` when no route takes it.
     fn events_for(&self, change: &Change<'_>) -> Option<(NewEvent, Vec<NewDelivery>)>;
 
     /// Whether some change of `entity` may become an event (when not, a batch is written without
@@ -267,6 +331,7 @@ pub trait ChangeEvents: Send + Sync {
 /// What committing a batch did.
 #[derive(Debug, Clone, Default)]
 pub struct BatchOutcome {
+    /// What the batch (or the finished run) added to the run's counters.
     pub counts: Counts,
     /// Someone asked to cancel the run.
     pub cancel_requested: bool,
@@ -276,17 +341,25 @@ pub struct BatchOutcome {
 
 /// A batch of an import run.
 pub struct ImportBatch<'a> {
+    /// The run's lease.
     pub lease: Lease<'a>,
+    /// The tenant's id.
     pub tenant: &'a str,
+    /// The installation whose connector read the records.
     pub installation: &'a str,
+    /// The records' entity.
     pub entity: &'a str,
     /// Distinct external ids (the sync engine's `prepare_records` keeps the last of each).
     pub records: &'a [IncomingRecord],
+    /// Item errors of the batch.
     pub errors: &'a [ItemError],
     /// Records the connector returned (before deduplication).
     pub fetched: i64,
+    /// The cursor to continue from; `None` when the source is exhausted.
     pub next_cursor: Option<&'a str>,
+    /// How many records the source holds, when the connector says.
     pub total: Option<i64>,
+    /// Turns changes into events; `None` when no change becomes an event.
     pub events: Option<&'a dyn ChangeEvents>,
 }
 
@@ -295,17 +368,25 @@ pub struct ImportBatch<'a> {
 pub enum ExportOutcome {
     /// Created or updated there, under this id.
     Written {
+        /// `rec_<hex>`: the record's id in the records store.
         local_id: String,
+        /// The record's id at the destination.
         external_id: String,
+        /// Whether the destination created it (rather than updated it).
         created: bool,
     },
+    /// Deleted there.
     Deleted {
+        /// `rec_<hex>`: the record's id in the records store.
         local_id: String,
     },
     /// Not sent (nothing to do, e.g. deleting a record never exported).
     Skipped,
+    /// The destination refused it.
     Failed {
+        /// `rec_<hex>`: the record's id in the records store.
         local_id: String,
+        /// Why it failed.
         message: String,
     },
 }
@@ -313,14 +394,23 @@ pub enum ExportOutcome {
 /// A stored record.
 #[derive(Debug, Clone)]
 pub struct RecordRow {
+    /// The record's id in the source.
     pub external_id: String,
+    /// `rec_<hex>`: the record's id in the records store.
     pub local_id: String,
+    /// The record's payload, a JSON object.
     pub payload: String,
+    /// Its last change's sequence number in the stream.
     pub seq: i64,
+    /// Its last change: `created`, `updated` or `deleted`.
     pub op: String,
+    /// When it was first stored, in unix milliseconds.
     pub first_seen_at: i64,
+    /// When a run last read it, in unix milliseconds.
     pub last_seen_at: i64,
+    /// When it last changed, in unix milliseconds.
     pub changed_at: i64,
+    /// When it was deleted, in unix milliseconds; `None` while it exists.
     pub deleted_at: Option<i64>,
 }
 
@@ -344,54 +434,88 @@ fn record_from(r: &AnyRow) -> Result<RecordRow, StoreError> {
 /// A stored item error.
 #[derive(Debug, Clone)]
 pub struct ErrorRow {
+    /// The error's number within its run, from 1.
     pub n: i64,
+    /// The failed record's id, in the source (for an export, in the records store); `None` if none.
     pub external_id: Option<String>,
+    /// What went wrong.
     pub message: String,
+    /// When it was stored, in unix milliseconds.
     pub created_at: i64,
 }
 
 /// A stored field mapping.
 #[derive(Debug, Clone)]
 pub struct MappingRow {
+    /// The entity it maps.
     pub entity: String,
+    /// The mapping, JSON text.
     pub mapping: String,
+    /// Starts at 1; every replacement adds one.
     pub revision: i64,
+    /// When it was last stored, in unix milliseconds.
     pub updated_at: i64,
 }
 
 /// A schedule to store.
 #[derive(Debug, Clone)]
 pub struct NewSchedule {
+    /// `sch_<hex>`: the schedule's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation whose entity is synced.
     pub installation: String,
+    /// The connector's entity.
     pub entity: String,
+    /// Which way records flow.
     pub direction: Direction,
+    /// Full or incremental.
     pub mode: SyncMode,
+    /// Exports: the installation and entity whose records are written; `None` for imports.
     pub source: Option<(String, String)>,
+    /// Fixed interval between runs, in seconds; `None` when `cron` is set.
     pub interval_secs: Option<i64>,
+    /// Five-field cron expression, in UTC; `None` when `interval_secs` is set.
     pub cron: Option<String>,
+    /// Whether the schedule queues runs.
     pub enabled: bool,
+    /// When it is first due, in unix milliseconds.
     pub next_run_at: i64,
 }
 
 /// A stored schedule.
 #[derive(Debug, Clone)]
 pub struct ScheduleRow {
+    /// `sch_<hex>`: the schedule's id.
     pub id: String,
+    /// The tenant's id.
     pub tenant: String,
+    /// The installation whose entity is synced.
     pub installation: String,
+    /// The connector's entity.
     pub entity: String,
+    /// Which way records flow.
     pub direction: Direction,
+    /// Full or incremental.
     pub mode: SyncMode,
+    /// Exports: the installation and entity whose records are written; `None` for imports.
     pub source: Option<(String, String)>,
+    /// Fixed interval between runs, in seconds; `None` when `cron` is set.
     pub interval_secs: Option<i64>,
+    /// Five-field cron expression, in UTC; `None` when `interval_secs` is set.
     pub cron: Option<String>,
+    /// Whether the schedule queues runs.
     pub enabled: bool,
+    /// When it is next due, in unix milliseconds.
     pub next_run_at: i64,
+    /// The run it last queued; `None` before the first.
     pub last_run_id: Option<String>,
+    /// When it last fired, in unix milliseconds (firing queues nothing while a run is active).
     pub last_fired_at: Option<i64>,
+    /// When it was created, in unix milliseconds.
     pub created_at: i64,
+    /// When it was last changed, in unix milliseconds.
     pub updated_at: i64,
 }
 

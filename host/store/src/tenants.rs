@@ -6,10 +6,14 @@ use sqlx::error::ErrorKind;
 
 use super::{Store, StoreError, now_ms, violation};
 
+/// A stored tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
+    /// The tenant's id, a slug such as `acme`.
     pub id: String,
+    /// Display name (the id unless one was given).
     pub name: String,
+    /// When the tenant was created, in unix milliseconds.
     pub created_at_ms: i64,
 }
 
@@ -45,6 +49,7 @@ impl Store {
         Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
     }
 
+    /// The tenant with this id, if it exists.
     pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
             .bind(id)

@@ -31,7 +31,7 @@ pub enum Mode {
     PerRequest,
     /// [`GroupCommitter::record`]: requests share transactions.
     GroupCommit,
-    /// [`Store::record_ingress_batch`] of [`BATCH`] requests at a time from one caller, with
+    /// [`Store::record_ingress_batch`] of `BATCH` requests at a time from one caller, with
     /// multi-row statements (what group commit uses)…
     BatchMultiRow,
     /// …or one statement per row, for comparison.
@@ -57,15 +57,21 @@ pub(crate) const BATCH: usize = 512;
 /// One measured configuration.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The database measured.
     pub backend: Backend,
     /// SQLite's `synchronous` pragma (`None` on PostgreSQL).
     pub synchronous: Option<&'static str>,
+    /// How requests were recorded.
     pub mode: Mode,
+    /// Concurrent callers.
     pub callers: usize,
     /// Requests acknowledged (and found stored).
     pub requests: usize,
+    /// Wall time of the row.
     pub wall: Duration,
+    /// Median latency per request (per batch for the batch modes).
     pub p50: Duration,
+    /// 99th-percentile latency per request (per batch for the batch modes).
     pub p99: Duration,
 }
 

@@ -27,6 +27,7 @@ use wit::{CredentialError, KeyEncoding};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -48,18 +49,22 @@ impl fmt::Debug for Secret {
 pub struct Secrets(BTreeMap<String, Secret>);
 
 impl Secrets {
+    /// An empty set of secrets.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sets the secret `name`, replacing any previous value.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.0.insert(name.into(), Secret::new(value));
     }
 
+    /// The secret `name`, if set.
     pub fn get(&self, name: &str) -> Option<&Secret> {
         self.0.get(name)
     }
 
+    /// Takes the secret `name` out, if set.
     pub fn remove(&mut self, name: &str) -> Option<Secret> {
         self.0.remove(name)
     }

@@ -17,6 +17,7 @@ use wit::{Event, EventError};
 /// Where emitted events go. Returns the event id; a repeated idempotency key returns the first id.
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync + 'static {
+    /// Stores `event` and returns its id, or the first event's id for a repeated idempotency key.
     async fn emit(&self, event: EmittedEvent) -> Result<String, String>;
 }
 
@@ -28,7 +29,7 @@ struct SinkInner {
 }
 
 /// In-memory sink that deduplicates by (installation, idempotency key). Unbounded by default
-/// (tests); [`MemoryEventSink::bounded`] keeps only the newest events, for a long-running host.
+/// (tests); `MemoryEventSink::bounded` keeps only the newest events, for a long-running host.
 #[derive(Default)]
 pub struct MemoryEventSink {
     inner: Mutex<SinkInner>,
@@ -42,6 +43,7 @@ impl MemoryEventSink {
         Self { inner: Mutex::default(), cap: Some(cap.max(1)) }
     }
 
+    /// Every event held, oldest first.
     pub fn events(&self) -> Vec<EmittedEvent> {
         self.inner.lock().map(|g| g.events.iter().cloned().collect()).unwrap_or_default()
     }
@@ -75,7 +77,9 @@ impl EventSink for MemoryEventSink {
 /// Per-call bounds on emission.
 #[derive(Debug, Clone, Copy)]
 pub struct EventLimits {
+    /// Most events one call may emit.
     pub max_per_call: u32,
+    /// Largest payload accepted, in bytes.
     pub max_payload_bytes: usize,
 }
 

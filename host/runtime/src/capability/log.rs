@@ -101,8 +101,11 @@ impl Scrubber {
 /// Per-call bounds on logging.
 #[derive(Debug, Clone, Copy)]
 pub struct LogLimits {
+    /// Most entries one call may write.
     pub max_entries: usize,
+    /// Most bytes of messages and fields one call may write.
     pub max_bytes: usize,
+    /// Longest message (and field value) kept, in bytes; longer ones are truncated.
     pub max_message_bytes: usize,
 }
 
@@ -224,6 +227,7 @@ fn truncate(s: &str, max: usize) -> String {
 /// not block. A durable implementation hands the batch to a background writer that commits
 /// batches from many calls together.
 pub trait OperationLog: Send + Sync + 'static {
+    /// Appends one call's entries to the installation's log.
     fn append(&self, scope: &Scope, entries: Vec<LogEntry>);
 }
 
@@ -235,10 +239,12 @@ pub struct MemoryOperationLog {
 }
 
 impl MemoryOperationLog {
+    /// Keeps the newest `cap_per_installation` entries of each installation (0: 10 000).
     pub fn new(cap_per_installation: usize) -> Self {
         Self { inner: Mutex::default(), cap_per_installation }
     }
 
+    /// The entries kept for the installation, oldest first.
     pub fn entries(&self, scope: &Scope) -> Vec<LogEntry> {
         self.inner
             .lock()

@@ -7,7 +7,7 @@
 //! | capability | limits | backend |
 //! |---|---|---|
 //! | [`http`] | [`http::HttpLimits`] | the outbound client with its [`http::NetworkPolicy`]; an [`http::EgressBudget`] a provider's 429 pauses |
-//! | [`credentials`] | — | a [`credentials::CredentialSource`]: the installation's config and opened secrets |
+//! | [`credentials`] | — | a `credentials::CredentialSource`: the installation's config and opened secrets |
 //! | [`log`] | [`log::LogLimits`] | an [`log::OperationLog`] the call's entries go to when it ends |
 //! | [`state`] | [`state::StateLimits`] | a [`state::StateStore`] |
 //! | [`events`] | [`events::EventLimits`] | an [`events::EventSink`] |

@@ -17,9 +17,13 @@ pub use wit::StateError;
 /// Size limits for one installation's state.
 #[derive(Debug, Clone, Copy)]
 pub struct StateLimits {
+    /// Longest key, in bytes.
     pub max_key_bytes: usize,
+    /// Longest value, in bytes.
     pub max_value_bytes: usize,
+    /// Most keys one installation may hold.
     pub max_keys: usize,
+    /// Most bytes (keys plus values) one installation may hold.
     pub max_total_bytes: usize,
 }
 
@@ -51,9 +55,13 @@ impl StateLimits {
 /// Backend for connector state. Implementations enforce [`StateLimits`] atomically.
 #[async_trait::async_trait]
 pub trait StateStore: Send + Sync + 'static {
+    /// The value of `key`, if set.
     async fn get(&self, scope: &Scope, key: &str) -> Result<Option<String>, StateError>;
+    /// Sets `key` to `value`; `TooLarge` when it would exceed `limits`.
     async fn set(&self, scope: &Scope, key: &str, value: &str, limits: &StateLimits) -> Result<(), StateError>;
+    /// Removes `key`; `true` when it was set.
     async fn delete(&self, scope: &Scope, key: &str) -> Result<bool, StateError>;
+    /// The keys starting with `prefix`, sorted.
     async fn list_keys(&self, scope: &Scope, prefix: &str) -> Result<Vec<String>, StateError>;
 }
 

@@ -17,7 +17,7 @@
 //!
 //! **At-least-once.** A delivery is acked only after the connector's call returned; a host that
 //! dies mid-call leaves a lease that expires, and the next claim (on any host) runs it again.
-//! The connector receives the delivery's idempotency key (see [`crate::routing::stamp_delivery`])
+//! The connector receives the delivery's idempotency key (see `crate::routing::stamp_delivery`)
 //! so the effect happens once.
 
 use std::sync::Arc;

@@ -30,7 +30,9 @@ const PREPARED_CACHE_MAX: usize = 10_000;
 
 /// Everything a call needs, resolved from the store for one call.
 pub struct Resolved {
+    /// The installation as stored.
     pub row: InstallationRow,
+    /// Its call context, possibly from the cache.
     pub prepared: Arc<Prepared>,
 }
 
@@ -39,9 +41,13 @@ pub struct Resolved {
 pub struct Prepared {
     revision: i64,
     source_revision: Option<i64>,
+    /// The connector version the installation runs.
     pub version: VersionRow,
+    /// That version's manifest.
     pub manifest: Manifest,
+    /// The compiled component.
     pub component: Arc<LoadedComponent>,
+    /// The runtime's context for calls: scope, configuration, secrets, egress policy and limits.
     pub installation: Installation,
     /// The secrets the connector sees, before an OAuth access token is added.
     secrets: Secrets,
@@ -90,7 +96,9 @@ impl Prepared {
 
 /// The provider budget an installation draws from.
 pub struct QuotaStatus {
+    /// `ins_<hex>`: the installation's id.
     pub installation: String,
+    /// The connector's provider, whose budget this is.
     pub provider: String,
     /// `None` when no rate limits apply.
     pub budget: Option<BudgetStatus>,

@@ -1,6 +1,6 @@
 //! [`Installations`]: a tenant's installed connectors — creating and changing them against their
 //! connector's manifest (config schema, API versions, limits), their sealed credentials, their
-//! webhook addresses, and (in [`calls`]) resolving and running calls for them.
+//! webhook addresses, and (in `calls`) resolving and running calls for them.
 //!
 //! Every call resolves the installation afresh, so a changed version, API version, config or
 //! credentials takes effect on the next call, while calls already running keep the component they
@@ -37,7 +37,9 @@ pub(crate) const MASK: &str = "••••••••";
 /// An installation with what its views show besides the row: its version (for deprecation
 /// notices), the deprecation of the API version it uses, and its webhook address.
 pub struct InstallationDetails {
+    /// The stored installation.
     pub row: InstallationRow,
+    /// The connector version it runs; `None` when it could not be read.
     pub version: Option<VersionRow>,
     /// The API version the installation uses, when its connector deprecated it: id and sunset.
     pub api_version_deprecation: Option<(String, Option<patchbay_registry::Date>)>,
@@ -47,11 +49,13 @@ pub struct InstallationDetails {
 
 /// An installation's credentials as the API shows them: secrets masked, plain text shown.
 pub struct CredentialsStatus {
+    /// `ins_<hex>`: the installation's id.
     pub installation: String,
-    /// Field name → shown value ([`MASK`] for secrets).
+    /// Field name → shown value (`MASK` for secrets).
     pub credentials: Map<String, Value>,
     /// Required fields that are not set.
     pub missing: Vec<String>,
+    /// The bundle member whose credentials this one uses; `None` when it has its own.
     pub credentials_from: Option<String>,
 }
 

@@ -67,14 +67,21 @@ impl LimitsSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstallation {
+    /// The connector's catalog id.
     pub connector: String,
+    /// The version to install; `None` for the latest.
     pub version: Option<String>,
+    /// The provider API version; `None` for the connector's default.
     pub api_version: Option<String>,
+    /// Display name, 1-100 printable characters, unique within the tenant.
     pub name: String,
+    /// Configuration values, checked against the connector's config schema.
     #[serde(default)]
     pub config: Map<String, Value>,
+    /// Per-installation limits; unset members take the host's defaults.
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Whether calls are accepted (default `true`).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Another installation of the same bundle whose credentials this one falls back to.
@@ -89,13 +96,18 @@ fn yes() -> bool {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInstallation {
+    /// Another version of the same connector to run.
     pub version: Option<String>,
     /// `null` returns to the connector's default API version.
     #[serde(default, deserialize_with = "double_option")]
     pub api_version: Option<Option<String>>,
+    /// Whether calls are accepted.
     pub enabled: Option<bool>,
+    /// A new configuration, replacing the old one.
     pub config: Option<Map<String, Value>>,
+    /// New per-installation limits.
     pub limits: Option<LimitsSpec>,
+    /// A new display name.
     pub name: Option<String>,
 }
 

@@ -26,14 +26,19 @@ pub const CALLBACK_PATH: &str = "/oauth/callback";
 pub struct CallbackFailure {
     /// The user or the provider refused the authorization (as opposed to a failure).
     pub refused: bool,
+    /// What went wrong, for the page shown to the user.
     pub error: Error,
 }
 
 /// A started authorization: where to send the user.
 pub struct Authorization {
+    /// `ins_<hex>`: the installation being connected.
     pub installation: String,
+    /// The provider's authorization URL with client id, state, scopes and PKCE challenge.
     pub authorize_url: String,
+    /// The host's callback URL the provider redirects back to.
     pub redirect_uri: String,
+    /// Whether the request uses PKCE (S256).
     pub pkce: bool,
     /// When the state expires (unix ms).
     pub expires_at_ms: i64,
@@ -41,9 +46,11 @@ pub struct Authorization {
 
 /// An installation's OAuth grant (never its tokens).
 pub struct GrantStatus {
+    /// `ins_<hex>`: the installation's id.
     pub installation: String,
     /// The manifest's grant type, for an installation not connected yet.
     pub grant_type: &'static str,
+    /// The stored grant (its tokens sealed); `None` while not connected.
     pub grant: Option<GrantRow>,
 }
 
@@ -57,9 +64,13 @@ pub enum Revocation {
 
 /// What connecting needs from the rest of the host.
 pub struct ConnectionsDeps {
+    /// Where grants and pending authorizations are stored.
     pub store: Store,
+    /// Resolves installations and their OAuth context.
     pub installations: Arc<Installations>,
+    /// Seals, stores and refreshes tokens.
     pub tokens: Arc<Tokens>,
+    /// Records connection changes in the installation's operation log.
     pub changes: Arc<ChangeLog>,
     /// The host's public base URL; the callback is below it.
     pub public_url: String,
@@ -298,7 +309,7 @@ impl std::fmt::Display for Revocation {
     }
 }
 
-/// Runs [`Connections::refresh_due`] every `tick` until the process ends.
+/// Runs `Connections::refresh_due` every `tick` until the process ends.
 pub fn spawn_refresher(connections: Arc<Connections>, tick: Duration) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(tick);

@@ -1,4 +1,4 @@
-//! OAuth 2.0 owned by the host: [`client`] speaks RFC 6749/7636/7009 to providers, [`Tokens`]
+//! OAuth 2.0 owned by the host: `client` speaks RFC 6749/7636/7009 to providers, [`Tokens`]
 //! keeps each installation's access token current, and [`Connections`] connects, inspects,
 //! refreshes and disconnects installations for the API.
 //!

@@ -37,11 +37,15 @@ const RETRY_AFTER_FAILURE_MS: i64 = 30_000;
 /// What a connector call needs of the OAuth side: the manifest's spec, the installation's
 /// configuration (URL templates) and the tenant's client credentials.
 pub struct OAuthContext {
+    /// The manifest's `[oauth2]` section.
     pub spec: OAuth2Spec,
     /// The credential key the connector reads the access token under.
     pub token_key: String,
+    /// The installation's configuration, for the endpoint URL templates.
     pub config: BTreeMap<String, String>,
+    /// The OAuth client id from the installation's credentials; `None` when not set.
     pub client_id: Option<Secret>,
+    /// The OAuth client secret from the installation's credentials; `None` when not set.
     pub client_secret: Option<Secret>,
 }
 
@@ -55,10 +59,13 @@ impl OAuthContext {
 /// An access token as this host last saw it.
 #[derive(Debug)]
 pub struct CurrentToken {
+    /// The grant's version this token was stored under.
     pub version: i64,
     /// When the grant was authorized: a reconnected grant starts its versions again.
     pub obtained_at: i64,
+    /// The access token.
     pub access: Secret,
+    /// When it expires, in unix milliseconds; `None` when the provider gave no lifetime.
     pub expires_at: Option<i64>,
 }
 
@@ -138,12 +145,17 @@ fn refresh_at(now: i64, expires_at: Option<i64>, refreshable: bool) -> Option<i6
 
 /// What token handling needs from the rest of the host.
 pub struct TokensDeps {
+    /// Where grants are stored.
     pub store: Store,
+    /// Seals and opens tokens.
     pub keyring: Arc<Keyring>,
     /// The runtime's outbound client: the operator's network policy applies to token endpoints.
     pub http: reqwest::Client,
+    /// Turns the `installation.reauth_required` event into deliveries by the tenant's routes.
     pub router: Arc<Router>,
+    /// Records token changes in the installation's operation log.
     pub changes: Arc<ChangeLog>,
+    /// Counts refreshes by outcome.
     pub metrics: Arc<Metrics>,
 }
 

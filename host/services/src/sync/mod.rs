@@ -3,9 +3,9 @@
 //! schedules.
 //!
 //! - [`engine`] runs one claimed run batch by batch; each batch commits atomically with its cursor.
-//! - [`worker`] claims due runs on this host and fires due schedules.
-//! - [`mapping`] is the per installation + entity field mapping the host applies to records.
-//! - [`cron`] parses schedules (an interval or a 5-field cron expression) and finds the next firing.
+//! - `worker` claims due runs on this host and fires due schedules.
+//! - `mapping` is the per installation + entity field mapping the host applies to records.
+//! - `cron` parses schedules (an interval or a 5-field cron expression) and finds the next firing.
 //!
 //! What is stored, and how one batch becomes one transaction, is in [`patchbay_store::sync`].
 

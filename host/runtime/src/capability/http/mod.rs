@@ -32,11 +32,17 @@ use wit::{HttpError, Method, Request, Response};
 /// Per-call HTTP bounds.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
+    /// Most requests one call may send (a request and the redirects it follows count once).
     pub max_requests_per_call: u32,
+    /// Timeout of a request that names none.
     pub default_timeout: Duration,
+    /// Longest timeout a request may ask for (the call's deadline still applies).
     pub max_timeout: Duration,
+    /// Largest request body, in bytes.
     pub max_request_bytes: usize,
+    /// Largest response body, in bytes.
     pub max_response_bytes: usize,
+    /// Most redirects followed for one request.
     pub max_redirects: u8,
 }
 
@@ -84,7 +90,7 @@ pub(crate) fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwe
 /// The provider budget a call's requests draw from (the services' token buckets): told when the
 /// provider answers 429, so every caller of that provider waits, not only the one refused.
 pub trait EgressBudget: Send + Sync {
-    /// The provider answered 429; it asked for `retry_after` (or [`DEFAULT_RETRY_AFTER`]).
+    /// The provider answered 429; it asked for `retry_after` (or `DEFAULT_RETRY_AFTER`).
     fn throttled(&self, retry_after: Duration);
 }
 

@@ -172,7 +172,9 @@ pub struct NetworkPolicy {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{addr} is blocked ({reason})")]
 pub struct BlockedAddress {
+    /// The address refused.
     pub addr: IpAddr,
+    /// Why it is blocked, e.g. `loopback` or `cloud metadata endpoint`.
     pub reason: String,
 }
 

@@ -64,7 +64,9 @@ impl fmt::Display for Destination {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid allowed host {pattern:?}: {reason}")]
 pub struct PatternError {
+    /// The pattern as written.
     pub pattern: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -201,6 +203,7 @@ pub struct EgressPolicy {
 /// Outcome of building a policy: the policy plus notes about patterns that allow nothing.
 #[derive(Debug)]
 pub struct BuiltPolicy {
+    /// The destinations the patterns allow.
     pub policy: EgressPolicy,
     /// Templates whose configuration key is unset (they allow nothing).
     pub unresolved: Vec<String>,
@@ -261,6 +264,7 @@ impl EgressPolicy {
 pub enum Template {
     /// No template in it.
     Plain,
+    /// The templates filled in: the resulting pattern.
     Filled(String),
     /// The config value of this key is not set.
     Missing(String),
