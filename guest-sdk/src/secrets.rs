@@ -19,6 +19,9 @@ pub fn has(name: &str) -> bool {
 }
 
 /// The plain value of secret `name`; a permanent `missing_credential` error when it is not set.
+/// Only a credential the manifest declares `guest_readable = true` can be read (installers see
+/// that in the catalog); for any other the host answers `invalid` — use [`placeholder`] or the
+/// host's HMAC, which never hand the value to the connector.
 pub fn get(name: &str) -> Result<String, ConnectorError> {
     Ok(credentials::get_secret(name)?)
 }

@@ -284,6 +284,12 @@ pub struct Field {
     /// Help text shown under the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// Credentials only: the connector may read the value itself (`get-secret`). By default a
+    /// secret stays in the host, which uses it for the connector (`{{secret:NAME}}` header
+    /// placeholders, HMAC); the catalog shows this so an installer sees which values a
+    /// connector reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest_readable: bool,
 }
 
 /// The type of a [`Field`].

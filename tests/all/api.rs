@@ -673,7 +673,9 @@ async fn bundle_members_share_credentials() {
     let globex = s.tenant("globex").await;
     let bundle_manifest = |id: &str, with_bundle: bool| {
         let mut m = manifest(id, "1.0.0", "data-sync");
-        m.push_str("\n[[credentials]]\nkey = \"api_key\"\nlabel = \"API key\"\ntype = \"secret\"\nrequired = true\n");
+        m.push_str(
+            "\n[[credentials]]\nkey = \"api_key\"\nlabel = \"API key\"\ntype = \"secret\"\nrequired = true\nguest_readable = true\n",
+        );
         if with_bundle {
             m.push_str("\n[bundle]\nid = \"suite\"\ntitle = \"Suite\"\n");
         }
@@ -717,12 +719,32 @@ async fn bundle_members_share_credentials() {
     let r = s.post(&format!("/v1/installations/{billing}/invoke/read-batch"), &acme, read.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let data: Value = serde_json::from_str(r.body["records"][0]["data"].as_str().unwrap()).unwrap();
-    assert_eq!(data["value"], "shared-key-123456", "{r:?}");
+    // The guest read the shared value; what leaves the sandbox is scrubbed of it.
+    assert_eq!((&data["ok"], &data["value"]), (&json!(true), &json!("[REDACTED]")), "{r:?}");
+    assert!(!r.body.to_string().contains("shared-key-123456"), "{r:?}");
     // Only members of the same bundle, and only the tenant's own installations.
     let r = install(acme.clone(), "loner", Some(crm.clone())).await;
     assert_eq!(r.code(), "invalid_credentials_from", "{r:?}");
     let r = install(globex.clone(), "suite-billing", Some(crm.clone())).await;
     assert_eq!(r.code(), "invalid_credentials_from", "{r:?}");
+
+    // Finding: a key without the `credentials` scope uploaded its own connector declaring the
+    // same bundle and borrowed the secret. Borrowing needs the scope...
+    let manager = s.key("acme", &["view", "manage"]).await;
+    let r = install(manager.clone(), "suite-billing", Some(crm.clone())).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{r:?}");
+    assert!(r.message().contains("credentials"), "{r:?}");
+    // ...and the same publisher: the tenant's own upload claiming the operator's bundle cannot.
+    let wasm = with_custom_section(
+        wasm(components::HOSTILE),
+        "patchbay:manifest",
+        bundle_manifest("suite-impostor", true).as_bytes(),
+    );
+    let r = s.upload(&acme, wasm).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let r = install(acme.clone(), "suite-impostor", Some(crm.clone())).await;
+    assert_eq!(r.code(), "invalid_credentials_from", "{r:?}");
+    assert!(r.message().contains("publisher"), "{r:?}");
 }
 
 /// Without `PATCHBAY_EGRESS_ALLOW_NETWORKS`, connectors cannot reach private networks, even a

@@ -196,6 +196,7 @@ pub struct InstallationBuilder {
     secrets: Secrets,
     allowed: Vec<String>,
     limits: Limits,
+    readable: Vec<String>,
 }
 
 pub fn installation(id: &str) -> InstallationBuilder {
@@ -206,6 +207,7 @@ pub fn installation(id: &str) -> InstallationBuilder {
         secrets: Secrets::new(),
         allowed: Vec::new(),
         limits: Limits { timeout: Duration::from_secs(10), ..Limits::default() },
+        readable: Vec::new(),
     }
 }
 
@@ -220,6 +222,11 @@ impl InstallationBuilder {
     }
     pub fn secret(mut self, k: &str, v: &str) -> Self {
         self.secrets.insert(k, v);
+        self
+    }
+    /// Lets the guest read secret `k` itself, as a manifest's `guest_readable` does.
+    pub fn readable(mut self, k: &str) -> Self {
+        self.readable.push(k.into());
         self
     }
     pub fn allow(mut self, pattern: &str) -> Self {
@@ -240,6 +247,7 @@ impl InstallationBuilder {
             self.limits,
         )
         .unwrap()
+        .with_guest_readable(self.readable)
     }
 }
 

@@ -111,11 +111,15 @@ async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
     let t = s.tenant("acme").await;
     let (gh, url) = install_github(&s, &t, "repo-hooks", None).await;
 
-    // No secret yet: refused, never accepted unverified.
+    // No secret yet: refused, never accepted unverified, and in the same words as a wrong
+    // signature, so a sender cannot tell whether a secret is configured.
     let body = push_body(1);
     let r = post_github(&url, Some(GH_SECRET), "d-1", &body).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
-    assert!(r.message().contains("no webhook secret"), "{r:?}");
+    assert!(r.message().contains("no signature matched"), "{r:?}");
+    let unsigned = post_github(&url, None, "d-1", &body).await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED, "{unsigned:?}");
+    let unconfigured = (r.status, r.body.clone(), unsigned.body.clone());
 
     let r = s
         .call(
@@ -126,6 +130,10 @@ async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // With the secret set, a wrong signature and a missing one answer exactly as before.
+    let wrong = post_github(&url, Some("not-the-secret"), "d-1", &body).await;
+    let unsigned = post_github(&url, None, "d-1", &body).await;
+    assert_eq!(unconfigured, (wrong.status, wrong.body.clone(), unsigned.body.clone()));
     let chat = install_notify_at(&s, &t, &web, "chat", "/slack").await;
     let audit = install_notify_at(&s, &t, &web, "audit", "/audit").await;
     let r = s.post("/v1/routes", &t, notify_route("pushes-to-chat", &gh, &chat)).await;
@@ -162,6 +170,14 @@ async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
     assert_eq!(again.body, r.body);
     assert_eq!(again.header("x-patchbay-duplicate"), Some("true"));
+    // Finding: the delivery id is not signed and GitHub signs no timestamp, so the same signed
+    // body under new delivery ids was new events each time. It is the same request.
+    for replay in ["d-replay-1", "d-replay-2", "d-replay-3"] {
+        let r = post_github(&url, Some(GH_SECRET), replay, &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        assert_eq!(r.body, again.body, "{replay}");
+        assert_eq!(r.header("x-patchbay-duplicate"), Some("true"), "{replay}");
+    }
 
     let detail = wait_deliveries(&s, &t, &event, "delivered").await;
     assert_eq!(detail["type"], "github.push");
@@ -212,8 +228,8 @@ async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
     let m = s.get("/metrics", &s.operator).await;
     let text = m.body.as_str().unwrap_or_default().to_string();
     assert!(text.contains("patchbay_webhooks_total{result=\"stored\"} 2"), "{text}");
-    assert!(text.contains("patchbay_webhooks_total{result=\"duplicate\"} 1"), "{text}");
-    assert!(text.contains("patchbay_webhooks_total{result=\"rejected_401\"} 3"), "{text}");
+    assert!(text.contains("patchbay_webhooks_total{result=\"duplicate\"} 4"), "{text}");
+    assert!(text.contains("patchbay_webhooks_total{result=\"rejected_401\"} 6"), "{text}");
     assert!(text.contains("patchbay_deliveries_total{outcome=\"ok\"}"), "{text}");
     assert!(text.contains("patchbay_outbox_deliveries{status=\"dead\"} 0"), "{text}");
 }

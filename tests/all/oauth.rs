@@ -23,6 +23,8 @@ on_both_backends!(
     repeated_refresh_failures_require_reauthorization,
     the_client_credentials_grant_obtains_its_own_tokens,
     bad_oauth_requests_are_refused_precisely,
+    oauth_requests_cannot_reach_blocked_addresses_in_any_spelling,
+    config_values_cannot_rewrite_the_oauth_or_allowed_origin,
 );
 
 /// Scheduler ticks fast enough for refresh-ahead tests.
@@ -439,4 +441,103 @@ async fn bad_oauth_requests_are_refused_precisely(backend: Backend) {
         .unwrap();
     let page = r.text().await.unwrap();
     assert!(!page.contains("<script>") && page.contains("&lt;script&gt;"), "{page}");
+}
+
+/// Finding: token requests went through a client whose guard only checked names it resolved, so an
+/// IP literal reached loopback with the client id and secret. On a host with the default (strict)
+/// network policy, no spelling of a blocked address gets a request out, and the caller reads the
+/// host's words, not the destination's.
+async fn oauth_requests_cannot_reach_blocked_addresses_in_any_spelling(backend: Backend) {
+    let auth = OAuthServer::start().await;
+    let port = url::Url::parse(&auth.base_url()).unwrap().port().unwrap();
+    let strict: Vec<(&str, &str)> = ENV.iter().copied().chain([("PATCHBAY_EGRESS_ALLOW_NETWORKS", "")]).collect();
+    let s = Server::start_with(backend, &strict).await;
+    let token = s.tenant("acme").await;
+    let r = s.upload(&token, wasm(components::OAUTH_NOTIFY_CC)).await;
+    assert!(r.status.is_success(), "{r:?}");
+    for (i, base) in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://2130706433:{port}"),
+        format!("http://0x7f.0.0.1:{port}"),
+        format!("http://127.1:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://[::ffff:0:7f00:1]:{port}"),
+        format!("http://localhost:{port}"),
+        "http://169.254.169.254".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = s
+            .post(
+                "/v1/installations",
+                &token,
+                json!({ "connector": "oauth-notify-cc", "name": format!("cc{i}"), "config": { "base_url": base } }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{base}: {r:?}");
+        let id = r.body["id"].as_str().unwrap().to_string();
+        let r = s
+            .call(
+                Method::PUT,
+                &format!("/v1/installations/{id}/credentials"),
+                &token,
+                Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let r = send(&s, &token, &id, "hello").await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "oauth_destination_blocked"),
+            "{base}: {r:?}"
+        );
+        assert!(r.message().contains("blocked"), "{base}: {r:?}");
+        assert!(!r.body.to_string().contains(CLIENT_SECRET), "{base}: {r:?}");
+    }
+    assert_eq!(auth.token_requests("client_credentials"), 0, "no token request may leave the host");
+    assert!(auth.token_forms().is_empty());
+}
+
+/// Finding: `{{config.KEY}}` was pasted raw, so `shop = "evil.example/?"` turned
+/// `https://{{config.shop}}.myshopify.com` into an allowance for `evil.example`. A template fills a
+/// value: a value that is not one is refused at install and at PATCH, naming the key, and the
+/// OAuth endpoints are checked the same way.
+async fn config_values_cannot_rewrite_the_oauth_or_allowed_origin(backend: Backend) {
+    let s = Server::start_with(backend, ENV).await;
+    let token = s.tenant("acme").await;
+    let r = s.upload(&token, wasm(components::OAUTH_NOTIFY_CC)).await;
+    assert!(r.status.is_success(), "{r:?}");
+    for bad in ["https://evil.example/?x=", "https://evil.example#", "https://u:p@evil.example", "ftp://evil.example"] {
+        let r = s
+            .post(
+                "/v1/installations",
+                &token,
+                json!({ "connector": "oauth-notify-cc", "name": "cc", "config": { "base_url": bad } }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {r:?}");
+        assert!(r.message().contains("base_url"), "{bad}: {r:?}");
+    }
+    let r = s
+        .post(
+            "/v1/installations",
+            &token,
+            json!({ "connector": "oauth-notify-cc", "name": "cc", "config": { "base_url": "https://api.example.com" } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/installations/{id}"),
+            &token,
+            Some(json!({ "config": { "base_url": "https://evil.example/?" } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert!(r.message().contains("base_url"), "{r:?}");
+    let r = s.get(&format!("/v1/installations/{id}"), &token).await;
+    assert_eq!(r.body["config"]["base_url"], "https://api.example.com", "the refused PATCH changed nothing: {r:?}");
 }

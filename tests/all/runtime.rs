@@ -76,3 +76,96 @@ async fn trivial_call_reports_fuel_and_logs_the_call() {
     let logs = host.logs(&inst);
     assert!(logs.iter().any(|e| e.message == "call health-check completed"), "{logs:?}");
 }
+
+/// Finding: an upload was compiled before the world check, and a refused one stayed compiled in
+/// memory and on disk. A component that cannot be accepted is refused before compiling when its
+/// names show it, and nothing of a refused load is kept.
+#[tokio::test]
+async fn a_refused_component_leaves_nothing_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::with_config(&[], |c| c.cache_dir = Some(dir.path().to_path_buf()));
+    let artifacts = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+            .count()
+    };
+    let wasm = std::fs::read(components::HOSTILE).unwrap();
+    let err = host.runtime.load_for("t", wasm.clone(), Some(Hub::PaymentGateway)).await.err().unwrap();
+    assert!(err.to_string().contains("payment-gateway"), "{err}");
+    assert_eq!((host.runtime.cached_components(), artifacts()), (0, 0));
+    // Garbage is refused by the compiler, and leaves nothing either.
+    assert!(host.runtime.load_for("t", b"\0asm\x0d\0\x01\0junk".to_vec(), None).await.is_err());
+    assert_eq!((host.runtime.cached_components(), artifacts()), (0, 0));
+    // The right category is accepted and kept.
+    let c = host.runtime.load_for("t", wasm.clone(), Some(Hub::DataSync)).await.unwrap();
+    assert_eq!(c.loaded_from, CacheHit::Compiled);
+    assert_eq!((host.runtime.cached_components(), artifacts()), (1, 1));
+    // A cached component is still checked against what the caller expects.
+    assert!(host.runtime.load_for("t", wasm, Some(Hub::PaymentGateway)).await.is_err());
+}
+
+/// Compiles have a timeout; a compile cut off by it keeps nothing, even when it finishes later.
+#[tokio::test]
+async fn a_compile_past_its_timeout_is_refused_and_keeps_nothing() {
+    let host = Host::with_config(&[], |c| c.compile_timeout = std::time::Duration::from_millis(1));
+    let wasm = std::fs::read(components::HOSTILE).unwrap();
+    let err = host.runtime.load_for("t", wasm.clone(), None).await.err().unwrap();
+    assert!(matches!(err, patchbay_runtime::LoadError::CompileTimeout(_)), "{err}");
+    // The abandoned compile holds the tenant's compile slot until it ends; a later load of the
+    // same bytes (after it) compiles again rather than finding the abandoned result.
+    let again = host.runtime.load(&wasm).unwrap();
+    assert_eq!(again.loaded_from, CacheHit::Compiled);
+    assert_eq!(host.runtime.cached_components(), 1);
+}
+
+/// The compiled-component cache is bounded: past its size the least recently used component is
+/// evicted, and a call holding an evicted component still completes; the next load compiles it
+/// again.
+#[tokio::test]
+async fn the_memory_cache_is_bounded_and_eviction_keeps_calls_correct() {
+    let host = Host::with_config(&[], |c| c.memory_cache_bytes = 1);
+    let trivial = host.load(components::TRIVIAL);
+    let hostile = host.load(components::HOSTILE);
+    assert_eq!(host.runtime.cached_components(), 1, "only the newest is kept");
+    // The evicted one is still usable by whoever holds it.
+    let inst = installation("evicted").build();
+    assert!(health_check(&host.runtime, &trivial, &inst).await.outcome.unwrap().is_ok());
+    let reloaded = host.load(components::TRIVIAL);
+    assert_eq!(reloaded.loaded_from, CacheHit::Compiled);
+    assert!(!std::sync::Arc::ptr_eq(&reloaded, &trivial));
+    drop(hostile);
+}
+
+/// Finding: calls of every tenant shared one pool, so one tenant's flood of looping calls
+/// delayed everyone. A tenant waits behind its own share; another tenant's call starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_tenant_does_not_starve_another() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let host = Arc::new(Host::with_config(&[], |c| {
+        c.max_concurrent_calls = 8;
+        c.max_calls_per_tenant = 2;
+    }));
+    let c = host.load(components::HOSTILE);
+    let flood =
+        installation("looper").tenant("flooder").limits(|l| l.timeout = std::time::Duration::from_secs(3)).build();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (host, c, flood, finished) = (host.clone(), c.clone(), flood.clone(), finished.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = crate::harness::hostile(&host, &c, &flood, "infinite-loop", "").await;
+            finished.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    // Let the flood take every slot it can.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let other = installation("quick").tenant("neighbour").build();
+    let r = crate::harness::hostile(&host, &c, &other, "ok", "").await;
+    assert_eq!(r.outcome.unwrap().unwrap()["ok"], true);
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "the neighbour's call waited for the flood");
+    for t in tasks {
+        t.abort();
+    }
+}

@@ -18,11 +18,13 @@ async fn run(host: &Host, inst: &patchbay_runtime::Installation, behaviour: &str
 #[tokio::test]
 async fn a_connector_cannot_read_another_installations_secret() {
     let host = Host::new(&[]);
-    let a = installation("inst-a").secret("api_key", SECRET_A).build();
+    let a = installation("inst-a").secret("api_key", SECRET_A).readable("api_key").build();
     let _b = installation("inst-b").secret("api_key", SECRET_B).secret("other_key", SECRET_B).build();
-    // Its own secret is readable through the plain `get`.
+    // Its own secret is readable through the plain `get` (its manifest says so); what the call
+    // returns leaves the sandbox scrubbed, which shows the guest held exactly that value.
     let own = run(&host, &a, "read-secret", "api_key").await;
-    assert_eq!(own["value"], SECRET_A);
+    assert_eq!(own["ok"], true, "{own}");
+    assert_eq!(own["value"], "[REDACTED]", "{own}");
     // Every way of naming B's secret fails: there is no name that reaches another installation.
     for name in ["other_key", "inst-b/api_key", "../inst-b/api_key", "tenant-1:inst-b:api_key", "inst-b.api_key", "*"] {
         let v = run(&host, &a, "read-secret", name).await;
@@ -120,7 +122,7 @@ async fn secret_headers_are_dropped_on_cross_origin_redirects() {
 async fn exfiltration_through_the_url_is_refused() {
     let server = TestServer::start().await;
     let host = Host::new(&["127.0.0.1/32"]);
-    let inst = installation("exf").secret("api_key", SECRET_A).allow("http://127.0.0.1:*").build();
+    let inst = installation("exf").secret("api_key", SECRET_A).readable("api_key").allow("http://127.0.0.1:*").build();
     // The guest reads the secret and puts it in a query string to an allowed host.
     let v = run(&host, &inst, "exfiltrate-url", &server.url("/collect")).await;
     assert_eq!(v["ok"], false, "{v}");
@@ -166,4 +168,51 @@ async fn events_are_emitted_validated_and_deduplicated() {
     let bad = json!({"event_type": "order.paid", "payload": "{not json"});
     let v = run(&host, &inst, "emit", &bad.to_string()).await;
     assert_eq!(v["error"], "invalid", "{v}");
+}
+
+/// Finding: `get-secret` handed any secret to the guest. Only a secret the manifest declares
+/// `guest_readable` is; the host still uses the others for the connector.
+#[tokio::test]
+async fn a_secret_is_readable_by_the_guest_only_when_the_manifest_says_so() {
+    let host = Host::new(&[]);
+    let inst = installation("nr").secret("api_key", SECRET_A).secret("open", SECRET_B).readable("open").build();
+    let v = run(&host, &inst, "read-secret", "api_key").await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"], "invalid", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("guest_readable"), "{v}");
+    assert_eq!(v["has_secret"], true, "{v}");
+    let v = run(&host, &inst, "read-secret", "open").await;
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// Finding: invoke output, events and state were not scrubbed, and the scrubber missed hex,
+/// reversed, `\u`-escaped and offset-base64 forms. Every channel out of the sandbox is scrubbed.
+#[tokio::test]
+async fn no_channel_out_of_the_sandbox_carries_a_secret_in_any_encoding() {
+    use base64::Engine as _;
+    let host = Host::new(&[]);
+    let inst = installation("ch").secret("api_key", SECRET_A).readable("api_key").build();
+    let hex: String = SECRET_A.bytes().map(|b| format!("{b:02x}")).collect();
+    let reversed: String = SECRET_A.chars().rev().collect();
+    let escaped: String = SECRET_A.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    let offset = base64::engine::general_purpose::STANDARD.encode(format!("user:{SECRET_A}"));
+    for form in [SECRET_A.to_string(), hex.to_uppercase(), reversed, escaped, offset] {
+        // State values.
+        let set = run(&host, &inst, "state", &json!({"op": "set", "key": "k", "value": form}).to_string()).await;
+        assert_eq!(set["ok"], true, "{set}");
+        let stored = host.state.get(&inst.scope, "k").await.unwrap().unwrap_or_default();
+        assert!(!stored.contains(&form) && stored.contains("[REDACTED]"), "state kept {form}: {stored}");
+        // Emitted events.
+        let emitted =
+            run(&host, &inst, "emit", &json!({"event_type": "leak.test", "payload": {"v": form}}).to_string()).await;
+        assert_eq!(emitted["ok"], true, "{emitted}");
+        let last = host.events.events().pop().unwrap();
+        assert!(!last.payload.contains(&form), "event kept {form}: {}", last.payload);
+        // The call's output: a value that reached state some other way comes back scrubbed.
+        let limits = patchbay_runtime::capability::state::StateLimits::default();
+        host.state.set(&inst.scope, "raw", &form, &limits).await.unwrap();
+        let got = run(&host, &inst, "state", &json!({"op": "get", "key": "raw"}).to_string()).await;
+        assert_eq!(got["ok"], true, "{got}");
+        assert!(!got.to_string().contains(&form), "output kept {form}: {got}");
+    }
 }

@@ -96,6 +96,9 @@ impl Scope for Credentials {
 #[derive(Debug)]
 pub(crate) struct TenantKey<S> {
     pub tenant: String,
+    /// Whether the key also holds the `credentials` scope (using credentials it did not set,
+    /// such as another installation's through `credentials_from`, needs it).
+    pub credentials: bool,
     scope: PhantomData<S>,
 }
 
@@ -109,6 +112,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
         let p = Principal::from_request_parts(parts, state).await?;
         let tenant = p.tenant(S::SCOPE)?.to_string();
-        Ok(TenantKey { tenant, scope: PhantomData })
+        let credentials = p.tenant(KeyScope::Credentials).is_ok();
+        Ok(TenantKey { tenant, credentials, scope: PhantomData })
     }
 }

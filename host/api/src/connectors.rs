@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use patchbay_services::access::{Caller, KeyScope};
@@ -12,9 +12,9 @@ use patchbay_store::{ConnectorFilter, PublishOutcome, Viewer};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{ConnectorView, VersionSummary, VersionView};
-use crate::{ApiError, ApiResult, optional_json};
+use crate::{ApiError, ApiResult};
 
 /// Whose catalog the caller sees: the operator everything, a tenant the public catalog and its
 /// own private connectors.
@@ -114,10 +114,9 @@ pub(crate) async fn deprecate(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     Path((id, version)): Path<(String, String)>,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<Deprecate>,
 ) -> ApiResult<Json<VersionSummary>> {
     let owner = owner(&p)?;
-    let req: Deprecate = optional_json(&body)?;
     let v = catalog.deprecate(owner.as_deref(), &id, &version, req.sunset, req.message).await?;
     Ok(Json(VersionSummary::from(&v)))
 }

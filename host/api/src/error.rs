@@ -111,6 +111,7 @@ impl From<patchbay_core::Error> for ApiError {
                     Package::BadSignature => "bad_signature",
                     Package::SignatureRequired => "signature_required",
                     Package::WorldMismatch => "world_mismatch",
+                    Package::CompileTimeout => "compile_timeout",
                 },
             ),
             ErrorKind::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
@@ -183,6 +184,7 @@ impl From<patchbay_core::Error> for ApiError {
                 Provider::OAuthUnavailable => (S::BAD_GATEWAY, "oauth_unavailable"),
                 Provider::OAuthBusy => (S::SERVICE_UNAVAILABLE, "oauth_unavailable"),
                 Provider::OAuthExchangeFailed => (S::BAD_GATEWAY, "oauth_exchange_failed"),
+                Provider::OAuthBlocked => (S::UNPROCESSABLE_ENTITY, "oauth_destination_blocked"),
             },
             ErrorKind::Unavailable => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             ErrorKind::Internal => (S::INTERNAL_SERVER_ERROR, "internal"),
@@ -271,26 +273,23 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
     }
 }
 
-/// A JSON body that may be absent: an empty body is `T::default()`.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid("invalid_body", format!("invalid JSON body: {e}"))
-        } else {
-            ApiError::bad_request(format!("invalid JSON body: {e}"))
-        }
-    })
-}
-
 /// A `?since=`-style query parameter: unix ms, an age like `15m`, or RFC 3339.
 pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(v) = value else { return Ok(None) };
     patchbay_core::timefmt::parse_time_param(v, patchbay_core::now_ms()).map(Some).ok_or_else(|| {
         ApiError::bad_request(format!("{name}={v:?} is not an RFC 3339 time, unix milliseconds or an age like 15m"))
     })
+}
+
+/// A free-text query parameter of at most `max` bytes: a longer one is the caller's mistake
+/// (400), never a query the store has to refuse.
+pub fn text_param(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.len() > max => {
+            Err(ApiError::bad_request(format!("{name} is {} bytes long; at most {max}", v.len())))
+        }
+        v => Ok(v),
+    }
 }
 
 /// A page size: 1..=1000, default 100.

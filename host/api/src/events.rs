@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use patchbay_services::events::Events;
 use patchbay_store::{DeliveryStatus, EventFilter};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Manage, TenantKey, View};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{DeliveryView, EventView};
-use crate::{ApiError, ApiResult, optional_json, page_limit, time_param};
+use crate::{ApiError, ApiResult, page_limit, text_param, time_param};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,12 +52,12 @@ pub(crate) async fn list(
     };
     let limit = page_limit(q.limit)?;
     let filter = EventFilter {
-        event_type: q.event_type,
+        event_type: text_param("type", q.event_type, 256)?,
         status,
-        installation: q.installation,
+        installation: text_param("installation", q.installation, 128)?,
         since_ms: time_param("since", q.since.as_deref())?,
         until_ms: time_param("until", q.until.as_deref())?,
-        after_id: q.cursor.filter(|c| !c.is_empty()),
+        after_id: text_param("cursor", q.cursor, 128)?.filter(|c| !c.is_empty()),
         limit,
     };
     let rows = events.list(&key.tenant, &filter).await?;
@@ -110,9 +109,8 @@ pub(crate) struct RedrivenCount {
 pub(crate) async fn redrive_all(
     State(events): State<Arc<Events>>,
     key: TenantKey<Manage>,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<RedriveAll>,
 ) -> ApiResult<Json<RedrivenCount>> {
-    let req: RedriveAll = optional_json(&body)?;
     let redriven = events.redrive_all(&key.tenant, req.installation.as_deref(), req.route.as_deref()).await?;
     Ok(Json(RedrivenCount { redriven }))
 }

@@ -4,23 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use patchbay_core::log::Level;
 use patchbay_runtime::dynamic::DynamicOutcome;
 use patchbay_services::installations::{
-    CreateInstallation, Installations, UpdateInstallation, call_error, connector_error,
+    CreateInstallation, Installations, UniqueKeys, UpdateInstallation, call_error, connector_error,
 };
 use patchbay_services::logs::Logs;
 use patchbay_services::quota::QuotaMode;
 use patchbay_store::LogQuery;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::auth::{Credentials, Manage, TenantKey, View};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{CredentialsView, InstallationView, LogEntryView, LogPage, QuotaView};
 use crate::{ApiError, ApiResult, page_limit, time_param};
 
@@ -34,7 +33,7 @@ pub(crate) async fn create(
     key: TenantKey<Manage>,
     Json(req): Json<CreateInstallation>,
 ) -> ApiResult<(StatusCode, Json<InstallationView>)> {
-    let d = installations.create(&key.tenant, req).await?;
+    let d = installations.create_as(&key.tenant, req, key.credentials).await?;
     Ok((StatusCode::CREATED, Json(InstallationView::from(&d))))
 }
 
@@ -60,7 +59,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     Json(req): Json<UpdateInstallation>,
 ) -> ApiResult<Json<InstallationView>> {
-    Ok(Json(InstallationView::from(&installations.update(&key.tenant, &id, req).await?)))
+    Ok(Json(InstallationView::from(&installations.update_as(&key.tenant, &id, req, key.credentials).await?)))
 }
 
 pub(crate) async fn delete(
@@ -76,7 +75,7 @@ pub(crate) async fn put_credentials(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
-    Json(fields): Json<Map<String, Value>>,
+    Json(UniqueKeys(fields)): Json<UniqueKeys>,
 ) -> ApiResult<Json<CredentialsView>> {
     Ok(Json(installations.put_credentials(&key.tenant, &id, &fields).await?.into()))
 }
@@ -135,15 +134,9 @@ pub(crate) async fn invoke(
     key: TenantKey<Manage>,
     headers: HeaderMap,
     Path((id, operation)): Path<(String, String)>,
-    body: Bytes,
+    OptionalJson(input): OptionalJson<Value>,
 ) -> ApiResult<Response> {
     let quota = quota_mode(&headers)?;
-    let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?
-    };
     let (resolved, report) = installations.invoke(&key.tenant, &id, &operation, input, quota).await?;
     let mut resp = match report.outcome {
         Ok(DynamicOutcome::Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),

@@ -39,7 +39,7 @@ use axum::routing::{MethodRouter, get, post};
 use patchbay_services::Host;
 use patchbay_services::status::Status;
 
-pub use error::{ApiError, ApiResult, optional_json, page_limit, time_param};
+pub use error::{ApiError, ApiResult, page_limit, text_param, time_param};
 
 use crate::auth::Operator;
 use crate::extract::Json;

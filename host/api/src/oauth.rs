@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,9 +12,9 @@ use patchbay_services::oauth::{CallbackFailure, Connections};
 use serde::Deserialize;
 
 use crate::auth::{Credentials, TenantKey, View};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, OptionalJson, Path};
 use crate::views::{AuthorizationView, DisconnectView, GrantView};
-use crate::{ApiError, ApiResult, optional_json};
+use crate::{ApiError, ApiResult};
 
 pub(crate) async fn status(
     State(connections): State<Arc<Connections>>,
@@ -44,9 +43,8 @@ pub(crate) async fn refresh(
     State(connections): State<Arc<Connections>>,
     key: TenantKey<Credentials>,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> ApiResult<Json<GrantView>> {
-    let req: RefreshRequest = optional_json(&body)?;
     Ok(Json(connections.refresh_now(&key.tenant, &id, req.version).await?.into()))
 }
 

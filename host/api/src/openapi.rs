@@ -49,7 +49,7 @@ pub(crate) fn document() -> Value {
     let limits = json!({
         "type": "object", "additionalProperties": false,
         "properties": {
-            "timeout_ms": { "type": "integer", "minimum": 1, "maximum": 300000 },
+            "timeout_ms": { "type": "integer", "minimum": 1, "maximum": 3600000, "description": "At most the host's longest call timeout (PATCHBAY_MAX_CALL_TIMEOUT_MS, 60000 by default)" },
             "memory_mib": { "type": "integer", "minimum": 1, "maximum": 1024 },
             "fuel": { "type": "integer", "minimum": 1 }
         }
@@ -125,9 +125,20 @@ pub(crate) fn document() -> Value {
                         "payload_template": { "description": "JSON with {{event.…}}, {{delivery.…}}, {{route.…}} placeholders" },
                         "retry_schedule": { "type": ["array", "null"], "items": { "type": "integer" }, "description": "Delays in seconds" },
                         "enabled": { "type": "boolean", "default": true } } },
-                "Route": { "allOf": [{ "$ref": "#/components/schemas/RouteInput" }, { "type": "object", "properties": {
-                    "id": { "type": "string" }, "revision": { "type": "integer" },
-                    "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] },
+                "Route": { "type": "object",
+                    "required": ["id", "revision", "name", "event_types", "destination_installation", "operation"],
+                    "properties": {
+                        "id": { "type": "string" }, "revision": { "type": "integer" },
+                        "created_at": { "type": "string" }, "updated_at": { "type": "string" },
+                        "name": { "type": "string" },
+                        "event_types": { "type": "array", "items": { "type": "string" } },
+                        "source_installation": { "type": ["string", "null"] },
+                        "filter": { "type": ["object", "null"] },
+                        "destination_installation": { "type": "string" },
+                        "operation": { "type": "string" },
+                        "payload_template": {},
+                        "retry_schedule": { "type": ["array", "null"], "items": { "type": "integer" } },
+                        "enabled": { "type": "boolean" } } },
                 "Event": { "type": "object", "properties": {
                     "id": { "type": "string" }, "type": { "type": "string" }, "subject": { "type": ["string", "null"] },
                     "source_installation": { "type": "string" }, "payload": {}, "idempotency_key": { "type": "string" },
@@ -284,7 +295,45 @@ pub(crate) fn document() -> Value {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), sync_paths(&installation_id)) {
         paths.extend(more);
     }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            let shared_params = item.get("parameters").is_some();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if let Some(op) = item.get_mut(method) {
+                    add_common_statuses(path, method, op, shared_params);
+                }
+            }
+        }
+    }
     doc
+}
+
+/// Every status an operation can answer besides its own: the error envelope for a request that
+/// does not parse (400), authentication (401, 403), an unknown id (404), a body that is too large,
+/// of another media type or does not fit (413, 415, 422), and an unavailable store (503).
+fn add_common_statuses(path: &str, method: &str, op: &mut Value, shared_params: bool) {
+    let public = op.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+    // POST, PUT and PATCH read a JSON body when one is sent (some accept none).
+    let has_body = op.get("requestBody").is_some() || matches!(method, "post" | "put" | "patch");
+    let has_params = shared_params || op.get("parameters").is_some() || path.contains('{');
+    let mut codes: Vec<&str> = vec!["503"];
+    if !public {
+        codes.extend(["401", "403"]);
+    }
+    if has_params || has_body {
+        codes.push("400");
+    }
+    if path.contains('{') {
+        codes.push("404");
+    }
+    if has_body {
+        codes.extend(["413", "415", "422"]);
+    }
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { return };
+    for code in codes {
+        responses.entry(code.to_string()).or_insert_with(err_ref);
+    }
 }
 
 /// Webhook ingress, routes and redrive (a second `json!`: one literal this size exceeds the
@@ -411,7 +460,7 @@ fn sync_paths(installation_id: &Value) -> Value {
                 "properties": { "installation": { "type": "string" }, "entity": { "type": "string" } } } } });
     let mut schedule_input = stream.clone();
     if let Some(p) = schedule_input["properties"].as_object_mut() {
-        p.insert("interval_secs".into(), json!({ "type": "integer", "minimum": 1 }));
+        p.insert("interval_secs".into(), json!({ "type": "integer", "minimum": 1, "maximum": 31_622_400 }));
         p.insert("cron".into(), json!({ "type": "string", "description": "5-field cron expression, UTC" }));
         p.insert("enabled".into(), json!({ "type": "boolean" }));
     }
@@ -476,7 +525,7 @@ fn sync_paths(installation_id: &Value) -> Value {
         },
         "/v1/installations/{id}/entities": {
             "parameters": [installation_id.clone()],
-            "get": { "summary": "The entities a data-sync connector offers (`view`)", "tags": ["sync"],
+            "get": { "summary": "The entities a data-sync connector offers; runs the connector (`manage`)", "tags": ["sync"],
                 "responses": responses(&[("200", "Entities", obj())], &["401", "403", "404", "409", "422", "502"]) }
         },
         "/v1/installations/{id}/records/{entity}": {
@@ -528,5 +577,23 @@ mod tests {
         documented.sort();
         assert_eq!(routes, documented);
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    /// Every operation lists the statuses any request can get, with the error envelope.
+    #[test]
+    fn every_operation_lists_the_common_error_statuses() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let Some(op) = item.get(method) else { continue };
+                let r = &op["responses"];
+                assert!(r.get("503").is_some(), "{method} {path}");
+                if op.get("requestBody").is_some() {
+                    for code in ["400", "413", "415", "422"] {
+                        assert_eq!(r[code]["$ref"], "#/components/responses/Error", "{method} {path} {code}");
+                    }
+                }
+            }
+        }
     }
 }

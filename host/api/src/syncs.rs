@@ -121,9 +121,10 @@ pub(crate) struct EntityList {
     entities: Vec<EntityView>,
 }
 
+/// Runs the connector (which may make outbound calls and fetch tokens), so it needs `manage`.
 pub(crate) async fn entities(
     State(syncs): State<Arc<Syncs>>,
-    key: TenantKey<View>,
+    key: TenantKey<Manage>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EntityList>> {
     let entities = syncs.entities(&key.tenant, &id).await?;

@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use patchbay_services::access::Access;
 use serde::{Deserialize, Serialize};
 
+use crate::ApiResult;
 use crate::auth::Operator;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, OptionalJson, Path};
 use crate::views::{KeyView, TenantView};
-use crate::{ApiResult, optional_json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,9 +55,8 @@ pub(crate) async fn create_key(
     State(access): State<Arc<Access>>,
     _: Operator,
     Path(tenant): Path<String>,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
-    let req: CreateKey = optional_json(&body)?;
     let (key, token) = access.create_key(&tenant, req.name, req.scopes).await?;
     Ok((StatusCode::CREATED, Json(KeyView { token: Some(token), ..KeyView::from(&key) })))
 }

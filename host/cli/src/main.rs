@@ -686,6 +686,11 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ..RuntimeConfig::default()
     };
     let runtime = Runtime::new(config, Services { oplog: log.clone(), ..Services::in_memory() })?;
+    // The guest reads the secrets its manifest declares `guest_readable`, as on a host.
+    let readable: Vec<String> =
+        patchbay_registry::inspect(&wasm, &patchbay_registry::PackageLimits { max_bytes: usize::MAX })
+            .map(|p| p.manifest.credentials.into_iter().filter(|f| f.guest_readable).map(|f| f.key).collect())
+            .unwrap_or_default();
     let component = runtime.load_async(wasm).await?;
     let mut secrets = Secrets::new();
     for (k, v) in &args.secrets {
@@ -706,7 +711,8 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         secrets,
         &args.allow_hosts,
         limits,
-    )?;
+    )?
+    .with_guest_readable(readable);
     let input: serde_json::Value = serde_json::from_str(&args.input).context("--input is not valid JSON")?;
     let report = calls::invoke_json(&runtime, &component, &inst, &args.operation, input).await?;
     for e in log.entries(&scope) {

@@ -190,6 +190,8 @@ crate::string_enum! {
         SignatureRequired = "signature_required",
         /// The component does not export its category's world, or does not link.
         WorldMismatch = "world_mismatch",
+        /// Compiling the component took longer than the host allows.
+        CompileTimeout = "compile_timeout",
     }
 }
 
@@ -268,6 +270,9 @@ crate::string_enum! {
         OAuthBusy = "oauth_busy",
         /// The authorization code could not be exchanged.
         OAuthExchangeFailed = "oauth_exchange_failed",
+        /// An OAuth endpoint of the installation is not a destination the host sends requests to
+        /// (a blocked network); nothing was sent.
+        OAuthBlocked = "oauth_blocked",
     }
 }
 

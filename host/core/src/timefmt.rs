@@ -61,7 +61,7 @@ pub fn parse_time_param(s: &str, now_ms: i64) -> Option<i64> {
         return Some(ms);
     }
     if let Some(age) = parse_relative(s) {
-        return Some(now_ms - age);
+        return now_ms.checked_sub(age);
     }
     parse_rfc3339(s)
 }
@@ -78,9 +78,17 @@ pub fn valid_date(s: &str) -> bool {
     (1..=12).contains(&m) && d >= 1 && civil_from_days(days_from_civil(y, m, d)) == (y, m, d)
 }
 
-/// `90s`, `15m`, `2h`, `7d` as milliseconds.
+/// `90s`, `15m`, `2h`, `7d` as milliseconds: digits and one ASCII unit, nothing else (no sign,
+/// so an age never means the future); `None` for anything else, multi-byte text included.
 pub(crate) fn parse_relative(s: &str) -> Option<i64> {
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let unit_at = s.len().checked_sub(1)?;
+    if !s.is_char_boundary(unit_at) {
+        return None;
+    }
+    let (n, unit) = s.split_at(unit_at);
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: i64 = n.parse().ok()?;
     let mult = match unit {
         "s" => 1_000,
@@ -122,6 +130,19 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding: an age ending in a multi-byte character panicked the handler; `-5m` meant the
+    /// future and a huge negative age overflowed.
+    #[test]
+    fn ages_are_digits_and_a_unit() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_time_param("15m", now), Some(now - 900_000));
+        for bad in ["1é", "5€", "é", "€", "-5m", "+5m", "-106751991167d", "106751991167999d", "m", " 5m", "5 m", "5M"]
+        {
+            assert_eq!(parse_time_param(bad, now), None, "{bad}");
+        }
+        assert_eq!(parse_time_param("9223372036854775807d", now), None);
+    }
 
     #[test]
     fn round_trips() {

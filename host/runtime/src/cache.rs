@@ -52,10 +52,12 @@ pub(crate) struct DiskCache {
     dir: PathBuf,
     key: hmac::Key,
     compat: String,
+    /// Most bytes of artifacts kept; writing past it removes the oldest.
+    cap_bytes: u64,
 }
 
 impl DiskCache {
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+    pub(crate) fn open(dir: &Path, engine: &Engine, cap_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let key_path = dir.join("cache.key");
         let key = match std::fs::read(&key_path) {
@@ -73,7 +75,34 @@ impl DiskCache {
             dir: dir.to_path_buf(),
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             compat: format!("{:016x}", h.finish()),
+            cap_bytes,
         })
+    }
+
+    /// Removes the oldest artifacts (by modification time) until those left fit the bound,
+    /// keeping `keep`.
+    fn trim(&self, keep: &Path) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = dir
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm") && e.path() != keep)
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let keep_len = std::fs::metadata(keep).map(|m| m.len()).unwrap_or(0);
+        let mut total: u64 = keep_len + files.iter().map(|(_, len, _)| len).sum::<u64>();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.cap_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                tracing::debug!(path = %path.display(), "removed an old precompiled artifact");
+            }
+        }
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
@@ -124,7 +153,9 @@ impl DiskCache {
             let final_path = self.path(digest);
             let tmp = final_path.with_extension(format!("tmp{}", std::process::id()));
             write_private(&tmp, &out)?;
-            std::fs::rename(&tmp, &final_path)
+            std::fs::rename(&tmp, &final_path)?;
+            self.trim(&final_path);
+            Ok(())
         })();
         if let Err(e) = result {
             tracing::warn!("could not write precompiled artifact for {digest}: {e}");
@@ -150,30 +181,78 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// In-memory map from digest to loaded entry, with single-flight compilation per digest.
+/// In-memory map from digest to loaded entry, with single-flight compilation per digest,
+/// bounded in bytes of compiled code: inserting past the bound evicts the least recently used
+/// entries (never the one just inserted). An evicted entry stays alive for whoever holds it;
+/// the next load of its bytes reads it from disk or compiles it again.
 pub(crate) struct MemoryCache<V> {
-    entries: Mutex<HashMap<Digest, Arc<V>>>,
+    entries: Mutex<Entries<V>>,
     compiling: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    cap_bytes: usize,
 }
 
-impl<V> Default for MemoryCache<V> {
-    fn default() -> Self {
-        Self { entries: Mutex::default(), compiling: Mutex::default() }
-    }
+struct Entries<V> {
+    map: HashMap<Digest, Entry<V>>,
+    bytes: usize,
+    tick: u64,
+}
+
+struct Entry<V> {
+    value: Arc<V>,
+    bytes: usize,
+    used: u64,
 }
 
 impl<V> MemoryCache<V> {
-    pub(crate) fn get(&self, d: &Digest) -> Option<Arc<V>> {
-        self.entries.lock().ok()?.get(d).cloned()
+    pub(crate) fn new(cap_bytes: usize) -> Self {
+        Self {
+            entries: Mutex::new(Entries { map: HashMap::new(), bytes: 0, tick: 0 }),
+            compiling: Mutex::default(),
+            cap_bytes,
+        }
     }
 
-    /// Caches `v` and releases the digest's compile lock entry.
-    pub(crate) fn insert(&self, d: Digest, v: Arc<V>) {
-        if let Ok(mut c) = self.compiling.lock() {
-            c.remove(&d);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<V>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, d: &Digest) -> Option<Arc<V>> {
+        let mut g = self.lock();
+        g.tick += 1;
+        let tick = g.tick;
+        let e = g.map.get_mut(d)?;
+        e.used = tick;
+        Some(e.value.clone())
+    }
+
+    /// Caches `v` (`bytes` of compiled code), evicting the least recently used entries past the
+    /// bound, and releases the digest's compile lock entry.
+    pub(crate) fn insert(&self, d: Digest, v: Arc<V>, bytes: usize) {
+        self.forget_compile(&d);
+        let mut g = self.lock();
+        g.tick += 1;
+        let used = g.tick;
+        if let Some(old) = g.map.insert(d.clone(), Entry { value: v, bytes, used }) {
+            g.bytes -= old.bytes;
         }
-        if let Ok(mut m) = self.entries.lock() {
-            m.insert(d, v);
+        g.bytes += bytes;
+        while g.bytes > self.cap_bytes && g.map.len() > 1 {
+            let Some(oldest) =
+                g.map.iter().filter(|(k, _)| **k != d).min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = g.map.remove(&oldest) {
+                g.bytes -= e.bytes;
+                tracing::debug!(digest = %oldest, bytes = e.bytes, "evicted a compiled component from memory");
+            }
+        }
+    }
+
+    /// Drops the digest's compile lock entry (after a load, successful or not).
+    pub(crate) fn forget_compile(&self, d: &Digest) {
+        if let Ok(mut c) = self.compiling.lock() {
+            c.remove(d);
         }
     }
 
@@ -187,6 +266,41 @@ impl<V> MemoryCache<V> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+        self.lock().map.len()
+    }
+
+    /// Bytes of compiled code held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest(format!("{n:02x}"))
+    }
+
+    #[test]
+    fn memory_cache_evicts_the_least_recently_used_past_its_bound() {
+        let c = MemoryCache::new(100);
+        c.insert(d(1), Arc::new(1), 40);
+        c.insert(d(2), Arc::new(2), 40);
+        assert!(c.get(&d(1)).is_some()); // 2 is now the least recently used
+        let held = c.get(&d(2)).unwrap();
+        c.get(&d(1));
+        c.insert(d(3), Arc::new(3), 40);
+        assert!(c.get(&d(2)).is_none(), "2 was evicted");
+        assert_eq!(*held, 2, "a holder keeps an evicted entry alive");
+        assert!(c.get(&d(1)).is_some() && c.get(&d(3)).is_some());
+        assert_eq!((c.len(), c.bytes()), (2, 80));
+        // An entry larger than the bound is kept alone.
+        c.insert(d(4), Arc::new(4), 500);
+        assert_eq!((c.len(), c.bytes()), (1, 500));
+        c.insert(d(4), Arc::new(4), 10);
+        assert_eq!((c.len(), c.bytes()), (1, 10));
     }
 }

@@ -1190,7 +1190,17 @@ pub async fn invoke(
 ) -> Result<CallReport<DynamicOutcome>, InvokeError> {
     let prepared = prepare(component, operation, &input)?;
     let (report, result) = run(runtime, component, installation, prepared).await;
-    Ok(report.map(|v| outcome(result.as_ref(), v.as_ref())))
+    // The output leaves the sandbox: no secret of the installation goes with it.
+    Ok(report.map(|v| match outcome(result.as_ref(), v.as_ref()) {
+        DynamicOutcome::Ok(mut v) => {
+            installation.scrubber.scrub_json(&mut v);
+            DynamicOutcome::Ok(v)
+        }
+        DynamicOutcome::ConnectorError { kind, mut error } => {
+            installation.scrubber.scrub_json(&mut error);
+            DynamicOutcome::ConnectorError { kind, error }
+        }
+    }))
 }
 
 /// Like [`invoke`], but the outcome is the JSON of the function's whole result as the mapping
@@ -1205,10 +1215,14 @@ pub async fn invoke_raw(
 ) -> Result<CallReport<Value>, InvokeError> {
     let prepared = prepare(component, operation, &input)?;
     let (report, result) = run(runtime, component, installation, prepared).await;
-    Ok(report.map(|v| match (result, v) {
-        (Some(t), Some(v)) => val_to_json_typed(&t, &v),
-        (None, Some(v)) => val_to_json(&v),
-        (_, None) => Value::Null,
+    Ok(report.map(|v| {
+        let mut json = match (result, v) {
+            (Some(t), Some(v)) => val_to_json_typed(&t, &v),
+            (None, Some(v)) => val_to_json(&v),
+            (_, None) => Value::Null,
+        };
+        installation.scrubber.scrub_json(&mut json);
+        json
     }))
 }
 

@@ -20,16 +20,18 @@ pub mod cache;
 pub mod calls;
 pub mod capability;
 pub mod dynamic;
+pub mod egress;
 pub mod engine;
 pub mod hub;
+mod slots;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -46,6 +48,7 @@ use crate::capability::log::{LogBuffer, LogLimits, LogView, MemoryOperationLog, 
 use crate::capability::state::{MemoryStateStore, StateLimits, StateStore, StateView};
 use crate::capability::stdio::CappedPipe;
 use crate::capability::{credentials, events, http as http_cap, log as log_cap, state};
+use crate::egress::Egress;
 pub use cache::{CacheHit, Digest};
 pub use hub::Hub;
 
@@ -58,6 +61,19 @@ pub struct RuntimeConfig {
     pub pooling: bool,
     /// Calls running at once (pool slots); further calls wait for a slot.
     pub max_concurrent_calls: u32,
+    /// Calls of one tenant running at once (its share of the slots); its further calls wait
+    /// while other tenants' calls start. Also bounds one tenant's compiles.
+    pub max_calls_per_tenant: u32,
+    /// The longest deadline any call gets, whatever its installation asks for.
+    pub max_call_timeout: Duration,
+    /// Components compiled at once (one tenant compiles one at a time).
+    pub max_concurrent_compiles: u32,
+    /// Longest a compilation may take before the load is refused.
+    pub compile_timeout: Duration,
+    /// Compiled code held in memory, in bytes; the least recently used components go first.
+    pub memory_cache_bytes: usize,
+    /// Precompiled artifacts kept on disk, in bytes; the oldest go first.
+    pub disk_cache_bytes: u64,
     /// Upper bound for any installation's memory cap (also the pool's slot size).
     pub max_memory_bytes: usize,
     /// Epoch tick: deadline precision and how often a running guest yields to the executor.
@@ -74,6 +90,12 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             pooling: true,
             max_concurrent_calls: 128,
+            max_calls_per_tenant: 32,
+            max_call_timeout: Duration::from_secs(60),
+            max_concurrent_compiles: 2,
+            compile_timeout: Duration::from_secs(60),
+            memory_cache_bytes: 1 << 30,
+            disk_cache_bytes: 4 << 30,
             max_memory_bytes: 256 * 1024 * 1024,
             epoch_tick: Duration::from_millis(5),
             fuel_metering: true,
@@ -171,6 +193,9 @@ pub struct InstallationData {
     pub limits: Limits,
     /// The provider budget its calls draw from (paused by a provider's 429).
     pub budget: Option<Arc<dyn EgressBudget>>,
+    /// The secrets `get-secret` may hand to the guest: those its manifest declares
+    /// `guest_readable`. Every other secret is only used by the host (placeholders, HMAC).
+    pub guest_readable: std::collections::BTreeSet<String>,
 }
 
 /// An installation's credentials are its configuration and its opened secrets.
@@ -181,6 +206,10 @@ impl CredentialSource for InstallationData {
 
     fn secret(&self, name: &str) -> Option<&Secret> {
         self.secrets.get(name)
+    }
+
+    fn guest_readable(&self, name: &str) -> bool {
+        self.guest_readable.contains(name)
     }
 }
 
@@ -221,7 +250,16 @@ impl Installation {
             scrubber,
             limits,
             budget: None,
+            guest_readable: Default::default(),
         })))
+    }
+
+    /// The same context letting the guest read these secrets' values (only while it is built).
+    pub fn with_guest_readable(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        if let Some(data) = Arc::get_mut(&mut self.0) {
+            data.guest_readable = names.into_iter().collect();
+        }
+        self
     }
 
     /// The same context drawing from `budget` (only while it is being built).
@@ -287,8 +325,7 @@ struct LazyWasi {
 /// Runtime-wide pieces every call's capabilities use, behind one `Arc` so creating a call's state
 /// touches one shared reference count rather than one per capability.
 struct CallShared {
-    client: reqwest::Client,
-    network: NetworkPolicy,
+    egress: Egress,
     services: Services,
 }
 
@@ -309,9 +346,8 @@ pub struct CallState {
 impl CallState {
     fn http_view(&mut self) -> HttpView<'_> {
         HttpView {
-            client: &self.shared.client,
-            egress: &self.inst.egress,
-            network: &self.shared.network,
+            egress: &self.shared.egress,
+            allowed: &self.inst.egress,
             credentials: &*self.inst,
             scrubber: &self.inst.scrubber,
             limits: &self.inst.limits.http,
@@ -331,7 +367,12 @@ impl CallState {
     }
 
     fn state_view(&mut self) -> StateView<'_> {
-        StateView { scope: &self.inst.scope, store: &*self.shared.services.state, limits: &self.inst.limits.state }
+        StateView {
+            scope: &self.inst.scope,
+            store: &*self.shared.services.state,
+            limits: &self.inst.limits.state,
+            scrubber: &self.inst.scrubber,
+        }
     }
 
     fn events_view(&mut self) -> EventsView<'_> {
@@ -340,6 +381,7 @@ impl CallState {
             sink: &*self.shared.services.events,
             limits: &self.inst.limits.events,
             emitted: &mut self.events_emitted,
+            scrubber: &self.inst.scrubber,
         }
     }
 }
@@ -542,6 +584,20 @@ pub enum LoadError {
     /// The component does not link against the host's imports, or its exports do not fit its hub.
     #[error("component does not fit the host: {0}")]
     Incompatible(String),
+    /// Compiling took longer than the host allows.
+    #[error("compiling the component took longer than {} s; make it smaller or simpler", .0.as_secs())]
+    CompileTimeout(Duration),
+}
+
+/// `c` when it implements `expected` (any hub when `None`).
+fn check_hub(c: Arc<LoadedComponent>, expected: Option<Hub>) -> Result<Arc<LoadedComponent>, LoadError> {
+    match expected {
+        Some(h) if c.hub != Some(h) => Err(LoadError::Incompatible(format!(
+            "the manifest's category is {h}, but the component does not implement the {} world",
+            h.world()
+        ))),
+        _ => Ok(c),
+    }
 }
 
 struct Inner {
@@ -550,7 +606,8 @@ struct Inner {
     linker: Linker<CallState>,
     memory: cache::MemoryCache<LoadedComponent>,
     disk: Option<cache::DiskCache>,
-    permits: Semaphore,
+    slots: slots::Slots,
+    compiles: slots::Slots,
     shared: Arc<CallShared>,
     config: RuntimeConfig,
 }
@@ -574,19 +631,23 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e}"))?;
         Self::link_capabilities(&mut linker).map_err(|e| anyhow::anyhow!("linking capabilities: {e}"))?;
         let disk = match &config.cache_dir {
-            Some(dir) => Some(cache::DiskCache::open(dir, &engine)?),
+            Some(dir) => Some(cache::DiskCache::open(dir, &engine, config.disk_cache_bytes)?),
             None => None,
         };
-        let http_client = http_cap::build_client(Arc::new(config.network.clone()))?;
+        let egress = Egress::new(config.network.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 pooling,
                 linker,
-                memory: cache::MemoryCache::default(),
+                memory: cache::MemoryCache::new(config.memory_cache_bytes),
                 disk,
-                permits: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
-                shared: Arc::new(CallShared { client: http_client, network: config.network.clone(), services }),
+                slots: slots::Slots::new(
+                    config.max_concurrent_calls.max(1) as usize,
+                    config.max_calls_per_tenant as usize,
+                ),
+                compiles: slots::Slots::new(config.max_concurrent_compiles.max(1) as usize, 1),
+                shared: Arc::new(CallShared { egress, services }),
                 config,
             }),
         })
@@ -610,15 +671,20 @@ impl Runtime {
         &self.inner.engine
     }
 
+    /// The longest deadline any call gets.
+    pub fn max_call_timeout(&self) -> Duration {
+        self.inner.config.max_call_timeout
+    }
+
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.inner.pooling
     }
 
-    /// The outbound HTTP client connectors use (network policy in its resolver, no redirects);
-    /// the host's own requests to providers (OAuth token endpoints) go through it too.
-    pub fn http_client(&self) -> &reqwest::Client {
-        &self.inner.shared.client
+    /// The host's one way out: connectors' requests and the host's own requests to providers
+    /// (OAuth token endpoints) go through it.
+    pub fn egress(&self) -> &Egress {
+        &self.inner.shared.egress
     }
 
     /// Components held in memory.
@@ -634,30 +700,61 @@ impl Runtime {
     /// Loads a component: from memory, from a precompiled artifact on disk, or by compiling it.
     /// Compilation is CPU-heavy; call this from a blocking context (see [`Runtime::load_async`]).
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
+        self.load_checked(wasm, None, &AtomicBool::new(false))
+    }
+
+    /// Loads a component that must implement `expected` (any hub when `None`). What cannot be
+    /// accepted is refused before compiling when its names show it, and a refused or abandoned
+    /// (`cancelled`) load leaves nothing in the memory or disk cache.
+    fn load_checked(
+        &self,
+        wasm: &[u8],
+        expected: Option<Hub>,
+        cancelled: &AtomicBool,
+    ) -> Result<Arc<LoadedComponent>, LoadError> {
         let digest = Digest::of(wasm);
         if let Some(c) = self.inner.memory.get(&digest) {
-            return Ok(c);
+            return check_hub(c, expected);
         }
+        hub::precheck(wasm, expected).map_err(LoadError::Incompatible)?;
         let lock = self.inner.memory.compile_lock(&digest);
         let _guard = match lock.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         if let Some(c) = self.inner.memory.get(&digest) {
-            return Ok(c);
+            return check_hub(c, expected);
         }
+        let result = self.compile_and_link(wasm, &digest, expected, cancelled);
+        if result.is_err() {
+            self.inner.memory.forget_compile(&digest);
+        }
+        result
+    }
+
+    fn compile_and_link(
+        &self,
+        wasm: &[u8],
+        digest: &Digest,
+        expected: Option<Hub>,
+        cancelled: &AtomicBool,
+    ) -> Result<Arc<LoadedComponent>, LoadError> {
         let engine = &self.inner.engine;
-        let (component, from) = match self.inner.disk.as_ref().and_then(|d| d.load(engine, &digest)) {
+        let (component, from) = match self.inner.disk.as_ref().and_then(|d| d.load(engine, digest)) {
             Some(c) => (c, CacheHit::Disk),
             None => {
-                let c = Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-                if let Some(d) = &self.inner.disk {
-                    d.store(&digest, &c);
-                }
-                (c, CacheHit::Compiled)
+                (Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?, CacheHit::Compiled)
             }
         };
         let hub = hub::detect(engine, &component).map_err(LoadError::Incompatible)?;
+        if let Some(h) = expected
+            && hub != Some(h)
+        {
+            return Err(LoadError::Incompatible(format!(
+                "the manifest's category is {h}, but the component does not implement the {} world",
+                h.world()
+            )));
+        }
         let pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
         let lifecycle = ConnectorIndices::new(&pre).map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
@@ -676,6 +773,17 @@ impl Runtime {
             _ => None,
         };
         let operations = dynamic::operations(engine, &component);
+        if cancelled.load(Ordering::SeqCst) {
+            return Err(LoadError::Invalid("the load was abandoned".into()));
+        }
+        // Only a component that is accepted is kept.
+        if from == CacheHit::Compiled
+            && let Some(d) = &self.inner.disk
+        {
+            d.store(digest, &component);
+        }
+        let code = component.image_range();
+        let code_bytes = (code.end as usize).saturating_sub(code.start as usize).max(wasm.len());
         let loaded = Arc::new(LoadedComponent {
             digest: digest.clone(),
             hub,
@@ -688,17 +796,54 @@ impl Runtime {
             data_sync,
             operations,
         });
-        self.inner.memory.insert(digest, loaded.clone());
-        // Later loads of the same bytes come from memory.
+        // Later loads of the same bytes come from memory (until evicted: a call holding this
+        // `Arc` keeps it alive, and the next load compiles or reads it from disk again).
+        self.inner.memory.insert(digest.clone(), loaded.clone(), code_bytes);
         Ok(loaded)
     }
 
-    /// [`Runtime::load`] on the blocking thread pool.
+    /// [`Runtime::load`] on the blocking thread pool, as the host's own work.
     pub async fn load_async(&self, wasm: Vec<u8>) -> Result<Arc<LoadedComponent>, LoadError> {
-        let rt = self.clone();
-        tokio::task::spawn_blocking(move || rt.load(&wasm))
+        self.load_for("", wasm, None).await
+    }
+
+    /// Loads a component for `tenant` (an upload: it must implement `expected`), compiling on
+    /// the blocking thread pool within the host's compile slots — one at a time per tenant, a
+    /// few at a time overall — and refusing a compilation that takes longer than the compile
+    /// timeout. A compile cut off by the timeout finishes in the background (it cannot be
+    /// interrupted) but keeps its slot until then and leaves nothing cached.
+    pub async fn load_for(
+        &self,
+        tenant: &str,
+        wasm: Vec<u8>,
+        expected: Option<Hub>,
+    ) -> Result<Arc<LoadedComponent>, LoadError> {
+        if let Some(c) = self.inner.memory.get(&Digest::of(&wasm)) {
+            return check_hub(c, expected);
+        }
+        let timeout = self.inner.config.compile_timeout;
+        let started = Instant::now();
+        let slot = self
+            .inner
+            .compiles
+            .acquire(tenant)
             .await
-            .unwrap_or_else(|e| Err(LoadError::Invalid(format!("compilation task failed: {e}"))))
+            .map_err(|_| LoadError::Invalid("the runtime is shutting down".into()))?;
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let rt = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            rt.load_checked(&wasm, expected, &flag)
+        });
+        match tokio::time::timeout(remaining, task).await {
+            Ok(joined) => joined.unwrap_or_else(|e| Err(LoadError::Invalid(format!("compilation task failed: {e}")))),
+            Err(_) => {
+                cancelled.store(true, Ordering::SeqCst);
+                Err(LoadError::CompileTimeout(timeout))
+            }
+        }
     }
 
     fn new_state(&self, inst: &Installation, memory_bytes: usize, deadline: Instant) -> CallState {
@@ -755,12 +900,13 @@ impl Runtime {
         let inst = installation;
         async move {
             let queued_at = Instant::now();
-            let permit = self.inner.permits.acquire().await;
+            let permit = self.inner.slots.acquire(&inst.scope.tenant).await;
             let started = Instant::now();
             let queued = started - queued_at;
             let limits = &inst.limits;
             let memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
-            let deadline = started + limits.timeout;
+            let timeout = limits.timeout.min(self.inner.config.max_call_timeout);
+            let deadline = started + timeout;
             let mut store = Store::new(&self.inner.engine, self.new_state(inst, memory_bytes, deadline));
             store.limiter(|s| &mut s.limiter);
             let metering = self.inner.config.fuel_metering;
@@ -789,9 +935,9 @@ impl Runtime {
                 match backstop::Backstop::new(run, backstop).await {
                     Some(Ok(r)) => Ok(r),
                     Some(Err((e, instantiating))) => {
-                        Err(classify(&e, store.data(), limits, memory_bytes, instantiating))
+                        Err(classify(&e, store.data(), limits, timeout, memory_bytes, instantiating))
                     }
-                    None => Err(CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 }),
+                    None => Err(CallError::DeadlineExceeded { limit_ms: timeout.as_millis() as u64 }),
                 }
             };
             drop(permit);
@@ -869,6 +1015,7 @@ fn classify(
     err: &wasmtime::Error,
     state: &CallState,
     limits: &Limits,
+    timeout: Duration,
     memory_bytes: usize,
     instantiating: bool,
 ) -> CallError {
@@ -880,7 +1027,7 @@ fn classify(
     }
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
-            Trap::Interrupt => CallError::DeadlineExceeded { limit_ms: limits.timeout.as_millis() as u64 },
+            Trap::Interrupt => CallError::DeadlineExceeded { limit_ms: timeout.as_millis() as u64 },
             Trap::OutOfFuel => CallError::OutOfFuel { limit: limits.fuel.unwrap_or(u64::MAX) },
             Trap::StackOverflow => CallError::StackOverflow { limit: engine::MAX_WASM_STACK },
             other => CallError::Trap { message: other.to_string() },

@@ -210,10 +210,19 @@ impl Catalog {
         let manifest = package.manifest;
         EgressPolicy::build(&manifest.allowed_hosts, &BTreeMap::new())
             .map_err(|e| Error::new(ErrorKind::Package(Package::InvalidManifest), format!("allowed_hosts: {e}")))?;
-        let component = self.runtime.load_async(bytes.clone()).await.map_err(|e| match e {
-            patchbay_runtime::LoadError::Invalid(m) => Error::new(ErrorKind::Package(Package::MalformedWasm), m),
-            patchbay_runtime::LoadError::Incompatible(m) => Error::new(ErrorKind::Package(Package::WorldMismatch), m),
-        })?;
+        // Compiled within the uploader's compile slot and the compile timeout; a component that
+        // is refused (here or below) leaves nothing cached.
+        let uploader = owner.unwrap_or("");
+        let component =
+            self.runtime.load_for(uploader, bytes.clone(), Some(manifest.category)).await.map_err(|e| match e {
+                patchbay_runtime::LoadError::Invalid(m) => Error::new(ErrorKind::Package(Package::MalformedWasm), m),
+                patchbay_runtime::LoadError::Incompatible(m) => {
+                    Error::new(ErrorKind::Package(Package::WorldMismatch), m)
+                }
+                e @ patchbay_runtime::LoadError::CompileTimeout(_) => {
+                    Error::new(ErrorKind::Package(Package::CompileTimeout), e.to_string())
+                }
+            })?;
         let category = manifest.category.as_str();
         match component.hub {
             Some(h) if h == manifest.category => {}

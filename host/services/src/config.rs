@@ -24,6 +24,9 @@
 //! | scheduler tick (ms)        | `scheduler_tick_ms`       | `PATCHBAY_SCHEDULER_TICK_MS`        | 5000               |
 //! | health check interval (s)  | `health_interval_secs`    | `PATCHBAY_HEALTH_INTERVAL_SECS`     | 300 (0 = never)    |
 //! | health check timeout (ms)  | `health_timeout_ms`       | `PATCHBAY_HEALTH_TIMEOUT_MS`        | 10000              |
+//! | connector calls at once    | `call_slots`              | `PATCHBAY_CALL_SLOTS`               | 128                |
+//! | one tenant's share (%)     | `tenant_call_share`       | `PATCHBAY_TENANT_CALL_SHARE`        | 25                 |
+//! | longest call timeout (ms)  | `max_call_timeout_ms`     | `PATCHBAY_MAX_CALL_TIMEOUT_MS`      | 60000              |
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -58,6 +61,9 @@ pub(crate) struct FileConfig {
     pub sync_lease_secs: Option<u64>,
     pub sync_batch_size: Option<u32>,
     pub sync_change_events: Option<String>,
+    pub call_slots: Option<u32>,
+    pub tenant_call_share: Option<u32>,
+    pub max_call_timeout_ms: Option<u64>,
     pub scheduler_tick_ms: Option<u64>,
     pub health_interval_secs: Option<u64>,
     pub health_timeout_ms: Option<u64>,
@@ -110,6 +116,13 @@ pub struct Settings {
     pub health_timeout_ms: u64,
     /// Every change of the records store becomes an event (`true`), or only changes a route takes.
     pub sync_all_change_events: bool,
+    /// Connector calls running at once (the runtime's pool).
+    pub call_slots: u32,
+    /// The percentage of `call_slots` one tenant's calls may hold at once (compiles too): a
+    /// tenant that floods the host waits behind its own share.
+    pub tenant_call_share: u32,
+    /// The longest timeout an installation may set (`limits.timeout_ms`).
+    pub max_call_timeout_ms: u64,
     /// `PATCHBAY_MASTER_KEY`: comma-separated base64 master keys; `None`: the data directory's key
     /// file.
     pub master_key: Option<String>,
@@ -277,6 +290,20 @@ impl Settings {
         if !(100..=300_000).contains(&health_timeout_ms) {
             bail!("the health check timeout must be 100 to 300000 ms, got {health_timeout_ms}");
         }
+        let call_slots = number_setting(env, "PATCHBAY_CALL_SLOTS")?.or(file.call_slots).unwrap_or(128);
+        if !(1..=100_000).contains(&call_slots) {
+            bail!("the call slots must be 1 to 100000, got {call_slots}");
+        }
+        let tenant_call_share =
+            number_setting(env, "PATCHBAY_TENANT_CALL_SHARE")?.or(file.tenant_call_share).unwrap_or(25);
+        if !(1..=100).contains(&tenant_call_share) {
+            bail!("one tenant's share of the call slots must be 1 to 100 percent, got {tenant_call_share}");
+        }
+        let max_call_timeout_ms =
+            number_setting(env, "PATCHBAY_MAX_CALL_TIMEOUT_MS")?.or(file.max_call_timeout_ms).unwrap_or(60_000);
+        if !(100..=3_600_000).contains(&max_call_timeout_ms) {
+            bail!("the longest call timeout must be 100 to 3600000 ms, got {max_call_timeout_ms}");
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -299,6 +326,9 @@ impl Settings {
             scheduler_tick_ms,
             health_interval_secs,
             health_timeout_ms,
+            call_slots,
+            tenant_call_share,
+            max_call_timeout_ms,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })

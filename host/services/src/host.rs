@@ -113,6 +113,11 @@ impl Host {
                 cache_dir: Some(settings.data_dir.join("cache")),
                 network: NetworkPolicy::allowing(settings.allow_networks.clone()),
                 fuel_metering: settings.fuel_metering,
+                max_concurrent_calls: settings.call_slots,
+                max_calls_per_tenant: (u64::from(settings.call_slots) * u64::from(settings.tenant_call_share))
+                    .div_ceil(100)
+                    .max(1) as u32,
+                max_call_timeout: Duration::from_millis(settings.max_call_timeout_ms),
                 ..RuntimeConfig::default()
             },
             Services {
@@ -142,7 +147,7 @@ impl Host {
         let tokens = Arc::new(Tokens::new(TokensDeps {
             store: store.clone(),
             keyring: keyring.clone(),
-            http: runtime.http_client().clone(),
+            http: runtime.egress().clone(),
             router: router.clone(),
             changes: changes.clone(),
             metrics: metrics.clone(),

@@ -15,6 +15,14 @@
 //!    in one transaction ([`patchbay_store::Store::record_ingress`]) before the answer goes out.
 //!    The dedupe key (the verified webhook id, else the connector's idempotency key of a single
 //!    event) makes a repeat a no-op that gets the first request's answer back.
+//!
+//!    A scheme whose signature covers no timestamp (GitHub, generic HMAC without one) cannot tell
+//!    a replay from a new request: its delivery id (`X-GitHub-Delivery`) is not signed, so
+//!    anyone holding one signed request could send it again under new ids. For those schemes the
+//!    dedupe key is the SHA-256 of the signed body, for the webhook dedupe window
+//!    (`PATCHBAY_WEBHOOK_DEDUPE_HOURS`, 72 h by default; a replay after it is new). The trade-off: a
+//!    sender that sends a byte-identical body twice on purpose gets the first answer back and no
+//!    new events — GitHub's bodies carry ids and timestamps, so distinct deliveries differ.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,6 +81,15 @@ pub struct WebhookAnswer {
     pub duplicate: bool,
 }
 
+/// A random key that is valid text, hex, base64 and a Standard Webhooks secret alike.
+/// `None` when the system has no randomness to give (the request is then refused).
+fn random_key() -> Option<String> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut b).ok()?;
+    Some(hex::encode(b))
+}
+
 fn unauthorized(reason: impl Into<String>) -> Error {
     Error::new(ErrorKind::Webhook(Webhook::Unverified), reason)
 }
@@ -91,6 +108,11 @@ fn connector_failure(stage: &str, e: &ConnectorError) -> Error {
             Error::new(ErrorKind::Webhook(Webhook::Unavailable), format!("{stage}: {}", f.message))
         }
     }
+}
+
+/// The dedupe key of a signed body whose scheme signs no timestamp.
+fn content_key(body: &[u8]) -> String {
+    format!("body-sha256:{}", hex::encode(ring::digest::digest(&ring::digest::SHA256, body)))
 }
 
 /// A dedupe key of bounded length.
@@ -222,21 +244,31 @@ impl Ingress {
         if let Some(spec) = &p.manifest.webhook {
             let secrets = &p.installation.secrets;
             let previous = format!("{}_previous", spec.secret);
-            let keys: Vec<&str> = [spec.secret.as_str(), previous.as_str()]
+            let mut keys: Vec<&str> = [spec.secret.as_str(), previous.as_str()]
                 .iter()
                 .filter_map(|n| secrets.get(n).map(|s| s.expose()))
                 .filter(|s| !s.is_empty())
                 .collect();
+            // A sender learns nothing about the endpoint's configuration: without a secret the
+            // request is checked against a random key, so it fails exactly as a wrong signature
+            // does (the operator is told in the host's log).
+            let placeholder;
             if keys.is_empty() {
-                return Err(unauthorized(format!(
-                    "no webhook secret is configured for this endpoint (credential {:?}); requests are refused until it is set",
+                tracing::warn!(
+                    installation = %row.id,
+                    "no webhook secret is configured (credential {:?}); every request is refused until it is set",
                     spec.secret
-                )));
+                );
+                placeholder = random_key().ok_or_else(|| unauthorized(WebhookError::NoMatch.to_string()))?;
+                keys.push(&placeholder);
             }
-            let verifier = Verifier::from_spec(spec, &keys).map_err(|e| {
-                tracing::warn!(installation = %row.id, "webhook verifier cannot be built: {e}");
-                unauthorized(format!("webhook verification is misconfigured: {e}"))
-            })?;
+            let verifier = match Verifier::from_spec(spec, &keys) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(installation = %row.id, "webhook verifier cannot be built: {e}");
+                    return Err(unauthorized(WebhookError::NoMatch.to_string()));
+                }
+            };
             let now = req.received_at_ms.div_euclid(1000);
             let verified = verifier.verify(req.headers.as_slice(), &req.body, now).map_err(|e| match e {
                 WebhookError::MissingHeader(_)
@@ -244,9 +276,16 @@ impl Ingress {
                 | WebhookError::MalformedHeader { .. }
                 | WebhookError::OutsideWindow { .. }
                 | WebhookError::NoMatch => unauthorized(e.to_string()),
-                other => unauthorized(format!("webhook verification is misconfigured: {other}")),
+                other => {
+                    tracing::warn!(installation = %row.id, "webhook verification is misconfigured: {other}");
+                    unauthorized(WebhookError::NoMatch.to_string())
+                }
             })?;
-            dedupe = verified.webhook_id.as_deref().and_then(dedupe_key);
+            dedupe = match verified.timestamp {
+                Some(_) => verified.webhook_id.as_deref().and_then(dedupe_key),
+                // No signed timestamp: only the signed content tells a replay apart.
+                None => Some(content_key(&req.body)),
+            };
         }
         let delegate = p.manifest.webhook.is_none();
         let incoming = IncomingRequest {

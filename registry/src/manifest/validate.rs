@@ -180,6 +180,12 @@ impl Validator {
                     if f.default.is_some() {
                         self.push(format!("{path}.default"), "credentials cannot have a default value");
                     }
+                    if f.guest_readable && f.kind == FieldType::Oauth2 {
+                        self.push(
+                            format!("{path}.guest_readable"),
+                            "an oauth2 credential is never readable by the connector; the host sends its access token with `{{secret:KEY}}`",
+                        );
+                    }
                 }
                 FieldList::Config => {
                     if matches!(f.kind, FieldType::Secret | FieldType::Oauth2) {
@@ -195,6 +201,9 @@ impl Validator {
                         && let Err(reason) = check_value(f.kind, default)
                     {
                         self.push(format!("{path}.default"), reason);
+                    }
+                    if f.guest_readable {
+                        self.push(format!("{path}.guest_readable"), "config values are always readable; remove it");
                     }
                 }
             }

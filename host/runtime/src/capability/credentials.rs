@@ -92,6 +92,8 @@ pub(crate) trait CredentialSource: Send + Sync {
     fn config(&self) -> &BTreeMap<String, String>;
     /// A secret by name.
     fn secret(&self, name: &str) -> Option<&Secret>;
+    /// Whether the guest may read the secret's value with `get-secret` (its manifest says so).
+    fn guest_readable(&self, name: &str) -> bool;
 }
 
 /// A source of secrets and no configuration.
@@ -103,6 +105,11 @@ impl CredentialSource for Secrets {
 
     fn secret(&self, name: &str) -> Option<&Secret> {
         self.get(name)
+    }
+
+    /// Hand-filled secrets (`patchbay run`, tests) are readable: there is no manifest to ask.
+    fn guest_readable(&self, _name: &str) -> bool {
+        true
     }
 }
 
@@ -213,7 +220,17 @@ impl wit::Host for CredentialsView<'_> {
     }
 
     fn get_secret(&mut self, name: String) -> wasmtime::Result<Result<String, CredentialError>> {
-        Ok(self.secret(&name).map(|s| s.expose().to_string()))
+        let secret = match self.secret(&name) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !self.source.guest_readable(&name) {
+            return Ok(Err(CredentialError::Invalid(format!(
+                "secret `{name}` is not readable by the connector: its manifest does not declare it \
+                 `guest_readable`; use the `{{{{secret:{name}}}}}` header placeholder or the host's HMAC"
+            ))));
+        }
+        Ok(Ok(secret.expose().to_string()))
     }
 
     fn hmac_sha256(
@@ -283,6 +300,22 @@ mod tests {
         fn secret(&self, name: &str) -> Option<&Secret> {
             self.secrets.get(name)
         }
+
+        fn guest_readable(&self, name: &str) -> bool {
+            name == "readable"
+        }
+    }
+
+    #[test]
+    fn only_secrets_the_manifest_declares_readable_reach_the_guest() {
+        let mut o = Owned::new();
+        o.secrets.insert("readable", "value-one");
+        let mut c = o.view();
+        assert_eq!(wit::Host::get_secret(&mut c, "readable".into()).unwrap().unwrap(), "value-one");
+        let e = wit::Host::get_secret(&mut c, "webhook_secret".into()).unwrap().unwrap_err();
+        assert!(matches!(&e, CredentialError::Invalid(m) if m.contains("guest_readable")), "{e:?}");
+        // The host still uses it.
+        assert!(c.hmac("webhook_secret", b"x").is_ok());
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub(crate) struct EventsView<'a> {
     pub sink: &'a dyn EventSink,
     pub limits: &'a EventLimits,
     pub emitted: &'a mut u32,
+    /// Removes the installation's secrets from what is emitted.
+    pub scrubber: &'a crate::capability::log::Scrubber,
 }
 
 crate::capability::view_data!(EventsData => EventsView);
@@ -150,13 +152,22 @@ impl EventsView<'_> {
             return Err(EventError::Invalid("subject or idempotency key too long".into()));
         }
         *self.emitted += 1;
+        // Events leave the sandbox: no secret of the installation goes with them.
+        let payload = if self.scrubber.contains_secret(&e.payload) {
+            let mut v: serde_json::Value = serde_json::from_str(&e.payload)
+                .map_err(|err| EventError::Invalid(format!("payload is not valid JSON: {err}")))?;
+            self.scrubber.scrub_json(&mut v);
+            v.to_string()
+        } else {
+            e.payload
+        };
         let ev = EmittedEvent {
             id: new_event_id(),
             scope: self.scope.clone(),
             event_type: e.event_type,
-            subject: e.subject,
-            payload: e.payload,
-            idempotency_key: e.idempotency_key,
+            subject: e.subject.map(|s| self.scrubber.scrub(&s)),
+            payload,
+            idempotency_key: e.idempotency_key.map(|k| self.scrubber.scrub(&k)),
             at_ms: now_ms(),
         };
         self.sink.emit(ev).await.map_err(EventError::Invalid)
@@ -204,7 +215,9 @@ mod tests {
         let sink = MemoryEventSink::default();
         let scope = Scope::new("t", "i");
         let mut emitted = 0;
-        let mut c = EventsView { scope: &scope, sink: &sink, limits: &LIMITS, emitted: &mut emitted };
+        let scrubber = crate::capability::log::Scrubber::new(["sk_test_secret"]);
+        let mut c =
+            EventsView { scope: &scope, sink: &sink, limits: &LIMITS, emitted: &mut emitted, scrubber: &scrubber };
         assert!(matches!(c.emit(ev("Bad Type", "{}", None)).await, Err(EventError::Invalid(_))));
         assert!(matches!(c.emit(ev("a.b", "{not json", None)).await, Err(EventError::Invalid(_))));
         let id1 = c.emit(ev("payment.succeeded", r#"{"id":1}"#, Some("k1"))).await.unwrap();
@@ -212,6 +225,22 @@ mod tests {
         assert_eq!(id1, id2);
         assert_eq!(sink.events().len(), 1);
         assert!(matches!(c.emit(ev("a.b", "{}", None)).await, Err(EventError::TooMany(2))));
+    }
+
+    #[tokio::test]
+    async fn emitted_events_carry_no_secret() {
+        let sink = MemoryEventSink::default();
+        let scope = Scope::new("t", "i");
+        let mut emitted = 0;
+        let scrubber = crate::capability::log::Scrubber::new(["sk_test_secret"]);
+        let mut c =
+            EventsView { scope: &scope, sink: &sink, limits: &LIMITS, emitted: &mut emitted, scrubber: &scrubber };
+        let mut e = ev("a.b", r#"{"k":"sk_test_secret"}"#, None);
+        e.subject = Some("sk_test_secret".into());
+        c.emit(e).await.unwrap();
+        let got = &sink.events()[0];
+        assert!(!got.payload.contains("sk_test") && got.payload.contains("[REDACTED]"), "{}", got.payload);
+        assert_eq!(got.subject.as_deref(), Some("[REDACTED]"));
     }
 
     #[test]

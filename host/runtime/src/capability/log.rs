@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use patchbay_core::log::{Level, LogEntry, Source};
 use patchbay_core::{Scope, now_ms};
@@ -29,72 +30,166 @@ impl From<wit::Level> for Level {
     }
 }
 
-/// Replaces an installation's secret values (and their common encodings) with `[REDACTED]`.
+/// Replaces an installation's secret values, and every encoding of them a guest could use to
+/// carry one out, with `[REDACTED]`: the value and its reverse; URL encoding (form, or every byte
+/// as `%xx` in either case); JSON string escaping (as is, or every character as `\uXXXX`); hex in
+/// either case; base64 (standard and URL-safe alphabets, padded or not) at any offset — the
+/// characters of `base64("user:" + secret)` that only the secret decides are found too.
+/// Hex, `%xx` and `\u` forms are matched without regard to ASCII case.
 #[derive(Default, Clone)]
 pub struct Scrubber {
-    needles: Vec<String>,
+    /// Forms matched exactly.
+    exact: Option<AhoCorasick>,
+    /// Forms matched without regard to ASCII case.
+    folded: Option<AhoCorasick>,
 }
 
 /// Secrets shorter than this are not scrubbed: replacing every occurrence of a 1–3 character string
 /// would destroy the log while protecting nothing a brute force would not find.
 pub(crate) const MIN_SCRUB_LEN: usize = 4;
 
+/// Secrets this long or longer are also looked for reversed and as base64 at an offset (whose
+/// needles are two or three characters shorter than the secret's encoding).
+const MIN_DERIVED_LEN: usize = 6;
+
 const REDACTED: &str = "[REDACTED]";
+
+/// The base64 characters of `secret` placed `offset` bytes into a longer message that depend on
+/// the secret's bytes alone.
+fn base64_at_offset(engine: &base64::engine::GeneralPurpose, secret: &[u8], offset: usize) -> String {
+    let mut padded = vec![0u8; offset];
+    padded.extend_from_slice(secret);
+    let encoded = engine.encode(&padded);
+    let first = (8 * offset).div_ceil(6);
+    let last = (8 * (offset + secret.len())) / 6;
+    encoded.get(first..last).unwrap_or_default().to_string()
+}
 
 impl Scrubber {
     pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut needles = Vec::new();
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let mut exact: Vec<String> = Vec::new();
+        let mut folded: Vec<String> = Vec::new();
         for s in secrets {
             if s.len() < MIN_SCRUB_LEN {
                 continue;
             }
-            needles.push(s.to_string());
-            let enc = url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            if enc != s {
-                needles.push(enc);
+            let bytes = s.as_bytes();
+            exact.push(s.to_string());
+            exact.push(STANDARD.encode(s));
+            exact.push(URL_SAFE.encode(s));
+            if let Ok(json) = serde_json::to_string(s) {
+                exact.push(json[1..json.len() - 1].to_string());
             }
-            needles.push(base64::engine::general_purpose::STANDARD.encode(s));
-            needles.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s));
+            folded.push(url::form_urlencoded::byte_serialize(bytes).collect());
+            folded.push(bytes.iter().map(|b| format!("%{b:02x}")).collect());
+            folded.push(bytes.iter().map(|b| format!("{b:02x}")).collect());
+            folded.push(s.encode_utf16().map(|u| format!("\\u{u:04x}")).collect());
+            if s.len() >= MIN_DERIVED_LEN {
+                exact.push(s.chars().rev().collect());
+                for offset in 0..3 {
+                    exact.push(base64_at_offset(&STANDARD, bytes, offset));
+                    exact.push(base64_at_offset(&URL_SAFE, bytes, offset));
+                }
+            }
         }
-        // Longest first, so a secret containing another is replaced whole.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        needles.dedup();
-        Self { needles }
+        // Each form once more as it reads inside a JSON string (a connector's JSON text carried
+        // in a string, such as a record's `data`).
+        let json_escaped = |needles: &mut Vec<String>| {
+            let extra: Vec<String> = needles
+                .iter()
+                .filter(|n| n.contains(['\\', '"']))
+                .map(|n| n.replace('\\', "\\\\").replace('"', "\\\""))
+                .collect();
+            needles.extend(extra);
+        };
+        json_escaped(&mut exact);
+        json_escaped(&mut folded);
+        let build = |mut needles: Vec<String>, fold: bool| {
+            needles.retain(|n| n.len() >= MIN_SCRUB_LEN);
+            needles.sort();
+            needles.dedup();
+            if needles.is_empty() {
+                return None;
+            }
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(fold)
+                .build(&needles)
+                .ok()
+        };
+        Self { exact: build(exact, false), folded: build(folded, true) }
+    }
+
+    /// Whether there is nothing to scrub.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.exact.is_none() && self.folded.is_none()
+    }
+
+    fn automata(&self) -> impl Iterator<Item = &AhoCorasick> {
+        self.exact.iter().chain(self.folded.iter())
     }
 
     /// Whether `text` contains any secret value or encoding of one.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
-
     pub(crate) fn contains_secret(&self, text: &str) -> bool {
-        self.needles.iter().any(|n| text.contains(n.as_str()))
+        self.automata().any(|a| a.is_match(text))
     }
 
     /// Byte-level scrubbing for bodies that need not be UTF-8; `None` when nothing matched.
     pub(crate) fn scrub_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
         let mut out: Option<Vec<u8>> = None;
-        for n in &self.needles {
+        for a in self.automata() {
             let current = out.as_deref().unwrap_or(data);
-            if let Some(replaced) = replace_bytes(current, n.as_bytes(), REDACTED.as_bytes()) {
+            if a.is_match(current) {
+                let replaced = a.replace_all_bytes(current, &vec![REDACTED.as_bytes(); a.patterns_len()]);
                 out = Some(replaced);
             }
         }
         out
     }
 
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        if !self.contains_secret(text) {
-            return text.to_string();
-        }
-        let mut out = text.to_string();
-        for n in &self.needles {
-            if out.contains(n.as_str()) {
-                out = out.replace(n.as_str(), REDACTED);
+    /// `text` with every secret value and encoding of one replaced.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for a in self.automata() {
+            if a.is_match(out.as_ref()) {
+                out = std::borrow::Cow::Owned(a.replace_all(out.as_ref(), &vec![REDACTED; a.patterns_len()]));
             }
         }
-        out
+        out.into_owned()
+    }
+
+    /// Scrubs every string of a JSON value (object keys included) in place; `true` when
+    /// anything was replaced.
+    pub fn scrub_json(&self, value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        if self.exact.is_none() && self.folded.is_none() {
+            return false;
+        }
+        match value {
+            Value::String(s) => {
+                if self.contains_secret(s) {
+                    *s = self.scrub(s);
+                    return true;
+                }
+                false
+            }
+            Value::Array(items) => items.iter_mut().fold(false, |changed, v| self.scrub_json(v) | changed),
+            Value::Object(map) => {
+                if map.keys().any(|k| self.contains_secret(k)) {
+                    let old = std::mem::take(map);
+                    for (k, mut v) in old {
+                        self.scrub_json(&mut v);
+                        map.insert(self.scrub(&k), v);
+                    }
+                    true
+                } else {
+                    map.values_mut().fold(false, |changed, v| self.scrub_json(v) | changed)
+                }
+            }
+            _ => false,
+        }
     }
 }
 
@@ -183,31 +278,6 @@ impl LogBuffer {
         }
         self.entries
     }
-}
-
-/// Replaces every occurrence of `needle`; `None` when there is none.
-fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let mut out = Vec::new();
-    let (mut i, mut last, mut found) = (0, 0, false);
-    while i + needle.len() <= hay.len() {
-        if hay[i] == needle[0] && &hay[i..i + needle.len()] == needle {
-            out.extend_from_slice(&hay[last..i]);
-            out.extend_from_slice(with);
-            i += needle.len();
-            last = i;
-            found = true;
-        } else {
-            i += 1;
-        }
-    }
-    if !found {
-        return None;
-    }
-    out.extend_from_slice(&hay[last..]);
-    Some(out)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -306,6 +376,48 @@ mod tests {
         assert_eq!(s.scrub("q=p%40ss+word"), "q=[REDACTED]");
         let b64 = base64::engine::general_purpose::STANDARD.encode("sk_live_abc123");
         assert_eq!(s.scrub(&format!("Basic {b64}")), "Basic [REDACTED]");
+        assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    /// Finding: the scrubber missed hex, lower-case `%xx`, JSON `\u` escapes, reversed values and
+    /// base64 at an offset (`base64("user:" + secret)`).
+    #[test]
+    fn scrubs_every_encoding_a_guest_could_use() {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let secret = "sk_live_Zq9/+x:Tq";
+        let s = Scrubber::new([secret]);
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        let pct: String = secret.bytes().map(|b| format!("%{b:02x}")).collect();
+        let uesc: String = secret.encode_utf16().map(|u| format!("\\u{u:04x}")).collect();
+        let mut forms = vec![
+            secret.to_string(),
+            hex.clone(),
+            hex.to_uppercase(),
+            pct.clone(),
+            pct.to_uppercase(),
+            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>().to_lowercase(),
+            uesc.clone(),
+            uesc.to_uppercase().replace("\\U", "\\u"),
+            secret.chars().rev().collect(),
+            serde_json::to_string(secret).unwrap(),
+            STANDARD.encode(secret),
+            STANDARD_NO_PAD.encode(secret),
+            URL_SAFE_NO_PAD.encode(secret),
+        ];
+        for prefix in ["u:", "us:", "use:", "user:"] {
+            forms.push(STANDARD.encode(format!("{prefix}{secret}")));
+            forms.push(URL_SAFE_NO_PAD.encode(format!("{prefix}{secret}!")));
+        }
+        for form in forms {
+            let text = format!("before {form} after");
+            assert!(s.contains_secret(&text), "not found: {form}");
+            let scrubbed = s.scrub(&text);
+            assert!(scrubbed.contains(REDACTED), "{form} -> {scrubbed}");
+            assert!(!scrubbed.contains(&form), "{form} -> {scrubbed}");
+        }
+        let mut v = serde_json::json!({"a": [secret, {"b": hex}], secret: 1});
+        s.scrub_json(&mut v);
+        assert!(!v.to_string().contains("sk_live"), "{v}");
         assert_eq!(s.scrub("nothing here"), "nothing here");
     }
 

@@ -123,6 +123,8 @@ pub(crate) struct StateView<'a> {
     pub scope: &'a Scope,
     pub store: &'a dyn StateStore,
     pub limits: &'a StateLimits,
+    /// Removes the installation's secrets from stored values (state is read back by the API).
+    pub scrubber: &'a crate::capability::log::Scrubber,
 }
 
 crate::capability::view_data!(StateData => StateView);
@@ -155,6 +157,7 @@ impl wit::Host for StateView<'_> {
                 self.limits.max_value_bytes
             ))));
         }
+        let value = self.scrubber.scrub(&value);
         Ok(self.store.set(self.scope, &key, &value, self.limits).await)
     }
 
@@ -178,8 +181,11 @@ mod tests {
     const LIMITS: StateLimits =
         StateLimits { max_key_bytes: 16, max_value_bytes: 32, max_keys: 3, max_total_bytes: 64 };
 
+    static NO_SECRETS: std::sync::LazyLock<crate::capability::log::Scrubber> =
+        std::sync::LazyLock::new(crate::capability::log::Scrubber::default);
+
     fn view<'a>(store: &'a dyn StateStore, scope: &'a Scope) -> StateView<'a> {
-        StateView { scope, store, limits: &LIMITS }
+        StateView { scope, store, limits: &LIMITS, scrubber: &NO_SECRETS }
     }
 
     #[tokio::test]

@@ -77,7 +77,8 @@ impl Prepared {
             i.limits.clone(),
         )
         .map_err(|e| Error::invalid(Field::Config, e.to_string()))?
-        .with_budget(self.budget.clone().map(|b| b as Arc<dyn EgressBudget>));
+        .with_budget(self.budget.clone().map(|b| b as Arc<dyn EgressBudget>))
+        .with_guest_readable(guest_readable(&self.manifest));
         Ok(Prepared {
             revision: self.revision,
             source_revision: self.source_revision,
@@ -92,6 +93,11 @@ impl Prepared {
             budget: self.budget.clone(),
         })
     }
+}
+
+/// The credentials a connector's manifest lets it read itself.
+fn guest_readable(manifest: &Manifest) -> Vec<String> {
+    manifest.credentials.iter().filter(|f| f.guest_readable).map(|f| f.key.clone()).collect()
 }
 
 /// The provider budget an installation draws from.
@@ -205,7 +211,7 @@ impl Installations {
         if let Some(api) = &row.api_version {
             config.entry("api_version".into()).or_insert_with(|| api.clone());
         }
-        let mut secrets = self.secrets(row).await?;
+        let mut secrets = self.secrets(row, &manifest).await?;
         // The OAuth client's id and secret stay in the host; the token key is filled per call.
         let oauth = match (&manifest.oauth2, manifest.oauth2_field()) {
             (Some(spec), Some(field)) => {
@@ -233,7 +239,8 @@ impl Installations {
             limits.to_limits(),
         )
         .map_err(|e| Error::invalid(Field::Config, e.to_string()))?
-        .with_budget(budget.clone().map(|b| b as Arc<dyn EgressBudget>));
+        .with_budget(budget.clone().map(|b| b as Arc<dyn EgressBudget>))
+        .with_guest_readable(guest_readable(&manifest));
         Ok(Prepared {
             revision: row.revision,
             source_revision,
@@ -249,16 +256,21 @@ impl Installations {
         })
     }
 
-    /// Opens an installation's credentials (falling back to its bundle source for unset fields).
-    async fn secrets(&self, row: &InstallationRow) -> Result<Secrets, Error> {
+    /// Opens an installation's credentials (falling back to its bundle source for unset fields
+    /// the connector declares: a source's other values, such as its OAuth client, stay there).
+    async fn secrets(&self, row: &InstallationRow, manifest: &Manifest) -> Result<Secrets, Error> {
         let mut secrets = Secrets::new();
         let mut sources = vec![row.id.clone()];
         if let Some(from) = &row.credentials_from {
             sources.push(from.clone());
         }
         for source in sources {
+            let borrowed = source != row.id;
             for f in self.store.credentials(&row.tenant, &source).await? {
                 if secrets.get(&f.field).is_some() {
+                    continue;
+                }
+                if borrowed && !manifest.credentials.iter().any(|c| c.key == f.field) {
                     continue;
                 }
                 let plain = self.keyring.open(&row.tenant, &source, &f.field, &f.ciphertext).map_err(|e| {

@@ -21,7 +21,7 @@ use patchbay_store::{InstallationPatch, InstallationRow, NewInstallation, Sealed
 use serde_json::{Map, Value};
 
 pub use calls::{Prepared, QuotaStatus, Resolved, call_error, connector_error, quota_error};
-pub use rules::{CreateInstallation, LimitsSpec, UpdateInstallation, validate_config};
+pub use rules::{CreateInstallation, LimitsSpec, UniqueKeys, UpdateInstallation, validate_config};
 
 use crate::catalog::{Catalog, manifest_of};
 use crate::changes::ChangeLog;
@@ -29,7 +29,7 @@ use crate::ingress::HookCache;
 use crate::metrics::Metrics;
 use crate::oauth::Tokens;
 use crate::quota::Quotas;
-use rules::{api_version_ids, check_name, check_url, field_keys, json_string, parse_object, pick_api_version};
+use rules::{api_version_ids, check_url, field_keys, json_string, normalize_name, parse_object, pick_api_version};
 
 /// Shown instead of a secret value.
 pub(crate) const MASK: &str = "••••••••";
@@ -107,16 +107,35 @@ impl Installations {
         }
     }
 
-    /// Installs a connector for `tenant`.
+    /// Installs a connector for `tenant`, with the authority to use credentials (the host's own
+    /// callers, benchmarks); the API uses [`Installations::create_as`].
     pub async fn create(&self, tenant: &str, req: CreateInstallation) -> Result<InstallationDetails, Error> {
-        check_name(&req.name)?;
-        req.limits.validate()?;
+        self.create_as(tenant, req, true).await
+    }
+
+    /// Installs a connector for `tenant` on behalf of a key that may (`may_use_credentials`: it
+    /// holds the `credentials` scope) or may not use credentials it did not set: borrowing
+    /// another installation's with `credentials_from` needs that scope.
+    pub async fn create_as(
+        &self,
+        tenant: &str,
+        req: CreateInstallation,
+        may_use_credentials: bool,
+    ) -> Result<InstallationDetails, Error> {
+        let mut req = req;
+        req.name = normalize_name(&req.name)?;
+        req.limits.validate(self.runtime.max_call_timeout())?;
         let version = self.catalog.pick_version(tenant, &req.connector, req.version.as_deref()).await?;
         let manifest = manifest_of(&version)?;
         let api_version = pick_api_version(&manifest, req.api_version.as_deref())?;
         let config = validate_config(&manifest, &req.config)?;
         if let Some(from) = &req.credentials_from {
-            self.check_credentials_source(tenant, &manifest, from).await?;
+            if !may_use_credentials {
+                return Err(Error::forbidden(
+                    "sharing another installation's credentials (credentials_from) needs a key with the `credentials` scope",
+                ));
+            }
+            self.check_credentials_source(tenant, &version, &manifest, from).await?;
         }
         let row = self
             .store
@@ -143,7 +162,17 @@ impl Installations {
         Ok(self.details_with(row, Some(version), Some(&manifest)).await)
     }
 
-    async fn check_credentials_source(&self, tenant: &str, manifest: &Manifest, from: &str) -> Result<(), Error> {
+    /// A credentials source must be an installation of the same tenant, of a connector in the
+    /// same bundle by the same publisher: the same owner (the operator's catalog, or the tenant's
+    /// own uploads) or the same trusted signing key. A bundle id is only a claim; anyone can
+    /// write one into a manifest.
+    async fn check_credentials_source(
+        &self,
+        tenant: &str,
+        version: &VersionRow,
+        manifest: &Manifest,
+        from: &str,
+    ) -> Result<(), Error> {
         let Some(bundle) = &manifest.bundle else {
             return Err(Error::invalid(
                 Field::CredentialsFrom,
@@ -165,17 +194,43 @@ impl Installations {
                 format!("credentials_from: installation {from:?} is not in bundle {:?}", bundle.id),
             ));
         }
+        let same_owner = v.owner == version.owner;
+        let same_signer = v.signed_by.is_some() && v.signed_by == version.signed_by;
+        if !same_owner && !same_signer {
+            return Err(Error::invalid(
+                Field::CredentialsFrom,
+                format!(
+                    "credentials_from: installation {from:?} runs a connector of another publisher; bundle members \
+                     share credentials only when the same owner published them or the same key signed them"
+                ),
+            ));
+        }
         Ok(())
     }
 
-    /// Changes an installation; absent members stay as they are.
+    /// Changes an installation; absent members stay as they are. With the authority to use
+    /// credentials; the API uses [`Installations::update_as`].
     pub async fn update(&self, tenant: &str, id: &str, req: UpdateInstallation) -> Result<InstallationDetails, Error> {
+        self.update_as(tenant, id, req, true).await
+    }
+
+    /// Changes an installation on behalf of a key that may or may not use credentials: moving to
+    /// a version whose connector reads secret values it could not read before needs the
+    /// `credentials` scope (the new version would hand it the values the key cannot see).
+    pub async fn update_as(
+        &self,
+        tenant: &str,
+        id: &str,
+        req: UpdateInstallation,
+        may_use_credentials: bool,
+    ) -> Result<InstallationDetails, Error> {
         let row = self.get(tenant, id).await?;
+        let mut req = req;
         if let Some(n) = &req.name {
-            check_name(n)?;
+            req.name = Some(normalize_name(n)?);
         }
         if let Some(l) = &req.limits {
-            l.validate()?;
+            l.validate(self.runtime.max_call_timeout())?;
         }
         // Validate the result against the (possibly new) version's manifest.
         let version = match &req.version {
@@ -192,6 +247,22 @@ impl Installations {
             None => self.catalog.installed_version(&row).await?,
         };
         let manifest = manifest_of(&version)?;
+        if req.version.is_some() && !may_use_credentials {
+            let current = manifest_of(&self.catalog.installed_version(&row).await?)?;
+            let newly: Vec<&str> = manifest
+                .credentials
+                .iter()
+                .filter(|f| f.guest_readable && !current.credential(&f.key).is_some_and(|c| c.guest_readable))
+                .map(|f| f.key.as_str())
+                .collect();
+            if !newly.is_empty() {
+                return Err(Error::forbidden(format!(
+                    "version {} lets the connector read the secret values {} itself; upgrading to it needs a key with the `credentials` scope",
+                    version.version,
+                    newly.join(", ")
+                )));
+            }
+        }
         let api_version = match &req.api_version {
             Some(requested) => pick_api_version(&manifest, requested.as_deref())?,
             None => match &row.api_version {

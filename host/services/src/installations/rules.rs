@@ -8,6 +8,7 @@ use patchbay_core::error::{Error, Field};
 use patchbay_registry::{FieldType, Manifest, RateLimit, rate_limit_issues};
 use patchbay_runtime::Limits;
 use patchbay_runtime::capability::http::EgressPolicy;
+use patchbay_runtime::capability::http::policy::fill_template;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSpec {
-    /// Call deadline, 1..=300000 ms (default 30000).
+    /// Call deadline, 1 ms up to the operator's longest call timeout (default 30000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Memory cap, 1..=1024 MiB (default 64).
@@ -30,11 +31,16 @@ pub struct LimitsSpec {
 }
 
 impl LimitsSpec {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks the limits; `max_timeout` is the operator's longest call timeout.
+    pub(crate) fn validate(&self, max_timeout: Duration) -> Result<(), Error> {
+        let max_ms = u64::try_from(max_timeout.as_millis()).unwrap_or(u64::MAX);
         if let Some(t) = self.timeout_ms
-            && !(1..=300_000).contains(&t)
+            && !(1..=max_ms).contains(&t)
         {
-            return Err(Error::invalid(Field::Limits, format!("limits.timeout_ms must be 1..=300000, got {t}")));
+            return Err(Error::invalid(
+                Field::Limits,
+                format!("limits.timeout_ms must be 1..={max_ms} (the host's longest call timeout), got {t}"),
+            ));
         }
         if let Some(m) = self.memory_mib
             && !(1..=1024).contains(&m)
@@ -76,7 +82,7 @@ pub struct CreateInstallation {
     /// Display name, 1-100 printable characters, unique within the tenant.
     pub name: String,
     /// Configuration values, checked against the connector's config schema.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub config: Map<String, Value>,
     /// Per-installation limits; unset members take the host's defaults.
     #[serde(default)]
@@ -92,6 +98,44 @@ fn yes() -> bool {
     true
 }
 
+/// A JSON object whose keys are all different: a repeated key is refused rather than the last
+/// value silently winning.
+#[derive(Debug, Default)]
+pub struct UniqueKeys(pub Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
+                let mut map = Map::new();
+                while let Some((k, v)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                    }
+                    map.insert(k, v);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+fn unique_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    Ok(UniqueKeys::deserialize(d)?.0)
+}
+
+fn some_unique_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
+    Ok(Option::<UniqueKeys>::deserialize(d)?.map(|u| u.0))
+}
+
 /// `PATCH /v1/installations/{id}`: absent members are left unchanged.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +148,7 @@ pub struct UpdateInstallation {
     /// Whether calls are accepted.
     pub enabled: Option<bool>,
     /// A new configuration, replacing the old one.
+    #[serde(default, deserialize_with = "some_unique_keys")]
     pub config: Option<Map<String, Value>>,
     /// New per-installation limits.
     pub limits: Option<LimitsSpec>,
@@ -115,11 +160,27 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     Ok(Some(Option::deserialize(d)?))
 }
 
-pub(crate) fn check_name(name: &str) -> Result<(), Error> {
-    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(Field::Name, "name must be 1-100 printable characters"));
+/// An installation name, normalized: 1–100 characters (not bytes) after Unicode NFC
+/// normalization, so two spellings of the same text are the same name; no control, format
+/// (bidi overrides, zero-width) or unassigned-looking invisible characters.
+pub(crate) fn normalize_name(name: &str) -> Result<String, Error> {
+    use unicode_normalization::UnicodeNormalization;
+    let nfc: String = name.nfc().collect();
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{061C}' | '\u{180E}' | '\u{00AD}')
+    };
+    let count = nfc.chars().count();
+    if nfc.trim().is_empty() || count > 100 {
+        return Err(Error::invalid(Field::Name, format!("name must be 1-100 characters, got {count}")));
     }
-    Ok(())
+    if let Some(c) = nfc.chars().find(|c| invisible(*c)) {
+        return Err(Error::invalid(
+            Field::Name,
+            format!("name may not contain control or invisible formatting characters (found U+{:04X})", c as u32),
+        ));
+    }
+    Ok(nfc)
 }
 
 pub(crate) fn api_version_ids(m: &Manifest) -> String {
@@ -200,6 +261,14 @@ pub fn validate_config(m: &Manifest, input: &Map<String, Value>) -> Result<Map<S
     // Templates in allowed hosts must produce valid destinations with this config.
     let filled: BTreeMap<String, String> = out.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
     EgressPolicy::build(&m.allowed_hosts, &filled).map_err(|e| Error::invalid(Field::Config, e.to_string()))?;
+    // So must the OAuth endpoints (a key not set yet is reported when the endpoint is used).
+    if let Some(spec) = &m.oauth2 {
+        for endpoint in
+            [Some(&spec.token_url), spec.authorize_url.as_ref(), spec.revoke_url.as_ref()].into_iter().flatten()
+        {
+            fill_template(endpoint, &filled).map_err(|e| Error::invalid(Field::Config, e.to_string()))?;
+        }
+    }
     Ok(out)
 }
 

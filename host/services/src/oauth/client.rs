@@ -3,9 +3,10 @@
 //! (§4.1.3, §6, §4.4) with `client_secret_basic` or `client_secret_post` (§2.3.1), token
 //! responses and errors (§5.1, §5.2), and revocation (RFC 7009).
 //!
-//! Requests go through the runtime's outbound client, so the operator's network policy applies
-//! to token endpoints as it does to connectors (a manifest cannot point the host at a private
-//! address). Tokens are [`Secret`]s: their `Debug` shows nothing, and no error message carries
+//! Requests go through the runtime's [`Egress`], so the operator's network policy applies to
+//! token endpoints as it does to connectors: a manifest or a configuration value cannot point the
+//! host at a private address, whether it names it or writes it as an IP literal. A refused
+//! destination is reported in the host's own words; nothing is sent there. Tokens are [`Secret`]s: their `Debug` shows nothing, and no error message carries
 //! one. How tokens are stored and refreshed is in [`super::Tokens`].
 
 use std::collections::BTreeMap;
@@ -18,7 +19,9 @@ use serde::Deserialize;
 use url::Url;
 
 use patchbay_runtime::capability::credentials::Secret;
+use patchbay_runtime::capability::http::BlockedAddress;
 use patchbay_runtime::capability::http::policy::{Template, fill_template};
+use patchbay_runtime::egress::{Egress, EgressError};
 
 /// Time allowed for one token-endpoint request.
 pub(crate) const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,6 +80,9 @@ pub(crate) enum TokenError {
     /// The provider could not be reached or answered something that is not a token response.
     #[error("the token endpoint is unavailable: {0}")]
     Unavailable(String),
+    /// The endpoint is not a destination the host sends requests to (blocked network, scheme).
+    #[error("the token endpoint is not reachable from this host: {0}")]
+    Blocked(String),
 }
 
 impl TokenError {
@@ -92,6 +98,7 @@ impl TokenError {
         match self {
             TokenError::Refused { code, .. } => code,
             TokenError::Unavailable(_) => "unavailable",
+            TokenError::Blocked(_) => "blocked",
         }
     }
 }
@@ -163,7 +170,7 @@ impl<'a> OAuthClient<'a> {
     /// Exchanges an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.5).
     pub(crate) async fn exchange_code(
         &self,
-        http: &reqwest::Client,
+        http: &Egress,
         code: &str,
         redirect_uri: &str,
         verifier: Option<&str>,
@@ -176,16 +183,12 @@ impl<'a> OAuthClient<'a> {
     }
 
     /// Refreshes an access token (RFC 6749 §6).
-    pub(crate) async fn refresh(
-        &self,
-        http: &reqwest::Client,
-        refresh_token: &Secret,
-    ) -> Result<TokenResponse, TokenError> {
+    pub(crate) async fn refresh(&self, http: &Egress, refresh_token: &Secret) -> Result<TokenResponse, TokenError> {
         self.token_request(http, vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())]).await
     }
 
     /// Obtains a token with the client's own credentials (RFC 6749 §4.4).
-    pub(crate) async fn client_credentials(&self, http: &reqwest::Client) -> Result<TokenResponse, TokenError> {
+    pub(crate) async fn client_credentials(&self, http: &Egress) -> Result<TokenResponse, TokenError> {
         let scope = self.spec.scope();
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(s) = &scope {
@@ -196,7 +199,7 @@ impl<'a> OAuthClient<'a> {
 
     /// Revokes a token (RFC 7009 §2.1); `Ok(false)` when the manifest names no revocation
     /// endpoint. The provider answers 200 for tokens it no longer knows, too.
-    pub(crate) async fn revoke(&self, http: &reqwest::Client, token: &Secret, hint: &str) -> Result<bool, TokenError> {
+    pub(crate) async fn revoke(&self, http: &Egress, token: &Secret, hint: &str) -> Result<bool, TokenError> {
         let Some(url) = &self.revoke_url else { return Ok(false) };
         let form = vec![("token", token.expose()), ("token_type_hint", hint)];
         let resp = self.post(http, url, form).await?;
@@ -208,11 +211,7 @@ impl<'a> OAuthClient<'a> {
         Err(error_from(status, &body))
     }
 
-    async fn token_request(
-        &self,
-        http: &reqwest::Client,
-        form: Vec<(&str, &str)>,
-    ) -> Result<TokenResponse, TokenError> {
+    async fn token_request(&self, http: &Egress, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
         let resp = self.post(http, &self.token_url, form).await?;
         let status = resp.status().as_u16();
         let body = read_capped(resp).await?;
@@ -225,15 +224,21 @@ impl<'a> OAuthClient<'a> {
     /// POSTs a form with the client's authentication and the extra token parameters.
     async fn post(
         &self,
-        http: &reqwest::Client,
+        http: &Egress,
         url: &Url,
         mut form: Vec<(&str, &str)>,
     ) -> Result<reqwest::Response, TokenError> {
         for (k, v) in &self.spec.token_params {
             form.push((k, v));
         }
-        let mut req =
-            http.post(url.clone()).timeout(TOKEN_REQUEST_TIMEOUT).header(reqwest::header::ACCEPT, "application/json");
+        let mut req = http
+            .request(reqwest::Method::POST, url.clone())
+            .map_err(|e| match e {
+                EgressError::Blocked(b) => TokenError::Blocked(b.to_string()),
+                EgressError::Invalid(m) => TokenError::Blocked(m),
+            })?
+            .timeout(TOKEN_REQUEST_TIMEOUT)
+            .header(reqwest::header::ACCEPT, "application/json");
         match (self.spec.client_auth, &self.client_secret) {
             (ClientAuth::Basic, Some(secret)) => {
                 // §2.3.1: id and secret are form-encoded before they are joined.
@@ -251,7 +256,7 @@ impl<'a> OAuthClient<'a> {
             // A public client identifies itself in the body.
             (_, None) => form.push(("client_id", &self.client_id)),
         }
-        req.form(&form).send().await.map_err(|e| TokenError::Unavailable(describe(&e)))
+        req.form(&form).send().await.map_err(failed)
     }
 }
 
@@ -259,7 +264,20 @@ fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// A reqwest error without the URL's query (which never carries tokens here, but stays short).
+/// A failed send: a name that resolved only to blocked addresses is [`TokenError::Blocked`].
+fn failed(e: reqwest::Error) -> TokenError {
+    let e = e.without_url();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = src {
+        if let Some(b) = s.downcast_ref::<BlockedAddress>() {
+            return TokenError::Blocked(b.to_string());
+        }
+        src = s.source();
+    }
+    TokenError::Unavailable(describe(&e))
+}
+
+/// A reqwest error without the URL (which never carries tokens here, but stays short).
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "the request timed out".into()
@@ -275,7 +293,7 @@ fn describe(e: &reqwest::Error) -> String {
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, TokenError> {
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| TokenError::Unavailable(describe(&e)))? {
+    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
         if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
             return Err(TokenError::Unavailable(format!("the response is larger than {MAX_TOKEN_RESPONSE} bytes")));
         }

@@ -13,7 +13,7 @@ use patchbay_runtime::capability::credentials::Secret;
 use patchbay_store::Store;
 use patchbay_store::oauth::{GrantRow, OAuthState};
 
-use super::client::random_token;
+use super::client::{TokenError, random_token};
 use super::tokens::{STATE_TTL_MS, Tokens};
 use crate::changes::ChangeLog;
 use crate::installations::Installations;
@@ -196,7 +196,13 @@ impl Connections {
         let t = client
             .exchange_code(self.tokens.http(), code, &pending.redirect_uri, verifier.as_ref().map(Secret::expose))
             .await
-            .map_err(|e| Error::new(ErrorKind::Provider(Provider::OAuthExchangeFailed), e.to_string()))?;
+            .map_err(|e| {
+                let kind = match e {
+                    TokenError::Blocked(_) => Provider::OAuthBlocked,
+                    _ => Provider::OAuthExchangeFailed,
+                };
+                Error::new(ErrorKind::Provider(kind), e.to_string())
+            })?;
         let tokens = self.tokens.new_tokens(
             tenant,
             installation,

@@ -11,6 +11,7 @@ use patchbay_core::{new_id, now_ms};
 use patchbay_crypto::Keyring;
 use patchbay_registry::{OAuth2Spec, OAuthGrant};
 use patchbay_runtime::capability::credentials::Secret;
+use patchbay_runtime::egress::Egress;
 use patchbay_store::oauth::{GrantRow, NewTokens, RefreshClaim, StatusEvent};
 use patchbay_store::{NewEvent, Store, StoreError};
 use serde_json::json;
@@ -133,7 +134,11 @@ fn reauth_error(installation: &str) -> Error {
 }
 
 fn unavailable(e: &TokenError) -> Error {
-    Error::new(ErrorKind::Provider(Provider::OAuthUnavailable), format!("refreshing the access token failed: {e}"))
+    let kind = match e {
+        TokenError::Blocked(_) => Provider::OAuthBlocked,
+        _ => Provider::OAuthUnavailable,
+    };
+    Error::new(ErrorKind::Provider(kind), format!("refreshing the access token failed: {e}"))
 }
 
 /// When to refresh a token ahead of its expiry: half its lifetime before, at most five minutes.
@@ -149,8 +154,8 @@ pub struct TokensDeps {
     pub store: Store,
     /// Seals and opens tokens.
     pub keyring: Arc<Keyring>,
-    /// The runtime's outbound client: the operator's network policy applies to token endpoints.
-    pub http: reqwest::Client,
+    /// The host's way out: the operator's network policy applies to token endpoints.
+    pub http: Egress,
     /// Turns the `installation.reauth_required` event into deliveries by the tenant's routes.
     pub router: Arc<Router>,
     /// Records token changes in the installation's operation log.
@@ -163,7 +168,7 @@ pub struct TokensDeps {
 pub struct Tokens {
     store: Store,
     keyring: Arc<Keyring>,
-    http: reqwest::Client,
+    http: Egress,
     router: Arc<Router>,
     changes: Arc<ChangeLog>,
     metrics: Arc<Metrics>,
@@ -183,8 +188,8 @@ impl Tokens {
         }
     }
 
-    /// The outbound client token requests go through.
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    /// The guarded way out token requests go through.
+    pub(crate) fn http(&self) -> &Egress {
         &self.http
     }
 

@@ -51,6 +51,9 @@ pub(crate) enum Schedule {
     Cron(CronExpr),
 }
 
+/// The longest interval between runs: a year (a longer one is a typo, not a schedule).
+pub(crate) const MAX_INTERVAL_SECS: u64 = 366 * 86_400;
+
 impl Schedule {
     /// Builds a schedule from the two settings a sync stores; exactly one must be given.
     ///
@@ -62,6 +65,9 @@ impl Schedule {
             (None, None) => Err("give either interval_secs or cron".to_owned()),
             (Some(secs), None) if secs < MIN_INTERVAL_SECS => {
                 Err(format!("interval_secs must be at least {MIN_INTERVAL_SECS}"))
+            }
+            (Some(secs), None) if secs > MAX_INTERVAL_SECS => {
+                Err(format!("interval_secs must be at most {MAX_INTERVAL_SECS} (one year)"))
             }
             (Some(secs), None) => Ok(Schedule::Every { secs }),
             (None, Some(text)) => {

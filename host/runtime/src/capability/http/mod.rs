@@ -12,7 +12,6 @@
 pub mod network;
 pub mod policy;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
@@ -27,6 +26,7 @@ use wasmtime::component::Linker;
 use super::credentials::CredentialSource;
 use super::log::{LogBuffer, Scrubber};
 use crate::bindings::connector::patchbay::connector::http as wit;
+use crate::egress::{Egress, EgressError};
 use wit::{HttpError, Method, Request, Response};
 
 /// Per-call HTTP bounds.
@@ -73,20 +73,6 @@ pub(crate) fn retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_millis(u64::try_from(at_ms - patchbay_core::now_ms()).unwrap_or(0)))
 }
 
-/// Builds the host's outbound client: no proxies, no automatic redirects, resolver guarded by the
-/// network policy.
-pub(crate) fn build_client(network: Arc<NetworkPolicy>) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(Arc::new(network::GuardedResolver { policy: network }))
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 /// The provider budget a call's requests draw from (the services' token buckets): told when the
 /// provider answers 429, so every caller of that provider waits, not only the one refused.
 pub trait EgressBudget: Send + Sync {
@@ -97,9 +83,10 @@ pub trait EgressBudget: Send + Sync {
 /// What the `http` host functions see: the installation's policy and secrets, the runtime's
 /// client and network policy, and the call's budget and log.
 pub(crate) struct HttpView<'a> {
-    pub client: &'a reqwest::Client,
-    pub egress: &'a EgressPolicy,
-    pub network: &'a NetworkPolicy,
+    /// The host's guarded way out (network policy, resolution, literals).
+    pub egress: &'a Egress,
+    /// The installation's allowed destinations.
+    pub allowed: &'a EgressPolicy,
     /// Where `{{secret:NAME}}` header placeholders are filled from.
     pub credentials: &'a dyn CredentialSource,
     pub scrubber: &'a Scrubber,
@@ -203,6 +190,13 @@ fn log_target(url: &Url) -> (String, String) {
     (host, url.path().to_string())
 }
 
+fn egress_error(e: EgressError) -> HttpError {
+    match e {
+        EgressError::Invalid(m) => HttpError::InvalidRequest(m),
+        EgressError::Blocked(b) => HttpError::AddressBlocked(b.to_string()),
+    }
+}
+
 fn error_name(e: &HttpError) -> &'static str {
     match e {
         HttpError::DestinationNotAllowed(_) => "destination-not-allowed",
@@ -294,9 +288,6 @@ impl HttpView<'_> {
 
     /// Validates the URL and destination of one hop.
     fn check_url(&self, url: &Url) -> Result<(), HttpError> {
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(HttpError::InvalidRequest(format!("unsupported scheme {:?}", url.scheme())));
-        }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(HttpError::InvalidRequest("URLs may not carry user info; use headers".into()));
         }
@@ -312,16 +303,11 @@ impl HttpView<'_> {
                 "the URL contains a secret value of this installation; send secrets in headers".into(),
             ));
         }
-        self.egress.check(url).map_err(HttpError::DestinationNotAllowed)?;
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal {
-            self.network.check(ip).map_err(|b| HttpError::AddressBlocked(b.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(HttpError::InvalidRequest(format!("unsupported scheme {:?}", url.scheme())));
         }
-        Ok(())
+        self.allowed.check(url).map_err(HttpError::DestinationNotAllowed)?;
+        self.egress.check(url).map_err(egress_error)
     }
 
     fn prepare(&self, req: &Request) -> Result<Prepared, HttpError> {
@@ -389,7 +375,10 @@ impl HttpView<'_> {
         let mut hops = 0u8;
         loop {
             let hop_started = Instant::now();
-            let mut builder = self.client.request(method.clone(), url.clone());
+            let mut builder = match self.egress.request(method.clone(), url.clone()) {
+                Ok(b) => b,
+                Err(e) => return Err(self.fail(&method, &url, hop_started, egress_error(e))),
+            };
             let cross_origin = !same_origin(&origin, &url);
             for (name, value, secret) in &prepared.headers {
                 // On a redirect to another origin, credentials stay behind (as browsers do).

@@ -3,8 +3,9 @@
 //! addresses through an allowed name that resolves there (DNS rebinding included — the address
 //! checked is the one connected to).
 //!
-//! IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::/96`)
-//! IPv6 addresses are judged by the IPv4 address they embed. An operator may allow networks
+//! An IPv6 address that embeds an IPv4 address — mapped, compatible, translated, NAT64, 6to4,
+//! Teredo or ISATAP — is blocked when any IPv4 address it embeds is; the local-use NAT64 prefix
+//! `64:ff9b:1::/48` is blocked as a whole. An operator may allow networks
 //! explicitly (tests allow `127.0.0.1/32`); cloud-metadata addresses are only allowed by an entry
 //! naming exactly that address.
 
@@ -116,31 +117,52 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("site-local")
     } else if seg[0] & 0xff00 == 0xff00 {
         Some("multicast")
-    } else if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+    } else if seg[0] == 0x2001 && seg[1] == 0x0db8 || seg[0] & 0xfff0 == 0x3ff0 {
         Some("documentation")
     } else if seg[0] == 0x0100 && seg[1] == 0 && seg[2] == 0 && seg[3] == 0 {
         Some("discard-only")
+    } else if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1 {
+        // RFC 8215: a local-use NAT64 prefix translates into networks of the operator's choosing.
+        Some("local-use NAT64 (RFC 8215)")
+    } else if seg[0] == 0x2001 && seg[1] == 0x0002 && seg[2] == 0 {
+        Some("benchmarking")
+    } else if seg[0] == 0x2001 && (seg[1] & 0xffe0 == 0x0020 || seg[1] & 0xfff0 == 0x0010) {
+        Some("ORCHID")
+    } else if seg[0] == 0x5f00 {
+        Some("segment routing (SRv6 SIDs)")
     } else {
         None
     }
 }
 
-/// The IPv4 address an IPv6 address stands for, if it embeds one.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(v4);
-    }
+/// The IPv4 addresses an IPv6 address stands for or carries, by every standard embedding:
+/// IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, IPv4-translated
+/// `::ffff:0:a.b.c.d` (RFC 2765), NAT64 `64:ff9b::a.b.c.d` (RFC 6052), 6to4 `2002:AABB:CCDD::/48`
+/// (RFC 3056), Teredo `2001:0::/32` (server and obfuscated client, RFC 4380) and ISATAP
+/// interface identifiers `…:0:5efe:a.b.c.d` / `…:200:5efe:a.b.c.d` (RFC 5214).
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
     let seg = ip.segments();
-    let tail = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
-    // NAT64 well-known prefix 64:ff9b::/96.
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6].iter().all(|s| *s == 0) {
-        return Some(tail);
+    let quad = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let tail = quad(seg[6], seg[7]);
+    let mut found = Vec::new();
+    if seg[..5].iter().all(|s| *s == 0) && seg[5] == 0xffff {
+        found.push(tail); // mapped
+    } else if seg[..4].iter().all(|s| *s == 0) && seg[4] == 0xffff && seg[5] == 0 {
+        found.push(tail); // translated
+    } else if seg[..6].iter().all(|s| *s == 0) && u32::from(tail) > 1 {
+        found.push(tail); // compatible (not :: or ::1)
+    } else if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6].iter().all(|s| *s == 0) {
+        found.push(tail); // NAT64 well-known prefix
+    } else if seg[0] == 0x2002 {
+        found.push(quad(seg[1], seg[2])); // 6to4
+    } else if seg[0] == 0x2001 && seg[1] == 0 {
+        found.push(quad(seg[2], seg[3])); // Teredo server
+        found.push(quad(!seg[6], !seg[7])); // Teredo client, bits inverted
     }
-    // Deprecated IPv4-compatible ::a.b.c.d (not :: or ::1).
-    if seg[..6].iter().all(|s| *s == 0) && u32::from(tail) > 1 {
-        return Some(tail);
+    if seg[4] & 0xfdff == 0 && seg[5] == 0x5efe {
+        found.push(tail); // ISATAP
     }
-    None
+    found
 }
 
 /// Why `ip` is blocked by default, or `None` for a public address.
@@ -154,10 +176,12 @@ pub(crate) fn blocked_reason(ip: IpAddr) -> Option<String> {
             .find(|((net, p), _)| Cidr { addr: IpAddr::V4(*net), prefix: *p }.contains(IpAddr::V4(a)))
             .map(|(_, why)| (*why).to_string()),
         IpAddr::V6(a) => {
-            if let Some(v4) = embedded_v4(a) {
-                return blocked_reason(IpAddr::V4(v4)).map(|why| format!("{why}, embedded in IPv6 {a}"));
+            if let Some(why) = blocked_v6(a) {
+                return Some(why.to_string());
             }
-            blocked_v6(a).map(str::to_string)
+            embedded_v4(a)
+                .into_iter()
+                .find_map(|v4| blocked_reason(IpAddr::V4(v4)).map(|why| format!("{why} ({v4}), embedded in IPv6 {a}")))
         }
     }
 }
@@ -190,16 +214,25 @@ impl NetworkPolicy {
     }
 
     pub(crate) fn check(&self, ip: IpAddr) -> Result<(), BlockedAddress> {
-        let canonical = match ip {
-            IpAddr::V6(a) => embedded_v4(a).map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
         let Some(reason) = blocked_reason(ip) else { return Ok(()) };
-        let metadata = METADATA.contains(&ip) || METADATA.contains(&canonical);
-        let allowed = self.allowed.iter().any(|n| {
-            let hit = n.contains(ip) || n.contains(canonical);
-            hit && (!metadata || n.is_single_host())
-        });
+        // An address is allowed when the operator allows it, or every blocked IPv4 address it
+        // embeds; metadata addresses only by an entry naming exactly that address.
+        let allows = |a: IpAddr| {
+            let metadata = METADATA.contains(&a);
+            self.allowed.iter().any(|n| n.contains(a) && (!metadata || n.is_single_host()))
+        };
+        let allowed = match ip {
+            IpAddr::V4(_) => allows(ip),
+            IpAddr::V6(a) => {
+                let embedded: Vec<IpAddr> =
+                    embedded_v4(a).into_iter().map(IpAddr::V4).filter(|v4| blocked_reason(*v4).is_some()).collect();
+                if blocked_v6(a).is_some() || embedded.is_empty() {
+                    allows(ip)
+                } else {
+                    embedded.into_iter().all(allows)
+                }
+            }
+        };
         if allowed { Ok(()) } else { Err(BlockedAddress { addr: ip, reason }) }
     }
 }
@@ -278,6 +311,62 @@ mod tests {
         ] {
             assert!(NetworkPolicy::strict().check(ip(a)).is_err(), "{a} should be blocked");
         }
+    }
+
+    /// Every embedding of a blocked IPv4 address, for loopback, metadata and a private network.
+    #[test]
+    fn every_ipv6_embedding_of_a_blocked_ipv4_address_is_blocked() {
+        // (IPv4 address, its two 16-bit halves, the halves inverted for Teredo)
+        for (v4, hi, lo) in
+            [("127.0.0.1", 0x7f00u16, 0x0001u16), ("169.254.169.254", 0xa9fe, 0xa9fe), ("10.1.2.3", 0x0a01, 0x0203)]
+        {
+            let (nhi, nlo) = (!hi, !lo);
+            let forms = [
+                format!("::ffff:{v4}"),                                // IPv4-mapped
+                format!("::ffff:{hi:x}:{lo:x}"),                       // IPv4-mapped, hex
+                format!("::{v4}"),                                     // IPv4-compatible
+                format!("::ffff:0:{v4}"),                              // IPv4-translated (RFC 2765)
+                format!("::ffff:0:{hi:x}:{lo:x}"),                     // IPv4-translated, hex
+                format!("64:ff9b::{v4}"),                              // NAT64 well-known prefix
+                format!("64:ff9b:1::{hi:x}:{lo:x}"),                   // NAT64 local use (RFC 8215)
+                format!("64:ff9b:1:{hi:x}:{lo:x}::"),                  // NAT64 local use, /48 layout
+                format!("2002:{hi:x}:{lo:x}::1"),                      // 6to4
+                format!("2002:{hi:x}:{lo:x}:ffff::"),                  // 6to4, other subnet
+                format!("2001:0:4136:e378:8000:63bf:{nhi:x}:{nlo:x}"), // Teredo client
+                format!("2001:0:{hi:x}:{lo:x}::1"),                    // Teredo server
+                format!("2600:1f18::5efe:{v4}"),                       // ISATAP
+                format!("2600:1f18::200:5efe:{hi:x}:{lo:x}"),          // ISATAP, universal bit
+            ];
+            for form in forms {
+                let addr: IpAddr = form.parse().unwrap_or_else(|e| panic!("{form}: {e}"));
+                let err = NetworkPolicy::strict().check(addr).expect_err(&form);
+                assert!(err.reason.contains(v4) || err.reason.contains("NAT64"), "{form}: {}", err.reason);
+            }
+        }
+        // The same embeddings of a public address are public.
+        for form in [
+            "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+            "2600:1f18::5efe:8.8.8.8",
+        ] {
+            assert!(NetworkPolicy::strict().check(ip(form)).is_ok(), "{form} should be allowed");
+        }
+        // Reserved IPv6 ranges.
+        for form in ["3fff::1", "2001:2::1", "2001:10::1", "2001:20::1", "5f00::1"] {
+            assert!(NetworkPolicy::strict().check(ip(form)).is_err(), "{form} should be blocked");
+        }
+    }
+
+    #[test]
+    fn allowing_an_ipv4_network_allows_its_embeddings() {
+        let p = NetworkPolicy::allowing(vec!["127.0.0.1/32".parse().unwrap()]);
+        assert!(p.check(ip("::ffff:0:7f00:1")).is_ok());
+        assert!(p.check(ip("2002:7f00:1::1")).is_ok());
+        // A Teredo address whose server is loopback and client is private needs both allowed.
+        assert!(p.check(ip("2001:0:7f00:1::f5fe:fdfc")).is_err());
+        assert!(p.check(ip("64:ff9b:1::7f00:1")).is_err(), "local-use NAT64 is blocked as a whole");
     }
 
     #[test]

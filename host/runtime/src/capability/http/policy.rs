@@ -7,9 +7,11 @@
 //! - `https://hooks.example.com/services/` — additionally restricts the path prefix.
 //! - `api.stripe.com` — no scheme means `https`.
 //! - `{{config.base_url}}`, `https://{{config.shop}}.myshopify.com` — templates filled from the
-//!   installation's configuration; only the origin of a filled-in value counts (its path is
-//!   ignored), and a configuration value may not introduce wildcards. A template whose key is not
-//!   configured allows nothing.
+//!   installation's configuration. A template fills a value, not a URL: one that opens the pattern
+//!   takes a whole origin (only its origin counts; a path in it is ignored), one that is the whole
+//!   host takes a host name, one inside a host takes a single label, and others a port or one path
+//!   segment; a value that does not fit (`evil.example/?` for a label) is refused, naming the key.
+//!   A template whose key is not configured allows nothing.
 //!
 //! Matching is on the parsed URL (lower-cased, IDNA-normalised host, trailing dot ignored). There is
 //! no implicit allowance: an empty policy denies everything.
@@ -233,7 +235,8 @@ impl EgressPolicy {
             let raw = raw.as_ref();
             match fill_template(raw, config)? {
                 Template::Plain => allowed.push(Destination::parse(raw)?),
-                Template::Filled(value) => allowed.push(origin_of(raw, &value)?),
+                Template::Filled(value) if opens_with_origin(raw) => allowed.push(origin_of(raw, &value)?),
+                Template::Filled(value) => allowed.push(Destination::parse(&value)?),
                 Template::Missing(key) => unresolved.push(format!("{raw} (config key {key:?} is not set)")),
             }
         }
@@ -270,9 +273,102 @@ pub enum Template {
     Missing(String),
 }
 
+/// Where a `{{config.KEY}}` template stands in a URL pattern, which decides what its value may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// The template opens the pattern and a path or nothing follows: the value is a whole origin
+    /// (`https://shop.example.com:8443`, a path after it allowed, or a bare host).
+    Origin,
+    /// The template is the whole host between `scheme://` and a port, path or the end: a host name.
+    Host,
+    /// The template is part of the host (`https://{{config.shop}}.myshopify.com`): one label.
+    Label,
+    /// The template is the port.
+    Port,
+    /// The template is in the path: one path segment.
+    Segment,
+}
+
+impl Slot {
+    fn of(before: &str, after: &str) -> Self {
+        let ends_authority = |s: &str| s.is_empty() || s.starts_with(['/', ':']);
+        if before.is_empty() {
+            return if after.is_empty() || after.starts_with('/') { Slot::Origin } else { Slot::Label };
+        }
+        let authority = match before.find("://") {
+            Some(i) => &before[i + 3..],
+            None => before,
+        };
+        if authority.contains('/') {
+            Slot::Segment
+        } else if authority.ends_with(':') && !authority.starts_with('[') {
+            Slot::Port
+        } else if authority.is_empty() && ends_authority(after) {
+            Slot::Host
+        } else {
+            Slot::Label
+        }
+    }
+
+    /// Checks a configuration value for this slot; the error says what the slot accepts.
+    fn check(self, value: &str) -> Result<(), String> {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        };
+        match self {
+            Slot::Label if label_ok(value) => Ok(()),
+            Slot::Label => Err("must be a single host label (letters, digits and inner hyphens, at most 63)".into()),
+            Slot::Host if value.len() <= 253 && value.trim_end_matches('.').split('.').all(label_ok) => Ok(()),
+            Slot::Host => {
+                Err("must be a host name (labels of letters, digits and inner hyphens, joined by dots)".into())
+            }
+            Slot::Port if value.parse::<u16>().is_ok_and(|p| p > 0) && value.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(())
+            }
+            Slot::Port => Err("must be a port number from 1 to 65535".into()),
+            Slot::Segment
+                if value != "."
+                    && value != ".."
+                    && value.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')) =>
+            {
+                Ok(())
+            }
+            Slot::Segment => Err("must be a single path segment (letters, digits, '-', '.', '_', '~')".into()),
+            Slot::Origin => {
+                if value.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '*')) {
+                    return Err("must be an origin such as https://host.example.com (no spaces or backslashes)".into());
+                }
+                let with_scheme = if value.contains("://") { value.to_string() } else { format!("https://{value}") };
+                let url = Url::parse(&with_scheme)
+                    .map_err(|e| format!("must be an origin such as https://host.example.com: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err("must be an http or https origin".into());
+                }
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err("may not carry user info".into());
+                }
+                if url.query().is_some() || url.fragment().is_some() || value.contains(['?', '#']) {
+                    return Err("may not carry a query or fragment".into());
+                }
+                if url.host().is_none() {
+                    return Err("has no host".into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Fills the `{{config.KEY}}` templates of `raw` (manifest destinations and OAuth endpoints).
-/// Values are trimmed, trailing slashes included, so `{{config.base_url}}/path` does not double
-/// the slash; they may not be empty or contain wildcards or templates.
+/// A template fills a value, never a URL: where it stands decides what the value may be — a whole
+/// origin when the template opens the pattern, a host name when it is the whole host, one host
+/// label when it is part of one, a port, or one path segment — and anything else is refused with
+/// an error naming the key. Values are trimmed, trailing slashes of origins included, so
+/// `{{config.base_url}}/path` does not double the slash.
 pub fn fill_template(raw: &str, config: &BTreeMap<String, String>) -> Result<Template, PatternError> {
     if !raw.contains("{{") {
         return Ok(Template::Plain);
@@ -288,15 +384,28 @@ pub fn fill_template(raw: &str, config: &BTreeMap<String, String>) -> Result<Tem
         let key = expr
             .strip_prefix("config.")
             .ok_or_else(|| err(format!("unknown template {expr:?}; use {{{{config.KEY}}}}")))?;
-        let Some(value) = config.get(key) else { return Ok(Template::Missing(key.to_string())) };
-        if value.contains('*') || value.contains("{{") || value.trim().is_empty() {
-            return Err(err(format!("config value for {key:?} may not be empty or contain wildcards or templates")));
-        }
-        out.push_str(value.trim().trim_end_matches('/'));
         rest = &after[end + 2..];
+        let Some(value) = config.get(key) else { return Ok(Template::Missing(key.to_string())) };
+        let slot = Slot::of(&out, rest.split("{{").next().unwrap_or(""));
+        let value = value.trim();
+        let value = if slot == Slot::Origin { value.trim_end_matches('/') } else { value };
+        if value.is_empty() || value.contains("{{") {
+            return Err(err(format!("config value {key:?} may not be empty or contain templates")));
+        }
+        slot.check(value).map_err(|why| err(format!("config value {key:?} {why}")))?;
+        out.push_str(value);
     }
     out.push_str(rest);
     Ok(Template::Filled(out))
+}
+
+/// Whether `raw` opens with a template that stands for the whole origin.
+fn opens_with_origin(raw: &str) -> bool {
+    let Some(after) = raw.trim().strip_prefix("{{") else { return false };
+    after.find("}}").is_some_and(|end| {
+        let rest = &after[end + 2..];
+        rest.is_empty() || rest.starts_with('/')
+    })
 }
 
 /// For a filled-in template only the origin counts: a configured `https://x.example.com/api/v2`
@@ -392,6 +501,59 @@ mod tests {
         assert!(p.check(&url("https://acme.myshopify.com/admin")).is_ok());
         assert!(p.check(&url("https://other.myshopify.com/admin")).is_err());
         assert_eq!(built.unresolved.len(), 1);
+    }
+
+    #[test]
+    fn a_config_value_fills_a_value_not_a_url() {
+        let build = |pattern: &str, value: &str| {
+            EgressPolicy::build(&[pattern], &BTreeMap::from([("k".to_string(), value.to_string())]))
+        };
+        // The finding: a label position cannot take another origin.
+        for bad in [
+            "evil.example/?",
+            "evil.example#",
+            "evil.example",
+            "a/b",
+            "a@b",
+            "a:1",
+            "a?b",
+            "-a",
+            "",
+            " ",
+            "a b",
+            "a\\b",
+        ] {
+            let e = build("https://{{config.k}}.myshopify.com", bad).expect_err(bad);
+            assert!(e.reason.contains("\"k\""), "{bad}: {e}");
+        }
+        let p = build("https://{{config.k}}.myshopify.com", "acme-shop").unwrap().policy;
+        assert!(p.check(&url("https://acme-shop.myshopify.com/admin")).is_ok());
+        assert!(p.check(&url("https://evil.example/")).is_err());
+        // A whole host takes a host name, not a URL.
+        assert!(build("https://{{config.k}}/api", "api.example.com").is_ok());
+        for bad in ["api.example.com/x", "evil.example?", "user@evil.example", "evil.example:81"] {
+            assert!(build("https://{{config.k}}/api", bad).is_err(), "{bad}");
+        }
+        // A port takes a number; a path segment takes one segment.
+        assert!(build("https://api.example.com:{{config.k}}", "8443").is_ok());
+        for bad in ["0", "65536", "80/evil", "+80"] {
+            assert!(build("https://api.example.com:{{config.k}}", bad).is_err(), "{bad}");
+        }
+        assert!(build("https://api.example.com/{{config.k}}/", "acct_1").is_ok());
+        for bad in ["..", "a/../b", "a?b", "%2e%2e"] {
+            assert!(build("https://api.example.com/{{config.k}}/", bad).is_err(), "{bad}");
+        }
+        // A whole origin takes an origin, but no query, fragment, user info or other scheme.
+        assert!(build("{{config.k}}", "https://acme.example.com:8443/api").is_ok());
+        for bad in [
+            "https://a.example?x",
+            "https://a.example#x",
+            "ftp://a.example",
+            "https://u:p@a.example",
+            "https://a.example\\@b",
+        ] {
+            assert!(build("{{config.k}}", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
