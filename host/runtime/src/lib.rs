@@ -940,12 +940,13 @@ impl Runtime {
                     None => Err(CallError::DeadlineExceeded { limit_ms: timeout.as_millis() as u64 }),
                 }
             };
-            drop(permit);
-
             let fuel_consumed =
                 if metering { store.get_fuel().ok().map(|left| fuel_budget.saturating_sub(left)) } else { None };
             let duration = started.elapsed();
             let state = store.into_data();
+            // The slot goes back only now that the store (and its pooled instance) is gone: a
+            // call started on a freed slot always finds a free instance in the pool.
+            drop(permit);
             let http_requests = state.http_requests;
             let events_emitted = state.events_emitted;
             let scrubber = &inst.scrubber;

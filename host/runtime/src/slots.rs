@@ -10,6 +10,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 /// A tenant share and the host pool.
 pub(crate) struct Slots {
     pool: Arc<Semaphore>,
+    total: usize,
     per_tenant: usize,
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -17,7 +18,7 @@ pub(crate) struct Slots {
 /// A running call's (or compile's) place: released when dropped.
 pub(crate) struct Slot {
     _pool: OwnedSemaphorePermit,
-    _tenant: OwnedSemaphorePermit,
+    _tenant: Option<OwnedSemaphorePermit>,
 }
 
 impl Slots {
@@ -26,6 +27,7 @@ impl Slots {
         let total = total.max(1);
         Self {
             pool: Arc::new(Semaphore::new(total)),
+            total,
             per_tenant: per_tenant.clamp(1, total),
             tenants: Mutex::default(),
         }
@@ -47,9 +49,10 @@ impl Slots {
         tenants.entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))).clone()
     }
 
-    /// Waits for a slot of `tenant`'s share, then one of the pool.
+    /// Waits for a slot of `tenant`'s share, then one of the pool. A share as large as the pool
+    /// is no share: calls then queue for the pool alone, first come, first served.
     pub(crate) async fn acquire(&self, tenant: &str) -> Result<Slot, AcquireError> {
-        let tenant = self.share(tenant).acquire_owned().await?;
+        let tenant = if self.per_tenant < self.total { Some(self.share(tenant).acquire_owned().await?) } else { None };
         let pool = self.pool.clone().acquire_owned().await?;
         Ok(Slot { _pool: pool, _tenant: tenant })
     }
