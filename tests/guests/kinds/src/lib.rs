@@ -75,6 +75,14 @@ impl Guest for Kinds {
     fn boom(message: String) -> u32 {
         panic!("{message}")
     }
+
+    fn make_bytes(n: u32) -> Vec<u8> {
+        (0..n).map(|i| i as u8).collect()
+    }
+
+    fn sum_bytes(data: Vec<u8>) -> u32 {
+        data.iter().fold(0u32, |sum, b| sum.wrapping_add(u32::from(*b)))
+    }
 }
 
 export!(Kinds);

@@ -57,6 +57,8 @@ use wasmtime::component::{Component, ComponentExportIndex};
 
 use super::{CallReport, Installation, LoadedComponent, Runtime};
 
+mod canon;
+
 /// The WIT type and value representations this module maps, re-exported for callers that do not
 /// depend on wasmtime themselves.
 pub use wasmtime::component::{Type, Val};
@@ -386,11 +388,110 @@ fn unsupported_kind(ty: &Type) -> Option<&'static str> {
 
 /// Converts JSON to a value of type `ty` (see the module docs for the mapping).
 pub fn json_to_val(ty: &Type, v: &Value) -> Result<Val, MappingError> {
-    to_val(ty, v, &Path::ROOT)
+    to_arg(ty, v, &Path::ROOT).map(Arg::into_val)
 }
 
 /// Converts an operation's input object to its argument list.
 pub fn params_from_json(op: &OperationInfo, input: &Value) -> Result<Vec<Val>, MappingError> {
+    Ok(params_args(op, input)?.into_iter().map(Arg::into_val).collect())
+}
+
+/// A value converted from JSON, ready to be passed to a guest: like [`Val`], except that a
+/// `list<u8>` is one byte buffer rather than a `Val` per byte.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Bool(bool),
+    S8(i8),
+    U8(u8),
+    S16(i16),
+    U16(u16),
+    S32(i32),
+    U32(u32),
+    S64(i64),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+    Char(char),
+    String(String),
+    Bytes(Vec<u8>),
+    List(Vec<Arg>),
+    FixedList(Vec<Arg>),
+    Map(Vec<(Arg, Arg)>),
+    Record(Vec<(String, Arg)>),
+    Tuple(Vec<Arg>),
+    Variant(String, Option<Box<Arg>>),
+    Enum(String),
+    Option(Option<Box<Arg>>),
+    Result(Result<Option<Box<Arg>>, Option<Box<Arg>>>),
+    Flags(Vec<String>),
+}
+
+impl Arg {
+    /// The same value as wasmtime's [`Val`].
+    pub(crate) fn into_val(self) -> Val {
+        let boxed = |x: Option<Box<Arg>>| x.map(|x| Box::new(x.into_val()));
+        let all = |xs: Vec<Arg>| xs.into_iter().map(Arg::into_val).collect();
+        match self {
+            Arg::Bool(b) => Val::Bool(b),
+            Arg::S8(n) => Val::S8(n),
+            Arg::U8(n) => Val::U8(n),
+            Arg::S16(n) => Val::S16(n),
+            Arg::U16(n) => Val::U16(n),
+            Arg::S32(n) => Val::S32(n),
+            Arg::U32(n) => Val::U32(n),
+            Arg::S64(n) => Val::S64(n),
+            Arg::U64(n) => Val::U64(n),
+            Arg::F32(f) => Val::Float32(f),
+            Arg::F64(f) => Val::Float64(f),
+            Arg::Char(c) => Val::Char(c),
+            Arg::String(s) => Val::String(s),
+            Arg::Bytes(b) => Val::List(b.into_iter().map(Val::U8).collect()),
+            Arg::List(xs) => Val::List(all(xs)),
+            Arg::FixedList(xs) => Val::FixedLengthList(all(xs)),
+            Arg::Map(pairs) => Val::Map(pairs.into_iter().map(|(k, v)| (k.into_val(), v.into_val())).collect()),
+            Arg::Record(fields) => Val::Record(fields.into_iter().map(|(k, v)| (k, v.into_val())).collect()),
+            Arg::Tuple(xs) => Val::Tuple(all(xs)),
+            Arg::Variant(case, x) => Val::Variant(case, boxed(x)),
+            Arg::Enum(case) => Val::Enum(case),
+            Arg::Option(x) => Val::Option(boxed(x)),
+            Arg::Result(Ok(x)) => Val::Result(Ok(boxed(x))),
+            Arg::Result(Err(x)) => Val::Result(Err(boxed(x))),
+            Arg::Flags(names) => Val::Flags(names),
+        }
+    }
+
+    /// What kind of value this is, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Arg::Bool(_) => "bool",
+            Arg::S8(_)
+            | Arg::U8(_)
+            | Arg::S16(_)
+            | Arg::U16(_)
+            | Arg::S32(_)
+            | Arg::U32(_)
+            | Arg::S64(_)
+            | Arg::U64(_) => "integer",
+            Arg::F32(_) | Arg::F64(_) => "float",
+            Arg::Char(_) => "char",
+            Arg::String(_) => "string",
+            Arg::Bytes(_) => "list<u8>",
+            Arg::List(_) => "list",
+            Arg::FixedList(_) => "fixed-length list",
+            Arg::Map(_) => "map",
+            Arg::Record(_) => "record",
+            Arg::Tuple(_) => "tuple",
+            Arg::Variant(..) => "variant",
+            Arg::Enum(_) => "enum",
+            Arg::Option(_) => "option",
+            Arg::Result(_) => "result",
+            Arg::Flags(_) => "flags",
+        }
+    }
+}
+
+/// Converts an operation's input object to its arguments.
+fn params_args(op: &OperationInfo, input: &Value) -> Result<Vec<Arg>, MappingError> {
     let names = || op.params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
     let obj = match input {
         Value::Null if op.params.is_empty() => return Ok(Vec::new()),
@@ -418,7 +519,7 @@ fn named_values(
     obj: &Map<String, Value>,
     p: &Path<'_>,
     what: &str,
-) -> Result<Vec<(String, Val)>, MappingError> {
+) -> Result<Vec<(String, Arg)>, MappingError> {
     for key in obj.keys() {
         if !fields.iter().any(|(name, _)| spells(name, key)) {
             let expected = if fields.is_empty() {
@@ -440,8 +541,8 @@ fn named_values(
             (None, None) => None,
         };
         let val = match given {
-            Some(v) => to_val(ty, v, &p.key(name))?,
-            None if matches!(ty, Type::Option(_)) => Val::Option(None),
+            Some(v) => to_arg(ty, v, &p.key(name))?,
+            None if matches!(ty, Type::Option(_)) => Arg::Option(None),
             None => return Err(p.err(format!("missing {what} {name:?} ({})", describe(ty)))),
         };
         out.push((name.to_string(), val));
@@ -449,30 +550,30 @@ fn named_values(
     Ok(out)
 }
 
-fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
+fn to_arg(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Arg, MappingError> {
     Ok(match ty {
-        Type::Bool => Val::Bool(v.as_bool().ok_or_else(|| p.expected("a boolean", v))?),
-        Type::S8 => Val::S8(int(v, p, "s8")?),
-        Type::U8 => Val::U8(int(v, p, "u8")?),
-        Type::S16 => Val::S16(int(v, p, "s16")?),
-        Type::U16 => Val::U16(int(v, p, "u16")?),
-        Type::S32 => Val::S32(int(v, p, "s32")?),
-        Type::U32 => Val::U32(int(v, p, "u32")?),
-        Type::S64 => Val::S64(int(v, p, "s64")?),
-        Type::U64 => Val::U64(int(v, p, "u64")?),
-        Type::Float64 => Val::Float64(float(v, p, "f64")?),
+        Type::Bool => Arg::Bool(v.as_bool().ok_or_else(|| p.expected("a boolean", v))?),
+        Type::S8 => Arg::S8(int(v, p, "s8")?),
+        Type::U8 => Arg::U8(int(v, p, "u8")?),
+        Type::S16 => Arg::S16(int(v, p, "s16")?),
+        Type::U16 => Arg::U16(int(v, p, "u16")?),
+        Type::S32 => Arg::S32(int(v, p, "s32")?),
+        Type::U32 => Arg::U32(int(v, p, "u32")?),
+        Type::S64 => Arg::S64(int(v, p, "s64")?),
+        Type::U64 => Arg::U64(int(v, p, "u64")?),
+        Type::Float64 => Arg::F64(float(v, p, "f64")?),
         Type::Float32 => {
             let f = float(v, p, "f32")?;
             if f.abs() > f64::from(f32::MAX) {
                 return Err(p.err(format!("{v} is out of range for f32")));
             }
-            Val::Float32(f as f32)
+            Arg::F32(f as f32)
         }
         Type::Char => {
             let s = v.as_str().ok_or_else(|| p.expected("a one-character string (char)", v))?;
             let mut chars = s.chars();
             match (chars.next(), chars.next()) {
-                (Some(c), None) => Val::Char(c),
+                (Some(c), None) => Arg::Char(c),
                 _ => {
                     return Err(
                         p.err(format!("expected exactly one character (char), got {} characters", s.chars().count()))
@@ -480,14 +581,14 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
                 }
             }
         }
-        Type::String => Val::String(v.as_str().ok_or_else(|| p.expected("a string", v))?.to_string()),
+        Type::String => Arg::String(v.as_str().ok_or_else(|| p.expected("a string", v))?.to_string()),
         Type::List(l) => {
             let elem = l.ty();
             if matches!(elem, Type::U8) {
                 return bytes(v, p);
             }
             let items = v.as_array().ok_or_else(|| p.expected(&format!("an array ({})", describe(ty)), v))?;
-            Val::List(items.iter().enumerate().map(|(i, x)| to_val(&elem, x, &p.index(i))).collect::<Result<_, _>>()?)
+            Arg::List(items.iter().enumerate().map(|(i, x)| to_arg(&elem, x, &p.index(i))).collect::<Result<_, _>>()?)
         }
         Type::FixedLengthList(l) => {
             let items = v.as_array().ok_or_else(|| p.expected(&format!("an array ({})", describe(ty)), v))?;
@@ -495,29 +596,29 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
                 return Err(p.err(format!("expected an array of exactly {} elements, got {}", l.len(), items.len())));
             }
             let elem = l.ty();
-            Val::FixedLengthList(
-                items.iter().enumerate().map(|(i, x)| to_val(&elem, x, &p.index(i))).collect::<Result<_, _>>()?,
+            Arg::FixedList(
+                items.iter().enumerate().map(|(i, x)| to_arg(&elem, x, &p.index(i))).collect::<Result<_, _>>()?,
             )
         }
         Type::Map(m) => {
             let (key_ty, value_ty) = (m.key(), m.value());
             match v {
-                Value::Object(obj) if matches!(key_ty, Type::String) => Val::Map(
+                Value::Object(obj) if matches!(key_ty, Type::String) => Arg::Map(
                     obj.iter()
-                        .map(|(k, x)| -> Result<(Val, Val), MappingError> {
-                            Ok((Val::String(k.clone()), to_val(&value_ty, x, &p.key(k))?))
+                        .map(|(k, x)| -> Result<(Arg, Arg), MappingError> {
+                            Ok((Arg::String(k.clone()), to_arg(&value_ty, x, &p.key(k))?))
                         })
                         .collect::<Result<_, _>>()?,
                 ),
-                Value::Array(pairs) => Val::Map(
+                Value::Array(pairs) => Arg::Map(
                     pairs
                         .iter()
                         .enumerate()
-                        .map(|(i, pair)| -> Result<(Val, Val), MappingError> {
+                        .map(|(i, pair)| -> Result<(Arg, Arg), MappingError> {
                             let at = p.index(i);
                             match pair.as_array().map(Vec::as_slice) {
                                 Some([k, x]) => {
-                                    Ok((to_val(&key_ty, k, &at.index(0))?, to_val(&value_ty, x, &at.index(1))?))
+                                    Ok((to_arg(&key_ty, k, &at.index(0))?, to_arg(&value_ty, x, &at.index(1))?))
                                 }
                                 _ => Err(at.expected("a [key, value] pair", pair)),
                             }
@@ -534,7 +635,7 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
             let obj = v.as_object().ok_or_else(|| p.expected("an object (record)", v))?;
             let fields: Vec<Field<'_>> = r.fields().collect();
             let fields: Vec<(&str, &Type)> = fields.iter().map(|f| (f.name, &f.ty)).collect();
-            Val::Record(named_values(&fields, obj, p, "field")?)
+            Arg::Record(named_values(&fields, obj, p, "field")?)
         }
         Type::Tuple(t) => {
             let items = v.as_array().ok_or_else(|| p.expected(&format!("an array ({})", describe(ty)), v))?;
@@ -546,11 +647,11 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
                     items.len()
                 )));
             }
-            Val::Tuple(
+            Arg::Tuple(
                 t.types()
                     .zip(items)
                     .enumerate()
-                    .map(|(i, (t, x))| to_val(&t, x, &p.index(i)))
+                    .map(|(i, (t, x))| to_arg(&t, x, &p.index(i)))
                     .collect::<Result<_, _>>()?,
             )
         }
@@ -558,7 +659,7 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
         Type::Enum(e) => {
             let s = v.as_str().ok_or_else(|| p.expected("a string (enum)", v))?;
             match e.names().find(|n| spells(n, s)) {
-                Some(n) => Val::Enum(n.to_string()),
+                Some(n) => Arg::Enum(n.to_string()),
                 None => {
                     return Err(p.err(format!(
                         "unknown case {s:?}; expected one of {}",
@@ -568,8 +669,8 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
             }
         }
         Type::Option(o) => match v {
-            Value::Null => Val::Option(None),
-            v => Val::Option(Some(Box::new(to_val(&o.ty(), v, p)?))),
+            Value::Null => Arg::Option(None),
+            v => Arg::Option(Some(Box::new(to_arg(&o.ty(), v, p)?))),
         },
         Type::Result(r) => {
             let single = v.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next());
@@ -580,11 +681,11 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
             let ty = if arm == "ok" { r.ok() } else { r.err() };
             let at = p.key(arm);
             let val = match ty {
-                Some(t) => Some(Box::new(to_val(&t, payload, &at)?)),
+                Some(t) => Some(Box::new(to_arg(&t, payload, &at)?)),
                 None if payload.is_null() => None,
                 None => return Err(at.expected("null (this arm has no payload)", payload)),
             };
-            Val::Result(if arm == "ok" { Ok(val) } else { Err(val) })
+            Arg::Result(if arm == "ok" { Ok(val) } else { Err(val) })
         }
         Type::Flags(f) => {
             let items = v.as_array().ok_or_else(|| p.expected("an array of flag names", v))?;
@@ -601,7 +702,7 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
                     set.push(name.to_string());
                 }
             }
-            Val::Flags(set)
+            Arg::Flags(set)
         }
         Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
             return Err(p.err(format!("values of type {} cannot be given as JSON", describe(ty))));
@@ -609,7 +710,7 @@ fn to_val(ty: &Type, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
     })
 }
 
-fn variant(cases: Vec<Case<'_>>, v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
+fn variant(cases: Vec<Case<'_>>, v: &Value, p: &Path<'_>) -> Result<Arg, MappingError> {
     let names = || {
         cases
             .iter()
@@ -627,8 +728,8 @@ fn variant(cases: Vec<Case<'_>>, v: &Value, p: &Path<'_>) -> Result<Val, Mapping
         Value::String(s) => {
             let case = find(s)?;
             match &case.ty {
-                None => Ok(Val::Variant(case.name.to_string(), None)),
-                Some(Type::Option(_)) => Ok(Val::Variant(case.name.to_string(), Some(Box::new(Val::Option(None))))),
+                None => Ok(Arg::Variant(case.name.to_string(), None)),
+                Some(Type::Option(_)) => Ok(Arg::Variant(case.name.to_string(), Some(Box::new(Arg::Option(None))))),
                 Some(t) => Err(p.err(format!(
                     "case {:?} needs a payload ({}); write {{\"{}\": …}}",
                     case.name,
@@ -649,9 +750,9 @@ fn variant(cases: Vec<Case<'_>>, v: &Value, p: &Path<'_>) -> Result<Val, Mapping
             let case = find(k)?;
             let at = p.key(case.name);
             match &case.ty {
-                None if payload.is_null() => Ok(Val::Variant(case.name.to_string(), None)),
+                None if payload.is_null() => Ok(Arg::Variant(case.name.to_string(), None)),
                 None => Err(at.expected("null (this case has no payload)", payload)),
-                Some(t) => Ok(Val::Variant(case.name.to_string(), Some(Box::new(to_val(t, payload, &at)?)))),
+                Some(t) => Ok(Arg::Variant(case.name.to_string(), Some(Box::new(to_arg(t, payload, &at)?)))),
             }
         }
         other => Err(p.expected(&format!("a case name or {{\"case\": payload}} (one of {})", names()), other)),
@@ -716,7 +817,7 @@ fn float(v: &Value, p: &Path<'_>, name: &str) -> Result<f64, MappingError> {
 }
 
 /// `list<u8>` from a base64 string or an array of bytes.
-fn bytes(v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
+fn bytes(v: &Value, p: &Path<'_>) -> Result<Arg, MappingError> {
     let raw: Vec<u8> = match v {
         Value::String(s) => decode_base64(s).map_err(|e| p.err(format!("not valid base64 (list<u8>): {e}")))?,
         Value::Array(items) => {
@@ -724,7 +825,7 @@ fn bytes(v: &Value, p: &Path<'_>) -> Result<Val, MappingError> {
         }
         other => return Err(p.expected("a base64 string or an array of bytes (list<u8>)", other)),
     };
-    Ok(Val::List(raw.into_iter().map(Val::U8).collect()))
+    Ok(Arg::Bytes(raw))
 }
 
 /// Standard base64, padding optional; the URL-safe alphabet is accepted too.
@@ -842,7 +943,7 @@ pub fn val_to_json_typed(ty: &Type, v: &Val) -> Value {
     }
 }
 
-fn f32_json(f: f32) -> Value {
+pub(super) fn f32_json(f: f32) -> Value {
     // Through the shortest decimal form, so 0.1f32 reads as 0.1 rather than 0.10000000149011612.
     f.to_string().parse::<f64>().ok().and_then(Number::from_f64).map_or(Value::Null, Value::Number)
 }
@@ -1125,7 +1226,8 @@ fn case_type(variant: &Type, case: &str) -> Option<Type> {
 struct Prepared {
     label: String,
     index: ComponentExportIndex,
-    args: Vec<Val>,
+    args: Vec<Arg>,
+    shape: canon::Shape,
     result: Option<Type>,
 }
 
@@ -1135,7 +1237,7 @@ fn prepare(component: &LoadedComponent, operation: &str, input: &Value) -> Resul
     if let Some(reason) = op.unsupported() {
         return Err(InvokeError::Unsupported { operation: label, reason });
     }
-    let args = params_from_json(op, input).map_err(InvokeError::BadInput)?;
+    let args = params_args(op, input).map_err(InvokeError::BadInput)?;
     let c = component.component();
     let instance = if op.interface.is_empty() { None } else { c.get_export_index(None, op.interface.as_str()) };
     let index = match (op.interface.is_empty(), instance) {
@@ -1147,18 +1249,19 @@ fn prepare(component: &LoadedComponent, operation: &str, input: &Value) -> Resul
         operation: label.clone(),
         reason: "the function is listed in the component's type but cannot be looked up".into(),
     })?;
-    Ok(Prepared { label, index, args, result: op.result.clone() })
+    let shape = canon::Shape::of(&op.params, op.result.as_ref());
+    Ok(Prepared { label, index, args, shape, result: op.result.clone() })
 }
 
-/// Runs a prepared call; the outcome is the function's result value.
+/// Runs a prepared call; the outcome is the JSON of the function's whole result (`null` when it
+/// has none), lifted straight from the guest's memory (see [`canon`]).
 async fn run(
     runtime: &Runtime,
     component: &LoadedComponent,
     installation: &Installation,
     prepared: Prepared,
-) -> (CallReport<Option<Val>>, Option<Type>) {
-    let Prepared { label, index, args, result } = prepared;
-    let results = usize::from(result.is_some());
+) -> (CallReport<Value>, Option<Type>) {
+    let Prepared { label, index, args, shape, result } = prepared;
     let name = label.clone();
     let report = runtime
         .call(component, installation, &label, move |store, instance, _| {
@@ -1166,14 +1269,39 @@ async fn run(
                 let func = instance
                     .get_func(&mut *store, index)
                     .ok_or_else(|| wasmtime::Error::msg(format!("export {name} is not a function")))?;
-                let mut out = vec![Val::Bool(false); results];
-                // In wasmtime 48 this also runs the export's post-return function.
-                func.call_async(&mut *store, &args, &mut out).await?;
-                Ok(out.pop())
+                canon::call(store, func, shape, args).await
             })
         })
         .await;
     (report, result)
+}
+
+/// Splits the JSON of a returned value into success and connector error, like [`outcome`].
+fn json_outcome(result: Option<&Type>, json: Value) -> DynamicOutcome {
+    let connector_result = matches!(result, Some(Type::Result(r)) if r.err().as_ref().is_some_and(is_connector_error));
+    if !connector_result {
+        return DynamicOutcome::Ok(json);
+    }
+    match json {
+        Value::Object(mut arm) if arm.len() == 1 => {
+            if let Some(ok) = arm.remove("ok") {
+                return DynamicOutcome::Ok(ok);
+            }
+            match arm.remove("err") {
+                Some(Value::String(kind)) => DynamicOutcome::ConnectorError { kind, error: Value::Null },
+                Some(Value::Object(case)) if case.len() == 1 => {
+                    let mut case = case.into_iter();
+                    match case.next() {
+                        Some((kind, error)) => DynamicOutcome::ConnectorError { kind, error },
+                        None => DynamicOutcome::Ok(Value::Null),
+                    }
+                }
+                Some(other) => DynamicOutcome::Ok(object1("err", other)),
+                None => DynamicOutcome::Ok(Value::Object(arm)),
+            }
+        }
+        other => DynamicOutcome::Ok(other),
+    }
 }
 
 /// Calls `operation` (see [`find_operation`] for the naming) of `component` for `installation`
@@ -1189,9 +1317,10 @@ pub async fn invoke(
     input: Value,
 ) -> Result<CallReport<DynamicOutcome>, InvokeError> {
     let prepared = prepare(component, operation, &input)?;
+    drop(input);
     let (report, result) = run(runtime, component, installation, prepared).await;
     // The output leaves the sandbox: no secret of the installation goes with it.
-    Ok(report.map(|v| match outcome(result.as_ref(), v.as_ref()) {
+    Ok(report.map(|v| match json_outcome(result.as_ref(), v) {
         DynamicOutcome::Ok(mut v) => {
             installation.scrubber.scrub_json(&mut v);
             DynamicOutcome::Ok(v)
@@ -1214,13 +1343,9 @@ pub async fn invoke_raw(
     input: Value,
 ) -> Result<CallReport<Value>, InvokeError> {
     let prepared = prepare(component, operation, &input)?;
-    let (report, result) = run(runtime, component, installation, prepared).await;
-    Ok(report.map(|v| {
-        let mut json = match (result, v) {
-            (Some(t), Some(v)) => val_to_json_typed(&t, &v),
-            (None, Some(v)) => val_to_json(&v),
-            (_, None) => Value::Null,
-        };
+    drop(input);
+    let (report, _) = run(runtime, component, installation, prepared).await;
+    Ok(report.map(|mut json| {
         installation.scrubber.scrub_json(&mut json);
         json
     }))
