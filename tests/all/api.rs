@@ -388,6 +388,14 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     expect(&r, StatusCode::FORBIDDEN, "forbidden", "operator");
     let r = s.post("/v1/tenants/acme/keys", &s.operator, json!({ "scopes": ["admin"] })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes", "admin");
+    // Left out, scopes default to all; `null` is not a list of scopes and grants nothing.
+    let r = s.post("/v1/tenants/acme/keys", &s.operator, json!({ "name": "", "scopes": null })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "null");
+    let r = s.post("/v1/tenants", &s.operator, json!({ "id": "a0", "name": null })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "null");
+    // A cursor naming no event is as malformed as an unreadable one.
+    let r = s.get("/v1/events?cursor=nope", &acme).await;
+    expect(&r, StatusCode::BAD_REQUEST, "bad_request", "nope");
 
     let install = |body: Value| {
         let s = &s;
@@ -407,6 +415,11 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_version", "9.9.9");
     let r = install(json!({ "connector": "notify-webhook", "name": "a", "limits": { "timeout_ms": 0 } , "config": { "webhook_url": "https://x.test" } })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", "timeout_ms");
+    // A whole number written with a fraction is that integer (JSON Schema's `integer`).
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "limits": { "timeout_ms": 0.0 } , "config": { "webhook_url": "https://x.test" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", "timeout_ms");
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "limits": { "timeout_ms": 100.5 } , "config": { "webhook_url": "https://x.test" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "timeout_ms");
     let r = install(json!({ "connector": "notify-webhook", "nam": "a" })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "nam");
     let r = s.call(Method::POST, "/v1/installations", &acme, None).await;

@@ -16,6 +16,7 @@ use crate::views::{KeyView, TenantView};
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateTenant {
     id: String,
+    #[serde(default, deserialize_with = "crate::extract::present")]
     name: Option<String>,
 }
 
@@ -27,8 +28,10 @@ pub(crate) struct TenantList {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
+    #[serde(default, deserialize_with = "crate::extract::present")]
     name: Option<String>,
-    /// Default: all of `view`, `manage`, `credentials`.
+    /// Default (left out): all of `view`, `manage`, `credentials`; `null` is refused.
+    #[serde(default, deserialize_with = "crate::extract::present")]
     scopes: Option<Vec<String>>,
 }
 
