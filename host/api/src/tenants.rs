@@ -16,7 +16,7 @@ use crate::views::{KeyView, TenantView};
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateTenant {
     id: String,
-    #[serde(default, deserialize_with = "crate::extract::present")]
+    /// Default (left out or `null`): the id.
     name: Option<String>,
 }
 
@@ -28,7 +28,7 @@ pub(crate) struct TenantList {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
-    #[serde(default, deserialize_with = "crate::extract::present")]
+    /// Left out or `null`: no name.
     name: Option<String>,
     /// Default (left out): all of `view`, `manage`, `credentials`; `null` is refused.
     #[serde(default, deserialize_with = "crate::extract::present")]
