@@ -391,9 +391,9 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     // Left out, scopes default to all; `null` is not a list of scopes and grants nothing.
     let r = s.post("/v1/tenants/acme/keys", &s.operator, json!({ "name": null, "scopes": null })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "null");
-    // A cursor naming no event is as malformed as an unreadable one.
+    // A cursor naming no event of the tenant is a missing object, named in the message.
     let r = s.get("/v1/events?cursor=nope", &acme).await;
-    expect(&r, StatusCode::BAD_REQUEST, "bad_request", "nope");
+    expect(&r, StatusCode::NOT_FOUND, "not_found", "nope");
 
     let install = |body: Value| {
         let s = &s;

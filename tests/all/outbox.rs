@@ -550,7 +550,7 @@ async fn events_list_filters_and_pages(backend: Backend) {
     assert!(store.event("t2", "evt_00").await.unwrap().is_none());
     assert!(store.delivery("t2", "dl_00").await.unwrap().is_none());
     let bad = EventFilter { after_id: Some("evt_nope".into()), ..Default::default() };
-    assert!(matches!(store.list_events("t1", &bad).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.list_events("t1", &bad).await, Err(StoreError::NotFound(_))));
 }
 
 async fn depth_and_next_due(backend: Backend) {

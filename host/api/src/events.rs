@@ -60,13 +60,9 @@ pub(crate) async fn list(
         after_id: text_param("cursor", q.cursor, 128)?.filter(|c| !c.is_empty()),
         limit,
     };
-    // A cursor naming no event is a malformed parameter, like any other unreadable cursor.
-    let rows = events.list(&key.tenant, &filter).await.map_err(|e| match e.kind() {
-        patchbay_core::error::ErrorKind::Invalid(_) if filter.after_id.is_some() => {
-            ApiError::bad_request(e.message().to_string())
-        }
-        _ => ApiError::from(e),
-    })?;
+    // A cursor naming no event of the tenant (made up, another tenant's, or pruned by retention
+    // since the previous page) is a 404 naming the cursor, as a missing referenced object is.
+    let rows = events.list(&key.tenant, &filter).await?;
     let next = if rows.len() as u32 == limit { rows.last().map(|e| e.id.clone()) } else { None };
     Ok(Json(EventPage { events: rows.iter().map(EventView::from).collect(), next_cursor: next }))
 }

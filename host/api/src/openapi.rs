@@ -43,17 +43,412 @@ fn obj() -> Value {
     json!({ "type": "object" })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Schemas of the values the handlers check, stated exactly as the server reads them (the
+// functions named in each comment are the rules). Patterns are ECMA-262 that Python's `re` reads
+// the same way: no `\p{…}`, no `\d` or `\s` (their ranges differ between engines), `\uXXXX`
+// escapes only.
+// ---------------------------------------------------------------------------------------------
+
+/// The same schema, also admitting `null` (for `Option` fields, where `null` means "left out").
+fn nullable(mut schema: Value) -> Value {
+    if let Some(list) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+        list.push(Value::Null);
+        return schema;
+    }
+    match schema.get("type").cloned() {
+        Some(Value::String(t)) => {
+            schema["type"] = json!([t, "null"]);
+            schema
+        }
+        Some(Value::Array(mut types)) => {
+            if !types.contains(&json!("null")) {
+                types.push(json!("null"));
+            }
+            schema["type"] = Value::Array(types);
+            schema
+        }
+        _ => json!({ "anyOf": [schema, { "type": "null" }] }),
+    }
+}
+
+/// A JSON number the server reads into an `i64`.
+fn int64() -> Value {
+    json!({ "type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX })
+}
+
+/// A JSON number the server reads into a `u64` of at least `min`.
+fn uint64(min: u64) -> Value {
+    json!({ "type": "integer", "minimum": min, "maximum": u64::MAX })
+}
+
+/// A JSON number the server reads into a `u32` of at least `min`.
+fn uint32(min: u32) -> Value {
+    json!({ "type": "integer", "minimum": min, "maximum": u32::MAX })
+}
+
+/// `?limit=`: `page_limit` (error.rs), a `u32` in 1..=1000.
+fn page_limit_param() -> Value {
+    query_param(
+        "limit",
+        "Page size, 1..=1000 (default 100)",
+        json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
+    )
+}
+
+/// Unicode White_Space, what Rust's `char::is_whitespace`, `str::trim` and `split_whitespace`
+/// skip (a character-class body).
+const WHITE_SPACE: &str = r"\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// A string of at most `bytes` bytes of UTF-8 (`text_param`, error.rs; route names). JSON Schema
+/// counts characters, so this states a sufficient form: as many ASCII characters, half as many
+/// up to U+07FF, a third as many in the BMP, or a quarter as many of any.
+fn utf8_at_most(bytes: usize) -> Value {
+    json!({ "type": "string", "anyOf": [
+        { "maxLength": bytes, "pattern": r"^[\u0000-\u007F]*$" },
+        { "maxLength": bytes / 2, "pattern": r"^[\u0000-\u07FF]*$" },
+        { "maxLength": bytes / 3, "pattern": r"^[\u0000-\uFFFF]*$" },
+        { "maxLength": bytes / 4 }
+    ] })
+}
+
+/// The character class `[lo-hi]` of two ASCII digits (one digit when they are equal).
+fn digit_class(lo: u8, hi: u8) -> String {
+    if lo == hi { char::from(lo).to_string() } else { format!("[{}-{}]", char::from(lo), char::from(hi)) }
+}
+
+/// The decimal numerals of `0..=max`, leading zeros allowed (as Rust's integer parsing reads
+/// them), as an unanchored regex.
+fn numeral_at_most(max: u64) -> String {
+    let digits = max.to_string();
+    let d = digits.as_bytes();
+    let n = d.len();
+    let mut alts = Vec::new();
+    // Fewer significant digits than `max`.
+    match n {
+        1 => {}
+        2 => alts.push("[0-9]".to_string()),
+        _ => alts.push(format!("[0-9]{{1,{}}}", n - 1)),
+    }
+    for i in 0..n {
+        // The first digit of a numeral as long as `max` is not 0 (its leading zeros are `0*`'s).
+        let lowest = if i == 0 && n > 1 { b'1' } else { b'0' };
+        if d[i] > lowest {
+            let tail = match n - i - 1 {
+                0 => String::new(),
+                1 => "[0-9]".to_string(),
+                rest => format!("[0-9]{{{rest}}}"),
+            };
+            alts.push(format!("{}{}{tail}", &digits[..i], digit_class(lowest, d[i] - 1)));
+        }
+    }
+    alts.push(digits.clone());
+    format!("0*(?:{})", alts.join("|"))
+}
+
+/// What `i64::from_str` accepts: an optional sign and digits, within `i64`.
+fn int64_numeral() -> String {
+    format!("(?:\\+?{}|-{})", numeral_at_most(i64::MAX.unsigned_abs()), numeral_at_most(i64::MIN.unsigned_abs()))
+}
+
+/// `?since=` / `?until=`: `patchbay_core::timefmt::parse_time_param` — unix milliseconds (an
+/// `i64`), an age (digits and one of `s m h d`, at most `i64::MAX` milliseconds), or what
+/// `parse_rfc3339` reads: `YYYY-MM-DD`, `T`, `t` or a space, `HH:MM:SS`, an optional fraction,
+/// then `Z`, `z` or `±HH:MM`, where each two-digit field may also be a sign and one digit and
+/// the day is 1-31 in any month.
+fn time_pattern() -> String {
+    let ages: Vec<String> = [("s", 1_000u64), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        .iter()
+        .map(|(unit, ms)| format!("{}{unit}", numeral_at_most(i64::MAX.unsigned_abs() / ms)))
+        .collect();
+    let rfc3339 = concat!(
+        r"(?:[0-9]{4}|[+-][0-9]{3})-(?:0[1-9]|1[0-2]|\+[1-9])-(?:0[1-9]|[12][0-9]|3[01]|\+[1-9])[Tt ]",
+        r"(?:[01][0-9]|2[0-3]|[+-][0-9]):(?:[0-5][0-9]|[+-][0-9]):(?:[0-5][0-9]|60|[+-][0-9])(?:\.[0-9]+)?",
+        r"(?:[Zz]|[+-](?:[0-9]{2}|[+-][0-9]):(?:[0-9]{2}|[+-][0-9]))"
+    );
+    format!("^(?:{}|{}|{rfc3339})$", int64_numeral(), ages.join("|"))
+}
+
+fn time_query(name: &str, desc: &str) -> Value {
+    query_param(name, desc, json!({ "$ref": "#/components/schemas/Time" }))
+}
+
+/// The canonical decimal numerals (no leading zero) of `lo..=hi`, both below 100.
+fn small_range(lo: u8, hi: u8) -> String {
+    let d = |v: u8| b'0' + v;
+    let mut alts = Vec::new();
+    if lo <= 9 {
+        alts.push(digit_class(d(lo), d(hi.min(9))));
+    }
+    if hi >= 10 {
+        let l = lo.max(10);
+        let (lt, lu, ht, hu) = (l / 10, l % 10, hi / 10, hi % 10);
+        if lt == ht {
+            alts.push(format!("{lt}{}", digit_class(d(lu), d(hu))));
+        } else {
+            let (mut full_from, mut full_to) = (lt, ht);
+            if lu != 0 {
+                alts.push(format!("{lt}{}", digit_class(d(lu), b'9')));
+                full_from += 1;
+            }
+            if hu != 9 {
+                full_to -= 1;
+            }
+            if full_from <= full_to {
+                alts.push(format!("{}[0-9]", digit_class(d(full_from), d(full_to))));
+            }
+            if hu != 9 {
+                alts.push(format!("{ht}{}", digit_class(b'0', d(hu))));
+            }
+        }
+    }
+    alts.join("|")
+}
+
+/// `a|b|…` as one regex atom: grouped when there is more than one alternative.
+fn one_of(alts: &[String]) -> String {
+    match alts {
+        [one] => one.clone(),
+        _ => format!("(?:{})", alts.join("|")),
+    }
+}
+
+/// A name, in any case: `[Jj][Aa][Nn]`.
+fn any_case(name: &str) -> String {
+    name.chars().map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())).collect()
+}
+
+/// One field of a cron expression (`FieldSpec::parse`, sync/cron.rs): a comma-separated list of
+/// `*`, a value or a range `a-b` with `a <= b` (values as numbers, leading zeros allowed, or as
+/// names in any case), each with an optional step `/n`, 1 <= n <= the field's span.
+fn cron_field(min: u8, max: u8, names: &[&str]) -> String {
+    let numeral = |lo: u8, hi: u8| {
+        let digits = small_range(lo, hi);
+        if digits.contains('|') { format!("0*(?:{digits})") } else { format!("0*{digits}") }
+    };
+    let named = |v: u8| names.get(usize::from(v - min)).map(|n| any_case(n));
+    // The values `lo..=max`, as numbers or names.
+    let from =
+        |lo: u8| -> Vec<String> { std::iter::once(numeral(lo, max)).chain((lo..=max).filter_map(&named)).collect() };
+    let ranges: Vec<String> = (min..=max)
+        .map(|a| {
+            let value: Vec<String> = std::iter::once(numeral(a, a)).chain(named(a)).collect();
+            format!("{}-{}", one_of(&value), one_of(&from(a)))
+        })
+        .collect();
+    let mut choices = vec![r"\*".to_string()];
+    choices.extend(from(min));
+    choices.extend(ranges);
+    let element = format!("{}(?:/{})?", one_of(&choices), numeral(1, max - min + 1));
+    format!("{element}(?:,{element})*")
+}
+
+/// `cron`: `CronExpr::from_str` (sync/cron.rs) — five fields separated by white space, or a macro.
+fn cron_pattern() -> String {
+    let months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+    let days = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let fields = [
+        cron_field(0, 59, &[]),
+        cron_field(0, 23, &[]),
+        cron_field(1, 31, &[]),
+        cron_field(1, 12, &months),
+        cron_field(0, 7, &days),
+    ];
+    let macros: Vec<String> = ["yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly"]
+        .iter()
+        .map(|m| any_case(m))
+        .collect();
+    let ws = format!("[{WHITE_SPACE}]");
+    format!("^{ws}*(?:{}|@(?:{})){ws}*$", fields.join(&format!("{ws}+")), macros.join("|"))
+}
+
+/// `normalize_name` (installations/rules.rs): 1-100 characters, not only white space, none of
+/// them a control or invisible formatting character.
+fn installation_name() -> Value {
+    const INVISIBLE: &str =
+        r"\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u206F\uFEFF";
+    const SPACE: &str = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+    json!({ "type": "string", "minLength": 1, "maxLength": 100,
+        "pattern": format!("^[^{INVISIBLE}]*[^{INVISIBLE}{SPACE}][^{INVISIBLE}]*$"),
+        "description": "1-100 characters (after Unicode NFC normalization), unique within the tenant; not only white space; no control characters (U+0000-U+001F, U+007F-U+009F) and no invisible formatting characters (U+00AD, U+061C, U+180E, U+200B-U+200F, U+202A-U+202E, U+2060-U+206F, U+FEFF)" })
+}
+
+/// A route's `name` (`Routes::check_route`): 1-100 bytes of UTF-8 once white space is trimmed.
+fn route_name() -> Value {
+    let mut s = utf8_at_most(100);
+    s["pattern"] = json!(format!("[^{WHITE_SPACE}]"));
+    s["description"] = json!(
+        "Unique within the tenant; 1-100 bytes of UTF-8 once leading and trailing white space is trimmed (stored trimmed)"
+    );
+    s
+}
+
+/// `event_types` (`check_glob`, routing.rs): 1 to 32 globs of 1-200 letters, digits, `. _ - : /`
+/// and `*` (any run of characters).
+fn event_type_globs() -> Value {
+    json!({ "type": "array", "minItems": 1, "maxItems": 32,
+        "items": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[A-Za-z0-9._:/*-]*$" },
+        "description": "Globs: `*` is any run of characters, dots included", "examples": [["expense.*"]] })
+}
+
+/// `retry_schedule` (`check_retry_schedule`, routing.rs): 1 to 32 delays of at most 7 days.
+fn retry_schedule() -> Value {
+    json!({ "type": "array", "minItems": 1, "maxItems": 32,
+        "items": { "type": "integer", "minimum": 0, "maximum": 604_800 },
+        "description": "Delays in seconds (each at most 604800, 7 days)" })
+}
+
+/// A route's `filter` (`Filter::parse`, routing.rs): at most 32 dotted payload paths, each to a
+/// value (equality) or an object with exactly one operator.
+fn route_filter() -> Value {
+    json!({ "type": "object", "maxProperties": 32,
+        "propertyNames": { "pattern": r"^[^.]+(?:\.[^.]+)*$" },
+        "additionalProperties": { "anyOf": [
+            { "type": ["string", "number", "boolean", "null", "array"], "description": "Equality" },
+            { "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": false,
+                "properties": {
+                    "eq": {}, "ne": {}, "in": { "type": "array" }, "nin": { "type": "array" },
+                    "gt": { "type": ["number", "string"] }, "gte": { "type": ["number", "string"] },
+                    "lt": { "type": ["number", "string"] }, "lte": { "type": ["number", "string"] },
+                    "exists": { "type": "boolean" }, "prefix": { "type": "string" } } }
+        ] },
+        "description": "Payload path (`customer.country`, `items.0.sku`) → value, or {eq|ne|in|nin|gt|gte|lt|lte|exists|prefix: …}; at most 32" })
+}
+
+/// The body of `POST /v1/routes` (`CreateRoute`) or, with `patch`, of `PATCH /v1/routes/{id}`
+/// (`UpdateRoute`: absent fields stay; `null` clears the optional ones and leaves the others).
+fn route_input(patch: bool) -> Value {
+    let opt = |schema: Value| if patch { nullable(schema) } else { schema };
+    let mut s = json!({ "type": "object", "additionalProperties": false,
+        "properties": {
+            "name": opt(route_name()),
+            "event_types": opt(event_type_globs()),
+            "source_installation": { "type": ["string", "null"], "description": "Only events from this installation; null for any" },
+            "filter": nullable(route_filter()),
+            "destination_installation": opt(json!({ "type": "string" })),
+            "operation": opt(json!({ "type": "string", "description": "An operation the destination's connector exports" })),
+            "payload_template": { "$ref": "#/components/schemas/PayloadTemplate" },
+            "retry_schedule": nullable(retry_schedule()),
+            "enabled": if patch { json!({ "type": ["boolean", "null"] }) } else { json!({ "type": "boolean", "default": true }) }
+        } });
+    if !patch {
+        s["required"] = json!(["name", "event_types", "destination_installation", "operation"]);
+    }
+    s
+}
+
+/// A string of a payload template (`check_template`, routing.rs): every `{{` opens a placeholder
+/// closed by the next `}}`, whose path (trimmed) is `event`, `delivery` or `route` followed by
+/// non-empty `.`-separated segments.
+fn template_string_pattern() -> String {
+    let ws = format!("[{WHITE_SPACE}]");
+    // Outside placeholders: no `{{` (a `{` is followed by another character, except at the end).
+    let text = r"(?:[^{]|\{[^{])*";
+    // Inside: characters up to the first `}}` (a `}` is followed by something else).
+    let unit = r"(?:[^.}]|\}[^.}])";
+    let middle = format!(r"(?:{unit}+\}}?|\}})");
+    let last = format!(r"(?:{unit}*(?:[^.}}{WHITE_SPACE}]|\}}[^.}}{WHITE_SPACE}]){ws}*|{unit}*\}}{ws}+)");
+    let placeholder = format!(r"\{{\{{{ws}*(?:event|delivery|route)(?:(?:\.{middle})*\.{last}|{ws}*)\}}\}}");
+    format!(r"^{text}(?:{placeholder}{text})*\{{?$")
+}
+
+/// `limits` (`LimitsSpec::validate`, installations/rules.rs).
+fn limits() -> Value {
+    json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "timeout_ms": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 60_000,
+                "description": "Call deadline: 1 ms up to the host's longest call timeout, PATCHBAY_MAX_CALL_TIMEOUT_MS (60000 unless the operator sets it, at most 3600000)" })),
+            "memory_mib": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 1024 })),
+            "fuel": nullable(uint64(1)),
+            "rate_limits": nullable(json!({ "type": "array", "maxItems": 4, "uniqueItems": true,
+                "description": "The provider budget instead of the manifest's: token buckets, each window (`per_seconds`) at most once",
+                "items": { "type": "object", "required": ["requests", "per_seconds"], "additionalProperties": false,
+                    "properties": {
+                        "requests": uint32(1),
+                        "per_seconds": { "type": "integer", "minimum": 1, "maximum": 2_678_400 },
+                        "burst": nullable(uint32(1)) } } }))
+        }
+    })
+}
+
+/// A path into a record (`Path::parse`, sync/mapping.rs): non-empty `.`-separated segments where
+/// `\.` and `\\` are the only escapes.
+const MAPPING_PATH: &str = r"^(?:[^.\\]|\\[.\\])+(?:\.(?:[^.\\]|\\[.\\])+)*$";
+
+/// Shared value schemas: times, cron expressions, and the field mapping of
+/// `PUT …/mappings/{entity}` (`Mapping::parse`, sync/mapping.rs; not stated here: two fields may
+/// not write the same target or one inside the other, `a` and `a.b`).
+fn value_schemas() -> Value {
+    let one = |name: &str, schema: Value| json!({ "type": "object", "required": [name], "additionalProperties": false, "properties": { name: schema } });
+    let path = json!({ "type": "string", "pattern": MAPPING_PATH });
+    json!({
+        "Time": { "type": "string", "pattern": time_pattern(),
+            "description": "Unix milliseconds, an age before now (digits and s, m, h or d), or an RFC 3339 time",
+            "examples": ["2026-11-21T23:05:09.123Z", "1795302309123", "15m", "7d"] },
+        "Cron": { "type": "string", "pattern": cron_pattern(),
+            "description": "5-field cron expression (minute hour day-of-month month day-of-week; names JAN-DEC, SUN-SAT; lists, ranges and steps), UTC, or @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly. An expression no date satisfies (`0 0 30 2 *`) is refused.",
+            "examples": ["*/15 * * * *", "0 9 * * MON-FRI"] },
+        "Mapping": { "type": "object", "additionalProperties": false,
+            "properties": {
+                "keep_unmapped": { "type": "boolean", "default": false },
+                "fields": { "type": "array", "maxItems": 500, "uniqueItems": true,
+                    "items": { "$ref": "#/components/schemas/MappingField" } } } },
+        "MappingField": { "type": "object", "required": ["target"], "additionalProperties": false,
+            "properties": {
+                "target": path.clone(), "source": path, "constant": {},
+                "transform": { "type": "array", "items": { "$ref": "#/components/schemas/MappingTransform" } },
+                "default": {}, "required": { "type": "boolean" } },
+            "description": "Exactly one of `source` and `constant`; `transform`, `default` and `required` only with a `source`; `required: true` excludes `default`",
+            "oneOf": [
+                { "required": ["constant"], "properties": { "source": false, "transform": false, "default": false, "required": false } },
+                { "required": ["source"], "properties": { "constant": false, "default": false } },
+                { "required": ["source", "default"], "properties": { "constant": false, "required": { "const": false } } }
+            ] },
+        "MappingTransform": { "oneOf": [
+            { "enum": ["trim", "lowercase", "uppercase", "string", "number", "integer", "boolean", "round",
+                "null_if_empty", "timestamp_ms", "iso8601"] },
+            one("multiply", json!({ "type": "number" })),
+            one("divide", json!({ "type": "number", "anyOf": [{ "exclusiveMinimum": 0 }, { "exclusiveMaximum": 0 }] })),
+            one("round", json!({ "type": "integer", "minimum": 0, "maximum": 15 })),
+            one("replace", json!({ "type": "array", "minItems": 2, "maxItems": 2,
+                "prefixItems": [{ "type": "string", "minLength": 1 }, { "type": "string" }] })),
+            one("split", json!({ "type": "string", "minLength": 1 })),
+            one("join", json!({ "type": "string" })),
+            one("prefix", json!({ "type": "string" })),
+            one("suffix", json!({ "type": "string" })),
+            one("truncate", uint64(0)),
+            one("default", json!({})),
+            { "type": "object", "required": ["map"], "additionalProperties": false,
+                "properties": { "map": { "type": "object" }, "else": {} } }
+        ] }
+    })
+}
+
+/// The body of `POST /v1/syncs` and the stream of `POST /v1/schedules` (`StartSync`,
+/// `CreateSchedule`, `Syncs::check_stream`).
+fn stream_input() -> Value {
+    json!({ "type": "object", "required": ["installation", "entity"], "additionalProperties": false,
+        "properties": {
+            "installation": { "type": "string", "description": "A data-sync installation" },
+            "entity": { "type": "string", "minLength": 1, "description": "An entity its connector offers" },
+            "direction": nullable(json!({ "enum": ["import", "export"], "default": "import" })),
+            "mode": nullable(json!({ "enum": ["full", "incremental"], "default": "full" })),
+            "source": nullable(json!({ "type": "object", "required": ["installation", "entity"], "additionalProperties": false,
+                "description": "Exports only (and required by them): the records written",
+                "properties": { "installation": { "type": "string" }, "entity": { "type": "string", "minLength": 1 } } }))
+        },
+        "anyOf": [
+            { "properties": { "direction": { "enum": ["import", null] }, "source": { "type": "null" } } },
+            { "required": ["direction", "source"], "properties": { "direction": { "const": "export" }, "source": { "type": "object" } } }
+        ]
+    })
+}
+
 /// The document.
 pub(crate) fn document() -> Value {
     let installation_id = path_param("id", "Installation id (`ins_…`).");
-    let limits = json!({
-        "type": "object", "additionalProperties": false,
-        "properties": {
-            "timeout_ms": { "type": "integer", "minimum": 1, "maximum": 3600000, "description": "At most the host's longest call timeout (PATCHBAY_MAX_CALL_TIMEOUT_MS, 60000 by default)" },
-            "memory_mib": { "type": "integer", "minimum": 1, "maximum": 1024 },
-            "fuel": { "type": "integer", "minimum": 1 }
-        }
-    });
+    let limits = limits();
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -113,18 +508,14 @@ pub(crate) fn document() -> Value {
                     "config": { "type": "object" }, "limits": limits.clone(),
                     "credentials_from": { "type": ["string", "null"] }, "revision": { "type": "integer" },
                     "deprecation": { "type": ["object", "null"] }, "api_version_deprecation": { "type": ["object", "null"] } } },
-                "RouteInput": { "type": "object", "additionalProperties": false,
-                    "required": ["name", "event_types", "destination_installation", "operation"],
-                    "properties": {
-                        "name": { "type": "string" },
-                        "event_types": { "type": "array", "items": { "type": "string" }, "description": "Globs: `*` is any run of characters" },
-                        "source_installation": { "type": ["string", "null"] },
-                        "filter": { "type": ["object", "null"], "description": "Payload path → value, or {eq|ne|in|nin|gt|gte|lt|lte|exists|prefix: …}" },
-                        "destination_installation": { "type": "string" },
-                        "operation": { "type": "string" },
-                        "payload_template": { "description": "JSON with {{event.…}}, {{delivery.…}}, {{route.…}} placeholders" },
-                        "retry_schedule": { "type": ["array", "null"], "items": { "type": "integer" }, "description": "Delays in seconds" },
-                        "enabled": { "type": "boolean", "default": true } } },
+                "RouteInput": route_input(false),
+                "RoutePatch": route_input(true),
+                "PayloadTemplate": { "anyOf": [
+                    { "type": "string", "pattern": template_string_pattern() },
+                    { "type": ["number", "boolean", "null"] },
+                    { "type": "array", "items": { "$ref": "#/components/schemas/PayloadTemplate" } },
+                    { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/PayloadTemplate" } }
+                ], "description": "Any JSON; in its strings `{{path}}` placeholders start at `event`, `delivery` or `route` (see host/services/src/routing.rs). At most 16 KiB as JSON text." },
                 "Route": { "type": "object",
                     "required": ["id", "revision", "name", "event_types", "destination_installation", "operation"],
                     "properties": {
@@ -164,7 +555,8 @@ pub(crate) fn document() -> Value {
             "/v1/tenants": {
                 "post": { "summary": "Create a tenant (operator)", "tags": ["tenants"],
                     "requestBody": json_body(json!({ "type": "object", "required": ["id"], "additionalProperties": false,
-                        "properties": { "id": { "type": "string", "pattern": "^[a-z][a-z0-9-]{1,62}$" }, "name": { "type": "string" } } })),
+                        "properties": { "id": { "type": "string", "pattern": "^[a-z][a-z0-9-]{1,62}$" },
+                            "name": { "type": ["string", "null"], "description": "Default (left out or null): the id" } } })),
                     "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/Tenant" }))], &["401", "403", "409", "422"]) },
                 "get": { "summary": "List tenants (operator)", "tags": ["tenants"],
                     "responses": responses(&[("200", "Tenants", obj())], &["401", "403"]) }
@@ -173,7 +565,8 @@ pub(crate) fn document() -> Value {
                 "parameters": [path_param("tenant", "Tenant id")],
                 "post": { "summary": "Create a tenant API key (operator); the token is shown once", "tags": ["tenants"],
                     "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
-                        "properties": { "name": { "type": "string" }, "scopes": { "type": "array", "items": { "enum": ["view", "manage", "credentials"] } } } } } } },
+                        "properties": { "name": { "type": ["string", "null"] }, "scopes": { "type": "array", "minItems": 1, "items": { "enum": ["view", "manage", "credentials"] },
+                            "description": "Default (left out): all three" } } } } } },
                     "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/ApiKey" }))], &["401", "403", "404", "422"]) },
                 "get": { "summary": "List a tenant's API keys (operator)", "tags": ["tenants"],
                     "responses": responses(&[("200", "Keys", obj())], &["401", "403", "404"]) }
@@ -190,7 +583,8 @@ pub(crate) fn document() -> Value {
                     "responses": responses(&[("201", "Published", json!({ "$ref": "#/components/schemas/Version" })), ("200", "Already published with the same bytes", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "409", "413", "415", "422"]) },
                 "get": { "summary": "List the catalog", "tags": ["connectors"],
                     "parameters": [
-                        query_param("category", "Hub category", json!({ "type": "string" })),
+                        query_param("category", "Hub category", json!({ "enum": ["payment-gateway", "shipping-carrier", "communication-channel",
+                            "notification-provider", "storage-provider", "data-sync", "webhook-endpoint"] })),
                         query_param("search", "Case-insensitive text in id, title, description or provider", json!({ "type": "string" }))
                     ],
                     "responses": responses(&[("200", "Connectors", obj())], &["400", "401", "403"]) }
@@ -209,18 +603,20 @@ pub(crate) fn document() -> Value {
                 "parameters": [path_param("id", "Connector id"), path_param("version", "Semver version")],
                 "post": { "summary": "Deprecate a version (operator for public, `manage` for private)", "tags": ["connectors"],
                     "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
-                        "properties": { "sunset": { "type": "string", "format": "date" }, "message": { "type": "string" } } } } } },
+                        "properties": { "sunset": { "type": ["string", "null"], "format": "date", "description": "YYYY-MM-DD after which the version may be removed" },
+                            "message": { "type": ["string", "null"] } } } } } },
                     "responses": responses(&[("200", "Deprecated", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "404", "422"]) }
             },
             "/v1/installations": {
                 "post": { "summary": "Install a connector (`manage`)", "tags": ["installations"],
                     "requestBody": json_body(json!({ "type": "object", "required": ["connector", "name"], "additionalProperties": false,
                         "properties": {
-                            "connector": { "type": "string" }, "version": { "type": "string", "description": "Default: latest" },
-                            "api_version": { "type": "string", "description": "Default: the manifest's default" },
-                            "name": { "type": "string" }, "config": { "type": "object" }, "limits": limits.clone(),
-                            "enabled": { "type": "boolean" },
-                            "credentials_from": { "type": "string", "description": "Installation of the same bundle to share credentials with" } } })),
+                            "connector": { "type": "string" }, "version": { "type": ["string", "null"], "description": "Default: latest" },
+                            "api_version": { "type": ["string", "null"], "description": "Default: the manifest's default" },
+                            "name": installation_name(),
+                            "config": { "type": "object", "description": "Checked against the connector's config fields" },
+                            "limits": limits.clone(), "enabled": { "type": "boolean", "default": true },
+                            "credentials_from": { "type": ["string", "null"], "description": "Installation of the same bundle to share credentials with" } } })),
                     "responses": responses(&[("201", "Installed", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "409", "422"]) },
                 "get": { "summary": "List the tenant's installations (`view`)", "tags": ["installations"],
                     "responses": responses(&[("200", "Installations", obj())], &["401", "403"]) }
@@ -231,8 +627,10 @@ pub(crate) fn document() -> Value {
                     "responses": responses(&[("200", "Installation", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "404"]) },
                 "patch": { "summary": "Change version, API version, enabled, config, limits or name (`manage`); takes effect on the next call", "tags": ["installations"],
                     "requestBody": json_body(json!({ "type": "object", "additionalProperties": false, "properties": {
-                        "version": { "type": "string" }, "api_version": { "type": ["string", "null"] }, "enabled": { "type": "boolean" },
-                        "config": { "type": "object" }, "limits": limits, "name": { "type": "string" } } })),
+                        "version": { "type": ["string", "null"] },
+                        "api_version": { "type": ["string", "null"], "description": "null returns to the connector's default" },
+                        "enabled": { "type": ["boolean", "null"] }, "config": { "type": ["object", "null"] },
+                        "limits": nullable(limits), "name": nullable(installation_name()) } })),
                     "responses": responses(&[("200", "Updated", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "404", "422"]) },
                 "delete": { "summary": "Uninstall: removes credentials, state and logs (`manage`)", "tags": ["installations"],
                     "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
@@ -240,7 +638,7 @@ pub(crate) fn document() -> Value {
             "/v1/installations/{id}/credentials": {
                 "parameters": [installation_id.clone()],
                 "put": { "summary": "Replace the credentials (`credentials`); stored encrypted", "tags": ["credentials"],
-                    "requestBody": json_body(json!({ "type": "object", "additionalProperties": { "type": "string" } })),
+                    "requestBody": json_body(json!({ "type": "object", "additionalProperties": { "type": "string", "minLength": 1 } })),
                     "responses": responses(&[("200", "Stored; secrets masked", obj())], &["401", "403", "404", "422"]) },
                 "get": { "summary": "The credentials, secrets masked (`credentials`)", "tags": ["credentials"],
                     "responses": responses(&[("200", "Credentials", obj())], &["401", "403", "404"]) },
@@ -257,17 +655,17 @@ pub(crate) fn document() -> Value {
             "/v1/events": {
                 "get": { "summary": "The tenant's events, newest first (`view`)", "tags": ["events"],
                     "parameters": [
-                        query_param("type", "Event type, exact or a glob like `expense.*`", json!({ "type": "string" })),
+                        query_param("type", "Event type, exact or a glob like `expense.*`; at most 256 bytes", utf8_at_most(256)),
                         query_param("status", "Events with a delivery in this status", json!({ "enum": ["pending", "leased", "delivered", "dead"] })),
-                        query_param("installation", "Source or destination installation", json!({ "type": "string" })),
-                        query_param("since", "RFC 3339 time, unix ms, or an age like 15m", json!({ "type": "string" })),
-                        query_param("until", "RFC 3339 time or unix ms (exclusive)", json!({ "type": "string" })),
-                        query_param("cursor", "next_cursor of the previous page", json!({ "type": "string" })),
-                        query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                        query_param("installation", "Source or destination installation; at most 128 bytes", utf8_at_most(128)),
+                        time_query("since", "RFC 3339 time, unix ms, or an age like 15m (s, m, h, d)"),
+                        time_query("until", "RFC 3339 time, unix ms, or an age like 15m (exclusive)"),
+                        query_param("cursor", "next_cursor of the previous page (empty: the first page); at most 128 bytes. 404 when it names no event of the tenant (one pruned by retention since the previous page, for one)", utf8_at_most(128)),
+                        page_limit_param()
                     ],
                     "responses": responses(&[("200", "Events", json!({ "type": "object", "properties": {
                         "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
-                        "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403"]) }
+                        "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403", "404"]) }
             },
             "/v1/events/{id}": {
                 "parameters": [path_param("id", "Event id (`evt_…`)")],
@@ -278,10 +676,13 @@ pub(crate) fn document() -> Value {
                 "parameters": [installation_id],
                 "get": { "summary": "The operation-log timeline (`view`)", "tags": ["installations"],
                     "parameters": [
-                        query_param("level", "Minimum level", json!({ "enum": ["trace", "debug", "info", "warn", "error"] })),
-                        query_param("since", "RFC 3339 time, unix ms, or an age like 15m", json!({ "type": "string" })),
-                        query_param("cursor", "next_cursor of the previous page", json!({ "type": "string" })),
-                        query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                        query_param("level", "Minimum level: trace, debug, info, warn or error, in any case", json!({ "type": "string",
+                            "pattern": "^(?:[Tt][Rr][Aa][Cc][Ee]|[Dd][Ee][Bb][Uu][Gg]|[Ii][Nn][Ff][Oo]|[Ww][Aa][Rr][Nn]|[Ee][Rr][Rr][Oo][Rr])$",
+                            "examples": ["info"] })),
+                        time_query("since", "RFC 3339 time, unix ms, or an age like 15m (s, m, h, d)"),
+                        query_param("cursor", "next_cursor of the previous page: an entry id (empty: the first page)",
+                            json!({ "anyOf": [int64(), { "const": "" }] })),
+                        page_limit_param()
                     ],
                     "responses": responses(&[("200", "Entries, oldest first", json!({ "type": "object", "properties": {
                         "entries": { "type": "array", "items": { "$ref": "#/components/schemas/LogEntry" } },
@@ -289,6 +690,9 @@ pub(crate) fn document() -> Value {
             }
         }
     });
+    if let (Some(schemas), Value::Object(more)) = (doc["components"]["schemas"].as_object_mut(), value_schemas()) {
+        schemas.extend(more);
+    }
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), routing_paths(&installation_id)) {
         paths.extend(more);
     }
@@ -363,7 +767,8 @@ fn routing_paths(installation_id: &Value) -> Value {
             "/v1/installations/{id}/oauth/refresh": {
                 "parameters": [installation_id.clone()],
                 "post": { "summary": "Refresh the access token now, unless the token of `version` was already replaced (single-flight across hosts) (`credentials`)", "tags": ["oauth"],
-                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "version": { "type": "integer" } } } } } },
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
+                        "properties": { "version": nullable(int64()) } } } } },
                     "responses": responses(&[("200", "The grant after the refresh", obj())], &["401", "403", "404", "409", "422", "502"]) }
             },
             "/v1/installations/{id}/health": {
@@ -410,7 +815,12 @@ fn routing_paths(installation_id: &Value) -> Value {
             "/v1/deliveries/redrive": {
                 "post": { "summary": "Redrive every dead delivery to an installation and/or of a route (`manage`)", "tags": ["events"],
                     "requestBody": json_body(json!({ "type": "object", "additionalProperties": false, "properties": {
-                        "installation": { "type": "string" }, "route": { "type": "string" } } })),
+                        "installation": { "type": ["string", "null"] }, "route": { "type": ["string", "null"] } },
+                        "description": "At least one of `installation` and `route` (not null)",
+                        "anyOf": [
+                            { "required": ["installation"], "properties": { "installation": { "type": "string" } } },
+                            { "required": ["route"], "properties": { "route": { "type": "string" } } }
+                        ] })),
                     "responses": responses(&[("200", "How many were redriven", json!({ "type": "object", "properties": {
                         "redriven": { "type": "integer" } } }))], &["401", "403", "404", "422"]) }
             },
@@ -428,7 +838,7 @@ fn routing_paths(installation_id: &Value) -> Value {
                 "get": { "summary": "A route (`view`)", "tags": ["routes"],
                     "responses": responses(&[("200", "Route", json!({ "$ref": "#/components/schemas/Route" }))], &["401", "403", "404"]) },
                 "patch": { "summary": "Change a route; absent fields stay, null clears optional ones (`manage`)", "tags": ["routes"],
-                    "requestBody": json_body(obj()),
+                    "requestBody": json_body(json!({ "$ref": "#/components/schemas/RoutePatch" })),
                     "responses": responses(&[("200", "Updated", json!({ "$ref": "#/components/schemas/Route" }))], &["400", "401", "403", "404", "409", "422"]) },
                 "delete": { "summary": "Delete a route; deliveries already made stay (`manage`)", "tags": ["routes"],
                     "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
@@ -451,19 +861,34 @@ fn sync_paths(installation_id: &Value) -> Value {
     let run_id = path_param("id", "Sync run id (`run_…`)");
     let schedule_id = path_param("id", "Schedule id (`sch_…`)");
     let entity = path_param("entity", "Entity name, e.g. `products`");
-    let stream = json!({ "type": "object", "required": ["installation", "entity"], "additionalProperties": false,
-        "properties": {
-            "installation": { "type": "string" }, "entity": { "type": "string" },
-            "direction": { "enum": ["import", "export"], "default": "import" },
-            "mode": { "enum": ["full", "incremental"], "default": "full" },
-            "source": { "type": "object", "description": "Exports: the records written (installation + entity)",
-                "properties": { "installation": { "type": "string" }, "entity": { "type": "string" } } } } });
+    let stream = stream_input();
     let mut schedule_input = stream.clone();
     if let Some(p) = schedule_input["properties"].as_object_mut() {
-        p.insert("interval_secs".into(), json!({ "type": "integer", "minimum": 1, "maximum": 31_622_400 }));
-        p.insert("cron".into(), json!({ "type": "string", "description": "5-field cron expression, UTC" }));
-        p.insert("enabled".into(), json!({ "type": "boolean" }));
+        p.insert(
+            "interval_secs".into(),
+            nullable(json!({ "type": "integer", "minimum": 1, "maximum": 31_622_400,
+            "description": "Seconds between runs, at most 366 days" })),
+        );
+        p.insert("cron".into(), nullable(json!({ "$ref": "#/components/schemas/Cron" })));
+        p.insert("enabled".into(), nullable(json!({ "type": "boolean", "default": true })));
     }
+    // Exactly one of the two timings (null counts as left out).
+    schedule_input["oneOf"] = json!([
+        { "required": ["interval_secs"], "properties": { "interval_secs": { "type": "integer" }, "cron": { "type": "null" } } },
+        { "required": ["cron"], "properties": { "cron": { "type": "string" }, "interval_secs": { "type": "null" } } }
+    ]);
+    let schedule_patch = json!({ "type": "object", "additionalProperties": false,
+        "properties": {
+            "mode": schedule_input["properties"]["mode"].clone(),
+            "interval_secs": schedule_input["properties"]["interval_secs"].clone(),
+            "cron": schedule_input["properties"]["cron"].clone(),
+            "enabled": { "type": ["boolean", "null"] }
+        },
+        "description": "Giving `interval_secs` or `cron` (not both) replaces the timing",
+        "anyOf": [
+            { "properties": { "interval_secs": { "type": "null" } } },
+            { "properties": { "cron": { "type": "null" } } }
+        ] });
     json!({
         "/v1/syncs": {
             "post": { "summary": "Queue a sync run of an installation's entity (`manage`)", "tags": ["sync"],
@@ -474,9 +899,9 @@ fn sync_paths(installation_id: &Value) -> Value {
                 "parameters": [
                     query_param("installation", "Only this installation's", json!({ "type": "string" })),
                     query_param("entity", "Only this entity's", json!({ "type": "string" })),
-                    query_param("status", "Only runs in this status", json!({ "type": "string" })),
+                    query_param("status", "Only runs in this status", json!({ "enum": ["queued", "running", "succeeded", "failed", "cancelled"] })),
                     query_param("before", "next_before of the previous page", json!({ "type": "string" })),
-                    query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                    page_limit_param()
                 ],
                 "responses": responses(&[("200", "Runs", obj())], &["400", "401", "403"]) }
         },
@@ -499,8 +924,8 @@ fn sync_paths(installation_id: &Value) -> Value {
             "parameters": [run_id],
             "get": { "summary": "Item-level errors of a run (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("after", "next_after of the previous page", json!({ "type": "integer" })),
-                    query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                    query_param("after", "next_after of the previous page: errors numbered above it (default 0)", int64()),
+                    page_limit_param()
                 ],
                 "responses": responses(&[("200", "Errors", obj())], &["400", "401", "403", "404"]) }
         },
@@ -518,7 +943,7 @@ fn sync_paths(installation_id: &Value) -> Value {
             "get": { "summary": "A schedule (`view`)", "tags": ["sync"],
                 "responses": responses(&[("200", "Schedule", obj())], &["401", "403", "404"]) },
             "patch": { "summary": "Change a schedule's timing, mode or `enabled` (`manage`)", "tags": ["sync"],
-                "requestBody": json_body(obj()),
+                "requestBody": json_body(schedule_patch),
                 "responses": responses(&[("200", "Schedule", obj())], &["400", "401", "403", "404", "422"]) },
             "delete": { "summary": "Delete a schedule (`manage`)", "tags": ["sync"],
                 "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
@@ -532,8 +957,9 @@ fn sync_paths(installation_id: &Value) -> Value {
             "parameters": [installation_id.clone(), entity.clone()],
             "get": { "summary": "The records store's change feed: records changed after `since`, in change order (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("since", "A change sequence number: next_since of the previous page (default 0)", json!({ "type": "integer" })),
-                    query_param("limit", "1..=1000, default 100", json!({ "type": "integer" }))
+                    query_param("since", "A change sequence number: next_since of the previous page (default 0)",
+                        json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX })),
+                    page_limit_param()
                 ],
                 "responses": responses(&[("200", "Changes", obj())], &["400", "401", "403", "404"]) }
         },
@@ -547,7 +973,7 @@ fn sync_paths(installation_id: &Value) -> Value {
             "get": { "summary": "The field mapping of an entity (`view`)", "tags": ["sync"],
                 "responses": responses(&[("200", "Mapping", obj())], &["401", "403", "404"]) },
             "put": { "summary": "Set the field mapping the host applies to the entity's records (`manage`); see docs/sync-mapping.md", "tags": ["sync"],
-                "requestBody": json_body(obj()),
+                "requestBody": json_body(json!({ "$ref": "#/components/schemas/Mapping" })),
                 "responses": responses(&[("200", "Mapping", obj())], &["400", "401", "403", "404", "415", "422"]) },
             "delete": { "summary": "Remove the field mapping (`manage`)", "tags": ["sync"],
                 "responses": responses(&[("204", "Deleted", Value::Null)], &["401", "403", "404"]) }
@@ -595,5 +1021,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every `$ref` names a component of the document.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &Value, doc: &Value) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let path = r.strip_prefix("#/").unwrap_or_else(|| panic!("{r} is not local"));
+                        let target = path.split('/').fold(doc, |v, key| &v[key]);
+                        assert!(target.is_object(), "{r} resolves to nothing");
+                    }
+                    m.values().for_each(|x| walk(x, doc));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, doc)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        walk(&doc, &doc);
+    }
+
+    /// The numeral patterns the integer, time and cron patterns are built from.
+    #[test]
+    fn numerals_are_bounded_exactly() {
+        assert_eq!(numeral_at_most(0), "0*(?:0)");
+        assert_eq!(numeral_at_most(7), "0*(?:[0-6]|7)");
+        assert_eq!(numeral_at_most(59), "0*(?:[0-9]|[1-4][0-9]|5[0-8]|59)");
+        assert_eq!(numeral_at_most(1000), "0*(?:[0-9]{1,3}|1000)");
+        assert_eq!(small_range(0, 59), "[0-9]|[1-5][0-9]");
+        assert_eq!(small_range(1, 31), "[1-9]|[1-2][0-9]|3[0-1]");
+        assert_eq!(small_range(7, 7), "7");
+        assert_eq!(small_range(12, 12), "12");
+        assert_eq!(small_range(11, 38), "1[1-9]|2[0-9]|3[0-8]");
+        assert_eq!(small_range(1, 60), "[1-9]|[1-5][0-9]|60");
     }
 }

@@ -637,7 +637,7 @@ impl Store {
         Ok(Some((event, deliveries)))
     }
 
-    /// One page of the tenant's events, newest first (by creation time, then id). `Invalid` when
+    /// One page of the tenant's events, newest first (by creation time, then id). `NotFound` when
     /// `after_id` names no event of the tenant.
     pub async fn list_events(&self, tenant: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         let mut args = vec![Arg::Text(tenant)];
@@ -685,7 +685,7 @@ impl Store {
                     .bind(after)
                     .fetch_optional(self.pool())
                     .await?;
-            let created = created.ok_or_else(|| StoreError::Invalid(format!("cursor {after:?} names no event")))?;
+            let created = created.ok_or_else(|| StoreError::NotFound(format!("cursor {after:?} names no event")))?;
             args.push(Arg::Int(created));
             let c = placeholder(&args);
             args.push(Arg::Text(after));
