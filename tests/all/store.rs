@@ -780,18 +780,35 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     .await;
 
     // A full queue drops (and counts) instead of blocking the call. The test runs on a
-    // current-thread runtime, so the writer cannot drain between these appends.
+    // current-thread runtime, so the writer cannot drain between these appends. The queue is
+    // bounded by entries: a call whose entries do not all fit is shed whole.
     let small = StoreOperationLog::with_config(
         store.clone(),
-        OplogConfig { queue_calls: 1, max_batch: 100, linger: std::time::Duration::from_secs(60) },
+        OplogConfig { max_queued: 3, max_batch: 100, linger: std::time::Duration::from_secs(60) },
     );
     let scope2 = Scope::new("t1", "i2");
     for i in 0..5 {
         small.append(&scope2, vec![entry(i, Source::Guest), entry(i, Source::Guest)]);
     }
+    small.append(&Scope::new("t1", "i3"), vec![entry(9, Source::Guest)]);
     assert_eq!(small.dropped(), 8);
     small.flush().await;
-    assert_eq!(store.logs("t1", "i2", &LogQuery::default()).await.unwrap().len(), 2);
+    let stats = small.stats();
+    assert_eq!((stats.appended, stats.written, stats.dropped, stats.queued), (11, 3, 8, 0));
+    // The installation that lost entries is told so in its own timeline, once, with the count;
+    // the other one is not.
+    let kept = store.logs("t1", "i2", &LogQuery::default()).await.unwrap();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    let note = &kept[2];
+    assert_eq!((note.level, note.source.as_str()), (Level::Warn, "host"));
+    assert!(note.message.starts_with("8 operation log entries of this installation were dropped"), "{note:?}");
+    assert!(note.fields.contains(&("dropped".to_string(), "8".to_string())), "{note:?}");
+    assert_eq!(store.logs("t1", "i3", &LogQuery::default()).await.unwrap().len(), 1);
+    // Room again: nothing more is dropped, and no second note is written.
+    small.append(&scope2, vec![entry(10, Source::Guest)]);
+    small.flush().await;
+    assert_eq!(small.dropped(), 8);
+    assert_eq!(store.logs("t1", "i2", &LogQuery::default()).await.unwrap().len(), 4);
 }
 
 async fn state_store_enforces_limits_atomically(backend: Backend) {
@@ -887,6 +904,56 @@ async fn open_sqlite_creates_the_file_in_wal_mode() {
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// SQLite only: under writes with readers always active (which keep a passive checkpoint from
+/// ever starting the WAL over), the WAL file stays near its bound, and it is given back once the
+/// writes stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_wal_stays_bounded_under_steady_load_and_shrinks_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("patchbay.db");
+    let wal = dir.path().join("patchbay.db-wal");
+    let bound: u64 = 1024 * 1024;
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let options = patchbay_store::SqliteOptions { wal_restart_bytes: bound, ..Default::default() };
+    let store = Store::connect_with(&url, options).await.unwrap();
+    store.append_logs(&[log_record("i1", 1, Level::Info, "seed")]).await.unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let q = LogQuery { limit: 50, ..Default::default() };
+                    store.logs("t1", "i1", &q).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    // ~48 MiB of entries, 48 times the bound, written steadily: ~128 KiB every few milliseconds.
+    let message = "x".repeat(2_000);
+    let batch: Vec<_> = (0..64).map(|i| log_record("i1", i, Level::Info, &message)).collect();
+    let mut peak = 0;
+    for _ in 0..384 {
+        store.append_logs(&batch).await.unwrap();
+        peak = peak.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+    // The bound plus what a checkpoint interval or two write, far below the 48 MiB written.
+    assert!(peak < 8 * bound, "the WAL peaked at {peak} bytes");
+    patchbay_tests::eventually("the idle WAL is truncated", std::time::Duration::from_secs(20), || async {
+        let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if len == 0 { Ok(()) } else { Err(format!("{len} bytes")) }
+    })
+    .await;
+    let all = store.logs("t1", "i1", &LogQuery { limit: 1_000, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 1_000, "nothing written was lost");
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! patchbay's benchmarks, one target each (`cargo bench -p patchbay-benches --bench <name>`):
 //! `call` (a fresh sandbox per call), `invoke` (the admin API's call path), `ingest` and
 //! `ingress` (webhook ingress), `sync` (data sync into the records store), `fairness` (another
-//! tenant's latency while one tenant floods the call slots). They print figures;
-//! the README keeps the latest ones.
+//! tenant's latency while one tenant floods the call slots), `bytes` (large byte results),
+//! `soak` (minutes of sustained ingest: throughput, WAL and database size, operation-log losses).
+//! They print figures; the README keeps the latest ones.
+
+pub mod webhooks;

@@ -121,7 +121,7 @@ impl Host {
                 ..RuntimeConfig::default()
             },
             Services {
-                oplog,
+                oplog: oplog.clone(),
                 state: Arc::new(DurableState::new(store.clone())),
                 events: Arc::new(StoreEventSink::new(store.clone(), router.clone())),
             },
@@ -199,7 +199,7 @@ impl Host {
             },
         }));
         let syncs = Arc::new(Syncs::new(store.clone(), installations.clone(), runtime.clone(), sync_wake.clone()));
-        let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone()));
+        let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog));
         let dispatcher =
             Arc::new(Dispatcher::new(store.clone(), installations.clone(), router.clone(), metrics.clone()));
         let engine = Arc::new(SyncEngine::new(crate::sync::EngineDeps {
@@ -295,6 +295,11 @@ impl Host {
     /// (benchmarks).
     pub fn runtime(&self) -> &Runtime {
         &self.workers.runtime
+    }
+
+    /// What the operation log wrote and dropped so far (benchmarks, tests).
+    pub fn oplog_stats(&self) -> crate::oplog::OplogStats {
+        self.status.oplog_stats()
     }
 
     /// Flushes buffered operation logs (shutdown, tests).

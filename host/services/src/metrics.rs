@@ -20,6 +20,9 @@
 //! - `patchbay_oauth_refreshes_total{outcome}` — token refreshes by outcome (`ok`, `failed`,
 //!   `refused`).
 //! - `patchbay_health_checks_total{status}` — health checks by resulting status.
+//! - `patchbay_oplog_entries_total{result}` — operation log entries `written` or `dropped` (shed
+//!   from a full queue or lost in a failed write; each installation's timeline says how many and
+//!   when), and `patchbay_oplog_queued_entries` (gauge) waiting for the writer.
 //! - `patchbay_outbox_deliveries{status}` — outbox depth by status (`pending`, `leased`, `dead`;
 //!   gauge, read from the database on render).
 
@@ -27,6 +30,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use crate::oplog::OplogStats;
 
 /// Upper bounds (seconds) of the duration histogram's buckets.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -172,7 +177,7 @@ impl Metrics {
     }
 
     /// The text exposition format (version 0.0.4).
-    pub(crate) fn render(&self, components_cached: usize, outbox: Option<OutboxGauge>) -> String {
+    pub(crate) fn render(&self, components_cached: usize, outbox: Option<OutboxGauge>, oplog: OplogStats) -> String {
         let m = self.lock();
         let mut out = String::new();
         header(&mut out, "patchbay_calls_total", "counter", "Connector calls by outcome.");
@@ -203,6 +208,16 @@ impl Metrics {
         }
         header(&mut out, "patchbay_components_cached", "gauge", "Compiled components held in memory.");
         let _ = writeln!(out, "patchbay_components_cached {components_cached}");
+        header(
+            &mut out,
+            "patchbay_oplog_entries_total",
+            "counter",
+            "Operation log entries on this host: written, or dropped (shed from a full queue or lost in a failed write).",
+        );
+        let _ = writeln!(out, "patchbay_oplog_entries_total{{result=\"written\"}} {}", oplog.written);
+        let _ = writeln!(out, "patchbay_oplog_entries_total{{result=\"dropped\"}} {}", oplog.dropped);
+        header(&mut out, "patchbay_oplog_queued_entries", "gauge", "Operation log entries waiting to be written.");
+        let _ = writeln!(out, "patchbay_oplog_queued_entries {}", oplog.queued);
         header(&mut out, "patchbay_webhooks_total", "counter", "Webhook requests by result.");
         for (r, n) in &m.webhooks {
             let _ = writeln!(out, "patchbay_webhooks_total{{result=\"{}\"}} {n}", esc(r));
@@ -280,7 +295,8 @@ mod tests {
         m.record(&sample("retryable", 300));
         m.webhook_received("stored");
         m.delivery("ok", Some(Duration::from_micros(700)));
-        let text = m.render(3, Some(OutboxGauge { pending: 4, leased: 1, dead: 2 }));
+        let oplog = OplogStats { appended: 12, written: 9, dropped: 3, queued: 0 };
+        let text = m.render(3, Some(OutboxGauge { pending: 4, leased: 1, dead: 2 }), oplog);
         assert!(
             text.contains("patchbay_calls_total{connector=\"notify-webhook\",operation=\"send\",outcome=\"ok\"} 1")
         );
@@ -290,6 +306,8 @@ mod tests {
         assert!(text.contains("patchbay_call_fuel_total{connector=\"notify-webhook\"} 200"));
         assert!(text.contains("patchbay_egress_requests_total{connector=\"notify-webhook\"} 2"));
         assert!(text.contains("patchbay_components_cached 3"));
+        assert!(text.contains("patchbay_oplog_entries_total{result=\"dropped\"} 3"));
+        assert!(text.contains("patchbay_oplog_entries_total{result=\"written\"} 9"));
         assert!(text.contains("patchbay_webhooks_total{result=\"stored\"} 1"));
         assert!(text.contains("patchbay_deliveries_total{outcome=\"ok\"} 1"));
         assert!(text.contains("patchbay_delivery_latency_seconds_bucket{le=\"0.001\"} 1"));

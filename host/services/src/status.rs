@@ -7,17 +7,24 @@ use patchbay_runtime::Runtime;
 use patchbay_store::Store;
 
 use crate::metrics::{Metrics, OutboxGauge};
+use crate::oplog::{OplogStats, StoreOperationLog};
 
 /// Liveness and metrics.
 pub struct Status {
     store: Store,
     runtime: Runtime,
     metrics: Arc<Metrics>,
+    oplog: Arc<StoreOperationLog>,
 }
 
 impl Status {
-    pub(crate) fn new(store: Store, runtime: Runtime, metrics: Arc<Metrics>) -> Self {
-        Self { store, runtime, metrics }
+    pub(crate) fn new(store: Store, runtime: Runtime, metrics: Arc<Metrics>, oplog: Arc<StoreOperationLog>) -> Self {
+        Self { store, runtime, metrics, oplog }
+    }
+
+    /// What the operation log wrote and dropped so far.
+    pub fn oplog_stats(&self) -> OplogStats {
+        self.oplog.stats()
     }
 
     /// Whether the database answers.
@@ -35,7 +42,7 @@ impl Status {
                 None
             }
         };
-        self.metrics.render(self.runtime.cached_components(), outbox)
+        self.metrics.render(self.runtime.cached_components(), outbox, self.oplog.stats())
     }
 
     /// Whether the pooling allocator is in use (for the startup log).

@@ -101,7 +101,7 @@ impl Store {
         .bind(&key.secret_hash)
         .bind(&scopes_json)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await;
         match result {
             Ok(_) => Ok(ApiKey {
@@ -154,7 +154,7 @@ impl Store {
         .bind(tenant)
         .bind(id)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -510,7 +510,7 @@ impl Store {
         .bind(now_ms())
         .bind(sunset)
         .bind(message)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         match row {
             Some(row) => Ok(version_from(&row)?),

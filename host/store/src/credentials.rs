@@ -200,7 +200,7 @@ impl Store {
         .bind(new_key_id)
         .bind(new_ciphertext)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -146,6 +146,13 @@ impl From<StoreError> for patchbay_core::Error {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On a SQLite file, a pool of its own with one connection: SQLite runs
+    /// one writer at a time, and writers waiting in SQLite's busy handler sleep in growing steps
+    /// (up to 100 ms) and retry, so under load they lose turns to whoever retries first while
+    /// the lock sits idle between them. Queued in this pool's fair acquire instead, every write
+    /// starts the moment the previous one ends, in arrival order. Elsewhere the same pool as
+    /// reads.
+    writer: AnyPool,
     backend: Backend,
     signal: Arc<DispatchSignal>,
     /// SQLite files: the import batches' own connection (see `sqlite_batch`).
@@ -196,6 +203,23 @@ impl SqliteSynchronous {
     }
 }
 
+/// How a SQLite database file is run ([`Store::connect_with`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteOptions {
+    /// How commits are made durable.
+    pub synchronous: SqliteSynchronous,
+    /// WAL size past which the background checkpointer waits for readers so the WAL can start
+    /// over (see `checkpoint_wal`); the WAL file stays within about this size plus what one
+    /// checkpoint interval writes. Default 64 MiB.
+    pub wal_restart_bytes: u64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { synchronous: SqliteSynchronous::default(), wal_restart_bytes: WAL_RESTART_BYTES }
+    }
+}
+
 /// How long a SQLite connection waits for another writer before giving up.
 pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -209,12 +233,12 @@ impl Store {
     /// `postgres://user@host:port/db` (any sqlx-postgres parameter works, e.g.
     /// `?options=-c%20search_path%3Dmy_schema` to place the tables in a schema).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with(url, SqliteSynchronous::default()).await
+        Store::connect_with(url, SqliteOptions::default()).await
     }
 
-    /// [`Store::connect`] with SQLite commits made durable as `synchronous` says (ignored on
-    /// PostgreSQL).
-    pub async fn connect_with(url: &str, synchronous: SqliteSynchronous) -> Result<Store, StoreError> {
+    /// [`Store::connect`] with the SQLite file tuned as `sqlite` says (ignored on PostgreSQL).
+    pub async fn connect_with(url: &str, sqlite: SqliteOptions) -> Result<Store, StoreError> {
+        let synchronous = sqlite.synchronous;
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -230,11 +254,14 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("invalid database URL {}: {e}", redact_url(url))))?;
         let mut migration_lock = None;
         let mut batch_writer = None;
+        let mut wal_path = None;
+        let mut writer = None;
         let pool = match backend {
             Backend::Sqlite => {
                 let prepared = prepare_sqlite_file(url).await?;
                 let in_memory = prepared.is_none();
                 if let Some((path, lock)) = prepared {
+                    wal_path = Some(wal_file(&path));
                     batch_writer = Some(Arc::new(sqlite_batch::BatchWriter::new(path, synchronous)));
                     migration_lock = Some(lock);
                 }
@@ -244,32 +271,31 @@ impl Store {
                 } else {
                     AnyPoolOptions::new().max_connections(8)
                 };
-                pool.after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute(
-                            format!(
-                                "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA busy_timeout = {}; \
-                                 PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
-                                 PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = 67108864;",
-                                synchronous.pragma(),
-                                SQLITE_BUSY_TIMEOUT.as_millis(),
-                                // A file's WAL is checkpointed by `checkpoint_wal`, not by commits.
-                                if in_memory { 1000 } else { 0 }
-                            )
-                            .as_str(),
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect_with(options)
-                .await?
+                let pragmas: Arc<str> = format!(
+                    "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA busy_timeout = {}; \
+                     PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
+                     PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+                    synchronous.pragma(),
+                    SQLITE_BUSY_TIMEOUT.as_millis(),
+                    // A file's WAL is checkpointed by `checkpoint_wal`, not by commits.
+                    if in_memory { 1000 } else { 0 },
+                    sqlite.wal_restart_bytes
+                )
+                .into();
+                let pool = run_on_connect(pool, pragmas.clone()).connect_with(options.clone()).await?;
+                if !in_memory {
+                    let w = AnyPoolOptions::new().max_connections(1).idle_timeout(None).max_lifetime(None);
+                    writer = Some(run_on_connect(w, pragmas).connect_with(options).await?);
+                }
+                pool
             }
             Backend::Postgres => AnyPoolOptions::new().max_connections(10).connect_with(options).await?,
         };
-        let store = Store { pool, backend, signal: Arc::default(), batch_writer };
-        if backend == Backend::Sqlite && migration_lock.is_some() {
-            tokio::spawn(checkpoint_wal(store.pool.clone(), Arc::downgrade(&store.signal)));
+        let writer = writer.unwrap_or_else(|| pool.clone());
+        let store = Store { pool, writer, backend, signal: Arc::default(), batch_writer };
+        if let Some(wal_path) = wal_path {
+            let wal = WalBound { path: wal_path, restart_bytes: sqlite.wal_restart_bytes.max(1) };
+            tokio::spawn(checkpoint_wal(store.pool.clone(), wal, Arc::downgrade(&store.signal)));
         }
         // sqlx's SQLite migrator does not lock: two processes opening a new file together would
         // both try to create the tables. A lock file next to the database, taken before the first
@@ -305,6 +331,7 @@ impl Store {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -322,8 +349,8 @@ impl Store {
     /// `SQLITE_BUSY` without waiting when another connection writes in between.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
     }
 
@@ -341,6 +368,12 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where a write outside [`Store::begin_write`]'s transactions goes (one statement in its own
+    /// transaction): on a SQLite file, the one writer connection; elsewhere the pool.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Tells dispatchers that deliveries were stored: this process's at once, and on PostgreSQL
@@ -378,33 +411,112 @@ impl Store {
     }
 }
 
+/// `options` with `sql` run on every new connection.
+fn run_on_connect(options: AnyPoolOptions, sql: Arc<str>) -> AnyPoolOptions {
+    options.after_connect(move |conn, _meta| {
+        let sql = sql.clone();
+        Box::pin(async move {
+            conn.execute(&*sql).await?;
+            Ok(())
+        })
+    })
+}
+
 /// How often the WAL of a SQLite file is checkpointed.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Checkpoints a SQLite file's WAL in the background until the store is dropped or closed.
+/// The default WAL size past which the checkpointer waits for readers to start the WAL over
+/// (see [`checkpoint_wal`]). With `journal_size_limit` at the same size, the file stays within
+/// about this plus what one checkpoint interval writes.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The WAL file [`checkpoint_wal`] keeps bounded, and its bound.
+struct WalBound {
+    path: PathBuf,
+    restart_bytes: u64,
+}
+
+/// How long a checkpoint that waits for readers may hold new writers back before it gives up
+/// until the next tick.
+const WAL_RESTART_WAIT: Duration = Duration::from_millis(500);
+
+/// The WAL file of the SQLite database at `db` (`patchbay.db` → `patchbay.db-wal`).
+fn wal_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Checkpoints a SQLite file's WAL in the background until the store is dropped or closed, and
+/// keeps the WAL file bounded.
 ///
 /// A checkpoint copies committed pages from the WAL into the database file and syncs both. Left
 /// to SQLite (`wal_autocheckpoint`) it runs inside whichever commit pushes the WAL past 1 000
 /// pages, and that writer waits for the copy and the syncs: with 200 000 synced records of
 /// 1 KiB in batches of 2 000, the checkpoints took about half of the batches' commit time on the
-/// 2-core development machine. Here they overlap the next writes instead. They are `PASSIVE`,
-/// like SQLite's own: they never block a writer or reader (a checkpoint that waits for readers
-/// would hold every writer back while a long read runs). The next writer after a complete
-/// checkpoint starts the WAL over; `journal_size_limit` then truncates the file.
-async fn checkpoint_wal(pool: AnyPool, alive: std::sync::Weak<DispatchSignal>) {
+/// 2-core development machine. Here they overlap the next writes instead, as `PASSIVE`
+/// checkpoints, like SQLite's own: they never block a writer or reader.
+///
+/// A passive checkpoint alone does not bound the file. The WAL starts over from its beginning
+/// only when a writer finds every frame checkpointed and no reader still reading from the WAL;
+/// under steady traffic some reader always is, so the WAL grows for as long as the load lasts
+/// (5.2 GB next to a 600 MB database after two minutes of full-speed ingest) and reads slow down
+/// as it grows. So once the file passes [`SqliteOptions::wal_restart_bytes`], the checkpointer runs a
+/// `RESTART` checkpoint: it waits (at most [`WAL_RESTART_WAIT`], holding new writers back
+/// meanwhile) for the readers of older snapshots to finish, after which the next writer starts
+/// the WAL over and `journal_size_limit` truncates the file to that size. When the traffic stops
+/// (nothing written since the last tick and everything checkpointed), a `TRUNCATE` checkpoint
+/// returns the whole file.
+async fn checkpoint_wal(pool: AnyPool, wal: WalBound, alive: std::sync::Weak<DispatchSignal>) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Frames in the WAL after the previous checkpoint, and whether nothing was written since.
+    let (mut prev_frames, mut idle) = (-1, false);
     loop {
         tick.tick().await;
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            Ok(_) => {}
+        let wal_bytes = std::fs::metadata(&wal.path).map(|m| m.len()).unwrap_or(0);
+        let mode = if idle && wal_bytes > 0 {
+            "TRUNCATE"
+        } else if wal_bytes > wal.restart_bytes {
+            "RESTART"
+        } else {
+            "PASSIVE"
+        };
+        match wal_checkpoint(&pool, mode).await {
+            Ok((busy, frames, copied)) => {
+                // Nothing written since the previous checkpoint, and all of it copied.
+                idle = mode != "TRUNCATE" && busy == 0 && frames == prev_frames && frames == copied;
+                prev_frames = frames;
+            }
             Err(_) if pool.is_closed() => return,
-            Err(e) => tracing::warn!("checkpointing the SQLite WAL failed: {e}"),
+            Err(e) => tracing::warn!("checkpointing the SQLite WAL ({mode}) failed: {e}"),
         }
     }
+}
+
+/// `PRAGMA wal_checkpoint(mode)` on one connection; a mode that waits for readers and writers
+/// waits at most [`WAL_RESTART_WAIT`].
+async fn wal_checkpoint(pool: &AnyPool, mode: &str) -> Result<(i64, i64, i64), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let waits = mode != "PASSIVE";
+    if waits {
+        conn.execute(format!("PRAGMA busy_timeout = {}", WAL_RESTART_WAIT.as_millis()).as_str()).await?;
+    }
+    let result = sqlx::query(&format!("PRAGMA wal_checkpoint({mode})")).fetch_one(&mut *conn).await;
+    if waits {
+        let restored =
+            conn.execute(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()).as_str()).await;
+        if restored.is_err() {
+            // Never hand a connection with the short timeout back to the pool.
+            conn.close_on_drop();
+        }
+        restored?;
+    }
+    let row = result?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
 /// The PostgreSQL `LISTEN`/`NOTIFY` channel that wakes the dispatchers of every host after

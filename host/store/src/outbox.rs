@@ -544,7 +544,7 @@ impl Store {
         .bind(id)
         .bind(now_ms)
         .bind(super::now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

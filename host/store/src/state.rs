@@ -109,7 +109,7 @@ impl Store {
             .bind(&*scope.tenant)
             .bind(&*scope.installation)
             .bind(key)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -1143,7 +1143,7 @@ impl Store {
         .bind(now)
         .bind(lease.run_id)
         .bind(lease.owner)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if done.rows_affected() == 0 {
             return Err(lease_lost(lease.run_id));
@@ -1170,7 +1170,7 @@ impl Store {
         .bind(now)
         .bind(lease.run_id)
         .bind(lease.owner)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if done.rows_affected() == 0 {
             return Err(lease_lost(lease.run_id));
@@ -1185,6 +1185,10 @@ impl Store {
         if let Some(writer) = &self.batch_writer
             && batch.events.is_none_or(|e| !e.may_emit(batch.entity))
         {
+            // The write turn first (see `Store::writer`): holding the writer connection idle
+            // keeps this process's other writes queued behind the batch rather than busy-waiting
+            // in SQLite.
+            let _turn = self.writer().acquire().await?;
             // Blocking work: off the async workers where the runtime has others.
             return match tokio::runtime::Handle::current().runtime_flavor() {
                 tokio::runtime::RuntimeFlavor::CurrentThread => writer.commit_import_batch(batch),
@@ -1562,7 +1566,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM sync_mappings WHERE installation = $1 AND entity = $2")
             .bind(installation)
             .bind(entity)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1668,7 +1672,7 @@ impl Store {
         .bind(now_ms())
         .bind(tenant)
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         match row {
             Some(r) => schedule_from(&r),
@@ -1681,7 +1685,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM sync_schedules WHERE tenant = $1 AND id = $2")
             .bind(tenant)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1782,7 +1786,7 @@ impl Store {
         }
         let done = sqlx::query("UPDATE sync_runs SET next_attempt_at = $1 WHERE status = 'running'")
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
     }

@@ -32,7 +32,7 @@ impl Store {
             .bind(id)
             .bind(name)
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await;
         match result {
             Ok(_) => Ok(Tenant { id: id.to_string(), name: name.to_string(), created_at_ms: now }),

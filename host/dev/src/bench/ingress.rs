@@ -161,7 +161,11 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     configs.retain(|(_, _, mode, _)| plan.only.as_deref().is_none_or(|only| mode.label().contains(only)));
     for (n, (backend, sync, mode, callers)) in configs.into_iter().enumerate() {
         let db = BenchDb::create(plan, backend, n).await?;
-        let store = Store::connect_with(&db.url, sync.unwrap_or_default()).await?;
+        let store = Store::connect_with(
+            &db.url,
+            patchbay_store::SqliteOptions { synchronous: sync.unwrap_or_default(), ..Default::default() },
+        )
+        .await?;
         let result = measure(&store, mode, callers, plan).await;
         store.close().await;
         db.drop_schema().await;
