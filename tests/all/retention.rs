@@ -168,8 +168,7 @@ async fn events_requests_and_logs_are_pruned_by_age_and_count(backend: Backend) 
     assert!(store.ingress_request("t1", "r_window").await.unwrap().is_some(), "inside the dedupe window");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs WHERE installation = 'src'").await, 1);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs WHERE installation = 'dst'").await, 1);
-    let newest: String =
-        store.logs("t1", "src", &patchbay_store::LogQuery::default()).await.unwrap().remove(0).message;
+    let newest: String = store.logs("t1", "src", &patchbay_store::LogQuery::default()).await.unwrap().remove(0).message;
     assert_eq!(newest, "new");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs WHERE tenant = 't2'").await, 3);
     assert!(exists(&store, "t2", "o_old").await);
@@ -195,7 +194,12 @@ async fn events_requests_and_logs_are_pruned_by_age_and_count(backend: Backend) 
 }
 
 fn rec(id: &str) -> IncomingRecord {
-    IncomingRecord { external_id: id.into(), payload: format!(r#"{{"id":"{id}"}}"#), hash: id.len() as i64, deleted: false }
+    IncomingRecord {
+        external_id: id.into(),
+        payload: format!(r#"{{"id":"{id}"}}"#),
+        hash: id.len() as i64,
+        deleted: false,
+    }
 }
 
 fn gone(id: &str) -> IncomingRecord {
@@ -277,8 +281,12 @@ async fn sync_errors_and_tombstones_are_pruned_unless_still_needed(backend: Back
     import(&store, "run_1", &[rec("a"), rec("b"), rec("c"), rec("d")], &[item_error("x1")], true).await;
     // b was exported to dst: its link stays until the export sends its deletion.
     let b = local_id(&store, "b").await;
-    export(&store, "run_x1", &[ExportOutcome::Written { local_id: b.clone(), external_id: "dst-b".into(), created: true }])
-        .await;
+    export(
+        &store,
+        "run_x1",
+        &[ExportOutcome::Written { local_id: b.clone(), external_id: "dst-b".into(), created: true }],
+    )
+    .await;
     import(&store, "run_2", &[gone("a"), gone("b"), gone("d")], &[item_error("x2")], true).await;
     // A run still going, with an error of its own.
     import(&store, "run_3", &[rec("e")], &[item_error("x3")], false).await;
@@ -359,7 +367,7 @@ async fn sweeps_during_full_speed_ingest_lose_nothing(backend: Backend) {
                 let writes: Vec<IngressWrite> = (0..PER_BATCH)
                     .map(|i| {
                         let id = format!("{w}_{b}_{i}");
-                        let tenant = if i % 4 == 0 { "t2" } else { "t1" };
+                        let tenant = if i.is_multiple_of(4) { "t2" } else { "t1" };
                         let (source, dest) = if tenant == "t1" { ("src", "dst") } else { ("other", "other") };
                         let mut req = ingress(&format!("whr_{id}"), source, Some(&id), 200, "{}");
                         req.tenant = tenant.into();
@@ -373,10 +381,7 @@ async fn sweeps_during_full_speed_ingest_lose_nothing(backend: Backend) {
                     })
                     .collect();
                 for answer in store.record_ingress_batch(&writes).await {
-                    assert!(
-                        matches!(answer, Ok(patchbay_store::IngressOutcome::Recorded { .. })),
-                        "{answer:?}"
-                    );
+                    assert!(matches!(answer, Ok(patchbay_store::IngressOutcome::Recorded { .. })), "{answer:?}");
                 }
                 tokio::task::yield_now().await;
             }
@@ -445,7 +450,7 @@ async fn sweeps_during_full_speed_ingest_lose_nothing(backend: Backend) {
     // Raw requests are all inside the dedupe window: none went.
     assert_eq!(count(&db, "SELECT COUNT(*) FROM ingress_requests").await, total as i64);
     // t2 (defaults) keeps all of its events; t1's sweeps did prune.
-    let t2 = (0..WRITERS * BATCHES * PER_BATCH).filter(|n| n % PER_BATCH % 4 == 0).count() as i64;
+    let t2 = (0..WRITERS * BATCHES * PER_BATCH).filter(|n| (n % PER_BATCH).is_multiple_of(4)).count() as i64;
     assert_eq!(count(&db, "SELECT COUNT(*) FROM events WHERE tenant = 't2'").await, t2);
     assert!(pruned > 0, "the sweeps pruned nothing");
     // A last sweep (everything is older than the 1 s age) leaves t1 none.
@@ -576,7 +581,14 @@ async fn policies_over_the_api_are_validated_and_tenant_scoped(backend: Backend)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(s.get("/v1/retention", &globex).await.body["effective"]["logs"]["max_count"], 10);
-    let r = s.call(Method::PUT, "/v1/tenants/globex/retention", &s.operator, Some(json!({ "events": { "max_age": "366d" } }))).await;
+    let r = s
+        .call(
+            Method::PUT,
+            "/v1/tenants/globex/retention",
+            &s.operator,
+            Some(json!({ "events": { "max_age": "366d" } })),
+        )
+        .await;
     expect_invalid(&r, "events.max_age");
     let r = s.get("/v1/tenants/nobody/retention", &s.operator).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");

@@ -899,7 +899,10 @@ pub(crate) struct RetentionLimits {
 
 impl From<patchbay_services::retention::ClassPolicy> for RetentionLimits {
     fn from(p: patchbay_services::retention::ClassPolicy) -> Self {
-        RetentionLimits { max_age: p.max_age_secs.map(patchbay_services::retention::format_age), max_count: p.max_count }
+        RetentionLimits {
+            max_age: p.max_age_secs.map(patchbay_services::retention::format_age),
+            max_count: p.max_count,
+        }
     }
 }
 

@@ -46,7 +46,7 @@ use serde::Deserialize;
 
 use patchbay_runtime::capability::http::Cidr;
 
-use crate::retention::{self, Class, ClassPolicy, RetentionConfig};
+use crate::retention::{self, Class, RetentionConfig};
 
 /// `patchbay.toml`. Unknown keys are an error so a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -454,14 +454,14 @@ fn retention_settings(
                 },
             }
         };
-        let d = config.defaults.entry(*class).or_insert_with(ClassPolicy::default);
+        let d = config.defaults.entry(*class).or_default();
         if let Some(v) = age("AGE", section.and_then(|s| s.age.as_ref()))? {
             d.max_age_secs = v;
         }
         if let Some(v) = count("COUNT", section.and_then(|s| s.count.as_ref()))? {
             d.max_count = v;
         }
-        let l = config.limits.entry(*class).or_insert_with(ClassPolicy::default);
+        let l = config.limits.entry(*class).or_default();
         if let Some(v) = age("MAX_AGE", section.and_then(|s| s.max_age.as_ref()))? {
             l.max_age_secs = v;
         }
@@ -499,6 +499,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::retention::ClassPolicy;
 
     struct MapEnv(HashMap<&'static str, &'static str>);
 
@@ -585,7 +586,8 @@ mod tests {
             ("PATCHBAY_RETENTION_LOGS_MAX_COUNT", "10", "needs a default count"),
             ("PATCHBAY_RETENTION_INTERVAL_SECS", "5", "retention interval"),
         ] {
-            let err = Settings::resolve(FileConfig::default(), Overrides::default(), &env(&[(name, value)])).unwrap_err();
+            let err =
+                Settings::resolve(FileConfig::default(), Overrides::default(), &env(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(said), "{name}={value}: {err}");
         }
         assert!(toml::from_str::<FileConfig>("[retention.evnts]\nage = \"1d\"").is_err());

@@ -78,7 +78,10 @@ impl ClassPolicy {
             (None, l) => l,
             (v, None) => v,
         };
-        ClassPolicy { max_age_secs: cap(self.max_age_secs, limit.max_age_secs), max_count: cap(self.max_count, limit.max_count) }
+        ClassPolicy {
+            max_age_secs: cap(self.max_age_secs, limit.max_age_secs),
+            max_count: cap(self.max_count, limit.max_count),
+        }
     }
 }
 
@@ -187,7 +190,7 @@ pub fn parse_age(text: &str) -> Result<u64, String> {
 /// Writes an age in the largest unit that divides it: `604800` → `7d`.
 pub fn format_age(secs: u64) -> String {
     for (unit, scale) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= scale && secs % scale == 0 {
+        if secs >= scale && secs.is_multiple_of(scale) {
             return format!("{}{unit}", secs / scale);
         }
     }
@@ -315,9 +318,8 @@ impl Retention {
 
     async fn overrides(&self, tenant: &str) -> Result<Overrides, Error> {
         let Some(json) = self.store.retention_policy(tenant).await? else { return Ok(Overrides::new()) };
-        serde_json::from_str(&json).map_err(|e| {
-            Error::internal(format!("the stored retention policy of tenant {tenant} does not parse: {e}"))
-        })
+        serde_json::from_str(&json)
+            .map_err(|e| Error::internal(format!("the stored retention policy of tenant {tenant} does not parse: {e}")))
     }
 
     fn view(&self, tenant: &str, overrides: &Overrides) -> PolicyView {
@@ -431,10 +433,13 @@ impl Retention {
         let started = Instant::now();
         let mut report = SweepReport { complete: true, ..SweepReport::default() };
         'tenants: for tenant in self.store.list_tenants().await? {
-            let policy = self.view(&tenant.id, &self.overrides(&tenant.id).await.unwrap_or_else(|e| {
-                tracing::warn!("{}; sweeping tenant {} with the defaults", e.message(), tenant.id);
-                Overrides::new()
-            }));
+            let policy = self.view(
+                &tenant.id,
+                &self.overrides(&tenant.id).await.unwrap_or_else(|e| {
+                    tracing::warn!("{}; sweeping tenant {} with the defaults", e.message(), tenant.id);
+                    Overrides::new()
+                }),
+            );
             for c in &policy.classes {
                 match self.sweep_class(&tenant.id, c.class, c.effective, now, &mut lease).await {
                     Ok((n, kept_lease)) => {
