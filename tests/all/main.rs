@@ -39,6 +39,7 @@ mod outbox;
 mod quota_store;
 mod quotas;
 mod registry;
+mod retention;
 mod runtime;
 mod sandbox;
 mod secrets;

@@ -222,6 +222,7 @@ fn invalid_code(field: Field) -> &'static str {
         Field::Sync => "invalid_sync",
         Field::Scopes => "invalid_scopes",
         Field::Sunset => "invalid_sunset",
+        Field::Retention => "invalid_retention",
         Field::Value => "invalid",
     }
 }

@@ -1,6 +1,6 @@
 //! patchbay-api: the admin HTTP API (axum) — tenants and keys, the connector catalog,
 //! installations with their credentials, calls and operation logs, webhooks, events, routes,
-//! syncs, OAuth and health, plus `/healthz`, `/metrics` and `/openapi.json`. The only crate that
+//! syncs, OAuth, health and retention policies, plus `/healthz`, `/metrics` and `/openapi.json`. The only crate that
 //! knows HTTP: statuses, error codes and bodies are decided here ([`ApiError`]).
 //!
 //! Every handler takes the one service it uses (axum state, see [`router`]) and authenticates
@@ -22,6 +22,7 @@ mod hooks;
 mod installations;
 mod oauth;
 pub(crate) mod openapi;
+mod retention;
 mod routes;
 mod syncs;
 mod tenants;
@@ -72,6 +73,7 @@ services!(
     logs: patchbay_services::logs::Logs,
     health: patchbay_services::health::Health,
     syncs: patchbay_services::syncs::Syncs,
+    retention: patchbay_services::retention::Retention,
     status: Status,
 );
 
@@ -94,6 +96,10 @@ pub(crate) fn endpoints() -> Vec<(Method, &'static str, MethodRouter<ApiState>)>
         (Method::POST, "/v1/tenants/{tenant}/keys", post(tenants::create_key)),
         (Method::GET, "/v1/tenants/{tenant}/keys", get(tenants::list_keys)),
         (Method::DELETE, "/v1/tenants/{tenant}/keys/{key}", delete(tenants::revoke_key)),
+        (Method::GET, "/v1/tenants/{tenant}/retention", get(retention::get_tenant)),
+        (Method::PUT, "/v1/tenants/{tenant}/retention", put(retention::put_tenant)),
+        (Method::GET, "/v1/retention", get(retention::get_own)),
+        (Method::PUT, "/v1/retention", put(retention::put_own)),
         (Method::POST, "/v1/connectors", post(connectors::upload).layer(upload())),
         (Method::GET, "/v1/connectors", get(connectors::list)),
         (Method::GET, "/v1/connectors/{id}", get(connectors::get)),
@@ -193,6 +199,6 @@ mod tests {
             assert!(seen.insert((method.to_string(), path)), "{method} {path} is listed twice");
             router = router.route(path, handler);
         }
-        assert_eq!(seen.len(), 60);
+        assert_eq!(seen.len(), 64);
     }
 }

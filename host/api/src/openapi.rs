@@ -146,6 +146,44 @@ fn numeral_at_most(max: u64) -> String {
     format!("0*(?:{})", alts.join("|"))
 }
 
+/// The decimal numerals of `1..=max` (`max` ≥ 1), leading zeros allowed, as an unanchored regex.
+fn positive_numeral_at_most(max: u64) -> String {
+    let digits = max.max(1).to_string();
+    let d = digits.as_bytes();
+    let n = d.len();
+    let mut alts = Vec::new();
+    // Fewer significant digits than `max`, the first not 0.
+    match n {
+        1 => {}
+        2 => alts.push("[1-9]".to_string()),
+        _ => alts.push(format!("[1-9][0-9]{{0,{}}}", n - 2)),
+    }
+    for i in 0..n {
+        let lowest = if i == 0 { b'1' } else { b'0' };
+        if d[i] > lowest {
+            let tail = match n - i - 1 {
+                0 => String::new(),
+                1 => "[0-9]".to_string(),
+                rest => format!("[0-9]{{{rest}}}"),
+            };
+            alts.push(format!("{}{}{tail}", &digits[..i], digit_class(lowest, d[i] - 1)));
+        }
+    }
+    alts.push(digits.clone());
+    format!("0*(?:{})", alts.join("|"))
+}
+
+/// A retention age of at most `max_secs` (`parse_age`, services/retention.rs): digits and one of
+/// `s m h d`, at least one second.
+fn age_pattern(max_secs: u64) -> String {
+    let ages: Vec<String> = [("s", 1u64), ("m", 60), ("h", 3600), ("d", 86_400)]
+        .iter()
+        .filter(|(_, scale)| max_secs >= *scale)
+        .map(|(unit, scale)| format!("{}{unit}", positive_numeral_at_most(max_secs / scale)))
+        .collect();
+    format!("^(?:{})$", ages.join("|"))
+}
+
 /// What `i64::from_str` accepts: an optional sign and digits, within `i64`.
 fn int64_numeral() -> String {
     format!("(?:\\+?{}|-{})", numeral_at_most(i64::MAX.unsigned_abs()), numeral_at_most(i64::MIN.unsigned_abs()))
@@ -699,6 +737,17 @@ pub(crate) fn document() -> Value {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), sync_paths(&installation_id)) {
         paths.extend(more);
     }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.insert(
+            "RetentionLimits".into(),
+            json!({ "type": "object", "required": ["max_age", "max_count"], "properties": {
+                "max_age": { "type": ["string", "null"], "description": "An age such as 7d; null: none" },
+                "max_count": { "type": ["integer", "null"], "description": "Newest rows kept; null: no count" } } }),
+        );
+    }
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), retention_paths()) {
+        paths.extend(more);
+    }
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
@@ -981,6 +1030,59 @@ fn sync_paths(installation_id: &Value) -> Value {
     })
 }
 
+/// `/v1/retention` and `/v1/tenants/{tenant}/retention` (api/retention.rs): the body states the
+/// built-in limits (an operator who raises or lowers them changes what the server accepts).
+fn retention_paths() -> Value {
+    use patchbay_services::retention::{BUILT_IN, MAX_AGE_SECS, MAX_COUNT};
+    let mut input = serde_json::Map::new();
+    let mut limits = serde_json::Map::new();
+    for (class, _, limit) in BUILT_IN {
+        let age = limit.max_age_secs.unwrap_or(MAX_AGE_SECS);
+        let count = limit.max_count.unwrap_or(MAX_COUNT);
+        input.insert(class.as_str().into(), nullable(json!({ "type": "object", "additionalProperties": false,
+            "properties": {
+                "max_age": nullable(json!({ "type": "string", "pattern": age_pattern(age),
+                    "description": format!("Keep rows this long: digits and s, m, h or d, from 1s up to the operator's limit (by default {})", patchbay_services::retention::format_age(age)),
+                    "examples": ["7d", "36h"] })),
+                "max_count": nullable(json!({ "type": "integer", "minimum": 1, "maximum": count,
+                    "description": "Keep this many newest rows (per tenant; per installation for logs), up to the operator's limit" }))
+            },
+            "description": "null or left out: the operator's default" })));
+        limits.insert(class.as_str().into(), json!({ "$ref": "#/components/schemas/RetentionLimits" }));
+    }
+    let by_class = Value::Object(limits);
+    let view = json!({ "type": "object", "required": ["tenant", "policy", "effective", "defaults", "limits"],
+        "properties": {
+            "tenant": { "type": "string" },
+            "policy": { "type": "object", "properties": by_class.clone(), "description": "What the tenant set (null: the default); the PUT body's shape" },
+            "effective": { "type": "object", "properties": by_class.clone(), "description": "What the retention sweep applies" },
+            "defaults": { "type": "object", "properties": by_class.clone(), "description": "The operator's defaults" },
+            "limits": { "type": "object", "properties": by_class, "description": "The most a tenant may set (null: up to 3650d and 1000000000 rows)" }
+        } });
+    let body = json!({ "type": "object", "additionalProperties": false, "properties": Value::Object(input),
+        "description": "Replaces the tenant's overrides; classes left out or null follow the operator's defaults" });
+    let describe = "Classes: webhook_requests (raw webhook requests; never inside the webhook dedupe window), events (with their deliveries and attempts; never while a delivery is pending or leased), logs (operation logs; count per installation), sync_errors (item errors of finished runs), sync_changes (tombstones of the records change feed; never while an export still links the record or a run of the stream is active). See docs/retention.md.";
+    json!({
+        "/v1/retention": {
+            "get": { "summary": "The tenant's retention policy (`view`)", "tags": ["retention"], "description": describe,
+                "responses": responses(&[("200", "Policy", view.clone())], &["401", "403"]) },
+            "put": { "summary": "Set the tenant's retention policy within the operator's limits (`manage`)", "tags": ["retention"],
+                "description": describe,
+                "requestBody": json_body(body.clone()),
+                "responses": responses(&[("200", "Policy", view.clone())], &["401", "403", "422"]) }
+        },
+        "/v1/tenants/{tenant}/retention": {
+            "parameters": [path_param("tenant", "Tenant id")],
+            "get": { "summary": "A tenant's retention policy (operator)", "tags": ["retention"], "description": describe,
+                "responses": responses(&[("200", "Policy", view.clone())], &["401", "403", "404"]) },
+            "put": { "summary": "Set a tenant's retention policy within the operator's limits (operator)", "tags": ["retention"],
+                "description": describe,
+                "requestBody": json_body(body),
+                "responses": responses(&[("200", "Policy", view)], &["401", "403", "404", "422"]) }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1045,6 +1147,17 @@ mod tests {
     }
 
     /// The numeral patterns the integer, time and cron patterns are built from.
+    #[test]
+    fn retention_ages_are_bounded_exactly() {
+        assert_eq!(positive_numeral_at_most(7), "0*(?:[1-6]|7)");
+        assert_eq!(positive_numeral_at_most(1), "0*(?:1)");
+        assert_eq!(positive_numeral_at_most(90), "0*(?:[1-9]|[1-8][0-9]|90)");
+        assert_eq!(positive_numeral_at_most(365), "0*(?:[1-9][0-9]{0,1}|[1-2][0-9]{2}|3[0-5][0-9]|36[0-4]|365)");
+        let re = age_pattern(90 * 86_400);
+        assert!(re.contains("0*(?:[1-9]|[1-8][0-9]|90)d"), "{re}");
+        assert!(re.contains("0*(?:[1-9][0-9]{0,2}|1[0-9]{3}|20[0-9]{2}|21[0-5][0-9]|2160)h"), "{re}");
+    }
+
     #[test]
     fn numerals_are_bounded_exactly() {
         assert_eq!(numeral_at_most(0), "0*(?:0)");

@@ -889,3 +889,45 @@ impl From<&ScheduleRow> for ScheduleView {
         }
     }
 }
+
+/// An age and a count of a retention class (`null`: no limit of that kind, or not set).
+#[derive(Serialize)]
+pub(crate) struct RetentionLimits {
+    pub max_age: Option<String>,
+    pub max_count: Option<u64>,
+}
+
+impl From<patchbay_services::retention::ClassPolicy> for RetentionLimits {
+    fn from(p: patchbay_services::retention::ClassPolicy) -> Self {
+        RetentionLimits {
+            max_age: p.max_age_secs.map(patchbay_services::retention::format_age),
+            max_count: p.max_count,
+        }
+    }
+}
+
+/// A tenant's retention policy, by class: what the tenant set (`policy`, the `PUT` body's shape),
+/// what applies (`effective`), the operator's `defaults` and the `limits` a tenant may set up to.
+#[derive(Serialize)]
+pub(crate) struct RetentionView {
+    pub tenant: String,
+    pub policy: std::collections::BTreeMap<&'static str, RetentionLimits>,
+    pub effective: std::collections::BTreeMap<&'static str, RetentionLimits>,
+    pub defaults: std::collections::BTreeMap<&'static str, RetentionLimits>,
+    pub limits: std::collections::BTreeMap<&'static str, RetentionLimits>,
+}
+
+impl From<&patchbay_services::retention::PolicyView> for RetentionView {
+    fn from(p: &patchbay_services::retention::PolicyView) -> Self {
+        let by_class = |f: &dyn Fn(&patchbay_services::retention::ClassView) -> RetentionLimits| {
+            p.classes.iter().map(|c| (c.class.as_str(), f(c))).collect()
+        };
+        RetentionView {
+            tenant: p.tenant.clone(),
+            policy: by_class(&|c| c.set.into()),
+            effective: by_class(&|c| c.effective.into()),
+            defaults: by_class(&|c| c.default.into()),
+            limits: by_class(&|c| c.limit.into()),
+        }
+    }
+}

@@ -146,6 +146,8 @@ crate::string_enum! {
         Scopes = "scopes",
         /// A deprecated version's sunset date.
         Sunset = "sunset",
+        /// A retention policy: its classes, ages and counts.
+        Retention = "retention",
         /// A value a stored constraint refused.
         Value = "value",
     }

@@ -27,6 +27,13 @@
 //! | connector calls at once    | `call_slots`              | `PATCHBAY_CALL_SLOTS`               | 128                |
 //! | one tenant's share (%)     | `tenant_call_share`       | `PATCHBAY_TENANT_CALL_SHARE`        | 25                 |
 //! | longest call timeout (ms)  | `max_call_timeout_ms`     | `PATCHBAY_MAX_CALL_TIMEOUT_MS`      | 60000              |
+//! | retention sweep interval (s) | `[retention] interval_secs` | `PATCHBAY_RETENTION_INTERVAL_SECS` | 3600 (0 = never) |
+//! | rows per retention batch   | `[retention] batch_size`  | `PATCHBAY_RETENTION_BATCH_SIZE`     | 1000               |
+//! | retention of a class       | `[retention.<class>] age, max_age, count, max_count` | `PATCHBAY_RETENTION_<CLASS>_AGE`, `…_MAX_AGE`, `…_COUNT`, `…_MAX_COUNT` | see docs/retention.md |
+//!
+//! A class is `webhook_requests`, `events`, `logs`, `sync_errors` or `sync_changes` (upper-case in
+//! variable names: `PATCHBAY_RETENTION_EVENTS_AGE=30d`); an age is digits and one of `s m h d`,
+//! a count a whole number, and either may be `none` (no limit of that kind).
 //!
 //! Secrets are read from the environment only, never from the file: `PATCHBAY_MASTER_KEY`
 //! (credential master keys) and `PATCHBAY_ADMIN_TOKEN` (operator token).
@@ -38,6 +45,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use patchbay_runtime::capability::http::Cidr;
+
+use crate::retention::{self, Class, RetentionConfig};
 
 /// `patchbay.toml`. Unknown keys are an error so a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +76,59 @@ pub(crate) struct FileConfig {
     pub scheduler_tick_ms: Option<u64>,
     pub health_interval_secs: Option<u64>,
     pub health_timeout_ms: Option<u64>,
+    pub retention: Option<RetentionFile>,
+}
+
+/// `[retention]` of `patchbay.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionFile {
+    pub interval_secs: Option<u64>,
+    pub batch_size: Option<u32>,
+    pub webhook_requests: Option<ClassFile>,
+    pub events: Option<ClassFile>,
+    pub logs: Option<ClassFile>,
+    pub sync_errors: Option<ClassFile>,
+    pub sync_changes: Option<ClassFile>,
+}
+
+impl RetentionFile {
+    fn class(&self, class: Class) -> Option<&ClassFile> {
+        match class {
+            Class::WebhookRequests => self.webhook_requests.as_ref(),
+            Class::Events => self.events.as_ref(),
+            Class::Logs => self.logs.as_ref(),
+            Class::SyncErrors => self.sync_errors.as_ref(),
+            Class::SyncChanges => self.sync_changes.as_ref(),
+        }
+    }
+}
+
+/// `[retention.<class>]`: ages as text (`"30d"`, `"none"`), counts as numbers or `"none"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClassFile {
+    pub age: Option<String>,
+    pub max_age: Option<String>,
+    pub count: Option<CountFile>,
+    pub max_count: Option<CountFile>,
+}
+
+/// A count in the file: a number, or `"none"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum CountFile {
+    Number(u64),
+    Text(String),
+}
+
+impl CountFile {
+    fn text(&self) -> String {
+        match self {
+            CountFile::Number(n) => n.to_string(),
+            CountFile::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// Effective settings of a `serve` process.
@@ -123,6 +185,8 @@ pub struct Settings {
     pub tenant_call_share: u32,
     /// The longest timeout an installation may set (`limits.timeout_ms`).
     pub max_call_timeout_ms: u64,
+    /// Retention defaults and limits, and the sweep's interval (docs/retention.md).
+    pub retention: RetentionConfig,
     /// `PATCHBAY_MASTER_KEY`: comma-separated base64 master keys; `None`: the data directory's key
     /// file.
     pub master_key: Option<String>,
@@ -304,6 +368,7 @@ impl Settings {
         if !(100..=3_600_000).contains(&max_call_timeout_ms) {
             bail!("the longest call timeout must be 100 to 3600000 ms, got {max_call_timeout_ms}");
         }
+        let retention = retention_settings(file.retention.as_ref(), env, webhook_dedupe_hours)?;
         Ok(Settings {
             listen,
             data_dir,
@@ -329,6 +394,7 @@ impl Settings {
             call_slots,
             tenant_call_share,
             max_call_timeout_ms,
+            retention,
             master_key: env.var("PATCHBAY_MASTER_KEY"),
             admin_token: env.var("PATCHBAY_ADMIN_TOKEN"),
         })
@@ -341,6 +407,70 @@ impl Settings {
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("patchbay.db").display()),
         }
     }
+}
+
+/// The retention settings: built-in defaults ← file ← environment, checked (every default within
+/// its limit).
+fn retention_settings(
+    file: Option<&RetentionFile>,
+    env: &dyn Env,
+    webhook_dedupe_hours: u64,
+) -> anyhow::Result<RetentionConfig> {
+    let mut config = RetentionConfig {
+        webhook_dedupe: std::time::Duration::from_secs(webhook_dedupe_hours.saturating_mul(3600)),
+        ..RetentionConfig::default()
+    };
+    let interval_secs =
+        number_setting(env, "PATCHBAY_RETENTION_INTERVAL_SECS")?.or(file.and_then(|f| f.interval_secs)).unwrap_or(3600);
+    if interval_secs != 0 && !(10..=7 * 86_400).contains(&interval_secs) {
+        bail!("the retention interval must be 0 (no sweeps) or 10 to 604800 seconds, got {interval_secs}");
+    }
+    config.interval = std::time::Duration::from_secs(interval_secs);
+    let batch_size =
+        number_setting(env, "PATCHBAY_RETENTION_BATCH_SIZE")?.or(file.and_then(|f| f.batch_size)).unwrap_or(1000);
+    if !(1..=10_000).contains(&batch_size) {
+        bail!("the retention batch size must be 1 to 10000 rows, got {batch_size}");
+    }
+    config.batch_size = batch_size;
+    for class in Class::ALL {
+        let section = file.and_then(|f| f.class(*class));
+        let var = |suffix: &str| format!("PATCHBAY_RETENTION_{}_{suffix}", class.as_str().to_ascii_uppercase());
+        let age = |suffix: &str, from_file: Option<&String>| -> anyhow::Result<Option<Option<u64>>> {
+            let name = var(suffix);
+            let Some(text) = env.var(&name).or_else(|| from_file.cloned()) else { return Ok(None) };
+            match text.trim() {
+                "none" => Ok(Some(None)),
+                t => retention::parse_age(t).map(|s| Some(Some(s))).map_err(|e| anyhow::anyhow!("{name}: {e}")),
+            }
+        };
+        let count = |suffix: &str, from_file: Option<&CountFile>| -> anyhow::Result<Option<Option<u64>>> {
+            let name = var(suffix);
+            let Some(text) = env.var(&name).or_else(|| from_file.map(CountFile::text)) else { return Ok(None) };
+            match text.trim() {
+                "none" => Ok(Some(None)),
+                t => match t.parse::<u64>() {
+                    Ok(n) if (1..=retention::MAX_COUNT).contains(&n) => Ok(Some(Some(n))),
+                    _ => bail!("{name}={t:?}: a count is a whole number from 1 to {} or none", retention::MAX_COUNT),
+                },
+            }
+        };
+        let d = config.defaults.entry(*class).or_default();
+        if let Some(v) = age("AGE", section.and_then(|s| s.age.as_ref()))? {
+            d.max_age_secs = v;
+        }
+        if let Some(v) = count("COUNT", section.and_then(|s| s.count.as_ref()))? {
+            d.max_count = v;
+        }
+        let l = config.limits.entry(*class).or_default();
+        if let Some(v) = age("MAX_AGE", section.and_then(|s| s.max_age.as_ref()))? {
+            l.max_age_secs = v;
+        }
+        if let Some(v) = count("MAX_COUNT", section.and_then(|s| s.max_count.as_ref()))? {
+            l.max_count = v;
+        }
+    }
+    config.check().map_err(|e| anyhow::anyhow!("{e} (PATCHBAY_RETENTION_* or [retention] in the settings file)"))?;
+    Ok(config)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -369,6 +499,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::retention::ClassPolicy;
 
     struct MapEnv(HashMap<&'static str, &'static str>);
 
@@ -430,6 +561,36 @@ mod tests {
         let e = env(&[("PATCHBAY_REQUIRE_SIGNATURES", "true")]);
         let err = Settings::resolve(FileConfig::default(), Overrides::default(), &e).unwrap_err();
         assert!(err.to_string().contains("trusted publisher keys"), "{err}");
+    }
+
+    #[test]
+    fn retention_from_file_and_env() {
+        let file: FileConfig = toml::from_str(
+            "[retention]\ninterval_secs = 600\n[retention.events]\nage = \"10d\"\ncount = 5000\nmax_count = 10000\n\
+             [retention.logs]\nage = \"none\"\nmax_age = \"none\"\n",
+        )
+        .unwrap();
+        let e = env(&[("PATCHBAY_RETENTION_EVENTS_AGE", "20d"), ("PATCHBAY_RETENTION_SYNC_ERRORS_COUNT", "7")]);
+        let s = Settings::resolve(file, Overrides::default(), &e).unwrap();
+        let r = &s.retention;
+        assert_eq!(r.interval, std::time::Duration::from_secs(600));
+        assert_eq!(r.defaults[&Class::Events], ClassPolicy { max_age_secs: Some(20 * 86_400), max_count: Some(5000) });
+        assert_eq!(r.limits[&Class::Events].max_count, Some(10_000));
+        assert_eq!(r.defaults[&Class::Logs], ClassPolicy::default());
+        assert_eq!(r.defaults[&Class::SyncErrors].max_count, Some(7));
+        assert_eq!(r.webhook_dedupe, std::time::Duration::from_secs(72 * 3600));
+        for (name, value, said) in [
+            ("PATCHBAY_RETENTION_EVENTS_AGE", "400d", "above the limit"),
+            ("PATCHBAY_RETENTION_EVENTS_AGE", "30 days", "PATCHBAY_RETENTION_EVENTS_AGE"),
+            ("PATCHBAY_RETENTION_LOGS_COUNT", "-1", "PATCHBAY_RETENTION_LOGS_COUNT"),
+            ("PATCHBAY_RETENTION_LOGS_MAX_COUNT", "10", "needs a default count"),
+            ("PATCHBAY_RETENTION_INTERVAL_SECS", "5", "retention interval"),
+        ] {
+            let err =
+                Settings::resolve(FileConfig::default(), Overrides::default(), &env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(said), "{name}={value}: {err}");
+        }
+        assert!(toml::from_str::<FileConfig>("[retention.evnts]\nage = \"1d\"").is_err());
     }
 
     #[test]

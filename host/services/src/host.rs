@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::oauth::{Connections, ConnectionsDeps, Tokens, TokensDeps};
 use crate::oplog::StoreOperationLog;
 use crate::quota::Quotas;
+use crate::retention::Retention;
 use crate::routes::Routes;
 use crate::routing::Router;
 use crate::state::DurableState;
@@ -60,6 +61,8 @@ pub struct Host {
     pub health: Arc<Health>,
     /// Data sync runs, schedules and records.
     pub syncs: Arc<Syncs>,
+    /// Retention policies and the sweep.
+    pub retention: Arc<Retention>,
     /// Liveness and metrics.
     pub status: Arc<Status>,
     workers: Arc<Workers>,
@@ -200,6 +203,7 @@ impl Host {
         }));
         let syncs = Arc::new(Syncs::new(store.clone(), installations.clone(), runtime.clone(), sync_wake.clone()));
         let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog));
+        let retention = Arc::new(Retention::new(store.clone(), metrics.clone(), settings.retention.clone()));
         let dispatcher =
             Arc::new(Dispatcher::new(store.clone(), installations.clone(), router.clone(), metrics.clone()));
         let engine = Arc::new(SyncEngine::new(crate::sync::EngineDeps {
@@ -223,6 +227,7 @@ impl Host {
             logs,
             health,
             syncs,
+            retention,
             status,
             workers: Arc::new(Workers {
                 store,
@@ -245,7 +250,8 @@ impl Host {
 
     /// Starts the background work a serving host does, as `settings` say: the outbox dispatcher
     /// (woken over `LISTEN` on PostgreSQL at `database`), dedupe-key housekeeping, the sync
-    /// worker and scheduler, the OAuth refresher, the health scheduler and the quota flusher.
+    /// worker and scheduler, the OAuth refresher, the health scheduler, the quota flusher and the
+    /// retention sweeps.
     pub fn spawn_workers(&self, settings: &Settings, database: &str) {
         let w = &self.workers;
         let dispatch = crate::dispatch::worker::DispatchConfig {
@@ -267,6 +273,7 @@ impl Host {
         crate::oauth::spawn_refresher(self.connections.clone(), tick);
         crate::health::spawn_scheduler(self.health.clone(), tick);
         crate::quota::spawn_flusher(w.quotas.clone(), w.store.clone(), tick.min(Duration::from_secs(1)));
+        crate::retention::spawn_sweeper(self.retention.clone());
     }
 
     /// Starts only the sync worker and scheduler (benchmarks drive syncs this way).

@@ -23,6 +23,7 @@ pub(crate) mod metrics;
 pub mod oauth;
 pub mod oplog;
 pub mod quota;
+pub mod retention;
 pub mod rotation;
 pub mod routes;
 pub(crate) mod routing;

@@ -23,6 +23,9 @@
 //! - `patchbay_oplog_entries_total{result}` — operation log entries `written` or `dropped` (shed
 //!   from a full queue or lost in a failed write; each installation's timeline says how many and
 //!   when), and `patchbay_oplog_queued_entries` (gauge) waiting for the writer.
+//! - `patchbay_retention_pruned_total{class}` — rows the retention sweeps on this host deleted,
+//!   by class (`webhook_requests`, `events`, `logs`, `sync_errors`, `sync_changes`; events count
+//!   alone, not their deliveries); `patchbay_retention_sweeps_total` — sweeps run on this host.
 //! - `patchbay_outbox_deliveries{status}` — outbox depth by status (`pending`, `leased`, `dead`;
 //!   gauge, read from the database on render).
 
@@ -58,6 +61,8 @@ struct Inner {
     sync_runs: BTreeMap<String, u64>,
     oauth_refreshes: BTreeMap<String, u64>,
     health_checks: BTreeMap<String, u64>,
+    retention_pruned: BTreeMap<&'static str, u64>,
+    retention_sweeps: u64,
 }
 
 impl Histogram {
@@ -161,6 +166,16 @@ impl Metrics {
         *self.lock().health_checks.entry(status.into()).or_default() += 1;
     }
 
+    /// Counts rows a retention sweep deleted of `class`.
+    pub(crate) fn retention_pruned(&self, class: &'static str, rows: u64) {
+        *self.lock().retention_pruned.entry(class).or_default() += rows;
+    }
+
+    /// Counts a finished retention sweep.
+    pub(crate) fn retention_swept(&self) {
+        self.lock().retention_sweeps += 1;
+    }
+
     pub(crate) fn record(&self, s: &CallSample<'_>) {
         let mut m = self.lock();
         *m.calls.entry((s.connector.into(), s.operation.into(), s.outcome.into())).or_default() += 1;
@@ -256,6 +271,18 @@ impl Metrics {
         for (s, n) in &m.health_checks {
             let _ = writeln!(out, "patchbay_health_checks_total{{status=\"{}\"}} {n}", esc(s));
         }
+        header(
+            &mut out,
+            "patchbay_retention_pruned_total",
+            "counter",
+            "Rows deleted by retention sweeps on this host, by class.",
+        );
+        for class in patchbay_store::RetentionClass::ALL {
+            let n = m.retention_pruned.get(class.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(out, "patchbay_retention_pruned_total{{class=\"{class}\"}} {n}");
+        }
+        header(&mut out, "patchbay_retention_sweeps_total", "counter", "Retention sweeps run on this host.");
+        let _ = writeln!(out, "patchbay_retention_sweeps_total {}", m.retention_sweeps);
         if let Some(o) = outbox {
             header(&mut out, "patchbay_outbox_deliveries", "gauge", "Outbox deliveries by status.");
             for (status, n) in [("pending", o.pending), ("leased", o.leased), ("dead", o.dead)] {
@@ -313,6 +340,12 @@ mod tests {
         assert!(text.contains("patchbay_delivery_latency_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("patchbay_delivery_latency_seconds_count 1"));
         assert!(text.contains("patchbay_outbox_deliveries{status=\"dead\"} 2"));
+        m.retention_pruned("events", 5);
+        m.retention_swept();
+        let text = m.render(0, None);
+        assert!(text.contains("patchbay_retention_pruned_total{class=\"events\"} 5"), "{text}");
+        assert!(text.contains("patchbay_retention_pruned_total{class=\"logs\"} 0"), "{text}");
+        assert!(text.contains("patchbay_retention_sweeps_total 1"), "{text}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod logs;
 pub mod oauth;
 mod outbox;
 pub mod quota;
+mod retention;
 mod routes;
 mod settings;
 mod sqlite_batch;
@@ -46,7 +47,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::error::ErrorKind;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub(crate) use patchbay_core::now_ms;
@@ -64,6 +65,7 @@ pub use outbox::{
     EventDetail, EventFilter, EventRow, IngressOutcome, MAX_EVENT_PAGE, NewDelivery, NewEvent, NewIngress, OutboxDepth,
     Retry,
 };
+pub use retention::RetentionClass;
 pub use routes::RouteRow;
 pub use state::StateWrite;
 pub use tenants::Tenant;
@@ -571,8 +573,9 @@ async fn send_notifications(pool: AnyPool, signal: Arc<DispatchSignal>) {
 const PATH_ESCAPES: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
-/// Creates the SQLite file if missing and switches it to WAL (a persistent property of the file).
-/// Returns the file's path, `None` for an in-memory database.
+/// Creates the SQLite file if missing and switches it to WAL and `auto_vacuum = INCREMENTAL`
+/// (persistent properties of the file; see [`ensure_incremental_vacuum`]). Returns the file's
+/// path, `None` for an in-memory database.
 ///
 /// Holds the migration lock (see [`MIGRATION_LOCK_SUFFIX`]) from before the first connection:
 /// the caller keeps the returned lock until its migrations ran, so a process starting beside
@@ -586,14 +589,59 @@ async fn prepare_sqlite_file(url: &str) -> Result<Option<(PathBuf, std::fs::File
     }
     let file = options.get_filename().to_path_buf();
     let lock = lock_file(file.with_extension(MIGRATION_LOCK_SUFFIX)).await?;
+    // sqlx sets `auto_vacuum` before `journal_mode`: on a new file both apply before the first
+    // table exists, which is when SQLite lets `auto_vacuum` change without a VACUUM.
     let options = options
         .create_if_missing(true)
         .page_size(SQLITE_PAGE_SIZE)
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let conn = options.connect().await?;
+    let mut conn = options.connect().await?;
+    ensure_incremental_vacuum(&mut conn, &file).await?;
     conn.close().await?;
     Ok(Some((file, lock)))
+}
+
+/// Largest existing SQLite file [`ensure_incremental_vacuum`] rewrites at start.
+const VACUUM_AT_START_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Makes sure the file returns the pages the retention sweep frees to the file system
+/// (`PRAGMA incremental_vacuum`, which needs `auto_vacuum = INCREMENTAL`).
+///
+/// A file created by this version has it from the start. A file created before it (with
+/// `auto_vacuum = NONE`) can only switch with one `VACUUM`, which rewrites the whole file
+/// (needing as much free disk again, and holding every other connection off meanwhile): done
+/// here, before the host serves, for files up to [`VACUUM_AT_START_MAX_BYTES`] (a few seconds at
+/// most). A larger file keeps running without it — SQLite reuses the freed pages for new rows,
+/// so the file stops growing but does not shrink — and the log says how to convert it offline
+/// (docs/retention.md).
+async fn ensure_incremental_vacuum(conn: &mut SqliteConnection, file: &Path) -> Result<(), StoreError> {
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?;
+    if mode == 2 {
+        return Ok(());
+    }
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if size > VACUUM_AT_START_MAX_BYTES {
+        tracing::warn!(
+            "{} was created without auto_vacuum = INCREMENTAL and is too large ({} MiB) to convert at start: \
+             space freed by retention is reused but not returned to the file system; to convert it, stop the \
+             host and run `sqlite3 {} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'` (see docs/retention.md)",
+            file.display(),
+            size / (1024 * 1024),
+            file.display()
+        );
+        return Ok(());
+    }
+    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+    sqlx::query("VACUUM").execute(&mut *conn).await?;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?;
+    if mode == 2 {
+        tracing::info!("{} switched to auto_vacuum = INCREMENTAL (one VACUUM)", file.display());
+    } else {
+        tracing::warn!("{} could not be switched to auto_vacuum = INCREMENTAL", file.display());
+    }
+    Ok(())
 }
 
 /// Page size of a new SQLite file (an existing one keeps its own: a WAL database cannot change
