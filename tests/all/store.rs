@@ -14,8 +14,8 @@ use patchbay_services::rotation;
 use patchbay_services::state::DurableState;
 use patchbay_store::oauth::NewTokens;
 use patchbay_store::{
-    Backend, ConnectorFilter, InstallationPatch, LogQuery, NewApiKey, NewInstallation, NewLogRecord, NewVersion,
-    PublishOutcome, SealedField, Store, StoreError, Viewer,
+    Backend, ConnectorFilter, InstallationFilter, InstallationPatch, LogQuery, MAX_PAGE, NewApiKey, NewInstallation,
+    NewLogRecord, NewVersion, PageRequest, PublishOutcome, SealedField, Store, StoreError, Viewer,
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
@@ -157,7 +157,7 @@ async fn migrations_are_idempotent_and_concurrent_starts_agree(backend: Backend)
     // And again on a migrated one: nothing to do, data intact.
     let c = Store::connect(&db.url).await.unwrap();
     assert_eq!(c.tenant("acme").await.unwrap().unwrap().name, "Acme");
-    assert_eq!(b.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(b.list_tenants(&PageRequest::first(MAX_PAGE)).await.unwrap().items.len(), 1);
     // Every migration file of the backend applied exactly once.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/store/migrations").join(backend.as_str());
     let files =
@@ -185,7 +185,8 @@ async fn tenants_create_list_conflict(backend: Backend) {
         Err(StoreError::Conflict(m)) => assert_eq!(m, "tenant acme already exists"),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let ids: Vec<_> = store.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
+    let ids: Vec<_> =
+        store.list_tenants(&PageRequest::first(MAX_PAGE)).await.unwrap().items.into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["acme", "beta"]);
     assert_eq!(store.tenant("acme").await.unwrap(), Some(acme));
     assert_eq!(store.tenant("nope").await.unwrap(), None);
@@ -219,9 +220,19 @@ async fn api_keys_scoped_and_revocable(backend: Backend) {
     assert_eq!(stored.scopes, ["view", "manage"]);
     assert!(!stored.revoked);
 
-    assert_eq!(store.list_api_keys(None).await.unwrap().iter().map(|k| &k.id).collect::<Vec<_>>(), [&op_id]);
-    assert_eq!(store.list_api_keys(Some("t1")).await.unwrap().len(), 1);
-    assert!(store.list_api_keys(Some("t2")).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .list_api_keys(None, &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|k| &k.id)
+            .collect::<Vec<_>>(),
+        [&op_id]
+    );
+    assert_eq!(store.list_api_keys(Some("t1"), &PageRequest::first(MAX_PAGE)).await.unwrap().items.len(), 1);
+    assert!(store.list_api_keys(Some("t2"), &PageRequest::first(MAX_PAGE)).await.unwrap().items.is_empty());
 
     assert!(matches!(
         store.create_api_key(&key(&key_id, Some("t1"), &key_token, &[])).await,
@@ -331,9 +342,10 @@ async fn private_connectors_are_invisible_to_other_tenants_and_shadow_public_one
         let store = store.clone();
         async move {
             store
-                .list_connectors(viewer, &ConnectorFilter::default())
+                .list_connectors(viewer, &ConnectorFilter::default(), &PageRequest::first(MAX_PAGE))
                 .await
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|c| (c.owner, c.id, c.latest_version))
                 .collect::<Vec<_>>()
@@ -386,9 +398,10 @@ async fn catalog_filters_by_category_and_search(backend: Backend) {
         let store = store.clone();
         async move {
             store
-                .list_connectors(Viewer::Operator, &filter)
+                .list_connectors(Viewer::Operator, &filter, &PageRequest::first(MAX_PAGE))
                 .await
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|c| c.id)
                 .collect::<Vec<_>>()
@@ -514,7 +527,14 @@ async fn installations_crud_revision_and_name_conflict(backend: Backend) {
     }
     assert_eq!(store.installation("t1", "i1").await.unwrap().unwrap().revision, 5, "failed updates change nothing");
 
-    let names: Vec<_> = store.list_installations("t1").await.unwrap().into_iter().map(|i| i.name).collect();
+    let names: Vec<_> = store
+        .list_installations("t1", &InstallationFilter::default(), &PageRequest::first(MAX_PAGE))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     assert_eq!(names, ["alerts", "bundled"]);
     assert!(store.delete_installation("t1", "i3").await.unwrap());
     assert!(!store.delete_installation("t1", "i3").await.unwrap());
@@ -527,7 +547,14 @@ async fn installations_of_another_tenant_are_absent_everywhere(backend: Backend)
     store.append_logs(&[log_record("i1", 1, Level::Info, "hello")]).await.unwrap();
 
     assert_eq!(store.installation("t2", "i1").await.unwrap(), None);
-    assert!(store.list_installations("t2").await.unwrap().is_empty());
+    assert!(
+        store
+            .list_installations("t2", &InstallationFilter::default(), &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let patch = InstallationPatch { enabled: Some(false), ..Default::default() };
     match store.update_installation("t2", "i1", &patch).await {
         Err(StoreError::NotFound(m)) => assert_eq!(m, "installation i1 not found"),
@@ -536,7 +563,7 @@ async fn installations_of_another_tenant_are_absent_everywhere(backend: Backend)
     assert!(store.credentials("t2", "i1").await.unwrap().is_empty());
     assert!(matches!(store.put_credentials("t2", "i1", &[sealed("token", b"x")]).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.delete_credentials("t2", "i1").await.unwrap(), 0);
-    assert!(store.logs("t2", "i1", &LogQuery::default()).await.unwrap().is_empty());
+    assert!(store.logs("t2", "i1", &LogQuery::default()).await.unwrap().items.is_empty());
     assert!(!store.delete_installation("t2", "i1").await.unwrap());
 
     // t1's data is untouched by all of that.
@@ -544,7 +571,7 @@ async fn installations_of_another_tenant_are_absent_everywhere(backend: Backend)
     // Revision 2: created, then its credentials were set.
     assert_eq!((i1.enabled, i1.revision), (true, 2));
     assert_eq!(store.credentials("t1", "i1").await.unwrap(), [sealed("token", b"ct")]);
-    assert_eq!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len(), 1);
+    assert_eq!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items.len(), 1);
 }
 
 async fn credentials_replace_delete_and_cascade(backend: Backend) {
@@ -710,7 +737,8 @@ async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
     store.append_logs(&[log_record("other", 5, Level::Error, "not mine")]).await.unwrap();
     store.append_logs(&[]).await.unwrap();
 
-    let all = store.logs("t1", "i1", &LogQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let all =
+        store.logs("t1", "i1", &LogQuery { page: PageRequest::first(100), ..Default::default() }).await.unwrap().items;
     assert_eq!(
         all.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
         (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>()
@@ -721,16 +749,21 @@ async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
     assert_eq!(all[3].at_ms, 1_003);
     assert_eq!(all[0].fields, [("k".to_string(), "v".to_string()), ("k".to_string(), "w".to_string())]);
 
-    let warn = store.logs("t1", "i1", &LogQuery { min_level: Some(Level::Warn), ..Default::default() }).await.unwrap();
+    let warn =
+        store.logs("t1", "i1", &LogQuery { min_level: Some(Level::Warn), ..Default::default() }).await.unwrap().items;
     assert_eq!(warn.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["m3", "m4", "m8", "m9"]);
-    let since = store.logs("t1", "i1", &LogQuery { since_ms: Some(1_007), ..Default::default() }).await.unwrap();
+    let since = store.logs("t1", "i1", &LogQuery { since_ms: Some(1_007), ..Default::default() }).await.unwrap().items;
     assert_eq!(since.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["m7", "m8", "m9"]);
 
     // Page through with the cursor.
     let mut pages = Vec::new();
     let mut after = None;
     loop {
-        let page = store.logs("t1", "i1", &LogQuery { after_id: after, limit: 3, ..Default::default() }).await.unwrap();
+        let page = store
+            .logs("t1", "i1", &LogQuery { page: PageRequest::after(after, 3), ..Default::default() })
+            .await
+            .unwrap()
+            .items;
         if page.is_empty() {
             break;
         }
@@ -743,7 +776,11 @@ async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
     // Many rows in one append (several INSERT statements, one transaction).
     let many: Vec<_> = (0..450).map(|i| log_record("bulk", i, Level::Info, "x")).collect();
     store.append_logs(&many).await.unwrap();
-    let page = store.logs("t1", "bulk", &LogQuery { limit: 1_000, ..Default::default() }).await.unwrap();
+    let page = store
+        .logs("t1", "bulk", &LogQuery { page: PageRequest::first(1_000), ..Default::default() })
+        .await
+        .unwrap()
+        .items;
     assert_eq!(page.len(), 450);
 }
 
@@ -763,7 +800,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     oplog.append(&scope, vec![entry(2, Source::Host)]);
     oplog.append(&scope, vec![]);
     oplog.flush().await;
-    let logs = store.logs("t1", "i1", &LogQuery::default()).await.unwrap();
+    let logs = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items;
     assert_eq!(
         logs.iter().map(|r| (r.message.as_str(), r.source.as_str())).collect::<Vec<_>>(),
         [("e0", "guest"), ("e1", "http"), ("e2", "host")]
@@ -774,7 +811,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     // The linger timer writes without a flush.
     oplog.append(&scope, vec![entry(3, Source::Stdout)]);
     patchbay_tests::eventually("the linger timer's write", std::time::Duration::from_secs(30), || async {
-        let n = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len();
+        let n = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items.len();
         if n == 4 { Ok(()) } else { Err(format!("{n} entries")) }
     })
     .await;
@@ -791,7 +828,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     }
     assert_eq!(small.dropped(), 8);
     small.flush().await;
-    assert_eq!(store.logs("t1", "i2", &LogQuery::default()).await.unwrap().len(), 2);
+    assert_eq!(store.logs("t1", "i2", &LogQuery::default()).await.unwrap().items.len(), 2);
 }
 
 async fn state_store_enforces_limits_atomically(backend: Backend) {
@@ -845,14 +882,21 @@ async fn deleting_an_installation_removes_its_data(backend: Backend) {
     assert!(store.delete_installation("t1", "i1").await.unwrap());
     assert_eq!(store.installation("t1", "i1").await.unwrap(), None);
     assert!(store.credentials("t1", "i1").await.unwrap().is_empty());
-    assert!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().is_empty());
+    assert!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items.is_empty());
     assert_eq!(state.get(&scope, "k").await.unwrap(), None);
     for table in ["credentials", "state", "operation_logs", "installations"] {
         assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM {table}")).await, 0, "{table}");
     }
     // The name is free again.
     store.create_installation(&new_installation("t1", "i9", "alerts", "notify", "2.0.0")).await.unwrap();
-    let names: BTreeSet<_> = store.list_installations("t1").await.unwrap().into_iter().map(|i| i.name).collect();
+    let names: BTreeSet<_> = store
+        .list_installations("t1", &InstallationFilter::default(), &PageRequest::first(MAX_PAGE))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["alerts"]);
 }
 
@@ -881,7 +925,7 @@ async fn open_sqlite_creates_the_file_in_wal_mode() {
     assert!(path.is_file());
     store.close().await;
     let store = Store::open_sqlite(&path).await.unwrap();
-    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(store.list_tenants(&PageRequest::first(MAX_PAGE)).await.unwrap().items.len(), 1);
     let url = format!("sqlite://{}", path.display()).replace('#', "%23").replace('?', "%3F").replace(' ', "%20");
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
@@ -906,10 +950,11 @@ async fn in_memory_sqlite_is_one_private_database() {
     let a = Store::connect("sqlite::memory:").await.unwrap();
     let b = Store::connect("sqlite::memory:").await.unwrap();
     a.create_tenant("t1", "One").await.unwrap();
-    let (listed, other) = tokio::join!(a.list_tenants(), b.list_tenants());
-    assert_eq!(listed.unwrap().len(), 1);
-    assert!(other.unwrap().is_empty());
+    let all = PageRequest::first(MAX_PAGE);
+    let (listed, other) = tokio::join!(a.list_tenants(&all), b.list_tenants(&all));
+    assert_eq!(listed.unwrap().items.len(), 1);
+    assert!(other.unwrap().items.is_empty());
     // A transaction and a read on the single connection do not deadlock.
     publish(&a, None, "notify", "1.0.0").await;
-    assert_eq!(a.list_connectors(Viewer::Operator, &ConnectorFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(a.list_connectors(Viewer::Operator, &ConnectorFilter::default(), &all).await.unwrap().items.len(), 1);
 }

@@ -14,6 +14,7 @@
 pub(crate) mod auth;
 mod body;
 mod connectors;
+mod cursor;
 mod error;
 mod events;
 pub(crate) mod extract;
