@@ -60,6 +60,7 @@ on_both_backends!(
     operation_log_batches_flushes_and_counts_drops,
     state_store_enforces_limits_atomically,
     deleting_an_installation_removes_its_data,
+    lists_page_by_keyset_through_inserts_and_deletes,
 );
 
 async fn open(backend: Backend) -> (TestDb, Store) {
@@ -956,5 +957,139 @@ async fn in_memory_sqlite_is_one_private_database() {
     assert!(other.unwrap().items.is_empty());
     // A transaction and a read on the single connection do not deadlock.
     publish(&a, None, "notify", "1.0.0").await;
-    assert_eq!(a.list_connectors(Viewer::Operator, &ConnectorFilter::default(), &all).await.unwrap().items.len(), 1);
+    assert_eq!(
+        a.list_connectors(Viewer::Operator, &ConnectorFilter::default(), &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+/// Pages of installations, connectors and tenants: every row there for the whole walk is read
+/// exactly once, in the list's order, while rows are inserted and deleted between pages; a
+/// position stays usable after its row is deleted, and only ever selects the caller's rows.
+async fn lists_page_by_keyset_through_inserts_and_deletes(backend: Backend) {
+    let (_db, store) = with_installation(backend).await;
+    for n in 0..24 {
+        let name = if n % 2 == 0 { format!("even-{n:02}") } else { format!("odd-{n:02}") };
+        store
+            .create_installation(&new_installation("t1", &format!("i{n:02}x"), &name, "notify", "1.0.0"))
+            .await
+            .unwrap();
+    }
+    store.create_installation(&new_installation("t2", "t2-only", "even-00", "notify", "1.0.0")).await.unwrap();
+    let none = InstallationFilter::default();
+    let key = |i: &patchbay_store::InstallationRow| (i.created_at_ms, i.id.clone());
+    let everything = store.list_installations("t1", &none, &PageRequest::first(MAX_PAGE)).await.unwrap();
+    assert!(!everything.more);
+    let before: Vec<_> = everything.items.iter().map(key).collect();
+    assert_eq!(before.len(), 25);
+    assert!(before.windows(2).all(|w| w[0] < w[1]), "ordered by (created_at, id): {before:?}");
+
+    // Walk in pages of 4; after each page delete one row already read and one not yet read, and
+    // add one.
+    let (mut read, mut page, mut round) = (Vec::new(), PageRequest::first(4), 0);
+    let mut deleted = BTreeSet::new();
+    loop {
+        let got = store.list_installations("t1", &none, &page).await.unwrap();
+        assert!(got.items.len() <= 4);
+        read.extend(got.items.iter().map(key));
+        let Some(last) = got.last_if_more() else { break };
+        page.after = Some(key(last));
+        round += 1;
+        let unread = before.iter().rev().find(|k| !read.contains(k) && !deleted.contains(&k.1)).cloned();
+        for (_, id) in [read.first().cloned(), unread].into_iter().flatten() {
+            if deleted.insert(id.clone()) {
+                assert!(store.delete_installation("t1", &id).await.unwrap());
+            }
+        }
+        let late = new_installation("t1", &format!("late{round}"), &format!("late-{round}"), "notify", "1.0.0");
+        store.create_installation(&late).await.unwrap();
+    }
+    let mut unique = read.clone();
+    unique.dedup();
+    assert_eq!(unique, read, "no row twice");
+    assert!(read.windows(2).all(|w| w[0] < w[1]), "in order: {read:?}");
+    for k in &before {
+        if !deleted.contains(&k.1) {
+            assert!(read.contains(k), "{k:?} was there all along but not read");
+        }
+    }
+    assert!(read.iter().all(|(_, id)| id != "t2-only"));
+
+    // A position whose row is gone still starts the next page right after it.
+    let gone = before[10].clone();
+    store.delete_installation("t1", &gone.1).await.ok();
+    let after_gone = store.list_installations("t1", &none, &PageRequest::after(Some(gone.clone()), 1)).await.unwrap();
+    assert!(after_gone.items.iter().all(|i| key(i) > gone));
+    assert!(!after_gone.items.is_empty());
+    // t1's position used by t2 selects t2's rows only.
+    let t2 = store.list_installations("t2", &none, &PageRequest::after(Some((0, String::new())), 10)).await.unwrap();
+    assert_eq!(t2.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["t2-only"]);
+    let t2 = store.list_installations("t2", &none, &PageRequest::after(Some(before[0].clone()), 10)).await.unwrap();
+    assert!(t2.items.iter().all(|i| i.tenant == "t2"));
+
+    // Filters narrow within the order: a name prefix (exact characters, case-sensitive, LIKE's
+    // wildcards are plain text), a connector, a status.
+    let filtered = |f: InstallationFilter| {
+        let store = store.clone();
+        async move {
+            let page = store.list_installations("t1", &f, &PageRequest::first(MAX_PAGE)).await.unwrap();
+            page.items.into_iter().map(|i| i.name).collect::<Vec<_>>()
+        }
+    };
+    let prefix = |p: &str| InstallationFilter { name_prefix: Some(p.into()), ..Default::default() };
+    let evens = filtered(prefix("even-")).await;
+    assert!(!evens.is_empty() && evens.iter().all(|n| n.starts_with("even-")), "{evens:?}");
+    assert_eq!(filtered(prefix("EVEN-")).await, Vec::<String>::new());
+    assert_eq!(filtered(prefix("even%")).await, Vec::<String>::new());
+    assert_eq!(filtered(prefix("even_")).await, Vec::<String>::new());
+    assert_eq!(filtered(prefix("late-1")).await, ["late-1"]);
+    let other = InstallationFilter { connector: Some("other".into()), ..Default::default() };
+    assert_eq!(filtered(other).await, Vec::<String>::new());
+    let errors = InstallationFilter { status: Some("error".into()), ..Default::default() };
+    assert_eq!(filtered(errors).await, Vec::<String>::new());
+    let active =
+        InstallationFilter { status: Some("active".into()), connector: Some("notify".into()), ..Default::default() };
+    let all_names = filtered(none.clone()).await;
+    assert_eq!(filtered(active).await, all_names);
+
+    // Tenants by id and the catalog by (id, owner), in pages of 1 and 2, as one big page.
+    for t in ["t3", "a0", "zz"] {
+        store.create_tenant(t, t).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut page = PageRequest::<String>::first(1);
+    loop {
+        let got = store.list_tenants(&page).await.unwrap();
+        ids.extend(got.items.iter().map(|t| t.id.clone()));
+        let Some(last) = got.last_if_more() else { break };
+        page.after = Some(last.id.clone());
+    }
+    assert_eq!(ids, ["a0", "t1", "t2", "t3", "zz"]);
+    publish(&store, Some("t1"), "notify", "3.0.0").await;
+    publish(&store, Some("t1"), "mine", "1.0.0").await;
+    publish(&store, Some("t2"), "theirs", "1.0.0").await;
+    publish(&store, None, "public", "0.1.0").await;
+    publish(&store, None, "public", "0.2.0").await;
+    for viewer in [Viewer::Operator, Viewer::Tenant("t1".into()), Viewer::Tenant("t2".into())] {
+        let one = store
+            .list_connectors(viewer.clone(), &ConnectorFilter::default(), &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items;
+        let mut paged = Vec::new();
+        let mut page = PageRequest::<(String, String)>::first(2);
+        loop {
+            let got = store.list_connectors(viewer.clone(), &ConnectorFilter::default(), &page).await.unwrap();
+            paged.extend(got.items.iter().cloned());
+            let Some(last) = got.last_if_more() else { break };
+            page.after = Some((last.id.clone(), last.owner.clone().unwrap_or_default()));
+        }
+        assert_eq!(paged, one, "{viewer:?}");
+        let public = one.iter().find(|c| c.id == "public").unwrap();
+        assert_eq!(public.versions, ["0.2.0", "0.1.0"], "versions ride along with their connector");
+    }
 }

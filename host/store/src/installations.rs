@@ -277,7 +277,8 @@ impl Store {
             query = query.bind(s);
         }
         if let Some(p) = &filter.name_prefix {
-            query = query.bind(i64::try_from(p.chars().count()).unwrap_or(i64::MAX)).bind(p);
+            // An INTEGER: PostgreSQL has no `substr(text, integer, bigint)`.
+            query = query.bind(i32::try_from(p.chars().count()).unwrap_or(i32::MAX)).bind(p);
         }
         if let Some((at, id)) = &page.after {
             query = query.bind(*at).bind(id);
