@@ -538,7 +538,6 @@ async fn events_list_filters_and_pages(backend: Backend) {
         since_ms: Some(1_002),
         until_ms: Some(1_006),
         page: PageRequest::first(2),
-        ..Default::default()
     })
     .await;
     assert_eq!(combined, ["evt_08", "evt_06"]);

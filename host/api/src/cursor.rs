@@ -134,7 +134,7 @@ fn write_text(s: &str, out: &mut String) {
 
 /// Printable ASCII (`0x20..=0x7E`), at most [`MAX_TEXT`] bytes, as lowercase hex pairs.
 fn read_text(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 || hex.len() / 2 > MAX_TEXT {
+    if !hex.len().is_multiple_of(2) || hex.len() / 2 > MAX_TEXT {
         return None;
     }
     let mut out = String::with_capacity(hex.len() / 2);
