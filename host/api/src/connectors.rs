@@ -15,7 +15,7 @@ use crate::auth::Principal;
 use crate::cursor::{self, List};
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{ConnectorView, VersionSummary, VersionView};
-use crate::{ApiError, ApiResult, text_param};
+use crate::{ApiError, ApiResult, short_param};
 
 /// Whose catalog the caller sees: the operator everything, a tenant the public catalog and its
 /// own private connectors.
@@ -67,7 +67,7 @@ pub(crate) async fn upload(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     category: Option<String>,
-    /// At most 200 bytes.
+    /// At most 200 characters.
     search: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -89,7 +89,7 @@ pub(crate) async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<ConnectorList>> {
     let viewer = viewer(&p)?;
-    let filter = ConnectorFilter { category: q.category, search: text_param("search", q.search, 200)? };
+    let filter = ConnectorFilter { category: q.category, search: short_param("search", q.search, 200)? };
     let page = cursor::request(List::Connectors, q.cursor.as_deref(), q.limit)?;
     let list = catalog.list(viewer, &filter, &page).await?;
     let next_cursor = cursor::next(List::Connectors, &list, |c| (c.id.clone(), c.owner.clone().unwrap_or_default()));

@@ -22,7 +22,7 @@ use crate::auth::{Credentials, Manage, TenantKey, View};
 use crate::cursor::{self, List};
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{CredentialsView, InstallationView, LogEntryView, LogPage, QuotaView};
-use crate::{ApiError, ApiResult, text_param, time_param};
+use crate::{ApiError, ApiResult, short_param, time_param};
 
 #[derive(Serialize)]
 pub(crate) struct InstallationList {
@@ -68,9 +68,9 @@ pub(crate) async fn list(
         return Err(ApiError::bad_request(format!("unknown status {s:?}; statuses: {}", STATUSES.join(", "))));
     }
     let filter = InstallationFilter {
-        connector: text_param("connector", q.connector, 128)?,
+        connector: short_param("connector", q.connector, 128)?,
         status: q.status,
-        name_prefix: text_param("name", q.name, 400)?.filter(|n| !n.is_empty()),
+        name_prefix: short_param("name", q.name, 100)?.filter(|n| !n.is_empty()),
     };
     let page = cursor::request(List::Installations, q.cursor.as_deref(), q.limit)?;
     let list = installations.list(&key.tenant, &filter, &page).await?;

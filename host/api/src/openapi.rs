@@ -424,6 +424,7 @@ fn value_schemas() -> Value {
             "description": "5-field cron expression (minute hour day-of-month month day-of-week; names JAN-DEC, SUN-SAT; lists, ranges and steps), UTC, or @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly. An expression no date satisfies (`0 0 30 2 *`) is refused.",
             "examples": ["*/15 * * * *", "0 9 * * MON-FRI"] },
         "Mapping": { "type": "object", "additionalProperties": false,
+            "description": "No two fields may write the same target, nor one target inside another (`a` and `a.b`): 422 invalid_mapping",
             "properties": {
                 "keep_unmapped": { "type": "boolean", "default": false },
                 "fields": { "type": "array", "maxItems": 500, "uniqueItems": true,
@@ -623,7 +624,7 @@ pub(crate) fn document() -> Value {
                     "parameters": [
                         query_param("category", "Hub category", json!({ "enum": ["payment-gateway", "shipping-carrier", "communication-channel",
                             "notification-provider", "storage-provider", "data-sync", "webhook-endpoint"] })),
-                        query_param("search", "Case-insensitive text in id, title, description or provider; at most 200 bytes", utf8_at_most(200)),
+                        query_param("search", "Case-insensitive text in id, title, description or provider; at most 200 characters", json!({ "type": "string", "maxLength": 200 })),
                         cursor_param(List::Connectors), page_limit_param()
                     ],
                     "responses": responses(&[("200", "A page of connectors", page_of("connectors", json!({ "$ref": "#/components/schemas/Connector" }), Value::Null))], &["400", "401", "403"]) }
@@ -659,9 +660,9 @@ pub(crate) fn document() -> Value {
                     "responses": responses(&[("201", "Installed", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "409", "422"]) },
                 "get": { "summary": "List the tenant's installations, oldest first: creation time, then id (`view`)", "tags": ["installations"],
                     "parameters": [
-                        query_param("connector", "Only installations of this connector (its id); at most 128 bytes", utf8_at_most(128)),
+                        query_param("connector", "Only installations of this connector (its id); at most 128 characters", json!({ "type": "string", "maxLength": 128 })),
                         query_param("status", "Only installations in this status (`error` after repeated failed health checks)", json!({ "enum": ["active", "error"] })),
-                        query_param("name", "Only installations whose name starts with this text (case-sensitive, compared after Unicode NFC normalization; a whole name matches too); at most 400 bytes", utf8_at_most(400)),
+                        query_param("name", "Only installations whose name starts with this text (case-sensitive, compared after Unicode NFC normalization; a whole name matches too); at most 100 characters, as names", json!({ "type": "string", "maxLength": 100 })),
                         cursor_param(List::Installations), page_limit_param()
                     ],
                     "responses": responses(&[("200", "A page of installations", page_of("installations", json!({ "$ref": "#/components/schemas/Installation" }), Value::Null))], &["400", "401", "403"]) }
@@ -941,8 +942,8 @@ fn sync_paths(installation_id: &Value) -> Value {
                 "responses": responses(&[("202", "Queued", run.clone())], &["400", "401", "403", "404", "409", "415", "422", "502"]) },
             "get": { "summary": "The tenant's runs, newest first: creation time, then id, both descending (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("installation", "Only this installation's; at most 128 bytes", utf8_at_most(128)),
-                    query_param("entity", "Only this entity's; at most 256 bytes", utf8_at_most(256)),
+                    query_param("installation", "Only this installation's; at most 128 characters", json!({ "type": "string", "maxLength": 128 })),
+                    query_param("entity", "Only this entity's; at most 256 characters", json!({ "type": "string", "maxLength": 256 })),
                     query_param("status", "Only runs in this status", json!({ "enum": ["queued", "running", "succeeded", "failed", "cancelled"] })),
                     cursor_param(List::Runs),
                     query_param("before", "Paging of earlier versions, still served: `next_before` of the previous page, the runs created before that run (404 when the tenant has no such run). With `cursor`, both apply", json!({ "type": "string" })),
@@ -985,7 +986,7 @@ fn sync_paths(installation_id: &Value) -> Value {
                 "responses": responses(&[("201", "Created", obj())], &["400", "401", "403", "404", "409", "422", "502"]) },
             "get": { "summary": "The tenant's schedules, oldest first: creation time, then id (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("installation", "Only this installation's; at most 128 bytes", utf8_at_most(128)),
+                    query_param("installation", "Only this installation's; at most 128 characters", json!({ "type": "string", "maxLength": 128 })),
                     cursor_param(List::Schedules), page_limit_param()
                 ],
                 "responses": responses(&[("200", "A page of schedules", page_of("schedules", obj(), Value::Null))], &["400", "401", "403"]) }

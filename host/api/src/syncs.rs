@@ -16,7 +16,7 @@ use crate::auth::{Manage, TenantKey, View};
 use crate::cursor::{self, List};
 use crate::extract::{Json, Path, Query};
 use crate::views::{EntityView, ItemErrorView, MappingView, RecordView, RunView, ScheduleView};
-use crate::{ApiError, ApiResult, text_param};
+use crate::{ApiError, ApiResult, short_param};
 
 pub(crate) async fn start(
     State(syncs): State<Arc<Syncs>>,
@@ -78,8 +78,8 @@ pub(crate) async fn list(
     // Newest first: further along is older.
     page.after = combine(page.after, before, |a, b| a < b);
     let filter = RunFilter {
-        installation: text_param("installation", q.installation, 128)?,
-        entity: text_param("entity", q.entity, 256)?,
+        installation: short_param("installation", q.installation, 128)?,
+        entity: short_param("entity", q.entity, 256)?,
         status,
         page,
     };
@@ -277,7 +277,7 @@ pub(crate) async fn list_schedules(
     key: TenantKey<View>,
     Query(q): Query<SchedulesQuery>,
 ) -> ApiResult<Json<ScheduleList>> {
-    let installation = text_param("installation", q.installation, 128)?;
+    let installation = short_param("installation", q.installation, 128)?;
     let page = cursor::request(List::Schedules, q.cursor.as_deref(), q.limit)?;
     let rows = syncs.schedules(&key.tenant, installation.as_deref(), &page).await?;
     let next_cursor = cursor::next(List::Schedules, &rows, |s| (s.created_at, s.id.clone()));
