@@ -19,6 +19,7 @@ on_both_backends!(
     bad_requests_get_precise_errors,
     restart_and_online_key_rotation_keep_credentials,
     emitted_events_are_durable_and_tenant_scoped,
+    every_list_pages_with_opaque_cursors,
 );
 
 const SECRET: &str = "tok-3b1f5e0c9a7d4411-notify";
@@ -104,19 +105,25 @@ async fn upload_install_invoke_and_read_logs(backend: Backend) {
     assert!(line.contains("/slack") && line.contains("200"), "{line}");
     assert!(!r.body.to_string().contains(SECRET), "a secret reached the log: {r:?}");
 
-    // Paging: one entry at a time follows the cursor to the end.
+    // Paging: one entry at a time follows the cursor to the end, where `next_cursor` is null and
+    // `tail_cursor` is where later entries will start.
     let mut cursor = String::new();
     let mut seen = 0;
-    loop {
+    let tail = loop {
         let r = s.get(&format!("/v1/installations/{id}/logs?limit=1&cursor={cursor}"), &acme).await;
-        let page = r.body["entries"].as_array().unwrap();
-        if page.is_empty() {
-            break;
+        seen += r.body["entries"].as_array().unwrap().len();
+        match r.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break r.body["tail_cursor"].as_str().unwrap().to_string(),
         }
-        seen += 1;
-        cursor = r.body["next_cursor"].as_str().unwrap().to_string();
-    }
+    };
     assert_eq!(seen, entries.len());
+    let r = s.get(&format!("/v1/installations/{id}/logs?cursor={tail}"), &acme).await;
+    assert_eq!((&r.body["entries"], r.body["tail_cursor"].as_str()), (&json!([]), Some(tail.as_str())), "{r:?}");
+    // The entry ids earlier versions used as cursors still work.
+    let second = entries[1]["id"].as_i64().unwrap();
+    let r = s.get(&format!("/v1/installations/{id}/logs?cursor={}", entries[0]["id"]), &acme).await;
+    assert_eq!(r.body["entries"][0]["id"], second, "{r:?}");
     let r = s.get(&format!("/v1/installations/{id}/logs?level=error"), &acme).await;
     assert!(r.body["entries"].as_array().unwrap().iter().all(|e| e["level"] == "error"), "{r:?}");
     let r = s.get(&format!("/v1/installations/{id}/logs?since=2999-01-01T00:00:00Z"), &acme).await;
@@ -391,9 +398,9 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     // Left out, scopes default to all; `null` is not a list of scopes and grants nothing.
     let r = s.post("/v1/tenants/acme/keys", &s.operator, json!({ "name": null, "scopes": null })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "null");
-    // A cursor naming no event of the tenant is a missing object, named in the message.
+    // A cursor that is not one of the list's is the caller's mistake, named in the message.
     let r = s.get("/v1/events?cursor=nope", &acme).await;
-    expect(&r, StatusCode::NOT_FOUND, "not_found", "nope");
+    expect(&r, StatusCode::BAD_REQUEST, "bad_request", "cursor=\"nope\"");
 
     let install = |body: Value| {
         let s = &s;
@@ -545,6 +552,39 @@ async fn cli_covers_the_first_five_minutes() {
     let (code, out, _) = cli(&token, &["connector", "ls"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("notify-webhook") && out.contains("private") && out.contains("public"), "{out}");
+    // Listings read every page (here pages of 2); `--limit` reads one and says where the next starts.
+    let (code, out, err) = cli(&token, &["connector", "ls", "--page-size", "2"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let all = s.get("/v1/connectors", &token).await;
+    let listed = |out: &str| {
+        out.lines().skip(1).map(|l| l.split_whitespace().next().unwrap_or("").to_string()).collect::<Vec<_>>()
+    };
+    let ids: Vec<String> =
+        all.body["connectors"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    assert!(ids.len() > 2, "{ids:?}");
+    assert_eq!(listed(&out), ids);
+    let (code, out, err) = cli(&token, &["connector", "ls", "--limit", "2"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(listed(&out), ids[..2]);
+    let cursor = err.trim().strip_prefix("more: --cursor ").unwrap_or_else(|| panic!("{err}")).to_string();
+    let (code, out, err) = cli(&token, &["connector", "ls", "--cursor", &cursor, "--limit", "1000"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(listed(&out), ids[2..]);
+    assert!(err.is_empty(), "the last page: {err}");
+    for t in ["beta", "gamma", "delta"] {
+        let (code, out, err) = cli(&op, &["tenant", "create", t]);
+        assert_eq!(code, Some(0), "{out}{err}");
+    }
+    let (code, out, err) = cli(&op, &["tenant", "ls", "--page-size", "1"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let tenants: Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = tenants["tenants"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!((ids, &tenants["next_cursor"]), (vec!["acme", "beta", "delta", "gamma"], &Value::Null));
+    let (code, out, err) = cli(&op, &["tenant", "ls", "--limit", "3"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let page: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["tenants"].as_array().unwrap().len(), 3);
+    assert!(page["next_cursor"].is_string(), "{page}");
     let url = format!("webhook_url=http://{}/slack", web.addr);
     let (code, out, err) = cli(
         &token,
@@ -825,4 +865,212 @@ async fn emitted_events_are_durable_and_tenant_scoped(backend: Backend) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
     let r = s.get("/v1/events?status=lost", &acme).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+}
+
+/// Every page of `path` (items under `key`) with pages of `limit`: the ids in order. Each page but
+/// the last is full and has a `next_cursor`; the last has none.
+async fn walk(s: &Server, token: &str, path: &str, key: &str, limit: usize) -> Vec<String> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (mut ids, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let r = s.get(&format!("{path}{sep}limit={limit}&cursor={cursor}"), token).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
+        let page = r.body[key].as_array().unwrap_or_else(|| panic!("{path}: {r:?}"));
+        assert!(page.len() <= limit, "{path}: {r:?}");
+        ids.extend(page.iter().map(|x| x["id"].as_str().unwrap().to_string()));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(page.len(), limit, "{path}: only a full page has a next page: {r:?}");
+                cursor = c.to_string();
+            }
+            None => return ids,
+        }
+    }
+}
+
+/// The ids of one page of everything (at most 1000).
+async fn all_ids(s: &Server, token: &str, path: &str, key: &str) -> Vec<String> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let r = s.get(&format!("{path}{sep}limit=1000"), token).await;
+    assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
+    assert_eq!(r.body["next_cursor"], Value::Null, "{path}: {r:?}");
+    r.body[key].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
+}
+
+async fn every_list_pages_with_opaque_cursors(backend: Backend) {
+    let s = Server::start(backend).await;
+    let acme = s.tenant("acme").await;
+    let globex = s.tenant("globex").await;
+    let op = s.operator.clone();
+    let notify = |name: &str| json!({ "connector": "notify-webhook", "name": name, "config": { "webhook_url": "https://hooks.example.com/x" } });
+    let csv = |name: &str| json!({ "connector": "csv-source", "name": name, "config": { "url": "http://127.0.0.1:9/rows.csv" } });
+    let mut created = Vec::new();
+    for (i, name) in ["alpha-1", "alpha-2", "beta-1", "Alpha-3", "é-nfc", "gamma"].iter().enumerate() {
+        let r = s.post("/v1/installations", &acme, if i % 3 == 2 { csv(name) } else { notify(name) }).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        created.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let r = s.post("/v1/installations", &globex, notify("alpha-1")).await;
+    let globex_installation = r.body["id"].as_str().unwrap().to_string();
+    for (i, dest) in created.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
+        let r = s
+            .post(
+                "/v1/routes",
+                &acme,
+                json!({ "name": format!("route-{i}"), "event_types": ["*"],
+                "destination_installation": dest, "operation": "send" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    }
+    for id in [&created[2], &created[5]] {
+        let r = s
+            .post(
+                "/v1/schedules",
+                &acme,
+                json!({ "installation": id, "entity": "rows", "interval_secs": 3600, "enabled": false }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let r = s.post("/v1/syncs", &acme, json!({ "installation": id, "entity": "rows" })).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    for _ in 0..3 {
+        s.key("acme", &["view"]).await;
+    }
+
+    // Every list: pages of 1, 2 and 3 hold every row exactly once, in the order of one big page.
+    let logs_path = format!("/v1/installations/{}/logs", created[0]);
+    let lists = [
+        ("/v1/installations", "installations", &acme),
+        ("/v1/routes", "routes", &acme),
+        ("/v1/schedules", "schedules", &acme),
+        ("/v1/syncs", "runs", &acme),
+        ("/v1/connectors", "connectors", &acme),
+        ("/v1/tenants", "tenants", &op),
+        ("/v1/tenants/acme/keys", "keys", &op),
+        ("/v1/events", "events", &acme),
+        (logs_path.as_str(), "entries", &acme),
+    ];
+    for (path, key, token) in &lists {
+        // (Log entries have numeric ids; `upload_install_invoke_and_read_logs` walks a log.)
+        if *key != "entries" {
+            let all = all_ids(&s, token, path, key).await;
+            for limit in [1, 2, 3] {
+                assert_eq!(walk(&s, token, path, key, limit).await, all, "{path} in pages of {limit}");
+            }
+        }
+        // Limits out of range and malformed or foreign cursors are precise 400s naming the parameter.
+        for bad in ["limit=0", "limit=1001", "limit=-1", "limit=ten"] {
+            let r = s.get(&format!("{path}?{bad}"), token).await;
+            assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"), "{path}?{bad}: {r:?}");
+            assert!(r.message().contains("limit"), "{path}?{bad}: {r:?}");
+        }
+        let foreign = if *key == "routes" { "in10000000000000000696e735f31" } else { "ro10000000000000000726f5f31" };
+        for bad in ["nope", "in1zz", foreign, "in1000000000000000g", "ev1%E2%82%AC"] {
+            let r = s.get(&format!("{path}?cursor={bad}"), token).await;
+            assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"), "{path}?cursor={bad}: {r:?}");
+            assert!(r.message().starts_with("cursor="), "{path}: {r:?}");
+        }
+    }
+    // The health summary pages its installations; its counts cover them all.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = s.get(&format!("/v1/health?limit=4&cursor={cursor}"), &acme).await;
+        assert_eq!(r.body["counts"]["unchecked"], 6, "{r:?}");
+        seen.extend(
+            r.body["installations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["installation"].as_str().unwrap_or_else(|| i["id"].as_str().unwrap()).to_string()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created, "oldest first");
+    // Installations are listed oldest first (creation time, then id).
+    assert_eq!(all_ids(&s, &acme, "/v1/installations", "installations").await, created);
+
+    // Filters: connector, status, name prefix (case-sensitive, NFC), with precise 400s.
+    let names = |q: &'static str| {
+        let s = &s;
+        let acme = acme.clone();
+        async move {
+            let r = s.get(&format!("/v1/installations?{q}"), &acme).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {r:?}");
+            r.body["installations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("connector=csv-source").await, ["beta-1", "gamma"]);
+    assert_eq!(names("connector=csv-source&name=g").await, ["gamma"]);
+    assert_eq!(names("name=alpha").await, ["alpha-1", "alpha-2"]);
+    assert_eq!(names("name=alpha-1").await, ["alpha-1"]);
+    assert_eq!(names("name=Alpha").await, ["Alpha-3"]);
+    assert_eq!(names("name=alpha-1x").await, Vec::<String>::new());
+    assert_eq!(names("name=e%CC%81").await, ["é-nfc"], "a decomposed é matches the stored NFC one");
+    assert_eq!(names("status=active&limit=1000").await.len(), 6);
+    assert_eq!(names("status=error").await, Vec::<String>::new());
+    let r = s.get("/v1/installations?name=alpha-1", &globex).await;
+    assert_eq!(r.body["installations"].as_array().unwrap().len(), 1, "{r:?}");
+    let (long_name, long_connector) = (format!("name={}", "é".repeat(101)), format!("connector={}", "x".repeat(129)));
+    for (q, text) in
+        [("status=broken", "status"), (&*long_name, "name"), (&*long_connector, "connector"), ("colour=red", "colour")]
+    {
+        let r = s.get(&format!("/v1/installations?{q}"), &acme).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"), "{q}: {r:?}");
+        assert!(r.message().contains(text), "{q}: {r:?}");
+    }
+    // Rows inserted and deleted between pages: those there all along are listed once each, in
+    // order; the cursor stays valid after the row it was taken from is deleted.
+    let r = s.get("/v1/installations?limit=2", &acme).await;
+    let mut ids: Vec<String> =
+        r.body["installations"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect();
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    for gone in [&created[1], &created[3]] {
+        let r = s.call(Method::DELETE, &format!("/v1/installations/{gone}"), &acme, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    }
+    let r = s.post("/v1/installations", &acme, notify("late")).await;
+    let late = r.body["id"].as_str().unwrap().to_string();
+    let mut cursor = Some(cursor);
+    while let Some(c) = cursor {
+        let r = s.get(&format!("/v1/installations?limit=2&cursor={c}"), &acme).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        ids.extend(r.body["installations"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()));
+        cursor = r.body["next_cursor"].as_str().map(str::to_string);
+    }
+    let expected: Vec<String> = [&created[0], &created[1], &created[2], &created[4], &created[5], &late]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(ids, expected);
+
+    // Another tenant's cursor positions within the caller's own rows only: nothing of acme's.
+    let r = s.get("/v1/installations?limit=1", &acme).await;
+    let acme_cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    let r = s.get(&format!("/v1/installations?cursor={acme_cursor}"), &globex).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let listed: Vec<&str> =
+        r.body["installations"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert!(listed.iter().all(|id| *id == globex_installation), "{r:?}");
+    let r = s.get("/v1/events?cursor=ev10000000000000000657674", &globex).await;
+    assert_eq!((r.status, &r.body["events"]), (StatusCode::OK, &json!([])), "{r:?}");
+
+    // Earlier paging parameters still work beside the cursor.
+    let runs = all_ids(&s, &acme, "/v1/syncs", "runs").await;
+    let r = s.get("/v1/syncs?limit=1", &acme).await;
+    assert_eq!(r.body["next_before"], json!(runs[0]), "{r:?}");
+    let r = s.get(&format!("/v1/syncs?before={}", runs[0]), &acme).await;
+    assert_eq!(r.body["runs"][0]["id"], json!(runs[1]), "{r:?}");
+    let r = s.get("/v1/syncs?before=run_nope", &acme).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use patchbay_core::retry::{Jitter, NoJitter, RetrySchedule, SystemJitter};
 use patchbay_store::{
     AttemptOutcome, AttemptRecord, Backend, DeliveryStatus, EventFilter, IngressOutcome, NewDelivery, NewEvent,
-    NewIngress, NewInstallation, NewVersion, OutboxDepth, PublishOutcome, Retry, Store, StoreError,
+    NewIngress, NewInstallation, NewVersion, OutboxDepth, PageRequest, PublishOutcome, Retry, Store, StoreError,
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
@@ -504,22 +504,20 @@ async fn events_list_filters_and_pages(backend: Backend) {
 
     // Pages of 10, newest first, no overlap, no gap.
     let mut seen = Vec::new();
-    let mut filter = EventFilter { limit: 10, ..EventFilter::default() };
+    let mut filter = EventFilter { page: PageRequest::first(10), ..EventFilter::default() };
     loop {
         let page = store.list_events("t1", &filter).await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        assert!(page.len() <= 10);
-        filter.after_id = page.last().map(|e| e.id.clone());
-        seen.extend(ids(&page));
+        assert!(page.items.len() <= 10);
+        seen.extend(ids(&page.items));
+        let Some(last) = page.last_if_more() else { break };
+        filter.page.after = Some((last.created_at_ms, last.id.clone()));
     }
     let expected: Vec<_> = (0..25).rev().map(|i| format!("evt_{i:02}")).collect();
     assert_eq!(seen, expected);
 
     let list = |f: EventFilter| {
         let store = store.clone();
-        async move { ids(&store.list_events("t1", &f).await.unwrap()) }
+        async move { ids(&store.list_events("t1", &f).await.unwrap().items) }
     };
     let by_type = list(EventFilter { event_type: Some("b.created".into()), ..Default::default() }).await;
     assert_eq!(by_type.len(), 12);
@@ -539,18 +537,21 @@ async fn events_list_filters_and_pages(backend: Backend) {
         installation: Some("dst".into()),
         since_ms: Some(1_002),
         until_ms: Some(1_006),
-        limit: 2,
-        ..Default::default()
+        page: PageRequest::first(2),
     })
     .await;
     assert_eq!(combined, ["evt_08", "evt_06"]);
 
-    // Other tenants see nothing; an unknown cursor is refused.
-    assert!(store.list_events("t2", &EventFilter::default()).await.unwrap().is_empty());
+    // Other tenants see nothing, from any position.
+    assert!(store.list_events("t2", &EventFilter::default()).await.unwrap().items.is_empty());
+    let t1_position =
+        EventFilter { page: PageRequest::after(Some((1_012, "evt_25".into())), 10), ..Default::default() };
+    assert!(store.list_events("t2", &t1_position).await.unwrap().items.is_empty());
     assert!(store.event("t2", "evt_00").await.unwrap().is_none());
     assert!(store.delivery("t2", "dl_00").await.unwrap().is_none());
-    let bad = EventFilter { after_id: Some("evt_nope".into()), ..Default::default() };
-    assert!(matches!(store.list_events("t1", &bad).await, Err(StoreError::NotFound(_))));
+    // A position is not an event: one naming no event (pruned since) still starts the page there.
+    let pruned = EventFilter { page: PageRequest::after(Some((1_001, "evt_025".into())), 100), ..Default::default() };
+    assert_eq!(list(pruned).await, ["evt_02", "evt_01", "evt_00"]);
 }
 
 async fn depth_and_next_due(backend: Backend) {

@@ -168,7 +168,8 @@ async fn events_requests_and_logs_are_pruned_by_age_and_count(backend: Backend) 
     assert!(store.ingress_request("t1", "r_window").await.unwrap().is_some(), "inside the dedupe window");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs WHERE installation = 'src'").await, 1);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs WHERE installation = 'dst'").await, 1);
-    let newest: String = store.logs("t1", "src", &patchbay_store::LogQuery::default()).await.unwrap().remove(0).message;
+    let newest: String =
+        store.logs("t1", "src", &patchbay_store::LogQuery::default()).await.unwrap().items.remove(0).message;
     assert_eq!(newest, "new");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs WHERE tenant = 't2'").await, 3);
     assert!(exists(&store, "t2", "o_old").await);

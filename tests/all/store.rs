@@ -14,8 +14,8 @@ use patchbay_services::rotation;
 use patchbay_services::state::DurableState;
 use patchbay_store::oauth::NewTokens;
 use patchbay_store::{
-    Backend, ConnectorFilter, InstallationPatch, LogQuery, NewApiKey, NewInstallation, NewLogRecord, NewVersion,
-    PublishOutcome, SealedField, Store, StoreError, Viewer,
+    Backend, ConnectorFilter, InstallationFilter, InstallationPatch, LogQuery, MAX_PAGE, NewApiKey, NewInstallation,
+    NewLogRecord, NewVersion, PageRequest, PublishOutcome, SealedField, Store, StoreError, Viewer,
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
@@ -60,6 +60,7 @@ on_both_backends!(
     operation_log_batches_flushes_and_counts_drops,
     state_store_enforces_limits_atomically,
     deleting_an_installation_removes_its_data,
+    lists_page_by_keyset_through_inserts_and_deletes,
 );
 
 async fn open(backend: Backend) -> (TestDb, Store) {
@@ -157,7 +158,7 @@ async fn migrations_are_idempotent_and_concurrent_starts_agree(backend: Backend)
     // And again on a migrated one: nothing to do, data intact.
     let c = Store::connect(&db.url).await.unwrap();
     assert_eq!(c.tenant("acme").await.unwrap().unwrap().name, "Acme");
-    assert_eq!(b.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(b.list_tenants(&PageRequest::first(MAX_PAGE)).await.unwrap().items.len(), 1);
     // Every migration file of the backend applied exactly once.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/store/migrations").join(backend.as_str());
     let files =
@@ -185,7 +186,8 @@ async fn tenants_create_list_conflict(backend: Backend) {
         Err(StoreError::Conflict(m)) => assert_eq!(m, "tenant acme already exists"),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let ids: Vec<_> = store.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
+    let ids: Vec<_> =
+        store.list_tenants(&PageRequest::first(MAX_PAGE)).await.unwrap().items.into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["acme", "beta"]);
     assert_eq!(store.tenant("acme").await.unwrap(), Some(acme));
     assert_eq!(store.tenant("nope").await.unwrap(), None);
@@ -219,9 +221,19 @@ async fn api_keys_scoped_and_revocable(backend: Backend) {
     assert_eq!(stored.scopes, ["view", "manage"]);
     assert!(!stored.revoked);
 
-    assert_eq!(store.list_api_keys(None).await.unwrap().iter().map(|k| &k.id).collect::<Vec<_>>(), [&op_id]);
-    assert_eq!(store.list_api_keys(Some("t1")).await.unwrap().len(), 1);
-    assert!(store.list_api_keys(Some("t2")).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .list_api_keys(None, &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|k| &k.id)
+            .collect::<Vec<_>>(),
+        [&op_id]
+    );
+    assert_eq!(store.list_api_keys(Some("t1"), &PageRequest::first(MAX_PAGE)).await.unwrap().items.len(), 1);
+    assert!(store.list_api_keys(Some("t2"), &PageRequest::first(MAX_PAGE)).await.unwrap().items.is_empty());
 
     assert!(matches!(
         store.create_api_key(&key(&key_id, Some("t1"), &key_token, &[])).await,
@@ -331,9 +343,10 @@ async fn private_connectors_are_invisible_to_other_tenants_and_shadow_public_one
         let store = store.clone();
         async move {
             store
-                .list_connectors(viewer, &ConnectorFilter::default())
+                .list_connectors(viewer, &ConnectorFilter::default(), &PageRequest::first(MAX_PAGE))
                 .await
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|c| (c.owner, c.id, c.latest_version))
                 .collect::<Vec<_>>()
@@ -386,9 +399,10 @@ async fn catalog_filters_by_category_and_search(backend: Backend) {
         let store = store.clone();
         async move {
             store
-                .list_connectors(Viewer::Operator, &filter)
+                .list_connectors(Viewer::Operator, &filter, &PageRequest::first(MAX_PAGE))
                 .await
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|c| c.id)
                 .collect::<Vec<_>>()
@@ -514,7 +528,14 @@ async fn installations_crud_revision_and_name_conflict(backend: Backend) {
     }
     assert_eq!(store.installation("t1", "i1").await.unwrap().unwrap().revision, 5, "failed updates change nothing");
 
-    let names: Vec<_> = store.list_installations("t1").await.unwrap().into_iter().map(|i| i.name).collect();
+    let names: Vec<_> = store
+        .list_installations("t1", &InstallationFilter::default(), &PageRequest::first(MAX_PAGE))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     assert_eq!(names, ["alerts", "bundled"]);
     assert!(store.delete_installation("t1", "i3").await.unwrap());
     assert!(!store.delete_installation("t1", "i3").await.unwrap());
@@ -527,7 +548,14 @@ async fn installations_of_another_tenant_are_absent_everywhere(backend: Backend)
     store.append_logs(&[log_record("i1", 1, Level::Info, "hello")]).await.unwrap();
 
     assert_eq!(store.installation("t2", "i1").await.unwrap(), None);
-    assert!(store.list_installations("t2").await.unwrap().is_empty());
+    assert!(
+        store
+            .list_installations("t2", &InstallationFilter::default(), &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let patch = InstallationPatch { enabled: Some(false), ..Default::default() };
     match store.update_installation("t2", "i1", &patch).await {
         Err(StoreError::NotFound(m)) => assert_eq!(m, "installation i1 not found"),
@@ -536,7 +564,7 @@ async fn installations_of_another_tenant_are_absent_everywhere(backend: Backend)
     assert!(store.credentials("t2", "i1").await.unwrap().is_empty());
     assert!(matches!(store.put_credentials("t2", "i1", &[sealed("token", b"x")]).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.delete_credentials("t2", "i1").await.unwrap(), 0);
-    assert!(store.logs("t2", "i1", &LogQuery::default()).await.unwrap().is_empty());
+    assert!(store.logs("t2", "i1", &LogQuery::default()).await.unwrap().items.is_empty());
     assert!(!store.delete_installation("t2", "i1").await.unwrap());
 
     // t1's data is untouched by all of that.
@@ -544,7 +572,7 @@ async fn installations_of_another_tenant_are_absent_everywhere(backend: Backend)
     // Revision 2: created, then its credentials were set.
     assert_eq!((i1.enabled, i1.revision), (true, 2));
     assert_eq!(store.credentials("t1", "i1").await.unwrap(), [sealed("token", b"ct")]);
-    assert_eq!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len(), 1);
+    assert_eq!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items.len(), 1);
 }
 
 async fn credentials_replace_delete_and_cascade(backend: Backend) {
@@ -710,7 +738,8 @@ async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
     store.append_logs(&[log_record("other", 5, Level::Error, "not mine")]).await.unwrap();
     store.append_logs(&[]).await.unwrap();
 
-    let all = store.logs("t1", "i1", &LogQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let all =
+        store.logs("t1", "i1", &LogQuery { page: PageRequest::first(100), ..Default::default() }).await.unwrap().items;
     assert_eq!(
         all.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
         (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>()
@@ -721,16 +750,21 @@ async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
     assert_eq!(all[3].at_ms, 1_003);
     assert_eq!(all[0].fields, [("k".to_string(), "v".to_string()), ("k".to_string(), "w".to_string())]);
 
-    let warn = store.logs("t1", "i1", &LogQuery { min_level: Some(Level::Warn), ..Default::default() }).await.unwrap();
+    let warn =
+        store.logs("t1", "i1", &LogQuery { min_level: Some(Level::Warn), ..Default::default() }).await.unwrap().items;
     assert_eq!(warn.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["m3", "m4", "m8", "m9"]);
-    let since = store.logs("t1", "i1", &LogQuery { since_ms: Some(1_007), ..Default::default() }).await.unwrap();
+    let since = store.logs("t1", "i1", &LogQuery { since_ms: Some(1_007), ..Default::default() }).await.unwrap().items;
     assert_eq!(since.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["m7", "m8", "m9"]);
 
     // Page through with the cursor.
     let mut pages = Vec::new();
     let mut after = None;
     loop {
-        let page = store.logs("t1", "i1", &LogQuery { after_id: after, limit: 3, ..Default::default() }).await.unwrap();
+        let page = store
+            .logs("t1", "i1", &LogQuery { page: PageRequest::after(after, 3), ..Default::default() })
+            .await
+            .unwrap()
+            .items;
         if page.is_empty() {
             break;
         }
@@ -743,7 +777,11 @@ async fn logs_filter_by_level_time_and_cursor(backend: Backend) {
     // Many rows in one append (several INSERT statements, one transaction).
     let many: Vec<_> = (0..450).map(|i| log_record("bulk", i, Level::Info, "x")).collect();
     store.append_logs(&many).await.unwrap();
-    let page = store.logs("t1", "bulk", &LogQuery { limit: 1_000, ..Default::default() }).await.unwrap();
+    let page = store
+        .logs("t1", "bulk", &LogQuery { page: PageRequest::first(1_000), ..Default::default() })
+        .await
+        .unwrap()
+        .items;
     assert_eq!(page.len(), 450);
 }
 
@@ -763,7 +801,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     oplog.append(&scope, vec![entry(2, Source::Host)]);
     oplog.append(&scope, vec![]);
     oplog.flush().await;
-    let logs = store.logs("t1", "i1", &LogQuery::default()).await.unwrap();
+    let logs = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items;
     assert_eq!(
         logs.iter().map(|r| (r.message.as_str(), r.source.as_str())).collect::<Vec<_>>(),
         [("e0", "guest"), ("e1", "http"), ("e2", "host")]
@@ -774,7 +812,7 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     // The linger timer writes without a flush.
     oplog.append(&scope, vec![entry(3, Source::Stdout)]);
     patchbay_tests::eventually("the linger timer's write", std::time::Duration::from_secs(30), || async {
-        let n = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().len();
+        let n = store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items.len();
         if n == 4 { Ok(()) } else { Err(format!("{n} entries")) }
     })
     .await;
@@ -797,18 +835,18 @@ async fn operation_log_batches_flushes_and_counts_drops(backend: Backend) {
     assert_eq!((stats.appended, stats.written, stats.dropped, stats.queued), (11, 3, 8, 0));
     // The installation that lost entries is told so in its own timeline, once, with the count;
     // the other one is not.
-    let kept = store.logs("t1", "i2", &LogQuery::default()).await.unwrap();
+    let kept = store.logs("t1", "i2", &LogQuery::default()).await.unwrap().items;
     assert_eq!(kept.len(), 3, "{kept:?}");
     let note = &kept[2];
     assert_eq!((note.level, note.source.as_str()), (Level::Warn, "host"));
     assert!(note.message.starts_with("8 operation log entries of this installation were dropped"), "{note:?}");
     assert!(note.fields.contains(&("dropped".to_string(), "8".to_string())), "{note:?}");
-    assert_eq!(store.logs("t1", "i3", &LogQuery::default()).await.unwrap().len(), 1);
+    assert_eq!(store.logs("t1", "i3", &LogQuery::default()).await.unwrap().items.len(), 1);
     // Room again: nothing more is dropped, and no second note is written.
     small.append(&scope2, vec![entry(10, Source::Guest)]);
     small.flush().await;
     assert_eq!(small.dropped(), 8);
-    assert_eq!(store.logs("t1", "i2", &LogQuery::default()).await.unwrap().len(), 4);
+    assert_eq!(store.logs("t1", "i2", &LogQuery::default()).await.unwrap().items.len(), 4);
 }
 
 async fn state_store_enforces_limits_atomically(backend: Backend) {
@@ -862,14 +900,21 @@ async fn deleting_an_installation_removes_its_data(backend: Backend) {
     assert!(store.delete_installation("t1", "i1").await.unwrap());
     assert_eq!(store.installation("t1", "i1").await.unwrap(), None);
     assert!(store.credentials("t1", "i1").await.unwrap().is_empty());
-    assert!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().is_empty());
+    assert!(store.logs("t1", "i1", &LogQuery::default()).await.unwrap().items.is_empty());
     assert_eq!(state.get(&scope, "k").await.unwrap(), None);
     for table in ["credentials", "state", "operation_logs", "installations"] {
         assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM {table}")).await, 0, "{table}");
     }
     // The name is free again.
     store.create_installation(&new_installation("t1", "i9", "alerts", "notify", "2.0.0")).await.unwrap();
-    let names: BTreeSet<_> = store.list_installations("t1").await.unwrap().into_iter().map(|i| i.name).collect();
+    let names: BTreeSet<_> = store
+        .list_installations("t1", &InstallationFilter::default(), &PageRequest::first(MAX_PAGE))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["alerts"]);
 }
 
@@ -898,7 +943,7 @@ async fn open_sqlite_creates_the_file_in_wal_mode() {
     assert!(path.is_file());
     store.close().await;
     let store = Store::open_sqlite(&path).await.unwrap();
-    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(store.list_tenants(&PageRequest::first(MAX_PAGE)).await.unwrap().items.len(), 1);
     let url = format!("sqlite://{}", path.display()).replace('#', "%23").replace('?', "%3F").replace(' ', "%20");
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
@@ -926,7 +971,7 @@ async fn sqlite_wal_stays_bounded_under_steady_load_and_shrinks_when_idle() {
             let (store, stop) = (store.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let q = LogQuery { limit: 50, ..Default::default() };
+                    let q = LogQuery { page: patchbay_store::PageRequest::first(50), ..Default::default() };
                     store.logs("t1", "i1", &q).await.unwrap();
                 }
             })
@@ -952,7 +997,8 @@ async fn sqlite_wal_stays_bounded_under_steady_load_and_shrinks_when_idle() {
         if len == 0 { Ok(()) } else { Err(format!("{len} bytes")) }
     })
     .await;
-    let all = store.logs("t1", "i1", &LogQuery { limit: 1_000, ..Default::default() }).await.unwrap();
+    let q = LogQuery { page: patchbay_store::PageRequest::first(1_000), ..Default::default() };
+    let all = store.logs("t1", "i1", &q).await.unwrap().items;
     assert_eq!(all.len(), 1_000, "nothing written was lost");
 }
 
@@ -973,10 +1019,145 @@ async fn in_memory_sqlite_is_one_private_database() {
     let a = Store::connect("sqlite::memory:").await.unwrap();
     let b = Store::connect("sqlite::memory:").await.unwrap();
     a.create_tenant("t1", "One").await.unwrap();
-    let (listed, other) = tokio::join!(a.list_tenants(), b.list_tenants());
-    assert_eq!(listed.unwrap().len(), 1);
-    assert!(other.unwrap().is_empty());
+    let all = PageRequest::first(MAX_PAGE);
+    let (listed, other) = tokio::join!(a.list_tenants(&all), b.list_tenants(&all));
+    assert_eq!(listed.unwrap().items.len(), 1);
+    assert!(other.unwrap().items.is_empty());
     // A transaction and a read on the single connection do not deadlock.
     publish(&a, None, "notify", "1.0.0").await;
-    assert_eq!(a.list_connectors(Viewer::Operator, &ConnectorFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        a.list_connectors(Viewer::Operator, &ConnectorFilter::default(), &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+/// Pages of installations, connectors and tenants: every row there for the whole walk is read
+/// exactly once, in the list's order, while rows are inserted and deleted between pages; a
+/// position stays usable after its row is deleted, and only ever selects the caller's rows.
+async fn lists_page_by_keyset_through_inserts_and_deletes(backend: Backend) {
+    let (_db, store) = with_installation(backend).await;
+    for n in 0..24 {
+        let name = if n % 2 == 0 { format!("even-{n:02}") } else { format!("odd-{n:02}") };
+        store
+            .create_installation(&new_installation("t1", &format!("i{n:02}x"), &name, "notify", "1.0.0"))
+            .await
+            .unwrap();
+    }
+    store.create_installation(&new_installation("t2", "t2-only", "even-00", "notify", "1.0.0")).await.unwrap();
+    let none = InstallationFilter::default();
+    let key = |i: &patchbay_store::InstallationRow| (i.created_at_ms, i.id.clone());
+    let everything = store.list_installations("t1", &none, &PageRequest::first(MAX_PAGE)).await.unwrap();
+    assert!(!everything.more);
+    let before: Vec<_> = everything.items.iter().map(key).collect();
+    assert_eq!(before.len(), 25);
+    assert!(before.windows(2).all(|w| w[0] < w[1]), "ordered by (created_at, id): {before:?}");
+
+    // Walk in pages of 4; after each page delete one row already read and one not yet read, and
+    // add one.
+    let (mut read, mut page, mut round) = (Vec::new(), PageRequest::first(4), 0);
+    let mut deleted = BTreeSet::new();
+    loop {
+        let got = store.list_installations("t1", &none, &page).await.unwrap();
+        assert!(got.items.len() <= 4);
+        read.extend(got.items.iter().map(key));
+        let Some(last) = got.last_if_more() else { break };
+        page.after = Some(key(last));
+        round += 1;
+        let unread = before.iter().rev().find(|k| !read.contains(k) && !deleted.contains(&k.1)).cloned();
+        for (_, id) in [read.first().cloned(), unread].into_iter().flatten() {
+            if deleted.insert(id.clone()) {
+                assert!(store.delete_installation("t1", &id).await.unwrap());
+            }
+        }
+        let late = new_installation("t1", &format!("late{round}"), &format!("late-{round}"), "notify", "1.0.0");
+        store.create_installation(&late).await.unwrap();
+    }
+    let mut unique = read.clone();
+    unique.dedup();
+    assert_eq!(unique, read, "no row twice");
+    assert!(read.windows(2).all(|w| w[0] < w[1]), "in order: {read:?}");
+    for k in &before {
+        if !deleted.contains(&k.1) {
+            assert!(read.contains(k), "{k:?} was there all along but not read");
+        }
+    }
+    assert!(read.iter().all(|(_, id)| id != "t2-only"));
+
+    // A position whose row is gone still starts the next page right after it.
+    let gone = before[10].clone();
+    store.delete_installation("t1", &gone.1).await.ok();
+    let after_gone = store.list_installations("t1", &none, &PageRequest::after(Some(gone.clone()), 1)).await.unwrap();
+    assert!(after_gone.items.iter().all(|i| key(i) > gone));
+    assert!(!after_gone.items.is_empty());
+    // t1's position used by t2 selects t2's rows only.
+    let t2 = store.list_installations("t2", &none, &PageRequest::after(Some((0, String::new())), 10)).await.unwrap();
+    assert_eq!(t2.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["t2-only"]);
+    let t2 = store.list_installations("t2", &none, &PageRequest::after(Some(before[0].clone()), 10)).await.unwrap();
+    assert!(t2.items.iter().all(|i| i.tenant == "t2"));
+
+    // Filters narrow within the order: a name prefix (exact characters, case-sensitive, LIKE's
+    // wildcards are plain text), a connector, a status.
+    let filtered = |f: InstallationFilter| {
+        let store = store.clone();
+        async move {
+            let page = store.list_installations("t1", &f, &PageRequest::first(MAX_PAGE)).await.unwrap();
+            page.items.into_iter().map(|i| i.name).collect::<Vec<_>>()
+        }
+    };
+    let prefix = |p: &str| InstallationFilter { name_prefix: Some(p.into()), ..Default::default() };
+    let evens = filtered(prefix("even-")).await;
+    assert!(!evens.is_empty() && evens.iter().all(|n| n.starts_with("even-")), "{evens:?}");
+    assert_eq!(filtered(prefix("EVEN-")).await, Vec::<String>::new());
+    assert_eq!(filtered(prefix("even%")).await, Vec::<String>::new());
+    assert_eq!(filtered(prefix("even_")).await, Vec::<String>::new());
+    assert_eq!(filtered(prefix("late-1")).await, ["late-1"]);
+    let other = InstallationFilter { connector: Some("other".into()), ..Default::default() };
+    assert_eq!(filtered(other).await, Vec::<String>::new());
+    let errors = InstallationFilter { status: Some("error".into()), ..Default::default() };
+    assert_eq!(filtered(errors).await, Vec::<String>::new());
+    let active =
+        InstallationFilter { status: Some("active".into()), connector: Some("notify".into()), ..Default::default() };
+    let all_names = filtered(none.clone()).await;
+    assert_eq!(filtered(active).await, all_names);
+
+    // Tenants by id and the catalog by (id, owner), in pages of 1 and 2, as one big page.
+    for t in ["t3", "a0", "zz"] {
+        store.create_tenant(t, t).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut page = PageRequest::<String>::first(1);
+    loop {
+        let got = store.list_tenants(&page).await.unwrap();
+        ids.extend(got.items.iter().map(|t| t.id.clone()));
+        let Some(last) = got.last_if_more() else { break };
+        page.after = Some(last.id.clone());
+    }
+    assert_eq!(ids, ["a0", "t1", "t2", "t3", "zz"]);
+    publish(&store, Some("t1"), "notify", "3.0.0").await;
+    publish(&store, Some("t1"), "mine", "1.0.0").await;
+    publish(&store, Some("t2"), "theirs", "1.0.0").await;
+    publish(&store, None, "public", "0.1.0").await;
+    publish(&store, None, "public", "0.2.0").await;
+    for viewer in [Viewer::Operator, Viewer::Tenant("t1".into()), Viewer::Tenant("t2".into())] {
+        let one = store
+            .list_connectors(viewer.clone(), &ConnectorFilter::default(), &PageRequest::first(MAX_PAGE))
+            .await
+            .unwrap()
+            .items;
+        let mut paged = Vec::new();
+        let mut page = PageRequest::<(String, String)>::first(2);
+        loop {
+            let got = store.list_connectors(viewer.clone(), &ConnectorFilter::default(), &page).await.unwrap();
+            paged.extend(got.items.iter().cloned());
+            let Some(last) = got.last_if_more() else { break };
+            page.after = Some((last.id.clone(), last.owner.clone().unwrap_or_default()));
+        }
+        assert_eq!(paged, one, "{viewer:?}");
+        let public = one.iter().find(|c| c.id == "public").unwrap();
+        assert_eq!(public.versions, ["0.2.0", "0.1.0"], "versions ride along with their connector");
+    }
 }

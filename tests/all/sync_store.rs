@@ -10,7 +10,7 @@ use patchbay_store::sync::{
     Counts, Direction, ExportOutcome, ImportBatch, IncomingRecord, ItemError, Lease, NewRun, NewSchedule, RunRow,
     RunStatus, SyncMode, is_lease_lost,
 };
-use patchbay_store::{Backend, Store, StoreError};
+use patchbay_store::{Backend, PageRequest, Store, StoreError};
 
 use crate::outbox::{count, setup};
 
@@ -116,8 +116,7 @@ async fn runs_queue_once_per_stream_and_move_through_their_states(backend: Backe
     assert_eq!(r.status, RunStatus::Queued);
     assert!(!r.cancel_requested);
     assert!(matches!(store.resume_sync_run("t1", "run_1").await, Err(StoreError::Conflict(_))));
-    let listed =
-        store.sync_runs("t1", &patchbay_store::sync::RunFilter { limit: 10, ..Default::default() }).await.unwrap();
+    let listed = store.sync_runs("t1", &patchbay_store::sync::RunFilter::default()).await.unwrap().items;
     assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["run_3", "run_1"]);
 }
 
@@ -244,10 +243,10 @@ async fn item_errors_are_stored_and_capped(backend: Backend) {
     let r = store.sync_run("t1", "run_1").await.unwrap().unwrap();
     assert_eq!(r.counts.failed, 1400);
     // Stored up to the cap, numbered in order.
-    let first = store.sync_errors("run_1", 0, 1000).await.unwrap();
+    let first = store.sync_errors("run_1", &PageRequest::first(1000)).await.unwrap().items;
     assert_eq!(first.len(), 1000);
     assert_eq!((first[0].n, first[0].external_id.as_deref(), first[0].message.as_str()), (1, Some("e0"), "bad row 0"));
-    assert!(store.sync_errors("run_1", 1000, 10).await.unwrap().is_empty());
+    assert!(store.sync_errors("run_1", &PageRequest::after(Some(1000), 10)).await.unwrap().items.is_empty());
 }
 
 async fn incremental_runs_start_from_the_last_successful_cursor(backend: Backend) {
@@ -291,7 +290,10 @@ async fn export_links_follow_write_outcomes(backend: Backend) {
     assert_eq!(store.record_links("dst", "rows", &["rec_1", "rec_2"]).await.unwrap().len(), 1);
     let r = store.sync_run("t1", "run_x").await.unwrap().unwrap();
     assert_eq!((r.cursor.as_deref(), r.counts.deleted), (Some("18"), 1));
-    assert_eq!(store.sync_errors("run_x", 0, 10).await.unwrap()[0].external_id.as_deref(), Some("rec_3"));
+    assert_eq!(
+        store.sync_errors("run_x", &PageRequest::first(10)).await.unwrap().items[0].external_id.as_deref(),
+        Some("rec_3")
+    );
 }
 
 async fn schedules_fire_once_across_concurrent_hosts_and_do_not_pile_up(backend: Backend) {

@@ -12,9 +12,10 @@ use patchbay_store::{ConnectorFilter, PublishOutcome, Viewer};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
+use crate::cursor::{self, List};
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{ConnectorView, VersionSummary, VersionView};
-use crate::{ApiError, ApiResult};
+use crate::{ApiError, ApiResult, short_param};
 
 /// Whose catalog the caller sees: the operator everything, a tenant the public catalog and its
 /// own private connectors.
@@ -66,22 +67,33 @@ pub(crate) async fn upload(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     category: Option<String>,
+    /// At most 200 characters.
     search: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1..=1000, default 100.
+    limit: Option<u32>,
 }
 
 #[derive(Serialize)]
 pub(crate) struct ConnectorList {
     connectors: Vec<ConnectorView<String>>,
+    next_cursor: Option<String>,
 }
 
+/// `GET /v1/connectors`: a page of the catalog the caller sees, by id (then owner: the public
+/// connector before a tenant's private one of the same id, for the operator).
 pub(crate) async fn list(
     State(catalog): State<Arc<Catalog>>,
     p: Principal,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<ConnectorList>> {
     let viewer = viewer(&p)?;
-    let list = catalog.list(viewer, &ConnectorFilter { category: q.category, search: q.search }).await?;
-    Ok(Json(ConnectorList { connectors: list.iter().map(ConnectorView::from).collect() }))
+    let filter = ConnectorFilter { category: q.category, search: short_param("search", q.search, 200)? };
+    let page = cursor::request(List::Connectors, q.cursor.as_deref(), q.limit)?;
+    let list = catalog.list(viewer, &filter, &page).await?;
+    let next_cursor = cursor::next(List::Connectors, &list, |c| (c.id.clone(), c.owner.clone().unwrap_or_default()));
+    Ok(Json(ConnectorList { connectors: list.items.iter().map(ConnectorView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn get(

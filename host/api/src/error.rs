@@ -293,6 +293,17 @@ pub fn text_param(name: &str, value: Option<String>, max: usize) -> Result<Optio
     }
 }
 
+/// A filter of at most `max` characters (what JSON Schema's `maxLength` counts, so the OpenAPI
+/// document states the bound exactly): a longer one is a 400 naming the parameter.
+pub fn short_param(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => {
+            Err(ApiError::bad_request(format!("{name} is {} characters long; at most {max}", v.chars().count())))
+        }
+        v => Ok(v),
+    }
+}
+
 /// A page size: 1..=1000, default 100.
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     let limit = limit.unwrap_or(100);

@@ -10,9 +10,10 @@ use patchbay_store::{DeliveryStatus, EventFilter};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Manage, TenantKey, View};
+use crate::cursor::{self, List};
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{DeliveryView, EventView};
-use crate::{ApiError, ApiResult, page_limit, text_param, time_param};
+use crate::{ApiError, ApiResult, text_param, time_param};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,7 @@ pub(crate) struct EventPage {
     next_cursor: Option<String>,
 }
 
+/// `GET /v1/events`: a page of the tenant's events, newest first (creation time, then id).
 pub(crate) async fn list(
     State(events): State<Arc<Events>>,
     key: TenantKey<View>,
@@ -50,21 +52,19 @@ pub(crate) async fn list(
             ApiError::bad_request(format!("unknown status {s:?}; statuses: pending, leased, delivered, dead"))
         })?),
     };
-    let limit = page_limit(q.limit)?;
     let filter = EventFilter {
         event_type: text_param("type", q.event_type, 256)?,
         status,
         installation: text_param("installation", q.installation, 128)?,
         since_ms: time_param("since", q.since.as_deref())?,
         until_ms: time_param("until", q.until.as_deref())?,
-        after_id: text_param("cursor", q.cursor, 128)?.filter(|c| !c.is_empty()),
-        limit,
+        // A position, not an event: it stays valid when retention prunes the event it was taken
+        // from.
+        page: cursor::request(List::Events, q.cursor.as_deref(), q.limit)?,
     };
-    // A cursor naming no event of the tenant (made up, another tenant's, or pruned by retention
-    // since the previous page) is a 404 naming the cursor, as a missing referenced object is.
     let rows = events.list(&key.tenant, &filter).await?;
-    let next = if rows.len() as u32 == limit { rows.last().map(|e| e.id.clone()) } else { None };
-    Ok(Json(EventPage { events: rows.iter().map(EventView::from).collect(), next_cursor: next }))
+    let next_cursor = cursor::next(List::Events, &rows, |e| (e.created_at_ms, e.id.clone()));
+    Ok(Json(EventPage { events: rows.items.iter().map(EventView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn get(

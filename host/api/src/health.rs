@@ -8,7 +8,9 @@ use patchbay_services::health::Health;
 
 use crate::ApiResult;
 use crate::auth::{Manage, TenantKey, View};
-use crate::extract::{Json, Path};
+use crate::cursor::{self, List};
+use crate::extract::{Json, Path, Query};
+use crate::tenants::PageQuery;
 use crate::views::{HealthSummaryView, HealthView};
 
 /// `GET /v1/installations/{id}/health`: the last check.
@@ -31,10 +33,15 @@ pub(crate) async fn check(
     Ok(Json(HealthView::new(&id, Some(&h))))
 }
 
-/// `GET /v1/health`: the tenant's installations by health.
+/// `GET /v1/health`: counts of all the tenant's installations by health, and a page of the
+/// installations (oldest first: creation time, then id) with their last check.
 pub(crate) async fn summary(
     State(health): State<Arc<Health>>,
     key: TenantKey<View>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<HealthSummaryView>> {
-    Ok(Json(HealthSummaryView::from(&health.summary(&key.tenant).await?)))
+    let page = cursor::request(List::Health, q.cursor.as_deref(), q.limit)?;
+    let summary = health.summary(&key.tenant, &page).await?;
+    let next_cursor = cursor::next(List::Health, &summary.installations, |(i, _)| (i.created_at_ms, i.id.clone()));
+    Ok(Json(HealthSummaryView { next_cursor, ..HealthSummaryView::from(&summary) }))
 }

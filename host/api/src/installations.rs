@@ -14,18 +14,38 @@ use patchbay_services::installations::{
 };
 use patchbay_services::logs::Logs;
 use patchbay_services::quota::QuotaMode;
-use patchbay_store::LogQuery;
+use patchbay_store::{InstallationFilter, LogQuery, PageRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{Credentials, Manage, TenantKey, View};
+use crate::cursor::{self, List};
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{CredentialsView, InstallationView, LogEntryView, LogPage, QuotaView};
-use crate::{ApiError, ApiResult, page_limit, time_param};
+use crate::{ApiError, ApiResult, short_param, time_param};
 
 #[derive(Serialize)]
 pub(crate) struct InstallationList {
     installations: Vec<InstallationView>,
+    next_cursor: Option<String>,
+}
+
+/// Installation statuses (`patchbay_store::INITIAL_STATUS` and what health checks set).
+const STATUSES: [&str; 2] = ["active", "error"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallationsQuery {
+    /// Installations of this connector (its id).
+    connector: Option<String>,
+    /// `active` or `error`.
+    status: Option<String>,
+    /// Installations whose name starts with this (case-sensitive).
+    name: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1..=1000, default 100.
+    limit: Option<u32>,
 }
 
 pub(crate) async fn create(
@@ -37,12 +57,25 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(InstallationView::from(&d))))
 }
 
+/// `GET /v1/installations`: a page of the tenant's installations, oldest first (creation time,
+/// then id).
 pub(crate) async fn list(
     State(installations): State<Arc<Installations>>,
     key: TenantKey<View>,
+    Query(q): Query<InstallationsQuery>,
 ) -> ApiResult<Json<InstallationList>> {
-    let list = installations.list(&key.tenant).await?;
-    Ok(Json(InstallationList { installations: list.iter().map(InstallationView::from).collect() }))
+    if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::bad_request(format!("unknown status {s:?}; statuses: {}", STATUSES.join(", "))));
+    }
+    let filter = InstallationFilter {
+        connector: short_param("connector", q.connector, 128)?,
+        status: q.status,
+        name_prefix: short_param("name", q.name, 100)?.filter(|n| !n.is_empty()),
+    };
+    let page = cursor::request(List::Installations, q.cursor.as_deref(), q.limit)?;
+    let list = installations.list(&key.tenant, &filter, &page).await?;
+    let next_cursor = cursor::next(List::Installations, &list, |d| (d.row.created_at_ms, d.row.id.clone()));
+    Ok(Json(InstallationList { installations: list.items.iter().map(InstallationView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn get(
@@ -167,12 +200,14 @@ pub(crate) struct LogsQuery {
     level: Option<String>,
     /// RFC 3339 time, unix milliseconds, or a relative age like `15m`.
     since: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` (or `tail_cursor`) of the previous page; an entry id still works (the
+    /// cursors of earlier versions).
     cursor: Option<String>,
     /// 1..=1000, default 100.
     limit: Option<u32>,
 }
 
+/// `GET /v1/installations/{id}/logs`: a page of the operation log, oldest first (entry id).
 pub(crate) async fn logs(
     State(logs): State<Arc<Logs>>,
     key: TenantKey<View>,
@@ -186,15 +221,19 @@ pub(crate) async fn logs(
         })?),
     };
     let since_ms = time_param("since", q.since.as_deref())?;
-    let after_id = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}")))?),
+    // Before opaque cursors, a log's cursor was the last entry's id in decimal.
+    let legacy = q.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
+    let page = match legacy {
+        Some(id) => PageRequest::after(Some(id), crate::page_limit(q.limit)?),
+        None => cursor::request(List::Logs, q.cursor.as_deref(), q.limit)?,
     };
-    let limit = page_limit(q.limit)?;
-    let records = logs.list(&key.tenant, &id, &LogQuery { min_level, since_ms, after_id, limit }).await?;
-    let next = records.last().map(|r| r.id).or(after_id);
+    let started = page.after;
+    let records = logs.list(&key.tenant, &id, &LogQuery { min_level, since_ms, page }).await?;
+    let next_cursor = cursor::next(List::Logs, &records, |r| r.id);
+    let tail = records.items.last().map(|r| r.id).or(started);
     Ok(Json(LogPage {
-        entries: records.iter().map(LogEntryView::from).collect(),
-        next_cursor: next.map(|n| n.to_string()),
+        entries: records.items.iter().map(LogEntryView::from).collect(),
+        next_cursor,
+        tail_cursor: tail.map(|n| cursor::encode(List::Logs, &n)),
     }))
 }

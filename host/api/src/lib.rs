@@ -14,6 +14,7 @@
 pub(crate) mod auth;
 mod body;
 mod connectors;
+mod cursor;
 mod error;
 mod events;
 pub(crate) mod extract;
@@ -40,7 +41,7 @@ use axum::routing::{MethodRouter, get, post};
 use patchbay_services::Host;
 use patchbay_services::status::Status;
 
-pub use error::{ApiError, ApiResult, page_limit, text_param, time_param};
+pub use error::{ApiError, ApiResult, page_limit, short_param, text_param, time_param};
 
 use crate::auth::Operator;
 use crate::extract::Json;

@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::cursor::{self, List};
+
 fn err_ref() -> Value {
     json!({ "$ref": "#/components/responses/Error" })
 }
@@ -94,6 +96,38 @@ fn page_limit_param() -> Value {
         "Page size, 1..=1000 (default 100)",
         json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
     )
+}
+
+/// `?cursor=` of `list` (`crate::cursor`): its exact format, so that every cursor the document
+/// admits is one the server reads; `legacy` adds what else the parameter still accepts.
+fn cursor_schema(list: List) -> Value {
+    json!({ "type": "string", "maxLength": cursor::max_length(list), "pattern": cursor::pattern(list) })
+}
+
+fn cursor_param(list: List) -> Value {
+    query_param(
+        "cursor",
+        "`next_cursor` of the previous page (left out or empty: the first page). Opaque: a position in the list's order, still valid after its row is deleted; anything but a cursor of this list is a 400 naming `cursor`",
+        cursor_schema(list),
+    )
+}
+
+/// `cursor` and `limit`: the paging every list takes.
+fn paging(list: List) -> [Value; 2] {
+    [cursor_param(list), page_limit_param()]
+}
+
+/// A page's body: `items` under `key`, then `next_cursor`, plus any `more` properties.
+fn page_of(key: &str, items: Value, more: Value) -> Value {
+    let mut properties = json!({
+        key: { "type": "array", "items": items },
+        "next_cursor": { "type": ["string", "null"],
+            "description": "The `cursor` of the next page; null on the last page" }
+    });
+    if let (Some(p), Value::Object(more)) = (properties.as_object_mut(), more) {
+        p.extend(more);
+    }
+    json!({ "type": "object", "required": [key, "next_cursor"], "properties": properties })
 }
 
 /// Unicode White_Space, what Rust's `char::is_whitespace`, `str::trim` and `split_whitespace`
@@ -428,6 +462,7 @@ fn value_schemas() -> Value {
             "description": "5-field cron expression (minute hour day-of-month month day-of-week; names JAN-DEC, SUN-SAT; lists, ranges and steps), UTC, or @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly. An expression no date satisfies (`0 0 30 2 *`) is refused.",
             "examples": ["*/15 * * * *", "0 9 * * MON-FRI"] },
         "Mapping": { "type": "object", "additionalProperties": false,
+            "description": "No two fields may write the same target, nor one target inside another (`a` and `a.b`): 422 invalid_mapping",
             "properties": {
                 "keep_unmapped": { "type": "boolean", "default": false },
                 "fields": { "type": "array", "maxItems": 500, "uniqueItems": true,
@@ -496,7 +531,9 @@ pub(crate) fn document() -> Value {
                 encrypted credentials, invoke their operations with JSON and read their operation logs. \
                 Authenticate with `Authorization: Bearer <token>`: the operator token manages tenants and the \
                 public catalog; tenant API keys (scopes `view`, `manage`, `credentials`) manage that tenant's \
-                installations. Errors are `{\"error\": {\"code\", \"message\"}}`."
+                installations. Errors are `{\"error\": {\"code\", \"message\"}}`. Every list pages the same way: \
+                `limit` (1..=1000, default 100) and an opaque `cursor`, the `next_cursor` of the previous page, which is \
+                null on the last page; each list's order is stated with it and never changes between pages."
         },
         "security": [{ "bearer": [] }],
         "components": {
@@ -596,8 +633,9 @@ pub(crate) fn document() -> Value {
                         "properties": { "id": { "type": "string", "pattern": "^[a-z][a-z0-9-]{1,62}$" },
                             "name": { "type": ["string", "null"], "description": "Default (left out or null): the id" } } })),
                     "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/Tenant" }))], &["401", "403", "409", "422"]) },
-                "get": { "summary": "List tenants (operator)", "tags": ["tenants"],
-                    "responses": responses(&[("200", "Tenants", obj())], &["401", "403"]) }
+                "get": { "summary": "List tenants, by id (operator)", "tags": ["tenants"],
+                    "parameters": paging(List::Tenants),
+                    "responses": responses(&[("200", "A page of tenants", page_of("tenants", json!({ "$ref": "#/components/schemas/Tenant" }), Value::Null))], &["400", "401", "403"]) }
             },
             "/v1/tenants/{tenant}/keys": {
                 "parameters": [path_param("tenant", "Tenant id")],
@@ -606,8 +644,9 @@ pub(crate) fn document() -> Value {
                         "properties": { "name": { "type": ["string", "null"] }, "scopes": { "type": "array", "minItems": 1, "items": { "enum": ["view", "manage", "credentials"] },
                             "description": "Default (left out): all three" } } } } } },
                     "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/ApiKey" }))], &["401", "403", "404", "422"]) },
-                "get": { "summary": "List a tenant's API keys (operator)", "tags": ["tenants"],
-                    "responses": responses(&[("200", "Keys", obj())], &["401", "403", "404"]) }
+                "get": { "summary": "List a tenant's API keys, oldest first: creation time, then id (operator)", "tags": ["tenants"],
+                    "parameters": paging(List::Keys),
+                    "responses": responses(&[("200", "A page of keys", page_of("keys", json!({ "$ref": "#/components/schemas/ApiKey" }), Value::Null))], &["400", "401", "403", "404"]) }
             },
             "/v1/tenants/{tenant}/keys/{key}": {
                 "parameters": [path_param("tenant", "Tenant id"), path_param("key", "Key id")],
@@ -619,13 +658,14 @@ pub(crate) fn document() -> Value {
                     "description": "The body is the `.wasm` component with its embedded manifest. The operator publishes to the public catalog; a tenant key (`manage`) uploads a private connector only that tenant sees. A published version is immutable.",
                     "requestBody": { "required": true, "content": { "application/wasm": { "schema": { "type": "string", "contentEncoding": "binary" } } } },
                     "responses": responses(&[("201", "Published", json!({ "$ref": "#/components/schemas/Version" })), ("200", "Already published with the same bytes", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "409", "413", "415", "422"]) },
-                "get": { "summary": "List the catalog", "tags": ["connectors"],
+                "get": { "summary": "List the catalog, by id (then owner: for the operator, the public connector before a tenant's private one of the same id)", "tags": ["connectors"],
                     "parameters": [
                         query_param("category", "Hub category", json!({ "enum": ["payment-gateway", "shipping-carrier", "communication-channel",
                             "notification-provider", "storage-provider", "data-sync", "webhook-endpoint"] })),
-                        query_param("search", "Case-insensitive text in id, title, description or provider", json!({ "type": "string" }))
+                        query_param("search", "Case-insensitive text in id, title, description or provider; at most 200 characters", json!({ "type": "string", "maxLength": 200 })),
+                        cursor_param(List::Connectors), page_limit_param()
                     ],
-                    "responses": responses(&[("200", "Connectors", obj())], &["400", "401", "403"]) }
+                    "responses": responses(&[("200", "A page of connectors", page_of("connectors", json!({ "$ref": "#/components/schemas/Connector" }), Value::Null))], &["400", "401", "403"]) }
             },
             "/v1/connectors/{id}": {
                 "parameters": [path_param("id", "Connector id")],
@@ -656,8 +696,14 @@ pub(crate) fn document() -> Value {
                             "limits": limits.clone(), "enabled": { "type": "boolean", "default": true },
                             "credentials_from": { "type": ["string", "null"], "description": "Installation of the same bundle to share credentials with" } } })),
                     "responses": responses(&[("201", "Installed", json!({ "$ref": "#/components/schemas/Installation" }))], &["401", "403", "409", "422"]) },
-                "get": { "summary": "List the tenant's installations (`view`)", "tags": ["installations"],
-                    "responses": responses(&[("200", "Installations", obj())], &["401", "403"]) }
+                "get": { "summary": "List the tenant's installations, oldest first: creation time, then id (`view`)", "tags": ["installations"],
+                    "parameters": [
+                        query_param("connector", "Only installations of this connector (its id); at most 128 characters", json!({ "type": "string", "maxLength": 128 })),
+                        query_param("status", "Only installations in this status (`error` after repeated failed health checks)", json!({ "enum": ["active", "error"] })),
+                        query_param("name", "Only installations whose name starts with this text (case-sensitive, compared after Unicode NFC normalization; a whole name matches too); at most 100 characters, as names", json!({ "type": "string", "maxLength": 100 })),
+                        cursor_param(List::Installations), page_limit_param()
+                    ],
+                    "responses": responses(&[("200", "A page of installations", page_of("installations", json!({ "$ref": "#/components/schemas/Installation" }), Value::Null))], &["400", "401", "403"]) }
             },
             "/v1/installations/{id}": {
                 "parameters": [installation_id.clone()],
@@ -698,12 +744,9 @@ pub(crate) fn document() -> Value {
                         query_param("installation", "Source or destination installation; at most 128 bytes", utf8_at_most(128)),
                         time_query("since", "RFC 3339 time, unix ms, or an age like 15m (s, m, h, d)"),
                         time_query("until", "RFC 3339 time, unix ms, or an age like 15m (exclusive)"),
-                        query_param("cursor", "next_cursor of the previous page (empty: the first page); at most 128 bytes. 404 when it names no event of the tenant (one pruned by retention since the previous page, for one)", utf8_at_most(128)),
-                        page_limit_param()
+                        cursor_param(List::Events), page_limit_param()
                     ],
-                    "responses": responses(&[("200", "Events", json!({ "type": "object", "properties": {
-                        "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
-                        "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403", "404"]) }
+                    "responses": responses(&[("200", "A page of events, newest first: creation time, then id, both descending", page_of("events", json!({ "$ref": "#/components/schemas/Event" }), Value::Null))], &["400", "401", "403"]) }
             },
             "/v1/events/{id}": {
                 "parameters": [path_param("id", "Event id (`evt_…`)")],
@@ -718,13 +761,12 @@ pub(crate) fn document() -> Value {
                             "pattern": "^(?:[Tt][Rr][Aa][Cc][Ee]|[Dd][Ee][Bb][Uu][Gg]|[Ii][Nn][Ff][Oo]|[Ww][Aa][Rr][Nn]|[Ee][Rr][Rr][Oo][Rr])$",
                             "examples": ["info"] })),
                         time_query("since", "RFC 3339 time, unix ms, or an age like 15m (s, m, h, d)"),
-                        query_param("cursor", "next_cursor of the previous page: an entry id (empty: the first page)",
-                            json!({ "anyOf": [int64(), { "const": "" }] })),
+                        query_param("cursor", "`next_cursor` or `tail_cursor` of the previous page (left out or empty: the first page); opaque, and still valid after retention pruned its entry. An entry id in decimal (the cursors of earlier versions) is still read as the position after that entry. Anything else is a 400 naming `cursor`",
+                            json!({ "anyOf": [cursor_schema(List::Logs), int64()] })),
                         page_limit_param()
                     ],
-                    "responses": responses(&[("200", "Entries, oldest first", json!({ "type": "object", "properties": {
-                        "entries": { "type": "array", "items": { "$ref": "#/components/schemas/LogEntry" } },
-                        "next_cursor": { "type": ["string", "null"] } } }))], &["400", "401", "403", "404"]) }
+                    "responses": responses(&[("200", "A page of entries, oldest first (entry id)", page_of("entries", json!({ "$ref": "#/components/schemas/LogEntry" }), json!({
+                        "tail_cursor": { "type": ["string", "null"], "description": "Where to resume to read entries logged later (to follow the log): after the last entry returned, or where this page started when it is empty; null only when a first page is empty" } })))], &["400", "401", "403", "404"]) }
             }
         }
     });
@@ -833,8 +875,11 @@ fn routing_paths(installation_id: &Value) -> Value {
                     "responses": responses(&[("200", "The budget (`limited: false` without rate limits)", obj())], &["401", "403", "404"]) }
             },
             "/v1/health": {
-                "get": { "summary": "The tenant's installations by health, with counts and an overall status (`view`)", "tags": ["health"],
-                    "responses": responses(&[("200", "The summary", obj())], &["401", "403"]) }
+                "get": { "summary": "The tenant's installations by health: counts and an overall status over all of them, and a page of the installations (oldest first: creation time, then id) with their last check (`view`)", "tags": ["health"],
+                    "parameters": paging(List::Health),
+                    "responses": responses(&[("200", "The summary", page_of("installations", obj(), json!({
+                        "status": { "enum": ["healthy", "degraded", "unhealthy"] },
+                        "counts": { "type": "object", "additionalProperties": { "type": "integer" } } })))], &["400", "401", "403"]) }
             },
             "/oauth/callback": {
                 "get": { "summary": "Where the provider sends the user's browser back: exchanges the code and shows what happened (public; the state identifies the request)", "tags": ["oauth"],
@@ -878,9 +923,9 @@ fn routing_paths(installation_id: &Value) -> Value {
                     "description": "Events whose type matches a glob (and the source installation and payload filter, when given) become deliveries to the destination's operation, with arguments rendered from the payload template. See host/src/routing.rs.",
                     "requestBody": json_body(json!({ "$ref": "#/components/schemas/RouteInput" })),
                     "responses": responses(&[("201", "Created", json!({ "$ref": "#/components/schemas/Route" }))], &["400", "401", "403", "409", "422"]) },
-                "get": { "summary": "The tenant's routes (`view`)", "tags": ["routes"],
-                    "responses": responses(&[("200", "Routes", json!({ "type": "object", "properties": {
-                        "routes": { "type": "array", "items": { "$ref": "#/components/schemas/Route" } } } }))], &["401", "403"]) }
+                "get": { "summary": "The tenant's routes, oldest first: creation time, then id (`view`)", "tags": ["routes"],
+                    "parameters": paging(List::Routes),
+                    "responses": responses(&[("200", "A page of routes", page_of("routes", json!({ "$ref": "#/components/schemas/Route" }), Value::Null))], &["400", "401", "403"]) }
             },
             "/v1/routes/{id}": {
                 "parameters": [path_param("id", "Route id (`rte_…`)")],
@@ -944,15 +989,17 @@ fn sync_paths(installation_id: &Value) -> Value {
                 "description": "Imports read the connector's `read-batch` into the records store; exports write another installation's records through `write-batch`. Each batch commits with its cursor in one transaction; a run interrupted by a crash resumes from the last committed batch.",
                 "requestBody": json_body(stream),
                 "responses": responses(&[("202", "Queued", run.clone())], &["400", "401", "403", "404", "409", "415", "422", "502"]) },
-            "get": { "summary": "The tenant's runs, newest first (`view`)", "tags": ["sync"],
+            "get": { "summary": "The tenant's runs, newest first: creation time, then id, both descending (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("installation", "Only this installation's", json!({ "type": "string" })),
-                    query_param("entity", "Only this entity's", json!({ "type": "string" })),
+                    query_param("installation", "Only this installation's; at most 128 characters", json!({ "type": "string", "maxLength": 128 })),
+                    query_param("entity", "Only this entity's; at most 256 characters", json!({ "type": "string", "maxLength": 256 })),
                     query_param("status", "Only runs in this status", json!({ "enum": ["queued", "running", "succeeded", "failed", "cancelled"] })),
-                    query_param("before", "next_before of the previous page", json!({ "type": "string" })),
+                    cursor_param(List::Runs),
+                    query_param("before", "Paging of earlier versions, still served: `next_before` of the previous page, the runs created before that run (404 when the tenant has no such run). With `cursor`, both apply", json!({ "type": "string" })),
                     page_limit_param()
                 ],
-                "responses": responses(&[("200", "Runs", obj())], &["400", "401", "403"]) }
+                "responses": responses(&[("200", "A page of runs", page_of("runs", run.clone(), json!({
+                    "next_before": { "type": ["string", "null"], "description": "For `before`: the last run's id; null on the last page" } })))], &["400", "401", "403", "404"]) }
         },
         "/v1/syncs/{id}": {
             "parameters": [run_id.clone()],
@@ -971,21 +1018,27 @@ fn sync_paths(installation_id: &Value) -> Value {
         },
         "/v1/syncs/{id}/errors": {
             "parameters": [run_id],
-            "get": { "summary": "Item-level errors of a run (`view`)", "tags": ["sync"],
+            "get": { "summary": "Item-level errors of a run, in order of their number (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("after", "next_after of the previous page: errors numbered above it (default 0)", int64()),
+                    cursor_param(List::ItemErrors),
+                    query_param("after", "Paging of earlier versions, still served: `next_after` of the previous page, the errors numbered above it. With `cursor`, both apply", int64()),
                     page_limit_param()
                 ],
-                "responses": responses(&[("200", "Errors", obj())], &["400", "401", "403", "404"]) }
+                "responses": responses(&[("200", "A page of errors", page_of("errors", obj(), json!({
+                    "run": { "type": "string" }, "failed": { "type": "integer" },
+                    "next_after": { "type": ["integer", "null"], "description": "For `after`: the last error's number (where to resume as errors are added); null when the page is empty" } })))], &["400", "401", "403", "404"]) }
         },
         "/v1/schedules": {
             "post": { "summary": "Schedule a stream's runs: `interval_secs` or `cron` (`manage`)", "tags": ["sync"],
                 "description": "A due schedule queues a run unless the stream already has one queued or running; missed firings do not pile up. With several hosts exactly one fires each schedule.",
                 "requestBody": json_body(schedule_input),
                 "responses": responses(&[("201", "Created", obj())], &["400", "401", "403", "404", "409", "422", "502"]) },
-            "get": { "summary": "The tenant's schedules (`view`)", "tags": ["sync"],
-                "parameters": [query_param("installation", "Only this installation's", json!({ "type": "string" }))],
-                "responses": responses(&[("200", "Schedules", obj())], &["400", "401", "403"]) }
+            "get": { "summary": "The tenant's schedules, oldest first: creation time, then id (`view`)", "tags": ["sync"],
+                "parameters": [
+                    query_param("installation", "Only this installation's; at most 128 characters", json!({ "type": "string", "maxLength": 128 })),
+                    cursor_param(List::Schedules), page_limit_param()
+                ],
+                "responses": responses(&[("200", "A page of schedules", page_of("schedules", obj(), Value::Null))], &["400", "401", "403"]) }
         },
         "/v1/schedules/{id}": {
             "parameters": [schedule_id],
@@ -1006,11 +1059,15 @@ fn sync_paths(installation_id: &Value) -> Value {
             "parameters": [installation_id.clone(), entity.clone()],
             "get": { "summary": "The records store's change feed: records changed after `since`, in change order (`view`)", "tags": ["sync"],
                 "parameters": [
-                    query_param("since", "A change sequence number: next_since of the previous page (default 0)",
+                    cursor_param(List::Changes),
+                    query_param("since", "Paging of earlier versions, still served: a change sequence number, `next_since` of the previous page (default 0). With `cursor`, both apply",
                         json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX })),
                     page_limit_param()
                 ],
-                "responses": responses(&[("200", "Changes", obj())], &["400", "401", "403", "404"]) }
+                "responses": responses(&[("200", "A page of changes, in change order", page_of("changes", obj(), json!({
+                    "installation": { "type": "string" }, "entity": { "type": "string" },
+                    "next_since": { "type": "integer", "description": "The last change's sequence number (or where the page started): where to resume for later changes, with `since`" },
+                    "has_more": { "type": "boolean", "description": "Whether another page follows (`next_cursor` is not null)" } })))], &["400", "401", "403", "404"]) }
         },
         "/v1/installations/{id}/records/{entity}/{external_id}": {
             "parameters": [installation_id.clone(), entity.clone(), path_param("external_id", "The source's id of the record")],

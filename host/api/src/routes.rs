@@ -9,12 +9,15 @@ use serde::Serialize;
 
 use crate::ApiResult;
 use crate::auth::{Manage, TenantKey, View};
-use crate::extract::{Json, Path};
+use crate::cursor::{self, List};
+use crate::extract::{Json, Path, Query};
+use crate::tenants::PageQuery;
 use crate::views::RouteView;
 
 #[derive(Serialize)]
 pub(crate) struct RouteList {
     routes: Vec<RouteView>,
+    next_cursor: Option<String>,
 }
 
 pub(crate) async fn create(
@@ -26,9 +29,16 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(RouteView::from(&r))))
 }
 
-pub(crate) async fn list(State(routes): State<Arc<Routes>>, key: TenantKey<View>) -> ApiResult<Json<RouteList>> {
-    let rows = routes.list(&key.tenant).await?;
-    Ok(Json(RouteList { routes: rows.iter().map(RouteView::from).collect() }))
+/// `GET /v1/routes`: a page of the tenant's routes, oldest first (creation time, then id).
+pub(crate) async fn list(
+    State(routes): State<Arc<Routes>>,
+    key: TenantKey<View>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<RouteList>> {
+    let page = cursor::request(List::Routes, q.cursor.as_deref(), q.limit)?;
+    let rows = routes.list(&key.tenant, &page).await?;
+    let next_cursor = cursor::next(List::Routes, &rows, |r| (r.created_at_ms, r.id.clone()));
+    Ok(Json(RouteList { routes: rows.items.iter().map(RouteView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn get(

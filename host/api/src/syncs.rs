@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{Manage, TenantKey, View};
+use crate::cursor::{self, List};
 use crate::extract::{Json, Path, Query};
 use crate::views::{EntityView, ItemErrorView, MappingView, RecordView, RunView, ScheduleView};
-use crate::{ApiError, ApiResult, page_limit};
+use crate::{ApiError, ApiResult, short_param};
 
 pub(crate) async fn start(
     State(syncs): State<Arc<Syncs>>,
@@ -32,6 +33,9 @@ pub(crate) struct RunsQuery {
     installation: Option<String>,
     entity: Option<String>,
     status: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Earlier paging, still served: runs created before this run (`next_before`).
     before: Option<String>,
     limit: Option<u32>,
 }
@@ -39,7 +43,19 @@ pub(crate) struct RunsQuery {
 #[derive(Serialize)]
 pub(crate) struct RunPage {
     runs: Vec<RunView>,
+    next_cursor: Option<String>,
+    /// The last run's id when more follow (for `before`).
     next_before: Option<String>,
+}
+
+/// A page's start from `cursor` and from the parameter of earlier paging (`before`, `after`,
+/// `since`): each says "rows after this position", so given both, both apply — the page starts
+/// after the one further along the list's order (`further(a, b)` is `true` when `a` is).
+fn combine<K>(cursor: Option<K>, legacy: Option<K>, further: impl Fn(&K, &K) -> bool) -> Option<K> {
+    match (cursor, legacy) {
+        (Some(c), Some(l)) => Some(if further(&l, &c) { l } else { c }),
+        (c, l) => c.or(l),
+    }
 }
 
 pub(crate) async fn list(
@@ -53,12 +69,28 @@ pub(crate) async fn list(
             ApiError::bad_request(format!("status={s:?} is not one of queued, running, succeeded, failed, cancelled"))
         })?),
     };
-    let limit = page_limit(q.limit)?;
-    let filter = RunFilter { installation: q.installation, entity: q.entity, status, before: q.before, limit };
+    let mut page = cursor::request(List::Runs, q.cursor.as_deref(), q.limit)?;
+    let before = match q.before.as_deref().filter(|b| !b.is_empty()) {
+        // The run must exist: its position is looked up (404 naming it when it does not).
+        Some(id) => syncs.run(&key.tenant, id).await.map(|r| Some((r.created_at, r.id)))?,
+        None => None,
+    };
+    // Newest first: further along is older.
+    page.after = combine(page.after, before, |a, b| a < b);
+    let filter = RunFilter {
+        installation: short_param("installation", q.installation, 128)?,
+        entity: short_param("entity", q.entity, 256)?,
+        status,
+        page,
+    };
     let rows = syncs.runs(&key.tenant, &filter).await?;
     let now = now_ms();
-    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(Json(RunPage { runs: rows.iter().map(|r| RunView::new(r, now)).collect(), next_before: next }))
+    let next_cursor = cursor::next(List::Runs, &rows, |r| (r.created_at, r.id.clone()));
+    Ok(Json(RunPage {
+        runs: rows.items.iter().map(|r| RunView::new(r, now)).collect(),
+        next_cursor,
+        next_before: rows.last_if_more().map(|r| r.id.clone()),
+    }))
 }
 
 pub(crate) async fn get(
@@ -88,6 +120,9 @@ pub(crate) async fn resume(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ErrorsQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Earlier paging, still served: errors numbered above this (`next_after`).
     after: Option<i64>,
     limit: Option<u32>,
 }
@@ -97,6 +132,8 @@ pub(crate) struct ErrorPage {
     run: String,
     failed: i64,
     errors: Vec<ItemErrorView>,
+    next_cursor: Option<String>,
+    /// The last error's number (for `after`; where to resume as errors are added).
     next_after: Option<i64>,
 }
 
@@ -106,13 +143,15 @@ pub(crate) async fn errors(
     Path(id): Path<String>,
     Query(q): Query<ErrorsQuery>,
 ) -> ApiResult<Json<ErrorPage>> {
-    let limit = page_limit(q.limit)?;
-    let page = syncs.item_errors(&key.tenant, &id, q.after.unwrap_or(0), limit).await?;
+    let mut request = cursor::request(List::ItemErrors, q.cursor.as_deref(), q.limit)?;
+    request.after = combine(request.after, q.after, |a, b| a > b);
+    let page = syncs.item_errors(&key.tenant, &id, &request).await?;
     Ok(Json(ErrorPage {
         run: page.run.id.clone(),
         failed: page.run.counts.failed,
-        next_after: page.errors.last().map(|e| e.n),
-        errors: page.errors.iter().map(ItemErrorView::from).collect(),
+        next_cursor: cursor::next(List::ItemErrors, &page.errors, |e| e.n),
+        next_after: page.errors.items.last().map(|e| e.n),
+        errors: page.errors.items.iter().map(ItemErrorView::from).collect(),
     }))
 }
 
@@ -134,6 +173,9 @@ pub(crate) async fn entities(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecordsQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// A change sequence number (`next_since`): changes after it.
     since: Option<i64>,
     limit: Option<u32>,
 }
@@ -143,28 +185,32 @@ pub(crate) struct ChangePage {
     installation: String,
     entity: String,
     changes: Vec<RecordView>,
+    next_cursor: Option<String>,
     next_since: i64,
     has_more: bool,
 }
 
-/// The change feed of an entity: records in change order after `since` (a `seq`); each record
-/// appears once, at its latest change. Page with `since=<next_since>` until `has_more` is false.
+/// The change feed of an entity: records in change order after a position; each record appears
+/// once, at its latest change. Page with `cursor=<next_cursor>` until it is null, or (as before
+/// cursors) with `since=<next_since>` until `has_more` is false; `next_since` is also where to
+/// resume for later changes.
 pub(crate) async fn records(
     State(syncs): State<Arc<Syncs>>,
     key: TenantKey<View>,
     Path((id, entity)): Path<(String, String)>,
     Query(q): Query<RecordsQuery>,
 ) -> ApiResult<Json<ChangePage>> {
-    let since = q.since.unwrap_or(0);
-    let limit = page_limit(q.limit)?;
-    let rows = syncs.changes(&key.tenant, &id, &entity, since, limit).await?;
-    let next_since = rows.last().map_or(since, |r| r.seq);
+    let mut page = cursor::request(List::Changes, q.cursor.as_deref(), q.limit)?;
+    page.after = combine(page.after, q.since, |a, b| a > b);
+    let since = page.after.unwrap_or(0);
+    let rows = syncs.changes(&key.tenant, &id, &entity, &page).await?;
     Ok(Json(ChangePage {
         installation: id,
         entity,
-        has_more: rows.len() == limit as usize,
-        changes: rows.iter().map(RecordView::from).collect(),
-        next_since,
+        next_cursor: cursor::next(List::Changes, &rows, |r| r.seq),
+        next_since: rows.items.last().map_or(since, |r| r.seq),
+        has_more: rows.more,
+        changes: rows.items.iter().map(RecordView::from).collect(),
     }))
 }
 
@@ -215,11 +261,15 @@ pub(crate) async fn create_schedule(
 #[serde(deny_unknown_fields)]
 pub(crate) struct SchedulesQuery {
     installation: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    limit: Option<u32>,
 }
 
 #[derive(Serialize)]
 pub(crate) struct ScheduleList {
     schedules: Vec<ScheduleView>,
+    next_cursor: Option<String>,
 }
 
 pub(crate) async fn list_schedules(
@@ -227,8 +277,11 @@ pub(crate) async fn list_schedules(
     key: TenantKey<View>,
     Query(q): Query<SchedulesQuery>,
 ) -> ApiResult<Json<ScheduleList>> {
-    let rows = syncs.schedules(&key.tenant, q.installation.as_deref()).await?;
-    Ok(Json(ScheduleList { schedules: rows.iter().map(ScheduleView::from).collect() }))
+    let installation = short_param("installation", q.installation, 128)?;
+    let page = cursor::request(List::Schedules, q.cursor.as_deref(), q.limit)?;
+    let rows = syncs.schedules(&key.tenant, installation.as_deref(), &page).await?;
+    let next_cursor = cursor::next(List::Schedules, &rows, |s| (s.created_at, s.id.clone()));
+    Ok(Json(ScheduleList { schedules: rows.items.iter().map(ScheduleView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn get_schedule(

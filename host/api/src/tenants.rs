@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiResult;
 use crate::auth::Operator;
-use crate::extract::{Json, OptionalJson, Path};
+use crate::cursor::{self, List};
+use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::views::{KeyView, TenantView};
 
 #[derive(Deserialize)]
@@ -23,6 +24,17 @@ pub(crate) struct CreateTenant {
 #[derive(Serialize)]
 pub(crate) struct TenantList {
     tenants: Vec<TenantView>,
+    next_cursor: Option<String>,
+}
+
+/// `?cursor=&limit=` of a list without filters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1..=1000, default 100.
+    pub limit: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -38,6 +50,7 @@ pub(crate) struct CreateKey {
 #[derive(Serialize)]
 pub(crate) struct KeyList {
     keys: Vec<KeyView>,
+    next_cursor: Option<String>,
 }
 
 pub(crate) async fn create(
@@ -49,9 +62,16 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(TenantView::from(&t))))
 }
 
-pub(crate) async fn list(State(access): State<Arc<Access>>, _: Operator) -> ApiResult<Json<TenantList>> {
-    let tenants = access.tenants().await?;
-    Ok(Json(TenantList { tenants: tenants.iter().map(TenantView::from).collect() }))
+/// `GET /v1/tenants`: a page of the tenants, by id.
+pub(crate) async fn list(
+    State(access): State<Arc<Access>>,
+    _: Operator,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<TenantList>> {
+    let page = cursor::request(List::Tenants, q.cursor.as_deref(), q.limit)?;
+    let tenants = access.tenants(&page).await?;
+    let next_cursor = cursor::next(List::Tenants, &tenants, |t| t.id.clone());
+    Ok(Json(TenantList { tenants: tenants.items.iter().map(TenantView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn create_key(
@@ -64,13 +84,18 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, Json(KeyView { token: Some(token), ..KeyView::from(&key) })))
 }
 
+/// `GET /v1/tenants/{tenant}/keys`: a page of a tenant's keys, oldest first (creation time, then
+/// id).
 pub(crate) async fn list_keys(
     State(access): State<Arc<Access>>,
     _: Operator,
     Path(tenant): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<KeyList>> {
-    let keys = access.keys(&tenant).await?;
-    Ok(Json(KeyList { keys: keys.iter().map(KeyView::from).collect() }))
+    let page = cursor::request(List::Keys, q.cursor.as_deref(), q.limit)?;
+    let keys = access.keys(&tenant, &page).await?;
+    let next_cursor = cursor::next(List::Keys, &keys, |k| (k.created_at_ms, k.id.clone()));
+    Ok(Json(KeyList { keys: keys.items.iter().map(KeyView::from).collect(), next_cursor }))
 }
 
 pub(crate) async fn revoke_key(

@@ -294,7 +294,11 @@ impl From<&LogRecord> for LogEntryView {
 #[derive(Serialize)]
 pub(crate) struct LogPage {
     pub entries: Vec<LogEntryView>,
+    /// The next page; `None` when no entry follows yet.
     pub next_cursor: Option<String>,
+    /// Where to resume for entries appended later (following the log): after the last entry
+    /// returned, or where the request started when it returned none.
+    pub tail_cursor: Option<String>,
 }
 
 /// Every host's counts of a bucket's current window.
@@ -524,6 +528,7 @@ pub(crate) struct HealthSummaryView {
     pub status: &'static str,
     pub counts: Map<String, Value>,
     pub installations: Vec<HealthEntry>,
+    pub next_cursor: Option<String>,
 }
 
 impl From<&HealthSummary> for HealthSummaryView {
@@ -533,6 +538,7 @@ impl From<&HealthSummary> for HealthSummaryView {
             counts: s.counts.iter().map(|(k, n)| ((*k).to_string(), Value::from(*n))).collect(),
             installations: s
                 .installations
+                .items
                 .iter()
                 .map(|(i, h)| HealthEntry {
                     health: HealthView::new(&i.id, h.as_ref()),
@@ -542,6 +548,7 @@ impl From<&HealthSummary> for HealthSummaryView {
                     enabled: i.enabled,
                 })
                 .collect(),
+            next_cursor: None,
         }
     }
 }

@@ -88,6 +88,63 @@ impl Client {
     }
 }
 
+/// Which pages of a list a command reads: all of them (following `next_cursor`), or the one
+/// page `--limit` / `--cursor` ask for.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Paging {
+    /// Read one page of at most this many (1..=1000) instead of every page.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Read the one page this cursor starts (the `next_cursor` a previous page printed).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// When reading every page: pages of this many (1..=1000).
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: u32,
+}
+
+impl Client {
+    /// `GET path` of a list whose items are under `key`: every page, following `next_cursor`, as
+    /// one body (the first page's other members, all the items, `next_cursor: null`), unless
+    /// `paging` asks for one page, which is returned as the API answered it.
+    pub async fn list(&self, path: &str, key: &str, paging: &Paging) -> anyhow::Result<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = |cursor: Option<&str>, limit: Option<u32>| {
+            let mut q = Vec::new();
+            if let Some(l) = limit {
+                q.push(format!("limit={l}"));
+            }
+            if let Some(c) = cursor {
+                q.push(format!("cursor={}", enc(c)));
+            }
+            if q.is_empty() { path.to_string() } else { format!("{path}{sep}{}", q.join("&")) }
+        };
+        if paging.limit.is_some() || paging.cursor.is_some() {
+            return self.get(&url(paging.cursor.as_deref(), paging.limit)).await;
+        }
+        let size = Some(paging.page_size);
+        let mut body = self.get(&url(None, size)).await?;
+        let mut next = body["next_cursor"].as_str().map(str::to_string);
+        while let Some(cursor) = next {
+            let page = self.get(&url(Some(&cursor), size)).await?;
+            let items = page[key].as_array().cloned().unwrap_or_default();
+            if let Some(all) = body[key].as_array_mut() {
+                all.extend(items);
+            }
+            next = page["next_cursor"].as_str().map(str::to_string);
+        }
+        body["next_cursor"] = Value::Null;
+        Ok(body)
+    }
+}
+
+/// Tells where the next page starts when a one-page listing printed as a table has more.
+pub fn note_next_page(v: &Value) {
+    if let Some(c) = v["next_cursor"].as_str() {
+        eprintln!("more: --cursor {c}");
+    }
+}
+
 enum Body {
     Json(Value),
     Wasm(Vec<u8>),
@@ -165,9 +222,11 @@ pub async fn logs(
         }
         if let Some(next) = page["next_cursor"].as_str() {
             cursor = Some(next.to_string());
-        }
-        if entries.len() >= 1000 {
             continue;
+        }
+        // The last page for now: following resumes after its last entry.
+        if let Some(tail) = page["tail_cursor"].as_str() {
+            cursor = Some(tail.to_string());
         }
         if !follow {
             return Ok(());

@@ -198,6 +198,8 @@ enum SyncCommand {
         /// Only this installation's runs.
         #[arg(long)]
         installation: Option<String>,
+        #[command(flatten)]
+        paging: client::Paging,
     },
     /// Cancel a queued or running run (a running one stops after its current batch).
     Cancel {
@@ -241,8 +243,11 @@ enum TenantCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List tenants.
-    Ls,
+    /// List tenants, by id.
+    Ls {
+        #[command(flatten)]
+        paging: client::Paging,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,12 +271,14 @@ enum ConnectorCommand {
         /// The `.wasm` component.
         file: PathBuf,
     },
-    /// List the catalog.
+    /// List the catalog, by id.
     Ls {
         #[arg(long)]
         category: Option<String>,
         #[arg(long)]
         search: Option<String>,
+        #[command(flatten)]
+        paging: client::Paging,
     },
     /// Show a connector, or one version with its operations.
     Show { id: String, version: Option<String> },
@@ -536,9 +543,11 @@ async fn sync_command(c: &crate::client::Client, command: SyncCommand) -> anyhow
             let v = c.get(&format!("/v1/syncs/{}", enc(&run))).await?;
             follow_or_print(v, follow).await
         }
-        SyncCommand::Ls { installation } => {
+        SyncCommand::Ls { installation, paging } => {
             let q = installation.map(|i| format!("?installation={}", enc(&i))).unwrap_or_default();
-            client::print_sync_runs(&c.get(&format!("/v1/syncs{q}")).await?);
+            let runs = c.list(&format!("/v1/syncs{q}"), "runs", &paging).await?;
+            client::print_sync_runs(&runs);
+            client::note_next_page(&runs);
             Ok(0)
         }
         SyncCommand::Cancel { run } => {
@@ -577,7 +586,7 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
                     TenantCommand::Create { id, name } => {
                         client::print_json(&c.post("/v1/tenants", serde_json::json!({ "id": id, "name": name })).await?)
                     }
-                    TenantCommand::Ls => client::print_json(&c.get("/v1/tenants").await?),
+                    TenantCommand::Ls { paging } => client::print_json(&c.list("/v1/tenants", "tenants", &paging).await?),
                 }
             }
             Command::Key { remote, command: KeyCommand::Create { tenant, name, scopes } } => {
@@ -599,7 +608,7 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
                             "operations": v["operations"].as_array().map(|ops| ops.iter().map(|o| o["name"].clone()).collect::<Vec<_>>()),
                         }));
                     }
-                    ConnectorCommand::Ls { category, search } => {
+                    ConnectorCommand::Ls { category, search, paging } => {
                         let mut q = Vec::new();
                         if let Some(cat) = category {
                             q.push(format!("category={}", enc(&cat)));
@@ -607,7 +616,10 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
                         if let Some(s) = search {
                             q.push(format!("search={}", enc(&s)));
                         }
-                        client::print_connectors(&c.get(&format!("/v1/connectors?{}", q.join("&"))).await?);
+                        let path = if q.is_empty() { "/v1/connectors".to_string() } else { format!("/v1/connectors?{}", q.join("&")) };
+                        let connectors = c.list(&path, "connectors", &paging).await?;
+                        client::print_connectors(&connectors);
+                        client::note_next_page(&connectors);
                     }
                     ConnectorCommand::Show { id, version } => {
                         let path = match version {

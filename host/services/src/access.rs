@@ -7,7 +7,7 @@
 
 use patchbay_core::error::{Error, Field};
 use patchbay_crypto::TokenKind;
-use patchbay_store::{ApiKey, NewApiKey, Store, Tenant};
+use patchbay_store::{ApiKey, NewApiKey, Page, PageRequest, Store, Tenant};
 
 /// Setting key under which the generated operator key's id is remembered.
 const OPERATOR_KEY_SETTING: &str = "operator_key_id";
@@ -149,9 +149,9 @@ impl Access {
         Ok(self.store.create_tenant(id, &name).await?)
     }
 
-    /// Every tenant.
-    pub async fn tenants(&self) -> Result<Vec<Tenant>, Error> {
-        Ok(self.store.list_tenants().await?)
+    /// A page of the tenants, by id.
+    pub async fn tenants(&self, page: &PageRequest<String>) -> Result<Page<Tenant>, Error> {
+        Ok(self.store.list_tenants(page).await?)
     }
 
     async fn existing_tenant(&self, tenant: &str) -> Result<(), Error> {
@@ -199,10 +199,10 @@ impl Access {
         Ok((key, token))
     }
 
-    /// A tenant's keys (never their tokens).
-    pub async fn keys(&self, tenant: &str) -> Result<Vec<ApiKey>, Error> {
+    /// A page of a tenant's keys (never their tokens), oldest first.
+    pub async fn keys(&self, tenant: &str, page: &PageRequest<(i64, String)>) -> Result<Page<ApiKey>, Error> {
         self.existing_tenant(tenant).await?;
-        Ok(self.store.list_api_keys(Some(tenant)).await?)
+        Ok(self.store.list_api_keys(Some(tenant), page).await?)
     }
 
     /// Revokes a tenant's key: it stops working at once.

@@ -11,7 +11,8 @@ use patchbay_runtime::capability::http::EgressPolicy;
 use patchbay_runtime::dynamic::{self, OperationInfo};
 use patchbay_runtime::{LoadedComponent, Runtime};
 use patchbay_store::{
-    ConnectorFilter, ConnectorSummary, InstallationRow, NewVersion, PublishOutcome, Store, VersionRow, Viewer,
+    ConnectorFilter, ConnectorSummary, InstallationRow, NewVersion, Page, PageRequest, PublishOutcome, Store,
+    VersionRow, Viewer,
 };
 
 /// The reference connectors compiled into this binary (`connectors-wasm/`): file name and bytes.
@@ -73,12 +74,17 @@ impl Catalog {
         self.policy.package_limits.max_bytes
     }
 
-    /// The connectors `viewer` may see, filtered.
-    pub async fn list(&self, viewer: Viewer, filter: &ConnectorFilter) -> Result<Vec<ConnectorSummary>, Error> {
+    /// A page of the connectors `viewer` may see, filtered, by id then owner.
+    pub async fn list(
+        &self,
+        viewer: Viewer,
+        filter: &ConnectorFilter,
+        page: &PageRequest<(String, String)>,
+    ) -> Result<Page<ConnectorSummary>, Error> {
         if let Some(c) = &filter.category {
             c.parse::<patchbay_registry::Category>().map_err(|e| Error::bad_request(e.to_string()))?;
         }
-        Ok(self.store.list_connectors(viewer, filter).await?)
+        Ok(self.store.list_connectors(viewer, filter, page).await?)
     }
 
     /// One connector with its versions.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use patchbay_core::error::{Conflict, Error, Field};
 use patchbay_core::now_ms;
-use patchbay_store::{AttemptRow, DeliveryRow, EventFilter, EventRow, NewEvent, Store};
+use patchbay_store::{AttemptRow, DeliveryRow, EventFilter, EventRow, NewEvent, Page, Store};
 use serde_json::Value;
 
 use crate::installations::Installations;
@@ -31,7 +31,7 @@ impl Events {
     }
 
     /// A page of the tenant's events, newest first.
-    pub async fn list(&self, tenant: &str, filter: &EventFilter) -> Result<Vec<EventRow>, Error> {
+    pub async fn list(&self, tenant: &str, filter: &EventFilter) -> Result<Page<EventRow>, Error> {
         Ok(self.store.list_events(tenant, filter).await?)
     }
 

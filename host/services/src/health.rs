@@ -20,7 +20,7 @@ use patchbay_runtime::bindings::ConnectorError;
 use patchbay_runtime::bindings::connector::exports::patchbay::connector::lifecycle::HealthStatus;
 use patchbay_runtime::{Runtime, calls};
 use patchbay_store::health::{HealthRow, HealthWrite};
-use patchbay_store::{InstallationRow, Store};
+use patchbay_store::{InstallationFilter, InstallationRow, Page, PageRequest, Store};
 use serde_json::json;
 
 use crate::changes::ChangeLog;
@@ -81,8 +81,9 @@ pub struct HealthSummary {
     pub overall: &'static str,
     /// (status, count) for `healthy`, `degraded`, `unhealthy`, `unconfigured`, `unchecked`.
     pub counts: Vec<(&'static str, i64)>,
-    /// Each installation with its last check (`None`: never checked).
-    pub installations: Vec<(InstallationRow, Option<HealthRow>)>,
+    /// A page of the installations, oldest first, each with its last check (`None`: never
+    /// checked).
+    pub installations: Page<(InstallationRow, Option<HealthRow>)>,
 }
 
 /// What health checking needs from the rest of the host.
@@ -285,21 +286,23 @@ impl Health {
         Ok(self.store.health(tenant, installation).await?.filter(|h| h.checked_at > 0))
     }
 
-    /// A tenant's installations with their last check, and counts by health status.
-    pub async fn summary(&self, tenant: &str) -> Result<HealthSummary, Error> {
-        let installations = self.installations.rows(tenant).await?;
-        let checks = self.store.tenant_health(tenant).await?;
+    /// Counts of all a tenant's installations by health status, and a page of the
+    /// installations (oldest first) with their last check.
+    pub async fn summary(&self, tenant: &str, page: &PageRequest<(i64, String)>) -> Result<HealthSummary, Error> {
+        let installations = self.installations.rows(tenant, &InstallationFilter::default(), page).await?;
+        let ids: Vec<&str> = installations.items.iter().map(|i| i.id.as_str()).collect();
+        let checks = self.store.health_of(tenant, &ids).await?;
         let mut counts: Vec<(&'static str, i64)> =
             ["healthy", "degraded", "unhealthy", "unconfigured", "unchecked"].into_iter().map(|k| (k, 0)).collect();
-        let mut list = Vec::with_capacity(installations.len());
-        for i in installations {
-            let h = checks.iter().find(|c| c.installation == i.id && c.checked_at > 0).cloned();
-            let key = h.as_ref().map(|h| h.status.as_str()).unwrap_or("unchecked");
-            if let Some((_, n)) = counts.iter_mut().find(|(k, _)| *k == key) {
-                *n += 1;
+        for (status, n) in self.store.health_counts(tenant).await? {
+            if let Some((_, count)) = counts.iter_mut().find(|(k, _)| *k == status) {
+                *count += n;
             }
-            list.push((i, h));
         }
+        let list = installations.map(|i| {
+            let h = checks.iter().find(|c| c.installation == i.id && c.checked_at > 0).cloned();
+            (i, h)
+        });
         let count = |k: &str| counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n);
         let overall = if count("unhealthy") > 0 {
             "unhealthy"

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use patchbay_core::error::Error;
-use patchbay_store::{LogQuery, LogRecord, Store};
+use patchbay_store::{LogQuery, LogRecord, Page, Store};
 
 use crate::changes::ChangeLog;
 use crate::installations::Installations;
@@ -23,7 +23,7 @@ impl Logs {
 
     /// A page of an installation's entries, oldest first, including everything logged before
     /// this call (buffered entries are flushed first).
-    pub async fn list(&self, tenant: &str, installation: &str, query: &LogQuery) -> Result<Vec<LogRecord>, Error> {
+    pub async fn list(&self, tenant: &str, installation: &str, query: &LogQuery) -> Result<Page<LogRecord>, Error> {
         self.installations.get(tenant, installation).await?;
         self.changes.flush().await;
         Ok(self.store.logs(tenant, installation, query).await?)

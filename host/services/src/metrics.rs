@@ -342,7 +342,7 @@ mod tests {
         assert!(text.contains("patchbay_outbox_deliveries{status=\"dead\"} 2"));
         m.retention_pruned("events", 5);
         m.retention_swept();
-        let text = m.render(0, None);
+        let text = m.render(0, None, OplogStats::default());
         assert!(text.contains("patchbay_retention_pruned_total{class=\"events\"} 5"), "{text}");
         assert!(text.contains("patchbay_retention_pruned_total{class=\"logs\"} 0"), "{text}");
         assert!(text.contains("patchbay_retention_sweeps_total 1"), "{text}");

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use patchbay_core::error::{Error, Field};
 use patchbay_core::now_ms;
+use patchbay_store::{InstallationFilter, MAX_PAGE, PageRequest};
 use patchbay_store::{RetentionClass, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -429,10 +430,41 @@ impl Retention {
         report.map(Some)
     }
 
+    /// Every tenant, read page by page.
+    async fn all_tenants(&self) -> Result<Vec<patchbay_store::Tenant>, Error> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_tenants(&PageRequest::after(after, MAX_PAGE)).await?;
+            after = page.items.last().map(|t| t.id.clone());
+            all.extend(page.items);
+            if !page.more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Every installation of the tenant, read page by page.
+    async fn all_installations(&self, tenant: &str) -> Result<Vec<patchbay_store::InstallationRow>, Error> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_installations(tenant, &InstallationFilter::default(), &PageRequest::after(after, MAX_PAGE))
+                .await?;
+            after = page.items.last().map(|i| (i.created_at_ms, i.id.clone()));
+            all.extend(page.items);
+            if !page.more {
+                return Ok(all);
+            }
+        }
+    }
+
     async fn sweep_with(&self, now: i64, mut lease: Option<&mut Lease<'_>>) -> Result<SweepReport, Error> {
         let started = Instant::now();
         let mut report = SweepReport { complete: true, ..SweepReport::default() };
-        'tenants: for tenant in self.store.list_tenants().await? {
+        'tenants: for tenant in self.all_tenants().await? {
             let policy = self.view(
                 &tenant.id,
                 &self.overrides(&tenant.id).await.unwrap_or_else(|e| {
@@ -511,7 +543,7 @@ impl Retention {
         if class == Class::Logs
             && let Some(n) = policy.max_count
         {
-            for installation in self.store.list_installations(tenant).await? {
+            for installation in self.all_installations(tenant).await? {
                 let Some(below) = self.store.log_count_boundary(tenant, &installation.id, n).await? else { continue };
                 loop {
                     let deleted = self.store.prune_logs_below(tenant, &installation.id, below, batch).await?;

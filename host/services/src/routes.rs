@@ -7,7 +7,7 @@ use std::sync::Arc;
 use patchbay_core::error::{Error, Field};
 use patchbay_core::new_id;
 use patchbay_runtime::dynamic::find_operation;
-use patchbay_store::{RouteRow, Store};
+use patchbay_store::{Page, PageRequest, RouteRow, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -103,9 +103,9 @@ impl Routes {
         Self { store, router, installations, catalog }
     }
 
-    /// The tenant's routes.
-    pub async fn list(&self, tenant: &str) -> Result<Vec<RouteRow>, Error> {
-        Ok(self.store.routes(tenant, false).await?)
+    /// A page of the tenant's routes, oldest first.
+    pub async fn list(&self, tenant: &str, page: &PageRequest<(i64, String)>) -> Result<Page<RouteRow>, Error> {
+        Ok(self.store.routes_page(tenant, page).await?)
     }
 
     /// One route.

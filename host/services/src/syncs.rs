@@ -9,11 +9,11 @@ use patchbay_core::error::{Error, ErrorKind, Field, Unknown, Unsupported};
 use patchbay_core::{new_id, now_ms};
 use patchbay_runtime::calls::{self, Entity};
 use patchbay_runtime::{Hub, Runtime};
-use patchbay_store::Store;
 use patchbay_store::sync::{
     Direction, ErrorRow, MappingRow, NewRun, NewSchedule, RecordRow, RunFilter, RunRow, RunStatus, ScheduleRow,
     SyncMode,
 };
+use patchbay_store::{Page, PageRequest, Store};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -138,7 +138,7 @@ pub struct ItemErrors {
     /// The run the errors belong to.
     pub run: RunRow,
     /// The errors, in order of their number.
-    pub errors: Vec<ErrorRow>,
+    pub errors: Page<ErrorRow>,
 }
 
 impl Syncs {
@@ -146,8 +146,8 @@ impl Syncs {
         Self { store, installations, runtime, wake }
     }
 
-    /// The tenant's runs, newest first.
-    pub async fn runs(&self, tenant: &str, filter: &RunFilter) -> Result<Vec<RunRow>, Error> {
+    /// A page of the tenant's runs, newest first.
+    pub async fn runs(&self, tenant: &str, filter: &RunFilter) -> Result<Page<RunRow>, Error> {
         Ok(self.store.sync_runs(tenant, filter).await?)
     }
 
@@ -168,28 +168,27 @@ impl Syncs {
         Ok(run)
     }
 
-    /// A page of a run's item errors, after error number `after`.
-    pub async fn item_errors(&self, tenant: &str, id: &str, after: i64, limit: u32) -> Result<ItemErrors, Error> {
+    /// A page of a run's item errors, after error number `page.after`.
+    pub async fn item_errors(&self, tenant: &str, id: &str, page: &PageRequest<i64>) -> Result<ItemErrors, Error> {
         let run = self.run(tenant, id).await?;
-        let errors = self.store.sync_errors(&run.id, after, limit).await?;
+        let errors = self.store.sync_errors(&run.id, page).await?;
         Ok(ItemErrors { run, errors })
     }
 
-    /// The change feed of an entity: records changed after `since` (a sequence number), each
-    /// once at its latest change.
+    /// A page of the change feed of an entity: records changed after the sequence number
+    /// `page.after` (0 when `None`), each once at its latest change.
     pub async fn changes(
         &self,
         tenant: &str,
         installation: &str,
         entity: &str,
-        since: i64,
-        limit: u32,
-    ) -> Result<Vec<RecordRow>, Error> {
+        page: &PageRequest<i64>,
+    ) -> Result<Page<RecordRow>, Error> {
         self.installations.get(tenant, installation).await?;
-        if since < 0 {
+        if let Some(since) = page.after.filter(|s| *s < 0) {
             return Err(Error::bad_request(format!("since must be a change sequence number (>= 0), got {since}")));
         }
-        Ok(self.store.record_changes(installation, entity, since, limit).await?)
+        Ok(self.store.record_changes_page(installation, entity, page).await?)
     }
 
     /// One stored record by its external id.
@@ -224,9 +223,14 @@ impl Syncs {
         Ok(())
     }
 
-    /// The tenant's schedules (of one installation, when given).
-    pub async fn schedules(&self, tenant: &str, installation: Option<&str>) -> Result<Vec<ScheduleRow>, Error> {
-        Ok(self.store.sync_schedules(tenant, installation).await?)
+    /// A page of the tenant's schedules (of one installation, when given), oldest first.
+    pub async fn schedules(
+        &self,
+        tenant: &str,
+        installation: Option<&str>,
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<ScheduleRow>, Error> {
+        Ok(self.store.sync_schedules(tenant, installation, page).await?)
     }
 
     /// One schedule.

@@ -7,7 +7,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
-use super::{Store, StoreError, now_ms, violation};
+use super::page::split_after;
+use super::{Page, PageRequest, Store, StoreError, now_ms, violation};
 
 /// A key to store. `secret_hash` is the hash of the token, never the token.
 #[derive(Clone)]
@@ -132,16 +133,27 @@ impl Store {
         row.as_ref().map(key_from).transpose()
     }
 
-    /// The keys of one tenant (`Some`) or the operator keys (`None`), oldest first.
-    pub async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+    /// A page of the keys of one tenant (`Some`) or of the operator keys (`None`), oldest first
+    /// (by creation time, then id); `page.after` is the previous page's last `(created_at, id)`.
+    pub async fn list_api_keys(
+        &self,
+        tenant: Option<&str>,
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<ApiKey>, StoreError> {
+        let (at, id) = split_after(page);
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM api_keys \
-             WHERE (($1 IS NULL AND tenant IS NULL) OR tenant = $1) ORDER BY created_at, id"
+             WHERE (($1 IS NULL AND tenant IS NULL) OR tenant = $1) \
+               AND ($2 IS NULL OR (created_at, id) > ($2, $3)) \
+             ORDER BY created_at, id LIMIT $4"
         ))
         .bind(tenant)
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(key_from).collect()
+        Ok(Page::of(rows.iter().map(key_from).collect::<Result<_, _>>()?, page))
     }
 
     /// Revokes a key of `tenant` (`None`: an operator key). `true` when such a key exists (revoking

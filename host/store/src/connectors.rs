@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::version_order::compare_versions;
-use super::{Store, StoreError, db_message, now_ms, owner_from_key, owner_key, violation};
+use super::{Page, PageRequest, Store, StoreError, db_message, now_ms, owner_from_key, owner_key, violation};
 
 /// Who is looking at the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,19 +356,20 @@ impl Store {
         Ok(PublishOutcome::Created)
     }
 
-    /// Connectors visible to `viewer` that match `filter`, ordered by id (public before private
-    /// for the operator).
+    /// A page of the connectors visible to `viewer` that match `filter`, ordered by id, then
+    /// owner (public before private for the operator); `page.after` is the previous page's last
+    /// `(id, owner)`, the owner `""` for the public catalog.
     pub async fn list_connectors(
         &self,
         viewer: Viewer,
         filter: &ConnectorFilter,
-    ) -> Result<Vec<ConnectorSummary>, StoreError> {
+        page: &PageRequest<(String, String)>,
+    ) -> Result<Page<ConnectorSummary>, StoreError> {
         let pattern = filter.search.as_deref().filter(|s| !s.is_empty()).map(like_pattern);
-        let rows = sqlx::query(
-            r"SELECT c.owner, c.id, c.title, c.description, c.category, c.provider, c.bundle_id,
-                     v.version, v.deprecated_at
+        let after = if page.after.is_some() { " AND (c.id, c.owner) > ($4, $5)" } else { "" };
+        let sql = format!(
+            r"SELECT c.owner, c.id, c.title, c.description, c.category, c.provider, c.bundle_id
               FROM connectors c
-              JOIN connector_versions v ON v.owner = c.owner AND v.connector_id = c.id
               WHERE ($1 IS NULL OR c.owner = '' OR c.owner = $1)
                 AND NOT (c.owner = '' AND $1 IS NOT NULL
                          AND EXISTS (SELECT 1 FROM connectors p WHERE p.owner = $1 AND p.id = c.id))
@@ -378,26 +379,41 @@ impl Store {
                      OR LOWER(c.title) LIKE $3 ESCAPE '\'
                      OR LOWER(c.description) LIKE $3 ESCAPE '\'
                      OR LOWER(c.provider) LIKE $3 ESCAPE '\')
-              ORDER BY c.id, c.owner",
-        )
-        .bind(viewer.tenant())
-        .bind(filter.category.as_deref())
-        .bind(pattern.as_deref())
-        .fetch_all(self.pool())
-        .await?;
-
-        let mut grouped: BTreeMap<(String, String), (ConnectorHead, Vec<VersionFlag>)> = BTreeMap::new();
-        for row in &rows {
-            let head = head_from(row)?;
-            let version: String = row.try_get("version")?;
-            let deprecated = row.try_get::<Option<i64>, _>("deprecated_at")?.is_some();
-            grouped
-                .entry((head.id.clone(), head.owner.clone()))
-                .or_insert_with(|| (head, Vec::new()))
-                .1
-                .push((version, deprecated));
+                AND EXISTS (SELECT 1 FROM connector_versions v WHERE v.owner = c.owner AND v.connector_id = c.id)
+                {after}
+              ORDER BY c.id, c.owner LIMIT {}",
+            page.fetch()
+        );
+        let mut query =
+            sqlx::query(&sql).bind(viewer.tenant()).bind(filter.category.as_deref()).bind(pattern.as_deref());
+        if let Some((id, owner)) = &page.after {
+            query = query.bind(id).bind(owner);
         }
-        Ok(grouped.into_values().map(|(head, versions)| summarize(head, versions)).collect())
+        let rows = query.fetch_all(self.pool()).await?;
+        let heads = Page::of(rows.iter().map(head_from).collect::<Result<Vec<_>, _>>()?, page);
+        let Some(last) = heads.items.last() else { return Ok(heads.map(|h| summarize(h, Vec::new()))) };
+
+        // The versions of the page's connectors: those in its (id, owner) range the viewer sees.
+        let first = if page.after.is_some() { " AND (connector_id, owner) > ($4, $5)" } else { "" };
+        let sql = format!(
+            "SELECT owner, connector_id, version, deprecated_at FROM connector_versions \
+             WHERE ($1 IS NULL OR owner = '' OR owner = $1) AND (connector_id, owner) <= ($2, $3){first}"
+        );
+        let mut query = sqlx::query(&sql).bind(viewer.tenant()).bind(&last.id).bind(&last.owner);
+        if let Some((id, owner)) = &page.after {
+            query = query.bind(id).bind(owner);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let mut versions: BTreeMap<(String, String), Vec<VersionFlag>> = BTreeMap::new();
+        for row in &rows {
+            let key = (row.try_get::<String, _>("connector_id")?, row.try_get::<String, _>("owner")?);
+            let deprecated = row.try_get::<Option<i64>, _>("deprecated_at")?.is_some();
+            versions.entry(key).or_default().push((row.try_get("version")?, deprecated));
+        }
+        Ok(heads.map(|head| {
+            let flags = versions.remove(&(head.id.clone(), head.owner.clone())).unwrap_or_default();
+            summarize(head, flags)
+        }))
     }
 
     /// The connector `id` as `viewer` resolves it (see [`Viewer`]).

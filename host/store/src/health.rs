@@ -72,13 +72,33 @@ impl Store {
         Ok(row.as_ref().map(health_from).transpose()?)
     }
 
-    /// The last checks of a tenant's installations.
-    pub async fn tenant_health(&self, tenant: &str) -> Result<Vec<HealthRow>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM installation_health WHERE tenant = $1"))
-            .bind(tenant)
-            .fetch_all(self.pool())
-            .await?;
+    /// The last checks of some of a tenant's installations (a page of them; others' are absent).
+    pub async fn health_of(&self, tenant: &str, installations: &[&str]) -> Result<Vec<HealthRow>, StoreError> {
+        if installations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (0..installations.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM installation_health WHERE tenant = $1 AND installation IN ({list})");
+        let mut query = sqlx::query(&sql).bind(tenant);
+        for id in installations {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.iter().map(health_from).collect::<Result<_, _>>()?)
+    }
+
+    /// How many of a tenant's installations are in each health status: the status of their last
+    /// finished check, `unchecked` before the first.
+    pub async fn health_counts(&self, tenant: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(h.status, 'unchecked') AS status, COUNT(*) AS n FROM installations i \
+             LEFT JOIN installation_health h ON h.tenant = i.tenant AND h.installation = i.id AND h.checked_at > 0 \
+             WHERE i.tenant = $1 GROUP BY COALESCE(h.status, 'unchecked')",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
     }
 
     /// Takes the lease on up to `limit` enabled installations whose check is due (never checked

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
-use super::{Store, StoreError, db_message, flag, now_ms, owner_from_key, owner_key, violation};
+use super::{Page, PageRequest, Store, StoreError, db_message, flag, now_ms, owner_from_key, owner_key, violation};
 
 /// An installation to create. Its connector version must be public or the tenant's own.
 #[derive(Debug, Clone)]
@@ -88,6 +88,18 @@ pub struct InstallationRow {
     pub created_at_ms: i64,
     /// When it was last changed, in unix milliseconds.
     pub updated_at_ms: i64,
+}
+
+/// Filters of [`Store::list_installations`]; `None` matches every installation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallationFilter {
+    /// Installations of this connector (its catalog id).
+    pub connector: Option<String>,
+    /// Installations in this status (`active`, `error`).
+    pub status: Option<String>,
+    /// Installations whose name starts with this text (case-sensitive; the whole name matches
+    /// too).
+    pub name_prefix: Option<String>,
 }
 
 /// Status of a new installation.
@@ -226,13 +238,53 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// The tenant's installations, ordered by name.
-    pub async fn list_installations(&self, tenant: &str) -> Result<Vec<InstallationRow>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM installations WHERE tenant = $1 ORDER BY name, id"))
-            .bind(tenant)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(installation_from).collect::<Result<_, _>>()?)
+    /// A page of the tenant's installations matching `filter`, oldest first (by creation time,
+    /// then id); `page.after` is the previous page's last `(created_at, id)`.
+    pub async fn list_installations(
+        &self,
+        tenant: &str,
+        filter: &InstallationFilter,
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<InstallationRow>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM installations WHERE tenant = $1");
+        let mut n = 1;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.connector.is_some() {
+            sql.push_str(&format!(" AND connector_id = {}", param()));
+        }
+        if filter.status.is_some() {
+            sql.push_str(&format!(" AND status = {}", param()));
+        }
+        // A prefix of characters (both backends count `substr` in characters), compared exactly:
+        // LIKE would ignore case on SQLite and need its wildcards escaped.
+        if filter.name_prefix.is_some() {
+            let (len, prefix) = (param(), param());
+            sql.push_str(&format!(" AND substr(name, 1, {len}) = {prefix}"));
+        }
+        if page.after.is_some() {
+            let (at, id) = (param(), param());
+            sql.push_str(&format!(" AND (created_at, id) > ({at}, {id})"));
+        }
+        sql.push_str(&format!(" ORDER BY created_at, id LIMIT {}", param()));
+        let mut query = sqlx::query(&sql).bind(tenant);
+        if let Some(c) = &filter.connector {
+            query = query.bind(c);
+        }
+        if let Some(s) = &filter.status {
+            query = query.bind(s);
+        }
+        if let Some(p) = &filter.name_prefix {
+            // An INTEGER: PostgreSQL has no `substr(text, integer, bigint)`.
+            query = query.bind(i32::try_from(p.chars().count()).unwrap_or(i32::MAX)).bind(p);
+        }
+        if let Some((at, id)) = &page.after {
+            query = query.bind(*at).bind(id);
+        }
+        let rows = query.bind(page.fetch()).fetch_all(self.pool()).await?;
+        Ok(Page::of(rows.iter().map(installation_from).collect::<Result<_, _>>()?, page))
     }
 
     /// The installation `id` if it belongs to `tenant`.

@@ -28,6 +28,7 @@ mod installations;
 mod logs;
 pub mod oauth;
 mod outbox;
+mod page;
 pub mod quota;
 mod retention;
 mod routes;
@@ -58,13 +59,13 @@ pub use credentials::{CredentialRef, SealedField};
 pub use group::{CommitHook, GroupCommitConfig, GroupCommitter, GroupWriters};
 pub use ingress::IngressWrite;
 pub use ingress::Rows;
-pub use installations::{INITIAL_STATUS, InstallationPatch, InstallationRow, NewInstallation};
-pub use logs::{LogQuery, LogRecord, MAX_LOG_PAGE, NewLogRecord, fields_json};
+pub use installations::{INITIAL_STATUS, InstallationFilter, InstallationPatch, InstallationRow, NewInstallation};
+pub use logs::{LogQuery, LogRecord, NewLogRecord, fields_json};
 pub use outbox::{
-    AttemptOutcome, AttemptRecord, AttemptRow, DEFAULT_EVENT_PAGE, Delivery, DeliveryRow, DeliveryStatus, EmittedEvent,
-    EventDetail, EventFilter, EventRow, IngressOutcome, MAX_EVENT_PAGE, NewDelivery, NewEvent, NewIngress, OutboxDepth,
-    Retry,
+    AttemptOutcome, AttemptRecord, AttemptRow, Delivery, DeliveryRow, DeliveryStatus, EmittedEvent, EventDetail,
+    EventFilter, EventRow, IngressOutcome, NewDelivery, NewEvent, NewIngress, OutboxDepth, Retry,
 };
+pub use page::{DEFAULT_PAGE, MAX_PAGE, Page, PageRequest};
 pub use retention::RetentionClass;
 pub use routes::RouteRow;
 pub use state::StateWrite;

@@ -1,13 +1,13 @@
 //! `operation_logs`: the per-installation timeline of everything a connector did.
 //!
 //! Rows are appended in batches (by the services' operation-log writer) and read back in id
-//! order; the id doubles as the pagination cursor. Fields are stored as a JSON array of
+//! order; the id is the position pages start after (see `page`). Fields are stored as a JSON array of
 //! `[key, value]` pairs so order and repeated keys survive.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::{Page, PageRequest, Store, StoreError};
 use patchbay_core::log::Level;
 
 /// An entry to append.
@@ -30,26 +30,16 @@ pub struct NewLogRecord {
 }
 
 /// Filters and paging for [`Store::logs`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct LogQuery {
     /// Only entries at this level or above.
     pub min_level: Option<Level>,
     /// Only entries at or after this time.
     pub since_ms: Option<i64>,
-    /// Only entries after this id (the last id of the previous page).
-    pub after_id: Option<i64>,
-    /// Page size, at most [`MAX_LOG_PAGE`].
-    pub limit: u32,
+    /// Where the page starts: the previous page's last entry id (entries after it are read; the
+    /// entry need not exist any more).
+    pub page: PageRequest<i64>,
 }
-
-impl Default for LogQuery {
-    fn default() -> Self {
-        Self { min_level: None, since_ms: None, after_id: None, limit: 100 }
-    }
-}
-
-/// Largest page [`Store::logs`] returns.
-pub const MAX_LOG_PAGE: u32 = 1_000;
 
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +149,12 @@ impl Store {
     }
 
     /// One page of the installation's entries in id order; empty when it is not the tenant's.
-    pub async fn logs(&self, tenant: &str, installation: &str, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    pub async fn logs(
+        &self,
+        tenant: &str,
+        installation: &str,
+        query: &LogQuery,
+    ) -> Result<Page<LogRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at_ms, level_num, source, message, fields_json FROM operation_logs \
              WHERE installation = $1 AND tenant = $2 AND id > $3 AND level_num >= $4 AND at_ms >= $5 \
@@ -167,12 +162,12 @@ impl Store {
         )
         .bind(installation)
         .bind(tenant)
-        .bind(query.after_id.unwrap_or(0))
+        .bind(query.page.after.unwrap_or(0))
         .bind(query.min_level.map(level_num).unwrap_or(0))
         .bind(query.since_ms.unwrap_or(i64::MIN))
-        .bind(i64::from(query.limit.min(MAX_LOG_PAGE)))
+        .bind(query.page.fetch())
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(record_from).collect()
+        Ok(Page::of(rows.iter().map(record_from).collect::<Result<_, _>>()?, &query.page))
     }
 }

@@ -44,7 +44,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
-use super::{Backend, Store, StoreError, db_message, now_ms, violation};
+use super::{Backend, Page, PageRequest, Store, StoreError, db_message, now_ms, violation};
 
 /// A webhook request as received, with the answer it is given.
 #[derive(Clone, PartialEq, Eq)]
@@ -302,16 +302,10 @@ pub struct EventFilter {
     pub since_ms: Option<i64>,
     /// Created before.
     pub until_ms: Option<i64>,
-    /// The last event id of the previous page.
-    pub after_id: Option<String>,
-    /// Page size; 0 means [`DEFAULT_EVENT_PAGE`], at most [`MAX_EVENT_PAGE`].
-    pub limit: u32,
+    /// Where the page starts: the previous page's last `(created_at, id)` (newest first). The
+    /// position need not name an event that still exists.
+    pub page: PageRequest<(i64, String)>,
 }
-
-/// Page size of [`Store::list_events`] when none is given.
-pub const DEFAULT_EVENT_PAGE: u32 = 100;
-/// Largest page [`Store::list_events`] returns.
-pub const MAX_EVENT_PAGE: u32 = 1_000;
 
 /// Deliveries by status, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -637,9 +631,8 @@ impl Store {
         Ok(Some((event, deliveries)))
     }
 
-    /// One page of the tenant's events, newest first (by creation time, then id). `NotFound` when
-    /// `after_id` names no event of the tenant.
-    pub async fn list_events(&self, tenant: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+    /// One page of the tenant's events, newest first (by creation time, then id).
+    pub async fn list_events(&self, tenant: &str, filter: &EventFilter) -> Result<Page<EventRow>, StoreError> {
         let mut args = vec![Arg::Text(tenant)];
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = $1");
         let pattern;
@@ -678,25 +671,14 @@ impl Store {
                  AND d.event_id = e.id AND d.destination_installation = {p}))"
             ));
         }
-        if let Some(after) = filter.after_id.as_deref() {
-            let created: Option<i64> =
-                sqlx::query_scalar("SELECT created_at FROM events WHERE tenant = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(after)
-                    .fetch_optional(self.pool())
-                    .await?;
-            let created = created.ok_or_else(|| StoreError::NotFound(format!("cursor {after:?} names no event")))?;
-            args.push(Arg::Int(created));
+        if let Some((at, id)) = &filter.page.after {
+            args.push(Arg::Int(*at));
             let c = placeholder(&args);
-            args.push(Arg::Text(after));
+            args.push(Arg::Text(id));
             let i = placeholder(&args);
-            sql.push_str(&format!(" AND (e.created_at < {c} OR (e.created_at = {c} AND e.id < {i}))"));
+            sql.push_str(&format!(" AND (e.created_at, e.id) < ({c}, {i})"));
         }
-        let limit = match filter.limit {
-            0 => DEFAULT_EVENT_PAGE,
-            n => n.min(MAX_EVENT_PAGE),
-        };
-        args.push(Arg::Int(i64::from(limit)));
+        args.push(Arg::Int(filter.page.fetch()));
         sql.push_str(&format!(" ORDER BY e.created_at DESC, e.id DESC LIMIT {}", placeholder(&args)));
         let mut query = sqlx::query(&sql);
         for arg in &args {
@@ -706,7 +688,7 @@ impl Store {
             };
         }
         let rows = query.fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(event_from).collect::<Result<_, _>>()?)
+        Ok(Page::of(rows.iter().map(event_from).collect::<Result<_, _>>()?, &filter.page))
     }
 
     /// Deliveries waiting, leased and dead, over all tenants (for metrics).

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
 use super::installations::{COLUMNS as INSTALLATION_COLUMNS, installation_from};
-use super::{InstallationRow, Store, StoreError, db_message, flag, now_ms, violation};
+use super::{InstallationRow, Page, PageRequest, Store, StoreError, db_message, flag, now_ms, violation};
 
 /// A routing rule as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +220,24 @@ impl Store {
                 .fetch_all(self.pool())
                 .await?;
         rows.iter().map(route_from).collect()
+    }
+
+    /// A page of the tenant's routes, oldest first (by creation time, then id); `page.after` is
+    /// the previous page's last `(created_at, id)`.
+    pub async fn routes_page(
+        &self,
+        tenant: &str,
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<RouteRow>, StoreError> {
+        let after = if page.after.is_some() { " AND (created_at, id) > ($3, $4)" } else { "" };
+        let sql =
+            format!("SELECT {ROUTE_COLUMNS} FROM routes WHERE tenant = $1{after} ORDER BY created_at, id LIMIT $2");
+        let mut query = sqlx::query(&sql).bind(tenant).bind(page.fetch());
+        if let Some((at, id)) = &page.after {
+            query = query.bind(*at).bind(id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        Ok(Page::of(rows.iter().map(route_from).collect::<Result<_, StoreError>>()?, page))
     }
 
     /// Deletes a route; `false` when there was none. Its past deliveries keep their `route_id`.

@@ -39,7 +39,7 @@ use sqlx::{Any, Row, Transaction};
 use super::bulk::{InsertSql, Rows, insert_rows, max_params};
 use super::ingress::insert_events;
 use super::outbox::{NewDelivery, NewEvent};
-use super::{Backend, Store, StoreError, flag, now_ms, violation};
+use super::{Backend, Page, PageRequest, Store, StoreError, flag, now_ms, violation};
 
 patchbay_core::string_enum! {
     /// Which way records flow.
@@ -253,10 +253,8 @@ pub struct RunFilter {
     pub entity: Option<String>,
     /// Only runs in this status.
     pub status: Option<RunStatus>,
-    /// Runs created before this run (for paging; newest first).
-    pub before: Option<String>,
-    /// Page size, clamped to 1..=500.
-    pub limit: u32,
+    /// Where the page starts: the previous page's last `(created_at, id)` (newest first).
+    pub page: PageRequest<(i64, String)>,
 }
 
 /// One record of a batch, ready to store: mapped, hashed, deduplicated within the batch.
@@ -953,8 +951,9 @@ impl Store {
         row.as_ref().map(run_from).transpose()
     }
 
-    /// The tenant's runs, newest first.
-    pub async fn sync_runs(&self, tenant: &str, f: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+    /// A page of the tenant's runs, newest first (by creation time, then id, both descending);
+    /// `f.after` is the previous page's last `(created_at, id)`.
+    pub async fn sync_runs(&self, tenant: &str, f: &RunFilter) -> Result<Page<RunRow>, StoreError> {
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE tenant = $1");
         let mut n = 1;
         let mut next = |col: &str, sql: &mut String| {
@@ -970,14 +969,11 @@ impl Store {
         if f.status.is_some() {
             next("status", &mut sql);
         }
-        let before = match &f.before {
-            Some(b) => self.sync_run(tenant, b).await?.map(|r| (r.created_at, r.id)),
-            None => None,
-        };
-        if before.is_some() {
-            sql.push_str(&format!(" AND (created_at < ${} OR (created_at = ${} AND id < ${}))", n + 1, n + 1, n + 2));
+        if f.page.after.is_some() {
+            sql.push_str(&format!(" AND (created_at, id) < (${}, ${})", n + 1, n + 2));
+            n += 2;
         }
-        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {}", f.limit.clamp(1, 500)));
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${}", n + 1));
         let mut q = sqlx::query(&sql).bind(tenant);
         if let Some(i) = &f.installation {
             q = q.bind(i);
@@ -988,10 +984,11 @@ impl Store {
         if let Some(s) = f.status {
             q = q.bind(s.as_str());
         }
-        if let Some((at, id)) = before {
-            q = q.bind(at).bind(id);
+        if let Some((at, id)) = &f.page.after {
+            q = q.bind(*at).bind(id);
         }
-        q.fetch_all(self.pool()).await?.iter().map(run_from).collect()
+        let rows = q.bind(f.page.fetch()).fetch_all(self.pool()).await?;
+        Ok(Page::of(rows.iter().map(run_from).collect::<Result<_, _>>()?, &f.page))
     }
 
     /// Asks a run to stop. A queued run (or a running one whose host died) is cancelled at once; a
@@ -1352,6 +1349,19 @@ impl Store {
         rows.iter().map(record_from).collect()
     }
 
+    /// A page of a stream's change feed: records changed after the sequence number `page.after`
+    /// (0 when `None`), in change order.
+    pub async fn record_changes_page(
+        &self,
+        installation: &str,
+        entity: &str,
+        page: &PageRequest<i64>,
+    ) -> Result<Page<RecordRow>, StoreError> {
+        let fetch = u32::try_from(page.fetch()).unwrap_or(u32::MAX);
+        let rows = self.record_changes(installation, entity, page.after.unwrap_or(0), fetch).await?;
+        Ok(Page::of(rows, page))
+    }
+
     /// One record of a stream by external id.
     pub async fn record(
         &self,
@@ -1482,18 +1492,20 @@ impl Store {
         Ok(())
     }
 
-    /// Item errors of a run, in order, after number `after`.
-    pub async fn sync_errors(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<ErrorRow>, StoreError> {
+    /// A page of a run's item errors, in order of their number; `page.after` is the previous
+    /// page's last number.
+    pub async fn sync_errors(&self, run_id: &str, page: &PageRequest<i64>) -> Result<Page<ErrorRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT n, external_id, message, created_at FROM sync_errors WHERE run_id = $1 AND n > $2 \
              ORDER BY n LIMIT $3",
         )
         .bind(run_id)
-        .bind(after)
-        .bind(i64::from(limit.clamp(1, 1000)))
+        .bind(page.after.unwrap_or(i64::MIN))
+        .bind(page.fetch())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let rows = rows
+            .iter()
             .map(|r| {
                 Ok(ErrorRow {
                     n: r.try_get("n")?,
@@ -1502,7 +1514,8 @@ impl Store {
                     created_at: r.try_get("created_at")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page::of(rows, page))
     }
 
     /// Stores (or replaces) the field mapping of an installation's entity; returns its revision.
@@ -1619,33 +1632,34 @@ impl Store {
         row.as_ref().map(schedule_from).transpose()
     }
 
-    /// The tenant's schedules (of one installation when given).
+    /// A page of the tenant's schedules (of one installation when given), oldest first (by
+    /// creation time, then id); `page.after` is the previous page's last `(created_at, id)`.
     pub async fn sync_schedules(
         &self,
         tenant: &str,
         installation: Option<&str>,
-    ) -> Result<Vec<ScheduleRow>, StoreError> {
-        let rows = match installation {
-            Some(i) => {
-                sqlx::query(&format!(
-                    "SELECT {SCHEDULE_COLUMNS} FROM sync_schedules WHERE tenant = $1 AND installation = $2 \
-                     ORDER BY created_at, id"
-                ))
-                .bind(tenant)
-                .bind(i)
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {SCHEDULE_COLUMNS} FROM sync_schedules WHERE tenant = $1 ORDER BY created_at, id"
-                ))
-                .bind(tenant)
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
-        rows.iter().map(schedule_from).collect()
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<ScheduleRow>, StoreError> {
+        let mut sql = format!("SELECT {SCHEDULE_COLUMNS} FROM sync_schedules WHERE tenant = $1");
+        let mut n = 1;
+        if installation.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND installation = ${n}"));
+        }
+        if page.after.is_some() {
+            sql.push_str(&format!(" AND (created_at, id) > (${}, ${})", n + 1, n + 2));
+            n += 2;
+        }
+        sql.push_str(&format!(" ORDER BY created_at, id LIMIT ${}", n + 1));
+        let mut query = sqlx::query(&sql).bind(tenant);
+        if let Some(i) = installation {
+            query = query.bind(i);
+        }
+        if let Some((at, id)) = &page.after {
+            query = query.bind(*at).bind(id);
+        }
+        let rows = query.bind(page.fetch()).fetch_all(self.pool()).await?;
+        Ok(Page::of(rows.iter().map(schedule_from).collect::<Result<_, _>>()?, page))
     }
 
     /// Replaces a schedule's timing, mode and switch.

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
-use super::{Store, StoreError, now_ms, violation};
+use super::{Page, PageRequest, Store, StoreError, now_ms, violation};
 
 /// A stored tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +43,15 @@ impl Store {
         }
     }
 
-    /// Every tenant, ordered by id.
-    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY id").fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
+    /// A page of the tenants, ordered by id; `page.after` is the previous page's last id.
+    pub async fn list_tenants(&self, page: &PageRequest<String>) -> Result<Page<Tenant>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, created_at FROM tenants WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2")
+                .bind(page.after.as_deref())
+                .bind(page.fetch())
+                .fetch_all(self.pool())
+                .await?;
+        Ok(Page::of(rows.iter().map(tenant_from).collect::<Result<_, _>>()?, page))
     }
 
     /// The tenant with this id, if it exists.

@@ -17,7 +17,10 @@ use patchbay_core::new_id;
 use patchbay_crypto::Keyring;
 use patchbay_registry::{ApiStatus, FieldType, Manifest};
 use patchbay_runtime::Runtime;
-use patchbay_store::{InstallationPatch, InstallationRow, NewInstallation, SealedField, Store, VersionRow};
+use patchbay_store::{
+    InstallationFilter, InstallationPatch, InstallationRow, NewInstallation, Page, PageRequest, SealedField, Store,
+    VersionRow,
+};
 use serde_json::{Map, Value};
 
 pub use calls::{Prepared, QuotaStatus, Resolved, call_error, connector_error, quota_error};
@@ -346,19 +349,38 @@ impl Installations {
         Ok(self.details_with(row, None, None).await)
     }
 
-    /// The tenant's installations with what their views show.
-    pub async fn list(&self, tenant: &str) -> Result<Vec<InstallationDetails>, Error> {
-        let rows = self.store.list_installations(tenant).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
+    /// A page of the tenant's installations matching `filter`, oldest first, with what their
+    /// views show.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        filter: &InstallationFilter,
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<InstallationDetails>, Error> {
+        // Names are stored NFC-normalized (`normalize_name`); so is the prefix they are matched by.
+        let filter = InstallationFilter {
+            name_prefix: filter.name_prefix.as_deref().map(|p| {
+                use unicode_normalization::UnicodeNormalization;
+                p.nfc().collect()
+            }),
+            ..filter.clone()
+        };
+        let rows = self.store.list_installations(tenant, &filter, page).await?;
+        let mut out = Vec::with_capacity(rows.items.len());
+        for row in rows.items {
             out.push(self.details_with(row, None, None).await);
         }
-        Ok(out)
+        Ok(Page { items: out, more: rows.more })
     }
 
-    /// The tenant's installation rows.
-    pub(crate) async fn rows(&self, tenant: &str) -> Result<Vec<InstallationRow>, Error> {
-        Ok(self.store.list_installations(tenant).await?)
+    /// A page of the tenant's installation rows matching `filter`, oldest first.
+    pub(crate) async fn rows(
+        &self,
+        tenant: &str,
+        filter: &InstallationFilter,
+        page: &PageRequest<(i64, String)>,
+    ) -> Result<Page<InstallationRow>, Error> {
+        Ok(self.store.list_installations(tenant, filter, page).await?)
     }
 
     /// `row` with its version, API-version deprecation and webhook address (looked up unless
