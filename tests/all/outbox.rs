@@ -8,7 +8,8 @@ use std::time::Duration;
 use patchbay_core::retry::{Jitter, NoJitter, RetrySchedule, SystemJitter};
 use patchbay_store::{
     AttemptOutcome, AttemptRecord, Backend, DeliveryStatus, EventFilter, IngressOutcome, NewDelivery, NewEvent,
-    NewIngress, NewInstallation, NewVersion, OutboxDepth, PageRequest, PublishOutcome, Retry, Store, StoreError,
+    NewIngress, NewInstallation, NewVersion, OutboxDepth, PageRequest, PublishOutcome, Retry, Settlement, Settler,
+    Store, StoreError,
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
@@ -18,6 +19,7 @@ on_both_backends!(
     concurrent_duplicate_webhooks_record_once,
     emitted_events_are_idempotent_per_source,
     claim_ack_fail_dead_and_redrive,
+    settlements_commit_together_and_each_is_fenced,
     expired_lease_is_recovered_by_another_owner,
     concurrent_claimers_never_share_a_lease,
     events_list_filters_and_pages,
@@ -287,6 +289,62 @@ async fn emitted_events_are_idempotent_per_source(backend: Backend) {
     other.source_installation = "dst".into();
     assert!(!store.emit_events(&[other], &[]).await.unwrap()[0].duplicate);
     assert!(store.emit_events(&[], &[]).await.unwrap().is_empty());
+}
+
+/// Settlements batched in one transaction (the dispatcher's `Settler`) keep the fencing of
+/// single ones: a stale settlement in a batch is refused alone and the others apply.
+async fn settlements_commit_together_and_each_is_fenced(backend: Backend) {
+    let (_db, store) = setup(backend).await;
+    let deliveries: Vec<_> =
+        (0..40).map(|i| delivery(&format!("dl_{i:02}"), "evt_1", "dst", Some("r1"), 1_000)).collect();
+    store.emit_events(&[event("evt_1", "k1", "order.paid", 100)], &deliveries).await.unwrap();
+    let claimed = store.claim_deliveries("w1", 1_500, 30_000, 100).await.unwrap();
+    assert_eq!(claimed.len(), 40);
+
+    let ok = attempt(1, AttemptOutcome::Ok, None);
+    let batch = vec![
+        Settlement::ack("dl_00", "w1", ok.clone()).unwrap(),
+        Settlement::ack("dl_01", "w2", ok.clone()).unwrap(), // not the owner
+        Settlement::ack("dl_02", "w1", attempt(2, AttemptOutcome::Ok, None)).unwrap(), // not its attempt
+        Settlement::fail("dl_03", "w1", attempt(1, AttemptOutcome::Retryable, Some("503")), Retry::At(9_000)).unwrap(),
+        Settlement::fail("dl_04", "w1", attempt(1, AttemptOutcome::Permanent, Some("gone")), Retry::Dead).unwrap(),
+        Settlement::ack("dl_00", "w1", ok.clone()).unwrap(), // already settled in this batch
+    ];
+    assert_eq!(store.settle_deliveries(&batch).await.unwrap(), [true, false, false, true, true, false]);
+    let status = |id: &'static str| {
+        let store = store.clone();
+        async move { store.delivery("t1", id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status("dl_00").await, DeliveryStatus::Delivered);
+    assert_eq!(status("dl_01").await, DeliveryStatus::Leased);
+    assert_eq!(status("dl_02").await, DeliveryStatus::Leased);
+    assert_eq!(status("dl_03").await, DeliveryStatus::Pending);
+    assert_eq!(status("dl_04").await, DeliveryStatus::Dead);
+    // Settlements that cannot be written are refused before reaching a batch.
+    assert!(matches!(
+        Settlement::ack("dl_05", "w1", attempt(1, AttemptOutcome::Retryable, None)),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(Settlement::fail("dl_05", "w1", ok.clone(), Retry::Dead), Err(StoreError::Invalid(_))));
+
+    // Through the settler, concurrent callers each get their own answer.
+    let settler = Settler::spawn(store.clone());
+    let answers = (1..40).map(|i| {
+        let settler = settler.clone();
+        let ok = ok.clone();
+        tokio::spawn(async move {
+            let owner = if i % 5 == 0 { "intruder" } else { "w1" };
+            settler.settle(Settlement::ack(&format!("dl_{i:02}"), owner, ok).unwrap()).await.unwrap()
+        })
+    });
+    let mut applied = Vec::new();
+    for a in answers {
+        applied.push(a.await.unwrap());
+    }
+    // dl_03 and dl_04 were settled above, every fifth is acked by a worker that never held it.
+    let expected: Vec<bool> = (1..40).map(|i| i % 5 != 0 && !(3..=4).contains(&i)).collect();
+    assert_eq!(applied, expected);
+    assert_eq!(store.outbox_depth().await.unwrap(), OutboxDepth { pending: 1, leased: 7, dead: 1 });
 }
 
 async fn claim_ack_fail_dead_and_redrive(backend: Backend) {

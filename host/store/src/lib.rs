@@ -63,7 +63,7 @@ pub use installations::{INITIAL_STATUS, InstallationFilter, InstallationPatch, I
 pub use logs::{LogQuery, LogRecord, NewLogRecord, fields_json};
 pub use outbox::{
     AttemptOutcome, AttemptRecord, AttemptRow, Delivery, DeliveryRow, DeliveryStatus, EmittedEvent, EventDetail,
-    EventFilter, EventRow, IngressOutcome, NewDelivery, NewEvent, NewIngress, OutboxDepth, Retry,
+    EventFilter, EventRow, IngressOutcome, NewDelivery, NewEvent, NewIngress, OutboxDepth, Retry, Settlement, Settler,
 };
 pub use page::{DEFAULT_PAGE, MAX_PAGE, Page, PageRequest};
 pub use retention::RetentionClass;

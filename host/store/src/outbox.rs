@@ -40,9 +40,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, Page, PageRequest, Store, StoreError, db_message, now_ms, violation};
 
@@ -449,13 +449,8 @@ impl Store {
     /// claimer, or the delivery was already settled. A lease that expired but was not claimed
     /// again still accepts its owner's answer: the attempt did happen.
     pub async fn ack_delivery(&self, id: &str, owner: &str, attempt: &AttemptRecord) -> Result<bool, StoreError> {
-        if attempt.outcome != AttemptOutcome::Ok {
-            return Err(StoreError::Invalid(format!(
-                "cannot ack delivery {id} with outcome {}: use fail_delivery",
-                attempt.outcome
-            )));
-        }
-        self.settle(id, owner, attempt, DeliveryStatus::Delivered, None).await
+        let s = Settlement::ack(id, owner, attempt.clone())?;
+        self.settle(&s).await
     }
 
     /// Records a failed attempt and sends the delivery back to pending at the given time, or to the
@@ -468,62 +463,28 @@ impl Store {
         attempt: &AttemptRecord,
         next: Retry,
     ) -> Result<bool, StoreError> {
-        if attempt.outcome == AttemptOutcome::Ok {
-            return Err(StoreError::Invalid(format!("cannot fail delivery {id} with outcome ok: use ack_delivery")));
-        }
-        match next {
-            Retry::At(at) => self.settle(id, owner, attempt, DeliveryStatus::Pending, Some(at)).await,
-            Retry::Dead => self.settle(id, owner, attempt, DeliveryStatus::Dead, None).await,
-        }
+        let s = Settlement::fail(id, owner, attempt.clone(), next)?;
+        self.settle(&s).await
     }
 
-    async fn settle(
-        &self,
-        id: &str,
-        owner: &str,
-        attempt: &AttemptRecord,
-        status: DeliveryStatus,
-        next_attempt_at: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        if attempt.duration_ms < 0 {
-            return Err(StoreError::Invalid(format!(
-                "attempt duration must not be negative, got {}",
-                attempt.duration_ms
-            )));
-        }
+    /// Writes `settlements` in one transaction; for each, whether it applied (`false`: the lease
+    /// was no longer its owner's for that attempt, and nothing of it was written). Many
+    /// settlements in one commit cost little more than one: see [`Settler`].
+    pub async fn settle_deliveries(&self, settlements: &[Settlement]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.begin_relaxed().await?;
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = $4, next_attempt_at = COALESCE($5, next_attempt_at), \
-             lease_owner = NULL, lease_until = NULL, last_error = $6, updated_at = $7 \
-             WHERE id = $1 AND status = 'leased' AND lease_owner = $2 AND attempts = $3",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(attempt.attempt)
-        .bind(status.as_str())
-        .bind(next_attempt_at)
-        .bind(attempt.error.as_deref())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
+        let mut applied = Vec::with_capacity(settlements.len());
+        for s in settlements {
+            applied.push(settle_in(&mut tx, s).await?);
         }
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, error) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(attempt.attempt)
-        .bind(attempt.started_at_ms)
-        .bind(attempt.duration_ms)
-        .bind(attempt.outcome.as_str())
-        .bind(attempt.error.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| insert_error(e, &format!("attempt {} of delivery {id}", attempt.attempt)))?;
         tx.commit().await?;
-        Ok(true)
+        Ok(applied)
+    }
+
+    async fn settle(&self, s: &Settlement) -> Result<bool, StoreError> {
+        let mut tx = self.begin_relaxed().await?;
+        let applied = settle_in(&mut tx, s).await?;
+        tx.commit().await?;
+        Ok(applied)
     }
 
     /// Sends one dead delivery of the tenant back to pending, due at `now_ms`, with a fresh retry
@@ -766,5 +727,153 @@ impl Store {
                 .map_err(|_| StoreError::Invalid(format!("stored response status {status} is not an HTTP status")))?,
             response_body: row.try_get("response_body")?,
         }))
+    }
+}
+
+/// How one attempt of a leased delivery ends ([`Store::settle_deliveries`], [`Settler`]).
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    id: String,
+    owner: String,
+    attempt: AttemptRecord,
+    status: DeliveryStatus,
+    next_attempt_at: Option<i64>,
+}
+
+impl Settlement {
+    /// A successful attempt: the delivery becomes delivered.
+    pub fn ack(id: &str, owner: &str, attempt: AttemptRecord) -> Result<Settlement, StoreError> {
+        if attempt.outcome != AttemptOutcome::Ok {
+            return Err(StoreError::Invalid(format!(
+                "cannot ack delivery {id} with outcome {}: use fail_delivery",
+                attempt.outcome
+            )));
+        }
+        Settlement::new(id, owner, attempt, DeliveryStatus::Delivered, None)
+    }
+
+    /// A failed attempt: the delivery is retried at `next`, or dead.
+    pub fn fail(id: &str, owner: &str, attempt: AttemptRecord, next: Retry) -> Result<Settlement, StoreError> {
+        if attempt.outcome == AttemptOutcome::Ok {
+            return Err(StoreError::Invalid(format!("cannot fail delivery {id} with outcome ok: use ack_delivery")));
+        }
+        match next {
+            Retry::At(at) => Settlement::new(id, owner, attempt, DeliveryStatus::Pending, Some(at)),
+            Retry::Dead => Settlement::new(id, owner, attempt, DeliveryStatus::Dead, None),
+        }
+    }
+
+    fn new(
+        id: &str,
+        owner: &str,
+        attempt: AttemptRecord,
+        status: DeliveryStatus,
+        next_attempt_at: Option<i64>,
+    ) -> Result<Settlement, StoreError> {
+        if attempt.duration_ms < 0 {
+            return Err(StoreError::Invalid(format!(
+                "attempt duration must not be negative, got {}",
+                attempt.duration_ms
+            )));
+        }
+        Ok(Settlement { id: id.to_string(), owner: owner.to_string(), attempt, status, next_attempt_at })
+    }
+}
+
+/// One settlement inside `tx`: the fenced update, then the attempt's history row.
+async fn settle_in(tx: &mut Transaction<'static, Any>, s: &Settlement) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = $4, next_attempt_at = COALESCE($5, next_attempt_at), \
+         lease_owner = NULL, lease_until = NULL, last_error = $6, updated_at = $7 \
+         WHERE id = $1 AND status = 'leased' AND lease_owner = $2 AND attempts = $3",
+    )
+    .bind(&s.id)
+    .bind(&s.owner)
+    .bind(s.attempt.attempt)
+    .bind(s.status.as_str())
+    .bind(s.next_attempt_at)
+    .bind(s.attempt.error.as_deref())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, error) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&s.id)
+    .bind(s.attempt.attempt)
+    .bind(s.attempt.started_at_ms)
+    .bind(s.attempt.duration_ms)
+    .bind(s.attempt.outcome.as_str())
+    .bind(s.attempt.error.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| insert_error(e, &format!("attempt {} of delivery {}", s.attempt.attempt, s.id)))?;
+    Ok(true)
+}
+
+/// Settles deliveries for the dispatcher, many per transaction.
+///
+/// Every delivery ends with a settlement, and one transaction each made the dispatcher's commits
+/// the limit of delivery throughput (on SQLite every one of them waits for the single writer).
+/// As with webhook group commit (`group.rs`), callers hand settlements to a writer task, which
+/// takes the first and whatever is already queued behind it (no added delay: a lone settlement
+/// commits at once) and commits them together; each caller gets its own answer. A batch that
+/// fails is retried one settlement at a time, so one bad settlement fails alone.
+#[derive(Clone)]
+pub struct Settler {
+    queue: tokio::sync::mpsc::Sender<SettleJob>,
+}
+
+type SettleJob = (Settlement, tokio::sync::oneshot::Sender<Result<bool, StoreError>>);
+
+/// Most settlements in one transaction.
+const MAX_SETTLE_BATCH: usize = 256;
+
+impl Settler {
+    /// Starts the writer task on the current Tokio runtime (panics outside one). It ends when
+    /// every clone of the settler is dropped and the queue is drained.
+    pub fn spawn(store: Store) -> Settler {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<SettleJob>(4 * MAX_SETTLE_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_SETTLE_BATCH);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while batch.len() < MAX_SETTLE_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let settlements: Vec<Settlement> = batch.iter().map(|(s, _)| s.clone()).collect();
+                match store.settle_deliveries(&settlements).await {
+                    Ok(applied) => {
+                        for ((_, answer), applied) in batch.drain(..).zip(applied) {
+                            let _ = answer.send(Ok(applied));
+                        }
+                    }
+                    Err(_) => {
+                        for (s, answer) in batch.drain(..) {
+                            let _ = answer.send(store.settle(&s).await);
+                        }
+                    }
+                }
+            }
+        });
+        Settler { queue }
+    }
+
+    /// Settles `s` with others queued at the same time; whether it applied (see
+    /// [`Store::settle_deliveries`]).
+    pub async fn settle(&self, s: Settlement) -> Result<bool, StoreError> {
+        let (answer, wait) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((s, answer))
+            .await
+            .map_err(|_| StoreError::Invalid("the delivery settler has stopped".into()))?;
+        wait.await.map_err(|_| StoreError::Invalid("the delivery settler has stopped".into()))?
     }
 }

@@ -6,16 +6,17 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use patchbay_store::Store;
+use patchbay_store::{Settler, Store};
 
 use crate::installations::Installations;
 use crate::metrics::Metrics;
 use crate::routing::Router;
 
-/// What delivering needs: the outbox, the destination installations, the routes' retry
-/// schedules and the metrics.
+/// What delivering needs: the outbox (and its batching settler), the destination installations,
+/// the routes' retry schedules and the metrics.
 pub(crate) struct Dispatcher {
     store: Store,
+    settler: Settler,
     installations: Arc<Installations>,
     router: Arc<Router>,
     metrics: Arc<Metrics>,
@@ -28,7 +29,8 @@ impl Dispatcher {
         router: Arc<Router>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { store, installations, router, metrics }
+        let settler = Settler::spawn(store.clone());
+        Self { store, settler, installations, router, metrics }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::quota::QuotaMode;
 use patchbay_core::error::ErrorKind;
 use patchbay_core::retry::{Jitter, SystemJitter};
 use patchbay_runtime::dynamic::{DynamicOutcome, find_operation};
-use patchbay_store::{AttemptOutcome, AttemptRecord, Delivery, Retry};
+use patchbay_store::{AttemptOutcome, AttemptRecord, Delivery, Retry, Settlement};
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -170,7 +170,10 @@ pub(crate) async fn deliver(dispatcher: &Dispatcher, owner: &str, d: Delivery) {
     let settled = if attempt.outcome == AttemptOutcome::Ok {
         let latency = Duration::from_millis(u64::try_from(patchbay_core::now_ms() - d.created_at_ms).unwrap_or(0));
         dispatcher.metrics.delivery("ok", Some(latency));
-        dispatcher.store.ack_delivery(&d.id, owner, &record).await
+        match Settlement::ack(&d.id, owner, record) {
+            Ok(s) => dispatcher.settler.settle(s).await,
+            Err(e) => Err(e),
+        }
     } else {
         dispatcher.metrics.delivery(attempt.outcome.as_str(), None);
         let schedule = match &d.route_id {
@@ -188,7 +191,10 @@ pub(crate) async fn deliver(dispatcher: &Dispatcher, owner: &str, d: Delivery) {
         if next == Retry::Dead {
             dispatcher.metrics.delivery("dead", None);
         }
-        let settled = dispatcher.store.fail_delivery(&d.id, owner, &record, next).await;
+        let settled = match Settlement::fail(&d.id, owner, record, next) {
+            Ok(s) => dispatcher.settler.settle(s).await,
+            Err(e) => Err(e),
+        };
         if let Retry::At(_) = next {
             // A retry due now (the schedule starts with "immediately") needs the loop awake.
             dispatcher.store.wake_local();
