@@ -14,7 +14,8 @@ use super::{Store, StoreError};
 /// announced (the payload is the tenant, `''` for every tenant).
 pub const CONFIG_CHANNEL: &str = "patchbay_config";
 
-/// The `application_name` of the connection a [`Store::spawn_config_listener`] task listens on.
+/// The `application_name` of the connection a [`Store::spawn_config_listener`] task listens on,
+/// before `-<process id>`.
 pub const CONFIG_LISTENER_NAME: &str = "patchbay_config_listener";
 
 /// One logged change.
@@ -71,7 +72,7 @@ impl Store {
         tokio::spawn(async move {
             // Named, so that operators (and tests) can find the connection in pg_stat_activity.
             let sep = if url.contains('?') { '&' } else { '?' };
-            let url = format!("{url}{sep}application_name={CONFIG_LISTENER_NAME}");
+            let url = format!("{url}{sep}application_name={CONFIG_LISTENER_NAME}-{}", std::process::id());
             loop {
                 match sqlx::postgres::PgListener::connect(&url).await {
                     Ok(mut l) => match l.listen(CONFIG_CHANNEL).await {
