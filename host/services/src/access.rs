@@ -5,12 +5,13 @@
 //! id finds the stored row and the whole token is checked against its sha256 hash in constant
 //! time. `PATCHBAY_ADMIN_TOKEN`, when set, is an operator token of any shape.
 
+use std::sync::Arc;
+
 use patchbay_core::error::{Error, Field};
 use patchbay_crypto::TokenKind;
 use patchbay_store::{ApiKey, NewApiKey, Page, PageRequest, Store, Tenant};
 
 use crate::config_cache::{ConfigWatch, TenantCache};
-use std::sync::Arc;
 
 /// Setting key under which the generated operator key's id is remembered.
 const OPERATOR_KEY_SETTING: &str = "operator_key_id";

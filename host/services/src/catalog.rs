@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config_cache::{ConfigWatch, TenantCache};
 use patchbay_core::error::{Error, ErrorKind, Package};
 use patchbay_registry::{Manifest, PackageError, PackageLimits, TrustedKeys};
 use patchbay_runtime::capability::http::EgressPolicy;
@@ -15,6 +14,8 @@ use patchbay_store::{
     ConnectorFilter, ConnectorSummary, InstallationRow, NewVersion, Page, PageRequest, PublishOutcome, Store,
     VersionRow, Viewer,
 };
+
+use crate::config_cache::{ConfigWatch, TenantCache};
 
 /// The reference connectors compiled into this binary (`connectors-wasm/`): file name and bytes.
 pub(crate) const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[

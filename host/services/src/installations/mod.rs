@@ -2,9 +2,10 @@
 //! connector's manifest (config schema, API versions, limits), their sealed credentials, their
 //! webhook addresses, and (in `calls`) resolving and running calls for them.
 //!
-//! Every call resolves the installation afresh, so a changed version, API version, config or
-//! credentials takes effect on the next call, while calls already running keep the component they
-//! started with.
+//! Every call resolves the installation through the configuration cache, so a changed version,
+//! API version, config or credentials takes effect on the next call through this host and within
+//! [`crate::config_cache::STALENESS_BOUND`] on every other, while calls already running keep the
+//! component they started with.
 
 mod calls;
 mod rules;
