@@ -219,6 +219,16 @@ async fn changes_through_one_host_apply_on_the_others(backend: Backend) {
     let r = post_push(g_gh_b.clone(), "secret-two-9e0b").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "acme's secret opens globex's hook: {r:?}");
 
+    // B tells operators that its caches are served, and that changes dropped entries.
+    let metrics = b.get("/metrics", &b.operator).await.body;
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(text.contains("\npatchbay_config_cache_fresh 1\n"), "{text}");
+    let invalidations = text
+        .lines()
+        .find_map(|l| l.strip_prefix("patchbay_config_cache_invalidations_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(invalidations.is_some_and(|n| n >= 5), "{invalidations:?}");
+
     if backend == Backend::Postgres {
         listener_loss_leaves_no_cache_stale(a, b, &acme).await;
     }

@@ -108,6 +108,11 @@ impl ConfigWatch {
         synced != 0 && now.saturating_sub(synced) <= STALENESS_BOUND.as_millis() as u64
     }
 
+    /// How many invalidations happened so far.
+    pub fn invalidations(&self) -> u64 {
+        self.generations.lock().map(|g| g.seq).unwrap_or(0)
+    }
+
     fn mark_synced(&self, started: Instant) {
         let at = started.saturating_duration_since(self.origin).as_millis() as u64 + 1;
         self.synced_at.fetch_max(at, Ordering::AcqRel);

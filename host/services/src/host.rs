@@ -209,7 +209,7 @@ impl Host {
             },
         }));
         let syncs = Arc::new(Syncs::new(store.clone(), installations.clone(), runtime.clone(), sync_wake.clone()));
-        let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog));
+        let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog, watch.clone()));
         let retention = Arc::new(Retention::new(store.clone(), metrics.clone(), settings.retention.clone()));
         let dispatcher =
             Arc::new(Dispatcher::new(store.clone(), installations.clone(), router.clone(), metrics.clone()));
