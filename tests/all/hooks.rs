@@ -65,7 +65,7 @@ pub(crate) async fn install_github(s: &Server, token: &str, name: &str, secret: 
 }
 
 /// Installs notify-webhook posting to `path` of the test server.
-async fn install_notify_at(s: &Server, token: &str, web: &TestServer, name: &str, path: &str) -> String {
+pub(crate) async fn install_notify_at(s: &Server, token: &str, web: &TestServer, name: &str, path: &str) -> String {
     let r = s
         .post(
             "/v1/installations",

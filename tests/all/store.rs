@@ -61,6 +61,7 @@ on_both_backends!(
     state_store_enforces_limits_atomically,
     deleting_an_installation_removes_its_data,
     lists_page_by_keyset_through_inserts_and_deletes,
+    config_changes_name_the_tenant_and_are_pruned,
 );
 
 async fn open(backend: Backend) -> (TestDb, Store) {
@@ -1160,4 +1161,59 @@ async fn lists_page_by_keyset_through_inserts_and_deletes(backend: Backend) {
         let public = one.iter().find(|c| c.id == "public").unwrap();
         assert_eq!(public.versions, ["0.2.0", "0.1.0"], "versions ride along with their connector");
     }
+}
+
+/// Every change to cached data is logged in its transaction, naming its tenant (`''`: everyone's),
+/// a failed write logs nothing, ids only grow, and pruning removes old rows only.
+async fn config_changes_name_the_tenant_and_are_pruned(backend: Backend) {
+    let (db, store) = with_installation(backend).await;
+    let start = store.config_changes_high_water().await.unwrap();
+    assert!(start > 0, "the setup's tenants, versions and installation were logged");
+    let tenants =
+        |changes: Vec<patchbay_store::ConfigChange>| -> Vec<String> { changes.into_iter().map(|c| c.tenant).collect() };
+    store
+        .update_installation("t1", "i1", &InstallationPatch { enabled: Some(false), ..Default::default() })
+        .await
+        .unwrap();
+    store.put_credentials("t1", "i1", &[sealed("api_key", b"x")]).await.unwrap();
+    let key = NewApiKey {
+        id: "k2".into(),
+        tenant: Some("t2".into()),
+        name: "k".into(),
+        secret_hash: "h".into(),
+        scopes: vec!["view".into()],
+    };
+    store.create_api_key(&key).await.unwrap();
+    assert!(store.revoke_api_key(Some("t2"), "k2").await.unwrap());
+    store.create_api_key(&NewApiKey { id: "op2".into(), tenant: None, ..key.clone() }).await.unwrap();
+    publish(&store, None, "notify", "3.0.0").await;
+    publish(&store, Some("t2"), "private", "1.0.0").await;
+    // Refused writes log nothing.
+    assert!(store.create_api_key(&key).await.is_err());
+    assert!(!store.revoke_api_key(Some("t1"), "k2").await.unwrap());
+    let changes = store.config_changes_after(start, 1_000).await.unwrap();
+    assert!(changes.windows(2).all(|w| w[0].id < w[1].id), "{changes:?}");
+    let seen: BTreeSet<String> = tenants(changes.clone()).into_iter().collect();
+    assert_eq!(seen, ["", "t1", "t2"].map(String::from).into_iter().collect(), "{changes:?}");
+    let t1 = changes.iter().filter(|c| c.tenant == "t1").count();
+    assert!(t1 >= 2, "disabling and new credentials: {changes:?}");
+    // Reading after an id pages; the limit holds.
+    let first = store.config_changes_after(start, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(store.config_changes_after(first[0].id, 1_000).await.unwrap(), changes[1..].to_vec());
+
+    // Pruning keeps what is newer than the cut, and the ids go on growing after it.
+    let high = store.config_changes_high_water().await.unwrap();
+    assert_eq!(store.prune_config_changes(0).await.unwrap(), 0);
+    let pruned = store.prune_config_changes(patchbay_core::now_ms() + 60_000).await.unwrap();
+    assert!(pruned as i64 >= high - start, "{pruned} pruned");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM config_changes").await, 0);
+    assert!(store.config_changes_after(0, 10).await.unwrap().is_empty());
+    store
+        .update_installation("t1", "i1", &InstallationPatch { enabled: Some(true), ..Default::default() })
+        .await
+        .unwrap();
+    let after = store.config_changes_after(high, 10).await.unwrap();
+    assert_eq!(tenants(after.clone()), vec!["t1".to_string()]);
+    assert!(after[0].id > high, "{after:?} after {high}");
 }

@@ -108,6 +108,32 @@ fn main() -> anyhow::Result<()> {
         }
         report("invoke health-check (HTTP API)", samples, wall.elapsed());
 
+        // The same over 32 connections at once (each task its own client, so its own connection).
+        const CONNECTIONS: usize = 32;
+        let wall = Instant::now();
+        let mut tasks = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            let (url, token) = (url.clone(), key_token.clone());
+            let calls = iterations.div_ceil(CONNECTIONS);
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut samples = Vec::with_capacity(calls);
+                for _ in 0..calls {
+                    let t = Instant::now();
+                    let r = client.post(&url).bearer_auth(&token).send().await?;
+                    anyhow::ensure!(r.status().is_success(), "HTTP {}", r.status());
+                    r.bytes().await?;
+                    samples.push(t.elapsed());
+                }
+                anyhow::Ok(samples)
+            }));
+        }
+        let mut samples = Vec::new();
+        for t in tasks {
+            samples.extend(t.await??);
+        }
+        report("invoke health-check (HTTP, 32 conns)", samples, wall.elapsed());
+
         // The same installation drawing from a provider budget large enough never to refuse:
         // what admission (token buckets) adds to a call.
         let update = serde_json::from_value(json!({

@@ -5,9 +5,13 @@
 //! id finds the stored row and the whole token is checked against its sha256 hash in constant
 //! time. `PATCHBAY_ADMIN_TOKEN`, when set, is an operator token of any shape.
 
+use std::sync::Arc;
+
 use patchbay_core::error::{Error, Field};
 use patchbay_crypto::TokenKind;
 use patchbay_store::{ApiKey, NewApiKey, Page, PageRequest, Store, Tenant};
+
+use crate::config_cache::{ConfigWatch, TenantCache};
 
 /// Setting key under which the generated operator key's id is remembered.
 const OPERATOR_KEY_SETTING: &str = "operator_key_id";
@@ -78,16 +82,24 @@ pub(crate) fn valid_slug(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
+/// Most authenticated tokens kept in memory.
+const KEYS_CACHE_MAX: usize = 10_000;
+
 /// Tenants, API keys and authentication.
 pub struct Access {
     store: Store,
     /// sha256 of `PATCHBAY_ADMIN_TOKEN`, when set.
     env_operator_hash: Option<String>,
+    /// Callers of tokens that authenticated, by the token's sha256: kept until the key's tenant
+    /// (for operator keys: anyone's) data changes on any host, so a revoked or deleted key stops
+    /// working within [`crate::config_cache::STALENESS_BOUND`] everywhere (at once on the host
+    /// that revoked it). Refused tokens are not kept.
+    keys: TenantCache<String, Caller>,
 }
 
 impl Access {
-    pub(crate) fn new(store: Store, env_operator_hash: Option<String>) -> Self {
-        Self { store, env_operator_hash }
+    pub(crate) fn new(store: Store, env_operator_hash: Option<String>, watch: Arc<ConfigWatch>) -> Self {
+        Self { store, env_operator_hash, keys: TenantCache::new(watch, KEYS_CACHE_MAX) }
     }
 
     /// Who a bearer token belongs to.
@@ -100,18 +112,30 @@ impl Access {
         let Some((_, id)) = patchbay_crypto::split_token(token) else {
             return Err(Error::unauthorized(INVALID));
         };
+        // A hit is a token whose whole hash matched a stored key before.
+        let hash = patchbay_crypto::hash_token(token);
+        if let Some(caller) = self.keys.get(&hash) {
+            return Ok(caller);
+        }
+        let read_point = self.keys.read_point();
         let key = self.store.api_key(id).await?.ok_or_else(|| Error::unauthorized(INVALID))?;
         if key.revoked || !patchbay_crypto::verify_token(token, &key.secret_hash) {
             return Err(Error::unauthorized(INVALID));
         }
-        match key.tenant {
-            None if key.scopes.iter().any(|s| s == "operator") => Ok(Caller::Operator),
-            None => Err(Error::unauthorized(INVALID)),
+        let caller = match key.tenant {
+            None if key.scopes.iter().any(|s| s == "operator") => Caller::Operator,
+            None => return Err(Error::unauthorized(INVALID)),
             Some(tenant) => {
                 let scopes = key.scopes.iter().filter_map(|s| KeyScope::parse(s)).collect();
-                Ok(Caller::Tenant { tenant, key_id: key.id, scopes })
+                Caller::Tenant { tenant, key_id: key.id, scopes }
             }
-        }
+        };
+        let owner = match &caller {
+            Caller::Tenant { tenant, .. } => tenant.as_str(),
+            Caller::Operator => "",
+        };
+        self.keys.put(hash, owner, read_point, caller.clone());
+        Ok(caller)
     }
 
     /// Creates the operator key on first start; returns its token (the only time it exists in
@@ -208,6 +232,7 @@ impl Access {
     /// Revokes a tenant's key: it stops working at once.
     pub async fn revoke_key(&self, tenant: &str, key: &str) -> Result<(), Error> {
         if self.store.revoke_api_key(Some(tenant), key).await? {
+            self.keys.changed(tenant);
             Ok(())
         } else {
             Err(Error::not_found(format!("tenant {tenant:?} has no key {key:?}")))

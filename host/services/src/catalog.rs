@@ -15,6 +15,8 @@ use patchbay_store::{
     VersionRow, Viewer,
 };
 
+use crate::config_cache::{ConfigWatch, TenantCache};
+
 /// The reference connectors compiled into this binary (`connectors-wasm/`): file name and bytes.
 pub(crate) const REFERENCE_CONNECTORS: &[(&str, &[u8])] = &[
     ("notify_webhook.wasm", include_bytes!(concat!(env!("OUT_DIR"), "/connectors/notify_webhook.wasm"))),
@@ -62,11 +64,17 @@ pub struct Catalog {
     store: Store,
     runtime: Runtime,
     policy: CatalogPolicy,
+    /// Versions installations run, by (owner, connector, version), under their owner (`''`, the
+    /// public catalog, for every tenant).
+    versions: TenantCache<(String, String, String), VersionRow>,
 }
 
+/// Most connector versions kept in memory.
+const VERSIONS_CACHE_MAX: usize = 10_000;
+
 impl Catalog {
-    pub(crate) fn new(store: Store, runtime: Runtime, policy: CatalogPolicy) -> Self {
-        Self { store, runtime, policy }
+    pub(crate) fn new(store: Store, runtime: Runtime, policy: CatalogPolicy, watch: Arc<ConfigWatch>) -> Self {
+        Self { store, runtime, policy, versions: TenantCache::new(watch, VERSIONS_CACHE_MAX) }
     }
 
     /// The largest component this host accepts.
@@ -133,7 +141,9 @@ impl Catalog {
                 format!("sunset {s:?} is not a date like 2027-06-30"),
             ));
         }
-        Ok(self.store.deprecate_version(owner, id, version, sunset, message).await?)
+        let row = self.store.deprecate_version(owner, id, version, sunset, message).await?;
+        self.versions.changed(owner.unwrap_or(""));
+        Ok(row)
     }
 
     /// The compiled component with this digest: from the runtime's caches, else from the store.
@@ -154,10 +164,21 @@ impl Catalog {
 
     /// The version an installation runs.
     pub(crate) async fn installed_version(&self, row: &InstallationRow) -> Result<VersionRow, Error> {
-        self.store
+        let owner = row.connector_owner.as_deref().unwrap_or("");
+        let key = (owner.to_string(), row.connector_id.clone(), row.version.clone());
+        if let Some(v) = self.versions.get(&key) {
+            return Ok(v);
+        }
+        let read_point = self.versions.read_point();
+        let v = self
+            .store
             .version_exact(row.connector_owner.as_deref(), &row.connector_id, &row.version)
             .await?
-            .ok_or_else(|| Error::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version)))
+            .ok_or_else(|| {
+                Error::internal(format!("{}@{} is missing from the catalog", row.connector_id, row.version))
+            })?;
+        self.versions.put(key, owner, read_point, v.clone());
+        Ok(v)
     }
 
     /// The version a tenant means: a given one (it must exist and be visible) or the latest.
@@ -268,6 +289,7 @@ impl Catalog {
             signed_by: signed_by.map(|k| k.to_string()),
         };
         let outcome = self.store.publish(&new, &bytes).await?;
+        self.versions.changed(uploader);
         let version = self
             .store
             .version_exact(owner, &manifest.id, &manifest.version)

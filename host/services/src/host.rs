@@ -19,11 +19,12 @@ use crate::access::Access;
 use crate::catalog::{Catalog, CatalogPolicy};
 use crate::changes::ChangeLog;
 use crate::config::Settings;
+use crate::config_cache::ConfigWatch;
 use crate::dispatch::Dispatcher;
 use crate::event_sink::StoreEventSink;
 use crate::events::Events;
 use crate::health::{Health, HealthConfig, HealthDeps};
-use crate::ingress::{HookCache, Ingress, IngressDeps};
+use crate::ingress::{Ingress, IngressDeps};
 use crate::installations::{Installations, InstallationsDeps};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
@@ -110,7 +111,10 @@ impl Host {
         let metrics = Arc::new(Metrics::default());
         let oplog = Arc::new(StoreOperationLog::new(store.clone()));
         let changes = Arc::new(ChangeLog::new(oplog.clone()));
-        let router = Arc::new(Router::new(store.clone()));
+        // Caches of rarely changing data, and the watcher that keeps every host's current.
+        let watch = ConfigWatch::new();
+        watch.spawn(store.clone(), &database);
+        let router = Arc::new(Router::new(store.clone(), watch.clone()));
         let runtime = Runtime::new(
             RuntimeConfig {
                 cache_dir: Some(settings.data_dir.join("cache")),
@@ -133,11 +137,13 @@ impl Host {
             .map_err(|e| anyhow::anyhow!("PATCHBAY_TRUSTED_KEYS: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen));
         let quotas = Arc::new(Quotas::default());
-        let hooks = Arc::new(HookCache::default());
         let sync_wake = Arc::new(Notify::new());
 
-        let access =
-            Arc::new(Access::new(store.clone(), settings.admin_token.as_deref().map(patchbay_crypto::hash_token)));
+        let access = Arc::new(Access::new(
+            store.clone(),
+            settings.admin_token.as_deref().map(patchbay_crypto::hash_token),
+            watch.clone(),
+        ));
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             runtime.clone(),
@@ -146,6 +152,7 @@ impl Host {
                 trusted_keys,
                 require_signatures: settings.require_signatures,
             },
+            watch.clone(),
         ));
         let tokens = Arc::new(Tokens::new(TokensDeps {
             store: store.clone(),
@@ -163,7 +170,7 @@ impl Host {
             tokens: tokens.clone(),
             quotas: quotas.clone(),
             changes: changes.clone(),
-            hooks: hooks.clone(),
+            watch: watch.clone(),
             metrics: metrics.clone(),
             public_url: public_url.clone(),
         }));
@@ -182,7 +189,7 @@ impl Host {
             // Many webhook requests per transaction; ingress wakes the dispatchers.
             writer: Arc::new(GroupCommitter::spawn(store.clone(), GroupCommitConfig::default()).0),
             metrics: metrics.clone(),
-            hooks,
+            hooks: crate::ingress::hook_cache(watch.clone()),
             max_body_bytes: settings.webhook_max_bytes,
         }));
         let routes = Arc::new(Routes::new(store.clone(), router.clone(), installations.clone(), catalog.clone()));
@@ -202,7 +209,7 @@ impl Host {
             },
         }));
         let syncs = Arc::new(Syncs::new(store.clone(), installations.clone(), runtime.clone(), sync_wake.clone()));
-        let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog));
+        let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog, watch.clone()));
         let retention = Arc::new(Retention::new(store.clone(), metrics.clone(), settings.retention.clone()));
         let dispatcher =
             Arc::new(Dispatcher::new(store.clone(), installations.clone(), router.clone(), metrics.clone()));

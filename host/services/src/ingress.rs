@@ -24,9 +24,8 @@
 //!    sender that sends a byte-identical body twice on purpose gets the first answer back and no
 //!    new events — GitHub's bodies carry ids and timestamps, so distinct deliveries differ.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use patchbay_core::error::{Error, ErrorKind, Missing, Webhook};
 use patchbay_core::new_id;
@@ -37,16 +36,12 @@ use patchbay_runtime::{Hub, Runtime};
 use patchbay_store::{IngressOutcome, NewEvent, NewIngress, Store};
 use serde_json::{Value, json};
 
+use crate::config_cache::{ConfigWatch, TenantCache};
 use crate::installations::{Installations, Resolved, call_error};
 use crate::metrics::{CallSample, Metrics};
 use crate::routing::{Router, deliveries_for};
 
-/// How long a hook id's resolution (installation row, prepared context) is reused.
-pub(crate) const HOOK_CACHE_TTL: Duration = Duration::from_secs(1);
-/// A hook id's resolution and when it was made.
-pub(crate) type CachedHook = (Instant, Arc<Resolved>);
-
-/// Most hook resolutions kept.
+/// Most hook ids whose installation is kept in memory.
 const HOOK_CACHE_MAX: usize = 10_000;
 
 /// Longest dedupe key kept; longer ids are hashed.
@@ -128,37 +123,13 @@ fn dedupe_key(raw: &str) -> Option<String> {
     Some(format!("sha256:{}", hex::encode(digest.as_ref())))
 }
 
-/// Hook ids resolved recently, each kept for [`HOOK_CACHE_TTL`]. Changes through this host
-/// clear a tenant's entries at once ([`HookCache::forget_tenant`]); changes through another host
-/// apply within the TTL.
-#[derive(Default)]
-pub(crate) struct HookCache {
-    entries: Mutex<HashMap<String, CachedHook>>,
-}
+/// The installation (tenant, id) each hook id addresses: kept until the tenant's data changes on
+/// any host (see [`crate::config_cache`]), so a rotated hook id stops working within the bound.
+pub(crate) type HookCache = TenantCache<String, (String, String)>;
 
-impl HookCache {
-    fn get(&self, hook_id: &str) -> Option<Arc<Resolved>> {
-        let c = self.entries.lock().ok()?;
-        let (at, r) = c.get(hook_id)?;
-        (at.elapsed() < HOOK_CACHE_TTL).then(|| r.clone())
-    }
-
-    fn put(&self, hook_id: &str, resolved: Arc<Resolved>) {
-        if let Ok(mut c) = self.entries.lock() {
-            if c.len() >= HOOK_CACHE_MAX {
-                c.clear();
-            }
-            c.insert(hook_id.to_string(), (Instant::now(), resolved));
-        }
-    }
-
-    /// Drops the tenant's cached resolutions after a change to one of its installations (all of
-    /// the tenant's: a bundle source's credentials count for its members too).
-    pub(crate) fn forget_tenant(&self, tenant: &str) {
-        if let Ok(mut c) = self.entries.lock() {
-            c.retain(|_, (_, r)| r.row.tenant != tenant);
-        }
-    }
+/// A hook cache for `watch`.
+pub(crate) fn hook_cache(watch: Arc<ConfigWatch>) -> HookCache {
+    TenantCache::new(watch, HOOK_CACHE_MAX)
 }
 
 /// What ingress needs from the rest of the host.
@@ -169,7 +140,7 @@ pub(crate) struct IngressDeps {
     pub router: Arc<Router>,
     pub writer: Arc<dyn IngressWriter>,
     pub metrics: Arc<Metrics>,
-    pub hooks: Arc<HookCache>,
+    pub hooks: HookCache,
     /// Largest webhook body accepted.
     pub max_body_bytes: usize,
 }
@@ -182,7 +153,7 @@ pub struct Ingress {
     router: Arc<Router>,
     writer: Arc<dyn IngressWriter>,
     metrics: Arc<Metrics>,
-    hooks: Arc<HookCache>,
+    hooks: HookCache,
     max_body_bytes: usize,
 }
 
@@ -216,13 +187,17 @@ impl Ingress {
         if hook_id.len() < 32 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(unknown());
         }
-        if let Some(r) = self.hooks.get(hook_id) {
-            return Ok(r);
-        }
-        let row = self.store.installation_by_hook(hook_id).await?.ok_or_else(unknown)?;
-        let resolved = Arc::new(self.installations.resolve(&row.tenant, &row.id).await?);
-        self.hooks.put(hook_id, resolved.clone());
-        Ok(resolved)
+        let key = hook_id.to_string();
+        let (tenant, id) = match self.hooks.get(&key) {
+            Some(hit) => hit,
+            None => {
+                let read_point = self.hooks.read_point();
+                let row = self.store.installation_by_hook(hook_id).await?.ok_or_else(unknown)?;
+                self.hooks.put(key, &row.tenant, read_point, (row.tenant.clone(), row.id.clone()));
+                (row.tenant, row.id)
+            }
+        };
+        Ok(Arc::new(self.installations.resolve(&tenant, &id).await?))
     }
 
     /// Verifies, transforms, routes and durably records one webhook request; see the module docs.

@@ -11,6 +11,7 @@ pub mod access;
 pub mod catalog;
 pub(crate) mod changes;
 pub mod config;
+pub mod config_cache;
 pub mod dispatch;
 pub(crate) mod event_sink;
 pub mod events;

@@ -293,6 +293,24 @@ impl Metrics {
     }
 }
 
+/// The configuration caches' lines: whether they are served, and how often entries were dropped.
+pub(crate) fn render_config_caches(out: &mut String, fresh: bool, invalidations: u64) {
+    header(
+        out,
+        "patchbay_config_cache_fresh",
+        "gauge",
+        "1 while the configuration caches are served (the change-log watcher synced within the staleness bound); 0 while every read goes to the database.",
+    );
+    let _ = writeln!(out, "patchbay_config_cache_fresh {}", u8::from(fresh));
+    header(
+        out,
+        "patchbay_config_cache_invalidations_total",
+        "counter",
+        "Times cached entries of a tenant (or of everyone) were dropped after a change.",
+    );
+    let _ = writeln!(out, "patchbay_config_cache_invalidations_total {invalidations}");
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -25,15 +25,16 @@
 //! into each `idempotency-key` parameter or record field of the operation, so connectors can make
 //! effects exactly-once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 use patchbay_core::retry::RetrySchedule;
 use patchbay_runtime::dynamic::{OperationInfo, Type};
 use patchbay_store::{NewDelivery, NewEvent, RouteRow, Store, StoreError};
+
+use crate::config_cache::{ConfigWatch, TenantCache};
 
 /// Most globs a rule may list.
 pub(crate) const MAX_GLOBS: usize = 32;
@@ -382,51 +383,37 @@ impl Rule {
     }
 }
 
-/// How long a host trusts its copy of a tenant's rules. Changes made through this host apply at
-/// once; changes made through another host sharing the database apply within this time.
-pub(crate) const RULES_TTL: Duration = Duration::from_secs(1);
-
 /// Most tenants whose rules are kept in memory.
 const RULES_CACHE_MAX: usize = 10_000;
 
-/// The tenants' rules, read from the store and kept for [`RULES_TTL`].
+/// The tenants' rules, read from the store and kept until the tenant's data changes on any host
+/// (see [`crate::config_cache`]).
 pub struct Router {
     store: Store,
-    cache: Mutex<HashMap<String, CachedRules>>,
+    cache: TenantCache<String, Arc<Vec<Rule>>>,
 }
 
-/// A tenant's rules and when they were read.
-type CachedRules = (Instant, Arc<Vec<Rule>>);
-
 impl Router {
-    pub(crate) fn new(store: Store) -> Router {
-        Router { store, cache: Mutex::default() }
+    pub(crate) fn new(store: Store, watch: Arc<ConfigWatch>) -> Router {
+        Router { store, cache: TenantCache::new(watch, RULES_CACHE_MAX) }
     }
 
     /// The tenant's enabled rules.
     pub async fn rules(&self, tenant: &str) -> Result<Arc<Vec<Rule>>, StoreError> {
-        if let Ok(c) = self.cache.lock()
-            && let Some((at, rules)) = c.get(tenant)
-            && at.elapsed() < RULES_TTL
-        {
-            return Ok(rules.clone());
+        let key = tenant.to_string();
+        if let Some(rules) = self.cache.get(&key) {
+            return Ok(rules);
         }
+        let read_point = self.cache.read_point();
         let rules: Arc<Vec<Rule>> =
             Arc::new(self.store.routes(tenant, true).await?.into_iter().map(Rule::new).collect());
-        if let Ok(mut c) = self.cache.lock() {
-            if c.len() >= RULES_CACHE_MAX {
-                c.clear();
-            }
-            c.insert(tenant.to_string(), (Instant::now(), rules.clone()));
-        }
+        self.cache.put(key, tenant, read_point, rules.clone());
         Ok(rules)
     }
 
-    /// Forgets the cached rules of a tenant (after a change through this host).
+    /// Forgets the cached rules of a tenant at once (after a change through this host).
     pub(crate) fn invalidate(&self, tenant: &str) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.remove(tenant);
-        }
+        self.cache.changed(tenant);
     }
 
     /// The retry schedule of a route's deliveries (the default when the route is gone).

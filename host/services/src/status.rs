@@ -6,7 +6,8 @@ use std::sync::Arc;
 use patchbay_runtime::Runtime;
 use patchbay_store::Store;
 
-use crate::metrics::{Metrics, OutboxGauge};
+use crate::config_cache::ConfigWatch;
+use crate::metrics::{Metrics, OutboxGauge, render_config_caches};
 use crate::oplog::{OplogStats, StoreOperationLog};
 
 /// Liveness and metrics.
@@ -15,11 +16,18 @@ pub struct Status {
     runtime: Runtime,
     metrics: Arc<Metrics>,
     oplog: Arc<StoreOperationLog>,
+    watch: Arc<ConfigWatch>,
 }
 
 impl Status {
-    pub(crate) fn new(store: Store, runtime: Runtime, metrics: Arc<Metrics>, oplog: Arc<StoreOperationLog>) -> Self {
-        Self { store, runtime, metrics, oplog }
+    pub(crate) fn new(
+        store: Store,
+        runtime: Runtime,
+        metrics: Arc<Metrics>,
+        oplog: Arc<StoreOperationLog>,
+        watch: Arc<ConfigWatch>,
+    ) -> Self {
+        Self { store, runtime, metrics, oplog, watch }
     }
 
     /// What the operation log wrote and dropped so far.
@@ -42,7 +50,9 @@ impl Status {
                 None
             }
         };
-        self.metrics.render(self.runtime.cached_components(), outbox, self.oplog.stats())
+        let mut out = self.metrics.render(self.runtime.cached_components(), outbox, self.oplog.stats());
+        render_config_caches(&mut out, self.watch.fresh(), self.watch.invalidations());
+        out
     }
 
     /// Whether the pooling allocator is in use (for the startup log).

@@ -19,6 +19,7 @@
 
 mod api_keys;
 mod bulk;
+mod config_changes;
 mod connectors;
 mod credentials;
 mod group;
@@ -54,6 +55,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction}
 pub(crate) use patchbay_core::now_ms;
 
 pub use api_keys::{ApiKey, NewApiKey};
+pub use config_changes::{CONFIG_CHANNEL, CONFIG_LISTENER_NAME, ConfigChange, ConfigSignal};
 pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, Viewer};
 pub use credentials::{CredentialRef, SealedField};
 pub use group::{CommitHook, GroupCommitConfig, GroupCommitter, GroupWriters};

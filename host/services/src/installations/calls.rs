@@ -127,19 +127,20 @@ pub struct BudgetStatus {
 impl Installations {
     /// Resolves an installation for one call. Disabled installations refuse calls.
     ///
-    /// Reads the installation's row (and its credentials source's revision) every time; the rest
-    /// is rebuilt only when a revision changed, so a PATCH or new credentials apply to the next call.
-    /// An OAuth installation gets its current access token (refreshed first when it is about to
-    /// expire).
+    /// The installation's row (and its credentials source's revision) come from the
+    /// configuration cache, which drops them when the tenant's data changes on any host (see
+    /// [`crate::config_cache`]); the rest is rebuilt only when a revision changed, so a PATCH or
+    /// new credentials apply to the next call. An OAuth installation gets its current access
+    /// token (refreshed first when it is about to expire).
     pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Resolved, Error> {
-        let row = self.get(tenant, id).await?;
+        let (row, source_revision) = self.current_row(tenant, id).await?;
         if !row.enabled {
             return Err(Error::conflict(
                 Conflict::InstallationDisabled,
                 format!("installation {id} is disabled; enable it with PATCH {{\"enabled\": true}}"),
             ));
         }
-        let mut prepared = self.prepared_for(&row).await?;
+        let mut prepared = self.prepared_with(&row, source_revision).await?;
         if let Some(ctx) = &prepared.oauth {
             let token = self.tokens.access_token(tenant, id, ctx).await?;
             if (prepared.oauth_obtained_at, prepared.oauth_version) != (Some(token.obtained_at), Some(token.version)) {
@@ -150,12 +151,35 @@ impl Installations {
         Ok(Resolved { row, prepared })
     }
 
-    /// The installation's call context without an access token check: cached by revision.
-    pub(crate) async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, Error> {
-        let source_revision = match &row.credentials_from {
+    /// The installation's row and its credentials source's revision: cached, or read and cached.
+    async fn current_row(&self, tenant: &str, id: &str) -> Result<(InstallationRow, Option<i64>), Error> {
+        let key = (tenant.to_string(), id.to_string());
+        if let Some(hit) = self.rows.get(&key) {
+            return Ok(hit);
+        }
+        let read_point = self.rows.read_point();
+        let row = self.get(tenant, id).await?;
+        let source_revision = self.source_revision(&row).await?;
+        self.rows.put(key, tenant, read_point, (row.clone(), source_revision));
+        Ok((row, source_revision))
+    }
+
+    /// The revision of the installation whose credentials `row` uses, if it uses another's.
+    async fn source_revision(&self, row: &InstallationRow) -> Result<Option<i64>, Error> {
+        Ok(match &row.credentials_from {
             Some(from) => self.store.installation(&row.tenant, from).await?.map(|r| r.revision),
             None => None,
-        };
+        })
+    }
+
+    /// The installation's call context without an access token check: cached by revision.
+    pub(crate) async fn prepared_for(&self, row: &InstallationRow) -> Result<Arc<Prepared>, Error> {
+        let source_revision = self.source_revision(row).await?;
+        self.prepared_with(row, source_revision).await
+    }
+
+    /// [`Installations::prepared_for`] with the credentials source's revision known.
+    async fn prepared_with(&self, row: &InstallationRow, source_revision: Option<i64>) -> Result<Arc<Prepared>, Error> {
         let key = (row.tenant.clone(), row.id.clone());
         let cached = self.prepared.lock().map(|m| m.get(&key).cloned()).unwrap_or_default();
         if let Some(p) = cached

@@ -2,9 +2,10 @@
 //! connector's manifest (config schema, API versions, limits), their sealed credentials, their
 //! webhook addresses, and (in `calls`) resolving and running calls for them.
 //!
-//! Every call resolves the installation afresh, so a changed version, API version, config or
-//! credentials takes effect on the next call, while calls already running keep the component they
-//! started with.
+//! Every call resolves the installation through the configuration cache, so a changed version,
+//! API version, config or credentials takes effect on the next call through this host and within
+//! [`crate::config_cache::STALENESS_BOUND`] on every other, while calls already running keep the
+//! component they started with.
 
 mod calls;
 mod rules;
@@ -28,11 +29,14 @@ pub use rules::{CreateInstallation, LimitsSpec, UniqueKeys, UpdateInstallation, 
 
 use crate::catalog::{Catalog, manifest_of};
 use crate::changes::ChangeLog;
-use crate::ingress::HookCache;
+use crate::config_cache::{ConfigWatch, TenantCache};
 use crate::metrics::Metrics;
 use crate::oauth::Tokens;
 use crate::quota::Quotas;
 use rules::{api_version_ids, check_url, field_keys, json_string, normalize_name, parse_object, pick_api_version};
+
+/// Most installation rows kept in memory.
+const ROWS_CACHE_MAX: usize = 10_000;
 
 /// Shown instead of a secret value.
 pub(crate) const MASK: &str = "••••••••";
@@ -71,7 +75,7 @@ pub(crate) struct InstallationsDeps {
     pub tokens: Arc<Tokens>,
     pub quotas: Arc<Quotas>,
     pub changes: Arc<ChangeLog>,
-    pub hooks: Arc<HookCache>,
+    pub watch: Arc<ConfigWatch>,
     pub metrics: Arc<Metrics>,
     /// Base of webhook URLs (`{public_url}/hooks/{hook_id}`).
     pub public_url: String,
@@ -86,9 +90,11 @@ pub struct Installations {
     tokens: Arc<Tokens>,
     quotas: Arc<Quotas>,
     changes: Arc<ChangeLog>,
-    hooks: Arc<HookCache>,
+    watch: Arc<ConfigWatch>,
     metrics: Arc<Metrics>,
     public_url: String,
+    /// Rows by (tenant, installation), with their credentials source's revision.
+    rows: TenantCache<(String, String), (InstallationRow, Option<i64>)>,
     /// Prepared call contexts by (tenant, installation), checked against the row's revision.
     prepared: Mutex<HashMap<(String, String), Arc<Prepared>>>,
 }
@@ -103,7 +109,8 @@ impl Installations {
             tokens: d.tokens,
             quotas: d.quotas,
             changes: d.changes,
-            hooks: d.hooks,
+            rows: TenantCache::new(d.watch.clone(), ROWS_CACHE_MAX),
+            watch: d.watch,
             metrics: d.metrics,
             public_url: d.public_url,
             prepared: Mutex::default(),
@@ -325,7 +332,7 @@ impl Installations {
         if !changes.is_empty() {
             self.changes.record(tenant, id, format!("installation updated (revision {})", row.revision), changes);
         }
-        self.hooks.forget_tenant(tenant);
+        self.watch.changed(tenant);
         Ok(self.details_with(row, Some(version), Some(&manifest)).await)
     }
 
@@ -480,7 +487,7 @@ impl Installations {
             }
         }
         self.store.put_credentials(tenant, id, &sealed).await?;
-        self.hooks.forget_tenant(tenant);
+        self.watch.changed(tenant);
         let names: Vec<&str> = sealed.iter().map(|f| f.field.as_str()).collect();
         self.changes.record(tenant, id, "credentials replaced".into(), vec![("fields".into(), names.join(","))]);
         self.credentials(tenant, id).await
@@ -490,7 +497,7 @@ impl Installations {
     pub async fn delete_credentials(&self, tenant: &str, id: &str) -> Result<(), Error> {
         self.get(tenant, id).await?;
         let removed = self.store.delete_credentials(tenant, id).await?;
-        self.hooks.forget_tenant(tenant);
+        self.watch.changed(tenant);
         self.changes.record(tenant, id, "credentials deleted".into(), vec![("fields".into(), removed.to_string())]);
         Ok(())
     }
@@ -547,7 +554,7 @@ impl Installations {
             ));
         }
         let hook = self.store.rotate_hook(tenant, id, &new_hook_id()?).await?;
-        self.hooks.forget_tenant(tenant);
+        self.watch.changed(tenant);
         self.changes.record(tenant, id, "webhook address rotated".into(), vec![]);
         Ok(format!("{}/hooks/{hook}", self.public_url.trim_end_matches('/')))
     }
@@ -557,7 +564,7 @@ impl Installations {
         if let Ok(mut m) = self.prepared.lock() {
             m.remove(&(tenant.to_string(), id.to_string()));
         }
-        self.hooks.forget_tenant(tenant);
+        self.watch.changed(tenant);
     }
 }
 
