@@ -300,7 +300,7 @@ impl Store {
         let store = Store { pool, writer, backend, signal: Arc::default(), batch_writer };
         if let Some(wal_path) = wal_path {
             let wal = WalBound { path: wal_path, restart_bytes: sqlite.wal_restart_bytes.max(1) };
-            tokio::spawn(checkpoint_wal(store.pool.clone(), wal, Arc::downgrade(&store.signal)));
+            tokio::spawn(checkpoint_wal(store.pool.clone(), store.writer.clone(), wal, Arc::downgrade(&store.signal)));
         }
         // sqlx's SQLite migrator does not lock: two processes opening a new file together would
         // both try to create the tables. A lock file next to the database, taken before the first
@@ -466,13 +466,14 @@ fn wal_file(db: &Path) -> PathBuf {
 /// only when a writer finds every frame checkpointed and no reader still reading from the WAL;
 /// under steady traffic some reader always is, so the WAL grows for as long as the load lasts
 /// (5.2 GB next to a 600 MB database after two minutes of full-speed ingest) and reads slow down
-/// as it grows. So once the file passes [`SqliteOptions::wal_restart_bytes`], the checkpointer runs a
-/// `RESTART` checkpoint: it waits (at most [`WAL_RESTART_WAIT`], holding new writers back
-/// meanwhile) for the readers of older snapshots to finish, after which the next writer starts
-/// the WAL over and `journal_size_limit` truncates the file to that size. When the traffic stops
-/// (nothing written since the last tick and everything checkpointed), a `TRUNCATE` checkpoint
-/// returns the whole file.
-async fn checkpoint_wal(pool: AnyPool, wal: WalBound, alive: std::sync::Weak<DispatchSignal>) {
+/// as it grows. So once the file passes [`SqliteOptions::wal_restart_bytes`], the
+/// checkpointer runs a `RESTART` checkpoint on the writer connection, in its turn: it waits (at
+/// most [`WAL_RESTART_WAIT`], holding new writers back meanwhile) for the readers of older
+/// snapshots to finish, after which the next writer starts the WAL over and
+/// `journal_size_limit` truncates the file to that size. When the traffic stops (nothing written
+/// since the last tick and everything checkpointed), a `TRUNCATE` checkpoint returns the whole
+/// file.
+async fn checkpoint_wal(pool: AnyPool, writer: AnyPool, wal: WalBound, alive: std::sync::Weak<DispatchSignal>) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Frames in the WAL after the previous checkpoint, and whether nothing was written since.
@@ -490,7 +491,10 @@ async fn checkpoint_wal(pool: AnyPool, wal: WalBound, alive: std::sync::Weak<Dis
         } else {
             "PASSIVE"
         };
-        match wal_checkpoint(&pool, mode).await {
+        // A checkpoint that waits takes the write turn like any writer (see `Store::writer`):
+        // competing for SQLite's lock in the busy handler, it would lose to the queued writers.
+        let on = if mode == "PASSIVE" { &pool } else { &writer };
+        match wal_checkpoint(on, mode).await {
             Ok((busy, frames, copied)) => {
                 // Nothing written since the previous checkpoint, and all of it copied.
                 idle = mode != "TRUNCATE" && busy == 0 && frames == prev_frames && frames == copied;
