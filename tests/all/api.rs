@@ -398,6 +398,14 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     // Left out, scopes default to all; `null` is not a list of scopes and grants nothing.
     let r = s.post("/v1/tenants/acme/keys", &s.operator, json!({ "name": null, "scopes": null })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "null");
+    // A body that may be left out is left out only by JSON's white space: a form feed (white
+    // space to Rust's ASCII set, not to JSON) is a syntax error, not "all scopes".
+    for body in [&b"\x0c"[..], b" \x0b", b"\xc2\xa0"] {
+        let r = s.post_raw("/v1/tenants/acme/keys", &s.operator, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body:?}: {r:?}");
+    }
+    let r = s.post_raw("/v1/tenants/acme/keys", &s.operator, b" \r\n\t").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     // A cursor that is not one of the list's is the caller's mistake, named in the message.
     let r = s.get("/v1/events?cursor=nope", &acme).await;
     expect(&r, StatusCode::BAD_REQUEST, "bad_request", "cursor=\"nope\"");

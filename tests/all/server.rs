@@ -223,6 +223,20 @@ impl Server {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// POSTs `body` as it is, labelled JSON.
+    pub async fn post_raw(&self, path: &str, token: &str, body: &'static [u8]) -> Resp {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        Resp::read(resp).await
+    }
+
     pub async fn upload(&self, token: &str, wasm: Vec<u8>) -> Resp {
         let resp = self
             .http

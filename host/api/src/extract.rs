@@ -37,7 +37,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let headers = req.headers().clone();
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(is_json_space) {
             return Ok(OptionalJson(T::default()));
         }
         json_content_type(&headers)?;
@@ -63,8 +63,13 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::bod
 /// A JSON object (an array would fill a struct's fields in order, so it is refused). Numbers
 /// written with a fraction or exponent that are whole and exact (`60.0`, `1e3`, below 2^53) read
 /// as the integers they are, as JSON Schema's `integer` counts them.
+/// JSON's own white space (RFC 8259 §2), not Rust's ASCII set: a form feed is no JSON.
+fn is_json_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 fn object_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+    match bytes.iter().find(|b| !is_json_space(b)) {
         Some(b'{') => {}
         Some(_) => return Err(ApiError::invalid("invalid_body", "invalid JSON body: expected a JSON object")),
         None => return Err(ApiError::bad_request("invalid JSON body: the body is empty; send a JSON object")),
