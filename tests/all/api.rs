@@ -402,7 +402,7 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     // space to Rust's ASCII set, not to JSON) is a syntax error, not "all scopes".
     for body in [&b"\x0c"[..], b" \x0b", b"\xc2\xa0"] {
         let r = s.post_raw("/v1/tenants/acme/keys", &s.operator, body).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body:?}: {r:?}");
+        expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "expected a JSON object");
     }
     let r = s.post_raw("/v1/tenants/acme/keys", &s.operator, b" \r\n\t").await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
@@ -1081,4 +1081,74 @@ async fn every_list_pages_with_opaque_cursors(backend: Backend) {
     assert_eq!(r.body["runs"][0]["id"], json!(runs[1]), "{r:?}");
     let r = s.get("/v1/syncs?before=run_nope", &acme).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+}
+
+/// `patchbay bench` measures any export of any component with the input, configuration, secrets
+/// and egress `patchbay run` takes, and refuses to measure calls that fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_measures_any_connector_and_operation() {
+    let bench = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(patchbay_tests::patchbay_bin())
+                .arg("bench")
+                .args(&args)
+                .output()
+                .expect("patchbay bench");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    // The trivial component's health check needs no host import: the floor is a bare call.
+    let (ok, out, err) = bench(vec![components::TRIVIAL.into(), "--iterations".into(), "40".into()]).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("fresh-sandbox call of `health-check`") && out.contains("bare wasmtime (same engine config)"),
+        "{out}"
+    );
+    assert!(out.contains("patchbay (capabilities + limits)") && out.contains("threads=2"), "{out}");
+
+    // notify-webhook's health check reads its configuration through the host (a bare call would
+    // trap): the floor is instantiation alone, and the answer says what the check found.
+    let (ok, out, err) =
+        bench(vec![components::NOTIFY_WEBHOOK.into(), "--iterations".into(), "40".into()]).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("bare wasmtime instantiate, no call"), "{out}");
+    assert!(out.contains("webhook_url"), "the unconfigured check names what is missing: {out}");
+
+    // A real operation: `send` posting to a local incoming webhook, every call a request.
+    let web = TestServer::start().await;
+    let input = notification("bench", "k-1").to_string();
+    let args = |hook: &str| -> Vec<String> {
+        let mut a: Vec<String> = [components::NOTIFY_WEBHOOK, "send", "--iterations", "20", "--input"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend([input.clone(), "--config".into(), format!("webhook_url={hook}")]);
+        a.extend([
+            "--allow-host".into(),
+            format!("http://{}", web.addr),
+            "--allow-network".into(),
+            "127.0.0.1/32".into(),
+        ]);
+        a
+    };
+    let (ok, out, err) = bench(args(&web.url("/slack"))).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("fresh-sandbox call of `send`"), "{out}");
+    // The probe, a warm-up of 20 and 2 thread counts × (20 rounded up to the 10 rounds) calls.
+    let sent = web.received().iter().filter(|r| r.path == "/slack").count();
+    assert!(sent >= 1 + 20 + 20 + 40, "{sent} requests reached the webhook");
+
+    // A call that fails is not measured: the connector's error is named.
+    let (ok, _, err) = bench(args(&web.url("/status/404"))).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("`send` failed, nothing measured") && err.contains("404"), "{err}");
+    // Nor one the component does not export, nor bad input.
+    let (ok, _, err) = bench(vec![components::TRIVIAL.into(), "nope".into()]).await.unwrap();
+    assert!(!ok && err.contains("nope"), "{err}");
+    let (ok, _, err) = bench(vec![components::TRIVIAL.into(), "--input".into(), "{".into()]).await.unwrap();
+    assert!(!ok && err.contains("--input is not valid JSON"), "{err}");
 }

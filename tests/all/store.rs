@@ -14,8 +14,8 @@ use patchbay_services::rotation;
 use patchbay_services::state::DurableState;
 use patchbay_store::oauth::NewTokens;
 use patchbay_store::{
-    Backend, ConnectorFilter, InstallationFilter, InstallationPatch, LogQuery, MAX_PAGE, NewApiKey, NewInstallation,
-    NewLogRecord, NewVersion, PageRequest, PublishOutcome, SealedField, Store, StoreError, Viewer,
+    Backend, ConnectorFilter, FILL_CHUNK, Fill, InstallationFilter, InstallationPatch, LogQuery, MAX_PAGE, NewApiKey,
+    NewInstallation, NewLogRecord, NewVersion, PageRequest, PublishOutcome, SealedField, Store, StoreError, Viewer,
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
@@ -62,6 +62,7 @@ on_both_backends!(
     deleting_an_installation_removes_its_data,
     lists_page_by_keyset_through_inserts_and_deletes,
     config_changes_name_the_tenant_and_are_pruned,
+    bulk_fill_writes_rows_the_host_reads,
 );
 
 async fn open(backend: Backend) -> (TestDb, Store) {
@@ -1216,4 +1217,25 @@ async fn config_changes_name_the_tenant_and_are_pruned(backend: Backend) {
     let after = store.config_changes_after(high, 10).await.unwrap();
     assert_eq!(tenants(after.clone()), vec!["t1".to_string()]);
     assert!(after[0].id > high, "{after:?} after {high}");
+}
+
+/// The benchmarks' large-store fill writes rows the host's own queries read, in chunks, adding
+/// up over repeated fills, and only for the installation named.
+async fn bulk_fill_writes_rows_the_host_reads(backend: Backend) {
+    let (db, store) = with_installation(backend).await;
+    assert_eq!(store.fill(Fill::Events, "t1", "i1", 1_000).await.unwrap(), 1_000);
+    assert_eq!(store.fill(Fill::Events, "t1", "i1", 500).await.unwrap(), 500);
+    let n = FILL_CHUNK + 7;
+    assert_eq!(store.fill(Fill::Logs, "t1", "i1", n).await.unwrap(), n);
+    store.fill(Fill::Records, "t1", "i1", 1_000).await.unwrap();
+    store.fill(Fill::Records, "t1", "i1", 1_000).await.unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM events WHERE tenant = 't1'").await, 1_500);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'").await, 1_500);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_logs").await, n as i64);
+    assert_eq!(store.record_stats("i1", "fill").await.unwrap(), (2_000, 0, 2_000));
+    let events = store.list_events("t1", &Default::default()).await.unwrap();
+    assert!(events.more && events.items[0].event_type == "fill.sample", "{:?}", events.items.first());
+    let logs = store.logs("t1", "i1", &LogQuery::default()).await.unwrap();
+    assert!(logs.more && logs.items[0].message == "filled entry");
+    assert!(store.list_events("t2", &Default::default()).await.unwrap().items.is_empty());
 }

@@ -6,11 +6,11 @@
 //!
 //! `cargo bench -p patchbay-tests --bench invoke` (`PATCHBAY_BENCH_ITERATIONS` sets the calls per row).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use patchbay_benches::invoking;
 use patchbay_services::Host;
 use patchbay_services::config::{Overrides, Settings};
-use patchbay_services::installations::CreateInstallation;
 use serde_json::json;
 
 struct NoEnv;
@@ -36,23 +36,6 @@ fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
     );
 }
 
-/// `iterations` sequential in-process invokes of `health-check`: each call's time, and the total.
-async fn invoke_in_process(app: &Host, id: &str, iterations: usize) -> anyhow::Result<(Vec<Duration>, Duration)> {
-    let mut samples = Vec::with_capacity(iterations);
-    let wall = Instant::now();
-    for _ in 0..iterations {
-        let t = Instant::now();
-        let (_, r) = app
-            .installations
-            .invoke("bench", id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        r.outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
-        samples.push(t.elapsed());
-    }
-    Ok((samples, wall.elapsed()))
-}
-
 fn main() -> anyhow::Result<()> {
     let iterations: usize =
         std::env::var("PATCHBAY_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
@@ -65,29 +48,8 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let (app, _) = Host::open(&settings).await?;
         app.access.create_tenant("bench", None).await?;
-        let req: CreateInstallation = serde_json::from_value(json!({
-            "connector": "notify-webhook", "name": "bench",
-            "config": { "webhook_url": "https://hooks.example.com/x" }
-        }))?;
-        let view = app.installations.create("bench", req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let id = view.row.id.clone();
-        app.installations
-            .put_credentials(
-                "bench",
-                &id,
-                json!({ "token": "bench-secret-value" }).as_object().unwrap_or(&Default::default()),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-
-        // Warm up: compile, caches, connections.
-        for _ in 0..200 {
-            app.installations
-                .invoke("bench", &id, "health-check", json!(null), patchbay_services::quota::QuotaMode::FailFast)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        let (samples, wall) = invoke_in_process(&app, &id, iterations).await?;
+        let id = invoking::setup(&app).await?;
+        let (samples, wall) = invoking::in_process(&app, &id, iterations).await?;
         report("invoke health-check (in process)", samples, wall);
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -95,44 +57,12 @@ fn main() -> anyhow::Result<()> {
         let router = patchbay_api::router(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let (_, key_token) = app.access.create_key("bench", Some("bench".into()), None).await?;
-        let client = reqwest::Client::new();
         let url = format!("http://{addr}/v1/installations/{id}/invoke/health-check");
-        let mut samples = Vec::with_capacity(iterations);
-        let wall = Instant::now();
-        for _ in 0..iterations {
-            let t = Instant::now();
-            let r = client.post(&url).bearer_auth(&key_token).send().await?;
-            anyhow::ensure!(r.status().is_success(), "HTTP {}", r.status());
-            r.bytes().await?;
-            samples.push(t.elapsed());
-        }
-        report("invoke health-check (HTTP API)", samples, wall.elapsed());
-
-        // The same over 32 connections at once (each task its own client, so its own connection).
-        const CONNECTIONS: usize = 32;
-        let wall = Instant::now();
-        let mut tasks = Vec::with_capacity(CONNECTIONS);
-        for _ in 0..CONNECTIONS {
-            let (url, token) = (url.clone(), key_token.clone());
-            let calls = iterations.div_ceil(CONNECTIONS);
-            tasks.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let mut samples = Vec::with_capacity(calls);
-                for _ in 0..calls {
-                    let t = Instant::now();
-                    let r = client.post(&url).bearer_auth(&token).send().await?;
-                    anyhow::ensure!(r.status().is_success(), "HTTP {}", r.status());
-                    r.bytes().await?;
-                    samples.push(t.elapsed());
-                }
-                anyhow::Ok(samples)
-            }));
-        }
-        let mut samples = Vec::new();
-        for t in tasks {
-            samples.extend(t.await??);
-        }
-        report("invoke health-check (HTTP, 32 conns)", samples, wall.elapsed());
+        let (samples, wall) = invoking::over_http(&url, &key_token, 1, iterations).await?;
+        report("invoke health-check (HTTP API)", samples, wall);
+        // The same over 32 connections at once.
+        let (samples, wall) = invoking::over_http(&url, &key_token, 32, iterations).await?;
+        report("invoke health-check (HTTP, 32 conns)", samples, wall);
 
         // The same installation drawing from a provider budget large enough never to refuse:
         // what admission (token buckets) adds to a call.
@@ -143,7 +73,7 @@ fn main() -> anyhow::Result<()> {
             ] }
         }))?;
         app.installations.update("bench", &id, update).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (samples, wall) = invoke_in_process(&app, &id, iterations).await?;
+        let (samples, wall) = invoking::in_process(&app, &id, iterations).await?;
         report("invoke with a provider budget", samples, wall);
         app.flush().await;
         anyhow::Ok(())

@@ -18,154 +18,10 @@
 //! default 2000); `PATCHBAY_BENCH_STORE_ONLY=1` runs only the batch commits and
 //! `PATCHBAY_BENCH_FIRST_ONLY=1` only the first sync with routed events (for profiling).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-use patchbay_runtime::calls::{self, ReadMode, ReadRequest};
-use patchbay_services::Host;
-use patchbay_services::config::{Overrides, Settings};
-use patchbay_services::sync::SyncConfig;
+use patchbay_benches::syncing::{connector_only, host, setup, store_only, timed_sync};
+use patchbay_benches::webhooks::env_num;
 use patchbay_store::Backend;
-use patchbay_store::sync::{ImportBatch, Lease, NewRun, RunStatus, SyncMode};
-use patchbay_tests::MapEnv;
 use patchbay_tests::sources::{Dataset, SourceServer};
-use serde_json::json;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// A host in this process on `backend` with its sync worker (no API listener is needed).
-/// The worker's task is returned so the store-only phase can stop it (it would claim that
-/// phase's run).
-async fn host(
-    backend: Backend,
-    batch: u32,
-    all_change_events: bool,
-) -> anyhow::Result<(Host, tempfile::TempDir, Option<tokio::task::JoinHandle<()>>)> {
-    let dir = tempfile::tempdir()?;
-    let mut env = HashMap::new();
-    env.insert("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32".to_string());
-    if backend == Backend::Postgres {
-        let db = patchbay_tests::db::fresh_database(Backend::Postgres).await;
-        env.insert("DATABASE_URL", db.url.clone());
-        // The schema must outlive the run.
-        std::mem::forget(db);
-    }
-    let settings = Settings::load(
-        Overrides { config: None, listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.path().to_path_buf()) },
-        &MapEnv(env),
-    )?;
-    let (app, _) = Host::open(&settings).await?;
-    let cfg = SyncConfig { batch_size: batch, concurrency: 1, all_change_events, ..Default::default() };
-    let worker = app.spawn_sync(cfg);
-    Ok((app, dir, worker))
-}
-
-/// Tenant `bench` with a rest-source installation reading `src`; returns its id.
-async fn setup(app: &Host, src: &SourceServer) -> anyhow::Result<String> {
-    app.access.create_tenant("bench", None).await?;
-    let req = serde_json::from_value(json!({
-        "connector": "rest-source", "name": "src",
-        "config": {
-            "base_url": src.base_url(), "path": "/rest/cursor", "entity": "items", "record_path": "data",
-            "pagination": "cursor", "next_cursor_path": "meta.next_cursor", "total_path": "meta.total",
-            "page_size": 1000,
-        },
-    }))?;
-    let inst = app.installations.create("bench", req).await?;
-    Ok(inst.row.id)
-}
-
-/// Runs one full import to its end; returns (seconds, records fetched, created, unchanged).
-async fn timed_sync(app: &Host, inst: &str) -> anyhow::Result<(f64, i64, i64, i64)> {
-    let req = serde_json::from_value(json!({ "installation": inst, "entity": "items" }))?;
-    let started = Instant::now();
-    let run = app.syncs.start("bench", req).await?;
-    let id = run.id;
-    loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let Some(r) = app.store().sync_run("bench", &id).await? else { anyhow::bail!("run {id} vanished") };
-        if r.status.is_finished() {
-            anyhow::ensure!(r.status == RunStatus::Succeeded, "run {id} ended {:?}: {:?}", r.status, r.error);
-            return Ok((started.elapsed().as_secs_f64(), r.counts.fetched, r.counts.created, r.counts.unchanged));
-        }
-    }
-}
-
-/// `read-batch` alone, batch after batch to the end; returns records/s.
-async fn connector_only(app: &Host, inst: &str, batch: u32) -> anyhow::Result<f64> {
-    let r = app.installations.resolve("bench", inst).await?;
-    let (c, i) = (&r.prepared.component, &r.prepared.installation);
-    let mut cursor = None;
-    let mut n = 0usize;
-    let started = Instant::now();
-    loop {
-        let req = ReadRequest { entity: "items".into(), mode: ReadMode::Full, cursor: cursor.take(), limit: batch };
-        let b = calls::read_batch(app.runtime(), c, i, req)
-            .await
-            .outcome
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        n += b.records.len();
-        if b.done {
-            return Ok(n as f64 / started.elapsed().as_secs_f64());
-        }
-        cursor = b.next_cursor;
-    }
-}
-
-/// Batch commits alone: `n` prepared records of `bytes` each into a fresh entity; returns records/s.
-async fn store_only(app: &Host, inst: &str, ds: &Dataset, n: usize, batch: usize) -> anyhow::Result<f64> {
-    let run = NewRun {
-        id: patchbay_core::new_id("run"),
-        tenant: "bench".into(),
-        installation: inst.into(),
-        entity: "store-only".into(),
-        direction: patchbay_store::sync::Direction::Import,
-        mode: SyncMode::Full,
-        source: None,
-        trigger: "api",
-        schedule_id: None,
-    };
-    // Claimed here with a long lease (the worker was stopped, so it cannot take it).
-    app.store().create_sync_run(&run).await?;
-    let claimed = loop {
-        let c = app.store().claim_sync_runs("bench-store", patchbay_core::now_ms(), 3_600_000, 8).await?;
-        if let Some(r) = c.into_iter().find(|r| r.id == run.id) {
-            break r;
-        }
-    };
-    let records: Vec<_> = (0..n)
-        .map(|i| {
-            let payload = ds.record_json(i);
-            patchbay_store::sync::IncomingRecord {
-                external_id: Dataset::id(i),
-                hash: patchbay_services::sync::engine::content_hash(&payload),
-                payload,
-                deleted: false,
-            }
-        })
-        .collect();
-    let started = Instant::now();
-    for (k, chunk) in records.chunks(batch).enumerate() {
-        let cursor = k.to_string();
-        let b = ImportBatch {
-            lease: Lease { run_id: &claimed.id, owner: "bench-store", lease_ms: 3_600_000, active_ms: 0 },
-            tenant: "bench",
-            installation: inst,
-            entity: "store-only",
-            records: chunk,
-            errors: &[],
-            fetched: chunk.len() as i64,
-            next_cursor: Some(&cursor),
-            total: None,
-            events: None,
-        };
-        app.store().commit_import_batch(&b).await?;
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
-}
 
 fn main() -> anyhow::Result<()> {
     let n = env_num("PATCHBAY_BENCH_RECORDS", 200_000) as usize;
@@ -187,8 +43,9 @@ fn main() -> anyhow::Result<()> {
                 if let Some(w) = worker {
                     w.abort();
                 }
-                let inst = setup(&app, &src).await?;
-                let rps = store_only(&app, &inst, &ds, n, batch as usize).await?;
+                app.access.create_tenant("bench", None).await?;
+                let inst = setup(&app, &src, "src").await?;
+                let rps = store_only(&app, &inst, "store-only", &ds, n, batch as usize).await?;
                 println!("{:<52} {rps:>9.0} records/s", format!("store only (batch commits, no events), {backend}"));
             }
             return Ok(());
@@ -200,7 +57,8 @@ fn main() -> anyhow::Result<()> {
             // Change events for every change, then only for routed changes (the default).
             for &all_events in event_modes {
                 let (app, _dir, worker) = host(backend, batch, all_events).await?;
-                let inst = setup(&app, &src).await?;
+                app.access.create_tenant("bench", None).await?;
+                let inst = setup(&app, &src, "src").await?;
                 let what = if all_events { "events for all" } else { "events routed only" };
                 let (secs, fetched, created, _) = timed_sync(&app, &inst).await?;
                 anyhow::ensure!(created == n as i64 && fetched == n as i64, "created {created} of {n}");
@@ -227,7 +85,7 @@ fn main() -> anyhow::Result<()> {
                 if let Some(w) = worker {
                     w.abort();
                 }
-                let rps = store_only(&app, &inst, &ds, n.min(100_000), batch as usize).await?;
+                let rps = store_only(&app, &inst, "store-only", &ds, n.min(100_000), batch as usize).await?;
                 println!("{:<52} {rps:>9.0} records/s", format!("store only (batch commits, no events), {backend}"));
             }
         }

@@ -283,3 +283,80 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
 }
+
+/// Webhooks to `path` at `rate` per second for `secs`, open loop: each of `connections`
+/// keep-alive connections sends on its own schedule (a late answer makes the next ones go at
+/// once). Returns, for every event the sink received within 10 s after the last one was sent, the
+/// time from the webhook's 200 to the sink receiving the connector's request, and how many
+/// webhooks were accepted.
+pub async fn paced(
+    addr: SocketAddr,
+    shot: Shot,
+    arrivals: Arrivals,
+    rate: u64,
+    secs: u64,
+    connections: usize,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let total = rate * secs;
+    let period = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (counter, shot) = (counter.clone(), shot.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            // Connections start spread over one period.
+            tokio::time::sleep(period.mul_f64(c as f64 / connections as f64)).await;
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut acked = Vec::new();
+            loop {
+                ticks.tick().await;
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let (headers, body) = shot.request(n);
+                let mut req = hyper::Request::post(shot.path.as_str()).header("host", "bench");
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                let resp = sender.send_request(req.body(Full::new(body))?).await?;
+                let at = Instant::now();
+                anyhow::ensure!(resp.status().is_success(), "webhook answered {}", resp.status());
+                let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
+                if let Some(event) = v["events"][0].as_str() {
+                    acked.push((event.to_string(), at));
+                }
+            }
+            anyhow::Ok(acked)
+        }));
+    }
+    let mut acked = HashMap::new();
+    for t in tasks {
+        acked.extend(t.await??);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut latencies = Vec::with_capacity(acked.len());
+    loop {
+        let arrived: HashMap<String, Instant> = arrivals
+            .lock()
+            .map(|m| m.iter().filter_map(|(k, t)| k.split_once('.').map(|(e, _)| (e.to_string(), *t))).collect())
+            .unwrap_or_default();
+        if arrived.len() >= acked.len() || Instant::now() > deadline {
+            for (event, at) in &acked {
+                if let Some(t) = arrived.get(event) {
+                    latencies.push(t.saturating_duration_since(*at));
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    latencies.sort();
+    Ok((latencies, acked.len()))
+}

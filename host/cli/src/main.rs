@@ -144,14 +144,9 @@ enum Command {
     },
     /// Call one operation of a connector component from a file, print the result and its log.
     Run(RunArgs),
-    /// Benchmark fresh-sandbox calls of a component's `health-check` export.
-    Bench {
-        /// The component (e.g. the trivial test component).
-        component: PathBuf,
-        /// Calls per thread count.
-        #[arg(long, default_value_t = 20_000)]
-        iterations: usize,
-    },
+    /// Benchmark fresh-sandbox calls of any export of a component (default `health-check`),
+    /// with the input, configuration and secrets `run` takes, beside bare wasmtime.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -322,6 +317,27 @@ struct RunArgs {
     /// interface (`notifications.send`) when two interfaces export the same name. An unknown
     /// name lists the available ones.
     operation: String,
+    #[command(flatten)]
+    call: CallArgs,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The component (`.wasm`), e.g. a reference connector.
+    component: PathBuf,
+    /// The exported function to call, as `patchbay run` names it.
+    #[arg(default_value = "health-check")]
+    operation: String,
+    /// Calls per thread count.
+    #[arg(long, default_value_t = 20_000)]
+    iterations: usize,
+    #[command(flatten)]
+    call: CallArgs,
+}
+
+/// What a call from the command line runs with: its input and an installation's settings.
+#[derive(clap::Args)]
+struct CallArgs {
     /// JSON object of the function's parameters, keyed by parameter name (see docs/json-mapping.md),
     /// e.g. `{"notification": {...}}`.
     #[arg(long, default_value = "{}")]
@@ -348,6 +364,48 @@ struct RunArgs {
     /// Fuel budget.
     #[arg(long)]
     fuel: Option<u64>,
+}
+
+impl CallArgs {
+    /// The input, the installation and the network policy these arguments describe for `wasm`.
+    fn target(
+        self,
+        component: &std::path::Path,
+        wasm: &[u8],
+    ) -> anyhow::Result<(serde_json::Value, Installation, NetworkPolicy)> {
+        let networks = self
+            .allow_networks
+            .iter()
+            .map(|n| n.parse::<Cidr>().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // The guest reads the secrets its manifest declares `guest_readable`, as on a host.
+        let readable: Vec<String> =
+            patchbay_registry::inspect(wasm, &patchbay_registry::PackageLimits { max_bytes: usize::MAX })
+                .map(|p| p.manifest.credentials.into_iter().filter(|f| f.guest_readable).map(|f| f.key).collect())
+                .unwrap_or_default();
+        let mut secrets = Secrets::new();
+        for (k, v) in &self.secrets {
+            secrets.insert(k.clone(), resolve_secret(v)?);
+        }
+        let limits = Limits {
+            timeout: Duration::from_millis(self.timeout_ms),
+            memory_bytes: self.memory_mib * 1024 * 1024,
+            fuel: self.fuel,
+            ..Limits::default()
+        };
+        let config: BTreeMap<String, String> = self.config.into_iter().collect();
+        let inst = Installation::new(
+            Scope::new("local", "cli"),
+            component.display().to_string(),
+            config,
+            secrets,
+            &self.allow_hosts,
+            limits,
+        )?
+        .with_guest_readable(readable);
+        let input: serde_json::Value = serde_json::from_str(&self.input).context("--input is not valid JSON")?;
+        Ok((input, inst, NetworkPolicy::allowing(networks)))
+    }
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -403,9 +461,11 @@ fn real_main() -> anyhow::Result<i32> {
             rt.block_on(sample_source(&listen, records, record_bytes))
         }
         Command::Run(args) => rt.block_on(run(args)),
-        Command::Bench { component, iterations } => {
+        Command::Bench(BenchArgs { component, operation, iterations, call }) => {
             let wasm = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
-            let report = rt.block_on(patchbay_dev::bench::run(&wasm, iterations))?;
+            let (input, installation, network) = call.target(&component, &wasm)?;
+            let target = patchbay_dev::bench::Target { operation, input, installation, network };
+            let report = rt.block_on(patchbay_dev::bench::run_target(&wasm, target, iterations))?;
             println!("{report}");
             Ok(0)
         }
@@ -685,47 +745,12 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
 /// it returned its own error (`err`).
 async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let wasm = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
-    let networks = args
-        .allow_networks
-        .iter()
-        .map(|n| n.parse::<Cidr>().map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (input, inst, network) = args.call.target(&args.component, &wasm)?;
+    let scope = inst.scope.clone();
     let log = Arc::new(MemoryOperationLog::new(100_000));
-
-    let config = RuntimeConfig {
-        network: NetworkPolicy::allowing(networks),
-        max_concurrent_calls: 4,
-        ..RuntimeConfig::default()
-    };
+    let config = RuntimeConfig { network, max_concurrent_calls: 4, ..RuntimeConfig::default() };
     let runtime = Runtime::new(config, Services { oplog: log.clone(), ..Services::in_memory() })?;
-    // The guest reads the secrets its manifest declares `guest_readable`, as on a host.
-    let readable: Vec<String> =
-        patchbay_registry::inspect(&wasm, &patchbay_registry::PackageLimits { max_bytes: usize::MAX })
-            .map(|p| p.manifest.credentials.into_iter().filter(|f| f.guest_readable).map(|f| f.key).collect())
-            .unwrap_or_default();
     let component = runtime.load_async(wasm).await?;
-    let mut secrets = Secrets::new();
-    for (k, v) in &args.secrets {
-        secrets.insert(k.clone(), resolve_secret(v)?);
-    }
-    let limits = Limits {
-        timeout: Duration::from_millis(args.timeout_ms),
-        memory_bytes: args.memory_mib * 1024 * 1024,
-        fuel: args.fuel,
-        ..Limits::default()
-    };
-    let config: BTreeMap<String, String> = args.config.into_iter().collect();
-    let scope = Scope::new("local", "cli");
-    let inst = Installation::new(
-        scope.clone(),
-        args.component.display().to_string(),
-        config,
-        secrets,
-        &args.allow_hosts,
-        limits,
-    )?
-    .with_guest_readable(readable);
-    let input: serde_json::Value = serde_json::from_str(&args.input).context("--input is not valid JSON")?;
     let report = calls::invoke_json(&runtime, &component, &inst, &args.operation, input).await?;
     for e in log.entries(&scope) {
         let fields = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");

@@ -22,6 +22,8 @@ mod bulk;
 mod config_changes;
 mod connectors;
 mod credentials;
+#[cfg(feature = "bench-fill")]
+mod fill;
 mod group;
 pub mod health;
 mod ingress;
@@ -30,6 +32,7 @@ mod logs;
 pub mod oauth;
 mod outbox;
 mod page;
+mod pg_batch;
 pub mod quota;
 mod retention;
 mod routes;
@@ -58,6 +61,8 @@ pub use api_keys::{ApiKey, NewApiKey};
 pub use config_changes::{CONFIG_CHANNEL, CONFIG_LISTENER_NAME, ConfigChange, ConfigSignal};
 pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, Viewer};
 pub use credentials::{CredentialRef, SealedField};
+#[cfg(feature = "bench-fill")]
+pub use fill::{FILL_CHUNK, Fill};
 pub use group::{CommitHook, GroupCommitConfig, GroupCommitter, GroupWriters};
 pub use ingress::IngressWrite;
 pub use ingress::Rows;
@@ -162,6 +167,8 @@ pub struct Store {
     signal: Arc<DispatchSignal>,
     /// SQLite files: the import batches' own connection (see `sqlite_batch`).
     batch_writer: Option<Arc<sqlite_batch::BatchWriter>>,
+    /// PostgreSQL's writer of import batches (`COPY`), next to the pool.
+    pg_batch: Option<Arc<pg_batch::PgBatchWriter>>,
 }
 
 /// Wake-ups of dispatchers after deliveries were stored (see [`Store::wake_dispatchers`]).
@@ -259,6 +266,7 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("invalid database URL {}: {e}", redact_url(url))))?;
         let mut migration_lock = None;
         let mut batch_writer = None;
+        let mut pg_batch = None;
         let mut wal_path = None;
         let mut writer = None;
         let pool = match backend {
@@ -294,10 +302,13 @@ impl Store {
                 }
                 pool
             }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(10).connect_with(options).await?,
+            Backend::Postgres => {
+                pg_batch = Some(Arc::new(pg_batch::PgBatchWriter::new(url)?));
+                AnyPoolOptions::new().max_connections(10).connect_with(options).await?
+            }
         };
         let writer = writer.unwrap_or_else(|| pool.clone());
-        let store = Store { pool, writer, backend, signal: Arc::default(), batch_writer };
+        let store = Store { pool, writer, backend, signal: Arc::default(), batch_writer, pg_batch };
         if let Some(wal_path) = wal_path {
             let wal = WalBound { path: wal_path, restart_bytes: sqlite.wal_restart_bytes.max(1) };
             tokio::spawn(checkpoint_wal(store.pool.clone(), store.writer.clone(), wal, Arc::downgrade(&store.signal)));
@@ -338,6 +349,9 @@ impl Store {
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
+        if let Some(w) = &self.pg_batch {
+            w.close().await;
+        }
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -685,7 +685,7 @@ async fn max_seq(tx: &mut Transaction<'static, Any>, stream: i64) -> Result<i64,
 }
 
 /// The id of the records stream `(installation, entity)`, created on first use.
-async fn stream_id(
+pub(crate) async fn stream_id(
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
     installation: &str,
@@ -1191,6 +1191,11 @@ impl Store {
                 tokio::runtime::RuntimeFlavor::CurrentThread => writer.commit_import_batch(batch),
                 _ => tokio::task::block_in_place(|| writer.commit_import_batch(batch)),
             };
+        }
+        if let Some(writer) = &self.pg_batch
+            && batch.events.is_none_or(|e| !e.may_emit(batch.entity))
+        {
+            return writer.commit_import_batch(batch).await;
         }
         let backend = self.backend();
         let now = now_ms();
