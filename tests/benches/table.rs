@@ -5,7 +5,7 @@
 //!
 //! | figure | reference |
 //! |---|---|
-//! | verified + durable webhook ingest, 64 connections | axum hello-world POST, same generator, just before |
+//! | verified + durable webhook ingest, 64 connections | axum hello-world POST, same generator, just before; the durable write alone (group commit, 64 callers, fresh database) |
 //! | webhook → connector → sink after the 200, paced at 1 000/s | — (the sink is local) |
 //! | invoke of `health-check` over HTTP, 32 connections | axum hello-world POST, same client, just before |
 //! | invoke in process, p50 | — |
@@ -29,9 +29,10 @@ use patchbay_benches::webhooks::{
     Arrivals, Shot, env_num, host, load, paced, percentile, push_body, setup, sink, webhook_shot,
 };
 use patchbay_benches::{invoking, syncing};
+use patchbay_dev::bench::ingress::{self, Mode, Plan};
 use patchbay_services::Host;
 use patchbay_services::sync::SyncConfig;
-use patchbay_store::{Backend, Fill};
+use patchbay_store::{Backend, Fill, GroupCommitConfig};
 use patchbay_tests::sources::{Dataset, SourceServer};
 use serde_json::json;
 
@@ -39,6 +40,9 @@ use serde_json::json;
 #[derive(Debug, Clone, Copy, Default)]
 struct Figures {
     hello_64: f64,
+    /// The durable write alone (ingress row + event + delivery, group commit, 64 callers, a fresh
+    /// database): the store's ceiling for ingest on this machine.
+    store_limit: f64,
     ingest: f64,
     deliver_p50_ms: f64,
     deliver_p99_ms: f64,
@@ -84,6 +88,8 @@ impl Bench {
         let _ = load(self.addr, webhook_shot(&self.path), 4, 1).await;
         f.ingest = load(self.addr, webhook_shot(&self.path), conns, self.secs).await.0;
 
+        self.settle().await;
+
         // Delivery: the dispatcher on, the ingest backlog drained first, then 1 000 webhooks/s.
         let dispatcher = self.app.spawn_dispatcher(Default::default(), None);
         let drain = Instant::now() + Duration::from_secs(300);
@@ -104,6 +110,7 @@ impl Bench {
         if let Ok(mut m) = self.arrivals.lock() {
             m.clear();
         }
+        self.settle().await;
 
         // Invoke, right after its reference over the same client.
         let calls = (self.secs as usize * 4_000).max(2_000);
@@ -117,6 +124,8 @@ impl Bench {
         samples.sort();
         f.invoke_p50_us = percentile(&samples, 0.5) * 1e3;
 
+        self.settle().await;
+
         // A first sync into a new installation (so a new stream), then the batch commits alone.
         let inst = syncing::setup(&self.app, &self.src, &format!("sync-{}", self.pass)).await?;
         let cfg = SyncConfig { batch_size: 2000, concurrency: 1, ..Default::default() };
@@ -129,7 +138,28 @@ impl Bench {
         }
         let entity = format!("store-only-{}", self.pass);
         f.store_only = syncing::store_only(&self.app, &inst, &entity, &self.ds, self.records, 2000).await?;
+        self.settle().await;
+
+        // The durable write alone, on a fresh database of the same backend.
+        let dir = tempfile::tempdir()?;
+        let plan = Plan {
+            sqlite_dir: Some(dir.path().to_path_buf()),
+            postgres_url: Some(patchbay_tests::db::postgres_url()),
+            requests: 10_000_000,
+            budget: Duration::from_secs(self.secs),
+            callers: vec![64],
+            group: GroupCommitConfig::default(),
+            only: None,
+        };
+        let row = ingress::run_one(&plan, self.pass, self.backend, None, Mode::GroupCommit, 64).await?;
+        f.store_limit = row.requests_per_sec();
         Ok(f)
+    }
+
+    /// Lets the host write what it queued (operation logs, settlements) before the next phase.
+    async fn settle(&self) {
+        self.app.flush().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
     /// Fills the store with `n` events, log entries and records of tenant `filler`.
@@ -143,6 +173,9 @@ impl Bench {
             let s = t.elapsed().as_secs_f64();
             println!("  prefilled {rows} {kind:?} on {} in {s:.1} s ({:.0} rows/s)", self.backend, rows as f64 / s);
         }
+        // Planner statistics, as autovacuum keeps them on a database that grew this much.
+        self.app.store().analyze_ingress_tables().await?;
+        self.app.store().analyze_records().await?;
         Ok(())
     }
 }
@@ -173,7 +206,7 @@ fn table(backend: Backend, f: &Figures, empty: Option<&Figures>) -> String {
     row(
         "webhook ingest, verified + durable, 64 conns",
         format!("{:.0}/s ({})", f.ingest, ratio(f.ingest, f.hello_64)),
-        format!("hello-world {:.0}/s", f.hello_64),
+        format!("hello-world {:.0}/s; durable write alone {:.0}/s", f.hello_64, f.store_limit),
         ingest_target.0,
         Some(ingest_target.1),
     );

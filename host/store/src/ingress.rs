@@ -102,10 +102,10 @@ impl IngressWrite {
 /// One request to record, borrowed: what both [`Store::record_ingress`] and
 /// [`Store::record_ingress_batch`] hand to [`write_ingress`].
 #[derive(Clone, Copy)]
-struct Item<'a> {
-    ingress: &'a NewIngress,
-    events: &'a [NewEvent],
-    deliveries: &'a [NewDelivery],
+pub(crate) struct Item<'a> {
+    pub(crate) ingress: &'a NewIngress,
+    pub(crate) events: &'a [NewEvent],
+    pub(crate) deliveries: &'a [NewDelivery],
 }
 
 impl Item<'_> {
@@ -531,6 +531,17 @@ impl Store {
 
     /// All `items` in one transaction.
     async fn write_together(&self, items: &[Item<'_>], shape: Rows) -> Result<Vec<IngressOutcome>, StoreError> {
+        if let Some(writer) = &self.batch_writer
+            && shape == Rows::Many
+        {
+            // A SQLite file: prepared statements on the dedicated connection, in the writer's
+            // turn (see `sqlite_batch.rs`).
+            let _turn = self.writer().acquire().await?;
+            return match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::CurrentThread => writer.record_ingress(items),
+                _ => tokio::task::block_in_place(|| writer.record_ingress(items)),
+            };
+        }
         let mut tx = self.begin_write().await?;
         let outcomes = write_ingress(&mut tx, self.backend(), items, shape).await?;
         if outcomes.len() != items.len() {

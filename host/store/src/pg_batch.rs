@@ -67,7 +67,8 @@ impl PgBatchWriter {
         // What the store holds of the batch's records: (hash, deleted).
         let ids: Vec<&str> = batch.records.iter().map(|r| r.external_id.as_str()).collect();
         let mut stored: HashMap<String, (i64, bool)> = HashMap::new();
-        if !ids.is_empty() {
+        // An empty stream (no sequence number yet: a first sync's first batch) holds none of them.
+        if !ids.is_empty() && base_seq > 0 {
             let rows =
                 sqlx::query("SELECT external_id, hash, op FROM records WHERE stream = $1 AND external_id = ANY($2)")
                     .bind(stream)

@@ -1,6 +1,8 @@
-//! The SQLite writer of import batches: [`Store::commit_import_batch`]'s work for a SQLite file,
-//! done on one dedicated connection of the same SQLite library, with cached prepared statements
-//! and one row per statement, in one `BEGIN IMMEDIATE` transaction.
+//! The SQLite writer of import batches and webhook ingress batches: [`Store::commit_import_batch`]'s
+//! and [`Store::record_ingress_batch`]'s work for a SQLite file, done on one dedicated connection of
+//! the same SQLite library, with cached prepared statements and one row per statement, in one
+//! `BEGIN IMMEDIATE` transaction (taken in the pool writer's turn, so it never waits in SQLite's
+//! busy handler).
 //!
 //! Why a second way to the same tables: an import batch writes thousands of ~1 KiB rows, and
 //! through the pool every row's values are copied into the driver's argument lists twice and
@@ -22,6 +24,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
+use super::ingress::Item;
+use super::outbox::{EmittedEvent, IngressOutcome};
 use super::sync::{BatchOutcome, Counts, ImportBatch, LocalIds, MAX_STORED_ERRORS, lease_lost};
 use super::{SQLITE_BUSY_TIMEOUT, SqliteSynchronous, StoreError, now_ms};
 
@@ -39,12 +43,35 @@ impl BatchWriter {
 
     /// Commits `batch` (blocking: call it where blocking is allowed).
     pub(crate) fn commit_import_batch(&self, batch: &ImportBatch<'_>) -> Result<BatchOutcome, StoreError> {
+        self.with_connection(|conn| commit(conn, batch))
+    }
+
+    /// Records webhook requests (ids distinct across `items`) in one transaction, each as if
+    /// recorded alone in order (see `store/ingress.rs`). A constraint violation is an error about
+    /// the data (`Conflict`, or `NotFound` for a missing installation), so the caller writes the
+    /// items again one by one for each its own answer. Blocking.
+    pub(crate) fn record_ingress(&self, items: &[Item<'_>]) -> Result<Vec<IngressOutcome>, StoreError> {
+        self.with_connection(|conn| record_ingress(conn, items)).map_err(|e| match e {
+            StoreError::Sqlite(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                if e.to_string().contains("FOREIGN KEY") {
+                    StoreError::NotFound(format!("an installation of the batch was not found: {e}"))
+                } else {
+                    StoreError::Conflict(format!("a row of the batch already exists: {e}"))
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Runs `f` on the connection (opened on first use); a connection left inside a transaction
+    /// by a failure is replaced.
+    fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let conn = match guard.as_mut() {
             Some(c) => c,
             None => guard.insert(self.open()?),
         };
-        let result = commit(conn, batch);
+        let result = f(conn);
         if result.is_err() && !conn.is_autocommit() {
             // A failed commit leaves nothing behind; a connection in an odd state is replaced.
             *guard = None;
@@ -180,6 +207,114 @@ fn commit(conn: &mut Connection, batch: &ImportBatch<'_>) -> Result<BatchOutcome
     ])?;
     tx.commit()?;
     Ok(BatchOutcome { counts, cancel_requested, deliveries: 0 })
+}
+
+fn record_ingress(conn: &mut Connection, items: &[Item<'_>]) -> Result<Vec<IngressOutcome>, StoreError> {
+    let now = now_ms();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    {
+        let mut request = tx.prepare_cached(
+            "INSERT INTO ingress_requests (id, tenant, installation, received_at, method, path, headers_json, body, \
+             dedupe_key, response_status, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (installation, dedupe_key) DO NOTHING",
+        )?;
+        let mut first_request = tx.prepare_cached(
+            "SELECT id, response_status, response_body FROM ingress_requests WHERE installation = ?1 AND dedupe_key = ?2",
+        )?;
+        let mut event = tx.prepare_cached(
+            "INSERT INTO events (id, tenant, source_installation, event_type, subject, payload, idempotency_key, \
+             ingress_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (source_installation, idempotency_key) DO NOTHING",
+        )?;
+        let mut first_event =
+            tx.prepare_cached("SELECT id FROM events WHERE source_installation = ?1 AND idempotency_key = ?2")?;
+        let mut delivery = tx.prepare_cached(
+            "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, operation, payload, \
+             idempotency_key, status, attempts, schedule_base, next_attempt_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, 0, ?9, ?10, ?10)",
+        )?;
+        for item in items {
+            let i = item.ingress;
+            let inserted = request.execute(params![
+                i.id,
+                i.tenant,
+                i.installation,
+                i.received_at_ms,
+                i.method,
+                i.path,
+                i.headers_json,
+                i.body,
+                i.dedupe_key,
+                i64::from(i.response_status),
+                i.response_body
+            ])?;
+            if inserted == 0 {
+                // Only the dedupe key is a conflict target: an earlier request holds it.
+                let first = first_request
+                    .query_row(params![i.installation, i.dedupe_key], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .optional()?;
+                let Some((ingress_id, status, response_body)) = first else {
+                    return Err(StoreError::Conflict(format!(
+                        "dedupe key {:?} of installation {} conflicted but no request holds it",
+                        i.dedupe_key, i.installation
+                    )));
+                };
+                let response_status = u16::try_from(status).map_err(|_| {
+                    StoreError::Invalid(format!("stored response status {status} is not an HTTP status"))
+                })?;
+                outcomes.push(IngressOutcome::Duplicate { ingress_id, response_status, response_body });
+                continue;
+            }
+            let mut emitted = Vec::with_capacity(item.events.len());
+            for e in item.events {
+                let fresh = event.execute(params![
+                    e.id,
+                    e.tenant,
+                    e.source_installation,
+                    e.event_type,
+                    e.subject,
+                    e.payload,
+                    e.idempotency_key,
+                    i.id,
+                    e.created_at_ms
+                ])? == 1;
+                if fresh {
+                    for d in item.deliveries.iter().filter(|d| d.event_id == e.id) {
+                        delivery.execute(params![
+                            d.id,
+                            d.event_id,
+                            d.tenant,
+                            d.route_id,
+                            d.destination_installation,
+                            d.operation,
+                            d.payload,
+                            d.idempotency_key,
+                            d.next_attempt_at_ms,
+                            now
+                        ])?;
+                    }
+                    emitted.push(EmittedEvent { id: e.id.clone(), duplicate: false });
+                    continue;
+                }
+                let first: Option<String> = first_event
+                    .query_row(params![e.source_installation, e.idempotency_key], |r| r.get(0))
+                    .optional()?;
+                let id = first.ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "event idempotency key {:?} of installation {} conflicted but no event holds it",
+                        e.idempotency_key, e.source_installation
+                    ))
+                })?;
+                emitted.push(EmittedEvent { id, duplicate: true });
+            }
+            outcomes.push(IngressOutcome::Recorded { events: emitted });
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 /// The id of the batch's records stream, created on first use.

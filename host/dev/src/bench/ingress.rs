@@ -76,7 +76,8 @@ pub struct Row {
 }
 
 impl Row {
-    pub(crate) fn requests_per_sec(&self) -> f64 {
+    /// Acknowledged requests per second of wall time.
+    pub fn requests_per_sec(&self) -> f64 {
         self.requests as f64 / self.wall.as_secs_f64()
     }
 
@@ -160,30 +161,43 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     }
     configs.retain(|(_, _, mode, _)| plan.only.as_deref().is_none_or(|only| mode.label().contains(only)));
     for (n, (backend, sync, mode, callers)) in configs.into_iter().enumerate() {
-        let db = BenchDb::create(plan, backend, n).await?;
-        let store = Store::connect_with(
-            &db.url,
-            patchbay_store::SqliteOptions { synchronous: sync.unwrap_or_default(), ..Default::default() },
-        )
-        .await?;
-        let result = measure(&store, mode, callers, plan).await;
-        store.close().await;
-        db.drop_schema().await;
-        let (requests, wall, p50, p99) = result?;
-        let row = Row {
-            backend,
-            synchronous: sync.map(|s| if s == SqliteSynchronous::Full { "FULL" } else { "NORMAL" }),
-            mode,
-            callers,
-            requests,
-            wall,
-            p50,
-            p99,
-        };
+        let row = run_one(plan, n, backend, sync, mode, callers).await?;
         println!("{row}");
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// One row of the table on a fresh database (`n` numbers it among the run's databases):
+/// `sync` is SQLite's `synchronous` (`None`: the default, and on PostgreSQL).
+pub async fn run_one(
+    plan: &Plan,
+    n: usize,
+    backend: Backend,
+    sync: Option<SqliteSynchronous>,
+    mode: Mode,
+    callers: usize,
+) -> anyhow::Result<Row> {
+    let db = BenchDb::create(plan, backend, n).await?;
+    let store = Store::connect_with(
+        &db.url,
+        patchbay_store::SqliteOptions { synchronous: sync.unwrap_or_default(), ..Default::default() },
+    )
+    .await?;
+    let result = measure(&store, mode, callers, plan).await;
+    store.close().await;
+    db.drop_schema().await;
+    let (requests, wall, p50, p99) = result?;
+    Ok(Row {
+        backend,
+        synchronous: sync.map(|s| if s == SqliteSynchronous::Full { "FULL" } else { "NORMAL" }),
+        mode,
+        callers,
+        requests,
+        wall,
+        p50,
+        p99,
+    })
 }
 
 /// A database for one row.
