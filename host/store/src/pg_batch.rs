@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::sync::{BatchOutcome, Counts, ImportBatch, LocalIds, MAX_STORED_ERRORS, lease_lost};
+use super::sync::{
+    ADVANCE_RUN_SQL, BatchOutcome, Counts, FENCE_SQL, ImportBatch, LocalIds, MAX_STORED_ERRORS, lease_lost,
+};
 use super::{StoreError, now_ms};
 
 /// The writer's own small pool of native connections.
@@ -44,16 +46,13 @@ impl PgBatchWriter {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let lease = &batch.lease;
-        let row = sqlx::query(
-            "UPDATE sync_runs SET updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running' \
-             RETURNING failed, cancel_requested",
-        )
-        .bind(now)
-        .bind(lease.run_id)
-        .bind(lease.owner)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| lease_lost(lease.run_id))?;
+        let row = sqlx::query(FENCE_SQL)
+            .bind(now)
+            .bind(lease.run_id)
+            .bind(lease.owner)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| lease_lost(lease.run_id))?;
         let failed_before: i64 = row.try_get("failed")?;
         let cancel_requested: bool = row.try_get("cancel_requested")?;
         let stream = stream_id(&mut tx, batch).await?;
@@ -192,27 +191,22 @@ impl PgBatchWriter {
         // From the clock now, not from when the transaction began: a long batch must not commit an
         // already expired lease.
         let lease_until = now_ms().max(now).saturating_add(lease.lease_ms);
-        sqlx::query(
-            "UPDATE sync_runs SET cursor = $1, batches = batches + 1, fetched = fetched + $2, created = created + $3, \
-             updated = updated + $4, unchanged = unchanged + $5, deleted = deleted + $6, failed = failed + $7, \
-             total = COALESCE($8, total), attempts = 0, error = NULL, lease_until = $9, next_attempt_at = $9, \
-             active_ms = active_ms + $10, updated_at = $11, base_seq = COALESCE(base_seq, $13) WHERE id = $12",
-        )
-        .bind(batch.next_cursor)
-        .bind(counts.fetched)
-        .bind(counts.created)
-        .bind(counts.updated)
-        .bind(counts.unchanged)
-        .bind(counts.deleted)
-        .bind(counts.failed)
-        .bind(batch.total)
-        .bind(lease_until)
-        .bind(lease.active_ms)
-        .bind(now)
-        .bind(run)
-        .bind(base_seq)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(ADVANCE_RUN_SQL)
+            .bind(batch.next_cursor)
+            .bind(counts.fetched)
+            .bind(counts.created)
+            .bind(counts.updated)
+            .bind(counts.unchanged)
+            .bind(counts.deleted)
+            .bind(counts.failed)
+            .bind(batch.total)
+            .bind(lease_until)
+            .bind(lease.active_ms)
+            .bind(now)
+            .bind(run)
+            .bind(base_seq)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(BatchOutcome { counts, cancel_requested, deliveries: 0 })
     }

@@ -589,18 +589,28 @@ pub fn is_lease_lost(e: &StoreError) -> bool {
     matches!(e, StoreError::Conflict(m) if m.ends_with("is no longer held by this worker"))
 }
 
+/// Touches a run row still held by its lease: `$1` now, `$2` run id, `$3` lease owner.
+pub(crate) const FENCE_SQL: &str = "UPDATE sync_runs SET updated_at = $1 WHERE id = $2 AND lease_owner = $3 \
+     AND status = 'running' RETURNING failed, cancel_requested";
+
+/// Adds a batch to its run: `$1` cursor, `$2`–`$7` the counts (fetched, created, updated,
+/// unchanged, deleted, failed), `$8` total, `$9` lease end, `$10` active ms, `$11` now, `$12` run
+/// id, `$13` the sequence number before the batch.
+pub(crate) const ADVANCE_RUN_SQL: &str = "UPDATE sync_runs SET cursor = $1, batches = batches + 1, \
+     fetched = fetched + $2, created = created + $3, updated = updated + $4, unchanged = unchanged + $5, \
+     deleted = deleted + $6, failed = failed + $7, total = COALESCE($8, total), attempts = 0, error = NULL, \
+     lease_until = $9, next_attempt_at = $9, active_ms = active_ms + $10, updated_at = $11, \
+     base_seq = COALESCE(base_seq, $13) WHERE id = $12";
+
 /// Touches the run row if `lease` still holds it; returns `(failed so far, cancel requested)`.
 async fn fence(tx: &mut Transaction<'static, Any>, lease: &Lease<'_>) -> Result<(i64, bool), StoreError> {
-    let row = sqlx::query(
-        "UPDATE sync_runs SET updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running' \
-         RETURNING failed, cancel_requested",
-    )
-    .bind(now_ms())
-    .bind(lease.run_id)
-    .bind(lease.owner)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| lease_lost(lease.run_id))?;
+    let row = sqlx::query(FENCE_SQL)
+        .bind(now_ms())
+        .bind(lease.run_id)
+        .bind(lease.owner)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| lease_lost(lease.run_id))?;
     Ok((row.try_get("failed")?, flag(&row, "cancel_requested")?))
 }
 
@@ -1887,27 +1897,22 @@ async fn advance_run(
     // From the clock now, not from when the transaction began: a long batch must not commit an
     // already expired lease.
     let lease_until = now_ms().max(now).saturating_add(lease.lease_ms);
-    sqlx::query(
-        "UPDATE sync_runs SET cursor = $1, batches = batches + 1, fetched = fetched + $2, created = created + $3, \
-         updated = updated + $4, unchanged = unchanged + $5, deleted = deleted + $6, failed = failed + $7, \
-         total = COALESCE($8, total), attempts = 0, error = NULL, lease_until = $9, next_attempt_at = $9, \
-         active_ms = active_ms + $10, updated_at = $11, base_seq = COALESCE(base_seq, $13) WHERE id = $12",
-    )
-    .bind(cursor)
-    .bind(c.fetched)
-    .bind(c.created)
-    .bind(c.updated)
-    .bind(c.unchanged)
-    .bind(c.deleted)
-    .bind(c.failed)
-    .bind(total)
-    .bind(lease_until)
-    .bind(lease.active_ms)
-    .bind(now)
-    .bind(lease.run_id)
-    .bind(base_seq)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(ADVANCE_RUN_SQL)
+        .bind(cursor)
+        .bind(c.fetched)
+        .bind(c.created)
+        .bind(c.updated)
+        .bind(c.unchanged)
+        .bind(c.deleted)
+        .bind(c.failed)
+        .bind(total)
+        .bind(lease_until)
+        .bind(lease.active_ms)
+        .bind(now)
+        .bind(lease.run_id)
+        .bind(base_seq)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
