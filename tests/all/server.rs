@@ -225,28 +225,23 @@ impl Server {
 
     /// POSTs `body` as it is, labelled JSON.
     pub async fn post_raw(&self, path: &str, token: &str, body: &'static [u8]) -> Resp {
+        self.post_body(path, token, "application/json", body).await
+    }
+
+    pub async fn upload(&self, token: &str, wasm: Vec<u8>) -> Resp {
+        self.post_body("/v1/connectors", token, "application/wasm", wasm).await
+    }
+
+    async fn post_body(&self, path: &str, token: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Resp {
         let resp = self
             .http
             .post(format!("{}{path}", self.url))
             .bearer_auth(token)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await
             .expect("request");
-        Resp::read(resp).await
-    }
-
-    pub async fn upload(&self, token: &str, wasm: Vec<u8>) -> Resp {
-        let resp = self
-            .http
-            .post(format!("{}/v1/connectors", self.url))
-            .bearer_auth(token)
-            .header("content-type", "application/wasm")
-            .body(wasm)
-            .send()
-            .await
-            .expect("upload");
         Resp::read(resp).await
     }
 

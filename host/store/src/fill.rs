@@ -67,55 +67,43 @@ impl Store {
             let base = now - (count as i64) + done as i64 - from;
             let mut tx = self.begin_write().await?;
             match kind {
-                Fill::Events => {
-                    let sql = numbers(
-                        backend,
-                        "INSERT INTO events (id, tenant, source_installation, event_type, subject, payload, \
-                         idempotency_key, ingress_id, created_at) \
-                         SELECT 'evt_fill_' || i, $3, $4, 'fill.sample', NULL, $5, 'fill-' || i, NULL, $6 + i",
-                    );
-                    sqlx::query(&sql)
-                        .bind(from)
-                        .bind(to)
-                        .bind(tenant)
-                        .bind(installation)
-                        .bind(&payload)
-                        .bind(base)
-                        .execute(&mut *tx)
-                        .await?;
-                    let sql = numbers(
-                        backend,
-                        "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, operation, \
-                         payload, idempotency_key, status, attempts, schedule_base, next_attempt_at, lease_owner, \
-                         lease_until, last_error, created_at, updated_at) \
-                         SELECT 'dlv_fill_' || i, 'evt_fill_' || i, $3, NULL, $4, 'send', $5, 'fill-d-' || i, \
-                         'delivered', 1, 0, $6 + i, NULL, NULL, NULL, $6 + i, $6 + i",
-                    );
-                    sqlx::query(&sql)
-                        .bind(from)
-                        .bind(to)
-                        .bind(tenant)
-                        .bind(installation)
-                        .bind("{}")
-                        .bind(base)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Fill::Logs => {
-                    let sql = numbers(
-                        backend,
-                        "INSERT INTO operation_logs (tenant, installation, at_ms, level_num, level, source, message, \
-                         fields_json) SELECT $3, $4, $6 + i, 2, 'info', 'connector', 'filled entry', $5",
-                    );
-                    sqlx::query(&sql)
-                        .bind(from)
-                        .bind(to)
-                        .bind(tenant)
-                        .bind(installation)
-                        .bind(&payload)
-                        .bind(base)
-                        .execute(&mut *tx)
-                        .await?;
+                Fill::Events | Fill::Logs => {
+                    // Each statement binds the range, then $3 tenant, $4 installation, $5 its
+                    // payload, $6 the time base.
+                    let statements: &[(&str, &str)] = match kind {
+                        Fill::Events => &[
+                            (
+                                "INSERT INTO events (id, tenant, source_installation, event_type, subject, payload, \
+                                 idempotency_key, ingress_id, created_at) \
+                                 SELECT 'evt_fill_' || i, $3, $4, 'fill.sample', NULL, $5, 'fill-' || i, NULL, $6 + i",
+                                &payload,
+                            ),
+                            (
+                                "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, \
+                                 operation, payload, idempotency_key, status, attempts, schedule_base, \
+                                 next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at) \
+                                 SELECT 'dlv_fill_' || i, 'evt_fill_' || i, $3, NULL, $4, 'send', $5, 'fill-d-' || i, \
+                                 'delivered', 1, 0, $6 + i, NULL, NULL, NULL, $6 + i, $6 + i",
+                                "{}",
+                            ),
+                        ],
+                        _ => &[(
+                            "INSERT INTO operation_logs (tenant, installation, at_ms, level_num, level, source, \
+                             message, fields_json) SELECT $3, $4, $6 + i, 2, 'info', 'connector', 'filled entry', $5",
+                            &payload,
+                        )],
+                    };
+                    for (body, value) in statements {
+                        sqlx::query(&numbers(backend, body))
+                            .bind(from)
+                            .bind(to)
+                            .bind(tenant)
+                            .bind(installation)
+                            .bind(*value)
+                            .bind(base)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 Fill::Records => {
                     let stream = crate::sync::stream_id(&mut tx, tenant, installation, "fill").await?;

@@ -255,19 +255,31 @@ async fn first_answer(tx: &mut Transaction<'static, Any>, ingress: &NewIngress) 
     .bind(ingress.dedupe_key.as_deref())
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(first) = first else {
-        return Err(StoreError::Conflict(format!(
-            "dedupe key {:?} of installation {} conflicted but no request holds it",
-            ingress.dedupe_key, ingress.installation
-        )));
-    };
-    let status: i64 = first.try_get("response_status")?;
-    Ok(IngressOutcome::Duplicate {
-        ingress_id: first.try_get("id")?,
-        response_status: u16::try_from(status)
-            .map_err(|_| StoreError::Invalid(format!("stored response status {status} is not an HTTP status")))?,
-        response_body: first.try_get("response_body")?,
-    })
+    let Some(first) = first else { return Err(dedupe_key_unheld(ingress)) };
+    duplicate(first.try_get("id")?, first.try_get("response_status")?, first.try_get("response_body")?)
+}
+
+/// The answer replaying the first request's (`ingress_id`, stored status and body).
+pub(crate) fn duplicate(ingress_id: String, status: i64, response_body: String) -> Result<IngressOutcome, StoreError> {
+    let response_status = u16::try_from(status)
+        .map_err(|_| StoreError::Invalid(format!("stored response status {status} is not an HTTP status")))?;
+    Ok(IngressOutcome::Duplicate { ingress_id, response_status, response_body })
+}
+
+/// A dedupe key that conflicted on insert but that no stored request holds.
+pub(crate) fn dedupe_key_unheld(ingress: &NewIngress) -> StoreError {
+    StoreError::Conflict(format!(
+        "dedupe key {:?} of installation {} conflicted but no request holds it",
+        ingress.dedupe_key, ingress.installation
+    ))
+}
+
+/// An event idempotency key that conflicted on insert but that no stored event holds.
+pub(crate) fn event_key_unheld(e: &NewEvent) -> StoreError {
+    StoreError::Conflict(format!(
+        "event idempotency key {:?} of installation {} conflicted but no event holds it",
+        e.idempotency_key, e.source_installation
+    ))
 }
 
 /// Inserts `events` (each with the request it came from; skipping those whose idempotency key is
@@ -316,12 +328,7 @@ pub(crate) async fn insert_events(
                 .bind(&e.idempotency_key)
                 .fetch_optional(&mut **tx)
                 .await?;
-        let id = first.ok_or_else(|| {
-            StoreError::Conflict(format!(
-                "event idempotency key {:?} of installation {} conflicted but no event holds it",
-                e.idempotency_key, e.source_installation
-            ))
-        })?;
+        let id = first.ok_or_else(|| event_key_unheld(e))?;
         emitted.push(EmittedEvent { id, duplicate: true });
     }
 

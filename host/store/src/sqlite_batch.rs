@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use super::ingress::Item;
+use super::ingress::{Item, dedupe_key_unheld, duplicate, event_key_unheld};
 use super::outbox::{EmittedEvent, IngressOutcome};
 use super::sync::{BatchOutcome, Counts, ImportBatch, LocalIds, MAX_STORED_ERRORS, lease_lost};
 use super::{SQLITE_BUSY_TIMEOUT, SqliteSynchronous, StoreError, now_ms};
@@ -256,16 +256,8 @@ fn record_ingress(conn: &mut Connection, items: &[Item<'_>]) -> Result<Vec<Ingre
                         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                     })
                     .optional()?;
-                let Some((ingress_id, status, response_body)) = first else {
-                    return Err(StoreError::Conflict(format!(
-                        "dedupe key {:?} of installation {} conflicted but no request holds it",
-                        i.dedupe_key, i.installation
-                    )));
-                };
-                let response_status = u16::try_from(status).map_err(|_| {
-                    StoreError::Invalid(format!("stored response status {status} is not an HTTP status"))
-                })?;
-                outcomes.push(IngressOutcome::Duplicate { ingress_id, response_status, response_body });
+                let Some((ingress_id, status, response_body)) = first else { return Err(dedupe_key_unheld(i)) };
+                outcomes.push(duplicate(ingress_id, status, response_body)?);
                 continue;
             }
             let mut emitted = Vec::with_capacity(item.events.len());
@@ -302,12 +294,7 @@ fn record_ingress(conn: &mut Connection, items: &[Item<'_>]) -> Result<Vec<Ingre
                 let first: Option<String> = first_event
                     .query_row(params![e.source_installation, e.idempotency_key], |r| r.get(0))
                     .optional()?;
-                let id = first.ok_or_else(|| {
-                    StoreError::Conflict(format!(
-                        "event idempotency key {:?} of installation {} conflicted but no event holds it",
-                        e.idempotency_key, e.source_installation
-                    ))
-                })?;
+                let id = first.ok_or_else(|| event_key_unheld(e))?;
                 emitted.push(EmittedEvent { id, duplicate: true });
             }
             outcomes.push(IngressOutcome::Recorded { events: emitted });
