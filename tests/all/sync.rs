@@ -599,6 +599,15 @@ async fn bad_sync_requests_are_refused_precisely(backend: Backend) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
     let r = s.get(&format!("/v1/installations/{shop}/records/items?since=-1"), &token).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    // A made-up cursor that matches the documented pattern is a position, never refused: one
+    // before the first change starts at the beginning.
+    let first = s.get(&format!("/v1/installations/{shop}/records/items"), &token).await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    for cursor in ["ch1c8fb09878a1208c5", "ch1ffffffffffffffff", "ch18000000000000000"] {
+        let r = s.get(&format!("/v1/installations/{shop}/records/items?cursor={cursor}"), &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{cursor}: {r:?}");
+        assert_eq!(r.body["changes"], first.body["changes"], "{cursor}");
+    }
     let r = s.get(&format!("/v1/installations/{shop}/records/items?limit=5000"), &token).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
     let r = s.get("/v1/syncs?status=sleeping", &token).await;

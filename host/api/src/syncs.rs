@@ -201,7 +201,10 @@ pub(crate) async fn records(
     Query(q): Query<RecordsQuery>,
 ) -> ApiResult<Json<ChangePage>> {
     let mut page = cursor::request(List::Changes, q.cursor.as_deref(), q.limit)?;
-    page.after = combine(page.after, q.since, |a, b| a > b);
+    // Every cursor that matches the documented pattern is a position; one before the first
+    // change (a negative number, only ever made up) starts at the beginning. A negative `since`
+    // is the caller's mistake and gets its 400.
+    page.after = combine(page.after.map(|a: i64| a.max(0)), q.since, |a, b| a > b);
     let since = page.after.unwrap_or(0);
     let rows = syncs.changes(&key.tenant, &id, &entity, &page).await?;
     Ok(Json(ChangePage {
