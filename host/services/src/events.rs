@@ -77,9 +77,9 @@ impl Events {
         }
         if let Some(r) = route
             && self.store.route(tenant, r).await?.is_none()
-            && !self.store.route_has_deliveries(tenant, r).await?
+            && !self.store.route_has_dead_deliveries(tenant, r).await?
         {
-            return Err(Error::not_found(format!("no route {r:?}")));
+            return Err(Error::not_found(format!("no route {r:?} and no dead deliveries of it")));
         }
         let n = self.store.redrive_dead(tenant, installation, route, now_ms()).await?;
         if n > 0 {

@@ -490,6 +490,11 @@ impl Retention {
             }
         }
         report.free_pages = self.reclaim().await;
+        // The sweep changed table sizes (and ingest did since the last sweep): refresh the
+        // planner's statistics where they went stale.
+        if let Err(e) = self.store.refresh_statistics(false).await {
+            tracing::warn!("refreshing the query planner's statistics failed: {e}");
+        }
         self.metrics.retention_swept();
         let pruned: Vec<String> = Class::ALL.iter().map(|c| format!("{c}={}", report.of(*c))).collect();
         tracing::info!(

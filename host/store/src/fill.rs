@@ -59,6 +59,14 @@ impl Store {
             Backend::Postgres => format!("{body} FROM generate_series($1::bigint, $2::bigint - 1) AS n(i)"),
         };
         let backend = self.backend();
+        // Ids shaped like `patchbay_core::new_id`'s: the row's time (12 hex digits), then 16 hex
+        // digits (the row number, standing in for the random part), so filled rows sit in the
+        // indexes where the host's own rows of that time would.
+        let id = |prefix: &str| match backend {
+            Backend::Sqlite => format!("printf('{prefix}_%012x%016x', $6 + i, i)"),
+            Backend::Postgres => format!("'{prefix}_' || lpad(to_hex($6 + i), 12, '0') || lpad(to_hex(i), 16, '0')"),
+        };
+        let (event_id, delivery_id) = (id("evt"), id("dlv"));
         let mut done = 0u64;
         while done < count {
             let n = FILL_CHUNK.min(count - done);
@@ -70,30 +78,36 @@ impl Store {
                 Fill::Events | Fill::Logs => {
                     // Each statement binds the range, then $3 tenant, $4 installation, $5 its
                     // payload, $6 the time base.
-                    let statements: &[(&str, &str)] = match kind {
-                        Fill::Events => &[
+                    let statements: Vec<(String, &str)> = match kind {
+                        Fill::Events => vec![
                             (
-                                "INSERT INTO events (id, tenant, source_installation, event_type, subject, payload, \
-                                 idempotency_key, ingress_id, created_at) \
-                                 SELECT 'evt_fill_' || i, $3, $4, 'fill.sample', NULL, $5, 'fill-' || i, NULL, $6 + i",
+                                format!(
+                                    "INSERT INTO events (id, tenant, source_installation, event_type, subject, \
+                                     payload, idempotency_key, ingress_id, created_at) \
+                                     SELECT {event_id}, $3, $4, 'fill.sample', NULL, $5, 'fill-' || i, NULL, $6 + i"
+                                ),
                                 &payload,
                             ),
                             (
-                                "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, \
-                                 operation, payload, idempotency_key, status, attempts, schedule_base, \
-                                 next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at) \
-                                 SELECT 'dlv_fill_' || i, 'evt_fill_' || i, $3, NULL, $4, 'send', $5, 'fill-d-' || i, \
-                                 'delivered', 1, 0, $6 + i, NULL, NULL, NULL, $6 + i, $6 + i",
+                                format!(
+                                    "INSERT INTO deliveries (id, event_id, tenant, route_id, \
+                                     destination_installation, operation, payload, idempotency_key, status, \
+                                     attempts, schedule_base, next_attempt_at, lease_owner, lease_until, \
+                                     last_error, created_at, updated_at) \
+                                     SELECT {delivery_id}, {event_id}, $3, NULL, $4, 'send', $5, 'fill-d-' || i, \
+                                     'delivered', 1, 0, $6 + i, NULL, NULL, NULL, $6 + i, $6 + i"
+                                ),
                                 "{}",
                             ),
                         ],
-                        _ => &[(
+                        _ => vec![(
                             "INSERT INTO operation_logs (tenant, installation, at_ms, level_num, level, source, \
-                             message, fields_json) SELECT $3, $4, $6 + i, 2, 'info', 'connector', 'filled entry', $5",
+                             message, fields_json) SELECT $3, $4, $6 + i, 2, 'info', 'connector', 'filled entry', $5"
+                                .to_string(),
                             &payload,
                         )],
                     };
-                    for (body, value) in statements {
+                    for (body, value) in &statements {
                         sqlx::query(&numbers(backend, body))
                             .bind(from)
                             .bind(to)

@@ -318,6 +318,7 @@ impl Store {
         // connection, serialises them (see `prepare_sqlite_file`).
         store.migrate().await?;
         drop(migration_lock);
+        store.refresh_statistics(true).await?;
         Ok(store)
     }
 
@@ -352,6 +353,22 @@ impl Store {
         if let Some(w) = &self.pg_batch {
             w.close().await;
         }
+    }
+
+    /// SQLite: gathers the query planner's statistics where they are missing or stale
+    /// (`PRAGMA optimize`, which analyzes only tables whose size changed a lot since, with a
+    /// bounded sample); `everything` also checks tables no connection has queried yet, as at
+    /// start. Without statistics SQLite picks among indexes that match equally by their order in
+    /// the schema, which for some queries is the wrong one (e.g. the cascade from a deleted
+    /// installation walking the whole tenant's events). Nothing to do on PostgreSQL, whose
+    /// autovacuum analyzes.
+    pub async fn refresh_statistics(&self, everything: bool) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        let pragma = if everything { "PRAGMA optimize=0x10002" } else { "PRAGMA optimize" };
+        sqlx::query(pragma).execute(&self.writer).await?;
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

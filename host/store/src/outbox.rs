@@ -396,6 +396,98 @@ fn placeholder(args: &[Arg<'_>]) -> String {
     format!("${}", args.len())
 }
 
+/// The SQL and arguments of a page of `tenant`'s events (`pattern` holds a glob's LIKE pattern).
+fn events_query<'a>(tenant: &'a str, filter: &'a EventFilter, pattern: &'a mut String) -> (String, Vec<Arg<'a>>) {
+    let mut args = vec![Arg::Text(tenant)];
+    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = $1");
+    if let Some(t) = filter.event_type.as_deref() {
+        if t.contains('*') {
+            // A glob (`expense.*`): LIKE with `*` as `%`, LIKE's own wildcards escaped.
+            *pattern = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%");
+            args.push(Arg::Text(pattern.as_str()));
+            sql.push_str(&format!(" AND e.event_type LIKE {} ESCAPE '\\'", placeholder(&args)));
+        } else {
+            args.push(Arg::Text(t));
+            sql.push_str(&format!(" AND e.event_type = {}", placeholder(&args)));
+        }
+    }
+    if let Some(since) = filter.since_ms {
+        args.push(Arg::Int(since));
+        sql.push_str(&format!(" AND e.created_at >= {}", placeholder(&args)));
+    }
+    if let Some(until) = filter.until_ms {
+        args.push(Arg::Int(until));
+        sql.push_str(&format!(" AND e.created_at < {}", placeholder(&args)));
+    }
+    if let Some(status) = filter.status {
+        args.push(Arg::Text(status.as_str()));
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant = e.tenant AND d.event_id = e.id \
+             AND d.status = {})",
+            placeholder(&args)
+        ));
+    }
+    if let Some(installation) = filter.installation.as_deref() {
+        args.push(Arg::Text(installation));
+        let p = placeholder(&args);
+        sql.push_str(&format!(
+            " AND (e.source_installation = {p} OR EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant = $1 \
+             AND d.event_id = e.id AND d.destination_installation = {p}))"
+        ));
+    }
+    if let Some((at, id)) = &filter.page.after {
+        args.push(Arg::Int(*at));
+        let c = placeholder(&args);
+        args.push(Arg::Text(id));
+        let i = placeholder(&args);
+        sql.push_str(&format!(" AND (e.created_at, e.id) < ({c}, {i})"));
+    }
+    args.push(Arg::Int(filter.page.fetch()));
+    sql.push_str(&format!(" ORDER BY e.created_at DESC, e.id DESC LIMIT {}", placeholder(&args)));
+    (sql, args)
+}
+
+/// The claim: `$1` owner, `$2` lease end, `$3` now (stamp), `$4` now (due), `$5` limit.
+fn claim_sql(backend: Backend) -> String {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        // BEGIN IMMEDIATE already holds the database's write lock.
+        Backend::Sqlite => "",
+    };
+    format!(
+        "UPDATE deliveries SET status = 'leased', lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+         attempts = attempts + 1, updated_at = $3 \
+         WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'leased') AND next_attempt_at <= $4 \
+         ORDER BY next_attempt_at LIMIT $5{lock}) \
+         RETURNING {DELIVERY_COLUMNS}"
+    )
+}
+
+/// Deliveries pending, leased and dead: one count each, so that each counts through a partial
+/// index (deliveries_due, deliveries_dead) instead of reading or sorting the table.
+const OUTBOX_DEPTH_SQL: &str = "SELECT 'pending' AS status, COUNT(*) AS n FROM deliveries \
+     WHERE status IN ('pending', 'leased') AND status = 'pending' \
+     UNION ALL SELECT 'leased' AS status, COUNT(*) AS n FROM deliveries \
+     WHERE status IN ('pending', 'leased') AND status = 'leased' \
+     UNION ALL SELECT 'dead' AS status, COUNT(*) AS n FROM deliveries WHERE status = 'dead'";
+
+/// When the next delivery falls due.
+const NEXT_DUE_SQL: &str = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'leased')";
+
+/// `query` with `args` bound in order.
+fn bind_args<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(s) => query.bind(*s),
+            Arg::Int(n) => query.bind(*n),
+        };
+    }
+    query
+}
+
 impl Store {
     /// Leases up to `limit` claimable deliveries to `owner` until `now_ms + lease_ms`, oldest due
     /// first, adding one to their `attempts`. Claimable: pending with `next_attempt_at <= now_ms`,
@@ -417,18 +509,7 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            // BEGIN IMMEDIATE already holds the database's write lock.
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE deliveries SET status = 'leased', lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
-             attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'leased') AND next_attempt_at <= $4 \
-             ORDER BY next_attempt_at LIMIT $5{lock}) \
-             RETURNING {DELIVERY_COLUMNS}"
-        );
+        let sql = claim_sql(self.backend());
         let mut tx = self.begin_relaxed().await?;
         let rows = sqlx::query(&sql)
             .bind(owner)
@@ -594,72 +675,15 @@ impl Store {
 
     /// One page of the tenant's events, newest first (by creation time, then id).
     pub async fn list_events(&self, tenant: &str, filter: &EventFilter) -> Result<Page<EventRow>, StoreError> {
-        let mut args = vec![Arg::Text(tenant)];
-        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = $1");
-        let pattern;
-        if let Some(t) = filter.event_type.as_deref() {
-            if t.contains('*') {
-                // A glob (`expense.*`): LIKE with `*` as `%`, LIKE's own wildcards escaped.
-                pattern = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%");
-                args.push(Arg::Text(&pattern));
-                sql.push_str(&format!(" AND e.event_type LIKE {} ESCAPE '\\'", placeholder(&args)));
-            } else {
-                args.push(Arg::Text(t));
-                sql.push_str(&format!(" AND e.event_type = {}", placeholder(&args)));
-            }
-        }
-        if let Some(since) = filter.since_ms {
-            args.push(Arg::Int(since));
-            sql.push_str(&format!(" AND e.created_at >= {}", placeholder(&args)));
-        }
-        if let Some(until) = filter.until_ms {
-            args.push(Arg::Int(until));
-            sql.push_str(&format!(" AND e.created_at < {}", placeholder(&args)));
-        }
-        if let Some(status) = filter.status {
-            args.push(Arg::Text(status.as_str()));
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant = e.tenant AND d.event_id = e.id \
-                 AND d.status = {})",
-                placeholder(&args)
-            ));
-        }
-        if let Some(installation) = filter.installation.as_deref() {
-            args.push(Arg::Text(installation));
-            let p = placeholder(&args);
-            sql.push_str(&format!(
-                " AND (e.source_installation = {p} OR EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant = e.tenant \
-                 AND d.event_id = e.id AND d.destination_installation = {p}))"
-            ));
-        }
-        if let Some((at, id)) = &filter.page.after {
-            args.push(Arg::Int(*at));
-            let c = placeholder(&args);
-            args.push(Arg::Text(id));
-            let i = placeholder(&args);
-            sql.push_str(&format!(" AND (e.created_at, e.id) < ({c}, {i})"));
-        }
-        args.push(Arg::Int(filter.page.fetch()));
-        sql.push_str(&format!(" ORDER BY e.created_at DESC, e.id DESC LIMIT {}", placeholder(&args)));
-        let mut query = sqlx::query(&sql);
-        for arg in &args {
-            query = match arg {
-                Arg::Text(s) => query.bind(*s),
-                Arg::Int(n) => query.bind(*n),
-            };
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        let mut pattern = String::new();
+        let (sql, args) = events_query(tenant, filter, &mut pattern);
+        let rows = bind_args(sqlx::query(&sql), &args).fetch_all(self.pool()).await?;
         Ok(Page::of(rows.iter().map(event_from).collect::<Result<_, _>>()?, &filter.page))
     }
 
     /// Deliveries waiting, leased and dead, over all tenants (for metrics).
     pub async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
-        let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'leased', 'dead') \
-             GROUP BY status",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(OUTBOX_DEPTH_SQL).fetch_all(self.pool()).await?;
         let mut depth = OutboxDepth::default();
         for row in &rows {
             let status: String = row.try_get("status")?;
@@ -678,11 +702,68 @@ impl Store {
     /// expires — or `None` when nothing is pending or leased. A dispatcher sleeps until then (or
     /// until woken by a new event) instead of polling.
     pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'leased')")
-                .fetch_one(self.pool())
-                .await?;
+        let at: Option<i64> = sqlx::query_scalar(NEXT_DUE_SQL).fetch_one(self.pool()).await?;
         Ok(at)
+    }
+
+    /// The query plans (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`) of the outbox's
+    /// hot queries and of the lookups a deleted installation cascades into, by name: what shows
+    /// that each is served by an index (see docs/architecture.md on the outbox's indexes). Reads
+    /// nothing but the schema and statistics.
+    pub async fn explain_outbox_queries(
+        &self,
+        tenant: &str,
+        installation: &str,
+    ) -> Result<Vec<(&'static str, String)>, StoreError> {
+        let explain = match self.backend() {
+            Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+            Backend::Postgres => "EXPLAIN ",
+        };
+        let filter = EventFilter {
+            installation: Some(installation.to_string()),
+            page: PageRequest::after(Some((now_ms(), "evt_".to_string())), 100),
+            ..EventFilter::default()
+        };
+        let mut pattern = String::new();
+        let (events_sql, events_args) = events_query(tenant, &filter, &mut pattern);
+        let claim = claim_sql(self.backend());
+        let cascade_args = [Arg::Text(tenant), Arg::Text(installation)];
+        let queries: [(&'static str, &str, &[Arg<'_>]); 7] = [
+            ("claim", &claim, &[Arg::Text("owner"), Arg::Int(1), Arg::Int(1), Arg::Int(1), Arg::Int(10)]),
+            ("outbox depth", OUTBOX_DEPTH_SQL, &[]),
+            ("next due", NEXT_DUE_SQL, &[]),
+            ("events of an installation", &events_sql, &events_args),
+            (
+                "cascade: requests",
+                "SELECT 1 FROM ingress_requests WHERE tenant = $1 AND installation = $2",
+                &cascade_args,
+            ),
+            ("cascade: events", "SELECT 1 FROM events WHERE tenant = $1 AND source_installation = $2", &cascade_args),
+            (
+                "cascade: deliveries",
+                "SELECT 1 FROM deliveries WHERE tenant = $1 AND destination_installation = $2",
+                &cascade_args,
+            ),
+        ];
+        let mut plans = Vec::with_capacity(queries.len());
+        // One connection: the claim's plan needs no transaction, and EXPLAIN changes nothing.
+        let mut conn = self.pool().acquire().await?;
+        for (name, sql, args) in queries {
+            let sql = format!("{explain}{sql}");
+            let rows = bind_args(sqlx::query(&sql), args).fetch_all(&mut *conn).await?;
+            let mut text = String::new();
+            for row in &rows {
+                // SQLite: (id, parent, notused, detail); PostgreSQL: one text column per line.
+                let line: String = match self.backend() {
+                    Backend::Sqlite => row.try_get("detail")?,
+                    Backend::Postgres => row.try_get(0)?,
+                };
+                text.push_str(&line);
+                text.push('\n');
+            }
+            plans.push((name, text));
+        }
+        Ok(plans)
     }
 
     /// Forgets the dedupe keys of webhook requests received before `before_ms` (keep them at

@@ -327,14 +327,15 @@ fn hook_error(e: sqlx::Error, installation: &str) -> StoreError {
 }
 
 impl Store {
-    /// Whether any delivery was made by this route (it may have been deleted since).
-    pub async fn route_has_deliveries(&self, tenant: &str, route: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM deliveries WHERE tenant = $1 AND route_id = $2 LIMIT 1")
-                .bind(tenant)
-                .bind(route)
-                .fetch_optional(self.pool())
-                .await?;
+    /// Whether this route (which may have been deleted since) left dead deliveries to redrive.
+    pub async fn route_has_dead_deliveries(&self, tenant: &str, route: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM deliveries WHERE status = 'dead' AND tenant = $1 AND route_id = $2 LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(route)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(found.is_some())
     }
 }
