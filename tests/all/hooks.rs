@@ -232,6 +232,9 @@ async fn webhooks_are_verified_recorded_routed_and_delivered(backend: Backend) {
     assert!(text.contains("patchbay_webhooks_total{result=\"rejected_401\"} 6"), "{text}");
     assert!(text.contains("patchbay_deliveries_total{outcome=\"ok\"}"), "{text}");
     assert!(text.contains("patchbay_outbox_deliveries{status=\"dead\"} 0"), "{text}");
+    // Every delivery went from the ingest straight to this host's dispatcher: none was claimed.
+    assert!(text.contains("patchbay_deliveries_started_total{path=\"handoff\"}"), "{text}");
+    assert!(!text.contains("path=\"claim\""), "{text}");
 }
 
 async fn failed_deliveries_retry_dead_letter_and_redrive(backend: Backend) {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use patchbay_core::retry::{Jitter, NoJitter, RetrySchedule, SystemJitter};
 use patchbay_store::{
-    AttemptOutcome, AttemptRecord, Backend, DeliveryStatus, EventFilter, IngressOutcome, NewDelivery, NewEvent,
-    NewIngress, NewInstallation, NewVersion, OutboxDepth, PageRequest, PublishOutcome, Retry, Settlement, Settler,
-    Store, StoreError,
+    AttemptOutcome, AttemptRecord, Backend, DeliveryLease, DeliveryRow, DeliveryStatus, EventFilter, GroupCommitConfig,
+    GroupCommitter, IngressOutcome, IngressWrite, NewDelivery, NewEvent, NewIngress, NewInstallation, NewVersion,
+    OutboxDepth, PageRequest, PublishOutcome, Retry, Settlement, Settler, Store, StoreError,
 };
 use patchbay_tests::db::{TestDb, fresh_database};
 
@@ -25,6 +25,7 @@ on_both_backends!(
     events_list_filters_and_pages,
     depth_and_next_due,
     deleting_an_installation_removes_its_events,
+    deliveries_leased_as_written_run_without_a_claim_and_expire_like_claimed_ones,
 );
 
 pub(crate) async fn count(db: &TestDb, sql: &str) -> i64 {
@@ -112,6 +113,7 @@ pub(crate) fn delivery(id: &str, event_id: &str, destination: &str, route: Optio
         payload: format!(r#"{{"delivery":"{id}"}}"#),
         idempotency_key: format!("idem:{id}"),
         next_attempt_at_ms: due,
+        lease: None,
     }
 }
 
@@ -722,4 +724,57 @@ fn retry_jitter_stays_within_bounds() {
         values.insert(at);
     }
     assert!(values.len() > 100, "jitter looks constant: {} distinct values", values.len());
+}
+
+/// A delivery written with a lease (the webhook ingest handing it to its own dispatcher) is
+/// stored exactly as a claim leaves it: no other dispatcher claims it until the lease ends, its
+/// owner settles it, and when the owner never does, the next claim runs it again — through both
+/// writers (one request per transaction, and the group committer's batches).
+async fn deliveries_leased_as_written_run_without_a_claim_and_expire_like_claimed_ones(backend: Backend) {
+    let (_db, store) = setup(backend).await;
+    let leased = |id: &str, event: &str, until: i64| {
+        let mut d = delivery(id, event, "dst", None, 1_000);
+        d.lease = Some(DeliveryLease { owner: "host-a".into(), until_ms: until });
+        d
+    };
+    let (a, b) = (leased("dl_a", "evt_1", 5_000), delivery("dl_b", "evt_1", "dst2", None, 1_000));
+    let outcome = store
+        .record_ingress(
+            &ingress("in_1", "src", Some("m1"), 200, "ok"),
+            &[event("evt_1", "k1", "t.x", 1_000)],
+            &[a.clone(), b],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, IngressOutcome::Recorded { .. }), "{outcome:?}");
+    let stored = store.delivery("t1", "dl_a").await.unwrap().unwrap();
+    let handed = a.leased_row(stored.created_at_ms).unwrap();
+    assert_eq!(
+        stored,
+        DeliveryRow { updated_at_ms: stored.created_at_ms, ..handed },
+        "what the dispatcher runs is what is stored"
+    );
+    assert_eq!(
+        (stored.status, stored.attempts, stored.lease_owner.as_deref()),
+        (DeliveryStatus::Leased, 1, Some("host-a"))
+    );
+    // Another dispatcher's claim takes only the pending one.
+    let claimed = store.claim_deliveries("host-b", 1_000, 10_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["dl_b"]);
+    assert!(store.ack_delivery("dl_a", "host-a", &attempt(1, AttemptOutcome::Ok, None)).await.unwrap());
+    assert_eq!(store.delivery("t1", "dl_a").await.unwrap().unwrap().status, DeliveryStatus::Delivered);
+
+    // Through the group committer: the owner dies; the lease ends and another host runs it.
+    let (committer, _writers) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
+    let write = IngressWrite {
+        ingress: ingress("in_2", "src", Some("m2"), 200, "ok"),
+        events: vec![event("evt_2", "k2", "t.x", 1_000)],
+        deliveries: vec![leased("dl_c", "evt_2", 2_000)],
+    };
+    assert!(matches!(committer.record(write).await.unwrap(), IngressOutcome::Recorded { .. }));
+    assert!(store.claim_deliveries("host-b", 1_999, 10_000, 10).await.unwrap().is_empty());
+    let again = store.claim_deliveries("host-b", 2_000, 10_000, 10).await.unwrap();
+    assert_eq!(again.iter().map(|d| (d.id.as_str(), d.attempts)).collect::<Vec<_>>(), [("dl_c", 2)]);
+    assert!(!store.ack_delivery("dl_c", "host-a", &attempt(1, AttemptOutcome::Ok, None)).await.unwrap());
+    assert!(store.ack_delivery("dl_c", "host-b", &attempt(2, AttemptOutcome::Ok, None)).await.unwrap());
 }

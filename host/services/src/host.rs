@@ -181,6 +181,7 @@ impl Host {
             changes: changes.clone(),
             public_url,
         }));
+        let handoff = Arc::new(crate::dispatch::Handoff::default());
         let ingress = Arc::new(Ingress::new(IngressDeps {
             store: store.clone(),
             installations: installations.clone(),
@@ -191,6 +192,7 @@ impl Host {
             metrics: metrics.clone(),
             hooks: crate::ingress::hook_cache(watch.clone()),
             max_body_bytes: settings.webhook_max_bytes,
+            handoff: handoff.clone(),
         }));
         let routes = Arc::new(Routes::new(store.clone(), router.clone(), installations.clone(), catalog.clone()));
         let events = Arc::new(Events::new(store.clone(), installations.clone()));
@@ -212,7 +214,7 @@ impl Host {
         let status = Arc::new(Status::new(store.clone(), runtime.clone(), metrics.clone(), oplog, watch.clone()));
         let retention = Arc::new(Retention::new(store.clone(), metrics.clone(), settings.retention.clone()));
         let dispatcher =
-            Arc::new(Dispatcher::new(store.clone(), installations.clone(), router.clone(), metrics.clone()));
+            Arc::new(Dispatcher::new(store.clone(), installations.clone(), router.clone(), metrics.clone(), handoff));
         let engine = Arc::new(SyncEngine::new(crate::sync::EngineDeps {
             store: store.clone(),
             installations: installations.clone(),

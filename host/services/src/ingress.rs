@@ -37,6 +37,7 @@ use patchbay_store::{IngressOutcome, NewEvent, NewIngress, Store};
 use serde_json::{Value, json};
 
 use crate::config_cache::{ConfigWatch, TenantCache};
+use crate::dispatch::Handoff;
 use crate::installations::{Installations, Resolved, call_error};
 use crate::metrics::{CallSample, Metrics};
 use crate::routing::{Router, deliveries_for};
@@ -143,6 +144,8 @@ pub(crate) struct IngressDeps {
     pub hooks: HookCache,
     /// Largest webhook body accepted.
     pub max_body_bytes: usize,
+    /// Where deliveries go straight to this host's dispatcher.
+    pub handoff: Arc<Handoff>,
 }
 
 /// Webhook ingress: verify, transform, route, record.
@@ -155,6 +158,7 @@ pub struct Ingress {
     metrics: Arc<Metrics>,
     hooks: HookCache,
     max_body_bytes: usize,
+    handoff: Arc<Handoff>,
 }
 
 impl Ingress {
@@ -168,6 +172,7 @@ impl Ingress {
             metrics: d.metrics,
             hooks: d.hooks,
             max_body_bytes: d.max_body_bytes,
+            handoff: d.handoff,
         }
     }
 
@@ -356,14 +361,22 @@ impl Ingress {
             response_status: 200,
             response_body: body.clone(),
         };
-        let has_deliveries = !deliveries.is_empty();
-        let answer = match self.writer.record(ingress, events, deliveries).await? {
-            IngressOutcome::Recorded { .. } => WebhookAnswer { status: 200, body, duplicate: false },
+        // Due deliveries go to this host's dispatcher as they are written, as far as it has free
+        // slots; the rest are left for a claim.
+        let reserved = self.handoff.reserve(&mut deliveries, patchbay_core::now_ms());
+        let event_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let (answer, left_pending) = match self.writer.record(ingress, events, deliveries).await? {
+            IngressOutcome::Recorded { events: stored } => {
+                let stored: Vec<_> = event_ids.into_iter().zip(stored).collect();
+                let left_pending = reserved.left_pending;
+                self.handoff.start(reserved, &stored, patchbay_core::now_ms());
+                (WebhookAnswer { status: 200, body, duplicate: false }, left_pending)
+            }
             IngressOutcome::Duplicate { response_status, response_body, .. } => {
-                WebhookAnswer { status: response_status, body: response_body, duplicate: true }
+                (WebhookAnswer { status: response_status, body: response_body, duplicate: true }, false)
             }
         };
-        if has_deliveries && !answer.duplicate {
+        if left_pending {
             self.store.wake_dispatchers();
         }
         self.metrics.webhook_received(if answer.duplicate { "duplicate" } else { "stored" });

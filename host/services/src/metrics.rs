@@ -14,6 +14,9 @@
 //!   repeat (`duplicate`); rejected ones count under `rejected_<status>`.
 //! - `patchbay_deliveries_total{outcome}` — delivery attempts by outcome (`ok`, `retryable`,
 //!   `permanent`, `rate-limited`, `unauthorized`, `error`), and `dead` for deliveries dead-lettered.
+//! - `patchbay_deliveries_started_total{path}` — delivery attempts started, by how the dispatcher
+//!   got them: `claim`ed from the outbox, or `handoff` from the webhook ingest that leased them
+//!   to it as it wrote them (see `dispatch::Handoff`).
 //! - `patchbay_delivery_latency_seconds` — histogram of event creation to successful delivery.
 //! - `patchbay_sync_records_total{outcome}`, `patchbay_sync_batches_total`,
 //!   `patchbay_sync_runs_total{status}` — sync throughput and run outcomes on this host.
@@ -55,6 +58,7 @@ struct Inner {
     egress: BTreeMap<String, u64>,
     webhooks: BTreeMap<String, u64>,
     deliveries: BTreeMap<String, u64>,
+    deliveries_started: BTreeMap<String, u64>,
     delivery_latency: Histogram,
     sync_records: BTreeMap<&'static str, u64>,
     sync_batches: u64,
@@ -127,6 +131,11 @@ impl Metrics {
 
     /// Counts a delivery attempt by outcome; `latency` (event creation to success) for
     /// successful ones.
+    /// Counts a delivery attempt started, by how its dispatcher got it (`claim`, `handoff`).
+    pub(crate) fn delivery_started(&self, path: &str) {
+        *self.lock().deliveries_started.entry(path.into()).or_default() += 1;
+    }
+
     pub(crate) fn delivery(&self, outcome: &str, latency: Option<Duration>) {
         let mut m = self.lock();
         *m.deliveries.entry(outcome.into()).or_default() += 1;
@@ -240,6 +249,15 @@ impl Metrics {
         header(&mut out, "patchbay_deliveries_total", "counter", "Delivery attempts by outcome.");
         for (o, n) in &m.deliveries {
             let _ = writeln!(out, "patchbay_deliveries_total{{outcome=\"{}\"}} {n}", esc(o));
+        }
+        header(
+            &mut out,
+            "patchbay_deliveries_started_total",
+            "counter",
+            "Delivery attempts started by how the dispatcher got them.",
+        );
+        for (p, n) in &m.deliveries_started {
+            let _ = writeln!(out, "patchbay_deliveries_started_total{{path=\"{}\"}} {n}", esc(p));
         }
         header(&mut out, "patchbay_delivery_latency_seconds", "histogram", "Event creation to successful delivery.");
         m.delivery_latency.render(&mut out, "patchbay_delivery_latency_seconds", "");

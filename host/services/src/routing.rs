@@ -492,6 +492,7 @@ pub(crate) fn deliveries_for(rules: &[Rule], event: &NewEvent, payload: &Value, 
             payload: args.to_string(),
             idempotency_key: key,
             next_attempt_at_ms: due_ms,
+            lease: None,
         });
     }
     out

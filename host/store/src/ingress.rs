@@ -166,8 +166,9 @@ const INSERT_EVENT: InsertSql = InsertSql {
 
 const INSERT_DELIVERY: InsertSql = InsertSql {
     head: "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, operation, payload, \
-           idempotency_key, status, attempts, schedule_base, next_attempt_at, created_at, updated_at)",
-    row: "(?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?)",
+           idempotency_key, status, attempts, schedule_base, next_attempt_at, lease_owner, lease_until, created_at, \
+           updated_at)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
     tail: "",
 };
 
@@ -342,6 +343,7 @@ pub(crate) async fn insert_events(
         &INSERT_DELIVERY,
         &deliveries,
         |q, d| {
+            let (status, attempts, next_attempt_at) = d.initial_state();
             q.bind(&d.id)
                 .bind(&d.event_id)
                 .bind(&d.tenant)
@@ -350,7 +352,11 @@ pub(crate) async fn insert_events(
                 .bind(&d.operation)
                 .bind(&d.payload)
                 .bind(&d.idempotency_key)
-                .bind(d.next_attempt_at_ms)
+                .bind(status)
+                .bind(attempts)
+                .bind(next_attempt_at)
+                .bind(d.lease.as_ref().map(|l| l.owner.as_str()))
+                .bind(d.lease.as_ref().map(|l| l.until_ms))
                 .bind(now)
                 .bind(now)
         },

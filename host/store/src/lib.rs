@@ -69,8 +69,9 @@ pub use ingress::Rows;
 pub use installations::{INITIAL_STATUS, InstallationFilter, InstallationPatch, InstallationRow, NewInstallation};
 pub use logs::{LogQuery, LogRecord, NewLogRecord, fields_json};
 pub use outbox::{
-    AttemptOutcome, AttemptRecord, AttemptRow, Delivery, DeliveryRow, DeliveryStatus, EmittedEvent, EventDetail,
-    EventFilter, EventRow, IngressOutcome, NewDelivery, NewEvent, NewIngress, OutboxDepth, Retry, Settlement, Settler,
+    AttemptOutcome, AttemptRecord, AttemptRow, Delivery, DeliveryLease, DeliveryRow, DeliveryStatus, EmittedEvent,
+    EventDetail, EventFilter, EventRow, IngressOutcome, NewDelivery, NewEvent, NewIngress, OutboxDepth, Retry,
+    Settlement, Settler,
 };
 pub use page::{DEFAULT_PAGE, MAX_PAGE, Page, PageRequest};
 pub use retention::RetentionClass;

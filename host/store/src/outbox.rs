@@ -162,6 +162,54 @@ pub struct NewDelivery {
     pub idempotency_key: String,
     /// First claimable time (normally the event's creation time).
     pub next_attempt_at_ms: i64,
+    /// Leased to a dispatcher as it is written (its first attempt starts without a claim):
+    /// stored `leased` with one attempt, like a claim leaves it; `None`: stored `pending`.
+    pub lease: Option<DeliveryLease>,
+}
+
+/// A lease taken as a delivery is written (see [`NewDelivery::lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryLease {
+    /// The dispatcher that runs it (the owner a claim would set).
+    pub owner: String,
+    /// Until when; afterwards any dispatcher may claim it again.
+    pub until_ms: i64,
+}
+
+impl NewDelivery {
+    /// Its status, attempts and next attempt time as stored: `leased` with one attempt until the
+    /// lease ends, or `pending` with none, due at [`NewDelivery::next_attempt_at_ms`].
+    pub(crate) fn initial_state(&self) -> (&'static str, i64, i64) {
+        match &self.lease {
+            Some(l) => ("leased", 1, l.until_ms),
+            None => ("pending", 0, self.next_attempt_at_ms),
+        }
+    }
+
+    /// The row a claim would have returned for it once written with a lease, stamped `now_ms`;
+    /// `None` without a lease.
+    pub fn leased_row(&self, now_ms: i64) -> Option<Delivery> {
+        let lease = self.lease.as_ref()?;
+        Some(DeliveryRow {
+            id: self.id.clone(),
+            event_id: self.event_id.clone(),
+            tenant: self.tenant.clone(),
+            route_id: self.route_id.clone(),
+            destination_installation: self.destination_installation.clone(),
+            operation: self.operation.clone(),
+            payload: self.payload.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            status: DeliveryStatus::Leased,
+            attempts: 1,
+            schedule_base: 0,
+            next_attempt_at_ms: lease.until_ms,
+            lease_owner: Some(lease.owner.clone()),
+            lease_until_ms: Some(lease.until_ms),
+            last_error: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        })
+    }
 }
 
 patchbay_core::string_enum! {

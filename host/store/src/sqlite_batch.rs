@@ -231,8 +231,9 @@ fn record_ingress(conn: &mut Connection, items: &[Item<'_>]) -> Result<Vec<Ingre
             tx.prepare_cached("SELECT id FROM events WHERE source_installation = ?1 AND idempotency_key = ?2")?;
         let mut delivery = tx.prepare_cached(
             "INSERT INTO deliveries (id, event_id, tenant, route_id, destination_installation, operation, payload, \
-             idempotency_key, status, attempts, schedule_base, next_attempt_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, 0, ?9, ?10, ?10)",
+             idempotency_key, status, attempts, schedule_base, next_attempt_at, lease_owner, lease_until, \
+             created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?14)",
         )?;
         for item in items {
             let i = item.ingress;
@@ -275,6 +276,7 @@ fn record_ingress(conn: &mut Connection, items: &[Item<'_>]) -> Result<Vec<Ingre
                 ])? == 1;
                 if fresh {
                     for d in item.deliveries.iter().filter(|d| d.event_id == e.id) {
+                        let (status, attempts, next_attempt_at) = d.initial_state();
                         delivery.execute(params![
                             d.id,
                             d.event_id,
@@ -284,7 +286,11 @@ fn record_ingress(conn: &mut Connection, items: &[Item<'_>]) -> Result<Vec<Ingre
                             d.operation,
                             d.payload,
                             d.idempotency_key,
-                            d.next_attempt_at_ms,
+                            status,
+                            attempts,
+                            next_attempt_at,
+                            d.lease.as_ref().map(|l| l.owner.as_str()),
+                            d.lease.as_ref().map(|l| l.until_ms),
                             now
                         ])?;
                     }

@@ -317,6 +317,7 @@ fn request(n: usize) -> IngressWrite {
             payload: format!(r#"{{"n":{n}}}"#),
             idempotency_key: format!("{event_id}:r1"),
             next_attempt_at_ms: at,
+            lease: None,
         }],
     }
 }

@@ -83,14 +83,24 @@ async fn run(dispatcher: Arc<Dispatcher>, config: DispatchConfig) {
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
     let signal = dispatcher.store.dispatch_signal();
+    match dispatcher.handoff.connect(owner.clone(), slots.clone(), lease_ms) {
+        Some(handed) => {
+            tokio::spawn(run_handed_over(dispatcher.clone(), owner.clone(), handed));
+        }
+        None => tracing::warn!("another dispatcher of this host takes the deliveries handed over by ingest"),
+    }
     tracing::info!(owner = %owner, "dispatcher started");
     loop {
-        // Wait for a free slot before claiming, so claimed rows start at once.
-        match slots.clone().acquire_owned().await {
-            Ok(p) => drop(p),
+        // Reserve the free slots before claiming (at least one, waiting for it), so that every
+        // claimed row starts at once, whatever the ingest hands over meanwhile.
+        let mut permits = match slots.clone().acquire_owned().await {
+            Ok(p) => vec![p],
             Err(_) => return,
+        };
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
         }
-        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX).max(1);
+        let free = u32::try_from(permits.len()).unwrap_or(u32::MAX);
         let now = patchbay_core::now_ms();
         let claimed = match dispatcher.store.claim_deliveries(&owner, now, lease_ms, free).await {
             Ok(c) => c,
@@ -102,11 +112,12 @@ async fn run(dispatcher: Arc<Dispatcher>, config: DispatchConfig) {
         };
         let full = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= free;
         for d in claimed {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                // Cannot happen (we claimed at most the free slots); the lease will expire.
+            let Some(permit) = permits.pop() else {
+                // Cannot happen (we claimed at most the reserved slots); the lease will expire.
                 tracing::error!(delivery = %d.id, "no free slot for a claimed delivery");
                 continue;
             };
+            dispatcher.metrics.delivery_started("claim");
             let dispatcher = dispatcher.clone();
             let owner = owner.clone();
             tokio::spawn(async move {
@@ -114,6 +125,7 @@ async fn run(dispatcher: Arc<Dispatcher>, config: DispatchConfig) {
                 drop(permit);
             });
         }
+        drop(permits);
         if full {
             continue;
         }
@@ -138,6 +150,24 @@ async fn run(dispatcher: Arc<Dispatcher>, config: DispatchConfig) {
             _ = signal.notified() => {}
             _ = tokio::time::sleep(wait.min(config.max_idle)) => {}
         }
+    }
+}
+
+/// Runs the deliveries the ingest leased to this dispatcher and handed over (see
+/// [`super::Handoff`]), each in the slot reserved for it.
+async fn run_handed_over(
+    dispatcher: Arc<Dispatcher>,
+    owner: Arc<str>,
+    mut handed: tokio::sync::mpsc::UnboundedReceiver<(Delivery, tokio::sync::OwnedSemaphorePermit)>,
+) {
+    while let Some((d, permit)) = handed.recv().await {
+        dispatcher.metrics.delivery_started("handoff");
+        let dispatcher = dispatcher.clone();
+        let owner = owner.clone();
+        tokio::spawn(async move {
+            deliver(&dispatcher, &owner, d).await;
+            drop(permit);
+        });
     }
 }
 
