@@ -18,7 +18,8 @@
 //!
 //! `cargo bench -p patchbay-benches --bench table`. `PATCHBAY_BENCH_SECS` (default 5) sets each
 //! throughput run's length, `PATCHBAY_BENCH_RECORDS` (default 100 000) the records per sync,
-//! `PATCHBAY_BENCH_BACKENDS` (`sqlite,postgres`) which backends run.
+//! `PATCHBAY_BENCH_BACKENDS` (`sqlite,postgres`) which backends run, `PATCHBAY_BENCH_RATE`
+//! (default 1 000) the webhooks per second of the delivery-latency run.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ struct Figures {
     deliver_p99_ms: f64,
     delivered: usize,
     sent: usize,
+    /// Webhooks per second of the delivery run.
+    rate: u64,
     hello_32: f64,
     invoke_32: f64,
     invoke_p50_us: f64,
@@ -69,6 +72,8 @@ struct Bench {
     ds: Dataset,
     records: usize,
     secs: u64,
+    /// Webhooks per second of the delivery-latency run.
+    rate: u64,
     pass: usize,
 }
 
@@ -100,10 +105,10 @@ impl Bench {
             m.clear();
         }
         let (latencies, sent) =
-            paced(self.addr, webhook_shot(&self.path), self.arrivals.clone(), 1_000, self.secs, 16).await?;
+            paced(self.addr, webhook_shot(&self.path), self.arrivals.clone(), self.rate, self.secs, 16).await?;
         f.deliver_p50_ms = percentile(&latencies, 0.5);
         f.deliver_p99_ms = percentile(&latencies, 0.99);
-        (f.delivered, f.sent) = (latencies.len(), sent);
+        (f.delivered, f.sent, f.rate) = (latencies.len(), sent, self.rate);
         if let Some(d) = dispatcher {
             d.abort();
         }
@@ -211,7 +216,7 @@ fn table(backend: Backend, f: &Figures, empty: Option<&Figures>) -> String {
         Some(ingest_target.1),
     );
     row(
-        "webhook → connector → sink after the 200, 1 000/s",
+        &format!("webhook → connector → sink after the 200, {}/s", f.rate),
         format!("p50 {:.2} ms, p99 {:.2} ms", f.deliver_p50_ms, f.deliver_p99_ms),
         format!("{} of {} delivered", f.delivered, f.sent),
         "p50 ≤ 1 ms, p99 ≤ 5 ms",
@@ -264,6 +269,7 @@ fn table(backend: Backend, f: &Figures, empty: Option<&Figures>) -> String {
 
 fn main() -> anyhow::Result<()> {
     let secs = env_num("PATCHBAY_BENCH_SECS", 5);
+    let rate = env_num("PATCHBAY_BENCH_RATE", 1_000);
     let records = env_num("PATCHBAY_BENCH_RECORDS", 100_000) as usize;
     let prefill = env_num("PATCHBAY_BENCH_PREFILL", 0);
     let wanted = std::env::var("PATCHBAY_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
@@ -303,6 +309,7 @@ fn main() -> anyhow::Result<()> {
                 ds: ds.clone(),
                 records,
                 secs,
+                rate,
                 pass: 0,
             };
             let empty = bench.measure().await?;

@@ -571,7 +571,7 @@ mod tests {
 
     #[test]
     fn insert_statements_have_their_parameter_counts() {
-        assert_eq!(INSERT_DELIVERY.params(), 11);
+        assert_eq!(INSERT_DELIVERY.params(), 15);
         assert_eq!(INSERT_INGRESS.params(), 11);
         assert_eq!(INSERT_EVENT.params(), 9);
     }

@@ -102,10 +102,19 @@ fn record_from(row: &AnyRow) -> Result<LogRecord, StoreError> {
 }
 
 impl Store {
-    /// Appends `records` in one transaction, with multi-row INSERTs.
+    /// Appends `records` in one transaction: on a SQLite file with prepared statements on the
+    /// dedicated connection, in the writer's turn (see `sqlite_batch.rs`); otherwise with
+    /// multi-row INSERTs.
     pub async fn append_logs(&self, records: &[NewLogRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
+        }
+        if let Some(writer) = &self.batch_writer {
+            let _turn = self.writer().acquire().await?;
+            return match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::CurrentThread => writer.append_logs(records),
+                _ => tokio::task::block_in_place(|| writer.append_logs(records)),
+            };
         }
         let mut tx = self.begin_write().await?;
         for chunk in records.chunks(ROWS_PER_INSERT) {

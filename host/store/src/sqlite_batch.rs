@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use super::ingress::{Item, dedupe_key_unheld, duplicate, event_key_unheld};
+use super::logs::{NewLogRecord, level_num};
 use super::outbox::{EmittedEvent, IngressOutcome};
 use super::sync::{BatchOutcome, Counts, ImportBatch, LocalIds, MAX_STORED_ERRORS, lease_lost};
 use super::{SQLITE_BUSY_TIMEOUT, SqliteSynchronous, StoreError, now_ms};
@@ -60,6 +61,34 @@ impl BatchWriter {
                 }
             }
             other => other,
+        })
+    }
+
+    /// Appends operation-log entries in one transaction, one prepared insert per entry.
+    /// Blocking.
+    pub(crate) fn append_logs(&self, records: &[NewLogRecord]) -> Result<(), StoreError> {
+        self.with_connection(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO operation_logs (tenant, installation, at_ms, level_num, level, source, message, \
+                     fields_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for r in records {
+                    insert.execute(params![
+                        r.tenant,
+                        r.installation,
+                        r.at_ms,
+                        level_num(r.level),
+                        r.level.as_str(),
+                        r.source,
+                        r.message,
+                        r.fields_json
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
     }
 
