@@ -117,13 +117,7 @@ async fn run(dispatcher: Arc<Dispatcher>, config: DispatchConfig) {
                 tracing::error!(delivery = %d.id, "no free slot for a claimed delivery");
                 continue;
             };
-            dispatcher.metrics.delivery_started("claim");
-            let dispatcher = dispatcher.clone();
-            let owner = owner.clone();
-            tokio::spawn(async move {
-                deliver(&dispatcher, &owner, d).await;
-                drop(permit);
-            });
+            start(&dispatcher, &owner, d, permit, "claim");
         }
         drop(permits);
         if full {
@@ -161,14 +155,24 @@ async fn run_handed_over(
     mut handed: tokio::sync::mpsc::UnboundedReceiver<(Delivery, tokio::sync::OwnedSemaphorePermit)>,
 ) {
     while let Some((d, permit)) = handed.recv().await {
-        dispatcher.metrics.delivery_started("handoff");
-        let dispatcher = dispatcher.clone();
-        let owner = owner.clone();
-        tokio::spawn(async move {
-            deliver(&dispatcher, &owner, d).await;
-            drop(permit);
-        });
+        start(&dispatcher, &owner, d, permit, "handoff");
     }
+}
+
+/// Runs `d` on its own task in the slot `permit` holds, counted by how the dispatcher got it.
+fn start(
+    dispatcher: &Arc<Dispatcher>,
+    owner: &Arc<str>,
+    d: Delivery,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    path: &str,
+) {
+    dispatcher.metrics.delivery_started(path);
+    let (dispatcher, owner) = (dispatcher.clone(), owner.clone());
+    tokio::spawn(async move {
+        deliver(&dispatcher, &owner, d).await;
+        drop(permit);
+    });
 }
 
 /// What one attempt came to.
