@@ -1283,8 +1283,14 @@ async fn outbox_tables_carry_the_fewest_indexes_and_every_hot_query_uses_one(bac
             vec!["events_ingress", "events_tenant_created"],
         ),
     };
+    // The unique indexes: the primary key and the idempotency key, and on SQLite (tenant, id) for
+    // the deliveries' foreign key (PostgreSQL's names the event by id: migration 0012).
+    let events_unique = if backend == Backend::Sqlite { 3 } else { 2 };
     assert_eq!(indexes(&db, backend, "ingress_requests").await, (names(&requests), requests.len() + 2));
-    assert_eq!(indexes(&db, backend, "events").await, (names(&events), events.len() + 3));
+    assert_eq!(indexes(&db, backend, "events").await, (names(&events), events.len() + events_unique));
+    if backend == Backend::Postgres {
+        foreign_key_checks_take_a_unique_index(&db).await;
+    }
     assert_eq!(
         indexes(&db, backend, "deliveries").await,
         (names(&["deliveries_dead", "deliveries_destination", "deliveries_due", "deliveries_event"]), 6)
@@ -1292,7 +1298,7 @@ async fn outbox_tables_carry_the_fewest_indexes_and_every_hot_query_uses_one(bac
     store.fill(Fill::Events, "t1", "i1", 2_000).await.unwrap();
     store.refresh_statistics(true).await.unwrap();
     let plans = store.explain_outbox_queries("t1", "i1").await.unwrap();
-    assert_eq!(plans.len(), 7, "{plans:?}");
+    assert_eq!(plans.len(), 9, "{plans:?}");
     if backend != Backend::Sqlite {
         // PostgreSQL plans small tables by cost (a sequential scan may be cheapest); they are
         // produced, which checks the statements, and read in docs/architecture.md.
@@ -1313,4 +1319,65 @@ async fn outbox_tables_carry_the_fewest_indexes_and_every_hot_query_uses_one(bac
     assert!(plan("cascade: requests").contains("(tenant=? AND installation=?)"), "{}", plan("cascade: requests"));
     assert!(plan("cascade: events").contains("(tenant=? AND source_installation=?)"), "{}", plan("cascade: events"));
     assert!(plan("cascade: deliveries").contains("deliveries_destination"), "{}", plan("cascade: deliveries"));
+    assert!(
+        plan("cascade: an event's deliveries").contains("deliveries_event"),
+        "{}",
+        plan("cascade: an event's deliveries")
+    );
+    assert!(plan("foreign key: a delivery's event").contains("INDEX"), "{}", plan("foreign key: a delivery's event"));
+}
+
+/// PostgreSQL checks a foreign key with a query it plans once per connection and keeps. On tables
+/// without statistics (a new database: these are empty) a check of `tenant = $1 AND id = $2`
+/// cost the same through UNIQUE (tenant, id) as through walking events_tenant_created over all of
+/// the tenant's events, and a connection that chose the walk kept it (three quarters of the
+/// database's CPU during ingest). Every foreign key from one ingest table to another is planned
+/// here as the check is — a generic plan, no statistics — and must be answered by a unique index.
+async fn foreign_key_checks_take_a_unique_index(db: &TestDb) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let keys: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.conname::text, p.relname::text, \
+                string_agg(a.attname::text, ',' ORDER BY k.n) \
+         FROM pg_constraint c \
+         JOIN pg_class r ON r.oid = c.conrelid JOIN pg_class p ON p.oid = c.confrelid \
+         JOIN pg_namespace ns ON ns.oid = r.relnamespace \
+         CROSS JOIN LATERAL unnest(c.confkey) WITH ORDINALITY AS k(attnum, n) \
+         JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum \
+         WHERE c.contype = 'f' AND ns.nspname = current_schema() \
+           AND r.relname IN ('ingress_requests', 'events', 'deliveries') \
+           AND p.relname IN ('ingress_requests', 'events', 'deliveries') \
+         GROUP BY c.conname, p.relname ORDER BY c.conname",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let found: Vec<(&str, &str)> = keys.iter().map(|(_, p, c)| (p.as_str(), c.as_str())).collect();
+    assert_eq!(found, [("events", "id"), ("ingress_requests", "id")], "{keys:?}");
+    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
+    for (n, (name, parent, columns)) in keys.iter().enumerate() {
+        let cols: Vec<&str> = columns.split(',').collect();
+        let conds: Vec<String> = cols.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect();
+        let types = vec!["text"; cols.len()].join(", ");
+        let check = format!("SELECT 1 FROM ONLY {parent} x WHERE {} FOR KEY SHARE OF x", conds.join(" AND "));
+        sqlx::query(&format!("PREPARE fk{n} ({types}) AS {check}")).execute(&mut *conn).await.unwrap();
+        let values = vec!["'x'"; cols.len()].join(", ");
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN EXECUTE fk{n} ({values})")).fetch_all(&mut *conn).await.unwrap();
+        let plan = plan.join("\n");
+        let index = plan.split(" using ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_default();
+        let unique: Option<bool> = sqlx::query_scalar(
+            "SELECT i.indisunique FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace ns ON ns.oid = c.relnamespace \
+             WHERE c.relname = $1 AND ns.nspname = current_schema()",
+        )
+        .bind(index)
+        .fetch_optional(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(unique, Some(true), "{name}: {check}\n{plan}");
+    }
+    drop(conn);
+    pool.close().await;
 }

@@ -755,7 +755,8 @@ impl Store {
     }
 
     /// The query plans (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`) of the outbox's
-    /// hot queries and of the lookups a deleted installation cascades into, by name: what shows
+    /// hot queries, of the lookups a deleted installation or event cascades into and of the
+    /// deliveries' foreign-key check, by name: what shows
     /// that each is served by an index (see docs/architecture.md on the outbox's indexes). Reads
     /// nothing but the schema and statistics.
     pub async fn explain_outbox_queries(
@@ -776,7 +777,20 @@ impl Store {
         let (events_sql, events_args) = events_query(tenant, &filter, &mut pattern);
         let claim = claim_sql(self.backend());
         let cascade_args = [Arg::Text(tenant), Arg::Text(installation)];
-        let queries: [(&'static str, &str, &[Arg<'_>]); 7] = [
+        // A delivery names its event by (tenant, id) on SQLite, by id on PostgreSQL (its 0012).
+        let (event_deliveries, delivery_event, event_args): (&str, &str, &[Arg<'_>]) = match self.backend() {
+            Backend::Sqlite => (
+                "SELECT 1 FROM deliveries WHERE tenant = $1 AND event_id = $2",
+                "SELECT 1 FROM events WHERE tenant = $1 AND id = $2",
+                &[Arg::Text(tenant), Arg::Text("evt_0")],
+            ),
+            Backend::Postgres => (
+                "SELECT 1 FROM deliveries WHERE event_id = $1",
+                "SELECT 1 FROM ONLY events x WHERE id = $1 FOR KEY SHARE OF x",
+                &[Arg::Text("evt_0")],
+            ),
+        };
+        let queries: [(&'static str, &str, &[Arg<'_>]); 9] = [
             ("claim", &claim, &[Arg::Text("owner"), Arg::Int(1), Arg::Int(1), Arg::Int(1), Arg::Int(10)]),
             ("outbox depth", OUTBOX_DEPTH_SQL, &[]),
             ("next due", NEXT_DUE_SQL, &[]),
@@ -792,6 +806,8 @@ impl Store {
                 "SELECT 1 FROM deliveries WHERE tenant = $1 AND destination_installation = $2",
                 &cascade_args,
             ),
+            ("cascade: an event's deliveries", event_deliveries, event_args),
+            ("foreign key: a delivery's event", delivery_event, event_args),
         ];
         let mut plans = Vec::with_capacity(queries.len());
         // One connection: the claim's plan needs no transaction, and EXPLAIN changes nothing.
