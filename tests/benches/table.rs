@@ -89,8 +89,10 @@ impl Bench {
             body: Bytes::from(push_body("hello")),
         };
         // Ingest, the dispatcher off (only ingest is measured), right after its reference.
+        self.phase("hello-world, 64 connections");
         f.hello_64 = load(self.hello, hello_shot, conns, self.secs).await.0;
         let _ = load(self.addr, webhook_shot(&self.path), 4, 1).await;
+        self.phase("webhook ingest, 64 connections");
         f.ingest = load(self.addr, webhook_shot(&self.path), conns, self.secs).await.0;
 
         self.settle().await;
@@ -104,6 +106,7 @@ impl Bench {
         if let Ok(mut m) = self.arrivals.lock() {
             m.clear();
         }
+        self.phase("delivery after the 200");
         let (latencies, sent) =
             paced(self.addr, webhook_shot(&self.path), self.arrivals.clone(), self.rate, self.secs, 16).await?;
         f.deliver_p50_ms = percentile(&latencies, 0.5);
@@ -122,9 +125,11 @@ impl Bench {
         let hello_url = format!("http://{}/", self.hello);
         let (_, wall) = invoking::over_http(&hello_url, "x", 32, calls).await?;
         f.hello_32 = calls as f64 / wall.as_secs_f64();
+        self.phase("invoke over HTTP, 32 connections");
         let (samples, wall) = invoking::over_http(&self.invoke_url, &self.token, 32, calls).await?;
         f.invoke_32 = samples.len() as f64 / wall.as_secs_f64();
         let id = self.invoke_url.split('/').nth(5).unwrap_or_default().to_string();
+        self.phase("invoke in process");
         let (mut samples, _) = invoking::in_process(&self.app, &id, 5_000).await?;
         samples.sort();
         f.invoke_p50_us = percentile(&samples, 0.5) * 1e3;
@@ -134,6 +139,7 @@ impl Bench {
         // A first sync into a new installation (so a new stream), then the batch commits alone.
         let inst = syncing::setup(&self.app, &self.src, &format!("sync-{}", self.pass)).await?;
         let cfg = SyncConfig { batch_size: 2000, concurrency: 1, ..Default::default() };
+        self.phase("first sync");
         let worker = self.app.spawn_sync(cfg);
         let (secs, _, created, _) = syncing::timed_sync(&self.app, &inst).await?;
         anyhow::ensure!(created == self.records as i64, "created {created} of {}", self.records);
@@ -156,9 +162,16 @@ impl Bench {
             group: GroupCommitConfig::default(),
             only: None,
         };
+        self.phase("durable write alone");
         let row = ingress::run_one(&plan, self.pass, self.backend, None, Mode::GroupCommit, 64).await?;
         f.store_limit = row.requests_per_sec();
         Ok(f)
+    }
+
+    /// Says on stderr which measurement starts (for a profiler to attach at the right moment).
+    fn phase(&self, what: &str) {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        eprintln!("[{:.3}] {} pass {}: {what}", t.as_secs_f64(), self.backend, self.pass);
     }
 
     /// Lets the host write what it queued (operation logs, settlements) before the next phase.
