@@ -356,20 +356,43 @@ impl Store {
         }
     }
 
-    /// SQLite: gathers the query planner's statistics where they are missing or stale
-    /// (`PRAGMA optimize`, which analyzes only tables whose size changed a lot since, with a
-    /// bounded sample); `everything` also checks tables no connection has queried yet, as at
-    /// start. Without statistics SQLite picks among indexes that match equally by their order in
-    /// the schema, which for some queries is the wrong one (e.g. the cascade from a deleted
-    /// installation walking the whole tenant's events). Nothing to do on PostgreSQL, whose
-    /// autovacuum analyzes.
-    pub async fn refresh_statistics(&self, everything: bool) -> Result<(), StoreError> {
-        if self.backend != Backend::Sqlite {
-            return Ok(());
+    /// Gathers the query planner's statistics where they are missing or stale. Called at start
+    /// (`everything`) and after each retention sweep.
+    ///
+    /// SQLite: `PRAGMA optimize`, which analyzes only tables whose size changed a lot since, with
+    /// a bounded sample; `everything` also checks tables no connection has queried yet. Without
+    /// statistics SQLite picks among indexes that match equally by their order in the schema,
+    /// which for some queries is the wrong one (e.g. the cascade from a deleted installation
+    /// walking the whole tenant's events).
+    ///
+    /// PostgreSQL: what autovacuum's analyze would do, for databases that run without it
+    /// (`autovacuum = off`, as some operators set): `ANALYZE` of every table of the schema changed
+    /// by more than 50 rows + 10 % since its last analysis. At start it runs whatever the
+    /// setting; after a sweep only when autovacuum is off. Returns the tables analyzed.
+    pub async fn refresh_statistics(&self, everything: bool) -> Result<Vec<String>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            let pragma = if everything { "PRAGMA optimize=0x10002" } else { "PRAGMA optimize" };
+            sqlx::query(pragma).execute(&self.writer).await?;
+            return Ok(Vec::new());
         }
-        let pragma = if everything { "PRAGMA optimize=0x10002" } else { "PRAGMA optimize" };
-        sqlx::query(pragma).execute(&self.writer).await?;
-        Ok(())
+        if !everything {
+            let autovacuum: String =
+                sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(&self.pool).await?;
+            if autovacuum != "off" {
+                return Ok(Vec::new());
+            }
+        }
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
+             AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for table in &stale {
+            // A name read from the catalogue, quoted as an identifier.
+            sqlx::query(&format!("ANALYZE \"{}\"", table.replace('"', "\"\""))).execute(&self.pool).await?;
+        }
+        Ok(stale)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
