@@ -22,15 +22,12 @@ pub async fn host(
     backend: Backend,
     batch: u32,
     all_change_events: bool,
-) -> anyhow::Result<(Host, tempfile::TempDir, Option<tokio::task::JoinHandle<()>>)> {
-    let dir = tempfile::tempdir()?;
+) -> anyhow::Result<(Host, crate::webhooks::Scratch, Option<tokio::task::JoinHandle<()>>)> {
+    let dir = crate::webhooks::Scratch::new(backend).await?;
     let mut env = HashMap::new();
     env.insert("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32".to_string());
-    if backend == Backend::Postgres {
-        let db = patchbay_tests::db::fresh_database(Backend::Postgres).await;
-        env.insert("DATABASE_URL", db.url.clone());
-        // The schema must outlive the run.
-        std::mem::forget(db);
+    if let Some(url) = dir.database_url() {
+        env.insert("DATABASE_URL", url);
     }
     let settings = Settings::load(
         Overrides { config: None, listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.path().to_path_buf()) },

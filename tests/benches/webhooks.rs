@@ -136,24 +136,43 @@ pub async fn load(addr: SocketAddr, shot: Shot, connections: usize, secs: u64) -
     (tally.ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), tally.failed.load(Ordering::Relaxed))
 }
 
+/// What a benchmark host keeps on disk: its data directory and, on PostgreSQL, its schema. Both
+/// are removed when this is dropped (keep it for as long as the host runs): a large-store run
+/// leaves tens of gigabytes otherwise.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    db: Option<patchbay_tests::db::TestDb>,
+}
+
+impl Scratch {
+    /// A new data directory, with a fresh PostgreSQL schema when `backend` is PostgreSQL.
+    pub async fn new(backend: Backend) -> anyhow::Result<Scratch> {
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(patchbay_tests::db::fresh_database(Backend::Postgres).await),
+        };
+        Ok(Scratch { dir: tempfile::tempdir()?, db })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The PostgreSQL URL of the schema, if any.
+    pub fn database_url(&self) -> Option<String> {
+        self.db.as_ref().map(|db| db.url.clone())
+    }
+}
+
 /// A host in this process on `backend`, serving its API; `dispatch` turns the dispatcher on.
-pub async fn host(backend: Backend, dispatch: bool) -> anyhow::Result<(Host, SocketAddr, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
+pub async fn host(backend: Backend, dispatch: bool) -> anyhow::Result<(Host, SocketAddr, Scratch)> {
+    let dir = Scratch::new(backend).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut env = HashMap::new();
     env.insert("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32".to_string());
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let db = patchbay_tests::db::fresh_database(Backend::Postgres).await;
-            let url = db.url.clone();
-            // The schema outlives the bench run; it is dropped with the next fresh_database
-            // sweep or by hand. Keep it alive for the process.
-            std::mem::forget(db);
-            Some(url)
-        }
-    };
+    let database = dir.database_url();
     if let Some(url) = &database {
         env.insert("DATABASE_URL", url.clone());
     }
