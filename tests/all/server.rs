@@ -232,12 +232,16 @@ impl Server {
         self.post_body("/v1/connectors", token, "application/wasm", wasm).await
     }
 
+    /// A raw body, on a connection of its own: the server may answer (413, 403, 415) before it
+    /// has read the body and then closes the connection, and a pooled connection closed that way
+    /// fails the next request that picks it up (`IncompleteMessage`).
     async fn post_body(&self, path: &str, token: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Resp {
         let resp = self
             .http
             .post(format!("{}{path}", self.url))
             .bearer_auth(token)
             .header("content-type", content_type)
+            .header("connection", "close")
             .body(body)
             .send()
             .await
