@@ -549,11 +549,7 @@ impl Store {
         {
             // A SQLite file: prepared statements on the dedicated connection, in the writer's
             // turn (see `sqlite_batch.rs`).
-            let _turn = self.writer().acquire().await?;
-            return match tokio::runtime::Handle::current().runtime_flavor() {
-                tokio::runtime::RuntimeFlavor::CurrentThread => writer.record_ingress(items),
-                _ => tokio::task::block_in_place(|| writer.record_ingress(items)),
-            };
+            return self.in_write_turn(|| writer.record_ingress(items)).await;
         }
         let mut tx = self.begin_write().await?;
         let outcomes = write_ingress(&mut tx, self.backend(), items, shape).await?;

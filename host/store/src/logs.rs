@@ -110,11 +110,7 @@ impl Store {
             return Ok(());
         }
         if let Some(writer) = &self.batch_writer {
-            let _turn = self.writer().acquire().await?;
-            return match tokio::runtime::Handle::current().runtime_flavor() {
-                tokio::runtime::RuntimeFlavor::CurrentThread => writer.append_logs(records),
-                _ => tokio::task::block_in_place(|| writer.append_logs(records)),
-            };
+            return self.in_write_turn(|| writer.append_logs(records)).await;
         }
         let mut tx = self.begin_write().await?;
         for chunk in records.chunks(ROWS_PER_INSERT) {

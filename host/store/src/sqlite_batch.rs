@@ -381,3 +381,16 @@ fn insert_errors(
     }
     Ok(())
 }
+
+impl super::Store {
+    /// Runs `work` — blocking writes on the dedicated connection — in the writer's turn (after
+    /// this process's queued writes, before later ones), off the async workers where the runtime
+    /// has others.
+    pub(crate) async fn in_write_turn<T>(&self, work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let _turn = self.writer().acquire().await?;
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => work(),
+            _ => tokio::task::block_in_place(work),
+        }
+    }
+}

@@ -1195,12 +1195,7 @@ impl Store {
             // The write turn first (see `Store::writer`): holding the writer connection idle
             // keeps this process's other writes queued behind the batch rather than busy-waiting
             // in SQLite.
-            let _turn = self.writer().acquire().await?;
-            // Blocking work: off the async workers where the runtime has others.
-            return match tokio::runtime::Handle::current().runtime_flavor() {
-                tokio::runtime::RuntimeFlavor::CurrentThread => writer.commit_import_batch(batch),
-                _ => tokio::task::block_in_place(|| writer.commit_import_batch(batch)),
-            };
+            return self.in_write_turn(|| writer.commit_import_batch(batch)).await;
         }
         if let Some(writer) = &self.pg_batch
             && batch.events.is_none_or(|e| !e.may_emit(batch.entity))
