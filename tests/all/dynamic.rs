@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::harness::{Host, TestServer, installation};
 
 fn op<'a>(c: &'a LoadedComponent, name: &str) -> &'a OperationInfo {
-    find_operation(c.operations(), name).unwrap_or_else(|e| panic!("{e}"))
+    find_operation(c.exported_functions(), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The type of an operation's only parameter.
@@ -81,23 +81,8 @@ fn operations_of_every_world() {
                 "sync.write-batch",
             ],
         ),
-        (
-            components::KINDS,
-            &[
-                "lifecycle.health-check",
-                "lifecycle.validate-credentials",
-                "kinds.echo-scalars",
-                "kinds.echo-nested",
-                "kinds.many-params",
-                "kinds.nothing",
-                "kinds.fail",
-                "kinds.health-check",
-                "kinds.boom",
-                "kinds.make-bytes",
-                "kinds.sum-bytes",
-                "kinds.make-counter",
-            ],
-        ),
+        // Its own `kinds` interface is exported, but it is not an operation.
+        (components::KINDS, &["lifecycle.health-check", "lifecycle.validate-credentials"]),
     ];
     for (path, want) in expect {
         let c = host.load(path);
@@ -109,6 +94,27 @@ fn operations_of_every_world() {
         // The cached list is the same as a fresh listing.
         assert_eq!(names(&operations(host.runtime.engine(), c.component())).len(), c.operations().len());
     }
+
+    // Every other export is listed as an exported function, never as an operation.
+    let k = host.load(components::KINDS);
+    let mut exported = names(k.exported_functions());
+    exported.sort();
+    let mut want = vec![
+        "lifecycle.health-check",
+        "lifecycle.validate-credentials",
+        "kinds.echo-scalars",
+        "kinds.echo-nested",
+        "kinds.many-params",
+        "kinds.nothing",
+        "kinds.fail",
+        "kinds.health-check",
+        "kinds.boom",
+        "kinds.make-bytes",
+        "kinds.sum-bytes",
+        "kinds.make-counter",
+    ];
+    want.sort();
+    assert_eq!(exported, want);
 
     let c = host.load(components::NOTIFY_WEBHOOK);
     let send = op(&c, "send");
@@ -159,16 +165,19 @@ fn operation_names_resolve_and_errors_list_what_exists() {
 
     // Two interfaces export `health-check`: the bare name is ambiguous.
     let k = host.load(components::KINDS);
-    let err = find_operation(k.operations(), "health-check").unwrap_err();
+    // Among operations only, `health-check` is lifecycle's.
+    assert_eq!(find_operation(k.operations(), "health-check").unwrap().interface_name(), "lifecycle");
+    let k = k.exported_functions();
+    let err = find_operation(k, "health-check").unwrap_err();
     assert_eq!(err.code(), "ambiguous_operation");
     assert_eq!(
         err.to_string(),
         "operation \"health-check\" is exported by several interfaces; call it as lifecycle.health-check or \
          kinds.health-check"
     );
-    assert_eq!(find_operation(k.operations(), "kinds.health-check").unwrap().interface_name(), "kinds");
-    assert_eq!(find_operation(k.operations(), "lifecycle.health-check").unwrap().interface_name(), "lifecycle");
-    let err = find_operation(k.operations(), "nope").unwrap_err().to_string();
+    assert_eq!(find_operation(k, "kinds.health-check").unwrap().interface_name(), "kinds");
+    assert_eq!(find_operation(k, "lifecycle.health-check").unwrap().interface_name(), "lifecycle");
+    let err = find_operation(k, "nope").unwrap_err().to_string();
     assert!(
         err.contains("lifecycle.health-check") && err.contains("kinds.health-check") && err.contains("echo-nested"),
         "{err}"
@@ -438,7 +447,9 @@ fn nested() -> Value {
 
 async fn call(host: &Host, c: &LoadedComponent, operation: &str, input: Value) -> DynamicOutcome {
     let inst = installation("kinds").build();
-    let report = invoke(&host.runtime, c, &inst, operation, input).await.unwrap_or_else(|e| panic!("{operation}: {e}"));
+    let report = dynamic::invoke_export(&host.runtime, c, &inst, operation, input)
+        .await
+        .unwrap_or_else(|e| panic!("{operation}: {e}"));
     report.outcome.unwrap_or_else(|e| panic!("{operation}: {e}"))
 }
 
@@ -579,13 +590,13 @@ async fn scalar_input_errors() {
 
     // Errors before running: nothing is called, nothing is logged.
     let inst = installation("kinds-bad").build();
-    let err = invoke(&host.runtime, &k, &inst, "echo-nested", json!({"value": {"pair": []}})).await.unwrap_err();
+    let err = dynamic::invoke_export(&host.runtime, &k, &inst, "echo-nested", json!({"value": {"pair": []}})).await.unwrap_err();
     assert_eq!(err.code(), "bad_input");
     assert_eq!(
         err.to_string(),
         "invalid input: value.pair: expected an array of exactly 2 elements (tuple<u32, string>), got 0"
     );
-    let err = invoke(&host.runtime, &k, &inst, "health-check", json!({})).await.unwrap_err();
+    let err = dynamic::invoke_export(&host.runtime, &k, &inst, "health-check", json!({})).await.unwrap_err();
     assert!(matches!(err, InvokeError::AmbiguousOperation { .. }), "{err}");
     assert!(host.logs(&inst).is_empty());
 }
@@ -612,13 +623,23 @@ async fn connector_errors_are_split_out() {
         );
     }
     // The raw form keeps the whole result.
-    let inst = installation("kinds").build();
-    let raw = dynamic::invoke_raw(&host.runtime, &k, &inst, "fail", json!({"kind": "permanent", "n": 0}))
-        .await
-        .unwrap()
-        .outcome
-        .unwrap();
-    assert_eq!(raw, json!({"err": {"permanent": {"code": "test", "message": "asked for permanent"}}}));
+    let inst = installation("kinds-raw").build();
+    let raw = dynamic::invoke_raw(&host.runtime, &k, &inst, "health-check", Value::Null).await.unwrap().outcome.unwrap();
+    assert_eq!(raw, json!({"ok": {"status": "healthy", "message": "kinds"}}));
+    // Only operations are reachable, raw or not: the guest's own interface is not.
+    for name in ["fail", "kinds.fail", "kinds.health-check", "patchbay-test:kinds/kinds#fail"] {
+        let input = json!({"kind": "permanent", "n": 0});
+        let err = dynamic::invoke_raw(&host.runtime, &k, &inst, name, input.clone()).await.unwrap_err();
+        assert_eq!(err.code(), "unknown_operation", "{name}");
+        assert_eq!(
+            err.to_string(),
+            format!("unknown operation {name:?}; available: health-check, validate-credentials"),
+            "{name}"
+        );
+        let err = invoke(&host.runtime, &k, &inst, name, input).await.unwrap_err();
+        assert_eq!(err.code(), "unknown_operation", "{name}");
+    }
+    assert!(!host.log_text(&inst).contains("fail"), "{}", host.log_text(&inst));
 }
 
 #[tokio::test]
@@ -626,7 +647,7 @@ async fn traps_and_limits_go_through_the_call_report() {
     let host = Host::new(&[]);
     let k = host.load(components::KINDS);
     let inst = installation("kinds-trap").build();
-    let r = invoke(&host.runtime, &k, &inst, "boom", json!({"message": "kaboom"})).await.unwrap();
+    let r = dynamic::invoke_export(&host.runtime, &k, &inst, "boom", json!({"message": "kaboom"})).await.unwrap();
     match &r.outcome {
         Err(CallError::Trap { message }) => assert!(message.contains("kaboom"), "{message}"),
         other => panic!("expected a trap, got {other:?}"),
@@ -794,7 +815,7 @@ async fn resources_are_refused_before_running() {
     assert_eq!(schema["output"]["not"], json!({}));
 
     let inst = installation("kinds-res").build();
-    let err = invoke(&host.runtime, &k, &inst, "make-counter", json!({"start": 1})).await.unwrap_err();
+    let err = dynamic::invoke_export(&host.runtime, &k, &inst, "make-counter", json!({"start": 1})).await.unwrap_err();
     assert_eq!(err.code(), "unsupported_operation");
     assert_eq!(
         err.to_string(),

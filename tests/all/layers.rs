@@ -161,3 +161,25 @@ fn handlers_never_reach_into_the_store() {
     }
     assert!(problems.is_empty(), "the API calls services, never the store:\n{}", problems.join("\n"));
 }
+
+/// Only a connector's operations (`lifecycle` and its hub interface) are callable: outside the
+/// runtime's own definition, no host crate calls a function that reaches any other export.
+#[test]
+fn the_host_calls_operations_only() {
+    let mut problems = Vec::new();
+    for krate in ALLOWED.iter().map(|(c, _)| *c) {
+        for (path, text) in sources(&host_dir().join(krate).join("src")) {
+            if path.ends_with("runtime/src/dynamic/mod.rs") {
+                continue;
+            }
+            for (n, line) in code_lines(&text) {
+                for token in ["invoke_export", "exported_functions()"] {
+                    if line.contains(token) && !(token == "exported_functions()" && krate == "cli") {
+                        problems.push(format!("{}:{n}: {}", path.display(), line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the host calls operations, not other exports:\n{}", problems.join("\n"));
+}

@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
             Limits::default(),
         )?;
         // One call first, so compiling and the first instance do not count.
-        patchbay_runtime::dynamic::invoke(&runtime, &c, &inst, "make-bytes", json!({"n": 16})).await?;
+        patchbay_runtime::dynamic::invoke_export(&runtime, &c, &inst, "make-bytes", json!({"n": 16})).await?;
         let before = status_mib("VmRSS:")?;
         // Reset the peak (VmHWM) to the current resident size.
         std::fs::write("/proc/self/clear_refs", "5")?;
@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             let (runtime, c, inst) = (runtime.clone(), c.clone(), inst.clone());
             tasks.push(tokio::spawn(async move {
                 let report =
-                    patchbay_runtime::dynamic::invoke(&runtime, &c, &inst, "make-bytes", json!({"n": bytes})).await?;
+                    patchbay_runtime::dynamic::invoke_export(&runtime, &c, &inst, "make-bytes", json!({"n": bytes})).await?;
                 match report.outcome {
                     Ok(DynamicOutcome::Ok(Value::String(b64))) => Ok(b64),
                     other => anyhow::bail!("make-bytes ended otherwise: {:?}", other.map(|_| ())),
@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
             elapsed.as_secs_f64() * 1e3
         );
         // The same bytes as wasmtime `Val`s: what lifting them one value per byte held.
-        let ty = find_operation(c.operations(), "sum-bytes")?.params[0].1.clone();
+        let ty = find_operation(c.exported_functions(), "sum-bytes")?.params[0].1.clone();
         let one = results.pop().unwrap_or_default();
         drop(results);
         let before = status_mib("VmRSS:")?;

@@ -144,7 +144,7 @@ enum Command {
     },
     /// Call one operation of a connector component from a file, print the result and its log.
     Run(RunArgs),
-    /// Benchmark fresh-sandbox calls of any export of a component (default `health-check`),
+    /// Benchmark fresh-sandbox calls of any operation of a component (default `health-check`),
     /// with the input, configuration and secrets `run` takes, beside bare wasmtime.
     Bench(BenchArgs),
 }
@@ -313,9 +313,10 @@ enum KeysCommand {
 struct RunArgs {
     /// Path to the component (`.wasm`).
     component: PathBuf,
-    /// Any exported function: `health-check`, `send`, `read-batch`, ...; qualify it with its
-    /// interface (`notifications.send`) when two interfaces export the same name. An unknown
-    /// name lists the available ones.
+    /// An operation — a function of `lifecycle` or of the connector's hub interface:
+    /// `health-check`, `send`, `read-batch`, ...; qualify it with its interface
+    /// (`notifications.send`) when two interfaces export the same name. An unknown name lists
+    /// the available ones.
     operation: String,
     #[command(flatten)]
     call: CallArgs,
@@ -325,7 +326,7 @@ struct RunArgs {
 struct BenchArgs {
     /// The component (`.wasm`), e.g. a reference connector.
     component: PathBuf,
-    /// The exported function to call, as `patchbay run` names it.
+    /// The operation to call, as `patchbay run` names it.
     #[arg(default_value = "health-check")]
     operation: String,
     /// Calls per thread count.

@@ -112,7 +112,7 @@ fn figures(label: &str, threads: usize, mut samples: Vec<Duration>, wall: Durati
     }
 }
 
-/// What to call: an operation (any export, as `patchbay run` names it) with its JSON input, on
+/// What to call: an operation (as `patchbay run` names it) with its JSON input, on
 /// an installation, with the runtime's network policy.
 pub struct Target {
     /// The export, e.g. `health-check` or `notifications.send`.

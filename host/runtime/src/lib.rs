@@ -536,6 +536,7 @@ pub struct LoadedComponent {
     /// Typed access to the `sync` export, for components of the data-sync hub.
     data_sync: Option<crate::bindings::data_sync::DataSyncIndices>,
     operations: Vec<dynamic::OperationInfo>,
+    exported: Vec<dynamic::OperationInfo>,
 }
 
 impl LoadedComponent {
@@ -544,9 +545,16 @@ impl LoadedComponent {
         &self.component
     }
 
-    /// Every exported function, callable with JSON through [`dynamic::invoke`].
+    /// The connector's operations — the functions of `lifecycle` and of its hub interface —
+    /// callable with JSON through [`dynamic::invoke`].
     pub fn operations(&self) -> &[dynamic::OperationInfo] {
         &self.operations
+    }
+
+    /// Every function the component exports, operations or not (see
+    /// [`dynamic::exported_functions`]).
+    pub fn exported_functions(&self) -> &[dynamic::OperationInfo] {
+        &self.exported
     }
 
     /// Typed access to the `lifecycle` export of an instance of this component.
@@ -772,7 +780,8 @@ impl Runtime {
             ),
             _ => None,
         };
-        let operations = dynamic::operations(engine, &component);
+        let exported = dynamic::exported_functions(engine, &component);
+        let operations = exported.iter().filter(|op| dynamic::is_operation(op)).cloned().collect();
         if cancelled.load(Ordering::SeqCst) {
             return Err(LoadError::Invalid("the load was abandoned".into()));
         }
@@ -795,6 +804,7 @@ impl Runtime {
             webhooks,
             data_sync,
             operations,
+            exported,
         });
         // Later loads of the same bytes come from memory (until evicted: a call holding this
         // `Arc` keeps it alive, and the next load compiles or reads it from disk again).

@@ -1,12 +1,16 @@
-//! Calling any exported function of a connector with JSON.
+//! Calling a connector's operations with JSON.
 //!
-//! [`operations`] lists every function of every interface a component exports (`lifecycle`
-//! included), with its WIT parameter and result types. [`json_to_val`] and [`val_to_json`] convert
+//! [`operations`] lists a connector's operations — the functions of the `lifecycle` interface and
+//! of its hub interface, nothing else — with their WIT parameter and result types;
+//! [`exported_functions`] lists every function the component exports (a toolchain may export
+//! more: componentize-py's `init`, a test guest's own interface). [`json_to_val`] and [`val_to_json`] convert
 //! between JSON and wasmtime's dynamic [`Val`] guided by those types, [`operation_schema`] derives a
 //! JSON Schema (2020-12) for an operation's input and output, and [`invoke`] resolves an operation
 //! by name, converts its input, and runs it through `Runtime::call`, so every limit, log and
 //! report of a typed call applies ([`invoke_raw`] does the same and returns the whole result's
-//! JSON, as `patchbay run` prints it).
+//! JSON, as `patchbay run` prints it). Only operations can be invoked; [`invoke_export`] reaches
+//! any exported function and exists for tests of the mapping itself (the host's API and command
+//! line never call it, which `tests/all/layers.rs` checks).
 //!
 //! # The JSON mapping
 //!
@@ -108,9 +112,22 @@ fn short_interface_name(interface: &str) -> &str {
     name.split_once('@').map_or(name, |(n, _)| n)
 }
 
-/// Every function of every interface `component` exports (and any function it exports directly),
-/// in export order.
+/// A connector's operations: the functions of its `lifecycle` export and of its hub interface's
+/// export (`patchbay:connector/<interface>@<version>`), in export order. Anything else a
+/// component exports is neither listed nor callable.
 pub fn operations(engine: &Engine, component: &Component) -> Vec<OperationInfo> {
+    exported_functions(engine, component).into_iter().filter(is_operation).collect()
+}
+
+/// Whether an exported function is an operation: it belongs to the `lifecycle` interface or to a
+/// hub interface of this host's package and version.
+pub fn is_operation(op: &OperationInfo) -> bool {
+    op.interface == crate::hub::lifecycle_export() || crate::Hub::ALL.iter().any(|h| op.interface == h.export_name())
+}
+
+/// Every function of every interface `component` exports (and any function it exports directly),
+/// in export order, operations or not.
+pub fn exported_functions(engine: &Engine, component: &Component) -> Vec<OperationInfo> {
     let ty = component.component_type();
     let mut ops = Vec::new();
     for (export, item) in ty.exports(engine) {
@@ -1231,8 +1248,13 @@ struct Prepared {
     result: Option<Type>,
 }
 
-fn prepare(component: &LoadedComponent, operation: &str, input: &Value) -> Result<Prepared, InvokeError> {
-    let op = find_operation(component.operations(), operation)?;
+fn prepare(
+    component: &LoadedComponent,
+    callable: &[OperationInfo],
+    operation: &str,
+    input: &Value,
+) -> Result<Prepared, InvokeError> {
+    let op = find_operation(callable, operation)?;
     let label = op.qualified_name();
     if let Some(reason) = op.unsupported() {
         return Err(InvokeError::Unsupported { operation: label, reason });
@@ -1316,7 +1338,30 @@ pub async fn invoke(
     operation: &str,
     input: Value,
 ) -> Result<CallReport<DynamicOutcome>, InvokeError> {
-    let prepared = prepare(component, operation, &input)?;
+    invoke_in(runtime, component, component.operations(), installation, operation, input).await
+}
+
+/// Like [`invoke`], but any exported function can be called, operation or not. For tests of the
+/// JSON mapping with components that export an interface of their own; the host never calls it.
+pub async fn invoke_export(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    installation: &Installation,
+    function: &str,
+    input: Value,
+) -> Result<CallReport<DynamicOutcome>, InvokeError> {
+    invoke_in(runtime, component, component.exported_functions(), installation, function, input).await
+}
+
+async fn invoke_in(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    callable: &[OperationInfo],
+    installation: &Installation,
+    operation: &str,
+    input: Value,
+) -> Result<CallReport<DynamicOutcome>, InvokeError> {
+    let prepared = prepare(component, callable, operation, &input)?;
     drop(input);
     let (report, result) = run(runtime, component, installation, prepared).await;
     // The output leaves the sandbox: no secret of the installation goes with it.
@@ -1342,7 +1387,7 @@ pub async fn invoke_raw(
     operation: &str,
     input: Value,
 ) -> Result<CallReport<Value>, InvokeError> {
-    let prepared = prepare(component, operation, &input)?;
+    let prepared = prepare(component, component.operations(), operation, &input)?;
     drop(input);
     let (report, _) = run(runtime, component, installation, prepared).await;
     Ok(report.map(|mut json| {
