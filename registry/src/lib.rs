@@ -138,9 +138,11 @@
 //! gives it a new digest.
 
 mod manifest;
+mod pack;
 mod package;
 mod sections;
 mod signature;
+pub mod wit;
 
 pub use manifest::{
     ApiStatus, ApiVersion, Bundle, Category, Date, Field, FieldType, Issue, MAX_DESCRIPTION_CHARS, MAX_HELP_CHARS,
@@ -152,6 +154,7 @@ pub use manifest::{
     OAuthGrant, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS, RateLimit, rate_limit_issues,
 };
 pub use manifest::{DEFAULT_TOLERANCE_SECS, KeyEncoding, SignedContent, TemplatePart};
+pub use pack::{PackError, pack};
 pub use package::{DEFAULT_MAX_BYTES, Package, PackageError, PackageLimits, digest, inspect, wasm_features};
 pub use signature::{
     ALG_ED25519, GeneratedKey, KeyId, SignatureError, SignatureInfo, TrustedKeys, generate_keypair, keypair_from_pkcs8,

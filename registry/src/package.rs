@@ -53,7 +53,7 @@ pub enum PackageError {
     )]
     NotAComponent,
     #[error(
-        "the component has no `patchbay:manifest` custom section; embed connector.toml with `patchbay_sdk::manifest!(\"connector.toml\");`"
+        "the component has no `patchbay:manifest` custom section; embed connector.toml with `patchbay connector pack FILE.wasm --manifest connector.toml` (any language), or in Rust with `patchbay_sdk::manifest!(\"connector.toml\");`"
     )]
     MissingManifest,
     #[error("the component has {count} `patchbay:manifest` custom sections; exactly one is allowed")]

@@ -241,7 +241,7 @@ impl TrustedKeys {
 }
 
 /// Encodes one custom section: id 0, size, name, contents.
-fn custom_section(name: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn custom_section(name: &str, data: &[u8]) -> Vec<u8> {
     let mut body = Vec::with_capacity(name.len() + data.len() + 5);
     leb128(&mut body, name.len());
     body.extend_from_slice(name.as_bytes());
@@ -253,7 +253,7 @@ fn custom_section(name: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn leb128(out: &mut Vec<u8>, mut n: usize) {
+pub(crate) fn leb128(out: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;

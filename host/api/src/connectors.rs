@@ -132,3 +132,26 @@ pub(crate) async fn deprecate(
     let v = catalog.deprecate(owner.as_deref(), &id, &version, req.sunset, req.message).await?;
     Ok(Json(VersionSummary::from(&v)))
 }
+
+/// The WIT package the host provides, file by file.
+#[derive(Serialize)]
+pub(crate) struct WitPackage {
+    package: &'static str,
+    version: &'static str,
+    files: Vec<WitFileView>,
+}
+
+#[derive(Serialize)]
+struct WitFileView {
+    name: &'static str,
+    text: &'static str,
+}
+
+/// `GET /v1/wit`: the WIT package every connector is built against (public: it holds no data).
+pub(crate) async fn wit() -> axum::Json<WitPackage> {
+    axum::Json(WitPackage {
+        package: patchbay_registry::WIT_PACKAGE,
+        version: patchbay_registry::WIT_VERSION,
+        files: patchbay_registry::wit::FILES.iter().map(|f| WitFileView { name: f.name, text: f.text }).collect(),
+    })
+}

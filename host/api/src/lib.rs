@@ -90,6 +90,7 @@ pub(crate) fn endpoints() -> Vec<(Method, &'static str, MethodRouter<ApiState>)>
         (Method::GET, "/healthz", get(healthz)),
         (Method::GET, "/metrics", get(metrics)),
         (Method::GET, "/openapi.json", get(openapi_json)),
+        (Method::GET, "/v1/wit", get(connectors::wit)),
         (Method::POST, "/hooks/{hook_id}", post(hooks::receive).layer(upload())),
         (Method::GET, "/oauth/callback", get(oauth::callback)),
         (Method::POST, "/v1/tenants", post(tenants::create)),
@@ -200,6 +201,6 @@ mod tests {
             assert!(seen.insert((method.to_string(), path)), "{method} {path} is listed twice");
             router = router.route(path, handler);
         }
-        assert_eq!(seen.len(), 64);
+        assert_eq!(seen.len(), 65);
     }
 }

@@ -627,6 +627,12 @@ pub(crate) fn document() -> Value {
                 "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": {} } }, "401": err_ref(), "403": err_ref() } } },
             "/openapi.json": { "get": { "summary": "This document", "security": [],
                 "responses": responses(&[("200", "OpenAPI 3.1", obj())], &[]) } },
+            "/v1/wit": { "get": { "summary": "The WIT package connectors are built against", "security": [], "tags": ["connectors"],
+                "description": "Every file of `patchbay:connector`, the package whose worlds a connector implements (the same files `patchbay wit DIR` writes). Write them into a `wit/` directory and point any toolchain at it (cargo with wit-bindgen, componentize-py, componentize-js).",
+                "responses": responses(&[("200", "The package", json!({ "type": "object", "required": ["package", "version", "files"], "additionalProperties": false,
+                    "properties": { "package": { "type": "string", "examples": ["patchbay:connector"] }, "version": { "type": "string", "examples": ["0.1.0"] },
+                        "files": { "type": "array", "items": { "type": "object", "required": ["name", "text"], "additionalProperties": false,
+                            "properties": { "name": { "type": "string", "examples": ["worlds.wit"] }, "text": { "type": "string" } } } } } }))], &[]) } },
             "/v1/tenants": {
                 "post": { "summary": "Create a tenant (operator)", "tags": ["tenants"],
                     "requestBody": json_body(json!({ "type": "object", "required": ["id"], "additionalProperties": false,
