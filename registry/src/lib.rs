@@ -141,6 +141,7 @@ mod manifest;
 mod pack;
 mod package;
 mod sections;
+pub use sections::{ComponentNames, component_names};
 mod signature;
 pub mod wit;
 

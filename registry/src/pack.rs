@@ -48,7 +48,10 @@ const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 pub fn pack(bytes: &[u8], manifest: &str) -> Result<Vec<u8>, PackError> {
     Manifest::parse_toml(manifest)?;
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        return Err(PackError::MalformedWasm { offset: 0, message: "not a WebAssembly binary (no \\0asm header)".into() });
+        return Err(PackError::MalformedWasm {
+            offset: 0,
+            message: "not a WebAssembly binary (no \\0asm header)".into(),
+        });
     }
     if bytes[4..8] != COMPONENT_LAYER {
         return Err(PackError::NotAComponent);

@@ -65,3 +65,39 @@ pub(crate) fn scan(bytes: &[u8]) -> Result<Sections<'_>, BinaryReaderError> {
     }
     Ok(found)
 }
+
+/// The names a component imports and exports at its top level, in binary order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComponentNames {
+    /// e.g. `patchbay:connector/http@0.1.0`, `wasi:io/streams@0.2.6`.
+    pub imports: Vec<String>,
+    /// e.g. `patchbay:connector/lifecycle@0.1.0`.
+    pub exports: Vec<String>,
+}
+
+/// Reads the top-level import and export names of a component without compiling it. `None` when
+/// `bytes` is not a component whose sections can be read (a core module, malformed bytes): the
+/// compiler's validation says what is wrong with those.
+pub fn component_names(bytes: &[u8]) -> Option<ComponentNames> {
+    let mut names = ComponentNames::default();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            Payload::Version { encoding: wasmparser::Encoding::Module, .. } if depth == 0 => return None,
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for e in reader.into_iter().flatten() {
+                    names.exports.push(e.name.name.to_string());
+                }
+            }
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for i in reader.into_iter().flatten() {
+                    names.imports.push(i.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(names)
+}

@@ -590,7 +590,9 @@ async fn scalar_input_errors() {
 
     // Errors before running: nothing is called, nothing is logged.
     let inst = installation("kinds-bad").build();
-    let err = dynamic::invoke_export(&host.runtime, &k, &inst, "echo-nested", json!({"value": {"pair": []}})).await.unwrap_err();
+    let err = dynamic::invoke_export(&host.runtime, &k, &inst, "echo-nested", json!({"value": {"pair": []}}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "bad_input");
     assert_eq!(
         err.to_string(),
@@ -624,7 +626,8 @@ async fn connector_errors_are_split_out() {
     }
     // The raw form keeps the whole result.
     let inst = installation("kinds-raw").build();
-    let raw = dynamic::invoke_raw(&host.runtime, &k, &inst, "health-check", Value::Null).await.unwrap().outcome.unwrap();
+    let raw =
+        dynamic::invoke_raw(&host.runtime, &k, &inst, "health-check", Value::Null).await.unwrap().outcome.unwrap();
     assert_eq!(raw, json!({"ok": {"status": "healthy", "message": "kinds"}}));
     // Only operations are reachable, raw or not: the guest's own interface is not.
     for name in ["fail", "kinds.fail", "kinds.health-check", "patchbay-test:kinds/kinds#fail"] {

@@ -25,6 +25,7 @@ macro_rules! on_both_backends {
 pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 mod api;
+mod author;
 mod caches;
 mod connectors;
 mod dynamic;

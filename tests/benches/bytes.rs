@@ -61,7 +61,8 @@ fn main() -> anyhow::Result<()> {
             let (runtime, c, inst) = (runtime.clone(), c.clone(), inst.clone());
             tasks.push(tokio::spawn(async move {
                 let report =
-                    patchbay_runtime::dynamic::invoke_export(&runtime, &c, &inst, "make-bytes", json!({"n": bytes})).await?;
+                    patchbay_runtime::dynamic::invoke_export(&runtime, &c, &inst, "make-bytes", json!({"n": bytes}))
+                        .await?;
                 match report.outcome {
                     Ok(DynamicOutcome::Ok(Value::String(b64))) => Ok(b64),
                     other => anyhow::bail!("make-bytes ended otherwise: {:?}", other.map(|_| ())),

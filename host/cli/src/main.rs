@@ -1,7 +1,9 @@
 //! The `patchbay` binary: `serve` runs the host; `tenant`, `key`, `connector`, `install`, `invoke`
 //! and `logs` drive a running host over its admin API; `keys rotate` re-encrypts credentials;
-//! `run` calls a connector component from a file; `bench` measures the fresh-sandbox call path.
+//! `run` calls a connector component from a file; `bench` measures the fresh-sandbox call path;
+//! `wit`, `connector pack` and `connector check` help connector authors offline.
 
+mod author;
 mod client;
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use patchbay_runtime::calls;
 use patchbay_runtime::capability::credentials::Secrets;
 use patchbay_runtime::capability::http::{Cidr, NetworkPolicy};
 use patchbay_runtime::capability::log::MemoryOperationLog;
-use patchbay_runtime::{Installation, Limits, Runtime, RuntimeConfig, Services};
+use patchbay_runtime::{Installation, Limits, RuntimeConfig, Services};
 use patchbay_services::Host;
 use patchbay_services::config::{Overrides, Settings};
 use std::os::unix::fs::OpenOptionsExt;
@@ -144,6 +146,12 @@ enum Command {
     },
     /// Call one operation of a connector component from a file, print the result and its log.
     Run(RunArgs),
+    /// Write the host's WIT package (the interfaces connectors are built against) to a directory.
+    Wit {
+        /// Directory to write the `.wit` files to (created when missing).
+        #[arg(default_value = "wit")]
+        dir: PathBuf,
+    },
     /// Benchmark fresh-sandbox calls of any operation of a component (default `health-check`),
     /// with the input, configuration and secrets `run` takes, beside bare wasmtime.
     Bench(BenchArgs),
@@ -282,6 +290,23 @@ enum ConnectorCommand {
         /// Where to write the private key (PKCS#8, mode 0600).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Embed (or replace) the manifest of any component, whatever built it (local).
+    Pack {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The manifest (TOML); validated before it is embedded.
+        #[arg(long, default_value = "connector.toml")]
+        manifest: PathBuf,
+        /// Output file (default: overwrite FILE).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a component as an upload would — manifest, imports, exports, linking — and print its
+    /// operations, size and imports, with hints for known mistakes (local; exit 1 on a problem).
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
     },
     /// Sign a component with a publisher key (local).
     Sign {
@@ -473,6 +498,11 @@ fn real_main() -> anyhow::Result<i32> {
         Command::Keys { command: KeysCommand::Rotate { data_dir, config } } => rt.block_on(rotate(data_dir, config)),
         Command::Connector { command: ConnectorCommand::Keygen { out }, .. } => keygen(&out),
         Command::Connector { command: ConnectorCommand::Sign { file, key, out }, .. } => sign(&file, &key, out),
+        Command::Connector { command: ConnectorCommand::Pack { file, manifest, out }, .. } => {
+            author::pack(&file, &manifest, out)
+        }
+        Command::Connector { command: ConnectorCommand::Check { file }, .. } => rt.block_on(author::check(&file)),
+        Command::Wit { dir } => author::wit(&dir),
         other => rt.block_on(remote(other)),
     }
 }
@@ -689,7 +719,10 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
                         };
                         client::print_json(&c.get(&path).await?);
                     }
-                    ConnectorCommand::Keygen { .. } | ConnectorCommand::Sign { .. } => bail!("keygen and sign run locally"),
+                    ConnectorCommand::Keygen { .. }
+                    | ConnectorCommand::Sign { .. }
+                    | ConnectorCommand::Pack { .. }
+                    | ConnectorCommand::Check { .. } => bail!("keygen, sign, pack and check run locally"),
                 }
             }
             Command::Install { remote, connector, name, version, api_version, config, credentials } => {
@@ -750,7 +783,7 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let scope = inst.scope.clone();
     let log = Arc::new(MemoryOperationLog::new(100_000));
     let config = RuntimeConfig { network, max_concurrent_calls: 4, ..RuntimeConfig::default() };
-    let runtime = Runtime::new(config, Services { oplog: log.clone(), ..Services::in_memory() })?;
+    let runtime = author::local_runtime(config, Services { oplog: log.clone(), ..Services::in_memory() })?;
     let component = runtime.load_async(wasm).await?;
     let report = calls::invoke_json(&runtime, &component, &inst, &args.operation, input).await?;
     for e in log.entries(&scope) {

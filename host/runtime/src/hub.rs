@@ -18,33 +18,19 @@ pub(crate) fn lifecycle_export() -> String {
 /// interfaces of this host's package and WASI. The types are checked when the compiled component
 /// is linked; this only spares the compiler a component that cannot be accepted anyway.
 pub(crate) fn precheck(wasm: &[u8], expected: Option<Hub>) -> Result<(), String> {
-    use wasmparser::{Parser, Payload};
-    let mut exports = Vec::new();
-    let mut imports = Vec::new();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(wasm) {
-        // A payload the parser cannot read is left to the compiler's full validation.
-        let Ok(payload) = payload else { return Ok(()) };
-        match payload {
-            // Not a component: the compiler says what it is.
-            Payload::Version { encoding: wasmparser::Encoding::Module, .. } if depth == 0 => return Ok(()),
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentExportSection(reader) if depth == 0 => {
-                for e in reader.into_iter().flatten() {
-                    exports.push(e.name.name.to_string());
-                }
-            }
-            Payload::ComponentImportSection(reader) if depth == 0 => {
-                for i in reader.into_iter().flatten() {
-                    imports.push(i.name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
+    // A binary whose names cannot be read is left to the compiler's full validation.
+    let Some(patchbay_registry::ComponentNames { imports, exports }) = patchbay_registry::component_names(wasm) else {
+        return Ok(());
+    };
     if let Some(bad) = imports.iter().find(|i| !i.starts_with(&format!("{PACKAGE}/")) && !i.starts_with("wasi:")) {
         return Err(format!("component imports {bad}, which this host does not provide"));
+    }
+    if let Some(bad) = imports.iter().find(|i| i.starts_with("wasi:http/")) {
+        return Err(format!(
+            "component imports {bad}, which this host does not provide: outbound HTTP goes through \
+             {PACKAGE}/http (the host enforces the manifest's allowed_hosts). With componentize-js, build with \
+             `--disable http fetch-event` (`patchbay connector build` does)"
+        ));
     }
     if !exports.iter().any(|e| *e == lifecycle_export()) {
         return Err(format!(
@@ -87,6 +73,32 @@ pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<Option<Hu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A component importing the given names, and exporting nothing (enough for `precheck`,
+    /// which reads names only).
+    fn importing(names: &[&str]) -> Vec<u8> {
+        let mut section = vec![names.len() as u8];
+        for n in names {
+            section.extend([0x00, n.len() as u8]);
+            section.extend_from_slice(n.as_bytes());
+            section.extend([0x05, 0x00]); // an instance of type 0
+        }
+        let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+        bytes.extend([10, section.len() as u8]);
+        bytes.extend(section);
+        bytes
+    }
+
+    #[test]
+    fn wasi_http_is_refused_before_compiling_with_the_fix() {
+        let err = precheck(&importing(&["wasi:io/streams@0.2.6", "wasi:http/types@0.2.6"]), None).unwrap_err();
+        assert!(err.starts_with("component imports wasi:http/types@0.2.6, which this host does not provide"), "{err}");
+        assert!(err.contains("--disable http"), "{err}");
+        let err = precheck(&importing(&["acme:thing/api"]), None).unwrap_err();
+        assert_eq!(err, "component imports acme:thing/api, which this host does not provide");
+        let err = precheck(&importing(&["wasi:io/streams@0.2.6"]), None).unwrap_err();
+        assert!(err.starts_with("component does not export patchbay:connector/lifecycle@0.1.0"), "{err}");
+    }
 
     #[test]
     fn names_round_trip() {
