@@ -1,10 +1,13 @@
 //! Builds the guest components (the reference connectors in `connectors-wasm/` and the test
 //! guests in `tests/guests/`) for wasm32-wasip2 and writes their paths to
 //! `$OUT_DIR/components.rs`: one `pub const NAME: &str` per component plus `ALL`.
-//! The building itself lives in `build-support/guests.rs`, shared with the host's build script.
+//! The building itself lives in `build-support/guests.rs`, shared with the host's build script,
+//! and `build-support/polyglot.rs` (the Python and JavaScript connectors).
 
 #[path = "../build-support/guests.rs"]
 mod guests;
+#[path = "../build-support/polyglot.rs"]
+mod polyglot;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -32,12 +35,25 @@ fn main() {
         GUEST_WORKSPACES.iter().map(|ws| guests::Workspace::open(&root, ws)).collect();
     guests::watch(&manifest_dir, &root, &workspaces);
 
+    let connectors = root.join("connectors-wasm");
+    let apps = polyglot::apps(&connectors);
+    for path in polyglot::watched(&connectors, &apps) {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    println!("cargo:rerun-if-env-changed=PYTHON");
+
     guests::ensure_wasm_target();
     let mut components = Vec::new();
     for ws in &workspaces {
         for (name, path) in ws.build(&target_dir) {
             components.push(Component { name, workspace: ws.name, path });
         }
+    }
+    // Python and JavaScript connectors: toolchains in `<guests dir>/polyglot`, components beside
+    // the Rust ones.
+    let work = target_dir.join("polyglot");
+    for (name, path) in polyglot::build(&root, &apps, &work, &work.join("out")) {
+        components.push(Component { name, workspace: "connectors-wasm", path });
     }
 
     let source = components_rs(&components);

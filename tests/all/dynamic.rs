@@ -722,7 +722,10 @@ async fn notify_webhook_send_through_invoke() {
 #[test]
 fn every_operation_has_a_schema() {
     let host = Host::new(&[]);
-    for (name, path) in components::ALL {
+    // The Python and JavaScript connectors implement the same world as notify-webhook (and take
+    // tens of seconds to compile); `polyglot` checks their operations.
+    let polyglot = [components::NOTIFY_DISCORD, components::NOTIFY_NTFY];
+    for (name, path) in components::ALL.iter().filter(|(_, p)| !polyglot.contains(p)) {
         let c = host.load(path);
         for op in c.operations() {
             let s = operation_schema(op);

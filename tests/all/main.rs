@@ -38,6 +38,7 @@ mod layers;
 mod multihost;
 mod oauth;
 mod outbox;
+mod polyglot;
 mod quota_store;
 mod quotas;
 mod registry;
