@@ -172,3 +172,77 @@ fn pack_refuses_bad_manifests_and_signed_components() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("the component is signed"), "{text}");
 }
+
+/// An upload answers within the upload wait; a compile that outlasts it ends in the background.
+/// With no wait at all, even a small component is stored `compiling` and settles: `ready`, or
+/// `failed` with the reason when it does not implement its manifest's world — a failed version
+/// refuses calls clearly and a new upload of the same version replaces it. A compile whose host
+/// stopped is taken over by the next host that starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiles_settle_in_the_background() {
+    let s = Server::start_with(Backend::Sqlite, &[("PATCHBAY_UPLOAD_WAIT_MS", "0")]).await;
+    let acme = s.tenant("acme").await;
+    let wrong = PACKED_MANIFEST.replace("notification-provider", "payment-gateway").replace("packed-notify", "wrong");
+    let dir = tempfile::tempdir().unwrap();
+    let pack = |manifest: &str, name: &str| {
+        let m = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&m, manifest).unwrap();
+        let out = dir.path().join(format!("{name}.wasm"));
+        let (code, text) = patchbay(
+            &[
+                "connector",
+                "pack",
+                components::NOTIFY_WEBHOOK,
+                "--manifest",
+                m.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_eq!(code, 0, "{text}");
+        std::fs::read(out).unwrap()
+    };
+
+    // The world does not match the manifest: stored, then failed with the reason.
+    let r = s.upload(&acme, pack(&wrong, "wrong")).await;
+    assert_eq!((r.status, r.body["state"].as_str()), (StatusCode::ACCEPTED, Some("compiling")), "{r:?}");
+    let v = crate::polyglot::wait_compiled(&s, &acme, "wrong", "9.9.9").await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["state_message"].as_str().unwrap().contains("payment-gateway"), "{v}");
+    let r = s.post("/v1/installations", &acme, serde_json::json!({ "connector": "wrong", "name": "w", "config": { "webhook_url": "https://hooks.example/x" } })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let inst = r.body["id"].as_str().unwrap().to_string();
+    let r = s.post(&format!("/v1/installations/{inst}/invoke/health-check"), &acme, serde_json::json!({})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "version_failed"), "{r:?}");
+    assert!(r.message().contains("failed to compile") && r.message().contains("payment-gateway"), "{r:?}");
+
+    // A fixed build of the same version replaces the failed one; the installation runs then.
+    let fixed = PACKED_MANIFEST.replace("packed-notify", "wrong");
+    let r = s.upload(&acme, pack(&fixed, "fixed")).await;
+    assert!(r.status == StatusCode::ACCEPTED || r.status == StatusCode::CREATED, "{r:?}");
+    let v = crate::polyglot::wait_compiled(&s, &acme, "wrong", "9.9.9").await;
+    assert_eq!(v["state"], "ready", "{v}");
+    assert!(v.get("state_message").is_none(), "{v}");
+    let r = s.post(&format!("/v1/installations/{inst}/invoke/health-check"), &acme, serde_json::json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // A ready version stays immutable.
+    let r = s.upload(&acme, pack(&wrong, "wrong-again")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+
+    // A compile left `compiling` by a host that stopped is resumed by the next one.
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", s.data_dir().join("patchbay.db").display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let long_ago = patchbay_core::clock::now_ms() - 3_600_000;
+    sqlx::query(&format!(
+        "UPDATE connector_versions SET state = 'compiling', state_at = {long_ago} WHERE connector_id = 'wrong'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let s = s.restart().await;
+    let v = crate::polyglot::wait_compiled(&s, &acme, "wrong", "9.9.9").await;
+    assert_eq!(v["state"], "ready", "{v}");
+}

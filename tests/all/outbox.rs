@@ -81,6 +81,7 @@ pub(crate) async fn setup(backend: Backend) -> (TestDb, Store) {
         bundle_id: None,
         size: bytes.len() as i64,
         signed_by: None,
+        state: patchbay_store::VersionState::Ready,
     };
     assert_eq!(store.publish(&version, &bytes).await.unwrap(), PublishOutcome::Created);
     for (tenant, id) in [("t1", "src"), ("t1", "dst"), ("t1", "dst2"), ("t2", "other")] {

@@ -172,13 +172,39 @@ fn notification(subject: Option<&str>, text: &str) -> Value {
     }})
 }
 
-/// Uploads a component and checks what the catalog lists: the hub's operations and lifecycle,
-/// never a toolchain's own exports (componentize-py exports `init`).
-async fn upload(s: &Server, path: &str, id: &str) {
+/// Polls a version until its compile has ended; returns the version.
+pub(crate) async fn wait_compiled(s: &Server, token: &str, id: &str, version: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let r = s.get(&format!("/v1/connectors/{id}/versions/{version}"), token).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        if r.body["state"] != "compiling" {
+            return r.body;
+        }
+        assert!(r.body["compiling"]["elapsed_ms"].as_i64().is_some(), "progress is visible: {r:?}");
+        assert!(std::time::Instant::now() < deadline, "still compiling: {r:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Uploads a component — a Python or JavaScript one takes longer to compile than an upload
+/// waits, so the answer is 202 `compiling` — installs it at once, finds its calls refused
+/// clearly until the compile ends, and checks what the catalog lists then: the hub's
+/// operations and lifecycle, never a toolchain's own exports (componentize-py exports `init`).
+/// Returns the installation.
+async fn upload_and_install(s: &Server, path: &str, id: &str, tenant: &str, name: &str, config: Value) -> String {
     let r = s.upload(&s.operator, wasm(path)).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    assert_eq!(r.body["connector"], id);
-    let mut ops: Vec<String> = r.body["operations"]
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!((r.body["connector"].as_str(), r.body["state"].as_str()), (Some(id), Some("compiling")), "{r:?}");
+    assert_eq!(r.body["operations"], json!([]), "{r:?}");
+    let inst = install(s, tenant, id, name, config).await;
+    let early = invoke(s, tenant, &inst, "health-check", json!({})).await;
+    let version = wait_compiled(s, tenant, id, "0.1.0").await;
+    assert_eq!(version["state"], "ready", "{version}");
+    assert_eq!(early.status, StatusCode::CONFLICT, "{early:?}");
+    assert_eq!(early.code(), "version_compiling", "{early:?}");
+    assert!(early.message().contains("still compiling"), "{early:?}");
+    let mut ops: Vec<String> = version["operations"]
         .as_array()
         .unwrap()
         .iter()
@@ -188,8 +214,9 @@ async fn upload(s: &Server, path: &str, id: &str) {
     assert_eq!(
         ops,
         ["lifecycle.health-check", "lifecycle.validate-credentials", "notifications.get-status", "notifications.send"],
-        "{r:?}"
+        "{version}"
     );
+    inst
 }
 
 fn logs_text(r: &Resp) -> String {
@@ -200,11 +227,10 @@ fn logs_text(r: &Resp) -> String {
 async fn python_discord_connector_end_to_end() {
     let s = Server::start(Backend::Sqlite).await;
     let (base, discord) = discord().await;
-    upload(&s, components::NOTIFY_DISCORD, "notify-discord").await;
     let acme = s.tenant("acme").await;
     let hook = format!("{base}/api/webhooks/1/good");
-    let id =
-        install(&s, &acme, "notify-discord", "deploys", json!({ "webhook_url": hook, "username": "patchbay" })).await;
+    let config = json!({ "webhook_url": hook, "username": "patchbay" });
+    let id = upload_and_install(&s, components::NOTIFY_DISCORD, "notify-discord", &acme, "deploys", config).await;
 
     // componentize-py's `init` export is not an operation.
     let r = invoke(&s, &acme, &id, "init", json!({})).await;
@@ -280,10 +306,9 @@ async fn python_discord_connector_end_to_end() {
 async fn javascript_ntfy_connector_end_to_end() {
     let s = Server::start(Backend::Sqlite).await;
     let (base, ntfy) = ntfy().await;
-    upload(&s, components::NOTIFY_NTFY, "notify-ntfy").await;
     let acme = s.tenant("acme").await;
-    let id =
-        install(&s, &acme, "notify-ntfy", "alerts", json!({ "server_url": base, "topic": "private-alerts" })).await;
+    let config = json!({ "server_url": base, "topic": "private-alerts" });
+    let id = upload_and_install(&s, components::NOTIFY_NTFY, "notify-ntfy", &acme, "alerts", config).await;
     let r = s
         .call(
             axum::http::Method::PUT,

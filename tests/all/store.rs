@@ -100,6 +100,7 @@ fn version(owner: Option<&str>, id: &str, v: &str, bytes: &[u8]) -> NewVersion {
         bundle_id: None,
         size: bytes.len() as i64,
         signed_by: None,
+        state: patchbay_store::VersionState::Ready,
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use patchbay_services::access::{Caller, KeyScope};
 use patchbay_services::catalog::Catalog;
-use patchbay_store::{ConnectorFilter, PublishOutcome, Viewer};
+use patchbay_store::{ConnectorFilter, PublishOutcome, VersionState, Viewer};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
@@ -56,9 +56,11 @@ pub(crate) async fn upload(
     })
     .await?;
     let published = catalog.publish(owner.as_deref(), bytes).await?;
-    let status = match published.outcome {
-        PublishOutcome::Created => StatusCode::CREATED,
-        PublishOutcome::Unchanged => StatusCode::OK,
+    let status = match (published.outcome, published.version.state) {
+        // Stored; its compile goes on in the background (poll the version for its state).
+        (_, VersionState::Compiling) => StatusCode::ACCEPTED,
+        (PublishOutcome::Created, _) => StatusCode::CREATED,
+        (PublishOutcome::Unchanged, _) => StatusCode::OK,
     };
     Ok((status, Json(VersionView::from(&catalog.details(published.version).await?))))
 }

@@ -137,6 +137,8 @@ impl From<patchbay_core::Error> for ApiError {
                     Conflict::OAuthNotConnected => "oauth_not_connected",
                     Conflict::OAuthNoAuthorization => "oauth_no_authorization",
                     Conflict::NotAWebhookEndpoint => "not_a_webhook_endpoint",
+                    Conflict::VersionCompiling => "version_compiling",
+                    Conflict::VersionFailed => "version_failed",
                 },
             ),
             ErrorKind::TooLarge => (S::PAYLOAD_TOO_LARGE, "too_large"),

@@ -571,6 +571,10 @@ pub(crate) fn document() -> Value {
                     "size": { "type": "integer" }, "signed_by": { "type": ["string", "null"] },
                     "deprecation": { "type": ["object", "null"], "properties": {
                         "deprecated_at": { "type": "string" }, "sunset": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] } } },
+                    "state": { "enum": ["compiling", "ready", "failed"], "description": "Only `ready` versions run; calls of an installation on another state answer 409 `version_compiling` or `version_failed`" },
+                    "state_message": { "type": "string", "description": "Why the compile failed (state `failed`)" },
+                    "compiling": { "type": "object", "description": "While compiling: when the compile started and how long it has run",
+                        "properties": { "started_at": { "type": "string" }, "elapsed_ms": { "type": "integer" } } },
                     "manifest": { "type": "object" },
                     "operations": { "type": "array", "items": { "type": "object", "properties": {
                         "name": { "type": "string" }, "interface": { "type": "string" },
@@ -661,9 +665,9 @@ pub(crate) fn document() -> Value {
             },
             "/v1/connectors": {
                 "post": { "summary": "Upload a connector component", "tags": ["connectors"],
-                    "description": "The body is the `.wasm` component with its embedded manifest. The operator publishes to the public catalog; a tenant key (`manage`) uploads a private connector only that tenant sees. A published version is immutable.",
+                    "description": "The body is the `.wasm` component with its embedded manifest. The operator publishes to the public catalog; a tenant key (`manage`) uploads a private connector only that tenant sees. A published version is immutable (except one whose compile failed, which a new upload replaces). The answer comes once the component compiled or after `upload_wait_ms` (3 s by default), whichever is first: a longer compile (Python and JavaScript components take 15-30 s) goes on in the background, the answer is 202 with `state: compiling`, and the version's `state` turns `ready` or `failed` (with `state_message`).",
                     "requestBody": { "required": true, "content": { "application/wasm": { "schema": { "type": "string", "contentEncoding": "binary" } } } },
-                    "responses": responses(&[("201", "Published", json!({ "$ref": "#/components/schemas/Version" })), ("200", "Already published with the same bytes", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "409", "413", "415", "422"]) },
+                    "responses": responses(&[("201", "Published and compiled", json!({ "$ref": "#/components/schemas/Version" })), ("202", "Stored; compiling in the background", json!({ "$ref": "#/components/schemas/Version" })), ("200", "Already published with the same bytes", json!({ "$ref": "#/components/schemas/Version" }))], &["401", "403", "409", "413", "415", "422"]) },
                 "get": { "summary": "List the catalog, by id (then owner: for the operator, the public connector before a tenant's private one of the same id)", "tags": ["connectors"],
                     "parameters": [
                         query_param("category", "Hub category", json!({ "enum": ["payment-gateway", "shipping-carrier", "communication-channel",

@@ -100,6 +100,21 @@ pub(crate) struct VersionSummary {
     pub signed_by: Option<String>,
     pub published_at: String,
     pub deprecation: Option<Deprecation>,
+    /// `compiling`, `ready` or `failed`.
+    pub state: &'static str,
+    /// Why the compile failed; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_message: Option<String>,
+    /// While compiling: when the compile started and how long it has run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compiling: Option<Compiling>,
+}
+
+/// A compile in progress.
+#[derive(Serialize)]
+pub(crate) struct Compiling {
+    pub started_at: String,
+    pub elapsed_ms: i64,
 }
 
 impl From<&VersionRow> for VersionSummary {
@@ -113,6 +128,14 @@ impl From<&VersionRow> for VersionSummary {
             signed_by: v.signed_by.clone(),
             published_at: rfc3339(v.published_at_ms),
             deprecation: deprecation(v),
+            state: v.state.as_str(),
+            state_message: v.state_message.clone(),
+            compiling: match (v.state, v.state_at_ms) {
+                (patchbay_store::VersionState::Compiling, Some(t)) => {
+                    Some(Compiling { started_at: rfc3339(t), elapsed_ms: (patchbay_core::clock::now_ms() - t).max(0) })
+                }
+                _ => None,
+            },
         }
     }
 }

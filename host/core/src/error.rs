@@ -232,6 +232,10 @@ crate::string_enum! {
         OAuthNoAuthorization = "oauth_no_authorization",
         /// The installation's connector receives no webhooks.
         NotAWebhookEndpoint = "not_a_webhook_endpoint",
+        /// The connector version's component is still compiling.
+        VersionCompiling = "version_compiling",
+        /// The connector version's component failed to compile.
+        VersionFailed = "version_failed",
     }
 }
 

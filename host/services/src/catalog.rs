@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use patchbay_core::error::{Error, ErrorKind, Package};
+use patchbay_core::error::{Conflict, Error, ErrorKind, Package};
 use patchbay_registry::{Manifest, PackageError, PackageLimits, TrustedKeys};
 use patchbay_runtime::capability::http::EgressPolicy;
 use patchbay_runtime::dynamic::{self, OperationInfo};
 use patchbay_runtime::{LoadedComponent, Runtime};
 use patchbay_store::{
     ConnectorFilter, ConnectorSummary, InstallationRow, NewVersion, Page, PageRequest, PublishOutcome, Store,
-    VersionRow, Viewer,
+    VersionRow, VersionState, Viewer,
 };
 
 use crate::config_cache::{ConfigWatch, TenantCache};
@@ -57,6 +57,8 @@ pub(crate) struct CatalogPolicy {
     pub package_limits: PackageLimits,
     pub trusted_keys: TrustedKeys,
     pub require_signatures: bool,
+    /// How long an upload waits for its compile before answering with the version `compiling`.
+    pub upload_wait: std::time::Duration,
 }
 
 /// The connector catalog.
@@ -116,8 +118,11 @@ impl Catalog {
         self.details(v).await
     }
 
-    /// A version with the operations its component exports.
+    /// A version with the operations its component exports (none while it is not ready).
     pub async fn details(&self, version: VersionRow) -> Result<VersionDetails, Error> {
+        if version.state != VersionState::Ready {
+            return Ok(VersionDetails { version, operations: Vec::new() });
+        }
         let component = self.component(&version.digest).await?;
         let operations = dynamic::operations(self.runtime.engine(), component.component());
         Ok(VersionDetails { version, operations })
@@ -213,10 +218,13 @@ impl Catalog {
     /// Validates and stores an uploaded component. `owner`: `None` publishes to the public catalog,
     /// `Some(tenant)` uploads a private connector only that tenant sees.
     ///
-    /// Checks, in order: size, well-formed component, embedded manifest, signature, that the
-    /// component links against the host's imports and exports its category's world, and that
-    /// its allowed hosts are valid patterns. Then one transaction stores blob, connector and version.
-    pub async fn publish(&self, owner: Option<&str>, bytes: Vec<u8>) -> Result<Published, Error> {
+    /// Checks, in order: size, well-formed component, embedded manifest, signature, that its
+    /// allowed hosts are valid patterns, and that the component links against the host's imports
+    /// and exports its category's world. The compile runs within the uploader's compile slot and
+    /// the compile timeout; when it outlasts the upload wait, the version is stored `compiling`
+    /// and the compile goes on in the background, ending in `ready` or `failed` (with the
+    /// reason). One transaction stores blob, connector and version.
+    pub async fn publish(self: &Arc<Self>, owner: Option<&str>, bytes: Vec<u8>) -> Result<Published, Error> {
         if bytes.is_empty() {
             return Err(Error::new(
                 ErrorKind::Package(Package::MalformedWasm),
@@ -237,41 +245,15 @@ impl Catalog {
         let manifest = package.manifest;
         EgressPolicy::build(&manifest.allowed_hosts, &BTreeMap::new())
             .map_err(|e| Error::new(ErrorKind::Package(Package::InvalidManifest), format!("allowed_hosts: {e}")))?;
-        // Compiled within the uploader's compile slot and the compile timeout; a component that
-        // is refused (here or below) leaves nothing cached.
-        let uploader = owner.unwrap_or("");
-        let component =
-            self.runtime.load_for(uploader, bytes.clone(), Some(manifest.category)).await.map_err(|e| match e {
-                patchbay_runtime::LoadError::Invalid(m) => Error::new(ErrorKind::Package(Package::MalformedWasm), m),
-                patchbay_runtime::LoadError::Incompatible(m) => {
-                    Error::new(ErrorKind::Package(Package::WorldMismatch), m)
-                }
-                e @ patchbay_runtime::LoadError::CompileTimeout(_) => {
-                    Error::new(ErrorKind::Package(Package::CompileTimeout), e.to_string())
-                }
-            })?;
-        let category = manifest.category.as_str();
-        match component.hub {
-            Some(h) if h == manifest.category => {}
-            Some(h) => {
-                return Err(Error::new(
-                    ErrorKind::Package(Package::WorldMismatch),
-                    format!(
-                        "the manifest's category is {category}, but the component implements the {} world (it exports {})",
-                        h.world(),
-                        h.export_name()
-                    ),
-                ));
+        // A component that is refused (here or in the background) leaves nothing cached.
+        let mut compile = self.spawn_compile(owner, bytes.clone(), manifest.category);
+        let state = match tokio::time::timeout(self.policy.upload_wait, &mut compile).await {
+            Ok(joined) => {
+                check_world(&*compiled(joined)?, &manifest)?;
+                VersionState::Ready
             }
-            None => {
-                return Err(Error::new(
-                    ErrorKind::Package(Package::WorldMismatch),
-                    format!(
-                        "the manifest's category is {category}, but the component exports no hub interface; build it against the `{category}` world"
-                    ),
-                ));
-            }
-        }
+            Err(_) => VersionState::Compiling,
+        };
         let manifest_json =
             serde_json::to_string(&manifest).map_err(|e| Error::internal(format!("encoding manifest: {e}")))?;
         let new = NewVersion {
@@ -280,26 +262,121 @@ impl Catalog {
             version: manifest.version.clone(),
             digest: package.digest.clone(),
             manifest_json,
-            category: category.to_string(),
+            category: manifest.category.as_str().to_string(),
             title: manifest.title.clone(),
             description: manifest.description.clone(),
             provider: manifest.provider.clone(),
             bundle_id: manifest.bundle.as_ref().map(|b| b.id.clone()),
             size: bytes.len() as i64,
             signed_by: signed_by.map(|k| k.to_string()),
+            state,
         };
         let outcome = self.store.publish(&new, &bytes).await?;
+        let uploader = owner.unwrap_or("");
         self.versions.changed(uploader);
+        if state == VersionState::Compiling {
+            // Settles the version, whether this upload stored it or an earlier one of the same
+            // bytes did (the runtime compiles each digest once).
+            let this = Arc::clone(self);
+            let (owner, digest) = (owner.map(str::to_string), package.digest.clone());
+            tokio::spawn(async move { this.settle(owner, manifest, digest, compile).await });
+        }
         let version = self
             .store
-            .version_exact(owner, &manifest.id, &manifest.version)
+            .version_exact(owner, &new.connector_id, &new.version)
             .await?
             .ok_or_else(|| Error::internal("published version vanished"))?;
         Ok(Published { outcome, version })
     }
 
+    /// Compiles `bytes` for `owner` on the runtime's compile slots, as a task of its own (it
+    /// outlives the request that started it).
+    fn spawn_compile(
+        &self,
+        owner: Option<&str>,
+        bytes: Vec<u8>,
+        category: patchbay_registry::Category,
+    ) -> tokio::task::JoinHandle<Result<Arc<LoadedComponent>, patchbay_runtime::LoadError>> {
+        let runtime = self.runtime.clone();
+        let uploader = owner.unwrap_or("").to_string();
+        tokio::spawn(async move { runtime.load_for(&uploader, bytes, Some(category)).await })
+    }
+
+    /// Waits for a background compile and records how it ended.
+    async fn settle(
+        self: Arc<Self>,
+        owner: Option<String>,
+        manifest: Manifest,
+        digest: String,
+        compile: tokio::task::JoinHandle<Result<Arc<LoadedComponent>, patchbay_runtime::LoadError>>,
+    ) {
+        let (id, version) = (manifest.id.as_str(), manifest.version.as_str());
+        let result = compiled(compile.await).and_then(|c| check_world(&c, &manifest));
+        let (state, message) = match &result {
+            Ok(()) => (VersionState::Ready, None),
+            Err(e) => (VersionState::Failed, Some(e.message().to_string())),
+        };
+        match self.store.finish_compile(owner.as_deref(), id, version, &digest, state, message.as_deref()).await {
+            Ok(true) => {
+                self.versions.changed(owner.as_deref().unwrap_or(""));
+                match &message {
+                    None => tracing::info!(connector = id, version, "compiled in the background: ready"),
+                    Some(m) => tracing::warn!(connector = id, version, "compile failed: {m}"),
+                }
+            }
+            Ok(false) => tracing::info!(connector = id, version, "compile finished, but the version was replaced"),
+            Err(e) => tracing::warn!(connector = id, version, "recording the end of a compile failed: {e}"),
+        }
+    }
+
+    /// Takes over compiles left `compiling` by a host that stopped: every version whose state
+    /// is older than `stale_after` is claimed (by one host only) and compiled again.
+    pub(crate) async fn resume_stale_compiles(self: &Arc<Self>, stale_after: std::time::Duration) {
+        let before = patchbay_core::clock::now_ms() - stale_after.as_millis() as i64;
+        let stale = match self.store.stale_compiles(before, 16).await {
+            Ok(v) => v,
+            Err(e) => return tracing::warn!("listing stale compiles failed: {e}"),
+        };
+        for v in stale {
+            if !matches!(self.store.claim_compile(&v).await, Ok(true)) {
+                continue;
+            }
+            let (manifest, bytes) = match (manifest_of(&v), self.store.component_bytes(&v.digest).await) {
+                (Ok(m), Ok(Some(b))) => (m, b),
+                _ => continue,
+            };
+            tracing::info!(connector = %v.connector_id, version = %v.version, "resuming a stale compile");
+            let compile = self.spawn_compile(v.owner.as_deref(), bytes, manifest.category);
+            Arc::clone(self).settle(v.owner.clone(), manifest, v.digest.clone(), compile).await;
+        }
+    }
+
+    /// Refuses a call of a version that cannot run yet (or ever), saying why.
+    pub(crate) fn runnable(version: &VersionRow) -> Result<(), Error> {
+        let name = format!("{}@{}", version.connector_id, version.version);
+        match version.state {
+            VersionState::Ready => Ok(()),
+            VersionState::Compiling => {
+                let secs = version.state_at_ms.map(|t| (patchbay_core::clock::now_ms() - t).max(0) / 1000).unwrap_or(0);
+                Err(Error::conflict(
+                    Conflict::VersionCompiling,
+                    format!(
+                        "{name} is still compiling ({secs} s so far); it runs once its state is `ready`, retry shortly"
+                    ),
+                ))
+            }
+            VersionState::Failed => Err(Error::conflict(
+                Conflict::VersionFailed,
+                format!(
+                    "{name} failed to compile and cannot run: {}; upload a fixed build of this version",
+                    version.state_message.as_deref().unwrap_or("no reason recorded")
+                ),
+            )),
+        }
+    }
+
     /// Publishes the built-in reference connectors to the public catalog (idempotent).
-    pub(crate) async fn publish_reference_connectors(&self) {
+    pub(crate) async fn publish_reference_connectors(self: &Arc<Self>) {
         for (name, bytes) in REFERENCE_CONNECTORS {
             // Already in the catalog with these bytes: nothing to check or compile at start-up.
             if let Ok(p) = patchbay_registry::inspect(bytes, &self.policy.package_limits)
@@ -321,10 +398,66 @@ impl Catalog {
     }
 }
 
+/// A compile older than this is taken to have lost its host (compiles time out after a minute
+/// by default).
+const STALE_COMPILE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Resumes compiles left behind by a stopped host: at start, then every minute.
+pub(crate) fn spawn_compile_recovery(catalog: Arc<Catalog>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            catalog.resume_stale_compiles(STALE_COMPILE).await;
+        }
+    });
+}
+
 /// The manifest stored with a version, parsed.
 pub(crate) fn manifest_of(v: &VersionRow) -> Result<Manifest, Error> {
     serde_json::from_str(&v.manifest_json)
         .map_err(|e| Error::internal(format!("stored manifest of {}@{} is unreadable: {e}", v.connector_id, v.version)))
+}
+
+/// The component of a finished compile task, or the upload error its failure means.
+fn compiled(
+    joined: Result<Result<Arc<LoadedComponent>, patchbay_runtime::LoadError>, tokio::task::JoinError>,
+) -> Result<Arc<LoadedComponent>, Error> {
+    match joined {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(patchbay_runtime::LoadError::Invalid(m))) => {
+            Err(Error::new(ErrorKind::Package(Package::MalformedWasm), m))
+        }
+        Ok(Err(patchbay_runtime::LoadError::Incompatible(m))) => {
+            Err(Error::new(ErrorKind::Package(Package::WorldMismatch), m))
+        }
+        Ok(Err(e @ patchbay_runtime::LoadError::CompileTimeout(_))) => {
+            Err(Error::new(ErrorKind::Package(Package::CompileTimeout), e.to_string()))
+        }
+        Err(e) => Err(Error::internal(format!("the compile task ended abnormally: {e}"))),
+    }
+}
+
+/// The component implements the world its manifest's category names.
+fn check_world(component: &LoadedComponent, manifest: &Manifest) -> Result<(), Error> {
+    let category = manifest.category.as_str();
+    match component.hub {
+        Some(h) if h == manifest.category => Ok(()),
+        Some(h) => Err(Error::new(
+            ErrorKind::Package(Package::WorldMismatch),
+            format!(
+                "the manifest's category is {category}, but the component implements the {} world (it exports {})",
+                h.world(),
+                h.export_name()
+            ),
+        )),
+        None => Err(Error::new(
+            ErrorKind::Package(Package::WorldMismatch),
+            format!(
+                "the manifest's category is {category}, but the component exports no hub interface; build it against the `{category}` world"
+            ),
+        )),
+    }
 }
 
 fn package_error(e: PackageError) -> Error {

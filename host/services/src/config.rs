@@ -24,6 +24,7 @@
 //! | scheduler tick (ms)        | `scheduler_tick_ms`       | `PATCHBAY_SCHEDULER_TICK_MS`        | 5000               |
 //! | health check interval (s)  | `health_interval_secs`    | `PATCHBAY_HEALTH_INTERVAL_SECS`     | 300 (0 = never)    |
 //! | health check timeout (ms)  | `health_timeout_ms`       | `PATCHBAY_HEALTH_TIMEOUT_MS`        | 10000              |
+//! | upload answers after (ms)  | `upload_wait_ms`          | `PATCHBAY_UPLOAD_WAIT_MS`           | 3000 (a longer compile goes on in the background) |
 //! | connector calls at once    | `call_slots`              | `PATCHBAY_CALL_SLOTS`               | 128                |
 //! | one tenant's share (%)     | `tenant_call_share`       | `PATCHBAY_TENANT_CALL_SHARE`        | 25                 |
 //! | longest call timeout (ms)  | `max_call_timeout_ms`     | `PATCHBAY_MAX_CALL_TIMEOUT_MS`      | 60000              |
@@ -76,6 +77,7 @@ pub(crate) struct FileConfig {
     pub scheduler_tick_ms: Option<u64>,
     pub health_interval_secs: Option<u64>,
     pub health_timeout_ms: Option<u64>,
+    pub upload_wait_ms: Option<u64>,
     pub retention: Option<RetentionFile>,
 }
 
@@ -176,6 +178,9 @@ pub struct Settings {
     pub health_interval_secs: u64,
     /// Time a health check may take.
     pub health_timeout_ms: u64,
+    /// How long an upload waits for its compile before answering `compiling` (the compile goes
+    /// on in the background).
+    pub upload_wait_ms: u64,
     /// Every change of the records store becomes an event (`true`), or only changes a route takes.
     pub sync_all_change_events: bool,
     /// Connector calls running at once (the runtime's pool).
@@ -349,6 +354,10 @@ impl Settings {
         }
         let health_interval_secs =
             number_setting(env, "PATCHBAY_HEALTH_INTERVAL_SECS")?.or(file.health_interval_secs).unwrap_or(300);
+        let upload_wait_ms = number_setting(env, "PATCHBAY_UPLOAD_WAIT_MS")?.or(file.upload_wait_ms).unwrap_or(3_000);
+        if upload_wait_ms > 600_000 {
+            bail!("the upload wait must be 0 to 600000 ms, got {upload_wait_ms}");
+        }
         let health_timeout_ms =
             number_setting(env, "PATCHBAY_HEALTH_TIMEOUT_MS")?.or(file.health_timeout_ms).unwrap_or(10_000);
         if !(100..=300_000).contains(&health_timeout_ms) {
@@ -391,6 +400,7 @@ impl Settings {
             scheduler_tick_ms,
             health_interval_secs,
             health_timeout_ms,
+            upload_wait_ms,
             call_slots,
             tenant_call_share,
             max_call_timeout_ms,

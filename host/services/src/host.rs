@@ -151,6 +151,7 @@ impl Host {
                 package_limits: PackageLimits { max_bytes: settings.max_component_bytes },
                 trusted_keys,
                 require_signatures: settings.require_signatures,
+                upload_wait: std::time::Duration::from_millis(settings.upload_wait_ms),
             },
             watch.clone(),
         ));
@@ -283,6 +284,7 @@ impl Host {
         crate::health::spawn_scheduler(self.health.clone(), tick);
         crate::quota::spawn_flusher(w.quotas.clone(), w.store.clone(), tick.min(Duration::from_secs(1)));
         crate::retention::spawn_sweeper(self.retention.clone());
+        crate::catalog::spawn_compile_recovery(self.catalog.clone());
     }
 
     /// Starts only the sync worker and scheduler (benchmarks drive syncs this way).

@@ -151,6 +151,7 @@ impl Routes {
         }
         let dest = self.installations.get(&r.tenant, &r.destination_installation).await?;
         let version = self.catalog.installed_version(&dest).await?;
+        crate::catalog::Catalog::runnable(&version)?;
         let component = self.catalog.component(&version.digest).await?;
         find_operation(component.operations(), &r.operation)
             .map_err(|e| Error::invalid(Field::Route, format!("operation: {e}")).with("path", "operation"))?;

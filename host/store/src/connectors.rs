@@ -69,6 +69,39 @@ pub struct NewVersion {
     pub size: i64,
     /// Key id of the trusted publisher key that signed the package.
     pub signed_by: Option<String>,
+    /// `Ready` when the component compiled before the version was stored, `Compiling` when its
+    /// compile goes on in the background.
+    pub state: VersionState,
+}
+
+/// Whether a version's component can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionState {
+    /// Its compile has not finished yet; calls are refused until it has.
+    Compiling,
+    /// Compiled and linked: installations of it run.
+    Ready,
+    /// Its compile or link failed (`state_message` says why); a new upload may replace it.
+    Failed,
+}
+
+impl VersionState {
+    /// `compiling`, `ready` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionState::Compiling => "compiling",
+            VersionState::Ready => "ready",
+            VersionState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "compiling" => VersionState::Compiling,
+            "failed" => VersionState::Failed,
+            _ => VersionState::Ready,
+        }
+    }
 }
 
 /// What [`Store::publish`] did.
@@ -137,10 +170,16 @@ pub struct VersionRow {
     pub sunset: Option<String>,
     /// Why the version is deprecated and what to use instead; `None` when not given.
     pub deprecation_message: Option<String>,
+    /// Whether its component can run.
+    pub state: VersionState,
+    /// Why the compile failed (`Failed`); `None` otherwise.
+    pub state_message: Option<String>,
+    /// When the state was last set, in unix milliseconds (a compile's start while `Compiling`).
+    pub state_at_ms: Option<i64>,
 }
 
 const VERSION_COLUMNS: &str = "owner, connector_id, version, digest, manifest_json, size, signed_by, published_at, \
-                               deprecated_at, sunset, deprecation_message";
+                               deprecated_at, sunset, deprecation_message, state, state_message, state_at";
 
 const CONNECTOR_COLUMNS: &str = "owner, id, title, description, category, provider, bundle_id";
 
@@ -157,6 +196,9 @@ fn version_from(row: &AnyRow) -> Result<VersionRow, sqlx::Error> {
         deprecated_at_ms: row.try_get("deprecated_at")?,
         sunset: row.try_get("sunset")?,
         deprecation_message: row.try_get("deprecation_message")?,
+        state: VersionState::parse(&row.try_get::<String, _>("state")?),
+        state_message: row.try_get("state_message")?,
+        state_at_ms: row.try_get("state_at")?,
     })
 }
 
@@ -251,15 +293,19 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
 
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT digest FROM connector_versions WHERE owner = $1 AND connector_id = $2 AND version = $3",
+        let existing: Option<(String, String)> = sqlx::query_as(
+            "SELECT digest, state FROM connector_versions WHERE owner = $1 AND connector_id = $2 AND version = $3",
         )
         .bind(owner)
         .bind(id)
         .bind(version)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(digest) = existing {
+        // A version whose compile failed never ran: a new upload of it replaces it.
+        let replaces_failed = matches!(&existing, Some((_, state)) if state == VersionState::Failed.as_str());
+        if let Some((digest, _)) = existing
+            && !replaces_failed
+        {
             return if digest == actual { Ok(PublishOutcome::Unchanged) } else { Err(immutable()) };
         }
         if let Some(tenant) = new.owner.as_deref() {
@@ -314,11 +360,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
 
-        let inserted = sqlx::query(
+        let on_conflict = if replaces_failed {
+            "DO UPDATE SET digest = excluded.digest, manifest_json = excluded.manifest_json, size = excluded.size, \
+             signed_by = excluded.signed_by, published_at = excluded.published_at, state = excluded.state, \
+             state_message = NULL, state_at = excluded.state_at WHERE connector_versions.state = 'failed'"
+        } else {
+            "DO NOTHING"
+        };
+        let inserted = sqlx::query(&format!(
             "INSERT INTO connector_versions (owner, connector_id, version, digest, manifest_json, size, signed_by, \
-             published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (owner, connector_id, version) DO NOTHING",
-        )
+             published_at, state, state_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) \
+             ON CONFLICT (owner, connector_id, version) {on_conflict}"
+        ))
         .bind(owner)
         .bind(id)
         .bind(version)
@@ -327,6 +380,7 @@ impl Store {
         .bind(new.size)
         .bind(new.signed_by.as_deref())
         .bind(now)
+        .bind(new.state.as_str())
         .execute(&mut *tx)
         .await;
         let inserted = match inserted {
@@ -354,6 +408,69 @@ impl Store {
         }
         tx.commit().await?;
         Ok(PublishOutcome::Created)
+    }
+
+    /// Moves a version out of `Compiling` (to `Ready`, or to `Failed` with `message`), if it is
+    /// still compiling these bytes. Returns whether it did: a version re-uploaded or taken over
+    /// meanwhile is left alone.
+    pub async fn finish_compile(
+        &self,
+        owner: Option<&str>,
+        id: &str,
+        version: &str,
+        digest: &str,
+        state: VersionState,
+        message: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE connector_versions SET state = $5, state_message = $6, state_at = $7 \
+             WHERE owner = $1 AND connector_id = $2 AND version = $3 AND digest = $4 AND state = 'compiling'",
+        )
+        .bind(owner_key(owner))
+        .bind(id)
+        .bind(version)
+        .bind(digest)
+        .bind(state.as_str())
+        .bind(message)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Versions still `Compiling` whose state was set before `before_ms`: their compile was
+    /// started by a host that has stopped (or is past its compile timeout). At most `limit`.
+    pub async fn stale_compiles(&self, before_ms: i64, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE state = 'compiling' AND state_at < $1 \
+             ORDER BY state_at LIMIT $2"
+        ))
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(version_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Takes over a stale compile: sets its `state_at` to now if it is still what `seen` read,
+    /// so of several hosts trying at once exactly one gets it. Returns whether this one did.
+    pub async fn claim_compile(&self, seen: &VersionRow) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE connector_versions SET state_at = $5 WHERE owner = $1 AND connector_id = $2 AND version = $3 \
+             AND state = 'compiling' AND state_at = $4",
+        )
+        .bind(owner_key(seen.owner.as_deref()))
+        .bind(&seen.connector_id)
+        .bind(&seen.version)
+        .bind(seen.state_at_ms)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// A page of the connectors visible to `viewer` that match `filter`, ordered by id, then

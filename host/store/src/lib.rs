@@ -59,7 +59,7 @@ pub(crate) use patchbay_core::now_ms;
 
 pub use api_keys::{ApiKey, NewApiKey};
 pub use config_changes::{CONFIG_CHANNEL, CONFIG_LISTENER_NAME, ConfigChange, ConfigSignal};
-pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, Viewer};
+pub use connectors::{ConnectorFilter, ConnectorSummary, NewVersion, PublishOutcome, VersionRow, VersionState, Viewer};
 pub use credentials::{CredentialRef, SealedField};
 #[cfg(feature = "bench-fill")]
 pub use fill::{FILL_CHUNK, Fill};

@@ -257,6 +257,7 @@ async fn fixtures(store: &Store) -> anyhow::Result<()> {
         bundle_id: None,
         size: i64::try_from(bytes.len())?,
         signed_by: None,
+        state: patchbay_store::VersionState::Ready,
     };
     store.publish(&version, &bytes).await?;
     for id in ["src", "dst"] {

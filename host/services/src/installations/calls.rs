@@ -221,6 +221,7 @@ impl Installations {
 
     async fn prepare(&self, row: &InstallationRow, source_revision: Option<i64>) -> Result<Prepared, Error> {
         let version = self.catalog.installed_version(row).await?;
+        crate::catalog::Catalog::runnable(&version)?;
         let manifest = manifest_of(&version)?;
         let component = self.catalog.component(&version.digest).await?;
         let mut config: BTreeMap<String, String> = BTreeMap::new();
