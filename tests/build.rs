@@ -56,7 +56,18 @@ fn main() {
         components.push(Component { name, workspace: "connectors-wasm", path });
     }
 
-    let source = components_rs(&components);
+    let mut source = components_rs(&components);
+    // Where the toolchains went, for tests that build scaffolded projects with them.
+    let toolchain = |dir: PathBuf| dir.to_str().expect("UTF-8 target path").to_string();
+    let _ = write!(
+        source,
+        "\n/// The virtualenv holding componentize-py.\npub const PYTHON_TOOLCHAIN: &str = {:?};\n\
+         /// The npm project holding componentize-js (`node_modules` inside).\npub const JS_TOOLCHAIN: &str = {:?};\n\
+         /// The target directory the guests build into (wit-bindgen compiled once).\npub const GUESTS_TARGET_DIR: &str = {:?};\n",
+        toolchain(work.join("python")),
+        toolchain(work.join("js")),
+        toolchain(target_dir.clone()),
+    );
     fs::write(out_dir.join("components.rs"), source).expect("write components.rs");
 }
 

@@ -246,3 +246,62 @@ async fn compiles_settle_in_the_background() {
     let v = crate::polyglot::wait_compiled(&s, &acme, "wrong", "9.9.9").await;
     assert_eq!(v["state"], "ready", "{v}");
 }
+
+/// From nothing to a component the host accepts, in each language: `connector new` scaffolds a
+/// project whose every operation answers `unsupported`, `connector build` builds it with the
+/// language's toolchain and embeds the manifest, `check` accepts it and `run` calls it. (The
+/// toolchains are the ones the build script installed from the repo's pins.)
+#[test]
+fn new_projects_build_check_and_run_in_every_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    for (lang, world) in [("rust", "data-sync"), ("python", "notification-provider"), ("js", "payment-gateway")] {
+        let name = format!("demo-{lang}");
+        let project = dir.path().join(&name);
+        let started = std::time::Instant::now();
+        let (code, text) = patchbay(
+            &["connector", "new", &name, "--world", world, "--lang", lang, "--dir", project.to_str().unwrap()],
+            &cache,
+        );
+        assert_eq!(code, 0, "{text}");
+        assert!(project.join("connector.toml").is_file() && project.join("wit/worlds.wit").is_file(), "{text}");
+        match lang {
+            "python" => std::os::unix::fs::symlink(components::PYTHON_TOOLCHAIN, project.join(".venv")).unwrap(),
+            "js" => std::os::unix::fs::symlink(
+                Path::new(components::JS_TOOLCHAIN).join("node_modules"),
+                project.join("node_modules"),
+            )
+            .unwrap(),
+            _ => {}
+        }
+        let out = Command::new(patchbay_bin())
+            .args(["connector", "build"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", components::GUESTS_TARGET_DIR)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{lang}: {text}");
+        let wasm = project.join(format!("{name}.wasm"));
+        let (code, text) = patchbay(&["connector", "check", wasm.to_str().unwrap()], &cache);
+        assert_eq!(code, 0, "{lang}: {text}");
+        assert!(text.contains(&format!("world {world}")), "{lang}: {text}");
+        let (code, text) = patchbay(&["run", wasm.to_str().unwrap(), "health-check"], &cache);
+        assert_eq!(code, 2, "{lang}: the stub answers its own error: {text}");
+        assert!(text.contains("unsupported") && text.contains("health-check is not implemented yet"), "{lang}: {text}");
+        eprintln!("{lang}: new → build → check → run in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    // A name that cannot be an id, a world that does not exist, a directory in use.
+    let (code, text) = patchbay(&["connector", "new", "Bad Name", "--world", "data-sync", "--lang", "rust"], &cache);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("cannot be a connector id"), "{text}");
+    let (code, text) = patchbay(&["connector", "new", "x-y", "--world", "payments", "--lang", "rust"], &cache);
+    assert_eq!(code, 1, "{text}");
+    let busy = dir.path().join("demo-rust");
+    let (code, text) = patchbay(
+        &["connector", "new", "again", "--world", "data-sync", "--lang", "js", "--dir", busy.to_str().unwrap()],
+        &cache,
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not empty"), "{text}");
+}

@@ -207,3 +207,128 @@ fn human_size(bytes: usize) -> String {
         b => format!("{b} bytes"),
     }
 }
+
+/// The language a connector project is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl Lang {
+    /// Reads the language from the files a project holds.
+    fn detect(dir: &Path) -> Option<Lang> {
+        if dir.join("Cargo.toml").is_file() {
+            Some(Lang::Rust)
+        } else if dir.join("app.py").is_file() {
+            Some(Lang::Python)
+        } else if dir.join("app.js").is_file() {
+            Some(Lang::Js)
+        } else {
+            None
+        }
+    }
+}
+
+fn run_tool(command: &mut std::process::Command, what: &str, hint: &str) -> anyhow::Result<()> {
+    let status = command.status().map_err(|e| anyhow::anyhow!("cannot run {what}: {e}; {hint}"))?;
+    if !status.success() {
+        anyhow::bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `patchbay connector build [DIR] [--out FILE]`: builds the project in `dir` with its language's
+/// toolchain against the WIT in `dir/wit` (written from the host's package when missing) and
+/// embeds `dir/connector.toml`.
+pub(crate) fn build(dir: &Path, out: Option<PathBuf>) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let manifest_path = dir.join("connector.toml");
+    let text =
+        std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest =
+        patchbay_registry::Manifest::parse_toml(&text).with_context(|| format!("{}", manifest_path.display()))?;
+    let world = manifest.category.world();
+    let Some(lang) = Lang::detect(dir) else {
+        anyhow::bail!(
+            "{} holds no Cargo.toml, app.py or app.js; `patchbay connector new` creates a project",
+            dir.display()
+        );
+    };
+    let wit = dir.join("wit");
+    if !wit.join("worlds.wit").is_file() {
+        patchbay_registry::wit::write_to(&wit).with_context(|| format!("writing {}", wit.display()))?;
+    }
+    let out = out.unwrap_or_else(|| dir.join(format!("{}.wasm", manifest.id)));
+    let raw = out.with_extension("raw.wasm");
+    match lang {
+        Lang::Rust => {
+            let output = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+                .current_dir(dir)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}; install Rust from https://rustup.rs"))?;
+            if !output.status.success() {
+                anyhow::bail!(
+                    "cargo build failed ({}); if the target is missing: rustup target add wasm32-wasip2",
+                    output.status
+                );
+            }
+            let built = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|m| m["reason"] == "compiler-artifact")
+                .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+                .rfind(|f| f.extension().is_some_and(|x| x == "wasm"))
+                .ok_or_else(|| anyhow::anyhow!("cargo built no .wasm; is the crate a `cdylib`?"))?;
+            std::fs::copy(&built, &raw).with_context(|| format!("copying {}", built.display()))?;
+        }
+        Lang::Python => {
+            let local = dir.join(".venv/bin/componentize-py");
+            let tool = if local.is_file() { local } else { PathBuf::from("componentize-py") };
+            run_tool(
+                std::process::Command::new(&tool)
+                    .arg("-d")
+                    .arg(&wit)
+                    .args(["-w", world, "componentize", "app", "-o"])
+                    .arg(&raw)
+                    .current_dir(dir),
+                "componentize-py",
+                "python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements.txt",
+            )?;
+        }
+        Lang::Js => {
+            let tool = dir.join("node_modules/.bin/componentize-js");
+            if !tool.is_file() {
+                anyhow::bail!("{} is missing; run `npm ci` in {} first", tool.display(), dir.display());
+            }
+            run_tool(
+                std::process::Command::new(&tool)
+                    .arg("--wit")
+                    .arg(&wit)
+                    .args(["--world-name", world, "--disable", "http", "fetch-event", "-o"])
+                    .arg(&raw)
+                    .arg("app.js")
+                    .current_dir(dir),
+                "componentize-js",
+                "run `npm ci` first",
+            )?;
+        }
+    }
+    let bytes = std::fs::read(&raw).with_context(|| format!("reading {}", raw.display()))?;
+    let packed = patchbay_registry::pack(&bytes, &text).context("embedding connector.toml")?;
+    std::fs::write(&out, &packed).with_context(|| format!("writing {}", out.display()))?;
+    let _ = std::fs::remove_file(&raw);
+    println!(
+        "built {} ({}, {:?}, world {world}) in {:.1} s",
+        out.display(),
+        human_size(packed.len()),
+        lang,
+        started.elapsed().as_secs_f64()
+    );
+    println!("next: patchbay connector check {}", out.display());
+    Ok(0)
+}

@@ -385,6 +385,29 @@ pub async fn follow_sync(c: &Client, run_id: &str) -> anyhow::Result<i32> {
     }
 }
 
+/// Polls an uploaded version until its compile ends, showing how long it has run on stderr;
+/// returns the version as the host reports it then (`ready` or `failed`).
+pub async fn wait_compiled(c: &Client, uploaded: &Value) -> anyhow::Result<Value> {
+    let path = format!(
+        "/v1/connectors/{}/versions/{}",
+        enc(uploaded["connector"].as_str().unwrap_or_default()),
+        enc(uploaded["version"].as_str().unwrap_or_default())
+    );
+    let mut v = uploaded.clone();
+    while v["state"] == "compiling" {
+        let secs = v["compiling"]["elapsed_ms"].as_i64().unwrap_or(0) / 1000;
+        eprint!(
+            "\rcompiling {}@{} … {secs} s ",
+            v["connector"].as_str().unwrap_or("?"),
+            v["version"].as_str().unwrap_or("?")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        v = c.get(&path).await?;
+    }
+    eprintln!("\r{}{}", v["state"].as_str().unwrap_or("?"), " ".repeat(40));
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 
 mod author;
 mod client;
+mod scaffold;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -269,10 +270,14 @@ enum KeyCommand {
 
 #[derive(Subcommand)]
 enum ConnectorCommand {
-    /// Upload a component (operator: public catalog; tenant key: private).
+    /// Upload a component (operator: public catalog; tenant key: private). A compile that outlasts
+    /// the upload goes on in the host; push waits for it and shows its progress.
     Push {
         /// The `.wasm` component.
         file: PathBuf,
+        /// Return as soon as the host stored the component, without waiting for its compile.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// List the catalog, by id.
     Ls {
@@ -290,6 +295,32 @@ enum ConnectorCommand {
         /// Where to write the private key (PKCS#8, mode 0600).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Create a connector project: manifest, the host's WIT, every export stubbed, toolchain pins
+    /// and a README (local).
+    New {
+        /// The connector id (also the directory, unless --dir).
+        name: String,
+        /// The hub world: payment-gateway, shipping-carrier, communication-channel,
+        /// notification-provider, storage-provider, data-sync or webhook-endpoint.
+        #[arg(long)]
+        world: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: author::Lang,
+        /// Where to create it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a connector project (Rust, Python or JavaScript, read from its files) with its
+    /// language's toolchain and embed its connector.toml (local).
+    Build {
+        /// The project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Output file (default: `<dir>/<id>.wasm`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Embed (or replace) the manifest of any component, whatever built it (local).
     Pack {
@@ -502,6 +533,10 @@ fn real_main() -> anyhow::Result<i32> {
             author::pack(&file, &manifest, out)
         }
         Command::Connector { command: ConnectorCommand::Check { file }, .. } => rt.block_on(author::check(&file)),
+        Command::Connector { command: ConnectorCommand::Build { dir, out }, .. } => author::build(&dir, out),
+        Command::Connector { command: ConnectorCommand::New { name, world, lang, dir }, .. } => {
+            scaffold::new(&name, &world, lang, dir.as_deref())
+        }
         Command::Wit { dir } => author::wit(&dir),
         other => rt.block_on(remote(other)),
     }
@@ -691,13 +726,20 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
             Command::Connector { remote, command } => {
                 let c = connect(&remote)?;
                 match command {
-                    ConnectorCommand::Push { file } => {
+                    ConnectorCommand::Push { file, no_wait } => {
                         let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                        let v = c.upload("/v1/connectors", wasm).await?;
+                        let mut v = c.upload("/v1/connectors", wasm).await?;
+                        if v["state"] == "compiling" && !no_wait {
+                            v = client::wait_compiled(&c, &v).await?;
+                        }
                         client::print_json(&serde_json::json!({
                             "connector": v["connector"], "version": v["version"], "digest": v["digest"],
+                            "state": v["state"], "state_message": v.get("state_message"),
                             "operations": v["operations"].as_array().map(|ops| ops.iter().map(|o| o["name"].clone()).collect::<Vec<_>>()),
                         }));
+                        if v["state"] == "failed" {
+                            return Ok(1);
+                        }
                     }
                     ConnectorCommand::Ls { category, search, paging } => {
                         let mut q = Vec::new();
@@ -722,7 +764,9 @@ async fn remote(command: Command) -> anyhow::Result<i32> {
                     ConnectorCommand::Keygen { .. }
                     | ConnectorCommand::Sign { .. }
                     | ConnectorCommand::Pack { .. }
-                    | ConnectorCommand::Check { .. } => bail!("keygen, sign, pack and check run locally"),
+                    | ConnectorCommand::Build { .. }
+                    | ConnectorCommand::New { .. }
+                    | ConnectorCommand::Check { .. } => bail!("keygen, sign, build, pack and check run locally"),
                 }
             }
             Command::Install { remote, connector, name, version, api_version, config, credentials } => {
