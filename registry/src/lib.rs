@@ -16,6 +16,8 @@
 //!
 //! # Manifest format
 //!
+//! The reference for authors, every field with its limits and examples, is `docs/manifest.md`.
+//!
 //! `connector.toml`, next to the connector crate's `Cargo.toml`. Unknown fields are errors.
 //!
 //! ```toml
