@@ -433,6 +433,9 @@ async fn bad_requests_get_precise_errors(backend: Backend) {
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", "timeout_ms");
     let r = install(json!({ "connector": "notify-webhook", "name": "a", "limits": { "timeout_ms": 100.5 } , "config": { "webhook_url": "https://x.test" } })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "timeout_ms");
+    // More memory than the host gives any call is refused, not silently cut to the cap.
+    let r = install(json!({ "connector": "notify-webhook", "name": "a", "limits": { "memory_mib": 257 } , "config": { "webhook_url": "https://x.test" } })).await;
+    expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", "1..=256 (the host's per-call memory cap)");
     let r = install(json!({ "connector": "notify-webhook", "nam": "a" })).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "nam");
     let r = s.call(Method::POST, "/v1/installations", &acme, None).await;

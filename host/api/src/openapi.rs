@@ -431,7 +431,7 @@ fn limits() -> Value {
         "properties": {
             "timeout_ms": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 60_000,
                 "description": "Call deadline: 1 ms up to the host's longest call timeout, PATCHBAY_MAX_CALL_TIMEOUT_MS (60000 unless the operator sets it, at most 3600000)" })),
-            "memory_mib": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 1024 })),
+            "memory_mib": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 256 })),
             "fuel": nullable(uint64(1)),
             "rate_limits": nullable(json!({ "type": "array", "maxItems": 4, "uniqueItems": true,
                 "description": "The provider budget instead of the manifest's: token buckets, each window (`per_seconds`) at most once",

@@ -84,6 +84,11 @@ pub struct RuntimeConfig {
     pub network: NetworkPolicy,
 }
 
+impl RuntimeConfig {
+    /// The default upper bound for any installation's memory cap: 256 MiB.
+    pub const DEFAULT_MAX_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
@@ -96,7 +101,7 @@ impl Default for RuntimeConfig {
             compile_timeout: Duration::from_secs(60),
             memory_cache_bytes: 1 << 30,
             disk_cache_bytes: 4 << 30,
-            max_memory_bytes: 256 * 1024 * 1024,
+            max_memory_bytes: Self::DEFAULT_MAX_MEMORY_BYTES,
             epoch_tick: Duration::from_millis(5),
             fuel_metering: true,
             network: NetworkPolicy::strict(),

@@ -4,6 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The largest memory an installation may ask for: the runtime's cap for every call
+/// (`RuntimeConfig::max_memory_bytes`), so a larger value is refused rather than silently cut.
+pub(crate) const MAX_MEMORY_MIB: u64 =
+    (patchbay_runtime::RuntimeConfig::DEFAULT_MAX_MEMORY_BYTES / (1024 * 1024)) as u64;
+
 use patchbay_core::error::{Error, Field};
 use patchbay_registry::{FieldType, Manifest, RateLimit, rate_limit_issues};
 use patchbay_runtime::Limits;
@@ -43,9 +48,12 @@ impl LimitsSpec {
             ));
         }
         if let Some(m) = self.memory_mib
-            && !(1..=1024).contains(&m)
+            && !(1..=MAX_MEMORY_MIB).contains(&m)
         {
-            return Err(Error::invalid(Field::Limits, format!("limits.memory_mib must be 1..=1024, got {m}")));
+            return Err(Error::invalid(
+                Field::Limits,
+                format!("limits.memory_mib must be 1..={MAX_MEMORY_MIB} (the host's per-call memory cap), got {m}"),
+            ));
         }
         if self.fuel == Some(0) {
             return Err(Error::invalid(Field::Limits, "limits.fuel must be positive"));
