@@ -305,3 +305,50 @@ fn new_projects_build_check_and_run_in_every_language() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("not empty"), "{text}");
 }
+
+/// `patchbay run --fixtures`: the call's requests are answered from recorded exchanges, never
+/// from the network, and the log says so.
+#[test]
+fn run_answers_from_fixtures_in_test_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fixtures.json");
+    std::fs::write(
+        &fixtures,
+        r#"[{"name": "accepted", "request": {"method": "POST", "url": "https://hooks.example/services/T1",
+             "body_json": {"text": "*Deploy*\nv1.2 is live"}},
+            "response": {"status": 200, "body": "ok"}}]"#,
+    )
+    .unwrap();
+    let input = r##"{"notification": {"to": [{"address": "#deploys"}], "cc": [], "bcc": [], "subject": "Deploy",
+        "text": "v1.2 is live", "attachments": [], "categories": [], "metadata": [], "idempotency-key": "k-1"}}"##;
+    let run = |url: &str| {
+        patchbay(
+            &[
+                "run",
+                components::NOTIFY_WEBHOOK,
+                "send",
+                "--input",
+                input,
+                "--config",
+                &format!("webhook_url={url}"),
+                "--allow-host",
+                "https://hooks.example",
+                "--fixtures",
+                fixtures.to_str().unwrap(),
+            ],
+            dir.path(),
+        )
+    };
+    let (code, text) = run("https://hooks.example/services/T1");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("-> 200 (fixture accepted)") && text.contains("\"ok\""), "{text}");
+    // Another path matches no fixture: the connector sees a connection failure, nothing goes out.
+    let (code, text) = run("https://hooks.example/services/T2");
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no fixture matches POST hooks.example/services/T2"), "{text}");
+    // A malformed fixtures file is refused before anything runs.
+    std::fs::write(&fixtures, r#"[{"request": {"method": "POST"}}]"#).unwrap();
+    let (code, text) = run("https://hooks.example/services/T1");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("fixtures"), "{text}");
+}

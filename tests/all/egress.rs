@@ -145,3 +145,48 @@ async fn non_http_schemes_and_user_info_are_refused() {
     let v = fetch(&host, &inst, json!({"url": "http://user:pw@127.0.0.1:1/"})).await;
     assert_eq!(error_of(&v), "invalid-request", "{v}");
 }
+
+/// Test mode: requests are answered from fixtures — matched on the request as the guest sent it,
+/// secrets as placeholders — and never reach the network; every check before the network still
+/// refuses what it refuses live; a request no fixture matches fails and says so.
+#[tokio::test]
+async fn fixtures_answer_instead_of_the_network_after_every_check() {
+    let server = TestServer::start().await;
+    let host = Host::new(&["127.0.0.1/32"]);
+    let fixtures = json!([
+        {"name": "hello", "request": {"method": "GET", "url": server.url("/hello"),
+            "headers": {"authorization": "Bearer {{secret:token}}"}},
+         "response": {"status": 201, "headers": [["x-from", "fixture"]], "body": "recorded"}},
+        {"name": "meta", "request": {"method": "GET", "url": "http://169.254.169.254/*"},
+         "response": {"status": 200, "body": "should never answer"}},
+        {"name": "elsewhere", "request": {"method": "GET", "url": "https://api.stripe.com/*"},
+         "response": {"status": 200, "body": "should never answer"}}
+    ]);
+    let inst = installation("fx")
+        .allow("http://127.0.0.1:*")
+        .allow("http://169.254.169.254")
+        .secret("token", "tk_live_value")
+        .fixtures(&fixtures.to_string())
+        .build();
+    let auth = json!([["authorization", "Bearer {{secret:token}}"]]);
+    let v = fetch(&host, &inst, json!({"url": server.url("/hello"), "headers": auth})).await;
+    assert_eq!(
+        (v["ok"].clone(), v["status"].clone(), v["body"].clone()),
+        (json!(true), json!(201), json!("recorded")),
+        "{v}"
+    );
+    // No header, so no match: the request fails instead of going out.
+    let v = fetch(&host, &inst, json!({"url": server.url("/hello")})).await;
+    assert_eq!(error_of(&v), "connection-failed");
+    assert!(v["message"].as_str().unwrap().contains("no fixture matches GET 127.0.0.1/hello"), "{v}");
+    // The checks before the network still apply: the address policy and the allowed hosts.
+    let v = fetch(&host, &inst, json!({"url": "http://169.254.169.254/latest/meta-data/"})).await;
+    assert_eq!(error_of(&v), "address-blocked", "{v}");
+    let v = fetch(&host, &inst, json!({"url": "https://api.stripe.com/v1/charges"})).await;
+    assert_eq!(error_of(&v), "destination-not-allowed", "{v}");
+    assert!(server.received().is_empty(), "test mode never reaches the network");
+    // Logged as test mode, with the fixture's name, without the secret.
+    let log = host.log_text(&inst);
+    assert!(log.contains("-> 201 (fixture hello)") && log.contains("mode=test"), "{log}");
+    assert!(!log.contains("tk_live_value"), "{log}");
+}

@@ -197,6 +197,7 @@ pub struct InstallationBuilder {
     allowed: Vec<String>,
     limits: Limits,
     readable: Vec<String>,
+    fixtures: Option<Arc<patchbay_runtime::capability::http::fixtures::Fixtures>>,
 }
 
 pub fn installation(id: &str) -> InstallationBuilder {
@@ -208,6 +209,7 @@ pub fn installation(id: &str) -> InstallationBuilder {
         allowed: Vec::new(),
         limits: Limits { timeout: Duration::from_secs(10), ..Limits::default() },
         readable: Vec::new(),
+        fixtures: None,
     }
 }
 
@@ -237,6 +239,12 @@ impl InstallationBuilder {
         f(&mut self.limits);
         self
     }
+    /// Test mode: requests answered from these fixtures (JSON), never from the network.
+    pub fn fixtures(mut self, json: &str) -> Self {
+        let parsed = patchbay_runtime::capability::http::fixtures::Fixtures::parse(json).unwrap();
+        self.fixtures = Some(Arc::new(parsed));
+        self
+    }
     pub fn build(self) -> Installation {
         Installation::new(
             Scope::new(self.tenant, self.id.clone()),
@@ -248,6 +256,7 @@ impl InstallationBuilder {
         )
         .unwrap()
         .with_guest_readable(self.readable)
+        .with_fixtures(self.fixtures)
     }
 }
 

@@ -421,6 +421,10 @@ struct CallArgs {
     /// Fuel budget.
     #[arg(long)]
     fuel: Option<u64>,
+    /// Test mode: answer the call's HTTP requests from these recorded exchanges (a JSON array of
+    /// fixtures), never from the network.
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
 }
 
 impl CallArgs {
@@ -460,6 +464,15 @@ impl CallArgs {
             limits,
         )?
         .with_guest_readable(readable);
+        let inst = match &self.fixtures {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let fixtures = patchbay_runtime::capability::http::fixtures::Fixtures::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                inst.with_fixtures(Some(Arc::new(fixtures)))
+            }
+            None => inst,
+        };
         let input: serde_json::Value = serde_json::from_str(&self.input).context("--input is not valid JSON")?;
         Ok((input, inst, NetworkPolicy::allowing(networks)))
     }

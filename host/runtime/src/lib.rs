@@ -201,6 +201,8 @@ pub struct InstallationData {
     /// The secrets `get-secret` may hand to the guest: those its manifest declares
     /// `guest_readable`. Every other secret is only used by the host (placeholders, HMAC).
     pub guest_readable: std::collections::BTreeSet<String>,
+    /// Test mode: the call's requests are answered from these fixtures, never from the network.
+    pub fixtures: Option<Arc<capability::http::fixtures::Fixtures>>,
 }
 
 /// An installation's credentials are its configuration and its opened secrets.
@@ -256,6 +258,7 @@ impl Installation {
             limits,
             budget: None,
             guest_readable: Default::default(),
+            fixtures: None,
         })))
     }
 
@@ -263,6 +266,15 @@ impl Installation {
     pub fn with_guest_readable(mut self, names: impl IntoIterator<Item = String>) -> Self {
         if let Some(data) = Arc::get_mut(&mut self.0) {
             data.guest_readable = names.into_iter().collect();
+        }
+        self
+    }
+
+    /// The same context in test mode: every request answered from `fixtures`, none from the
+    /// network (only while it is being built).
+    pub fn with_fixtures(mut self, fixtures: Option<Arc<capability::http::fixtures::Fixtures>>) -> Self {
+        if let Some(data) = Arc::get_mut(&mut self.0) {
+            data.fixtures = fixtures;
         }
         self
     }
@@ -360,6 +372,7 @@ impl CallState {
             requests: &mut self.http_requests,
             log: &mut self.log,
             budget: self.inst.budget.as_deref(),
+            fixtures: self.inst.fixtures.as_deref(),
         }
     }
 

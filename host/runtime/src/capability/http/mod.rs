@@ -9,6 +9,7 @@
 //! response-size cap, and each is recorded in the operation log as method, host, path (no query),
 //! status, bytes and milliseconds.
 
+pub mod fixtures;
 pub mod network;
 pub mod policy;
 
@@ -98,6 +99,8 @@ pub(crate) struct HttpView<'a> {
     /// The provider budget the installation's calls draw from; a 429 pauses it.
     pub budget: Option<&'a dyn EgressBudget>,
     pub log: &'a mut LogBuffer,
+    /// When set, requests are answered from these fixtures, never from the network.
+    pub fixtures: Option<&'a fixtures::Fixtures>,
 }
 
 crate::capability::view_data!(HttpData => HttpView);
@@ -364,6 +367,9 @@ impl HttpView<'_> {
             Ok(p) => p,
             Err(e) => return Err(self.fail(&method, &url, started, e)),
         };
+        if let Some(fixtures) = self.fixtures {
+            return self.answer_from(fixtures, &method, &url, &req, started);
+        }
         let requested =
             req.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(self.limits.default_timeout);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -444,6 +450,50 @@ impl HttpView<'_> {
                 }
             }
         }
+    }
+
+    /// Answers a request that passed every check from the fixtures (test mode): the first that
+    /// matches, else `connection-failed` naming the request. Never the network.
+    fn answer_from(
+        &mut self,
+        fixtures: &fixtures::Fixtures,
+        method: &reqwest::Method,
+        url: &Url,
+        req: &Request,
+        started: Instant,
+    ) -> Result<Response, HttpError> {
+        let Some(f) = fixtures.find(method.as_str(), url.as_str(), &req.headers, req.body.as_deref()) else {
+            let e = HttpError::ConnectionFailed(format!(
+                "test mode: no fixture matches {method} {}{} (the network is never used in test mode)",
+                url.host_str().unwrap_or_default(),
+                url.path()
+            ));
+            return Err(self.fail(method, url, started, e));
+        };
+        let body = f.response.body_bytes();
+        if body.len() > self.limits.max_response_bytes {
+            let e = HttpError::ResponseTooLarge(self.limits.max_response_bytes as u64);
+            return Err(self.fail(method, url, started, e));
+        }
+        let (host, path) = log_target(url);
+        let status = f.response.status;
+        let name = f.name.clone().unwrap_or_else(|| "unnamed".into());
+        self.log.push(
+            self.scrubber,
+            Level::Info,
+            Source::Http,
+            &format!("{method} {host}{path} -> {status} (fixture {name})"),
+            vec![
+                ("method".into(), method.to_string()),
+                ("host".into(), host),
+                ("path".into(), path),
+                ("status".into(), status.to_string()),
+                ("bytes".into(), body.len().to_string()),
+                ("mode".into(), "test".into()),
+                ("fixture".into(), name),
+            ],
+        );
+        Ok(Response { status, headers: f.response.headers.clone(), body })
     }
 
     async fn read(&self, builder: reqwest::RequestBuilder) -> Result<(u16, Vec<(String, String)>, Vec<u8>), HttpError> {
