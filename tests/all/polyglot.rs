@@ -225,7 +225,7 @@ fn logs_text(r: &Resp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_discord_connector_end_to_end() {
-    let s = Server::start(Backend::Sqlite).await;
+    let s = Server::start_with(Backend::Sqlite, &[("PATCHBAY_UPLOAD_WAIT_MS", "500")]).await;
     let (base, discord) = discord().await;
     let acme = s.tenant("acme").await;
     let hook = format!("{base}/api/webhooks/1/good");
@@ -304,7 +304,7 @@ async fn python_discord_connector_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_ntfy_connector_end_to_end() {
-    let s = Server::start(Backend::Sqlite).await;
+    let s = Server::start_with(Backend::Sqlite, &[("PATCHBAY_UPLOAD_WAIT_MS", "500")]).await;
     let (base, ntfy) = ntfy().await;
     let acme = s.tenant("acme").await;
     let config = json!({ "server_url": base, "topic": "private-alerts" });

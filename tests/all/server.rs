@@ -138,6 +138,9 @@ impl Server {
             .env_remove("PATCHBAY_CONFIG")
             .env_remove("PATCHBAY_LISTEN")
             .env("PATCHBAY_EGRESS_ALLOW_NETWORKS", "127.0.0.1/32")
+            // Uploads answer once compiled, however loaded the machine is (a test that exercises
+            // background compiles sets a short wait itself).
+            .env("PATCHBAY_UPLOAD_WAIT_MS", "120000")
             .env("RUST_LOG", "warn")
             .current_dir(data_dir.path())
             .stdout(Stdio::piped())

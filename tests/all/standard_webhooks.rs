@@ -37,8 +37,26 @@ fn node_verifier() -> &'static Path {
     const READY: &str = ".patchbay-installed";
     DIR.get_or_init(|| {
         for tool in ["node", "npm"] {
-            let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-            assert!(found, "`{tool}` is required to check deliveries with the npm `standardwebhooks` library");
+            // npm can fail transiently (its log and cache directories are shared by every npm on
+            // the machine): a few tries, then the reason.
+            let mut last = String::new();
+            let found = (0..3).any(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                match Command::new(tool).arg("--version").output() {
+                    Ok(o) if o.status.success() => true,
+                    Ok(o) => {
+                        last = format!("{}: {}", o.status, String::from_utf8_lossy(&o.stderr));
+                        false
+                    }
+                    Err(e) => {
+                        last = e.to_string();
+                        false
+                    }
+                }
+            });
+            assert!(found, "`{tool}` is required to check deliveries with the npm `standardwebhooks` library: {last}");
         }
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
         let files: Vec<(&str, Vec<u8>)> = FILES

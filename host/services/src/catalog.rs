@@ -225,6 +225,17 @@ impl Catalog {
     /// and the compile goes on in the background, ending in `ready` or `failed` (with the
     /// reason). One transaction stores blob, connector and version.
     pub async fn publish(self: &Arc<Self>, owner: Option<&str>, bytes: Vec<u8>) -> Result<Published, Error> {
+        self.publish_waiting(owner, bytes, self.policy.upload_wait).await
+    }
+
+    /// [`Catalog::publish`], waiting up to `wait` for the compile before storing the version
+    /// `compiling`.
+    async fn publish_waiting(
+        self: &Arc<Self>,
+        owner: Option<&str>,
+        bytes: Vec<u8>,
+        wait: std::time::Duration,
+    ) -> Result<Published, Error> {
         if bytes.is_empty() {
             return Err(Error::new(
                 ErrorKind::Package(Package::MalformedWasm),
@@ -247,12 +258,14 @@ impl Catalog {
             .map_err(|e| Error::new(ErrorKind::Package(Package::InvalidManifest), format!("allowed_hosts: {e}")))?;
         // A component that is refused (here or in the background) leaves nothing cached.
         let mut compile = self.spawn_compile(owner, bytes.clone(), manifest.category);
-        let state = match tokio::time::timeout(self.policy.upload_wait, &mut compile).await {
-            Ok(joined) => {
+        // A zero wait always compiles in the background (never a race with a fast compile).
+        let finished = if wait.is_zero() { None } else { tokio::time::timeout(wait, &mut compile).await.ok() };
+        let state = match finished {
+            Some(joined) => {
                 check_world(&*compiled(joined)?, &manifest)?;
                 VersionState::Ready
             }
-            Err(_) => VersionState::Compiling,
+            None => VersionState::Compiling,
         };
         let manifest_json =
             serde_json::to_string(&manifest).map_err(|e| Error::internal(format!("encoding manifest: {e}")))?;
@@ -385,7 +398,9 @@ impl Catalog {
             {
                 continue;
             }
-            match self.publish(None, bytes.to_vec()).await {
+            // At start-up, not on a request: the reference connectors are ready before the host
+            // serves (the compile timeout still bounds each).
+            match self.publish_waiting(None, bytes.to_vec(), std::time::Duration::from_secs(3600)).await {
                 Ok(p) => tracing::info!(
                     connector = %p.version.connector_id,
                     version = %p.version.version,

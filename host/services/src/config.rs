@@ -24,7 +24,7 @@
 //! | scheduler tick (ms)        | `scheduler_tick_ms`       | `PATCHBAY_SCHEDULER_TICK_MS`        | 5000               |
 //! | health check interval (s)  | `health_interval_secs`    | `PATCHBAY_HEALTH_INTERVAL_SECS`     | 300 (0 = never)    |
 //! | health check timeout (ms)  | `health_timeout_ms`       | `PATCHBAY_HEALTH_TIMEOUT_MS`        | 10000              |
-//! | upload answers after (ms)  | `upload_wait_ms`          | `PATCHBAY_UPLOAD_WAIT_MS`           | 3000 (a longer compile goes on in the background) |
+//! | upload answers after (ms)  | `upload_wait_ms`          | `PATCHBAY_UPLOAD_WAIT_MS`           | 3000 (a longer compile goes on in the background; 0: always) |
 //! | connector calls at once    | `call_slots`              | `PATCHBAY_CALL_SLOTS`               | 128                |
 //! | one tenant's share (%)     | `tenant_call_share`       | `PATCHBAY_TENANT_CALL_SHARE`        | 25                 |
 //! | longest call timeout (ms)  | `max_call_timeout_ms`     | `PATCHBAY_MAX_CALL_TIMEOUT_MS`      | 60000              |
