@@ -34,6 +34,27 @@ type = "url"
 required = true
 "#;
 
+/// `patchbay connector pack` of the notify-webhook reference connector under `manifest` into
+/// `<dir>/<name>.wasm`; returns the file and its bytes.
+fn pack_notify(dir: &Path, manifest: &str, name: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let m = dir.join(format!("{name}.toml"));
+    std::fs::write(&m, manifest).unwrap();
+    let out = dir.join(format!("{name}.wasm"));
+    let args = [
+        "connector",
+        "pack",
+        components::NOTIFY_WEBHOOK,
+        "--manifest",
+        m.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, text) = patchbay(&args, dir);
+    assert_eq!(code, 0, "{text}");
+    let bytes = std::fs::read(&out).unwrap();
+    (out, bytes)
+}
+
 #[tokio::test]
 async fn wit_is_written_and_served_as_the_host_provides_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,24 +85,8 @@ async fn wit_is_written_and_served_as_the_host_provides_it() {
 #[tokio::test]
 async fn a_packed_component_checks_and_uploads_under_its_new_manifest() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("connector.toml");
-    std::fs::write(&manifest, PACKED_MANIFEST).unwrap();
-    let out = dir.path().join("packed.wasm");
     // The reference connector carries its manifest inside its core module: pack replaces it.
-    let (code, text) = patchbay(
-        &[
-            "connector",
-            "pack",
-            components::NOTIFY_WEBHOOK,
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(code, 0, "{text}");
-    let packed = std::fs::read(&out).unwrap();
+    let (out, packed) = pack_notify(dir.path(), PACKED_MANIFEST, "packed");
     let package = patchbay_registry::inspect(&packed, &Default::default()).unwrap();
     assert_eq!((package.manifest.id.as_str(), package.manifest.version.as_str()), ("packed-notify", "9.9.9"));
 
@@ -184,25 +189,7 @@ async fn compiles_settle_in_the_background() {
     let acme = s.tenant("acme").await;
     let wrong = PACKED_MANIFEST.replace("notification-provider", "payment-gateway").replace("packed-notify", "wrong");
     let dir = tempfile::tempdir().unwrap();
-    let pack = |manifest: &str, name: &str| {
-        let m = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&m, manifest).unwrap();
-        let out = dir.path().join(format!("{name}.wasm"));
-        let (code, text) = patchbay(
-            &[
-                "connector",
-                "pack",
-                components::NOTIFY_WEBHOOK,
-                "--manifest",
-                m.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        assert_eq!(code, 0, "{text}");
-        std::fs::read(out).unwrap()
-    };
+    let pack = |manifest: &str, name: &str| pack_notify(dir.path(), manifest, name).1;
 
     // The world does not match the manifest: stored, then failed with the reason.
     let r = s.upload(&acme, pack(&wrong, "wrong")).await;

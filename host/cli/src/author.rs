@@ -74,11 +74,7 @@ fn import_hints(names: &ComponentNames, f: &mut Findings) {
     for import in &names.imports {
         if import.starts_with("wasi:http/") {
             f.problem(&format!("imports {import}, which the host does not provide"));
-            f.hint(&format!(
-                "outbound HTTP goes through {WIT_PACKAGE}/http, which enforces the manifest's allowed_hosts. \
-                 componentize-js adds wasi:http by default: build with `--disable http fetch-event` \
-                 (`patchbay connector build` does)"
-            ));
+            f.hint(patchbay_runtime::hub::WASI_HTTP_FIX);
         } else if let Some(rest) = import.strip_prefix(&own) {
             if !rest.ends_with(&format!("@{WIT_VERSION}")) {
                 f.problem(&format!("imports {import}, but this host serves {WIT_PACKAGE}@{WIT_VERSION}"));

@@ -8,6 +8,11 @@ pub use patchbay_registry::Category as Hub;
 /// The WIT package every connector is built against, and the version this host serves.
 pub use patchbay_registry::{WIT_PACKAGE as PACKAGE, WIT_VERSION as VERSION};
 
+/// How to build a component without `wasi:http`, which the host does not provide (the usual
+/// cause: a default componentize-js build).
+pub const WASI_HTTP_FIX: &str = "outbound HTTP goes through patchbay:connector/http (the host enforces the manifest's \
+     allowed_hosts). With componentize-js, build with `--disable http fetch-event` (`patchbay connector build` does)";
+
 /// The `lifecycle` export every connector must have.
 pub(crate) fn lifecycle_export() -> String {
     format!("{PACKAGE}/lifecycle@{VERSION}")
@@ -26,11 +31,7 @@ pub(crate) fn precheck(wasm: &[u8], expected: Option<Hub>) -> Result<(), String>
         return Err(format!("component imports {bad}, which this host does not provide"));
     }
     if let Some(bad) = imports.iter().find(|i| i.starts_with("wasi:http/")) {
-        return Err(format!(
-            "component imports {bad}, which this host does not provide: outbound HTTP goes through \
-             {PACKAGE}/http (the host enforces the manifest's allowed_hosts). With componentize-js, build with \
-             `--disable http fetch-event` (`patchbay connector build` does)"
-        ));
+        return Err(format!("component imports {bad}, which this host does not provide: {WASI_HTTP_FIX}"));
     }
     if !exports.iter().any(|e| *e == lifecycle_export()) {
         return Err(format!(
